@@ -1,0 +1,207 @@
+"""``Tracker``: the Python API for programs that embed tracker instead of running the command."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime
+from functools import cached_property
+from types import TracebackType
+
+import httpx
+from sqlalchemy import Engine
+
+from tracker import db
+from tracker.client import VideoClient
+from tracker.clock import Clock, SystemClock
+from tracker.config import (
+    DEFAULT_API_BASE,
+    DEFAULT_DATABASE_URL,
+    Secret,
+    Settings,
+    checked_token,
+    load_settings,
+)
+from tracker.daemon import run_daemon
+from tracker.ids import check_task_ids
+from tracker.models import AddResult, RemoveResult, Snapshot, Task
+from tracker.poller import PassSummary, Policy, Poller
+from tracker.repository import QueryResult, SQLRepository
+
+
+def daemon_id() -> str:
+    """Who holds a lease: host, process and a random part, unique across restarts."""
+    return f"{socket.gethostname()[:64]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class Tracker:
+    """Register task IDs, poll them, read their history.
+
+    >>> tracker = Tracker(database_url="sqlite:///videos.db", token="sk-…")
+    >>> tracker.add(["video_68f0…"], label="launch trailer")
+    >>> tracker.run(until_done=True)
+    >>> [snapshot.status for snapshot in tracker.history("video_68f0…")]
+
+    The database is brought to the newest schema on first use. Settings are checked as the
+    command line checks them; a bad one raises ConfigError.
+    """
+
+    def __init__(
+        self,
+        database_url: str = DEFAULT_DATABASE_URL,
+        api_base: str = DEFAULT_API_BASE,
+        token: str | Secret | None = None,
+        *,
+        poll_interval: float = 15.0,
+        concurrency: int = 32,
+        request_timeout: float = 30.0,
+        give_up_after: float | str = 24 * 3600.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        settings = load_settings(
+            {
+                "database_url": database_url,
+                "api_base": api_base,
+                "poll_interval": str(poll_interval),
+                "concurrency": str(concurrency),
+                "request_timeout": str(request_timeout),
+                "give_up_after": str(give_up_after),
+            },
+            environ={},
+        )
+        if isinstance(token, str):
+            token = checked_token(token, "token")
+        self._init(replace(settings, token=token), transport=transport, clock=clock)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock | None = None,
+    ) -> Tracker:
+        tracker = cls.__new__(cls)
+        tracker._init(settings, transport=transport, clock=clock)
+        return tracker
+
+    def _init(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None,
+        clock: Clock | None,
+    ) -> None:
+        self.settings = settings
+        self._transport = transport
+        self._clock = clock or SystemClock()
+
+    @cached_property
+    def _engine(self) -> Engine:
+        engine = db.create_engine(self.settings.database_url)
+        try:
+            db.ensure_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return engine
+
+    @cached_property
+    def repository(self) -> SQLRepository:
+        return SQLRepository(self._engine)
+
+    def close(self) -> None:
+        if "_engine" in self.__dict__:
+            self._engine.dispose()
+
+    def __enter__(self) -> Tracker:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _now(self) -> datetime:
+        return self._clock.now()
+
+    def add(self, task_ids: Iterable[str], label: str | None = None) -> AddResult:
+        """Register IDs; all or nothing: one invalid ID raises InvalidTaskIDError."""
+        return self.repository.add_tasks(check_task_ids(task_ids), label, self._now())
+
+    def remove(self, task_ids: Iterable[str]) -> RemoveResult:
+        """Stop watching; the history is kept. An unknown ID raises UnknownTaskError."""
+        return self.repository.remove_tasks(check_task_ids(task_ids), self._now())
+
+    def tasks(self, status: str | None = None, unfinished: bool = False) -> list[Task]:
+        return self.repository.tasks(status=status, unfinished=unfinished)
+
+    def history(self, task_id: str) -> list[Snapshot]:
+        return self.repository.history(task_id)
+
+    def sql(self, query: str) -> QueryResult:
+        """Run one read-only SQL statement; writes raise QueryRefusedError."""
+        return self.repository.run_read_only(query)
+
+    def poll_once(self, all_unfinished: bool = False) -> PassSummary:
+        """Poll every due unfinished task once (every unfinished one with ``all_unfinished``)."""
+        return asyncio.run(self.poll_once_async(all_unfinished))
+
+    async def poll_once_async(self, all_unfinished: bool = False) -> PassSummary:
+        async with self._client() as client:
+            poller = self._poller(client)
+            try:
+                return await poller.poll_pass(all_unfinished)
+            finally:
+                poller.close()
+
+    def run(self, until_done: bool = False) -> None:
+        """Run the daemon in this thread until interrupted (or until nothing is left)."""
+        asyncio.run(self.run_async(until_done=until_done, handle_signals=True))
+
+    async def run_async(
+        self,
+        until_done: bool = False,
+        stop: asyncio.Event | None = None,
+        handle_signals: bool = False,
+    ) -> None:
+        """The daemon inside a running event loop; returns once ``stop`` is set."""
+        async with self._client() as client:
+            poller = self._poller(client)
+            try:
+                await run_daemon(
+                    poller,
+                    Policy.from_settings(self.settings),
+                    until_done=until_done,
+                    stop=stop,
+                    handle_signals=handle_signals,
+                )
+            finally:
+                poller.close()
+
+    def _client(self) -> VideoClient:
+        return VideoClient(
+            self.settings.api_base,
+            self.settings.require_token(),
+            timeout=self.settings.request_timeout,
+            max_connections=self.settings.concurrency,
+            transport=self._transport,
+        )
+
+    def _poller(self, client: VideoClient) -> Poller:
+        return Poller(
+            self.repository,
+            client,
+            policy=Policy.from_settings(self.settings),
+            owner=daemon_id(),
+            concurrency=self.settings.concurrency,
+            clock=self._clock,
+        )

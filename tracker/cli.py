@@ -1,0 +1,348 @@
+"""The ``tracker`` command (SPEC §4): parsing arguments and printing results, nothing else.
+
+Exit codes: 0 success, 2 bad usage or bad input (one line on stderr, nothing written), 1 any
+other failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from tracker import db, render
+from tracker.app import Tracker
+from tracker.config import OPTIONS_BY_FIELD, Settings, load_settings
+from tracker.errors import TrackerError, UsageError
+from tracker.ids import check_task_id
+
+PROG = "tracker"
+_POLLING_FIELDS = ("api_base", "poll_interval", "concurrency", "request_timeout", "give_up_after")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # Global options are accepted before and after the command; SUPPRESS keeps a value given
+    # in one place from being reset by the default of the other.
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--db",
+        dest="database_url",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help=OPTIONS_BY_FIELD["database_url"].describe(),
+    )
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="more log output (twice for the libraries' debug output too)",
+    )
+    common.add_argument(
+        "-q", "--quiet", action="count", default=argparse.SUPPRESS, help="less log output"
+    )
+
+    polling = _Parser(add_help=False)
+    for field in _POLLING_FIELDS:
+        option = OPTIONS_BY_FIELD[field]
+        polling.add_argument(option.flag, dest=field, metavar="VALUE", help=option.describe())
+    polling.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="read the API token from this file (env: TRACKER_API_TOKEN_FILE); the token itself "
+        "comes from TRACKER_API_TOKEN and is never a flag",
+    )
+
+    parser = _Parser(
+        prog=PROG,
+        parents=[common],
+        description="Watch asynchronous video-generation tasks until they finish; every status "
+        "they go through is kept in SQL.",
+    )
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
+
+    def command(name: str, help_text: str, *parents: _Parser) -> Any:
+        return commands.add_parser(
+            name, help=help_text, description=help_text, parents=[common, *parents]
+        )
+
+    add = command("add", "register task IDs (idempotent; one invalid ID rejects the whole call)")
+    add.add_argument("ids", nargs="*", metavar="ID")
+    add.add_argument("--label", help="a label stored with every new task")
+    add.add_argument(
+        "--file",
+        metavar="PATH",
+        help="read IDs from a file, one per line ('-': "
+        "standard input); blank lines and lines starting with # are skipped",
+    )
+    add.set_defaults(handler=_add)
+
+    remove = command("remove", "stop watching tasks (finish_reason removed); history is kept")
+    remove.add_argument("ids", nargs="+", metavar="ID")
+    remove.set_defaults(handler=_remove)
+
+    listing = command("list", "watched tasks with latest status, progress, polls, last poll")
+    listing.add_argument("--status", help="only tasks whose last status is this (any case)")
+    listing.add_argument("--unfinished", action="store_true", help="only unfinished tasks")
+    listing.add_argument("--json", action="store_true", help="a JSON array of tasks rows")
+    listing.set_defaults(handler=_list)
+
+    history = command("history", "one task's snapshots, oldest first")
+    history.add_argument("task_id", metavar="ID")
+    history.add_argument("--json", action="store_true", help="a JSON array of snapshots rows")
+    history.set_defaults(handler=_history)
+
+    poll = command("poll", "one pass: poll every due unfinished task once, write, exit", polling)
+    poll.add_argument("--all", action="store_true", help="poll every unfinished task, due or not")
+    poll.set_defaults(handler=_poll)
+
+    run = command("run", "the daemon: poll until stopped (SIGTERM or Ctrl-C)", polling)
+    run.add_argument(
+        "--until-done", action="store_true", help="exit 0 once no unfinished task is left"
+    )
+    run.set_defaults(handler=_run)
+
+    sql = command("sql", "run one read-only SQL statement and print the result")
+    sql.add_argument("query", metavar="QUERY")
+    output = sql.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="a JSON array of result rows")
+    output.add_argument("--csv", action="store_true", help="CSV with a header line")
+    sql.set_defaults(handler=_sql)
+
+    database = command("db", "database schema: 'upgrade' migrates to head, 'current' shows it")
+    database.add_argument("action", choices=["upgrade", "current"])
+    database.set_defaults(handler=_db)
+
+    demo = command(
+        "demo",
+        "run the daemon against a built-in simulated API on a temporary "
+        "database; needs no token and no network",
+    )
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(getattr(args, "verbose", 0) - getattr(args, "quiet", 0))
+    try:
+        code: int = args.handler(args)
+    except UsageError as exc:
+        _fail(exc)
+        return 2
+    except TrackerError as exc:
+        _fail(exc)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader (e.g. `head`) went away: not an error of ours. Silence the final flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return code
+
+
+def _fail(exc: Exception) -> None:
+    print(f"{PROG}: error: {exc}", file=sys.stderr)
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO}.get(
+        max(-2, verbosity), logging.DEBUG
+    )
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(message)s",
+        force=True,
+    )
+    # httpx logs every request at INFO; APScheduler and Alembic their routine at INFO.
+    libraries_level = logging.DEBUG if verbosity >= 2 else max(level, logging.WARNING)
+    for name in ("httpx", "httpcore", "apscheduler", "alembic"):
+        logging.getLogger(name).setLevel(libraries_level)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    flags = {field: getattr(args, field, None) for field in OPTIONS_BY_FIELD}
+    flags["token_file"] = getattr(args, "token_file", None)
+    return load_settings(flags)
+
+
+def _tracker(args: argparse.Namespace) -> Tracker:
+    return Tracker.from_settings(_settings(args))
+
+
+def _print(text: str, stream: TextIO | None = None) -> None:
+    print(text, file=stream or sys.stdout)
+
+
+def _add(args: argparse.Namespace) -> int:
+    task_ids = list(args.ids)
+    if args.file is not None:
+        task_ids += _read_id_file(args.file)
+    if not task_ids:
+        raise UsageError("no task IDs given (as arguments or with --file)")
+    with _tracker(args) as tracker:
+        result = tracker.add(task_ids, label=args.label)
+    message = f"added {len(result.added)} task{'s' * (len(result.added) != 1)}"
+    if result.existing:
+        message += f"; {len(result.existing)} already registered"
+    _print(message)
+    return 0
+
+
+def _read_id_file(path: str) -> list[str]:
+    source = "standard input" if path == "-" else path
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise UsageError(f"--file {path!r}: cannot read: {reason}") from None
+    task_ids = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        try:
+            task_ids.append(check_task_id(stripped))
+        except UsageError as exc:
+            raise UsageError(f"{exc} (line {number} of {source})") from None
+    return task_ids
+
+
+def _remove(args: argparse.Namespace) -> int:
+    with _tracker(args) as tracker:
+        result = tracker.remove(args.ids)
+    message = f"removed {len(result.removed)} task{'s' * (len(result.removed) != 1)}"
+    if result.already_finished:
+        message += f"; {len(result.already_finished)} had already finished"
+    _print(message)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    with _tracker(args) as tracker:
+        tasks = tracker.tasks(status=args.status, unfinished=args.unfinished)
+    if args.json:
+        _print(render.to_json([asdict(task) for task in tasks]))
+        return 0
+    columns = [
+        "task_id",
+        "status",
+        "progress",
+        "polls",
+        "errors",
+        "last_polled_at",
+        "finish_reason",
+        "label",
+    ]
+    rows = [
+        [
+            t.task_id,
+            t.status,
+            t.progress,
+            t.poll_count,
+            t.error_count,
+            t.last_polled_at,
+            t.finish_reason,
+            t.label,
+        ]
+        for t in tasks
+    ]
+    _print(render.table(columns, rows) if tasks else "no tasks")
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    with _tracker(args) as tracker:
+        snapshots = tracker.history(check_task_id(args.task_id))
+    if args.json:
+        _print(render.to_json([asdict(snapshot) for snapshot in snapshots]))
+        return 0
+    columns = ["polled_at", "http_status", "status", "progress", "latency_ms", "finished", "error"]
+    rows = [
+        [s.polled_at, s.http_status, s.status, s.progress, s.latency_ms, s.finished, s.error]
+        for s in snapshots
+    ]
+    _print(render.table(columns, rows) if snapshots else "not polled yet")
+    return 0
+
+
+def _poll(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    settings.require_token()
+    with Tracker.from_settings(settings) as tracker:
+        summary = tracker.poll_once(all_unfinished=args.all)
+    _print(
+        f"polled {summary.polled} task{'s' * (summary.polled != 1)}: "
+        f"{summary.finished} finished, {summary.errors} failed polls"
+    )
+    if summary.refused:
+        _fail(
+            TrackerError("the API refused the token (HTTP 401/403); tasks were left as they were")
+        )
+        return 1
+    if summary.paused_until is not None:
+        _print(
+            f"the API asked to wait until {summary.paused_until:%Y-%m-%d %H:%M:%S} UTC; "
+            "the tasks not polled stay due",
+            sys.stderr,
+        )
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    settings.require_token()
+    with Tracker.from_settings(settings) as tracker:
+        asyncio.run(tracker.run_async(until_done=args.until_done, handle_signals=True))
+    return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    with _tracker(args) as tracker:
+        result = tracker.sql(args.query)
+    if args.json:
+        _print(render.to_json([dict(zip(result.columns, row, strict=True)) for row in result.rows]))
+    elif args.csv:
+        sys.stdout.write(render.to_csv(result.columns, result.rows))
+    else:
+        _print(render.table(result.columns, result.rows, max_width=80))
+        _print(f"({len(result.rows)} row{'s' * (len(result.rows) != 1)})")
+    return 0
+
+
+def _db(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    engine = db.create_engine(settings.database_url)
+    try:
+        if args.action == "upgrade":
+            db.upgrade(engine)
+        revision = db.current_revision(engine)
+    finally:
+        engine.dispose()
+    head = db.head_revision()
+    state = "head" if revision == head else f"head is {head}"
+    _print(f"{db.describe(engine)}: revision {revision or 'none'} ({state})")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from tracker.demo import run_demo
+
+    # The live view already shows what the daemon's INFO lines would say.
+    _configure_logging(getattr(args, "verbose", 0) - getattr(args, "quiet", 0) - 1)
+    return run_demo(sys.stdout)

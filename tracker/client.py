@@ -1,0 +1,188 @@
+"""The API client: all of tracker's HTTP. One GET per poll, every outcome a FetchResult.
+
+Nothing here raises for a failed poll: timeouts, refused connections, error statuses, bodies that
+are not JSON or not a video object all come back as a FetchResult with ``error`` set, so the
+poller can write an error snapshot and carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from tracker.config import Secret
+from tracker.ids import path_segment
+from tracker.models import FetchResult
+from tracker.video import NotAVideoError, parse_video
+
+MAX_BODY_BYTES = 1024 * 1024
+_EXCERPT = 200
+
+
+class VideoClient:
+    """``GET {api_base}/v1/videos/{task_id}`` with a bearer token over one pooled httpx client."""
+
+    def __init__(
+        self,
+        api_base: str,
+        token: Secret,
+        *,
+        timeout: float,
+        max_connections: int = 32,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._timeout = timeout
+        self._http = httpx.AsyncClient(
+            base_url=api_base,
+            headers={"Authorization": f"Bearer {token.reveal()}", "Accept": "application/json"},
+            timeout=timeout,
+            # A redirect could carry the token to another host; a poll that meets one fails.
+            follow_redirects=False,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> VideoClient:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def fetch(self, task_id: str) -> FetchResult:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._timeout):
+                status, headers, content = await self._get(f"/v1/videos/{path_segment(task_id)}")
+        except (TimeoutError, httpx.TimeoutException):
+            return _failure(started, "timeout", f"no complete response within {self._timeout:g}s")
+        except httpx.HTTPError as exc:
+            return _failure(started, "connection_error", _describe(exc))
+        latency_ms = _elapsed_ms(started)
+        hints = {
+            "retry_after": _retry_after(headers.get("retry-after")),
+            "poll_after": _poll_after(headers.get("openai-poll-after-ms")),
+        }
+        if content is None:
+            return FetchResult(
+                http_status=status,
+                latency_ms=latency_ms,
+                body=None,
+                video=None,
+                error={"type": "body_too_large", "message": "response body over 1 MiB"},
+                **hints,
+            )
+        body, document = _decode(content)
+        if 300 <= status < 400:
+            error: Any = {
+                "type": "redirect",
+                "message": f"HTTP {status} redirect to {headers.get('location', '?')!r} "
+                "not followed",
+            }
+            return FetchResult(status, latency_ms, body, None, error, **hints)
+        if status >= 400 or status < 200:
+            return FetchResult(
+                status, latency_ms, body, None, _api_error(status, document, content), **hints
+            )
+        if body is None:
+            error = {
+                "type": "invalid_json",
+                "message": f"response is not JSON: {_excerpt(content)}",
+            }
+            return FetchResult(status, latency_ms, None, None, error, **hints)
+        try:
+            video = parse_video(document)
+        except NotAVideoError as exc:
+            error = {"type": "not_a_video", "message": f"response is not a video object: {exc}"}
+            return FetchResult(status, latency_ms, body, None, error, **hints)
+        return FetchResult(status, latency_ms, body, video, None, **hints)
+
+    async def _get(self, path: str) -> tuple[int, httpx.Headers, bytes | None]:
+        """Status, headers and body; the body is None when it passes MAX_BODY_BYTES."""
+        async with self._http.stream("GET", path) as response:
+            declared = response.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+                return response.status_code, response.headers, None
+            received = bytearray()
+            async for chunk in response.aiter_bytes():
+                received += chunk
+                if len(received) > MAX_BODY_BYTES:
+                    return response.status_code, response.headers, None
+            return response.status_code, response.headers, bytes(received)
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _failure(started: float, kind: str, message: str) -> FetchResult:
+    return FetchResult(
+        http_status=None,
+        latency_ms=_elapsed_ms(started),
+        body=None,
+        video=None,
+        error={"type": kind, "message": message},
+    )
+
+
+def _describe(exc: httpx.HTTPError) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _decode(content: bytes) -> tuple[str | None, Any]:
+    """The body as text and as decoded JSON, or (None, None) when it is not JSON."""
+    try:
+        text = content.decode("utf-8")
+        return text, json.loads(text)
+    except (UnicodeDecodeError, ValueError):
+        return None, None
+
+
+def _api_error(status: int, document: Any, content: bytes) -> Any:
+    """The API's own error object when the body has one (SPEC §1), else a description."""
+    if isinstance(document, dict) and isinstance(document.get("error"), dict):
+        return document["error"]
+    error: dict[str, Any] = {"type": "http_error", "message": f"HTTP {status}"}
+    if content:
+        error["body"] = _excerpt(content)
+    return error
+
+
+def _excerpt(content: bytes) -> str:
+    text = content[:_EXCERPT].decode("utf-8", errors="replace")
+    return text + ("…" if len(content) > _EXCERPT else "")
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError):
+            return None
+    return max(0.0, seconds) if seconds == seconds else None
+
+
+def _poll_after(value: str | None) -> float | None:
+    """Seconds from an ``openai-poll-after-ms`` header."""
+    if not value:
+        return None
+    try:
+        milliseconds = float(value)
+    except ValueError:
+        return None
+    return milliseconds / 1000 if 0 <= milliseconds < float("inf") else None

@@ -1,0 +1,247 @@
+"""Settings (SPEC §3): the only module that reads the environment.
+
+Every setting has a command-line flag and a ``TRACKER_*`` variable; the flag wins. Values arrive
+as strings from either source and are parsed here, so a bad value gets the same one-line message
+whichever way it came in, naming where it came from.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from tracker.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite:///tracker.db"
+DEFAULT_API_BASE = "https://api.gpt.ge"
+TOKEN_VARIABLE = "TRACKER_API_TOKEN"
+TOKEN_FILE_VARIABLE = "TRACKER_API_TOKEN_FILE"
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class Secret:
+    """A value that must never be printed: its repr and str are masked."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a tracker needs to know, already parsed and validated."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    api_base: str = DEFAULT_API_BASE
+    token: Secret | None = field(default=None, repr=False)
+    poll_interval: float = 15.0
+    concurrency: int = 32
+    request_timeout: float = 30.0
+    give_up_after: float = 24 * 3600.0
+
+    def require_token(self) -> Secret:
+        if self.token is None:
+            raise ConfigError(
+                f"no API token: set {TOKEN_VARIABLE} or {TOKEN_FILE_VARIABLE} (or --token-file)"
+            )
+        return self.token
+
+
+def parse_duration(raw: str) -> float:
+    """Seconds in ``raw``: a number with an optional unit s, m, h or d (``90s``, ``7d``)."""
+    match = _DURATION.fullmatch(raw.strip())
+    if match is None:
+        raise ValueError("not a duration (use e.g. 90s, 15m, 24h, 7d)")
+    seconds = float(match[1]) * _DURATION_UNITS[match[2]]
+    if seconds <= 0:
+        raise ValueError("must be more than zero")
+    return seconds
+
+
+def parse_positive_float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("must be a number more than zero")
+    return value
+
+
+def parse_concurrency(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError("not a whole number") from None
+    if not 1 <= value <= 10_000:
+        raise ValueError("must be between 1 and 10000")
+    return value
+
+
+def parse_api_base(raw: str) -> str:
+    """An http(s) base URL without a trailing slash; a trailing ``/v1`` is dropped (we add it)."""
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("not an http:// or https:// URL")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or fragment")
+    base = raw.strip().rstrip("/")
+    return base.removesuffix("/v1")
+
+
+def parse_database_url(raw: str) -> str:
+    """A SQLAlchemy URL for SQLite or PostgreSQL; ``postgresql://`` means psycopg 3."""
+    try:
+        url = make_url(raw.strip())
+    except ArgumentError:
+        raise ValueError("not a database URL (e.g. sqlite:///tracker.db)") from None
+    backend = url.get_backend_name()
+    if backend in ("postgres", "postgresql"):
+        if url.get_driver_name() not in ("psycopg", "postgresql", "postgres"):
+            raise ValueError("PostgreSQL is supported through psycopg 3: postgresql+psycopg://")
+        if importlib.util.find_spec("psycopg") is None:
+            raise ValueError("PostgreSQL needs its driver: pip install 'tracker[postgres]'")
+        url = url.set(drivername="postgresql+psycopg")
+    elif backend == "sqlite":
+        if url.get_driver_name() not in ("pysqlite", "sqlite"):
+            raise ValueError("SQLite is supported through the standard library: sqlite:///PATH")
+        path = url.database
+        if not path or path == ":memory:" or path.startswith("file:"):
+            raise ValueError("needs a file path: sqlite:///PATH (an in-memory database is lost)")
+        parent = Path(path).expanduser().parent
+        if not parent.is_dir():
+            raise ValueError(f"directory {str(parent)!r} does not exist")
+    else:
+        raise ValueError("unsupported database: use sqlite:///PATH or postgresql+psycopg://…")
+    return url.render_as_string(hide_password=False)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: where it comes from and how its text is parsed."""
+
+    field: str
+    variable: str
+    flag: str
+    parse: Callable[[str], Any]
+    help: str
+
+    def describe(self) -> str:
+        default = getattr(Settings(), self.field)
+        return f"{self.help} (env: {self.variable}; default: {default})"
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("database_url", "TRACKER_DATABASE_URL", "--db", parse_database_url, "database URL"),
+    Option("api_base", "TRACKER_API_BASE", "--api-base", parse_api_base, "API base URL"),
+    Option(
+        "poll_interval",
+        "TRACKER_POLL_INTERVAL",
+        "--interval",
+        parse_positive_float,
+        "seconds between two polls of a task",
+    ),
+    Option(
+        "concurrency",
+        "TRACKER_CONCURRENCY",
+        "--concurrency",
+        parse_concurrency,
+        "requests in flight at once",
+    ),
+    Option(
+        "request_timeout",
+        "TRACKER_REQUEST_TIMEOUT",
+        "--request-timeout",
+        parse_positive_float,
+        "seconds before a request is abandoned",
+    ),
+    Option(
+        "give_up_after",
+        "TRACKER_GIVE_UP_AFTER",
+        "--give-up-after",
+        parse_duration,
+        "finish a task as timed_out this long after registration (90s, 15m, 24h, 7d)",
+    ),
+)
+OPTIONS_BY_FIELD = {option.field: option for option in OPTIONS}
+
+
+def load_settings(
+    flags: Mapping[str, str | None] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Settings from flags (``{field: text or None}``) over ``TRACKER_*`` variables over defaults.
+
+    ``flags`` may also hold ``token_file``. Raises ConfigError naming the offending source.
+    """
+    flags = flags or {}
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        raw, source = flags.get(option.field), option.flag
+        if raw is None:
+            raw, source = environ.get(option.variable) or None, option.variable
+        if raw is None:
+            continue
+        try:
+            values[option.field] = option.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{source} {raw!r}: {exc}") from None
+    values["token"] = _load_token(flags.get("token_file"), environ)
+    return Settings(**values)
+
+
+def _load_token(token_file_flag: str | None, environ: Mapping[str, str]) -> Secret | None:
+    if token_file_flag is not None:
+        return _read_token_file(token_file_flag, "--token-file")
+    if environ.get(TOKEN_VARIABLE):
+        return checked_token(environ[TOKEN_VARIABLE], TOKEN_VARIABLE)
+    if environ.get(TOKEN_FILE_VARIABLE):
+        return _read_token_file(environ[TOKEN_FILE_VARIABLE], TOKEN_FILE_VARIABLE)
+    return None
+
+
+def _read_token_file(path: str, source: str) -> Secret:
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not readable text"
+        raise ConfigError(f"{source} {path!r}: cannot read the token file: {reason}") from None
+    return checked_token(text, f"{source} {path!r}")
+
+
+def checked_token(text: str, source: str) -> Secret:
+    token = text.strip()
+    if not token:
+        raise ConfigError(f"{source}: the API token is empty")
+    if any(char.isspace() or not char.isprintable() for char in token):
+        # A header value with a newline would be refused by httpx with the token in the message.
+        raise ConfigError(f"{source}: the API token contains whitespace or control characters")
+    return Secret(token)

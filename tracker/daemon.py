@@ -1,0 +1,102 @@
+"""The long-lived daemon: APScheduler drives the poller's ticks until told to stop.
+
+The database decides what is due, so the scheduler carries only a few fixed jobs: a short tick
+that claims and polls due tasks, a sweep that times out tasks past give-up-after, and a periodic
+summary in the log. No job per task and no job store: a job store cannot be shared between
+processes, and per-task jobs do not scale to tens of thousands of tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from tracker.poller import Policy, Poller
+
+logger = logging.getLogger(__name__)
+
+# Requests still running at shutdown get this long to answer; with the final write that keeps
+# the exit within the 10 seconds of SPEC §6 rule 9.
+DRAIN_SECONDS = 5.0
+SUMMARY_SECONDS = 60.0
+
+
+def tick_seconds(policy: Policy) -> float:
+    """How often due tasks are claimed: a small part of the interval, so lateness stays small."""
+    return min(0.5, max(0.05, policy.interval / 20))
+
+
+async def run_daemon(
+    poller: Poller,
+    policy: Policy,
+    *,
+    until_done: bool = False,
+    stop: asyncio.Event | None = None,
+    handle_signals: bool = False,
+) -> None:
+    """Poll until ``stop`` is set, a signal arrives (with ``handle_signals``), or, with
+    ``until_done``, no unfinished task is left; then finish what is in flight and return."""
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    last_summary = [0]
+
+    async def tick() -> None:
+        await poller.tick()
+        if until_done and not poller.busy and not await poller.has_unfinished():
+            logger.info("no unfinished task left")
+            stop.set()
+
+    def summary() -> None:
+        polls = poller.polls - last_summary[0]
+        last_summary[0] = poller.polls
+        logger.info(
+            "%d polls in the last %gs; %d tasks finished since start",
+            polls,
+            SUMMARY_SECONDS,
+            poller.finished,
+        )
+
+    now = datetime.now(UTC)
+    scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
+    # Ticks that meet a slow database may overlap; Poller.tick returns at once when another
+    # is running, which is quieter than APScheduler's warning for each skipped run.
+    common = {
+        "coalesce": True,
+        "max_instances": 3,
+        "misfire_grace_time": None,
+        "next_run_time": now,
+    }
+    scheduler.add_job(tick, "interval", seconds=tick_seconds(policy), id="tick", **common)
+    scheduler.add_job(
+        poller.sweep, "interval", seconds=min(60.0, policy.interval), id="sweep", **common
+    )
+    scheduler.add_job(
+        summary,
+        "interval",
+        seconds=SUMMARY_SECONDS,
+        id="summary",
+        coalesce=True,
+        misfire_grace_time=None,
+    )
+    signals = (signal.SIGTERM, signal.SIGINT) if handle_signals else ()
+    for signum in signals:
+        loop.add_signal_handler(signum, _stop_on_signal, stop, signum)
+    scheduler.start()
+    logger.info("polling every %gs", policy.interval)
+    try:
+        await stop.wait()
+    finally:
+        scheduler.shutdown(wait=False)
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+        await poller.drain(DRAIN_SECONDS)
+        logger.info("stopped after %d polls", poller.polls)
+
+
+def _stop_on_signal(stop: asyncio.Event, signum: int) -> None:
+    logger.info("%s received: finishing the polls in flight", signal.Signals(signum).name)
+    stop.set()

@@ -1,0 +1,105 @@
+"""Connecting to the database and bringing it to the newest migration."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from tracker.errors import DatabaseError
+from tracker.schema import serialize_json
+
+
+# The top-level migrations/ directory, installed as the tracker.migrations package.
+MIGRATIONS_DIR = Path(str(importlib.import_module("tracker.migrations").__file__)).parent
+# Set on a connection whose next transaction writes: on SQLite it then starts with
+# BEGIN IMMEDIATE, taking the write lock up front instead of failing to upgrade a read lock.
+WRITE = {"tracker_write": True}
+
+
+def create_engine(url: str, *, busy_timeout: float = 30.0) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and enforced foreign keys."""
+    options: dict[str, Any] = {"json_serializer": serialize_json}
+    if url.startswith("postgresql"):
+        options["pool_pre_ping"] = True
+    engine = sa.create_engine(url, **options)
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine, busy_timeout)
+    return engine
+
+
+def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # The sqlite3 module's own transaction handling defers BEGIN and skips it for DDL;
+        # SQLAlchemy's documented workaround is to turn it off and emit BEGIN ourselves.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get("tracker_write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def describe(engine: Engine) -> str:
+    """The engine's URL with any password hidden, for messages."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"cannot read the database {describe(engine)}: {_reason(exc)}") from exc
+
+
+def upgrade(engine: Engine) -> None:
+    """Migrate to head; concurrent callers wait for each other (SQLite write lock, PostgreSQL
+    advisory lock in env.py) and the later ones find nothing left to do."""
+    config = alembic_config()
+    try:
+        with engine.connect() as connection:
+            connection.execution_options(**WRITE)
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except SQLAlchemyError as exc:
+        raise DatabaseError(
+            f"cannot migrate the database {describe(engine)}: {_reason(exc)}"
+        ) from exc
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Bring the database to head unless it is there already (the common, cheap case)."""
+    if current_revision(engine) != head_revision():
+        upgrade(engine)
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    original = getattr(exc, "orig", None)
+    return str(original if original is not None else exc).strip().splitlines()[0]

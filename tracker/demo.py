@@ -1,0 +1,105 @@
+"""``tracker demo``: the daemon against the built-in simulator, watched live, then queried."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import TextIO
+
+from tracker import render
+from tracker.app import Tracker
+from tracker.simulator import Simulator, SimulatorServer
+
+DEMO_TOKEN = "demo-token"
+EXAMPLE_QUERY = (
+    "SELECT t.task_id, t.finish_reason, COUNT(*) AS snapshots, "
+    "SUM(s.http_status <> 200) AS failed_polls, "
+    "ROUND((julianday(t.finished_at) - julianday(t.registered_at)) * 86400, 1) AS seconds "
+    "FROM tasks t JOIN snapshots s ON s.task_id = t.task_id "
+    "GROUP BY t.task_id ORDER BY t.task_id"
+)
+
+
+def _simulated_tasks(simulator: Simulator) -> list[str]:
+    return [
+        simulator.add_video("video_demo_sunrise", steps=5),
+        simulator.add_video("video_demo_ocean", queued=2, steps=8),
+        simulator.add_video("video_demo_city", steps=3, outcome="failed"),
+        simulator.add_video("sora-2:task_demo_relay", steps=6, style="relay"),
+        "video_demo_missing",  # never created: 404 three times, finished as not_found
+    ]
+
+
+def run_demo(out: TextIO, interval: float = 0.4) -> int:
+    simulator = Simulator(token=DEMO_TOKEN)
+    task_ids = _simulated_tasks(simulator)
+    with (
+        tempfile.TemporaryDirectory(prefix="tracker-demo-") as directory,
+        SimulatorServer(simulator) as api_base,
+    ):
+        database = Path(directory) / "demo.db"
+        out.write(f"Simulated video API at {api_base}; database {database}\n")
+        with Tracker(
+            database_url=f"sqlite:///{database}",
+            api_base=api_base,
+            token=DEMO_TOKEN,
+            poll_interval=interval,
+            request_timeout=5,
+        ) as tracker:
+            tracker.add(task_ids, label="demo")
+            out.write(f"Registered {len(task_ids)} tasks; polling every {interval:g}s\n\n")
+            asyncio.run(_run_with_live_view(tracker, out))
+            _print_outcome(tracker, out, task_ids[0])
+    return 0
+
+
+async def _run_with_live_view(tracker: Tracker, out: TextIO) -> None:
+    daemon = asyncio.create_task(tracker.run_async(until_done=True, handle_signals=True))
+    live = out.isatty()
+    shown = ""
+    while True:
+        finished = daemon.done()
+        frame = await asyncio.to_thread(_frame, tracker)
+        if frame != shown:
+            if live and shown:
+                out.write(f"\x1b[{shown.count(chr(10))}F\x1b[J")  # redraw in place
+            out.write(frame)
+            out.flush()
+            shown = frame
+        if finished:
+            break
+        await asyncio.sleep(0.2)
+    await daemon
+
+
+def _frame(tracker: Tracker) -> str:
+    rows = [
+        [
+            task.task_id,
+            render.progress_bar(task.progress),
+            task.status or "…",
+            task.poll_count,
+            task.finish_reason or "",
+        ]
+        for task in tracker.tasks()
+    ]
+    return render.table(["task", "progress", "status", "polls", "finished"], rows) + "\n\n"
+
+
+def _print_outcome(tracker: Tracker, out: TextIO, task_id: str) -> None:
+    snapshots = tracker.history(task_id)
+    out.write(f"History of {task_id} (tracker history {task_id}):\n")
+    out.write(
+        render.table(
+            ["polled_at", "http_status", "status", "progress", "latency_ms", "finished"],
+            [
+                [s.polled_at, s.http_status, s.status, s.progress, s.latency_ms, s.finished]
+                for s in snapshots
+            ],
+        )
+        + "\n\n"
+    )
+    result = tracker.sql(EXAMPLE_QUERY)
+    out.write(f'An example query (tracker sql "…"):\n{EXAMPLE_QUERY}\n\n')
+    out.write(render.table(result.columns, result.rows) + "\n")

@@ -1,0 +1,128 @@
+"""The records that pass between the API client, the poller and the repository."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tracker.video import Video
+
+
+class FinishReason(enum.StrEnum):
+    """Why a task is no longer polled (the ``finish_reason`` column)."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    NOT_FOUND = "not_found"
+    TIMED_OUT = "timed_out"
+    REMOVED = "removed"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One row of ``tasks``; field names are the column names of SPEC §5."""
+
+    task_id: str
+    label: str | None
+    status: str | None
+    progress: int | None
+    finished: bool
+    finish_reason: str | None
+    registered_at: datetime
+    last_polled_at: datetime | None
+    next_poll_at: datetime
+    finished_at: datetime | None
+    poll_count: int
+    error_count: int
+    last_error: str | None
+    model: str | None
+    seconds: str | None
+    size: str | None
+    created_at: datetime | None
+    completed_at: datetime | None
+    expires_at: datetime | None
+    not_found_count: int
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One row of ``snapshots``: what one poll saw."""
+
+    id: int
+    task_id: str
+    polled_at: datetime
+    http_status: int | None
+    status: str | None
+    progress: int | None
+    error: Any
+    body: Any
+    finished: bool
+    latency_ms: float | None
+
+
+@dataclass(frozen=True)
+class ClaimedTask:
+    """What the poller needs to know about a task it holds the lease on."""
+
+    task_id: str
+    registered_at: datetime
+    error_count: int
+    not_found_count: int
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """The outcome of one request for a task's status, whatever went wrong.
+
+    ``error`` is None when the request succeeded and the body was a video object; otherwise it
+    is the API's error object or a ``{"type", "message"}`` description of the failure.
+    """
+
+    http_status: int | None
+    latency_ms: float
+    body: str | None
+    video: Video | None
+    error: Any
+    retry_after: float | None = None
+    poll_after: float | None = None
+
+
+@dataclass(frozen=True)
+class PollRecord:
+    """Everything one poll writes: a snapshot row and the task's new state."""
+
+    task_id: str
+    polled_at: datetime
+    fetch: FetchResult
+    next_poll_at: datetime
+    error_count: int
+    not_found_count: int
+    last_error: str | None
+    finish_reason: FinishReason | None
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
+
+    @property
+    def snapshot_error(self) -> Any:
+        """The API's error object on a video that reports one, or what went wrong."""
+        if self.fetch.video is not None and self.fetch.error is None:
+            return self.fetch.video.error
+        return self.fetch.error
+
+
+@dataclass(frozen=True)
+class AddResult:
+    added: list[str]
+    existing: list[str]
+
+
+@dataclass(frozen=True)
+class RemoveResult:
+    removed: list[str]
+    already_finished: list[str]

@@ -1,0 +1,387 @@
+"""Polling: which task is polled when, and what each answer does to it (SPEC §6).
+
+``decide`` holds the per-task rules and is a pure function of the task, the answer and the time.
+``Poller`` holds the rules that span tasks (rate limits and authentication failures pause every
+task) and the batching: it claims due tasks from the repository, polls them through the API
+client with bounded concurrency, and writes the results back in one transaction per tick. It does
+no I/O of its own: the repository, the client and the clock are handed to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, Protocol, TypeVar
+
+from tracker.clock import Clock, SystemClock
+from tracker.config import Settings
+from tracker.models import ClaimedTask, FetchResult, FinishReason, PollRecord
+from tracker.repository import Repository
+from tracker.video import Phase
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+AUTH_BACKOFF_CAP = 300.0
+NOT_FOUND_LIMIT = 3
+
+
+class VideoAPI(Protocol):
+    async def fetch(self, task_id: str) -> FetchResult:
+        """One status request; failures come back as a FetchResult with ``error`` set."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The timing rules, from the settings."""
+
+    interval: float
+    give_up_after: float
+    request_timeout: float
+    jitter: float = 0.10
+    backoff_cap: float = 10.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        return cls(
+            interval=settings.poll_interval,
+            give_up_after=settings.give_up_after,
+            request_timeout=settings.request_timeout,
+        )
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a claim holds: a request's whole timeout plus time to start and write it.
+        A daemon that dies loses its claims this long after making them (SPEC §7)."""
+        return timedelta(seconds=self.request_timeout + 30.0)
+
+    @property
+    def start_window(self) -> timedelta:
+        """A claimed task whose request has not started this long after the claim is given back,
+        so no request can still be running when the lease ends."""
+        return self.lease - timedelta(seconds=self.request_timeout)
+
+    def next_interval(self, rng: random.Random) -> float:
+        return self.interval * rng.uniform(1 - self.jitter, 1 + self.jitter)
+
+    def backoff(self, error_count: int, rng: random.Random) -> float:
+        """Exponential in the consecutive errors, capped, with jitter that never passes the cap."""
+        ceiling = min(self.interval * 2.0 ** min(error_count, 32), self.interval * self.backoff_cap)
+        return ceiling * rng.uniform(0.5, 1.0)
+
+
+def describe_error(fetch: FetchResult) -> str:
+    """One line for ``tasks.last_error``."""
+    error = fetch.error
+    message = error.get("message") if isinstance(error, dict) else error
+    text = str(message) if message not in (None, "") else "request failed"
+    return f"HTTP {fetch.http_status}: {text}" if fetch.http_status is not None else text
+
+
+def decide(
+    task: ClaimedTask,
+    fetch: FetchResult,
+    polled_at: datetime,
+    policy: Policy,
+    rng: random.Random,
+) -> PollRecord:
+    """The per-task rules: what one answer does to the task that was polled."""
+    timed_out = polled_at - task.registered_at >= timedelta(seconds=policy.give_up_after)
+    asked_wait = max(fetch.poll_after or 0.0, fetch.retry_after or 0.0)
+    video = fetch.video
+    if video is not None:
+        phase = video.phase
+        reason: FinishReason | None = {
+            Phase.SUCCEEDED: FinishReason.COMPLETED,
+            Phase.FAILED: FinishReason.FAILED,
+            Phase.RUNNING: FinishReason.TIMED_OUT if timed_out else None,
+        }[phase]
+        wait = max(policy.next_interval(rng), asked_wait)
+        return PollRecord(
+            task_id=task.task_id,
+            polled_at=polled_at,
+            fetch=fetch,
+            next_poll_at=polled_at + timedelta(seconds=wait),
+            error_count=0,
+            not_found_count=0,
+            last_error=None,
+            finish_reason=reason,
+        )
+    not_found_count = task.not_found_count + 1 if fetch.http_status == 404 else 0
+    if fetch.http_status in (401, 403):
+        # The account's trouble, not the task's: no per-task back-off; the Poller pauses all.
+        error_count, wait = task.error_count, policy.next_interval(rng)
+    elif fetch.http_status == 404:
+        # A task just created may not be visible yet on every replica: poll at the usual pace.
+        error_count, wait = task.error_count + 1, policy.next_interval(rng)
+    else:
+        error_count = task.error_count + 1
+        wait = policy.backoff(error_count, rng)
+    if not_found_count >= NOT_FOUND_LIMIT:
+        reason = FinishReason.NOT_FOUND
+    else:
+        reason = FinishReason.TIMED_OUT if timed_out else None
+    return PollRecord(
+        task_id=task.task_id,
+        polled_at=polled_at,
+        fetch=fetch,
+        next_poll_at=polled_at + timedelta(seconds=max(wait, asked_wait)),
+        error_count=error_count,
+        not_found_count=not_found_count,
+        last_error=describe_error(fetch),
+        finish_reason=reason,
+    )
+
+
+@dataclass
+class PassSummary:
+    """What one pass of ``tracker poll`` did."""
+
+    polled: int = 0
+    finished: int = 0
+    errors: int = 0
+    paused_until: datetime | None = None
+    refused: bool = False  # the API refused the token (401/403)
+
+
+class Poller:
+    """Claims due tasks, polls them concurrently, writes the results in batches."""
+
+    def __init__(
+        self,
+        repository: Repository,
+        api: VideoAPI,
+        *,
+        policy: Policy,
+        owner: str,
+        concurrency: int = 32,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._repository = repository
+        self._api = api
+        self._policy = policy
+        self._owner = owner
+        self._clock = clock or SystemClock()
+        self._rng = rng or random.Random()
+        self._slots = asyncio.Semaphore(concurrency)
+        # Claimed ahead of the free slots, so the next request starts without waiting for a
+        # tick; small enough that every claimed task starts well within its start window.
+        self._claim_limit = concurrency * 4
+        self._database = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker-db")
+        self._in_flight: dict[str, asyncio.Task[PollRecord | None]] = {}
+        self._results: list[PollRecord] = []
+        self._unstarted: list[str] = []
+        self._paused_until: datetime | None = None
+        self._auth_failures = 0
+        self._stopping = False
+        self._ticking = False
+        self.polls = 0
+        self.finished = 0
+
+    # The database runs in one worker thread: never blocking the event loop, and on SQLite
+    # never two writers of ours competing for the lock.
+    async def _db(self, function: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._database, partial(function, *args))
+
+    @property
+    def busy(self) -> bool:
+        """Polls in flight or results not written yet."""
+        return bool(self._in_flight or self._results or self._unstarted)
+
+    @property
+    def paused_until(self) -> datetime | None:
+        return self._paused_until
+
+    async def tick(self) -> None:
+        """Write what finished since the last tick, then claim and start what is due."""
+        if self._ticking:  # a slow database made ticks overlap: this one has nothing to add
+            return
+        self._ticking = True
+        try:
+            await self.flush()
+            if not self._stopping:
+                await self._claim_and_start()
+        finally:
+            self._ticking = False
+
+    async def sweep(self) -> list[str]:
+        """Finish as ``timed_out`` the tasks past give-up-after that no poll will reach first."""
+        now = self._clock.now()
+        cutoff = now - timedelta(seconds=self._policy.give_up_after)
+        timed_out = await self._db(self._repository.finish_timed_out, now, cutoff)
+        for task_id in timed_out:
+            logger.info(
+                "task %s finished: timed_out (unfinished after %gs)",
+                task_id,
+                self._policy.give_up_after,
+            )
+        self.finished += len(timed_out)
+        return timed_out
+
+    async def has_unfinished(self) -> bool:
+        return await self._db(self._repository.has_unfinished)
+
+    async def poll_pass(self, all_unfinished: bool = False) -> PassSummary:
+        """Poll every due unfinished task once (every unfinished one with ``all_unfinished``)."""
+        summary = PassSummary()
+        await self.sweep()
+        started = self._clock.now()
+        while not self._is_paused(self._clock.now()):
+            now = self._clock.now()
+            claimed = await self._db(
+                partial(
+                    self._repository.claim_due,
+                    self._owner,
+                    now,
+                    now + self._policy.lease,
+                    self._claim_limit,
+                    include_not_due=all_unfinished,
+                    polled_before=started,
+                )
+            )
+            if not claimed:
+                break
+            records = await asyncio.gather(*(self._poll(task, now) for task in claimed))
+            for record in records:
+                if record is not None:
+                    summary.polled += 1
+                    summary.finished += record.finished
+                    summary.errors += record.fetch.error is not None
+            await self.flush()
+        await self.flush()
+        summary.paused_until = self._paused_until
+        summary.refused = self._auth_failures > 0
+        return summary
+
+    async def flush(self) -> None:
+        """Write the results waiting in memory; keep them for the next try if the write fails."""
+        records, self._results = self._results, []
+        unstarted, self._unstarted = self._unstarted, []
+        try:
+            if records:
+                written = await self._db(self._repository.record_polls, self._owner, records)
+                if written < len(records):
+                    logger.warning(
+                        "%d poll results dropped: their tasks were removed or claimed by "
+                        "another daemon meanwhile",
+                        len(records) - written,
+                    )
+            if unstarted:
+                await self._db(self._repository.release, self._owner, unstarted)
+        except Exception:
+            logger.exception(
+                "writing %d poll results failed; retrying on the next tick", len(records)
+            )
+            self._results[:0] = records
+            self._unstarted[:0] = unstarted
+
+    async def drain(self, timeout: float) -> None:
+        """Stop claiming, let requests in flight finish for up to ``timeout`` seconds, give back
+        the tasks not started, and write everything."""
+        self._stopping = True
+        pending = list(self._in_flight.values())
+        if pending:
+            _done, late = await asyncio.wait(pending, timeout=timeout)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        await self.flush()
+
+    def close(self) -> None:
+        self._database.shutdown(wait=True)
+
+    async def _claim_and_start(self) -> None:
+        now = self._clock.now()
+        if self._is_paused(now):
+            return
+        room = self._claim_limit - len(self._in_flight)
+        if room <= 0:
+            return
+        claimed = await self._db(
+            self._repository.claim_due, self._owner, now, now + self._policy.lease, room
+        )
+        for task in claimed:
+            if task.task_id in self._in_flight:
+                continue  # our own lease ran out while it waited; it is still going
+            job = asyncio.create_task(self._poll(task, now))
+            self._in_flight[task.task_id] = job
+            job.add_done_callback(partial(self._forget, task.task_id))
+
+    def _forget(self, task_id: str, job: asyncio.Task[PollRecord | None]) -> None:
+        if self._in_flight.get(task_id) is job:
+            del self._in_flight[task_id]
+        if job.cancelled():
+            self._unstarted.append(task_id)
+
+    async def _poll(self, task: ClaimedTask, claimed_at: datetime) -> PollRecord | None:
+        async with self._slots:
+            now = self._clock.now()
+            late = now - claimed_at > self._policy.start_window
+            if self._stopping or late or self._is_paused(now):
+                self._unstarted.append(task.task_id)
+                return None
+            fetch = await self._api.fetch(task.task_id)
+        record = self._apply_account_rules(decide(task, fetch, now, self._policy, self._rng))
+        self._results.append(record)
+        self.polls += 1
+        if record.finish_reason is not None:
+            self.finished += 1
+            logger.info(
+                "task %s finished: %s (status %s)",
+                task.task_id,
+                record.finish_reason.value,
+                fetch.video.status if fetch.video else fetch.http_status,
+            )
+        elif fetch.error is not None:
+            logger.warning("task %s: poll failed: %s", task.task_id, record.last_error)
+        else:
+            logger.debug(
+                "task %s: %s %s%%",
+                task.task_id,
+                fetch.video and fetch.video.status,
+                fetch.video and fetch.video.progress,
+            )
+        return record
+
+    def _apply_account_rules(self, record: PollRecord) -> PollRecord:
+        """Rate limits and authentication failures belong to the account: they pause every
+        task, and the task that met them waits at least as long."""
+        status = record.fetch.http_status
+        if status in (401, 403):
+            self._auth_failures += 1
+            delay = min(self._policy.interval * 2.0 ** (self._auth_failures - 1), AUTH_BACKOFF_CAP)
+            self._pause(record.polled_at + timedelta(seconds=delay))
+            logger.error(
+                "the API refused the token (HTTP %s): pausing every task for %gs "
+                "(attempt %d); check TRACKER_API_TOKEN",
+                status,
+                delay,
+                self._auth_failures,
+            )
+        elif status == 429:
+            wait = record.fetch.retry_after
+            if wait is None:
+                wait = self._policy.backoff(record.error_count, self._rng)
+            self._pause(record.polled_at + timedelta(seconds=wait))
+            logger.warning("rate limited (HTTP 429): pausing every task for %gs", wait)
+        elif record.fetch.video is not None:
+            self._auth_failures = 0
+        if self._paused_until is not None and record.next_poll_at < self._paused_until:
+            return replace(record, next_poll_at=self._paused_until)
+        return record
+
+    def _is_paused(self, now: datetime) -> bool:
+        return self._paused_until is not None and now < self._paused_until
+
+    def _pause(self, until: datetime) -> None:
+        if self._paused_until is None or until > self._paused_until:
+            self._paused_until = until

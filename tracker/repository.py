@@ -1,0 +1,428 @@
+"""All of tracker's SQL: registering tasks, claiming due ones, writing what polls saw, reading.
+
+The poller only sees the ``Repository`` protocol; ``SQLRepository`` implements it on SQLite and
+PostgreSQL, ``tracker.testing.InMemoryRepository`` in memory for unit tests. Methods are
+synchronous; the poller calls them from a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, bindparam, exists, false, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from tracker.db import WRITE
+from tracker.errors import QueryRefusedError, UnknownTaskError
+from tracker.models import (
+    AddResult,
+    ClaimedTask,
+    FinishReason,
+    PollRecord,
+    RemoveResult,
+    Snapshot,
+    Task,
+)
+from tracker.schema import RawJSON, snapshots, tasks
+
+# SQLite before 3.32 allows 999 variables per statement; stay well under it in IN lists.
+_CHUNK = 500
+
+
+class Repository(Protocol):
+    """What the poller and the commands need from storage."""
+
+    def add_tasks(self, task_ids: Sequence[str], label: str | None, now: datetime) -> AddResult:
+        """Register the IDs not registered yet; existing ones are left as they are."""
+
+    def remove_tasks(self, task_ids: Sequence[str], now: datetime) -> RemoveResult:
+        """Finish the IDs as ``removed``; raise UnknownTaskError (changing nothing) if any is
+        not registered."""
+
+    def claim_due(
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        *,
+        include_not_due: bool = False,
+        polled_before: datetime | None = None,
+    ) -> list[ClaimedTask]:
+        """Lease up to ``limit`` unfinished tasks nobody else holds, earliest due first: those due
+        by ``now`` (any, with ``include_not_due``), and not polled since ``polled_before``."""
+
+    def record_polls(self, owner: str, records: Sequence[PollRecord]) -> int:
+        """Write snapshots and task updates for the tasks ``owner`` still holds; release them.
+        Returns how many were written."""
+
+    def release(self, owner: str, task_ids: Sequence[str]) -> None:
+        """Give up leases on tasks claimed but not polled."""
+
+    def finish_timed_out(self, now: datetime, registered_before: datetime) -> list[str]:
+        """Finish as ``timed_out`` the unheld, unfinished tasks registered before the cutoff."""
+
+    def has_unfinished(self) -> bool: ...
+
+    def tasks(self, status: str | None = None, unfinished: bool = False) -> list[Task]: ...
+
+    def history(self, task_id: str) -> list[Snapshot]:
+        """The task's snapshots, oldest first; UnknownTaskError if it is not registered."""
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+class SQLRepository:
+    """The Repository on a SQLAlchemy engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect.name
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        with self._engine.connect() as connection:
+            connection.execution_options(**WRITE)
+            with connection.begin():
+                yield connection
+
+    # Registering and removing
+
+    def add_tasks(self, task_ids: Sequence[str], label: str | None, now: datetime) -> AddResult:
+        with self._writing() as connection:
+            existing = self._existing(connection, task_ids)
+            new = [task_id for task_id in task_ids if task_id not in existing]
+            if new:
+                insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+                statement = insert(tasks).on_conflict_do_nothing(index_elements=["task_id"])
+                connection.execute(
+                    statement,
+                    [
+                        {
+                            "task_id": task_id,
+                            "label": label,
+                            "registered_at": now,
+                            "next_poll_at": now,
+                        }
+                        for task_id in new
+                    ],
+                )
+        return AddResult(added=new, existing=[t for t in task_ids if t in existing])
+
+    def remove_tasks(self, task_ids: Sequence[str], now: datetime) -> RemoveResult:
+        with self._writing() as connection:
+            unfinished: set[str] = set()
+            known: set[str] = set()
+            for chunk in _chunks(task_ids):
+                for task_id, finished in connection.execute(
+                    select(tasks.c.task_id, tasks.c.finished).where(tasks.c.task_id.in_(chunk))
+                ):
+                    known.add(task_id)
+                    if not finished:
+                        unfinished.add(task_id)
+            unknown = [task_id for task_id in task_ids if task_id not in known]
+            if unknown:
+                raise UnknownTaskError(f"unknown task ID {unknown[0]!r}: nothing was removed")
+            for chunk in _chunks(sorted(unfinished)):
+                connection.execute(
+                    update(tasks)
+                    .where(tasks.c.task_id.in_(chunk), tasks.c.finished == false())
+                    .values(
+                        finished=True,
+                        finish_reason=FinishReason.REMOVED.value,
+                        finished_at=now,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                    )
+                )
+        return RemoveResult(
+            removed=[t for t in task_ids if t in unfinished],
+            already_finished=[t for t in task_ids if t not in unfinished],
+        )
+
+    def _existing(self, connection: Connection, task_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(task_ids):
+            found.update(
+                connection.scalars(select(tasks.c.task_id).where(tasks.c.task_id.in_(chunk)))
+            )
+        return found
+
+    # Polling
+
+    def claim_due(
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        *,
+        include_not_due: bool = False,
+        polled_before: datetime | None = None,
+    ) -> list[ClaimedTask]:
+        conditions = [
+            tasks.c.finished == false(),
+            tasks.c.lease_expires_at.is_(None) | (tasks.c.lease_expires_at <= now),
+        ]
+        if not include_not_due:
+            conditions.append(tasks.c.next_poll_at <= now)
+        if polled_before is not None:
+            conditions.append(
+                tasks.c.last_polled_at.is_(None) | (tasks.c.last_polled_at < polled_before)
+            )
+        candidates = (
+            select(tasks.c.task_id)
+            .where(*conditions)
+            .order_by(tasks.c.next_poll_at)
+            .limit(limit)
+            # PostgreSQL: daemons sharing the table skip each other's rows instead of waiting.
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        claim = (
+            update(tasks)
+            .where(tasks.c.task_id.in_(candidates))
+            .values(lease_owner=owner, lease_expires_at=lease_until)
+            .returning(
+                tasks.c.task_id,
+                tasks.c.registered_at,
+                tasks.c.error_count,
+                tasks.c.not_found_count,
+                tasks.c.next_poll_at,
+            )
+        )
+        with self._writing() as connection:
+            rows = list(connection.execute(claim))
+        rows.sort(key=lambda row: row.next_poll_at)
+        return [
+            ClaimedTask(
+                task_id=row.task_id,
+                registered_at=row.registered_at,
+                error_count=row.error_count,
+                not_found_count=row.not_found_count,
+            )
+            for row in rows
+        ]
+
+    def record_polls(self, owner: str, records: Sequence[PollRecord]) -> int:
+        if not records:
+            return 0
+        with self._writing() as connection:
+            held: set[str] = set()
+            for chunk in _chunks([record.task_id for record in records]):
+                held.update(
+                    connection.scalars(
+                        select(tasks.c.task_id)
+                        .where(tasks.c.task_id.in_(chunk), tasks.c.lease_owner == owner)
+                        .with_for_update()
+                    )
+                )
+            kept = [record for record in records if record.task_id in held]
+            if not kept:
+                return 0
+            connection.execute(snapshots.insert(), [_snapshot_row(record) for record in kept])
+            answered = [_task_row(record) for record in kept if record.fetch.video is not None]
+            unanswered = [_task_row(record) for record in kept if record.fetch.video is None]
+            if answered:
+                connection.execute(_UPDATE_ANSWERED, answered)
+            if unanswered:
+                connection.execute(_UPDATE_UNANSWERED, unanswered)
+        return len(kept)
+
+    def release(self, owner: str, task_ids: Sequence[str]) -> None:
+        with self._writing() as connection:
+            for chunk in _chunks(task_ids):
+                connection.execute(
+                    update(tasks)
+                    .where(tasks.c.task_id.in_(chunk), tasks.c.lease_owner == owner)
+                    .values(lease_owner=None, lease_expires_at=None)
+                )
+
+    def finish_timed_out(self, now: datetime, registered_before: datetime) -> list[str]:
+        statement = (
+            update(tasks)
+            .where(
+                tasks.c.finished == false(),
+                tasks.c.registered_at < registered_before,
+                tasks.c.lease_expires_at.is_(None) | (tasks.c.lease_expires_at <= now),
+            )
+            .values(
+                finished=True,
+                finish_reason=FinishReason.TIMED_OUT.value,
+                finished_at=now,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+            .returning(tasks.c.task_id)
+        )
+        with self._writing() as connection:
+            return list(connection.scalars(statement))
+
+    # Reading
+
+    def has_unfinished(self) -> bool:
+        with self._engine.connect() as connection:
+            return bool(connection.scalar(select(exists().where(tasks.c.finished == false()))))
+
+    def tasks(self, status: str | None = None, unfinished: bool = False) -> list[Task]:
+        query = select(tasks).order_by(tasks.c.registered_at, tasks.c.task_id)
+        if status is not None:
+            query = query.where(func.lower(tasks.c.status) == status.lower())
+        if unfinished:
+            query = query.where(tasks.c.finished == false())
+        with self._engine.connect() as connection:
+            return [Task(**row._mapping) for row in connection.execute(query)]
+
+    def task(self, task_id: str) -> Task | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(select(tasks).where(tasks.c.task_id == task_id)).first()
+        return None if row is None else Task(**row._mapping)
+
+    def history(self, task_id: str) -> list[Snapshot]:
+        with self._engine.connect() as connection:
+            known = connection.scalar(select(exists().where(tasks.c.task_id == task_id)))
+            if not known:
+                raise UnknownTaskError(f"unknown task ID {task_id!r}")
+            rows = connection.execute(
+                select(snapshots)
+                .where(snapshots.c.task_id == task_id)
+                .order_by(snapshots.c.polled_at, snapshots.c.id)
+            )
+            return [Snapshot(**row._mapping) for row in rows]
+
+    def run_read_only(self, query: str) -> QueryResult:
+        """Run one read-only statement; refuse writes, several statements and bad SQL."""
+        if self._dialect != "sqlite":
+            raise NotImplementedError("read-only SQL is implemented for SQLite only")
+        raw = self._engine.raw_connection()
+        try:
+            driver_connection: sqlite3.Connection = raw.driver_connection  # type: ignore[assignment]
+            driver_connection.set_authorizer(_read_only_authorizer)
+            cursor = driver_connection.cursor()
+            try:
+                cursor.execute(query)
+                columns = [column[0] for column in cursor.description or ()]
+                rows = [tuple(row) for row in cursor.fetchall()]
+            except (sqlite3.DatabaseError, sqlite3.ProgrammingError, sqlite3.Warning) as exc:
+                raise QueryRefusedError(_refusal(str(exc))) from None
+            finally:
+                cursor.close()
+        finally:
+            # The authorizer stays with the driver connection: close it rather than pool it.
+            raw.invalidate()
+        return QueryResult(columns=columns, rows=rows)
+
+
+_READ_ONLY_ACTIONS = frozenset(
+    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+)
+
+
+def _read_only_authorizer(action: int, *_args: object) -> int:
+    return sqlite3.SQLITE_OK if action in _READ_ONLY_ACTIONS else sqlite3.SQLITE_DENY
+
+
+def _refusal(message: str) -> str:
+    if "not authorized" in message:
+        return "refused: tracker sql runs read-only statements (SELECT, WITH) only"
+    if "one statement at a time" in message:
+        return "refused: tracker sql runs exactly one statement"
+    return f"refused: {message}"
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _snapshot_row(record: PollRecord) -> dict[str, Any]:
+    fetch = record.fetch
+    video = fetch.video
+    return {
+        "task_id": record.task_id,
+        "polled_at": record.polled_at,
+        "http_status": fetch.http_status,
+        "status": video.status if video else None,
+        "progress": video.progress if video else None,
+        "error": record.snapshot_error,
+        "body": RawJSON(fetch.body) if fetch.body is not None else None,
+        "finished": record.finished,
+        "latency_ms": fetch.latency_ms,
+    }
+
+
+def _task_row(record: PollRecord) -> dict[str, Any]:
+    video = record.fetch.video
+    row: dict[str, Any] = {
+        "b_task_id": record.task_id,
+        "b_polled_at": record.polled_at,
+        "b_next_poll_at": record.next_poll_at,
+        "b_error_count": record.error_count,
+        "b_not_found_count": record.not_found_count,
+        "b_last_error": record.last_error,
+        "b_finished": record.finished,
+        "b_finish_reason": record.finish_reason.value if record.finish_reason else None,
+        "b_finished_at": record.polled_at if record.finished else None,
+    }
+    if video is not None:
+        row.update(
+            b_status=video.status,
+            b_progress=video.progress,
+            b_model=video.model,
+            b_seconds=video.seconds,
+            b_size=video.size,
+            b_created_at=video.created_at,
+            b_completed_at=video.completed_at,
+            b_expires_at=video.expires_at,
+        )
+    return row
+
+
+_POLLED = {
+    "last_polled_at": bindparam("b_polled_at", type_=tasks.c.last_polled_at.type),
+    "next_poll_at": bindparam("b_next_poll_at", type_=tasks.c.next_poll_at.type),
+    "poll_count": tasks.c.poll_count + 1,
+    "error_count": bindparam("b_error_count"),
+    "not_found_count": bindparam("b_not_found_count"),
+    "last_error": bindparam("b_last_error"),
+    "finished": bindparam("b_finished", type_=tasks.c.finished.type),
+    "finish_reason": bindparam("b_finish_reason"),
+    "finished_at": bindparam("b_finished_at", type_=tasks.c.finished_at.type),
+    "lease_owner": None,
+    "lease_expires_at": None,
+}
+
+
+def _keep_known(column: str) -> Any:
+    """Relays omit fields on some answers: a missing value keeps the one seen before."""
+    return func.coalesce(bindparam(f"b_{column}", type_=tasks.c[column].type), tasks.c[column])
+
+
+_UPDATE_ANSWERED = (
+    update(tasks)
+    .where(tasks.c.task_id == bindparam("b_task_id"))
+    .values(
+        status=bindparam("b_status"),
+        progress=_keep_known("progress"),
+        model=_keep_known("model"),
+        seconds=_keep_known("seconds"),
+        size=_keep_known("size"),
+        created_at=_keep_known("created_at"),
+        completed_at=_keep_known("completed_at"),
+        expires_at=_keep_known("expires_at"),
+        **_POLLED,
+    )
+)
+_UPDATE_UNANSWERED = (
+    update(tasks).where(tasks.c.task_id == bindparam("b_task_id")).values(**_POLLED)
+)

@@ -1,0 +1,144 @@
+"""The tables of SPEC §5. Migrations in ``migrations/`` must match this file (a test checks)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    false,
+)
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out; SQLite stores them as naive UTC text."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: tracker stores UTC only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # raw SQL through the sqlite driver
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+# SQL NULL, not a JSON null, when there is nothing to store (SPEC §5).
+JSONDocument = JSON(none_as_null=True)
+
+
+class RawJSON(str):
+    """JSON text to store exactly as received, instead of being serialized again."""
+
+    __slots__ = ()
+
+
+def serialize_json(value: object) -> str:
+    """The engines' JSON serializer: RawJSON passes through, anything else is encoded."""
+    if isinstance(value, RawJSON):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("task_id", String(256), primary_key=True),
+    Column("label", Text),
+    Column("status", Text),
+    Column("progress", Integer),
+    Column("finished", Boolean, nullable=False, server_default=false()),
+    Column("finish_reason", String(16)),
+    Column("registered_at", UTCDateTime, nullable=False),
+    Column("last_polled_at", UTCDateTime),
+    Column("next_poll_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("poll_count", Integer, nullable=False, server_default="0"),
+    Column("error_count", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text),
+    Column("model", Text),
+    Column("seconds", Text),
+    Column("size", Text),
+    Column("created_at", UTCDateTime),
+    Column("completed_at", UTCDateTime),
+    Column("expires_at", UTCDateTime),
+    # Consecutive 404 answers: three in a row finish the task as not_found (SPEC §6 rule 7).
+    Column("not_found_count", Integer, nullable=False, server_default="0"),
+    # The daemon polling the task right now, and until when its claim holds (SPEC §7).
+    Column("lease_owner", String(128)),
+    Column("lease_expires_at", UTCDateTime),
+    CheckConstraint(
+        "finish_reason IN ('completed', 'failed', 'not_found', 'timed_out', 'removed')",
+        name="finish_reason",
+    ),
+    CheckConstraint("progress BETWEEN 0 AND 100", name="progress"),
+)
+
+# Serves the claim of due, unfinished tasks in next_poll_at order; finished tasks stay out of it,
+# so its size follows the watched tasks, not the history.
+Index(
+    "ix_tasks_due",
+    tasks.c.next_poll_at,
+    sqlite_where=tasks.c.finished == false(),
+    postgresql_where=tasks.c.finished == false(),
+)
+
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column(
+        "task_id",
+        String(256),
+        ForeignKey("tasks.task_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("polled_at", UTCDateTime, nullable=False),
+    Column("http_status", Integer),
+    Column("status", Text),
+    Column("progress", Integer),
+    Column("error", JSONDocument),
+    Column("body", JSONDocument),
+    Column("finished", Boolean, nullable=False, server_default=false()),
+    Column("latency_ms", Float),
+)
+
+Index("ix_snapshots_task_id_polled_at", snapshots.c.task_id, snapshots.c.polled_at)

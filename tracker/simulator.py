@@ -1,0 +1,383 @@
+"""A simulator of the video API, served over real HTTP on 127.0.0.1.
+
+It plays whole task lifecycles (queued, in progress with rising progress, completed or failed),
+answers 404 for unknown IDs and 401 for a missing or wrong token, and can be scripted answer by
+answer. Each GET of a video consumes the next answer of its script; the last one repeats. It backs
+``tracker demo`` and the tests; ``python -m tracker.simulator`` serves it on its own.
+
+    simulator = Simulator(token="sk-test")
+    simulator.add_video("video_1", steps=3)
+    with SimulatorServer(simulator) as base_url:
+        ...  # GET {base_url}/v1/videos/video_1
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+Style = Literal["openai", "relay"]
+
+_STATUS_WORDS: dict[Style, dict[str, str]] = {
+    "openai": {
+        "queued": "queued",
+        "running": "in_progress",
+        "completed": "completed",
+        "failed": "failed",
+    },
+    "relay": {
+        "queued": "SUBMITTED",
+        "running": "IN_PROGRESS",
+        "completed": "SUCCESS",
+        "failed": "FAILURE",
+    },
+}
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer to a GET of a video.
+
+    ``video`` fields are merged over the video's base object; ``raw`` replaces the whole body.
+    """
+
+    status: int = 200
+    video: dict[str, Any] = field(default_factory=dict)
+    raw: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+def error_body(message: str, kind: str, code: str | None = None) -> bytes:
+    """An OpenAI-style error body (SPEC §1)."""
+    return json.dumps({"error": {"message": message, "type": kind, "code": code}}).encode()
+
+
+@dataclass
+class _Video:
+    base: dict[str, Any]
+    script: list[Reply]
+    served: int = 0
+
+    def next_reply(self) -> Reply:
+        reply = self.script[min(self.served, len(self.script) - 1)]
+        self.served += 1
+        return reply
+
+
+class Simulator:
+    """The API's state: videos, their scripts, and what was asked of them."""
+
+    def __init__(self, token: str = "sim-token") -> None:
+        self.token = token
+        self._lock = threading.Lock()
+        self._videos: dict[str, _Video] = {}
+        self._in_flight: Counter[str] = Counter()
+        self.requests: Counter[str] = Counter()
+        #: GETs of a video that arrived while another GET of the same video was being answered.
+        self.overlaps = 0
+
+    def add_video(
+        self,
+        video_id: str | None = None,
+        *,
+        outcome: Literal["completed", "failed"] = "completed",
+        queued: int = 1,
+        steps: int = 3,
+        style: Style = "openai",
+        model: str = "sora-2",
+        seconds: str = "4",
+        size: str = "720x1280",
+    ) -> str:
+        """A video that is queued for ``queued`` polls, in progress for ``steps`` polls with
+        rising progress, then ``outcome`` for good. Returns its ID."""
+        words = _STATUS_WORDS[style]
+        script = [Reply(video={"status": words["queued"], "progress": 0})] * queued
+        for step in range(1, steps + 1):
+            percent = round(100 * step / (steps + 1))
+            progress: int | str = f"{percent}%" if style == "relay" else percent
+            script.append(Reply(video={"status": words["running"], "progress": progress}))
+        finished_at = time.time()
+        if outcome == "completed":
+            script.append(
+                Reply(
+                    video={
+                        "status": words["completed"],
+                        "progress": 100,
+                        "completed_at": _timestamp(finished_at, style),
+                        "expires_at": _timestamp(finished_at + 3600, style),
+                    }
+                )
+            )
+        else:
+            script.append(
+                Reply(
+                    video={
+                        "status": words["failed"],
+                        "progress": 0,
+                        "error": {
+                            "code": "moderation_blocked",
+                            "message": "The prompt was blocked.",
+                        },
+                    }
+                )
+            )
+        return self.script(video_id, script, style=style, model=model, seconds=seconds, size=size)
+
+    def script(
+        self,
+        video_id: str | None,
+        replies: list[Reply],
+        *,
+        style: Style = "openai",
+        model: str = "sora-2",
+        seconds: str = "4",
+        size: str = "720x1280",
+    ) -> str:
+        """A video that answers ``replies`` in order, then the last one for good."""
+        if not replies:
+            raise ValueError("a script needs at least one reply")
+        video_id = video_id or f"video_{secrets.token_hex(12)}"
+        base = {
+            "id": video_id,
+            "object": "video",
+            "created_at": _timestamp(time.time(), style),
+            "status": "queued",
+            "completed_at": None,
+            "error": None,
+            "expires_at": None,
+            "model": model,
+            "progress": 0,
+            "remixed_from_video_id": None,
+            "seconds": seconds,
+            "size": size,
+        }
+        with self._lock:
+            self._videos[video_id] = _Video(base=base, script=list(replies))
+        return video_id
+
+    def polls(self, video_id: str) -> int:
+        with self._lock:
+            return self.requests[video_id]
+
+    async def serve(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Answer one HTTP request: status, headers, body."""
+        path = urlsplit(target).path
+        if headers.get("authorization") != f"Bearer {self.token}":
+            message = (
+                "Missing bearer token."
+                if "authorization" not in headers
+                else "Incorrect API key provided."
+            )
+            return 401, {}, error_body(message, "invalid_request_error", "invalid_api_key")
+        if path == "/v1/videos" and method == "POST":
+            return self._create(body)
+        prefix = "/v1/videos/"
+        if not path.startswith(prefix) or "/" in path[len(prefix) :]:
+            return 404, {}, error_body(f"No route for {method} {path}", "invalid_request_error")
+        if method != "GET":
+            return 405, {}, error_body(f"{method} is not allowed", "invalid_request_error")
+        video_id = unquote(path[len(prefix) :])
+        with self._lock:
+            self.requests[video_id] += 1
+            if self._in_flight[video_id]:
+                self.overlaps += 1
+            self._in_flight[video_id] += 1
+            video = self._videos.get(video_id)
+            reply = video.next_reply() if video is not None else None
+        try:
+            if reply is None:
+                return (
+                    404,
+                    {},
+                    error_body(
+                        f"Video with id '{video_id}' not found.",
+                        "invalid_request_error",
+                        "video_not_found",
+                    ),
+                )
+            if reply.delay:
+                await asyncio.sleep(reply.delay)
+            assert video is not None
+            content = (
+                reply.raw
+                if reply.raw is not None
+                else json.dumps({**video.base, **reply.video}).encode()
+            )
+            return reply.status, dict(reply.headers), content
+        finally:
+            with self._lock:
+                self._in_flight[video_id] -= 1
+
+    def _create(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            return 400, {}, error_body("The body is not JSON.", "invalid_request_error")
+        if not isinstance(request, dict):
+            return 400, {}, error_body("The body is not a JSON object.", "invalid_request_error")
+        video_id = self.add_video(
+            model=str(request.get("model", "sora-2")),
+            seconds=str(request.get("seconds", "4")),
+            size=str(request.get("size", "720x1280")),
+        )
+        with self._lock:
+            document = {**self._videos[video_id].base}
+        return 200, {}, json.dumps(document).encode()
+
+
+def _timestamp(seconds: float, style: Style) -> int:
+    return int(seconds * 1000) if style == "relay" else int(seconds)
+
+
+class SimulatorServer:
+    """Serves a Simulator over HTTP/1.1 (keep-alive) from a thread of its own."""
+
+    def __init__(self, simulator: Simulator, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.simulator = simulator
+        self._host = host
+        self._port = port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stopped: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._host}:{self._port}"
+
+    def start(self) -> str:
+        self._thread = threading.Thread(target=self._run, name="simulator", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        return self.url
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stopped is not None:
+            self._loop.call_soon_threadsafe(self._stopped.set)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        try:
+            server = await asyncio.start_server(self._connection, self._host, self._port)
+        except OSError as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        await self._stopped.wait()
+        server.close()
+        # Keep-alive connections would hold wait_closed() open (Python 3.12+): close them.
+        for writer in list(self._writers):
+            writer.close()
+        await server.wait_closed()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            await serve_connection(self.simulator, reader, writer)
+        finally:
+            self._writers.discard(writer)
+
+
+async def serve_connection(
+    simulator: Simulator, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """Answer requests on one connection until the client closes it."""
+    try:
+        while True:
+            request_line = await reader.readline()
+            if not request_line.strip():
+                break
+            method, target, version = request_line.decode("latin-1").split(maxsplit=2)
+            headers: dict[str, str] = {}
+            while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                headers[name.strip().lower()] = value.strip()
+            length = int(headers.get("content-length") or 0)
+            body = await reader.readexactly(length) if length else b""
+            status, extra, content = await simulator.serve(method, target, headers, body)
+            keep_alive = headers.get(
+                "connection", ""
+            ).lower() != "close" and not version.strip().endswith("1.0")
+            head = [
+                f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
+                "Content-Type: application/json",
+                f"Content-Length: {len(content)}",
+            ]
+            head += [f"{name}: {value}" for name, value in extra.items()]
+            if not keep_alive:
+                head.append("Connection: close")
+            writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + content)
+            await writer.drain()
+            if not keep_alive:
+                break
+    except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+        pass
+    finally:
+        writer.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m tracker.simulator",
+        description="Serve the simulated video API until interrupted. Create videos with "
+        "POST /v1/videos; each GET advances one step of its lifecycle.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--token", default="sim-token", help="the bearer token it accepts")
+    args = parser.parse_args(argv)
+    server = SimulatorServer(Simulator(token=args.token), host=args.host, port=args.port)
+    print(
+        f"simulated video API at {server.start()} (token {args.token!r}); Ctrl-C stops it",
+        flush=True,
+    )
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
