@@ -1,0 +1,153 @@
+"""The API client turns every answer, good or bad, into a FetchResult (transport double)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from tracker.client import MAX_BODY_BYTES, VideoClient
+from tracker.config import Secret
+from tracker.models import FetchResult
+
+VIDEO = {"id": "video_1", "object": "video", "status": "in_progress", "progress": 40}
+
+
+def fetch(
+    handler: Callable[[httpx.Request], httpx.Response],
+    task_id: str = "video_1",
+    timeout: float = 5.0,
+) -> FetchResult:
+    async def go() -> FetchResult:
+        transport = httpx.MockTransport(handler)
+        async with VideoClient(
+            "https://api.example", Secret("sk-unit"), timeout=timeout, transport=transport
+        ) as client:
+            return await client.fetch(task_id)
+
+    return asyncio.run(go())
+
+
+def test_a_video_answer_is_parsed_and_the_body_kept_as_received() -> None:
+    """200 with a video object: video set, no error, the raw text stored verbatim."""
+    raw = '{"id": "video_1",  "status": "in_progress", "progress": "45%"}'
+    result = fetch(lambda request: httpx.Response(200, text=raw))
+    assert result.error is None
+    assert result.video is not None and result.video.progress == 45
+    assert result.body == raw
+    assert result.http_status == 200
+    assert result.latency_ms >= 0
+
+
+def test_the_request_carries_the_bearer_token_and_one_escaped_segment() -> None:
+    """GET /v1/videos/{id} with Authorization: Bearer; ':' stays, '"' is escaped."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=VIDEO)
+
+    fetch(handler, task_id='sora-2:task_"x"')
+    assert seen[0].method == "GET"
+    assert seen[0].url.raw_path == b"/v1/videos/sora-2:task_%22x%22"
+    assert seen[0].headers["authorization"] == "Bearer sk-unit"
+
+
+def test_an_api_error_body_becomes_the_snapshot_error() -> None:
+    """4xx/5xx with {"error": {...}} keep the API's error object and the status."""
+    body = {
+        "error": {
+            "message": "Video not found",
+            "type": "invalid_request_error",
+            "code": "video_not_found",
+        }
+    }
+    result = fetch(lambda request: httpx.Response(404, json=body))
+    assert (result.http_status, result.video) == (404, None)
+    assert result.error == body["error"]
+    assert result.body is not None and json.loads(result.body) == body
+
+
+def test_a_non_json_error_page_is_described_with_an_excerpt() -> None:
+    """A 502 HTML page becomes an http_error with the start of the page; no body stored."""
+    result = fetch(lambda request: httpx.Response(502, text="<html>bad gateway</html>"))
+    assert result.http_status == 502
+    assert result.error["type"] == "http_error"
+    assert "bad gateway" in result.error["body"]
+    assert result.body is None
+
+
+def test_a_200_that_is_not_json_is_an_error() -> None:
+    """A 200 whose body is not JSON is an error, not a success."""
+    result = fetch(lambda request: httpx.Response(200, text="<!doctype html>"))
+    assert result.video is None
+    assert result.error["type"] == "invalid_json"
+
+
+def test_json_that_is_not_a_video_is_an_error_with_the_body_kept() -> None:
+    """A JSON object without a status is an error; the JSON is stored for inspection."""
+    result = fetch(lambda request: httpx.Response(200, json={"code": 0, "data": None}))
+    assert result.video is None
+    assert result.error["type"] == "not_a_video"
+    assert result.body == '{"code":0,"data":null}'
+
+
+def test_a_body_over_one_mebibyte_is_not_stored_and_is_an_error() -> None:
+    """Bodies over 1 MiB are dropped and make the poll an error (SPEC §5)."""
+    huge = json.dumps({**VIDEO, "padding": "x" * MAX_BODY_BYTES})
+    result = fetch(lambda request: httpx.Response(200, text=huge))
+    assert (result.body, result.video) == (None, None)
+    assert result.error["type"] == "body_too_large"
+
+
+def test_timeouts_and_connection_errors_have_no_http_status() -> None:
+    """No response: http_status is NULL and the error says what happened."""
+
+    def timeout(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    timed_out = fetch(timeout, timeout=2)
+    assert timed_out.http_status is None
+    assert timed_out.error == {"type": "timeout", "message": "no complete response within 2s"}
+    failed = fetch(refused)
+    assert failed.http_status is None
+    assert failed.error["type"] == "connection_error"
+    assert "Connection refused" in failed.error["message"]
+
+
+def test_redirects_are_not_followed() -> None:
+    """A redirect could take the token to another host: the poll fails instead."""
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(str(request.url))
+        return httpx.Response(302, headers={"location": "https://evil.example/steal"})
+
+    result = fetch(handler)
+    assert len(calls) == 1
+    assert result.error["type"] == "redirect"
+    assert "evil.example" in result.error["message"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "retry_after", "poll_after"),
+    [
+        ({"retry-after": "7"}, 7.0, None),
+        ({"retry-after": "soon"}, None, None),
+        ({"openai-poll-after-ms": "2500"}, None, 2.5),
+        ({"openai-poll-after-ms": "x"}, None, None),
+    ],
+)
+def test_waits_asked_by_the_api_are_read_from_headers(
+    headers: dict[str, str], retry_after: float | None, poll_after: float | None
+) -> None:
+    """Retry-After (seconds) and openai-poll-after-ms become seconds to wait."""
+    result = fetch(lambda request: httpx.Response(429, headers=headers, json={}))
+    assert result.retry_after == retry_after
+    assert result.poll_after == poll_after

@@ -1,0 +1,135 @@
+"""Settings: defaults, variables, flags over variables, and one-line errors (SPEC §3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tracker.config import Secret, Settings, load_settings, parse_duration
+from tracker.errors import ConfigError
+
+
+def test_defaults_are_the_ones_the_spec_names() -> None:
+    """With no flag and no variable, every setting has its SPEC §3 default."""
+    settings = load_settings({}, environ={})
+    assert settings == Settings(
+        database_url="sqlite:///tracker.db",
+        api_base="https://api.gpt.ge",
+        token=None,
+        poll_interval=15.0,
+        concurrency=32,
+        request_timeout=30.0,
+        give_up_after=86400.0,
+    )
+
+
+def test_variables_are_read_and_flags_win_over_them(tmp_path: Path) -> None:
+    """Each TRACKER_* variable sets its value; a flag for the same setting overrides it."""
+    environ = {
+        "TRACKER_DATABASE_URL": f"sqlite:///{tmp_path}/env.db",
+        "TRACKER_API_BASE": "https://relay.example/",
+        "TRACKER_POLL_INTERVAL": "2.5",
+        "TRACKER_CONCURRENCY": "8",
+        "TRACKER_REQUEST_TIMEOUT": "4",
+        "TRACKER_GIVE_UP_AFTER": "15m",
+        "TRACKER_API_TOKEN": "sk-env",
+    }
+    from_env = load_settings({}, environ=environ)
+    assert from_env.database_url == f"sqlite:///{tmp_path}/env.db"
+    assert from_env.api_base == "https://relay.example"
+    assert (from_env.poll_interval, from_env.concurrency) == (2.5, 8)
+    assert (from_env.request_timeout, from_env.give_up_after) == (4.0, 900.0)
+    assert from_env.token == Secret("sk-env")
+
+    flags = {"poll_interval": "7", "give_up_after": "2h", "api_base": "http://127.0.0.1:9/v1"}
+    from_flags = load_settings(flags, environ=environ)
+    assert from_flags.poll_interval == 7.0
+    assert from_flags.give_up_after == 7200.0
+    assert from_flags.api_base == "http://127.0.0.1:9"
+    assert from_flags.concurrency == 8
+
+
+def test_an_empty_variable_counts_as_unset() -> None:
+    """`TRACKER_POLL_INTERVAL=` in a unit file does not break start-up."""
+    assert load_settings({}, environ={"TRACKER_POLL_INTERVAL": ""}).poll_interval == 15.0
+
+
+@pytest.mark.parametrize(
+    ("flags", "environ", "message"),
+    [
+        ({"poll_interval": "abc"}, {}, "--interval 'abc': not a number"),
+        ({}, {"TRACKER_POLL_INTERVAL": "-1"}, "TRACKER_POLL_INTERVAL '-1': must be a number"),
+        ({"concurrency": "0"}, {}, "--concurrency '0': must be between 1 and 10000"),
+        ({"concurrency": "2.5"}, {}, "--concurrency '2.5': not a whole number"),
+        ({"request_timeout": "nan"}, {}, "--request-timeout 'nan'"),
+        ({"give_up_after": "soon"}, {}, "--give-up-after 'soon': not a duration"),
+        ({"give_up_after": "0s"}, {}, "--give-up-after '0s': must be more than zero"),
+        ({"api_base": "ftp://x"}, {}, "--api-base 'ftp://x': not an http"),
+        ({"database_url": "nonsense"}, {}, "--db 'nonsense': not a database URL"),
+        ({"database_url": "mysql://h/db"}, {}, "--db 'mysql://h/db': unsupported database"),
+        ({"database_url": "sqlite://"}, {}, "needs a file path"),
+        ({"database_url": "sqlite:////no/such/dir/t.db"}, {}, "'/no/such/dir' does not exist"),
+    ],
+)
+def test_bad_values_raise_one_line_naming_flag_or_variable_and_value(
+    flags: dict[str, str], environ: dict[str, str], message: str
+) -> None:
+    """A value that cannot be used raises ConfigError naming where it came from."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(flags, environ=environ)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("15m", 900), ("24h", 86400), ("7d", 604800), ("30", 30), ("1.5h", 5400)],
+)
+def test_durations_accept_the_spec_units(text: str, seconds: float) -> None:
+    """90s, 15m, 24h, 7d and bare seconds are all understood."""
+    assert parse_duration(text) == seconds
+
+
+def test_plain_postgresql_urls_mean_psycopg_3() -> None:
+    """postgresql:// is taken as postgresql+psycopg:// (the driver the postgres extra installs)."""
+    settings = load_settings({"database_url": "postgresql://u@h/db"}, environ={})
+    assert settings.database_url == "postgresql+psycopg://u@h/db"
+
+
+def test_token_file_is_read_and_stripped_and_the_flag_wins(tmp_path: Path) -> None:
+    """--token-file beats TRACKER_API_TOKEN, which beats TRACKER_API_TOKEN_FILE."""
+    flag_file = tmp_path / "flag"
+    flag_file.write_text("sk-from-flag-file\n")
+    env_file = tmp_path / "env"
+    env_file.write_text("sk-from-env-file")
+    environ = {"TRACKER_API_TOKEN_FILE": str(env_file)}
+    assert load_settings({}, environ=environ).token == Secret("sk-from-env-file")
+    environ["TRACKER_API_TOKEN"] = "sk-from-env"
+    assert load_settings({}, environ=environ).token == Secret("sk-from-env")
+    flags = {"token_file": str(flag_file)}
+    assert load_settings(flags, environ=environ).token == Secret("sk-from-flag-file")
+
+
+def test_unreadable_or_empty_token_file_is_a_config_error_without_content(tmp_path: Path) -> None:
+    """A token file that is missing or empty fails with its path, never its content."""
+    with pytest.raises(ConfigError, match="cannot read the token file"):
+        load_settings({"token_file": str(tmp_path / "missing")}, environ={})
+    empty = tmp_path / "empty"
+    empty.write_text("  \n")
+    with pytest.raises(ConfigError, match="the API token is empty"):
+        load_settings({"token_file": str(empty)}, environ={})
+
+
+def test_the_token_never_shows_in_repr_or_str() -> None:
+    """Printing the settings or the secret shows a mask, not the token."""
+    settings = load_settings({}, environ={"TRACKER_API_TOKEN": "sk-very-secret"})
+    assert "sk-very-secret" not in repr(settings)
+    assert "sk-very-secret" not in str(settings.token)
+    assert settings.require_token().reveal() == "sk-very-secret"
+
+
+def test_require_token_explains_where_a_token_comes_from() -> None:
+    """Without a token, commands that poll fail naming both variables."""
+    with pytest.raises(ConfigError, match="TRACKER_API_TOKEN or TRACKER_API_TOKEN_FILE"):
+        Settings().require_token()
