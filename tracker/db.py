@@ -18,7 +18,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from tracker.errors import DatabaseError
 from tracker.schema import serialize_json
 
-
 # The top-level migrations/ directory, installed as the tracker.migrations package.
 MIGRATIONS_DIR = Path(str(importlib.import_module("tracker.migrations").__file__)).parent
 # Set on a connection whose next transaction writes: on SQLite it then starts with

@@ -181,6 +181,7 @@ class Poller:
         self._unstarted: list[str] = []
         self._paused_until: datetime | None = None
         self._auth_failures = 0
+        self._refused_at: datetime | None = None
         self._stopping = False
         self._ticking = False
         self.polls = 0
@@ -356,8 +357,11 @@ class Poller:
         """Rate limits and authentication failures belong to the account: they pause every
         task, and the task that met them waits at least as long."""
         status = record.fetch.http_status
-        if status in (401, 403):
+        # Requests already in flight when a refusal came back say nothing new about the token.
+        sent_before_refusal = self._refused_at is not None and record.polled_at <= self._refused_at
+        if status in (401, 403) and not sent_before_refusal:
             self._auth_failures += 1
+            self._refused_at = self._clock.now()
             delay = min(self._policy.interval * 2.0 ** (self._auth_failures - 1), AUTH_BACKOFF_CAP)
             self._pause(record.polled_at + timedelta(seconds=delay))
             logger.error(
@@ -373,8 +377,9 @@ class Poller:
                 wait = self._policy.backoff(record.error_count, self._rng)
             self._pause(record.polled_at + timedelta(seconds=wait))
             logger.warning("rate limited (HTTP 429): pausing every task for %gs", wait)
-        elif record.fetch.video is not None:
+        elif record.fetch.video is not None and not sent_before_refusal:
             self._auth_failures = 0
+            self._refused_at = None
         if self._paused_until is not None and record.next_poll_at < self._paused_until:
             return replace(record, next_poll_at=self._paused_until)
         return record

@@ -1,0 +1,214 @@
+"""The tracker end to end: the real simulator over HTTP on 127.0.0.1, a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.conftest import API
+from tracker import Tracker
+from tracker.simulator import Reply
+
+
+def make_tracker(api: API, sqlite_url: str, **overrides: object) -> Tracker:
+    options: dict[str, object] = {"poll_interval": 0.1, "request_timeout": 5.0}
+    options.update(overrides)
+    return Tracker(database_url=sqlite_url, api_base=api.url, token=api.token, **options)  # type: ignore[arg-type]
+
+
+async def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+def test_tasks_are_polled_through_their_lifecycle_until_done(api: API, sqlite_url: str) -> None:
+    """run --until-done: every status becomes a snapshot in order, and terminal ones finish."""
+    completed = api.simulator.add_video("video_ok", steps=3)
+    failed = api.simulator.add_video("video_bad", steps=1, outcome="failed")
+    with make_tracker(api, sqlite_url) as tracker:
+        tracker.add([completed, failed], label="lifecycle")
+        asyncio.run(tracker.run_async(until_done=True))
+        ok_history = tracker.history(completed)
+        bad_history = tracker.history(failed)
+        tasks = {task.task_id: task for task in tracker.tasks()}
+    assert [(s.status, s.progress) for s in ok_history] == [
+        ("queued", 0),
+        ("in_progress", 25),
+        ("in_progress", 50),
+        ("in_progress", 75),
+        ("completed", 100),
+    ]
+    assert [s.finished for s in ok_history] == [False] * 4 + [True]
+    assert all(s.http_status == 200 and s.error is None for s in ok_history)
+    assert bad_history[-1].status == "failed"
+    assert bad_history[-1].error == {
+        "code": "moderation_blocked",
+        "message": "The prompt was blocked.",
+    }
+    assert (tasks[completed].finish_reason, tasks[failed].finish_reason) == ("completed", "failed")
+    assert tasks[completed].expires_at is not None
+    assert tasks[completed].poll_count == 5 == api.simulator.polls(completed)
+    assert tasks[completed].label == "lifecycle"
+
+
+def test_relay_variants_are_understood(api: API, sqlite_url: str) -> None:
+    """SUCCESS, "45%" progress and millisecond timestamps from a relay read as OpenAI's do."""
+    relay = api.simulator.add_video("sora-2:task_01HRELAY", steps=2, style="relay")
+    with make_tracker(api, sqlite_url) as tracker:
+        tracker.add([relay])
+        asyncio.run(tracker.run_async(until_done=True))
+        history = tracker.history(relay)
+        [task] = tracker.tasks()
+    assert [s.status for s in history] == ["SUBMITTED", "IN_PROGRESS", "IN_PROGRESS", "SUCCESS"]
+    assert [s.progress for s in history] == [0, 33, 67, 100]
+    assert task.finish_reason == "completed"
+    assert task.created_at is not None and abs(task.created_at.timestamp() - time.time()) < 600
+
+
+def test_three_404s_finish_an_unknown_task_as_not_found(api: API, sqlite_url: str) -> None:
+    """An ID the API does not know is polled three times, then finished as not_found."""
+    with make_tracker(api, sqlite_url) as tracker:
+        tracker.add(["video_never_created"])
+        asyncio.run(tracker.run_async(until_done=True))
+        history = tracker.history("video_never_created")
+        [task] = tracker.tasks()
+    assert [s.http_status for s in history] == [404, 404, 404]
+    assert history[0].error["code"] == "video_not_found"
+    assert [s.finished for s in history] == [False, False, True]
+    assert (task.finish_reason, task.not_found_count) == ("not_found", 3)
+    assert api.simulator.polls("video_never_created") == 3
+
+
+def test_a_task_added_while_the_daemon_runs_is_polled_within_one_interval(
+    api: API, sqlite_url: str
+) -> None:
+    """No restart needed: a new registration is due at once and the next tick claims it."""
+    interval = 1.0
+    slow = api.simulator.add_video("video_long", steps=1000)
+    late = api.simulator.add_video("video_late", steps=1)
+    with make_tracker(api, sqlite_url, poll_interval=interval) as tracker:
+        tracker.add([slow])
+
+        async def scenario() -> None:
+            stop = asyncio.Event()
+            daemon = asyncio.create_task(tracker.run_async(stop=stop))
+            await wait_for(lambda: api.simulator.polls(slow) >= 1)
+            await asyncio.to_thread(tracker.add, [late])
+            await wait_for(lambda: api.simulator.polls(late) >= 1, timeout=interval * 1.5)
+            stop.set()
+            await daemon
+
+        asyncio.run(scenario())
+        [task] = [task for task in tracker.tasks() if task.task_id == late]
+    assert task.last_polled_at is not None
+    assert (task.last_polled_at - task.registered_at).total_seconds() <= interval
+
+
+def test_each_task_is_polled_about_once_per_interval(api: API, sqlite_url: str) -> None:
+    """Gaps between polls of one task stay within the ±10% jitter plus a tick."""
+    interval = 0.5
+    video = api.simulator.add_video("video_steady", steps=1000)
+    with make_tracker(api, sqlite_url, poll_interval=interval) as tracker:
+        tracker.add([video])
+
+        async def scenario() -> None:
+            stop = asyncio.Event()
+            daemon = asyncio.create_task(tracker.run_async(stop=stop))
+            await wait_for(lambda: api.simulator.polls(video) >= 6)
+            stop.set()
+            await daemon
+
+        asyncio.run(scenario())
+        history = tracker.history(video)
+    gaps = [(b.polled_at - a.polled_at).total_seconds() for a, b in itertools.pairwise(history)]
+    assert gaps and all(interval * 0.9 <= gap <= interval * 1.1 + 0.2 for gap in gaps), gaps
+
+
+def test_no_task_is_polled_twice_at_once(api: API, sqlite_url: str) -> None:
+    """With slow answers and many tasks in flight, the server never sees one task twice at once."""
+    ids = [
+        api.simulator.script(
+            f"video_slow_{i}",
+            [Reply(video={"status": "in_progress"}, delay=0.05)] * 3
+            + [Reply(video={"status": "completed"})],
+        )
+        for i in range(40)
+    ]
+    with make_tracker(api, sqlite_url, poll_interval=0.05, concurrency=8) as tracker:
+        tracker.add(ids)
+        asyncio.run(tracker.run_async(until_done=True))
+        snapshots = sum(len(tracker.history(task_id)) for task_id in ids)
+    assert api.simulator.overlaps == 0
+    assert snapshots == sum(api.simulator.polls(task_id) for task_id in ids) == 40 * 4
+
+
+def test_a_wrong_token_finishes_nothing_and_poll_reports_it(api: API, sqlite_url: str) -> None:
+    """401: an error snapshot is written, the pass reports the refusal, no task is finished."""
+    video = api.simulator.add_video("video_auth", steps=1)
+    with Tracker(database_url=sqlite_url, api_base=api.url, token="sk-wrong") as tracker:
+        tracker.add([video, "video_other"])
+        summary = tracker.poll_once()
+        tasks = tracker.tasks()
+        history = tracker.history(tasks[0].task_id)
+    assert summary.refused
+    assert summary.paused_until is not None
+    # Both requests were in flight together: one refusal step (one interval), not two.
+    assert (summary.paused_until - history[0].polled_at).total_seconds() == pytest.approx(15, abs=1)
+    assert not any(task.finished for task in tasks)
+    assert history[0].http_status == 401
+    assert history[0].error["code"] == "invalid_api_key"
+
+
+def test_tasks_past_give_up_after_are_finished_as_timed_out(api: API, sqlite_url: str) -> None:
+    """A task that never ends is finished as timed_out once give-up-after has passed."""
+    forever = api.simulator.add_video("video_forever", steps=100000)
+    with make_tracker(api, sqlite_url, give_up_after="1s", poll_interval=0.2) as tracker:
+        tracker.add([forever])
+        started = time.monotonic()
+        asyncio.run(tracker.run_async(until_done=True))
+        [task] = tracker.tasks()
+    assert task.finish_reason == "timed_out"
+    assert 1.0 <= time.monotonic() - started < 10
+    assert task.finished_at is not None
+    assert (task.finished_at - task.registered_at).total_seconds() >= 1.0
+
+
+def test_poll_once_all_polls_tasks_that_are_not_due(api: API, sqlite_url: str) -> None:
+    """`poll --all` asks about every unfinished task even right after a pass."""
+    video = api.simulator.add_video("video_again", steps=10)
+    with make_tracker(api, sqlite_url, poll_interval=3600) as tracker:
+        tracker.add([video])
+        assert tracker.poll_once().polled == 1
+        assert tracker.poll_once().polled == 0
+        assert tracker.poll_once(all_unfinished=True).polled == 1
+    assert api.simulator.polls(video) == 2
+
+
+def test_a_removed_task_is_not_polled_again(api: API, sqlite_url: str) -> None:
+    """`remove` stops polling at once; the history so far is kept."""
+    video = api.simulator.add_video("video_removed", steps=1000)
+    with make_tracker(api, sqlite_url, poll_interval=0.1) as tracker:
+        tracker.add([video])
+
+        async def scenario() -> None:
+            stop = asyncio.Event()
+            daemon = asyncio.create_task(tracker.run_async(stop=stop))
+            await wait_for(lambda: api.simulator.polls(video) >= 2)
+            await asyncio.to_thread(tracker.remove, [video])
+            polls_at_removal = api.simulator.polls(video)
+            await asyncio.sleep(0.5)
+            assert api.simulator.polls(video) <= polls_at_removal + 1  # one may be in flight
+            stop.set()
+            await daemon
+
+        asyncio.run(scenario())
+        [task] = tracker.tasks()
+        history = tracker.history(video)
+    assert task.finish_reason == "removed"
+    assert len(history) >= 1  # a result in flight at removal is dropped, the rest kept

@@ -1,0 +1,221 @@
+"""The SQL repository on a real SQLite file: pragmas, leases, what is stored and how."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import text
+
+from tracker import db
+from tracker.errors import QueryRefusedError, UnknownTaskError
+from tracker.models import FetchResult
+from tracker.poller import Policy, decide
+from tracker.repository import SQLRepository
+from tracker.video import Video
+
+NOW = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
+POLICY = Policy(interval=10, give_up_after=3600, request_timeout=5)
+
+
+@pytest.fixture
+def repository(sqlite_url: str) -> SQLRepository:
+    engine = db.create_engine(sqlite_url)
+    db.upgrade(engine)
+    return SQLRepository(engine)
+
+
+def sqlite_path(url: str) -> str:
+    return url.removeprefix("sqlite:///")
+
+
+def test_the_database_is_in_wal_mode_with_a_busy_timeout(
+    sqlite_url: str, repository: SQLRepository
+) -> None:
+    """WAL lets readers run beside the daemon; the busy timeout makes writers wait, not fail."""
+    with repository._engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_adding_is_idempotent(repository: SQLRepository) -> None:
+    """Adding the same IDs twice registers them once and reports the second time as existing."""
+    first = repository.add_tasks(["a", "b"], "batch 1", NOW)
+    second = repository.add_tasks(["b", "c"], "batch 2", NOW + timedelta(seconds=5))
+    assert (first.added, first.existing) == (["a", "b"], [])
+    assert (second.added, second.existing) == (["c"], ["b"])
+    labels = {task.task_id: task.label for task in repository.tasks()}
+    assert labels == {"a": "batch 1", "b": "batch 1", "c": "batch 2"}
+
+
+def test_timestamps_are_stored_as_utc_and_read_back_aware(
+    sqlite_url: str, repository: SQLRepository
+) -> None:
+    """A time given in another zone is stored as UTC text and comes back as aware UTC."""
+    paris = datetime(2026, 3, 1, 9, 30, tzinfo=UTC).astimezone(ZoneInfo("Europe/Paris"))
+    repository.add_tasks(["t"], None, paris)
+    raw = (
+        sqlite3.connect(sqlite_path(sqlite_url))
+        .execute("SELECT registered_at FROM tasks")
+        .fetchone()[0]
+    )
+    assert raw.startswith("2026-03-01 09:30:00")
+    [task] = repository.tasks()
+    assert task.registered_at == datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+    assert task.registered_at.tzinfo is not None
+
+
+def test_removing_an_unknown_id_changes_nothing(repository: SQLRepository) -> None:
+    """One unknown ID rejects the whole remove: the known ones stay unfinished."""
+    repository.add_tasks(["a"], None, NOW)
+    with pytest.raises(UnknownTaskError, match="'nope'"):
+        repository.remove_tasks(["a", "nope"], NOW)
+    assert not repository.tasks()[0].finished
+    result = repository.remove_tasks(["a", "a"][:1], NOW)
+    assert result.removed == ["a"]
+    [task] = repository.tasks()
+    assert (task.finished, task.finish_reason, task.finished_at) == (True, "removed", NOW)
+
+
+def test_a_claim_is_exclusive_until_its_lease_ends(repository: SQLRepository) -> None:
+    """Two daemons never hold one task; an expired lease lets another daemon take it over."""
+    repository.add_tasks([f"t{i}" for i in range(5)], None, NOW)
+    lease_end = NOW + timedelta(seconds=60)
+    first = repository.claim_due("daemon-a", NOW, lease_end, 3)
+    second = repository.claim_due("daemon-b", NOW, lease_end, 10)
+    assert len(first) == 3 and len(second) == 2
+    assert not {t.task_id for t in first} & {t.task_id for t in second}
+    assert repository.claim_due("daemon-c", NOW, lease_end, 10) == []
+    taken_over = repository.claim_due("daemon-c", lease_end, lease_end + timedelta(60), 10)
+    assert len(taken_over) == 5
+
+
+def test_claims_come_earliest_due_first_and_skip_tasks_not_due(repository: SQLRepository) -> None:
+    """Only tasks whose next_poll_at has come are claimed, oldest first."""
+    repository.add_tasks(["late"], None, NOW + timedelta(seconds=30))
+    repository.add_tasks(["early"], None, NOW - timedelta(seconds=30))
+    repository.add_tasks(["middle"], None, NOW)
+    claimed = repository.claim_due("d", NOW, NOW + timedelta(60), 10)
+    assert [task.task_id for task in claimed] == ["early", "middle"]
+
+
+def test_the_due_claim_uses_the_partial_index(repository: SQLRepository) -> None:
+    """The claim reads ix_tasks_due, so its cost follows unfinished tasks, not history."""
+    with repository._engine.connect() as connection:
+        plan = connection.exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT task_id FROM tasks WHERE finished = 0 "
+            "AND next_poll_at <= '2026-01-01' ORDER BY next_poll_at LIMIT 10"
+        ).all()
+    assert any("ix_tasks_due" in str(row) for row in plan)
+
+
+def test_a_poll_is_written_as_a_snapshot_with_sql_nulls(
+    sqlite_url: str, repository: SQLRepository
+) -> None:
+    """The body is stored as received; error is SQL NULL (not JSON null) when all went well."""
+    repository.add_tasks(["t"], "lbl", NOW)
+    [task] = repository.claim_due("d", NOW, NOW + timedelta(60), 1)
+    body = '{"id": "t",   "status": "in_progress", "progress": "45%", "model": "sora-2"}'
+    fetch = FetchResult(200, 12.5, body, Video("in_progress", 45, model="sora-2"), None)
+    record = decide(task, fetch, NOW, POLICY, random.Random(1))
+    assert repository.record_polls("d", [record]) == 1
+    connection = sqlite3.connect(sqlite_path(sqlite_url))
+    row = connection.execute(
+        "SELECT http_status, status, progress, error IS NULL, body, finished, latency_ms "
+        "FROM snapshots"
+    ).fetchone()
+    assert row == (200, "in_progress", 45, 1, body, 0, 12.5)
+    [stored] = repository.tasks()
+    assert (stored.status, stored.progress, stored.model, stored.poll_count) == (
+        "in_progress",
+        45,
+        "sora-2",
+        1,
+    )
+    assert stored.lease_owner is None
+    assert stored.next_poll_at > NOW
+
+
+def test_an_error_poll_keeps_what_was_known_and_stores_the_error(repository: SQLRepository) -> None:
+    """A failed poll records its error but does not erase the last good status."""
+    repository.add_tasks(["t"], None, NOW)
+    [task] = repository.claim_due("d", NOW, NOW + timedelta(60), 1)
+    good = FetchResult(200, 1, '{"status":"queued"}', Video("queued", 0, model="sora-2"), None)
+    repository.record_polls("d", [decide(task, good, NOW, POLICY, random.Random(1))])
+    later = NOW + timedelta(seconds=11)
+    [task] = repository.claim_due("d", later, later + timedelta(60), 1)
+    bad = FetchResult(503, 2, None, None, {"type": "http_error", "message": "HTTP 503"})
+    repository.record_polls("d", [decide(task, bad, later, POLICY, random.Random(1))])
+    [stored] = repository.tasks()
+    assert (stored.status, stored.model, stored.error_count) == ("queued", "sora-2", 1)
+    assert stored.last_error == "HTTP 503: HTTP 503"
+    history = repository.history("t")
+    assert [s.http_status for s in history] == [200, 503]
+    assert history[1].error == {"type": "http_error", "message": "HTTP 503"}
+    assert history[1].status is None
+
+
+def test_history_of_an_unknown_task_is_an_error(repository: SQLRepository) -> None:
+    """Asking for the history of an ID never registered is a usage error, not an empty list."""
+    with pytest.raises(UnknownTaskError):
+        repository.history("never-added")
+
+
+def test_timed_out_sweep_finishes_only_old_unheld_unfinished_tasks(
+    repository: SQLRepository,
+) -> None:
+    """give-up-after finishes tasks registered before the cutoff, except those being polled."""
+    repository.add_tasks(["old", "old-held"], None, NOW - timedelta(hours=25))
+    repository.add_tasks(["young"], None, NOW)
+    repository.claim_due(
+        "d", NOW, NOW + timedelta(60), 10, include_not_due=True, polled_before=None
+    )
+    repository.release("d", ["old"])
+    assert repository.finish_timed_out(NOW, NOW - timedelta(hours=24)) == ["old"]
+    reasons = {task.task_id: task.finish_reason for task in repository.tasks()}
+    assert reasons == {"old": "timed_out", "old-held": None, "young": None}
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("DELETE FROM tasks", "read-only"),
+        ("UPDATE tasks SET label = 'x'", "read-only"),
+        ("INSERT INTO tasks (task_id) VALUES ('x')", "read-only"),
+        ("DROP TABLE snapshots", "read-only"),
+        ("CREATE TABLE evil (x)", "read-only"),
+        ("ATTACH DATABASE '{tmp}/evil.db' AS evil", "read-only"),
+        ("PRAGMA journal_mode = DELETE", "read-only"),
+        ("SELECT 1; DELETE FROM tasks", "exactly one statement"),
+        ("BEGIN", "read-only"),
+        ("SELEKT 1", "syntax error"),
+    ],
+)
+def test_sql_refuses_anything_but_one_read(
+    repository: SQLRepository, query: str, reason: str, tmp_path: Path
+) -> None:
+    """Writes, schema changes, ATTACH, PRAGMA and several statements are refused unchanged."""
+    repository.add_tasks(["keep-me"], "label", NOW)
+    with pytest.raises(QueryRefusedError, match=reason):
+        repository.run_read_only(query.format(tmp=tmp_path))
+    assert [(task.task_id, task.label) for task in repository.tasks()] == [("keep-me", "label")]
+    assert not (tmp_path / "evil.db").exists()
+    with repository._engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_sql_runs_reads_with_joins_ctes_and_json(repository: SQLRepository) -> None:
+    """Ordinary queries work: joins, WITH, aggregate and JSON functions."""
+    repository.add_tasks(["a", "b"], None, NOW)
+    result = repository.run_read_only(
+        "WITH t AS (SELECT task_id FROM tasks) SELECT COUNT(*) AS n, "
+        "json_object('k', 1) AS j FROM t"
+    )
+    assert result.columns == ["n", "j"]
+    assert result.rows == [(2, json.dumps({"k": 1}, separators=(",", ":")))]
