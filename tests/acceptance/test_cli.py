@@ -1,0 +1,367 @@
+"""The installed `tracker` command, run as a subprocess the way users run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import API
+from tracker.models import Snapshot, Task
+
+TRACKER = str(Path(sys.executable).with_name("tracker"))
+SPEC_TASK_COLUMNS = {
+    "task_id",
+    "label",
+    "status",
+    "progress",
+    "finished",
+    "finish_reason",
+    "registered_at",
+    "last_polled_at",
+    "next_poll_at",
+    "finished_at",
+    "poll_count",
+    "error_count",
+    "last_error",
+    "model",
+    "seconds",
+    "size",
+    "created_at",
+    "completed_at",
+    "expires_at",
+}
+SPEC_SNAPSHOT_COLUMNS = {
+    "id",
+    "task_id",
+    "polled_at",
+    "http_status",
+    "status",
+    "progress",
+    "error",
+    "body",
+    "finished",
+    "latency_ms",
+}
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+@pytest.fixture
+def tracker(workdir: Path) -> Run:
+    """Run `tracker ARGS…` in a fresh directory; the default database lands there."""
+
+    def run(
+        *args: str, env: dict[str, str] | None = None, stdin: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [TRACKER, *args],
+            cwd=workdir,
+            env={**os.environ, **(env or {})},
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run
+
+
+def api_env(api: API, **extra: str) -> dict[str, str]:
+    return {
+        "TRACKER_API_BASE": api.url,
+        "TRACKER_API_TOKEN": api.token,
+        "TRACKER_POLL_INTERVAL": "0.1",
+        **extra,
+    }
+
+
+def count_tasks(workdir: Path) -> int:
+    database = workdir / "tracker.db"
+    if not database.exists():
+        return 0
+    return int(sqlite3.connect(database).execute("SELECT COUNT(*) FROM tasks").fetchone()[0])
+
+
+def assert_usage_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_help_lists_every_command(tracker: Run) -> None:
+    """`tracker --help` names every command of SPEC §4."""
+    result = tracker("--help")
+    assert result.returncode == 0
+    for command in ("add", "remove", "list", "history", "poll", "run", "sql", "db", "demo"):
+        assert command in result.stdout
+
+
+def test_python_dash_m_tracker_is_the_same_command(workdir: Path) -> None:
+    """`python -m tracker` works where the script is not on PATH."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tracker", "list"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, "no tasks")
+
+
+def test_add_from_arguments_file_and_stdin_is_idempotent(tracker: Run, workdir: Path) -> None:
+    """IDs come from arguments, --file PATH and --file -; adding again changes nothing."""
+    ids_file = workdir / "ids.txt"
+    ids_file.write_text("# generated overnight\nvideo_b\n\n  video_c  \nvideo_a\n")
+    first = tracker("add", "video_a", "sora-2:task_01H", "--label", "night batch")
+    assert (first.returncode, first.stdout.strip()) == (0, "added 2 tasks")
+    from_file = tracker("add", "--file", str(ids_file))
+    assert from_file.stdout.strip() == "added 2 tasks; 1 already registered"
+    from_stdin = tracker("add", "--file", "-", stdin="video_d\nvideo_a\n")
+    assert from_stdin.stdout.strip() == "added 1 task; 1 already registered"
+    again = tracker("add", "video_a", "video_b")
+    assert again.stdout.strip() == "added 0 tasks; 2 already registered"
+    listed = json.loads(tracker("list", "--json").stdout)
+    assert sorted(row["task_id"] for row in listed) == [
+        "sora-2:task_01H",
+        "video_a",
+        "video_b",
+        "video_c",
+        "video_d",
+    ]
+    labels = {row["task_id"]: row["label"] for row in listed}
+    assert labels["video_a"] == "night batch" and labels["video_b"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "fragments"),
+    [
+        (("add", "ok_1", "bad id", "ok_2"), None, ("invalid task ID 'bad id'", "whitespace")),
+        (("add", "ok_1", "../admin"), None, ("'../admin'", "'/'")),
+        (("add", "--file", "-"), "ok_1\nok 2\n", ("'ok 2'", "line 2 of standard input")),
+        (("add", "--file", "missing.txt"), None, ("--file 'missing.txt'", "cannot read")),
+        (("add",), None, ("no task IDs given",)),
+    ],
+)
+def test_add_is_all_or_nothing(
+    tracker: Run,
+    workdir: Path,
+    args: tuple[str, ...],
+    stdin: str | None,
+    fragments: tuple[str, ...],
+) -> None:
+    """One invalid ID or an unreadable file: exit 2, one line naming it, nothing written."""
+    result = tracker(*args, stdin=stdin)
+    assert_usage_error(result, *fragments)
+    assert count_tasks(workdir) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "fragments"),
+    [
+        (("--db", "nonsense", "list"), {}, ("--db 'nonsense'",)),
+        (("list", "--db", "sqlite:////no/such/dir/x.db"), {}, ("does not exist",)),
+        (("poll", "--interval", "soon"), {"TRACKER_API_TOKEN": "sk-x"}, ("--interval 'soon'",)),
+        (("run", "--give-up-after=-5m"), {"TRACKER_API_TOKEN": "sk-x"}, ("--give-up-after '-5m'",)),
+        (("run",), {"TRACKER_CONCURRENCY": "many"}, ("TRACKER_CONCURRENCY 'many'",)),
+        (("run",), {}, ("no API token", "TRACKER_API_TOKEN")),
+        (("poll",), {}, ("no API token",)),
+        (("poll", "--token-file", "nope.txt"), {}, ("--token-file 'nope.txt'",)),
+        (("history", "never-added"), {}, ("unknown task ID 'never-added'",)),
+        (("remove", "never-added"), {}, ("unknown task ID 'never-added'",)),
+        (("frobnicate",), {}, ("invalid choice: 'frobnicate'",)),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_exit_2(
+    tracker: Run, args: tuple[str, ...], env: dict[str, str], fragments: tuple[str, ...]
+) -> None:
+    """Bad settings, a missing token, unknown IDs, unknown commands: exit 2, no traceback."""
+    assert_usage_error(tracker(*args, env=env), *fragments)
+
+
+def test_poll_list_and_history_through_the_simulator(tracker: Run, api: API) -> None:
+    """`poll` writes one snapshot per task; list/history --json use the SPEC column names."""
+    video = api.simulator.add_video("video_cli", steps=2)
+    env = api_env(api)
+    assert tracker("add", video, env=env).returncode == 0
+    polled = tracker("poll", env=env)
+    assert (polled.returncode, polled.stdout.strip()) == (
+        0,
+        "polled 1 task: 0 finished, 0 failed polls",
+    )
+    [task] = json.loads(tracker("list", "--json").stdout)
+    assert set(task) == {field.name for field in fields(Task)} >= SPEC_TASK_COLUMNS
+    assert (task["status"], task["poll_count"], task["finished"]) == ("queued", 1, False)
+    assert task["registered_at"].endswith("+00:00") and "T" in task["registered_at"]
+    [snapshot] = json.loads(tracker("history", video, "--json").stdout)
+    assert set(snapshot) == {field.name for field in fields(Snapshot)} == SPEC_SNAPSHOT_COLUMNS
+    assert snapshot["body"]["id"] == video and snapshot["error"] is None
+    table = tracker("list").stdout.splitlines()
+    assert table[0].split()[:3] == ["task_id", "status", "progress"]
+    assert video in table[1] and "queued" in table[1]
+    unfinished = json.loads(tracker("list", "--unfinished", "--status", "QUEUED", "--json").stdout)
+    assert [row["task_id"] for row in unfinished] == [video]
+
+
+def test_run_until_done_finishes_every_task_and_exits_0(tracker: Run, api: API) -> None:
+    """`run --until-done` polls until nothing is left, then exits 0 on its own."""
+    ids = [api.simulator.add_video(f"video_run_{i}", steps=2) for i in range(5)]
+    env = api_env(api)
+    tracker("add", *ids, "video_missing", env=env)
+    result = tracker("run", "--until-done", env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    tasks = json.loads(tracker("list", "--json").stdout)
+    reasons = {row["task_id"]: row["finish_reason"] for row in tasks}
+    assert reasons == {**dict.fromkeys(ids, "completed"), "video_missing": "not_found"}
+    assert "video_missing finished: not_found" in result.stderr
+
+
+def test_run_stops_cleanly_on_sigterm_and_sigint(tracker: Run, api: API, workdir: Path) -> None:
+    """The daemon exits 0 within 10 seconds of SIGTERM or SIGINT, its polls written."""
+    video = api.simulator.add_video("video_forever", steps=100000)
+    env = {**os.environ, **api_env(api)}
+    subprocess.run([TRACKER, "add", video], cwd=workdir, env=env, check=True, capture_output=True)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        daemon = subprocess.Popen(
+            [TRACKER, "run"],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        before = api.simulator.polls(video)
+        while api.simulator.polls(video) < before + 3:
+            assert time.monotonic() < deadline and daemon.poll() is None
+            time.sleep(0.05)
+        sent = time.monotonic()
+        daemon.send_signal(signum)
+        _out, err = daemon.communicate(timeout=15)
+        assert daemon.returncode == 0, err
+        assert time.monotonic() - sent < 10
+        assert signal.Signals(signum).name in err
+    written = (
+        sqlite3.connect(workdir / "tracker.db")
+        .execute("SELECT COUNT(*) FROM snapshots")
+        .fetchone()[0]
+    )
+    # Every poll the server answered was written, give or take the one in flight at each stop.
+    assert api.simulator.polls(video) - 2 <= written <= api.simulator.polls(video)
+
+
+def test_sql_prints_tables_json_and_csv_and_refuses_writes(tracker: Run, workdir: Path) -> None:
+    """`sql` answers reads in three formats; a write exits 2 and changes nothing."""
+    tracker("add", "video_a", "video_b", "--label", "x")
+    query = "SELECT task_id, label FROM tasks ORDER BY task_id"
+    as_table = tracker("sql", query)
+    assert as_table.returncode == 0
+    assert as_table.stdout.splitlines()[0].split() == ["task_id", "label"]
+    assert "(2 rows)" in as_table.stdout
+    assert json.loads(tracker("sql", query, "--json").stdout) == [
+        {"task_id": "video_a", "label": "x"},
+        {"task_id": "video_b", "label": "x"},
+    ]
+    assert tracker("sql", query, "--csv").stdout == "task_id,label\nvideo_a,x\nvideo_b,x\n"
+    for write in (
+        "DELETE FROM tasks",
+        "UPDATE tasks SET label = 'y'",
+        "SELECT 1; DROP TABLE tasks",
+    ):
+        assert_usage_error(tracker("sql", write), "refused")
+    assert count_tasks(workdir) == 2
+    assert json.loads(tracker("sql", query, "--json").stdout)[0]["label"] == "x"
+
+
+def test_remove_keeps_history_and_reports_finished_ones(tracker: Run, workdir: Path) -> None:
+    """`remove` finishes tasks as removed; removing again says they had already finished."""
+    tracker("add", "video_a", "video_b")
+    first = tracker("remove", "video_a")
+    assert first.stdout.strip() == "removed 1 task"
+    again = tracker("remove", "video_a", "video_b")
+    assert again.stdout.strip() == "removed 1 task; 1 had already finished"
+    rows = json.loads(tracker("list", "--json").stdout)
+    assert {row["finish_reason"] for row in rows} == {"removed"}
+    assert all(row["finished_at"] for row in rows)
+
+
+def test_db_upgrade_and_current_from_any_directory(tracker: Run, tmp_path: Path) -> None:
+    """`db upgrade` migrates a new database to head wherever the command runs from."""
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    before = tracker("db", "current", "--db", url)
+    assert "revision none" in before.stdout
+    upgraded = tracker("--db", url, "db", "upgrade")
+    assert upgraded.returncode == 0
+    assert "revision 0001 (head)" in upgraded.stdout
+    assert "revision 0001 (head)" in tracker("db", "current", "--db", url).stdout
+
+
+def test_every_command_brings_a_new_database_to_head(tracker: Run, tmp_path: Path) -> None:
+    """No separate migration step: the first `add` on a new file creates the schema."""
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    assert tracker("add", "video_1", env={"TRACKER_DATABASE_URL": url}).returncode == 0
+    assert "(head)" in tracker("db", "current", env={"TRACKER_DATABASE_URL": url}).stdout
+
+
+def test_the_token_never_appears_in_output_logs_or_database(
+    tracker: Run, api: API, workdir: Path
+) -> None:
+    """Even at -vv, nothing the daemon prints or stores contains the token."""
+    video = api.simulator.add_video("video_secret", steps=1)
+    env = api_env(api)
+    outputs = [
+        tracker("-vv", "add", video, env=env),
+        tracker("-vv", "run", "--until-done", env=env),
+        tracker("run", "--help", env=env),
+        tracker("-vv", "list", env=env),
+    ]
+    assert outputs[1].returncode == 0
+    assert "DEBUG" in outputs[1].stderr
+    for result in outputs:
+        assert api.token not in result.stdout + result.stderr
+    for path in workdir.iterdir():
+        assert api.token.encode() not in path.read_bytes(), path
+
+
+def test_quiet_hides_routine_logs(tracker: Run, api: API) -> None:
+    """-q lowers the log level: the daemon's INFO lines disappear, warnings stay."""
+    video = api.simulator.add_video("video_quiet", steps=1)
+    env = api_env(api)
+    tracker("add", video, env=env)
+    result = tracker("-q", "run", "--until-done", env=env)
+    assert result.returncode == 0
+    assert "INFO" not in result.stderr
+
+
+def test_demo_needs_no_token_and_ends_with_history_and_a_query(tracker: Run) -> None:
+    """`demo` runs the daemon against the built-in simulator and shows what it stored."""
+    result = tracker("demo", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "History of video_demo_sunrise" in result.stdout
+    assert "An example query" in result.stdout
+    final_rows = result.stdout.split("An example query")[1]
+    for task_id, reason in [
+        ("video_demo_sunrise", "completed"),
+        ("video_demo_city", "failed"),
+        ("video_demo_missing", "not_found"),
+        ("sora-2:task_demo_relay", "completed"),
+    ]:
+        line = next(line for line in final_rows.splitlines() if line.startswith(task_id + " "))
+        assert reason in line
