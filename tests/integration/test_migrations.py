@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -80,3 +81,21 @@ def test_many_processes_upgrading_one_new_database_at_once_all_succeed(tmp_path:
     outputs = [process.communicate(timeout=60) for process in processes]
     assert [process.returncode for process in processes] == [0] * 6, outputs
     assert {out.strip() for out, _ in outputs} == {db.head_revision()}
+
+
+def test_alembic_from_the_repository_root_uses_tracker_database_url(tmp_path: Path) -> None:
+    """`alembic upgrade head` at the top level migrates the database TRACKER_DATABASE_URL names."""
+    database = tmp_path / "via-alembic.db"
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("alembic")), "upgrade", "head"],
+        cwd=root,
+        env={**os.environ, "TRACKER_DATABASE_URL": f"sqlite:///{database}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    engine = db.create_engine(f"sqlite:///{database}")
+    assert db.current_revision(engine) == db.head_revision()
+    engine.dispose()

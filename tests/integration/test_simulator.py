@@ -1,0 +1,45 @@
+"""The simulator itself, over real HTTP: what the tests and the demo rely on it to do."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import API
+
+
+def test_a_missing_or_wrong_token_is_refused_with_401(api: API) -> None:
+    """Without the right bearer token every request gets an OpenAI-style 401."""
+    video = api.simulator.add_video()
+    missing = httpx.get(f"{api.url}/v1/videos/{video}")
+    wrong = httpx.get(f"{api.url}/v1/videos/{video}", headers={"Authorization": "Bearer nope"})
+    assert (missing.status_code, wrong.status_code) == (401, 401)
+    assert wrong.json()["error"]["code"] == "invalid_api_key"
+    assert api.simulator.polls(video) == 0
+
+
+def test_a_created_video_plays_its_lifecycle_one_step_per_get(api: API) -> None:
+    """POST /v1/videos creates a video; each GET advances it until it stays completed."""
+    headers = {"Authorization": f"Bearer {api.token}"}
+    with httpx.Client(base_url=api.url, headers=headers) as client:
+        created = client.post("/v1/videos", json={"model": "sora-2", "seconds": "8"}).json()
+        statuses = [client.get(f"/v1/videos/{created['id']}").json()["status"] for _ in range(7)]
+    assert created["object"] == "video" and created["seconds"] == "8"
+    assert statuses == [
+        "queued",
+        "in_progress",
+        "in_progress",
+        "in_progress",
+        "completed",
+        "completed",
+        "completed",
+    ]
+    assert api.simulator.polls(created["id"]) == 7
+
+
+def test_unknown_ids_get_404_with_an_error_body(api: API) -> None:
+    """An ID the simulator never created answers 404 video_not_found."""
+    response = httpx.get(
+        f"{api.url}/v1/videos/nothing-here", headers={"Authorization": f"Bearer {api.token}"}
+    )
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "video_not_found"
