@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import socket
@@ -32,10 +33,46 @@ from tracker.models import AddResult, RemoveResult, Snapshot, Task
 from tracker.poller import PassSummary, Policy, Poller
 from tracker.repository import QueryResult, SQLRepository
 
+logger = logging.getLogger(__name__)
+
 
 def daemon_id() -> str:
-    """Who holds a lease: host, process and a random part, unique across restarts."""
-    return f"{socket.gethostname()[:64]}:{os.getpid()}:{secrets.token_hex(4)}"
+    """Who holds a lease: host, PID namespace, process, and a random part for uniqueness."""
+    return f"{_process_home()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _process_home() -> str:
+    """Host and PID namespace: where a PID names one process (containers have their own)."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid").strip("pid:[]")
+    except OSError:
+        namespace = "0"
+    return f"{socket.gethostname()[:64]}:{namespace}"
+
+
+def release_leases_of_dead_daemons(repository: SQLRepository) -> list[str]:
+    """Give back at once the leases of daemons of this machine that are gone (a kill -9), so a
+    restart goes on where they stopped instead of waiting for the leases to expire."""
+    home = _process_home()
+    dead = []
+    for owner in repository.lease_owners():
+        owner_home, _, rest = owner.rpartition(":")[0].rpartition(":")
+        if owner_home == home and rest.isdigit() and not _is_running(int(rest)):
+            dead.append(owner)
+    if dead:
+        repository.release_owners(dead)
+        logger.info("released the leases of %d stopped daemons: %s", len(dead), ", ".join(dead))
+    return dead
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Tracker:
@@ -156,6 +193,7 @@ class Tracker:
         return asyncio.run(self.poll_once_async(all_unfinished))
 
     async def poll_once_async(self, all_unfinished: bool = False) -> PassSummary:
+        await asyncio.to_thread(release_leases_of_dead_daemons, self.repository)
         async with self._client() as client:
             poller = self._poller(client)
             try:
@@ -174,6 +212,7 @@ class Tracker:
         handle_signals: bool = False,
     ) -> None:
         """The daemon inside a running event loop; returns once ``stop`` is set."""
+        await asyncio.to_thread(release_leases_of_dead_daemons, self.repository)
         async with self._client() as client:
             poller = self._poller(client)
             try:

@@ -19,9 +19,9 @@ from tracker.poller import Policy, Poller
 
 logger = logging.getLogger(__name__)
 
-# Requests still running at shutdown get this long to answer; with the final write that keeps
-# the exit within the 10 seconds of SPEC §6 rule 9.
-DRAIN_SECONDS = 5.0
+# Requests still running at shutdown get this long to answer; with the final write (at most the
+# SQLite busy timeout) that keeps the exit within the 10 seconds of SPEC §6 rule 9.
+DRAIN_SECONDS = 3.0
 SUMMARY_SECONDS = 60.0
 
 

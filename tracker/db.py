@@ -25,8 +25,13 @@ MIGRATIONS_DIR = Path(str(importlib.import_module("tracker.migrations").__file__
 WRITE = {"tracker_write": True}
 
 
-def create_engine(url: str, *, busy_timeout: float = 30.0) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and enforced foreign keys."""
+def create_engine(url: str, *, busy_timeout: float = 5.0) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and enforced foreign keys.
+
+    The daemon's own writes take milliseconds, so five seconds only run out when something
+    else holds the lock; the daemon then keeps its results in memory and retries, and a
+    shutdown's last write still fits in the ten seconds SIGTERM allows.
+    """
     options: dict[str, Any] = {"json_serializer": serialize_json}
     if url.startswith("postgresql"):
         options["pool_pre_ping"] = True

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 AUTH_BACKOFF_CAP = 300.0
+DATABASE_LOG_EVERY = timedelta(seconds=30)
 NOT_FOUND_LIMIT = 3
 
 
@@ -184,6 +185,9 @@ class Poller:
         self._refused_at: datetime | None = None
         self._stopping = False
         self._ticking = False
+        self._postpone_until: datetime | None = None
+        self._database_down_since: datetime | None = None
+        self._database_logged_at: datetime | None = None
         self.polls = 0
         self.finished = 0
 
@@ -209,8 +213,12 @@ class Poller:
         self._ticking = True
         try:
             await self.flush()
-            if not self._stopping:
-                await self._claim_and_start()
+            # While writes fail, results pile up in memory: claim no more until they are saved.
+            if not self._stopping and self._database_down_since is None:
+                try:
+                    await self._claim_and_start()
+                except Exception as exc:
+                    self._database_failed("claiming due tasks", exc)
         finally:
             self._ticking = False
 
@@ -267,23 +275,47 @@ class Poller:
         """Write the results waiting in memory; keep them for the next try if the write fails."""
         records, self._results = self._results, []
         unstarted, self._unstarted = self._unstarted, []
+        postpone, self._postpone_until = self._postpone_until, None
         try:
             if records:
                 written = await self._db(self._repository.record_polls, self._owner, records)
                 if written < len(records):
-                    logger.warning(
-                        "%d poll results dropped: their tasks were removed or claimed by "
+                    logger.info(
+                        "%d poll results dropped: their tasks were removed or taken over by "
                         "another daemon meanwhile",
                         len(records) - written,
                     )
             if unstarted:
                 await self._db(self._repository.release, self._owner, unstarted)
-        except Exception:
-            logger.exception(
-                "writing %d poll results failed; retrying on the next tick", len(records)
-            )
+            if postpone is not None:
+                await self._db(self._repository.postpone, postpone)
+        except Exception as exc:
             self._results[:0] = records
             self._unstarted[:0] = unstarted
+            if postpone is not None and self._postpone_until is None:
+                self._postpone_until = postpone
+            self._database_failed(f"writing {len(self._results)} poll results", exc)
+        else:
+            if self._database_down_since is not None:
+                logger.warning("the database is writable again; the results kept were written")
+                self._database_down_since = None
+
+    def _database_failed(self, action: str, exc: Exception) -> None:
+        """Log a database failure: once when it starts, then every half minute while it lasts."""
+        now = self._clock.now()
+        first = self._database_down_since is None
+        if first:
+            self._database_down_since = now
+        elif self._database_logged_at and now - self._database_logged_at < DATABASE_LOG_EVERY:
+            return
+        self._database_logged_at = now
+        logger.error(
+            "%s failed (%s: %s); results stay in memory and are retried every tick",
+            action,
+            type(exc).__name__,
+            str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+            exc_info=first and logger.isEnabledFor(logging.DEBUG),
+        )
 
     async def drain(self, timeout: float) -> None:
         """Stop claiming, let requests in flight finish for up to ``timeout`` seconds, give back
@@ -296,6 +328,12 @@ class Poller:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
         await self.flush()
+        if self._results:
+            logger.error(
+                "%d poll results could not be written before exit; their tasks are polled "
+                "again after the restart",
+                len(self._results),
+            )
 
     def close(self) -> None:
         self._database.shutdown(wait=True)
@@ -304,7 +342,7 @@ class Poller:
         now = self._clock.now()
         if self._is_paused(now):
             return
-        room = self._claim_limit - len(self._in_flight)
+        room = self._claim_limit - len(self._in_flight) - len(self._results)
         if room <= 0:
             return
         claimed = await self._db(
@@ -375,7 +413,10 @@ class Poller:
             wait = record.fetch.retry_after
             if wait is None:
                 wait = self._policy.backoff(record.error_count, self._rng)
-            self._pause(record.polled_at + timedelta(seconds=wait))
+            until = record.polled_at + timedelta(seconds=wait)
+            self._pause(until)
+            # Stored in every task's next_poll_at, so a restart does not hit the limit again.
+            self._postpone_until = max(until, self._postpone_until or until)
             logger.warning("rate limited (HTTP 429): pausing every task for %gs", wait)
         elif record.fetch.video is not None and not sent_before_refusal:
             self._auth_failures = 0

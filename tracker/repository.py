@@ -68,6 +68,15 @@ class Repository(Protocol):
     def finish_timed_out(self, now: datetime, registered_before: datetime) -> list[str]:
         """Finish as ``timed_out`` the unheld, unfinished tasks registered before the cutoff."""
 
+    def postpone(self, until: datetime) -> None:
+        """No unfinished task is due before ``until`` (a rate limit of the whole account)."""
+
+    def lease_owners(self) -> list[str]:
+        """The daemons holding leases now, expired or not."""
+
+    def release_owners(self, owners: Sequence[str]) -> None:
+        """Give up every lease the given daemons hold (they are known to be gone)."""
+
     def has_unfinished(self) -> bool: ...
 
     def tasks(self, status: str | None = None, unfinished: bool = False) -> list[Task]: ...
@@ -238,6 +247,30 @@ class SQLRepository:
             if unanswered:
                 connection.execute(_UPDATE_UNANSWERED, unanswered)
         return len(kept)
+
+    def postpone(self, until: datetime) -> None:
+        with self._writing() as connection:
+            connection.execute(
+                update(tasks)
+                .where(tasks.c.finished == false(), tasks.c.next_poll_at < until)
+                .values(next_poll_at=until)
+            )
+
+    def lease_owners(self) -> list[str]:
+        with self._engine.connect() as connection:
+            return list(
+                connection.scalars(
+                    select(tasks.c.lease_owner).where(tasks.c.lease_owner.is_not(None)).distinct()
+                )
+            )
+
+    def release_owners(self, owners: Sequence[str]) -> None:
+        with self._writing() as connection:
+            connection.execute(
+                update(tasks)
+                .where(tasks.c.lease_owner.in_(owners))
+                .values(lease_owner=None, lease_expires_at=None)
+            )
 
     def release(self, owner: str, task_ids: Sequence[str]) -> None:
         with self._writing() as connection:

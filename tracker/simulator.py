@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import secrets
+import ssl
 import threading
 import time
 from collections import Counter
@@ -60,6 +61,7 @@ class Reply:
     """One scripted answer to a GET of a video.
 
     ``video`` fields are merged over the video's base object; ``raw`` replaces the whole body.
+    ``delay`` holds the answer back; ``drop`` closes the connection without answering.
     """
 
     status: int = 200
@@ -67,6 +69,11 @@ class Reply:
     raw: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    drop: bool = False
+
+
+class DropConnection(Exception):
+    """Raised by Simulator.serve when the reply is to close the connection unanswered."""
 
 
 def error_body(message: str, kind: str, code: str | None = None) -> bytes:
@@ -221,6 +228,8 @@ class Simulator:
                 )
             if reply.delay:
                 await asyncio.sleep(reply.delay)
+            if reply.drop:
+                raise DropConnection
             assert video is not None
             content = (
                 reply.raw
@@ -256,10 +265,17 @@ def _timestamp(seconds: float, style: Style) -> int:
 class SimulatorServer:
     """Serves a Simulator over HTTP/1.1 (keep-alive) from a thread of its own."""
 
-    def __init__(self, simulator: Simulator, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        simulator: Simulator,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.simulator = simulator
         self._host = host
         self._port = port
+        self._tls = tls
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -269,7 +285,11 @@ class SimulatorServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self._host}:{self._port}"
+        return f"{'https' if self._tls else 'http'}://{self._host}:{self._port}"
+
+    @property
+    def port(self) -> int:
+        return self._port
 
     def start(self) -> str:
         self._thread = threading.Thread(target=self._run, name="simulator", daemon=True)
@@ -298,7 +318,9 @@ class SimulatorServer:
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         try:
-            server = await asyncio.start_server(self._connection, self._host, self._port)
+            server = await asyncio.start_server(
+                self._connection, self._host, self._port, ssl=self._tls
+            )
         except OSError as exc:
             self._error = exc
             self._ready.set()
@@ -352,7 +374,7 @@ async def serve_connection(
             await writer.drain()
             if not keep_alive:
                 break
-    except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+    except (ConnectionError, asyncio.IncompleteReadError, ValueError, DropConnection):
         pass
     finally:
         writer.close()

@@ -178,6 +178,24 @@ class InMemoryRepository:
                 self._tasks[task.task_id] = self._finish(task, FinishReason.TIMED_OUT, now)
         return [task.task_id for task in expired]
 
+    def postpone(self, until: datetime) -> None:
+        with self._lock:
+            for task in list(self._tasks.values()):
+                if not task.finished and task.next_poll_at < until:
+                    self._tasks[task.task_id] = replace(task, next_poll_at=until)
+
+    def lease_owners(self) -> list[str]:
+        with self._lock:
+            return sorted({t.lease_owner for t in self._tasks.values() if t.lease_owner})
+
+    def release_owners(self, owners: Sequence[str]) -> None:
+        with self._lock:
+            for task in list(self._tasks.values()):
+                if task.lease_owner in owners:
+                    self._tasks[task.task_id] = replace(
+                        task, lease_owner=None, lease_expires_at=None
+                    )
+
     def has_unfinished(self) -> bool:
         with self._lock:
             return any(not task.finished for task in self._tasks.values())

@@ -40,7 +40,7 @@ def test_the_database_is_in_wal_mode_with_a_busy_timeout(
     """WAL lets readers run beside the daemon; the busy timeout makes writers wait, not fail."""
     with repository._engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
