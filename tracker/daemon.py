@@ -30,6 +30,11 @@ def tick_seconds(policy: Policy) -> float:
     return min(0.5, max(0.05, policy.interval / 20))
 
 
+def sweep_seconds(policy: Policy) -> float:
+    """How often tasks past give-up-after are looked for: a tenth of that time, within limits."""
+    return min(60.0, max(1.0, policy.give_up_after / 10))
+
+
 async def run_daemon(
     poller: Poller,
     policy: Policy,
@@ -62,8 +67,8 @@ async def run_daemon(
 
     now = datetime.now(UTC)
     scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
-    # Ticks that meet a slow database may overlap; Poller.tick returns at once when another
-    # is running, which is quieter than APScheduler's warning for each skipped run.
+    # Jobs that meet a slow database may overlap; the poller's jobs return at once when another
+    # one is running, which is quieter than APScheduler's warning for each skipped run.
     common = {
         "coalesce": True,
         "max_instances": 3,
@@ -71,9 +76,7 @@ async def run_daemon(
         "next_run_time": now,
     }
     scheduler.add_job(tick, "interval", seconds=tick_seconds(policy), id="tick", **common)
-    scheduler.add_job(
-        poller.sweep, "interval", seconds=min(60.0, policy.interval), id="sweep", **common
-    )
+    scheduler.add_job(poller.sweep, "interval", seconds=sweep_seconds(policy), id="sweep", **common)
     scheduler.add_job(
         summary,
         "interval",

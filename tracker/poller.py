@@ -184,7 +184,9 @@ class Poller:
         self._auth_failures = 0
         self._refused_at: datetime | None = None
         self._stopping = False
-        self._ticking = False
+        # Ticks and sweeps take turns with the database; one that finds the other still running
+        # returns at once instead of queueing behind it in the database thread.
+        self._database_work = asyncio.Lock()
         self._postpone_until: datetime | None = None
         self._database_down_since: datetime | None = None
         self._database_logged_at: datetime | None = None
@@ -208,10 +210,9 @@ class Poller:
 
     async def tick(self) -> None:
         """Write what finished since the last tick, then claim and start what is due."""
-        if self._ticking:  # a slow database made ticks overlap: this one has nothing to add
+        if self._database_work.locked():  # a slow database made jobs overlap: skip this one
             return
-        self._ticking = True
-        try:
+        async with self._database_work:
             await self.flush()
             # While writes fail, results pile up in memory: claim no more until they are saved.
             if not self._stopping and self._database_down_since is None:
@@ -219,14 +220,19 @@ class Poller:
                     await self._claim_and_start()
                 except Exception as exc:
                     self._database_failed("claiming due tasks", exc)
-        finally:
-            self._ticking = False
 
     async def sweep(self) -> list[str]:
         """Finish as ``timed_out`` the tasks past give-up-after that no poll will reach first."""
-        now = self._clock.now()
-        cutoff = now - timedelta(seconds=self._policy.give_up_after)
-        timed_out = await self._db(self._repository.finish_timed_out, now, cutoff)
+        if self._database_work.locked() or self._database_down_since is not None:
+            return []
+        async with self._database_work:
+            now = self._clock.now()
+            cutoff = now - timedelta(seconds=self._policy.give_up_after)
+            try:
+                timed_out = await self._db(self._repository.finish_timed_out, now, cutoff)
+            except Exception as exc:
+                self._database_failed("finishing tasks past give-up-after", exc)
+                return []
         for task_id in timed_out:
             logger.info(
                 "task %s finished: timed_out (unfinished after %gs)",
