@@ -21,6 +21,7 @@ import ssl
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
@@ -189,9 +190,15 @@ class Simulator:
             return self.requests[video_id]
 
     async def serve(
-        self, method: str, target: str, headers: dict[str, str], body: bytes
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: bytes,
+        client_gone: Callable[[], bool] = lambda: False,
     ) -> tuple[int, dict[str, str], bytes]:
-        """Answer one HTTP request: status, headers, body."""
+        """Answer one HTTP request: status, headers, body. A delayed answer is abandoned when
+        ``client_gone`` turns true, as a real server notices a client that hung up."""
         path = urlsplit(target).path
         if headers.get("authorization") != f"Bearer {self.token}":
             message = (
@@ -226,8 +233,7 @@ class Simulator:
                         "video_not_found",
                     ),
                 )
-            if reply.delay:
-                await asyncio.sleep(reply.delay)
+            await _wait_unless(client_gone, reply.delay)
             if reply.drop:
                 raise DropConnection
             assert video is not None
@@ -258,6 +264,16 @@ class Simulator:
         return 200, {}, json.dumps(document).encode()
 
 
+async def _wait_unless(gone: Callable[[], bool], seconds: float) -> None:
+    """Sleep ``seconds``; raise DropConnection as soon as ``gone()`` is true."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (remaining := deadline - loop.time()) > 0:
+        if gone():
+            raise DropConnection
+        await asyncio.sleep(min(0.01, remaining))
+
+
 def _timestamp(seconds: float, style: Style) -> int:
     return int(seconds * 1000) if style == "relay" else int(seconds)
 
@@ -281,7 +297,8 @@ class SimulatorServer:
         self._ready = threading.Event()
         self._stopped: asyncio.Event | None = None
         self._error: BaseException | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._connections: dict[asyncio.StreamWriter, asyncio.Task[None]] = {}
+        self._closing = False
 
     @property
     def url(self) -> str:
@@ -329,21 +346,32 @@ class SimulatorServer:
         self._ready.set()
         await self._stopped.wait()
         server.close()
-        # Keep-alive connections would hold wait_closed() open (Python 3.12+): close them.
-        for writer in list(self._writers):
+        # Keep-alive connections would hold wait_closed() open (Python 3.12+): end them, and let
+        # their handlers finish (answers being delayed are abandoned) before the loop stops.
+        self._closing = True
+        for writer in list(self._connections):
             writer.close()
+        if self._connections:
+            await asyncio.wait(list(self._connections.values()), timeout=5)
         await server.wait_closed()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
+        handler = asyncio.current_task()
+        assert handler is not None
+        self._connections[writer] = handler
         try:
-            await serve_connection(self.simulator, reader, writer)
+            await serve_connection(
+                self.simulator, reader, writer, lambda: self._closing or reader.at_eof()
+            )
         finally:
-            self._writers.discard(writer)
+            del self._connections[writer]
 
 
 async def serve_connection(
-    simulator: Simulator, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    simulator: Simulator,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    client_gone: Callable[[], bool],
 ) -> None:
     """Answer requests on one connection until the client closes it."""
     try:
@@ -358,7 +386,9 @@ async def serve_connection(
                 headers[name.strip().lower()] = value.strip()
             length = int(headers.get("content-length") or 0)
             body = await reader.readexactly(length) if length else b""
-            status, extra, content = await simulator.serve(method, target, headers, body)
+            status, extra, content = await simulator.serve(
+                method, target, headers, body, client_gone
+            )
             keep_alive = headers.get(
                 "connection", ""
             ).lower() != "close" and not version.strip().endswith("1.0")
