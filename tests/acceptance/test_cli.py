@@ -365,3 +365,33 @@ def test_demo_needs_no_token_and_ends_with_history_and_a_query(tracker: Run) -> 
     ]:
         line = next(line for line in final_rows.splitlines() if line.startswith(task_id + " "))
         assert reason in line
+
+
+def test_the_token_stays_secret_when_things_go_wrong(tracker: Run, api: API, workdir: Path) -> None:
+    """A refused token, an unreachable API and a bad token file: the token is in no output,
+    log line or stored row, at the most verbose level."""
+    wrong = "sk-wrong-but-secret-91c2"
+    video = api.simulator.add_video("video_secret_errors", steps=1)
+    tracker("add", video)
+    refused = tracker("-vv", "poll", env=api_env(api, TRACKER_API_TOKEN=wrong))
+    assert refused.returncode == 1 and "refused the token" in refused.stderr
+    unreachable = tracker(
+        "-vv",
+        "poll",
+        "--all",
+        env=api_env(api, TRACKER_API_TOKEN=wrong, TRACKER_API_BASE="http://127.0.0.1:9"),
+    )
+    assert unreachable.returncode == 0
+    token_file = workdir / "token"
+    token_file.write_text(wrong + " with a space\n")
+    bad_file = tracker("poll", "--token-file", str(token_file))
+    assert bad_file.returncode == 2
+    history = tracker("history", video, "--json")
+    for result in (refused, unreachable, bad_file, history):
+        assert wrong not in result.stdout + result.stderr
+    for path in workdir.iterdir():
+        if path != token_file:
+            assert wrong.encode() not in path.read_bytes(), path
+    errors = [row["error"] for row in json.loads(history.stdout)]
+    assert errors[0]["code"] == "invalid_api_key"
+    assert errors[1]["type"] == "connection_error"
