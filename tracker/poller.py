@@ -31,6 +31,8 @@ T = TypeVar("T")
 
 AUTH_BACKOFF_CAP = 300.0
 DATABASE_LOG_EVERY = timedelta(seconds=30)
+# Time allowed between a request's end and the write of its result (a tick, a slow commit).
+WRITE_MARGIN = timedelta(seconds=5)
 NOT_FOUND_LIMIT = 3
 
 
@@ -59,15 +61,16 @@ class Policy:
 
     @property
     def lease(self) -> timedelta:
-        """How long a claim holds: a request's whole timeout plus time to start and write it.
-        A daemon that dies loses its claims this long after making them (SPEC §7)."""
-        return timedelta(seconds=self.request_timeout + 30.0)
+        """How long a claim holds: room to start the request, its whole timeout, and the write.
+        A daemon that dies loses its claims this long after making them: a minute with the
+        default 30 s timeout (SPEC §7)."""
+        return timedelta(seconds=max(2 * self.request_timeout, self.request_timeout + 10.0))
 
     @property
     def start_window(self) -> timedelta:
         """A claimed task whose request has not started this long after the claim is given back,
-        so no request can still be running when the lease ends."""
-        return self.lease - timedelta(seconds=self.request_timeout)
+        so the request and the write of its result both end inside the lease."""
+        return self.lease - timedelta(seconds=self.request_timeout) - WRITE_MARGIN
 
     def next_interval(self, rng: random.Random) -> float:
         return self.interval * rng.uniform(1 - self.jitter, 1 + self.jitter)

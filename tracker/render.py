@@ -6,17 +6,27 @@ import csv
 import io
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 
 def jsonable(value: Any) -> Any:
-    """Timestamps become ISO 8601 strings (SPEC §4); everything else is JSON already."""
+    """A value as JSON can hold it: timestamps as ISO 8601 strings (SPEC §4), numbers PostgreSQL
+    returns as Decimal as numbers, intervals as seconds, anything else unknown as text."""
+    if value is None or isinstance(value, str | int | float | bool | list | dict):
+        return value
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat() if value.tzinfo else value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return value
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)
 
 
 def to_json(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -54,7 +64,7 @@ def cell(value: Any) -> str:
         return f"{value:.1f}"
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return str(value)
+    return str(jsonable(value))
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], max_width: int = 60) -> str:
