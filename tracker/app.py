@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 from types import TracebackType
 
 import httpx
@@ -42,18 +43,22 @@ def daemon_id() -> str:
 
 
 def _process_home() -> str:
-    """Host and PID namespace: where a PID names one process (containers have their own)."""
+    """Where a PID names one process: this boot of this machine (the boot ID is random per
+    boot, so hosts sharing a name differ) and this PID namespace (containers have their own)."""
     try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
         namespace = os.readlink("/proc/self/ns/pid").strip("pid:[]")
     except OSError:
-        namespace = "0"
-    return f"{socket.gethostname()[:64]}:{namespace}"
+        return f"{socket.gethostname()[:48]}:unknown"
+    return f"{socket.gethostname()[:48]}:{boot}.{namespace}"
 
 
 def release_leases_of_dead_daemons(repository: SQLRepository) -> list[str]:
     """Give back at once the leases of daemons of this machine that are gone (a kill -9), so a
     restart goes on where they stopped instead of waiting for the leases to expire."""
     home = _process_home()
+    if home.endswith(":unknown"):
+        return []  # without a boot ID, a PID here cannot be told from one elsewhere
     dead = []
     for owner in repository.lease_owners():
         owner_home, _, rest = owner.rpartition(":")[0].rpartition(":")
@@ -172,11 +177,13 @@ class Tracker:
 
     def add(self, task_ids: Iterable[str], label: str | None = None) -> AddResult:
         """Register IDs; all or nothing: one invalid ID raises InvalidTaskIDError."""
-        return self.repository.add_tasks(check_task_ids(task_ids), label, self._now())
+        checked = check_task_ids(task_ids)  # before the database is opened: nothing written
+        return self.repository.add_tasks(checked, label, self._now())
 
     def remove(self, task_ids: Iterable[str]) -> RemoveResult:
         """Stop watching; the history is kept. An unknown ID raises UnknownTaskError."""
-        return self.repository.remove_tasks(check_task_ids(task_ids), self._now())
+        checked = check_task_ids(task_ids)
+        return self.repository.remove_tasks(checked, self._now())
 
     def tasks(self, status: str | None = None, unfinished: bool = False) -> list[Task]:
         return self.repository.tasks(status=status, unfinished=unfinished)

@@ -290,6 +290,9 @@ def _poll(args: argparse.Namespace) -> int:
         f"polled {summary.polled} task{'s' * (summary.polled != 1)}: "
         f"{summary.finished} finished, {summary.errors} failed polls"
     )
+    if summary.unwritten:
+        _fail(TrackerError(f"{summary.unwritten} poll results could not be written"))
+        return 1
     if summary.refused:
         _fail(
             TrackerError("the API refused the token (HTTP 401/403); tasks were left as they were")
@@ -316,7 +319,7 @@ def _sql(args: argparse.Namespace) -> int:
     with _tracker(args) as tracker:
         result = tracker.sql(args.query)
     if args.json:
-        _print(render.to_json([dict(zip(result.columns, row, strict=True)) for row in result.rows]))
+        _print(render.to_json(render.query_rows(result.columns, result.rows)))
     elif args.csv:
         sys.stdout.write(render.to_csv(result.columns, result.rows))
     else:

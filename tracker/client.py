@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -21,6 +22,11 @@ from tracker.models import FetchResult
 from tracker.video import NotAVideoError, parse_video
 
 MAX_BODY_BYTES = 1024 * 1024
+# Waits the API asks for are honoured up to a day: beyond that they are a broken header.
+MAX_ASKED_WAIT = 86400.0
+REDACTED = "[redacted]"
+# Characters no database column can hold; JSON can only smuggle them in as \u escapes.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _EXCERPT = 200
 
 
@@ -37,6 +43,8 @@ class VideoClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._timeout = timeout
+        self._token = token.reveal()
+        self._token_bytes = self._token.encode()
         self._http = httpx.AsyncClient(
             base_url=api_base,
             headers={"Authorization": f"Bearer {token.reveal()}", "Accept": "application/json"},
@@ -66,8 +74,11 @@ class VideoClient:
         except (TimeoutError, httpx.TimeoutException):
             return _failure(started, "timeout", f"no complete response within {self._timeout:g}s")
         except httpx.HTTPError as exc:
-            return _failure(started, "connection_error", _describe(exc))
+            return _failure(started, "connection_error", self._redact(_describe(exc)))
         latency_ms = _elapsed_ms(started)
+        if content is not None and self._token_bytes in content:
+            # A relay that echoes the key in an error would put it in the database and logs.
+            content = content.replace(self._token_bytes, REDACTED.encode())
         hints = {
             "retry_after": _retry_after(headers.get("retry-after")),
             "poll_after": _poll_after(headers.get("openai-poll-after-ms")),
@@ -83,10 +94,10 @@ class VideoClient:
             )
         body, document = _decode(content)
         if 300 <= status < 400:
+            location = self._redact(headers.get("location", "?"))
             error: Any = {
                 "type": "redirect",
-                "message": f"HTTP {status} redirect to {headers.get('location', '?')!r} "
-                "not followed",
+                "message": f"HTTP {status} redirect to {location!r} not followed",
             }
             return FetchResult(status, latency_ms, body, None, error, **hints)
         if status >= 400 or status < 200:
@@ -105,6 +116,9 @@ class VideoClient:
             error = {"type": "not_a_video", "message": f"response is not a video object: {exc}"}
             return FetchResult(status, latency_ms, body, None, error, **hints)
         return FetchResult(status, latency_ms, body, video, None, **hints)
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._token, REDACTED)
 
     async def _get(self, path: str) -> tuple[int, httpx.Headers, bytes | None]:
         """Status, headers and body; the body is None when it passes MAX_BODY_BYTES."""
@@ -140,12 +154,29 @@ def _describe(exc: httpx.HTTPError) -> str:
 
 
 def _decode(content: bytes) -> tuple[str | None, Any]:
-    """The body as text and as decoded JSON, or (None, None) when it is not JSON."""
+    """The body as text and as decoded JSON, or (None, None) when it is not strict JSON
+    (NaN and Infinity, which Python accepts and PostgreSQL refuses, are not JSON)."""
     try:
         text = content.decode("utf-8")
-        return text, json.loads(text)
+        document = json.loads(text, parse_constant=_refuse_constant)
     except (UnicodeDecodeError, ValueError):
         return None, None
+    return text, _storable(document) if b"\\u" in content else document
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _storable(value: Any) -> Any:
+    """NUL and lone surrogates (from \\u escapes) replaced, so every string can be stored."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    return value
 
 
 def _api_error(status: int, document: Any, content: bytes) -> Any:
@@ -174,7 +205,7 @@ def _retry_after(value: str | None) -> float | None:
             seconds = parsedate_to_datetime(value).timestamp() - time.time()
         except (TypeError, ValueError, IndexError):
             return None
-    return max(0.0, seconds) if seconds == seconds else None
+    return min(max(0.0, seconds), MAX_ASKED_WAIT) if seconds == seconds else None
 
 
 def _poll_after(value: str | None) -> float | None:
@@ -185,4 +216,4 @@ def _poll_after(value: str | None) -> float | None:
         milliseconds = float(value)
     except ValueError:
         return None
-    return milliseconds / 1000 if 0 <= milliseconds < float("inf") else None
+    return min(milliseconds / 1000, MAX_ASKED_WAIT) if milliseconds >= 0 else None

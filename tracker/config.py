@@ -29,6 +29,8 @@ TOKEN_FILE_VARIABLE = "TRACKER_API_TOKEN_FILE"
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# Ten years: any longer is a typo, and would overflow date arithmetic.
+_LONGEST = 3650 * 86400.0
 
 
 class Secret:
@@ -82,16 +84,21 @@ def parse_duration(raw: str) -> float:
     seconds = float(match[1]) * _DURATION_UNITS[match[2]]
     if seconds <= 0:
         raise ValueError("must be more than zero")
+    if seconds > _LONGEST:
+        raise ValueError("must be at most 3650d")
     return seconds
 
 
-def parse_positive_float(raw: str) -> float:
+def parse_seconds(raw: str) -> float:
+    """A number of seconds, more than zero and at most a day."""
     try:
         value = float(raw)
     except ValueError:
         raise ValueError("not a number") from None
     if not math.isfinite(value) or value <= 0:
         raise ValueError("must be a number more than zero")
+    if value > 86400:
+        raise ValueError("must be at most 86400 (a day)")
     return value
 
 
@@ -110,6 +117,10 @@ def parse_api_base(raw: str) -> str:
     parts = urlsplit(raw.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("not an http:// or https:// URL")
+    try:
+        parts.port  # noqa: B018 (parsing the port is the check)
+    except ValueError:
+        raise ValueError("the port is not a number from 0 to 65535") from None
     if parts.query or parts.fragment:
         raise ValueError("must not have a query or fragment")
     base = raw.strip().rstrip("/")
@@ -165,7 +176,7 @@ OPTIONS: tuple[Option, ...] = (
         "poll_interval",
         "TRACKER_POLL_INTERVAL",
         "--interval",
-        parse_positive_float,
+        parse_seconds,
         "seconds between two polls of a task",
     ),
     Option(
@@ -179,7 +190,7 @@ OPTIONS: tuple[Option, ...] = (
         "request_timeout",
         "TRACKER_REQUEST_TIMEOUT",
         "--request-timeout",
-        parse_positive_float,
+        parse_seconds,
         "seconds before a request is abandoned",
     ),
     Option(
@@ -241,7 +252,9 @@ def checked_token(text: str, source: str) -> Secret:
     token = text.strip()
     if not token:
         raise ConfigError(f"{source}: the API token is empty")
-    if any(char.isspace() or not char.isprintable() for char in token):
-        # A header value with a newline would be refused by httpx with the token in the message.
-        raise ConfigError(f"{source}: the API token contains whitespace or control characters")
+    if not all("!" <= char <= "~" for char in token):
+        # It travels in an HTTP header: printable ASCII only. Said without showing the token.
+        raise ConfigError(
+            f"{source}: the API token may only hold printable ASCII characters without spaces"
+        )
     return Secret(token)

@@ -93,10 +93,13 @@ async def run_daemon(
     try:
         await stop.wait()
     finally:
-        scheduler.shutdown(wait=False)
+        # Pause, not shut down, first: APScheduler's shutdown cancels the jobs still running,
+        # and a tick cancelled between claiming and polling would leave its claims held.
+        scheduler.pause()
         for signum in signals:
             loop.remove_signal_handler(signum)
         await poller.drain(DRAIN_SECONDS)
+        scheduler.shutdown(wait=False)
         logger.info("stopped after %d polls", poller.polls)
 
 

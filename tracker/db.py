@@ -11,6 +11,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -95,6 +96,11 @@ def upgrade(engine: Engine) -> None:
     except SQLAlchemyError as exc:
         raise DatabaseError(
             f"cannot migrate the database {describe(engine)}: {_reason(exc)}"
+        ) from exc
+    except CommandError as exc:  # e.g. a revision from a newer tracker
+        raise DatabaseError(
+            f"cannot migrate the database {describe(engine)}: {exc}; is this tracker older "
+            "than the one that last migrated it?"
         ) from exc
 
 

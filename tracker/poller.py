@@ -97,49 +97,42 @@ def decide(
     rng: random.Random,
 ) -> PollRecord:
     """The per-task rules: what one answer does to the task that was polled."""
-    timed_out = polled_at - task.registered_at >= timedelta(seconds=policy.give_up_after)
-    asked_wait = max(fetch.poll_after or 0.0, fetch.retry_after or 0.0)
+    answered_at = polled_at + timedelta(milliseconds=fetch.latency_ms)
+    timed_out = answered_at - task.registered_at >= timedelta(seconds=policy.give_up_after)
     video = fetch.video
-    if video is not None:
-        phase = video.phase
-        reason: FinishReason | None = {
-            Phase.SUCCEEDED: FinishReason.COMPLETED,
-            Phase.FAILED: FinishReason.FAILED,
-            Phase.RUNNING: FinishReason.TIMED_OUT if timed_out else None,
-        }[phase]
-        wait = max(policy.next_interval(rng), asked_wait)
-        return PollRecord(
-            task_id=task.task_id,
-            polled_at=polled_at,
-            fetch=fetch,
-            next_poll_at=polled_at + timedelta(seconds=wait),
-            error_count=0,
-            not_found_count=0,
-            last_error=None,
-            finish_reason=reason,
-        )
     not_found_count = task.not_found_count + 1 if fetch.http_status == 404 else 0
-    if fetch.http_status in (401, 403):
+    if video is not None:
+        # Success keeps the rhythm: the next poll is one interval after this one was sent.
+        error_count, next_poll_at = 0, polled_at + timedelta(seconds=policy.next_interval(rng))
+        reason = {Phase.SUCCEEDED: FinishReason.COMPLETED, Phase.FAILED: FinishReason.FAILED}.get(
+            video.phase
+        )
+    elif fetch.http_status in (401, 403):
         # The account's trouble, not the task's: no per-task back-off; the Poller pauses all.
-        error_count, wait = task.error_count, policy.next_interval(rng)
+        error_count = task.error_count
+        next_poll_at = answered_at + timedelta(seconds=policy.next_interval(rng))
+        reason = None
     elif fetch.http_status == 404:
         # A task just created may not be visible yet on every replica: poll at the usual pace.
-        error_count, wait = task.error_count + 1, policy.next_interval(rng)
+        error_count = task.error_count + 1
+        next_poll_at = answered_at + timedelta(seconds=policy.next_interval(rng))
+        reason = FinishReason.NOT_FOUND if not_found_count >= NOT_FOUND_LIMIT else None
     else:
         error_count = task.error_count + 1
-        wait = policy.backoff(error_count, rng)
-    if not_found_count >= NOT_FOUND_LIMIT:
-        reason = FinishReason.NOT_FOUND
-    else:
-        reason = FinishReason.TIMED_OUT if timed_out else None
+        next_poll_at = answered_at + timedelta(seconds=policy.backoff(error_count, rng))
+        reason = None
+    if reason is None and timed_out:
+        reason = FinishReason.TIMED_OUT
+    # Waits the API asks for count from when its answer arrived.
+    asked_wait = max(fetch.poll_after or 0.0, fetch.retry_after or 0.0)
     return PollRecord(
         task_id=task.task_id,
         polled_at=polled_at,
         fetch=fetch,
-        next_poll_at=polled_at + timedelta(seconds=max(wait, asked_wait)),
+        next_poll_at=max(next_poll_at, answered_at + timedelta(seconds=asked_wait)),
         error_count=error_count,
         not_found_count=not_found_count,
-        last_error=describe_error(fetch),
+        last_error=None if video is not None else describe_error(fetch),
         finish_reason=reason,
     )
 
@@ -153,6 +146,7 @@ class PassSummary:
     errors: int = 0
     paused_until: datetime | None = None
     refused: bool = False  # the API refused the token (401/403)
+    unwritten: int = 0  # results the database would not take
 
 
 class Poller:
@@ -278,6 +272,7 @@ class Poller:
         await self.flush()
         summary.paused_until = self._paused_until
         summary.refused = self._auth_failures > 0
+        summary.unwritten = len(self._results)
         return summary
 
     async def flush(self) -> None:
@@ -298,11 +293,13 @@ class Poller:
                 await self._db(self._repository.release, self._owner, unstarted)
             if postpone is not None:
                 await self._db(self._repository.postpone, postpone)
-        except Exception as exc:
+        except BaseException as exc:
             self._results[:0] = records
             self._unstarted[:0] = unstarted
             if postpone is not None and self._postpone_until is None:
                 self._postpone_until = postpone
+            if not isinstance(exc, Exception):
+                raise
             self._database_failed(f"writing {len(self._results)} poll results", exc)
         else:
             if self._database_down_since is not None:
@@ -330,13 +327,15 @@ class Poller:
         """Stop claiming, let requests in flight finish for up to ``timeout`` seconds, give back
         the tasks not started, and write everything."""
         self._stopping = True
-        pending = list(self._in_flight.values())
-        if pending:
-            _done, late = await asyncio.wait(pending, timeout=timeout)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
-        await self.flush()
+        # A tick still claiming finishes first, so what it claimed is polled or given back.
+        async with self._database_work:
+            pending = list(self._in_flight.values())
+            if pending:
+                _done, late = await asyncio.wait(pending, timeout=timeout)
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*late, return_exceptions=True)
+            await self.flush()
         if self._results:
             logger.error(
                 "%d poll results could not be written before exit; their tasks are polled "
@@ -371,14 +370,21 @@ class Poller:
             self._unstarted.append(task_id)
 
     async def _poll(self, task: ClaimedTask, claimed_at: datetime) -> PollRecord | None:
-        async with self._slots:
-            now = self._clock.now()
-            late = now - claimed_at > self._policy.start_window
-            if self._stopping or late or self._is_paused(now):
-                self._unstarted.append(task.task_id)
-                return None
-            fetch = await self._api.fetch(task.task_id)
-        record = self._apply_account_rules(decide(task, fetch, now, self._policy, self._rng))
+        """Poll one claimed task; its result waits in memory for the next write."""
+        try:
+            async with self._slots:
+                now = self._clock.now()
+                late = now - claimed_at > self._policy.start_window
+                if self._stopping or late or self._is_paused(now):
+                    self._unstarted.append(task.task_id)
+                    return None
+                fetch = await self._api.fetch(task.task_id)
+            record = self._apply_account_rules(decide(task, fetch, now, self._policy, self._rng))
+        except Exception:
+            # A bug must not leave the task leased and unpolled: give it back and go on.
+            logger.exception("polling task %s failed unexpectedly; it is given back", task.task_id)
+            self._unstarted.append(task.task_id)
+            return None
         self._results.append(record)
         self.polls += 1
         if record.finish_reason is not None:
@@ -409,8 +415,9 @@ class Poller:
         if status in (401, 403) and not sent_before_refusal:
             self._auth_failures += 1
             self._refused_at = self._clock.now()
-            delay = min(self._policy.interval * 2.0 ** (self._auth_failures - 1), AUTH_BACKOFF_CAP)
-            self._pause(record.polled_at + timedelta(seconds=delay))
+            doubling = 2.0 ** min(self._auth_failures - 1, 32)
+            delay = min(self._policy.interval * doubling, AUTH_BACKOFF_CAP)
+            self._pause(self._refused_at + timedelta(seconds=delay))
             logger.error(
                 "the API refused the token (HTTP %s): pausing every task for %gs "
                 "(attempt %d); check TRACKER_API_TOKEN",
@@ -422,7 +429,7 @@ class Poller:
             wait = record.fetch.retry_after
             if wait is None:
                 wait = self._policy.backoff(record.error_count, self._rng)
-            until = record.polled_at + timedelta(seconds=wait)
+            until = self._clock.now() + timedelta(seconds=wait)  # counted from the answer
             self._pause(until)
             # Stored in every task's next_poll_at, so a restart does not hit the limit again.
             self._postpone_until = max(until, self._postpone_until or until)

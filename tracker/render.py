@@ -5,15 +5,22 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+# How SQLAlchemy writes tracker's UTC timestamps into SQLite.
+_STORED_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?")
+
 
 def jsonable(value: Any) -> Any:
     """A value as JSON can hold it: timestamps as ISO 8601 strings (SPEC §4), numbers PostgreSQL
     returns as Decimal as numbers, intervals as seconds, anything else unknown as text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN or Infinity
     if value is None or isinstance(value, str | int | float | bool | list | dict):
         return value
     if isinstance(value, datetime):
@@ -35,7 +42,30 @@ def to_json(rows: Sequence[Mapping[str, Any]]) -> str:
         [{key: jsonable(value) for key, value in row.items()} for row in rows],
         ensure_ascii=False,
         indent=2,
+        allow_nan=False,
     )
+
+
+def query_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Result rows as objects. A repeated column name gets a suffix (``a``, ``a_2``) instead of
+    hiding a value; SQLite's timestamp text becomes ISO 8601 UTC, as every timestamp in JSON."""
+    keys: list[str] = []
+    for column in columns:
+        key, number = column, 1
+        while key in keys:
+            number += 1
+            key = f"{column}_{number}"
+        keys.append(key)
+    return [
+        {key: _sqlite_timestamp(value) for key, value in zip(keys, row, strict=True)}
+        for row in rows
+    ]
+
+
+def _sqlite_timestamp(value: Any) -> Any:
+    if isinstance(value, str) and _STORED_TIMESTAMP.fullmatch(value):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value
 
 
 def to_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

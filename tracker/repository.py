@@ -7,22 +7,25 @@ synchronous; the poller calls them from a worker thread, never on the event loop
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Engine, bindparam, exists, false, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from tracker.db import WRITE
-from tracker.errors import QueryRefusedError, UnknownTaskError
+from tracker.errors import DatabaseError, QueryRefusedError, UnknownTaskError
 from tracker.models import (
     AddResult,
     ClaimedTask,
+    FetchResult,
     FinishReason,
     PollRecord,
     RemoveResult,
@@ -226,6 +229,22 @@ class SQLRepository:
     def record_polls(self, owner: str, records: Sequence[PollRecord]) -> int:
         if not records:
             return 0
+        try:
+            return self._record_polls(owner, records)
+        except (OperationalError, InterfaceError):
+            raise  # the database itself is in trouble: the poller keeps the batch and retries
+        except (SQLAlchemyError, ValueError) as exc:
+            # One record the database refuses must not hold back the rest for ever.
+            if len(records) > 1:
+                return sum(self.record_polls(owner, [record]) for record in records)
+            try:
+                return self._record_polls(owner, [_without_answer(records[0], exc)])
+            except (OperationalError, InterfaceError):
+                raise
+            except (SQLAlchemyError, ValueError):
+                return 0  # counted as dropped by the poller, which says so
+
+    def _record_polls(self, owner: str, records: Sequence[PollRecord]) -> int:
         with self._writing() as connection:
             held: set[str] = set()
             for chunk in _chunks([record.task_id for record in records]):
@@ -335,25 +354,58 @@ class SQLRepository:
 
     def run_read_only(self, query: str) -> QueryResult:
         """Run one read-only statement; refuse writes, several statements and bad SQL."""
-        if self._dialect != "sqlite":
-            raise NotImplementedError("read-only SQL is implemented for SQLite only")
+        if not query.strip().rstrip(";").strip():
+            raise QueryRefusedError("refused: the query is empty")
+        if not _READS.match(query):
+            raise QueryRefusedError(_refusal("not authorized"))
         raw = self._engine.raw_connection()
         try:
-            driver_connection: sqlite3.Connection = raw.driver_connection  # type: ignore[assignment]
-            driver_connection.set_authorizer(_read_only_authorizer)
-            cursor = driver_connection.cursor()
-            try:
-                cursor.execute(query)
-                columns = [column[0] for column in cursor.description or ()]
-                rows = [tuple(row) for row in cursor.fetchall()]
-            except (sqlite3.DatabaseError, sqlite3.ProgrammingError, sqlite3.Warning) as exc:
-                raise QueryRefusedError(_refusal(str(exc))) from None
-            finally:
-                cursor.close()
+            if self._dialect == "sqlite":
+                return _sqlite_read_only(cast(sqlite3.Connection, raw.driver_connection), query)
+            return _postgresql_read_only(raw.driver_connection, query)
         finally:
-            # The authorizer stays with the driver connection: close it rather than pool it.
+            # The connection was changed for this query: close it rather than pool it.
             raw.invalidate()
-        return QueryResult(columns=columns, rows=rows)
+
+
+# What a read-only statement starts with, after comments and opening parentheses.
+_READS = re.compile(r"(\s+|--[^\n]*(\n|$)|/\*.*?\*/|\()*(select|with|values|table)\b", re.I | re.S)
+READ_ONLY_TIMEOUT_SECONDS = 60
+
+
+def _sqlite_read_only(connection: sqlite3.Connection, query: str) -> QueryResult:
+    connection.set_authorizer(_read_only_authorizer)
+    cursor = connection.cursor()
+    try:
+        cursor.execute(query)
+        columns = [column[0] for column in cursor.description or ()]
+        return QueryResult(columns=columns, rows=[tuple(row) for row in cursor.fetchall()])
+    except (sqlite3.DatabaseError, sqlite3.ProgrammingError, sqlite3.Warning) as exc:
+        raise QueryRefusedError(_refusal(str(exc))) from None
+    finally:
+        cursor.close()
+
+
+def _postgresql_read_only(connection: Any, query: str) -> QueryResult:
+    """A read-only transaction, rolled back, with a statement timeout. The query runs as a
+    subquery of a prepared statement, and PostgreSQL refuses several commands in one of those:
+    neither a second statement nor a COMMIT can slip in."""
+    import psycopg
+
+    statement = "SELECT * FROM (\n" + re.sub(r"[\s;]+$", "", query) + "\n) AS tracker_sql"
+    try:
+        connection.read_only = True
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL statement_timeout = '{READ_ONLY_TIMEOUT_SECONDS}s'")
+            cursor.execute(statement, prepare=True)
+            columns = [column.name for column in cursor.description or ()]
+            rows = [tuple(row) for row in cursor.fetchall()]
+        connection.rollback()
+    except psycopg.OperationalError as exc:
+        raise DatabaseError(f"the database failed: {str(exc).strip()}") from exc
+    except psycopg.Error as exc:
+        raise QueryRefusedError(_refusal(str(exc))) from None
+    return QueryResult(columns=columns, rows=rows)
 
 
 _READ_ONLY_ACTIONS = frozenset(
@@ -366,9 +418,10 @@ def _read_only_authorizer(action: int, *_args: object) -> int:
 
 
 def _refusal(message: str) -> str:
-    if "not authorized" in message:
+    message = message.strip().splitlines()[0] if message.strip() else "invalid query"
+    if "not authorized" in message or "read-only transaction" in message:
         return "refused: tracker sql runs read-only statements (SELECT, WITH) only"
-    if "one statement at a time" in message:
+    if "one statement at a time" in message or "multiple commands" in message:
         return "refused: tracker sql runs exactly one statement"
     return f"refused: {message}"
 
@@ -376,6 +429,16 @@ def _refusal(message: str) -> str:
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
+
+
+def _without_answer(record: PollRecord, exc: Exception) -> PollRecord:
+    """The record as an error poll, keeping only what any database can store."""
+    error = {
+        "type": "unstorable",
+        "message": f"the answer could not be stored: {type(exc).__name__}",
+    }
+    fetch = FetchResult(record.fetch.http_status, record.fetch.latency_ms, None, None, error)
+    return replace(record, fetch=fetch, last_error=error["message"])
 
 
 def _snapshot_row(record: PollRecord) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import secrets
 import ssl
@@ -367,6 +368,55 @@ class SimulatorServer:
             del self._connections[writer]
 
 
+class _BadRequest(Exception):
+    """The request cannot be read; answered with this status, then the connection closes."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def _read_request(
+    reader: asyncio.StreamReader,
+) -> tuple[str, str, bool, dict[str, str], bytes] | None:
+    """Method, target, keep-alive, headers and body of the next request; None at the end."""
+    request_line = await reader.readline()
+    if not request_line.strip():
+        return None
+    parts = request_line.decode("latin-1").split()
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        raise _BadRequest(400, "Malformed request line.")
+    method, target, version = parts
+    headers: dict[str, str] = {}
+    while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+        name, colon, value = line.decode("latin-1").partition(":")
+        if not colon:
+            raise _BadRequest(400, "Malformed header line.")
+        headers[name.strip().lower()] = value.strip()
+    if "transfer-encoding" in headers:
+        raise _BadRequest(501, "Chunked request bodies are not supported.")
+    length = headers.get("content-length", "0")
+    if not length.isdigit():
+        raise _BadRequest(400, "Malformed Content-Length.")
+    body = await reader.readexactly(int(length)) if int(length) else b""
+    keep_alive = headers.get("connection", "").lower() != "close" and version != "HTTP/1.0"
+    return method, target, keep_alive, headers, body
+
+
+def _response(
+    status: int, extra: dict[str, str], content: bytes, keep_alive: bool, head_only: bool = False
+) -> bytes:
+    head = [
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(content)}",
+    ]
+    head += [f"{name}: {value}" for name, value in extra.items()]
+    if not keep_alive:
+        head.append("Connection: close")
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (b"" if head_only else content)
+
+
 async def serve_connection(
     simulator: Simulator,
     reader: asyncio.StreamReader,
@@ -375,36 +425,27 @@ async def serve_connection(
 ) -> None:
     """Answer requests on one connection until the client closes it."""
     try:
-        while True:
-            request_line = await reader.readline()
-            if not request_line.strip():
+        while (request := await _read_request(reader)) is not None:
+            method, target, keep_alive, headers, body = request
+            try:
+                status, extra, content = await simulator.serve(
+                    "GET" if method == "HEAD" else method, target, headers, body, client_gone
+                )
+            except DropConnection:
                 break
-            method, target, version = request_line.decode("latin-1").split(maxsplit=2)
-            headers: dict[str, str] = {}
-            while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-                name, _, value = line.decode("latin-1").partition(":")
-                headers[name.strip().lower()] = value.strip()
-            length = int(headers.get("content-length") or 0)
-            body = await reader.readexactly(length) if length else b""
-            status, extra, content = await simulator.serve(
-                method, target, headers, body, client_gone
-            )
-            keep_alive = headers.get(
-                "connection", ""
-            ).lower() != "close" and not version.strip().endswith("1.0")
-            head = [
-                f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
-                "Content-Type: application/json",
-                f"Content-Length: {len(content)}",
-            ]
-            head += [f"{name}: {value}" for name, value in extra.items()]
-            if not keep_alive:
-                head.append("Connection: close")
-            writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + content)
+            except Exception as exc:  # a bug in a script must show up as a 500, not a hang
+                status, extra, content = 500, {}, error_body(repr(exc), "server_error")
+                keep_alive = False
+            writer.write(_response(status, extra, content, keep_alive, method == "HEAD"))
             await writer.drain()
             if not keep_alive:
                 break
-    except (ConnectionError, asyncio.IncompleteReadError, ValueError, DropConnection):
+    except _BadRequest as exc:
+        answer = error_body(str(exc), "invalid_request_error")
+        with contextlib.suppress(ConnectionError):
+            writer.write(_response(exc.status, {}, answer, keep_alive=False))
+            await writer.drain()
+    except (ConnectionError, asyncio.IncompleteReadError):
         pass
     finally:
         writer.close()

@@ -170,7 +170,7 @@ def test_add_is_all_or_nothing(
     """One invalid ID or an unreadable file: exit 2, one line naming it, nothing written."""
     result = tracker(*args, stdin=stdin)
     assert_usage_error(result, *fragments)
-    assert count_tasks(workdir) == 0
+    assert not (workdir / "tracker.db").exists()
 
 
 @pytest.mark.parametrize(
@@ -395,3 +395,16 @@ def test_the_token_stays_secret_when_things_go_wrong(tracker: Run, api: API, wor
     errors = [row["error"] for row in json.loads(history.stdout)]
     assert errors[0]["code"] == "invalid_api_key"
     assert errors[1]["type"] == "connection_error"
+
+
+def test_a_database_from_a_newer_tracker_is_a_clear_error(tracker: Run, workdir: Path) -> None:
+    """A revision this tracker does not know: exit 1 with one line, nothing changed."""
+    tracker("add", "video_a")
+    connection = sqlite3.connect(workdir / "tracker.db")
+    connection.execute("UPDATE alembic_version SET version_num = '9999'")
+    connection.commit()
+    connection.close()
+    result = tracker("list")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "9999" in result.stderr and "older" in result.stderr

@@ -188,3 +188,23 @@ def test_two_daemons_on_one_sqlite_file_share_the_work(api: API, tmp_path: Path)
         assert all(b - a >= interval / 2 for a, b in itertools.pairwise(times))  # type: ignore[operator]
     polls = [int(log.rsplit("stopped after ", 1)[1].split()[0]) for log in logs]
     assert sum(polls) == 30 * 8 and min(polls) > 0
+
+
+def test_sigterm_while_claiming_thousands_leaves_no_lease_behind(api: API, tmp_path: Path) -> None:
+    """Stopped in the middle of claiming and polling many tasks, the daemon gives every claim
+    back: a restart anywhere can take them at once."""
+    ids = [api.simulator.add_video(f"video_m{i}", steps=50) for i in range(2000)]
+    env = environment(api, tmp_path, TRACKER_CONCURRENCY="64")
+    add(env, *ids)
+    for _ in range(3):
+        daemon = start(env)
+        wait_until(lambda: sum(api.simulator.requests.values()) > 300, daemon)
+        before = sum(api.simulator.requests.values())
+        daemon.send_signal(signal.SIGTERM)
+        _out, err = daemon.communicate(timeout=15)
+        assert daemon.returncode == 0, err
+        assert "Traceback" not in err
+        assert query(tmp_path, "SELECT COUNT(*) FROM tasks WHERE lease_owner IS NOT NULL") == [(0,)]
+        api.simulator.requests.clear()
+        assert before > 0
+    assert snapshot_count(tmp_path) > 900

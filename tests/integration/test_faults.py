@@ -326,3 +326,21 @@ def test_poll_after_ms_is_respected(api: API, sqlite_url: str) -> None:
         history = tracker.history(video)
     assert gaps(history)[0] >= 1.2
     assert json.loads(json.dumps(history[0].body))["status"] == "queued"
+
+
+def test_answers_with_characters_no_column_can_hold_are_stored_cleaned(
+    api: API, sqlite_url: str
+) -> None:
+    """NUL and lone surrogates sent as escapes, and NaN: stored or refused, never a stall."""
+    odd = Reply(raw=b'{"status": "in\\u0000prog\\ud800ress", "model": "m\\udfff"}')
+    nan = Reply(raw=b'{"status": "queued", "progress": NaN}')
+    video = api.simulator.script("video_odd_chars", [odd, nan, DONE])
+    healthy = api.simulator.script("video_healthy", [RUNNING, RUNNING, DONE])
+    with make_tracker(api.url, sqlite_url, api.token) as tracker:
+        tracker.add([video, healthy])
+        run_until_done(tracker)
+        history = tracker.history(video)
+        reasons = {task.task_id: task.finish_reason for task in tracker.tasks()}
+    assert reasons == {video: "completed", healthy: "completed"}
+    assert history[0].status == "in\ufffdprog\ufffdress"
+    assert history[1].error["type"] == "invalid_json"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+
 import httpx
+import pytest
 
 from tests.conftest import API
 
@@ -43,3 +46,43 @@ def test_unknown_ids_get_404_with_an_error_body(api: API) -> None:
     )
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "video_not_found"
+
+
+def raw_exchange(url: str, request: bytes) -> bytes:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(request)
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GARBAGE\r\n\r\n", b"400"),
+        (b"GET /v1/videos/x HTTP/1.1\r\nno colon here\r\n\r\n", b"400"),
+        (b"POST /v1/videos HTTP/1.1\r\nContent-Length: lots\r\n\r\n", b"400"),
+        (b"POST /v1/videos HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", b"501"),
+    ],
+)
+def test_malformed_requests_get_an_error_status_not_silence(
+    api: API, request_bytes: bytes, status: bytes
+) -> None:
+    """Requests the simulator cannot read are answered with 400 or 501, then closed."""
+    answer = raw_exchange(api.url, request_bytes)
+    assert answer.startswith(b"HTTP/1.1 " + status)
+    assert b"Connection: close" in answer
+
+
+def test_head_answers_headers_without_a_body(api: API) -> None:
+    """HEAD keeps keep-alive framing intact: the same headers as GET and no body."""
+    video = api.simulator.add_video()
+    headers = {"Authorization": f"Bearer {api.token}"}
+    with httpx.Client(base_url=api.url, headers=headers) as client:
+        head = client.head(f"/v1/videos/{video}")
+        after = client.get(f"/v1/videos/{video}")
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) > 0
+    assert after.json()["id"] == video

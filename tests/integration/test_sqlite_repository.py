@@ -194,7 +194,9 @@ def test_timed_out_sweep_finishes_only_old_unheld_unfinished_tasks(
         ("PRAGMA journal_mode = DELETE", "read-only"),
         ("SELECT 1; DELETE FROM tasks", "exactly one statement"),
         ("BEGIN", "read-only"),
-        ("SELEKT 1", "syntax error"),
+        ("SELEKT 1", "read-only"),
+        ("SELECT * FROM no_such_table", "no such table"),
+        ("   ", "empty"),
     ],
 )
 def test_sql_refuses_anything_but_one_read(
@@ -219,3 +221,25 @@ def test_sql_runs_reads_with_joins_ctes_and_json(repository: SQLRepository) -> N
     )
     assert result.columns == ["n", "j"]
     assert result.rows == [(2, json.dumps({"k": 1}, separators=(",", ":")))]
+
+
+def test_one_unstorable_answer_does_not_hold_back_the_others(
+    sqlite_url: str, repository: SQLRepository
+) -> None:
+    """A record the database refuses (a lone surrogate here) is stored as an error poll; the
+    rest of the batch is written as usual."""
+    repository.add_tasks(["bad", "good"], None, NOW)
+    claimed = {t.task_id: t for t in repository.claim_due("d", NOW, NOW + timedelta(60), 10)}
+    bad = FetchResult(200, 1, '{"status": "x"}', Video("in\ud800progress", 5), None)
+    good = FetchResult(200, 1, '{"status": "queued"}', Video("queued", 0), None)
+    records = [
+        decide(claimed["bad"], bad, NOW, POLICY, random.Random(1)),
+        decide(claimed["good"], good, NOW, POLICY, random.Random(1)),
+    ]
+    assert repository.record_polls("d", records) == 2
+    [bad_snapshot] = repository.history("bad")
+    [good_snapshot] = repository.history("good")
+    assert bad_snapshot.error["type"] == "unstorable"
+    assert (bad_snapshot.http_status, bad_snapshot.body, bad_snapshot.status) == (200, None, None)
+    assert good_snapshot.status == "queued"
+    assert all(task.lease_owner is None for task in repository.tasks())

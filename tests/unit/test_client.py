@@ -151,3 +151,36 @@ def test_waits_asked_by_the_api_are_read_from_headers(
     result = fetch(lambda request: httpx.Response(429, headers=headers, json={}))
     assert result.retry_after == retry_after
     assert result.poll_after == poll_after
+
+
+def test_nan_and_infinity_are_not_json() -> None:
+    """Bodies with NaN or Infinity (which PostgreSQL's json refuses) count as not JSON."""
+    result = fetch(lambda request: httpx.Response(200, text='{"status": "queued", "p": NaN}'))
+    assert (result.video, result.body) == (None, None)
+    assert result.error["type"] == "invalid_json"
+
+
+def test_unstorable_characters_are_replaced_in_what_is_read() -> None:
+    """NUL and lone surrogates sent as \\u escapes never reach a column; the raw body keeps
+    its escapes, which every database stores."""
+    raw = '{"status": "in\\u0000prog\\ud800ress", "error": {"message": "x\\udfff"}}'
+    result = fetch(lambda request: httpx.Response(200, text=raw))
+    assert result.video is not None
+    assert result.video.status == "in\ufffdprog\ufffdress"
+    assert result.video.error == {"message": "x\ufffd"}
+    assert result.body == raw
+
+
+def test_a_token_echoed_by_the_api_is_redacted_everywhere() -> None:
+    """A relay that repeats the key in its answer does not get it stored or logged."""
+    body = {"error": {"message": "Incorrect API key provided: sk-unit", "type": "auth"}}
+    result = fetch(lambda request: httpx.Response(401, json=body))
+    assert "sk-unit" not in str(result.error) and "sk-unit" not in (result.body or "")
+    assert result.error["message"] == "Incorrect API key provided: [redacted]"
+
+
+@pytest.mark.parametrize("value", ["1e12", "inf", "Wed, 01 Jan 3000 00:00:00 GMT"])
+def test_absurd_waits_are_capped_at_a_day(value: str) -> None:
+    """A Retry-After of centuries is a broken header: it is honoured for a day at most."""
+    result = fetch(lambda request: httpx.Response(503, headers={"retry-after": value}, json={}))
+    assert result.retry_after == 86400.0

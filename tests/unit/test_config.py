@@ -133,3 +133,26 @@ def test_require_token_explains_where_a_token_comes_from() -> None:
     """Without a token, commands that poll fail naming both variables."""
     with pytest.raises(ConfigError, match="TRACKER_API_TOKEN or TRACKER_API_TOKEN_FILE"):
         Settings().require_token()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"api_base": "http://host:abc"}, "the port is not a number"),
+        ({"give_up_after": "1000000d"}, "at most 3650d"),
+        ({"request_timeout": "1e300"}, "at most 86400"),
+        ({"poll_interval": "90000"}, "at most 86400"),
+    ],
+)
+def test_values_beyond_sane_bounds_are_refused(flags: dict[str, str], message: str) -> None:
+    """Ports that are not numbers and durations of centuries are errors, not overflows."""
+    with pytest.raises(ConfigError, match=message):
+        load_settings(flags, environ={})
+
+
+def test_a_token_that_cannot_travel_in_a_header_is_refused_without_showing_it() -> None:
+    """Non-ASCII or spaced tokens fail with a clear message that does not contain them."""
+    for token in ("sk-ünïcode", "sk with space", "sk-\x07bell"):
+        with pytest.raises(ConfigError, match="printable ASCII") as caught:
+            load_settings({}, environ={"TRACKER_API_TOKEN": token})
+        assert token not in str(caught.value)

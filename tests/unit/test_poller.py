@@ -110,7 +110,16 @@ def test_next_poll_is_one_interval_away_within_ten_percent_jitter() -> None:
 def test_openai_poll_after_ms_is_never_undercut() -> None:
     """A poll-after wait longer than the interval sets the next poll."""
     record = decide(claimed(), ok(poll_after=42.0), START, POLICY, random.Random(1))
-    assert record.next_poll_at == START + timedelta(seconds=42)
+    answered_at = START + timedelta(milliseconds=1)
+    assert record.next_poll_at == answered_at + timedelta(seconds=42)
+
+
+def test_waits_asked_by_the_api_count_from_when_its_answer_arrived() -> None:
+    """A Retry-After that came back after a slow answer is counted from the answer, not the
+    request: nothing is sent before it has really elapsed."""
+    slow = FetchResult(503, 20_000.0, None, None, {"message": "busy"}, retry_after=3.0)
+    record = decide(claimed(), slow, START, POLICY, random.Random(1))
+    assert record.next_poll_at >= START + timedelta(seconds=23)
 
 
 def test_a_success_resets_the_error_counters() -> None:
