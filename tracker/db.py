@@ -35,7 +35,9 @@ def create_engine(url: str, *, busy_timeout: float = 5.0) -> Engine:
     """
     options: dict[str, Any] = {"json_serializer": serialize_json}
     if url.startswith("postgresql"):
+        # A server restarted or a connection killed: found out at checkout and replaced.
         options["pool_pre_ping"] = True
+        options["connect_args"] = {"connect_timeout": 10}
     engine = sa.create_engine(url, **options)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine, busy_timeout)

@@ -49,7 +49,7 @@ def build(simulator: Simulator, rng: random.Random, count: int) -> dict[str, str
     return expected
 
 
-def test_every_task_ends_right_with_one_snapshot_per_poll(tmp_path: object) -> None:
+def test_every_task_ends_right_with_one_snapshot_per_poll(database_url: str) -> None:
     """Under every fault, each task ends in its right state, no request is made twice at once,
     and every answer the server gave is one snapshot."""
     simulator = Simulator(token="sk-soak")
@@ -57,7 +57,7 @@ def test_every_task_ends_right_with_one_snapshot_per_poll(tmp_path: object) -> N
     first = SimulatorServer(simulator)
     url = first.start()
     tracker = Tracker(
-        database_url=f"sqlite:///{tmp_path}/soak.db",
+        database_url=database_url,
         api_base=url,
         token="sk-soak",
         poll_interval=0.05,

@@ -22,10 +22,10 @@ RUNNING = Reply(video={"status": "in_progress", "progress": 50})
 DONE = Reply(video={"status": "completed", "progress": 100})
 
 
-def make_tracker(url: str, sqlite_url: str, token: str, **overrides: object) -> Tracker:
+def make_tracker(url: str, database_url: str, token: str, **overrides: object) -> Tracker:
     options: dict[str, object] = {"poll_interval": 0.1, "request_timeout": 2.0}
     options.update(overrides)
-    return Tracker(database_url=sqlite_url, api_base=url, token=token, **options)  # type: ignore[arg-type]
+    return Tracker(database_url=database_url, api_base=url, token=token, **options)  # type: ignore[arg-type]
 
 
 def run_until_done(tracker: Tracker, timeout: float = 30) -> None:
@@ -61,12 +61,12 @@ def gaps(history: list[Snapshot]) -> list[float]:
     ids=["500", "502", "503", "not-json", "not-a-video", "over-1MiB", "dropped"],
 )
 def test_a_failed_poll_is_an_error_snapshot_and_the_task_goes_on(
-    api: API, sqlite_url: str, fault: Reply, http_status: int | None, error_type: str
+    api: API, database_url: str, fault: Reply, http_status: int | None, error_type: str
 ) -> None:
     """Each kind of failure writes an error snapshot saying what went wrong; the task is polled
     again and finishes normally."""
     video = api.simulator.script("video_fault", [fault, RUNNING, DONE])
-    with make_tracker(api.url, sqlite_url, api.token) as tracker:
+    with make_tracker(api.url, database_url, api.token) as tracker:
         tracker.add([video])
         run_until_done(tracker)
         history = tracker.history(video)
@@ -82,11 +82,11 @@ def test_a_failed_poll_is_an_error_snapshot_and_the_task_goes_on(
     assert len(history) == api.simulator.polls(video) == 3
 
 
-def test_a_body_over_one_mebibyte_is_not_stored(api: API, sqlite_url: str) -> None:
+def test_a_body_over_one_mebibyte_is_not_stored(api: API, database_url: str) -> None:
     """The oversized body is dropped: the snapshot's body column is NULL."""
     huge = b'{"status": "completed", "pad": "' + b"x" * (1024 * 1024) + b'"}'
     video = api.simulator.script("video_huge", [Reply(raw=huge), DONE])
-    with make_tracker(api.url, sqlite_url, api.token) as tracker:
+    with make_tracker(api.url, database_url, api.token) as tracker:
         tracker.add([video])
         run_until_done(tracker)
         history = tracker.history(video)
@@ -94,12 +94,14 @@ def test_a_body_over_one_mebibyte_is_not_stored(api: API, sqlite_url: str) -> No
     assert history[0].error == {"type": "body_too_large", "message": "response body over 1 MiB"}
 
 
-def test_consecutive_errors_back_off_exponentially_up_to_the_cap(api: API, sqlite_url: str) -> None:
+def test_consecutive_errors_back_off_exponentially_up_to_the_cap(
+    api: API, database_url: str
+) -> None:
     """Gaps after failures grow (1-2, 2-4, 4-8 intervals…) and stop at 10 intervals."""
     error = Reply(status=500, raw=b"{}")
     video = api.simulator.script("video_flaky", [error] * 6 + [DONE])
     interval = 0.1
-    with make_tracker(api.url, sqlite_url, api.token, poll_interval=interval) as tracker:
+    with make_tracker(api.url, database_url, api.token, poll_interval=interval) as tracker:
         tracker.add([video])
         run_until_done(tracker)
         history = tracker.history(video)
@@ -111,11 +113,11 @@ def test_consecutive_errors_back_off_exponentially_up_to_the_cap(api: API, sqlit
     assert [s.http_status for s in history] == [500] * 6 + [200]
 
 
-def test_503_retry_after_is_waited_out_before_the_next_request(api: API, sqlite_url: str) -> None:
+def test_503_retry_after_is_waited_out_before_the_next_request(api: API, database_url: str) -> None:
     """503 with Retry-After: that task is not asked again until the wait has passed."""
     busy = Reply(status=503, raw=b"{}", headers={"Retry-After": "1"})
     video = api.simulator.script("video_busy", [busy, DONE])
-    with make_tracker(api.url, sqlite_url, api.token) as tracker:
+    with make_tracker(api.url, database_url, api.token) as tracker:
         tracker.add([video])
         run_until_done(tracker)
         history = tracker.history(video)
@@ -123,13 +125,13 @@ def test_503_retry_after_is_waited_out_before_the_next_request(api: API, sqlite_
     assert gaps(history)[0] >= 1.0
 
 
-def test_429_pauses_every_task_until_retry_after(api: API, sqlite_url: str) -> None:
+def test_429_pauses_every_task_until_retry_after(api: API, database_url: str) -> None:
     """A 429 on one task holds back the requests of all tasks (the limit is the account's)."""
     limited = api.simulator.script(
         "video_limited", [Reply(status=429, raw=b"{}", headers={"Retry-After": "1"}), DONE]
     )
     others = [api.simulator.script(f"video_other_{i}", [RUNNING] * 3 + [DONE]) for i in range(5)]
-    with make_tracker(api.url, sqlite_url, api.token, concurrency=1) as tracker:
+    with make_tracker(api.url, database_url, api.token, concurrency=1) as tracker:
         tracker.add([limited])
         tracker.add(others)
         run_until_done(tracker)
@@ -144,13 +146,13 @@ def test_429_pauses_every_task_until_retry_after(api: API, sqlite_url: str) -> N
     assert after and min(after) >= refusal.polled_at + timedelta(seconds=1)
 
 
-def test_429_wait_is_stored_so_a_restart_honours_it(api: API, sqlite_url: str) -> None:
+def test_429_wait_is_stored_so_a_restart_honours_it(api: API, database_url: str) -> None:
     """The pause a 429 asked for lands in every task's next_poll_at: it survives a restart."""
     limited = api.simulator.script(
         "video_limited", [Reply(status=429, raw=b"{}", headers={"Retry-After": "3600"})]
     )
     other = api.simulator.script("video_other", [RUNNING])
-    with make_tracker(api.url, sqlite_url, api.token, concurrency=1) as tracker:
+    with make_tracker(api.url, database_url, api.token, concurrency=1) as tracker:
         tracker.add([limited])
         tracker.add([other])
         tracker.poll_once()
@@ -163,13 +165,13 @@ def test_429_wait_is_stored_so_a_restart_honours_it(api: API, sqlite_url: str) -
 
 @pytest.mark.parametrize("status", [401, 403])
 def test_401_and_403_back_off_the_whole_daemon_loudly_and_finish_nothing(
-    api: API, sqlite_url: str, status: int, caplog: pytest.LogCaptureFixture
+    api: API, database_url: str, status: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A refused token pauses every task with growing waits and one ERROR line per step."""
     refused = Reply(status=status, raw=b'{"error": {"message": "no", "type": "auth"}}')
     video = api.simulator.script("video_auth", [refused] * 3 + [DONE])
     with (
-        make_tracker(api.url, sqlite_url, api.token, concurrency=1) as tracker,
+        make_tracker(api.url, database_url, api.token, concurrency=1) as tracker,
         caplog.at_level(logging.ERROR, logger="tracker"),
     ):
         tracker.add([video])
@@ -188,11 +190,11 @@ def test_401_and_403_back_off_the_whole_daemon_loudly_and_finish_nothing(
     assert task.finish_reason == "completed"
 
 
-def test_fewer_than_three_404s_keep_polling(api: API, sqlite_url: str) -> None:
+def test_fewer_than_three_404s_keep_polling(api: API, database_url: str) -> None:
     """Two 404s (a task not visible yet) and then the video: it finishes as completed."""
     missing = Reply(status=404, raw=b'{"error": {"message": "not found", "type": "x"}}')
     video = api.simulator.script("video_late", [missing, missing, RUNNING, missing, DONE])
-    with make_tracker(api.url, sqlite_url, api.token) as tracker:
+    with make_tracker(api.url, database_url, api.token) as tracker:
         tracker.add([video])
         run_until_done(tracker)
         [task] = tracker.tasks()
@@ -200,11 +202,11 @@ def test_fewer_than_three_404s_keep_polling(api: API, sqlite_url: str) -> None:
     assert api.simulator.polls(video) == 5
 
 
-def test_an_unknown_status_keeps_the_task_polling(api: API, sqlite_url: str) -> None:
+def test_an_unknown_status_keeps_the_task_polling(api: API, database_url: str) -> None:
     """A status nobody documented is stored as sent and is not mistaken for an end."""
     odd = Reply(video={"status": "RENDERING_PHASE_2", "progress": "45%"})
     video = api.simulator.script("video_odd", [odd, DONE])
-    with make_tracker(api.url, sqlite_url, api.token) as tracker:
+    with make_tracker(api.url, database_url, api.token) as tracker:
         tracker.add([video])
         run_until_done(tracker)
         history = tracker.history(video)
@@ -215,11 +217,11 @@ def test_an_unknown_status_keeps_the_task_polling(api: API, sqlite_url: str) -> 
 
 
 def test_a_response_slower_than_the_request_timeout_is_a_timeout_snapshot(
-    api: API, sqlite_url: str
+    api: API, database_url: str
 ) -> None:
     """No answer within --request-timeout: http_status NULL, error timeout, then a retry."""
     video = api.simulator.script("video_slow", [Reply(video={"status": "queued"}, delay=3), DONE])
-    with make_tracker(api.url, sqlite_url, api.token, request_timeout=0.5) as tracker:
+    with make_tracker(api.url, database_url, api.token, request_timeout=0.5) as tracker:
         tracker.add([video])
         run_until_done(tracker)
         history = tracker.history(video)
@@ -229,7 +231,7 @@ def test_a_response_slower_than_the_request_timeout_is_a_timeout_snapshot(
     assert history[-1].status == "completed"
 
 
-def test_the_server_down_for_a_while_then_back(sqlite_url: str) -> None:
+def test_the_server_down_for_a_while_then_back(database_url: str) -> None:
     """Refused connections are error snapshots; once the server is back, tasks finish."""
     simulator = Simulator(token="sk-down")
     video = simulator.add_video("video_patient", steps=1)
@@ -238,7 +240,7 @@ def test_the_server_down_for_a_while_then_back(sqlite_url: str) -> None:
     port = first.port
     first.stop()
 
-    with make_tracker(url, sqlite_url, "sk-down", poll_interval=0.1) as tracker:
+    with make_tracker(url, database_url, "sk-down", poll_interval=0.1) as tracker:
         tracker.add([video])
 
         async def scenario() -> None:
@@ -261,13 +263,13 @@ def test_the_server_down_for_a_while_then_back(sqlite_url: str) -> None:
     assert len(history) == len(refused) + simulator.polls(video)
 
 
-def test_redirects_are_not_followed_to_another_host(api: API, sqlite_url: str) -> None:
+def test_redirects_are_not_followed_to_another_host(api: API, database_url: str) -> None:
     """A redirect to another host is an error snapshot; that host never sees a request."""
     elsewhere = Simulator(token=api.token)
     with SimulatorServer(elsewhere) as other_url:
         moved = Reply(status=307, raw=b"", headers={"Location": f"{other_url}/v1/videos/x"})
         video = api.simulator.script("video_moved", [moved, DONE])
-        with make_tracker(api.url, sqlite_url, api.token) as tracker:
+        with make_tracker(api.url, database_url, api.token) as tracker:
             tracker.add([video])
             run_until_done(tracker)
             history = tracker.history(video)
@@ -276,7 +278,7 @@ def test_redirects_are_not_followed_to_another_host(api: API, sqlite_url: str) -
     assert sum(elsewhere.requests.values()) == 0
 
 
-def test_tls_certificates_are_verified(sqlite_url: str) -> None:
+def test_tls_certificates_are_verified(database_url: str) -> None:
     """An HTTPS API with a certificate nobody trusts is refused before any request is sent."""
     authority = trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -285,7 +287,7 @@ def test_tls_certificates_are_verified(sqlite_url: str) -> None:
     video = simulator.add_video("video_tls", steps=1)
     with (
         SimulatorServer(simulator, tls=context) as url,
-        make_tracker(url, sqlite_url, "sk-tls") as tracker,
+        make_tracker(url, database_url, "sk-tls") as tracker,
     ):
         assert url.startswith("https://")
         tracker.add([video])
@@ -296,12 +298,12 @@ def test_tls_certificates_are_verified(sqlite_url: str) -> None:
     assert simulator.polls(video) == 0
 
 
-def test_ids_reach_the_api_as_one_path_segment(api: API, sqlite_url: str) -> None:
+def test_ids_reach_the_api_as_one_path_segment(api: API, database_url: str) -> None:
     """Odd but valid IDs are asked for exactly; none can reach another path on the host."""
     ids = ["x;y=z", "..a", "a:b@c", 'quote"d', "semi;colon", "{curly}"]
     for task_id in ids:
         api.simulator.script(task_id, [DONE])
-    with make_tracker(api.url, sqlite_url, api.token) as tracker:
+    with make_tracker(api.url, database_url, api.token) as tracker:
         tracker.add(ids)
         run_until_done(tracker)
         reasons = {task.task_id: task.finish_reason for task in tracker.tasks()}
@@ -316,11 +318,11 @@ async def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None
         await asyncio.sleep(0.05)
 
 
-def test_poll_after_ms_is_respected(api: API, sqlite_url: str) -> None:
+def test_poll_after_ms_is_respected(api: API, database_url: str) -> None:
     """openai-poll-after-ms longer than the interval delays the next poll accordingly."""
     slow_down = Reply(video={"status": "queued"}, headers={"openai-poll-after-ms": "1200"})
     video = api.simulator.script("video_paced", [slow_down, DONE])
-    with make_tracker(api.url, sqlite_url, api.token) as tracker:
+    with make_tracker(api.url, database_url, api.token) as tracker:
         tracker.add([video])
         run_until_done(tracker)
         history = tracker.history(video)
@@ -329,14 +331,14 @@ def test_poll_after_ms_is_respected(api: API, sqlite_url: str) -> None:
 
 
 def test_answers_with_characters_no_column_can_hold_are_stored_cleaned(
-    api: API, sqlite_url: str
+    api: API, database_url: str
 ) -> None:
     """NUL and lone surrogates sent as escapes, and NaN: stored or refused, never a stall."""
     odd = Reply(raw=b'{"status": "in\\u0000prog\\ud800ress", "model": "m\\udfff"}')
     nan = Reply(raw=b'{"status": "queued", "progress": NaN}')
     video = api.simulator.script("video_odd_chars", [odd, nan, DONE])
     healthy = api.simulator.script("video_healthy", [RUNNING, RUNNING, DONE])
-    with make_tracker(api.url, sqlite_url, api.token) as tracker:
+    with make_tracker(api.url, database_url, api.token) as tracker:
         tracker.add([video, healthy])
         run_until_done(tracker)
         history = tracker.history(video)

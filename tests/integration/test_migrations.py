@@ -20,9 +20,9 @@ def test_there_is_exactly_one_head() -> None:
     assert len(heads) == 1
 
 
-def test_the_migrations_produce_exactly_the_models(sqlite_url: str) -> None:
+def test_the_migrations_produce_exactly_the_models(database_url: str) -> None:
     """After upgrading, autogenerate finds nothing to add: models and migrations agree."""
-    engine = db.create_engine(sqlite_url)
+    engine = db.create_engine(database_url)
     db.upgrade(engine)
     config = db.alembic_config()
     with engine.connect() as connection:
@@ -31,9 +31,9 @@ def test_the_migrations_produce_exactly_the_models(sqlite_url: str) -> None:
     engine.dispose()
 
 
-def test_upgrade_creates_the_spec_tables_and_downgrade_removes_them(sqlite_url: str) -> None:
+def test_upgrade_creates_the_spec_tables_and_downgrade_removes_them(database_url: str) -> None:
     """Upgrade gives the SPEC §5 tables and indexes; downgrade to base takes them away."""
-    engine = db.create_engine(sqlite_url)
+    engine = db.create_engine(database_url)
     db.upgrade(engine)
     inspector = inspect(engine)
     assert {"tasks", "snapshots"} <= set(inspector.get_table_names())
@@ -61,9 +61,10 @@ def test_upgrade_creates_the_spec_tables_and_downgrade_removes_them(sqlite_url: 
     engine.dispose()
 
 
-def test_many_processes_upgrading_one_new_database_at_once_all_succeed(tmp_path: Path) -> None:
-    """Daemons started together each bring the database to head; none fails on a half-made one."""
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+def test_many_processes_upgrading_one_new_database_at_once_all_succeed(database_url: str) -> None:
+    """Daemons started together each bring the database to head; none fails on a half-made one
+    (SQLite: the write lock; PostgreSQL: an advisory lock)."""
+    url = database_url
     script = (
         "import sys; from tracker import db; "
         "engine = db.create_engine(sys.argv[1]); db.ensure_schema(engine); "

@@ -14,10 +14,10 @@ from tracker import Tracker
 from tracker.simulator import Reply
 
 
-def make_tracker(api: API, sqlite_url: str, **overrides: object) -> Tracker:
+def make_tracker(api: API, database_url: str, **overrides: object) -> Tracker:
     options: dict[str, object] = {"poll_interval": 0.1, "request_timeout": 5.0}
     options.update(overrides)
-    return Tracker(database_url=sqlite_url, api_base=api.url, token=api.token, **options)  # type: ignore[arg-type]
+    return Tracker(database_url=database_url, api_base=api.url, token=api.token, **options)  # type: ignore[arg-type]
 
 
 async def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -27,11 +27,11 @@ async def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None
         await asyncio.sleep(0.05)
 
 
-def test_tasks_are_polled_through_their_lifecycle_until_done(api: API, sqlite_url: str) -> None:
+def test_tasks_are_polled_through_their_lifecycle_until_done(api: API, database_url: str) -> None:
     """run --until-done: every status becomes a snapshot in order, and terminal ones finish."""
     completed = api.simulator.add_video("video_ok", steps=3)
     failed = api.simulator.add_video("video_bad", steps=1, outcome="failed")
-    with make_tracker(api, sqlite_url) as tracker:
+    with make_tracker(api, database_url) as tracker:
         tracker.add([completed, failed], label="lifecycle")
         asyncio.run(tracker.run_async(until_done=True))
         ok_history = tracker.history(completed)
@@ -57,10 +57,10 @@ def test_tasks_are_polled_through_their_lifecycle_until_done(api: API, sqlite_ur
     assert tasks[completed].label == "lifecycle"
 
 
-def test_relay_variants_are_understood(api: API, sqlite_url: str) -> None:
+def test_relay_variants_are_understood(api: API, database_url: str) -> None:
     """SUCCESS, "45%" progress and millisecond timestamps from a relay read as OpenAI's do."""
     relay = api.simulator.add_video("sora-2:task_01HRELAY", steps=2, style="relay")
-    with make_tracker(api, sqlite_url) as tracker:
+    with make_tracker(api, database_url) as tracker:
         tracker.add([relay])
         asyncio.run(tracker.run_async(until_done=True))
         history = tracker.history(relay)
@@ -71,9 +71,9 @@ def test_relay_variants_are_understood(api: API, sqlite_url: str) -> None:
     assert task.created_at is not None and abs(task.created_at.timestamp() - time.time()) < 600
 
 
-def test_three_404s_finish_an_unknown_task_as_not_found(api: API, sqlite_url: str) -> None:
+def test_three_404s_finish_an_unknown_task_as_not_found(api: API, database_url: str) -> None:
     """An ID the API does not know is polled three times, then finished as not_found."""
-    with make_tracker(api, sqlite_url) as tracker:
+    with make_tracker(api, database_url) as tracker:
         tracker.add(["video_never_created"])
         asyncio.run(tracker.run_async(until_done=True))
         history = tracker.history("video_never_created")
@@ -86,13 +86,13 @@ def test_three_404s_finish_an_unknown_task_as_not_found(api: API, sqlite_url: st
 
 
 def test_a_task_added_while_the_daemon_runs_is_polled_within_one_interval(
-    api: API, sqlite_url: str
+    api: API, database_url: str
 ) -> None:
     """No restart needed: a new registration is due at once and the next tick claims it."""
     interval = 1.0
     slow = api.simulator.add_video("video_long", steps=1000)
     late = api.simulator.add_video("video_late", steps=1)
-    with make_tracker(api, sqlite_url, poll_interval=interval) as tracker:
+    with make_tracker(api, database_url, poll_interval=interval) as tracker:
         tracker.add([slow])
 
         async def scenario() -> None:
@@ -110,11 +110,11 @@ def test_a_task_added_while_the_daemon_runs_is_polled_within_one_interval(
     assert (task.last_polled_at - task.registered_at).total_seconds() <= interval
 
 
-def test_each_task_is_polled_about_once_per_interval(api: API, sqlite_url: str) -> None:
+def test_each_task_is_polled_about_once_per_interval(api: API, database_url: str) -> None:
     """Gaps between polls of one task stay within the ±10% jitter plus a tick."""
     interval = 0.5
     video = api.simulator.add_video("video_steady", steps=1000)
-    with make_tracker(api, sqlite_url, poll_interval=interval) as tracker:
+    with make_tracker(api, database_url, poll_interval=interval) as tracker:
         tracker.add([video])
 
         async def scenario() -> None:
@@ -130,7 +130,7 @@ def test_each_task_is_polled_about_once_per_interval(api: API, sqlite_url: str) 
     assert gaps and all(interval * 0.9 <= gap <= interval * 1.1 + 0.2 for gap in gaps), gaps
 
 
-def test_no_task_is_polled_twice_at_once(api: API, sqlite_url: str) -> None:
+def test_no_task_is_polled_twice_at_once(api: API, database_url: str) -> None:
     """With slow answers and many tasks in flight, the server never sees one task twice at once."""
     ids = [
         api.simulator.script(
@@ -140,7 +140,7 @@ def test_no_task_is_polled_twice_at_once(api: API, sqlite_url: str) -> None:
         )
         for i in range(40)
     ]
-    with make_tracker(api, sqlite_url, poll_interval=0.05, concurrency=8) as tracker:
+    with make_tracker(api, database_url, poll_interval=0.05, concurrency=8) as tracker:
         tracker.add(ids)
         asyncio.run(tracker.run_async(until_done=True))
         snapshots = sum(len(tracker.history(task_id)) for task_id in ids)
@@ -148,10 +148,10 @@ def test_no_task_is_polled_twice_at_once(api: API, sqlite_url: str) -> None:
     assert snapshots == sum(api.simulator.polls(task_id) for task_id in ids) == 40 * 4
 
 
-def test_a_wrong_token_finishes_nothing_and_poll_reports_it(api: API, sqlite_url: str) -> None:
+def test_a_wrong_token_finishes_nothing_and_poll_reports_it(api: API, database_url: str) -> None:
     """401: an error snapshot is written, the pass reports the refusal, no task is finished."""
     video = api.simulator.add_video("video_auth", steps=1)
-    with Tracker(database_url=sqlite_url, api_base=api.url, token="sk-wrong") as tracker:
+    with Tracker(database_url=database_url, api_base=api.url, token="sk-wrong") as tracker:
         tracker.add([video, "video_other"])
         summary = tracker.poll_once()
         tasks = tracker.tasks()
@@ -165,10 +165,10 @@ def test_a_wrong_token_finishes_nothing_and_poll_reports_it(api: API, sqlite_url
     assert history[0].error["code"] == "invalid_api_key"
 
 
-def test_tasks_past_give_up_after_are_finished_as_timed_out(api: API, sqlite_url: str) -> None:
+def test_tasks_past_give_up_after_are_finished_as_timed_out(api: API, database_url: str) -> None:
     """A task that never ends is finished as timed_out once give-up-after has passed."""
     forever = api.simulator.add_video("video_forever", steps=100000)
-    with make_tracker(api, sqlite_url, give_up_after="1s", poll_interval=0.2) as tracker:
+    with make_tracker(api, database_url, give_up_after="1s", poll_interval=0.2) as tracker:
         tracker.add([forever])
         started = time.monotonic()
         asyncio.run(tracker.run_async(until_done=True))
@@ -179,10 +179,10 @@ def test_tasks_past_give_up_after_are_finished_as_timed_out(api: API, sqlite_url
     assert (task.finished_at - task.registered_at).total_seconds() >= 1.0
 
 
-def test_poll_once_all_polls_tasks_that_are_not_due(api: API, sqlite_url: str) -> None:
+def test_poll_once_all_polls_tasks_that_are_not_due(api: API, database_url: str) -> None:
     """`poll --all` asks about every unfinished task even right after a pass."""
     video = api.simulator.add_video("video_again", steps=10)
-    with make_tracker(api, sqlite_url, poll_interval=3600) as tracker:
+    with make_tracker(api, database_url, poll_interval=3600) as tracker:
         tracker.add([video])
         assert tracker.poll_once().polled == 1
         assert tracker.poll_once().polled == 0
@@ -190,10 +190,10 @@ def test_poll_once_all_polls_tasks_that_are_not_due(api: API, sqlite_url: str) -
     assert api.simulator.polls(video) == 2
 
 
-def test_a_removed_task_is_not_polled_again(api: API, sqlite_url: str) -> None:
+def test_a_removed_task_is_not_polled_again(api: API, database_url: str) -> None:
     """`remove` stops polling at once; the history so far is kept."""
     video = api.simulator.add_video("video_removed", steps=1000)
-    with make_tracker(api, sqlite_url, poll_interval=0.1) as tracker:
+    with make_tracker(api, database_url, poll_interval=0.1) as tracker:
         tracker.add([video])
 
         async def scenario() -> None:
