@@ -7,12 +7,13 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import replace
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import Engine
@@ -35,6 +36,19 @@ from tracker.poller import PassSummary, Policy, Poller
 from tracker.repository import QueryResult, SQLRepository
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on uvloop where it is installed (measured faster: README, Performance),
+    else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 def daemon_id() -> str:
@@ -197,7 +211,7 @@ class Tracker:
 
     def poll_once(self, all_unfinished: bool = False) -> PassSummary:
         """Poll every due unfinished task once (every unfinished one with ``all_unfinished``)."""
-        return asyncio.run(self.poll_once_async(all_unfinished))
+        return run_event_loop(self.poll_once_async(all_unfinished))
 
     async def poll_once_async(self, all_unfinished: bool = False) -> PassSummary:
         await asyncio.to_thread(release_leases_of_dead_daemons, self.repository)
@@ -210,7 +224,7 @@ class Tracker:
 
     def run(self, until_done: bool = False) -> None:
         """Run the daemon in this thread until interrupted (or until nothing is left)."""
-        asyncio.run(self.run_async(until_done=until_done, handle_signals=True))
+        run_event_loop(self.run_async(until_done=until_done, handle_signals=True))
 
     async def run_async(
         self,

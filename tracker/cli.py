@@ -7,7 +7,6 @@ other failure.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -311,7 +310,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     settings.require_token()
     with Tracker.from_settings(settings) as tracker:
-        asyncio.run(tracker.run_async(until_done=args.until_done, handle_signals=True))
+        tracker.run(until_done=args.until_done)
     return 0
 
 

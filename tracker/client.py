@@ -12,6 +12,7 @@ import json
 import re
 import time
 from email.utils import parsedate_to_datetime
+from importlib import metadata
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ import httpx
 from tracker.config import Secret
 from tracker.ids import path_segment
 from tracker.models import FetchResult
+from tracker.transport import HTTP1Transport
 from tracker.video import NotAVideoError, parse_video
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -28,10 +30,18 @@ REDACTED = "[redacted]"
 # Characters no database column can hold; JSON can only smuggle them in as \u escapes.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _EXCERPT = 200
+_URL_CACHE_SIZE = 100_000
+_HEADERS_READ = frozenset({b"retry-after", b"openai-poll-after-ms", b"location", b"content-length"})
 
 
 class VideoClient:
-    """``GET {api_base}/v1/videos/{task_id}`` with a bearer token over one pooled httpx client."""
+    """``GET {api_base}/v1/videos/{task_id}`` with a bearer token, through an httpx transport.
+
+    Requests go straight to the transport's ``handle_async_request``: httpx's AsyncClient layer
+    (base URLs, cookies, auth and redirect machinery, none of which a poll needs) cost about as
+    much as the transport itself (README, Performance). Any httpx transport can be injected:
+    ``httpx.MockTransport`` in unit tests, ``httpx.AsyncHTTPTransport`` for stock httpx.
+    """
 
     def __init__(
         self,
@@ -45,16 +55,23 @@ class VideoClient:
         self._timeout = timeout
         self._token = token.reveal()
         self._token_bytes = self._token.encode()
-        self._http = httpx.AsyncClient(
-            base_url=api_base,
-            headers={"Authorization": f"Bearer {token.reveal()}", "Accept": "application/json"},
-            timeout=timeout,
-            # A redirect could carry the token to another host; a poll that meets one fails.
-            follow_redirects=False,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            transport=transport,
+        self._base = api_base.rstrip("/") + "/v1/videos/"
+        self._headers = httpx.Headers(
+            {
+                "Authorization": f"Bearer {self._token}",
+                "Accept": "application/json",
+                # Bodies are small; uncompressed ones cost no CPU and cannot expand.
+                "Accept-Encoding": "identity",
+                "User-Agent": f"tracker/{_version()}",
+            }
+        )
+        self._extensions = {
+            "timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
+        }
+        self._urls: dict[str, httpx.URL] = {}
+        # A redirect could carry the token to another host: transports never follow them.
+        self._transport = transport or HTTP1Transport(
+            max_connections=max_connections, max_body=MAX_BODY_BYTES
         )
 
     async def __aenter__(self) -> VideoClient:
@@ -64,13 +81,13 @@ class VideoClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._transport.aclose()
 
     async def fetch(self, task_id: str) -> FetchResult:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout):
-                status, headers, content = await self._get(f"/v1/videos/{path_segment(task_id)}")
+                status, headers, content = await self._get(self._url(task_id))
         except (TimeoutError, httpx.TimeoutException):
             return _failure(started, "timeout", f"no complete response within {self._timeout:g}s")
         except httpx.HTTPError as exc:
@@ -80,8 +97,8 @@ class VideoClient:
             # A relay that echoes the key in an error would put it in the database and logs.
             content = content.replace(self._token_bytes, REDACTED.encode())
         hints = {
-            "retry_after": _retry_after(headers.get("retry-after")),
-            "poll_after": _poll_after(headers.get("openai-poll-after-ms")),
+            "retry_after": _retry_after(headers.get(b"retry-after")),
+            "poll_after": _poll_after(headers.get(b"openai-poll-after-ms")),
         }
         if content is None:
             return FetchResult(
@@ -94,7 +111,7 @@ class VideoClient:
             )
         body, document = _decode(content)
         if 300 <= status < 400:
-            location = self._redact(headers.get("location", "?"))
+            location = self._redact(headers.get(b"location", "?"))
             error: Any = {
                 "type": "redirect",
                 "message": f"HTTP {status} redirect to {location!r} not followed",
@@ -120,18 +137,47 @@ class VideoClient:
     def _redact(self, text: str) -> str:
         return text.replace(self._token, REDACTED)
 
-    async def _get(self, path: str) -> tuple[int, httpx.Headers, bytes | None]:
-        """Status, headers and body; the body is None when it passes MAX_BODY_BYTES."""
-        async with self._http.stream("GET", path) as response:
-            declared = response.headers.get("content-length")
+    def _url(self, task_id: str) -> httpx.URL:
+        """The task's URL, parsed once: parsing costs more than the rest of building a request."""
+        url = self._urls.get(task_id)
+        if url is None:
+            if len(self._urls) >= _URL_CACHE_SIZE:
+                self._urls.clear()
+            url = self._urls[task_id] = httpx.URL(self._base + path_segment(task_id))
+        return url
+
+    async def _get(self, url: httpx.URL) -> tuple[int, dict[bytes, str], bytes | None]:
+        """Status, the headers tracker reads, and the body (None past MAX_BODY_BYTES)."""
+        request = httpx.Request("GET", url, headers=self._headers, extensions=self._extensions)
+        response = await self._transport.handle_async_request(request)
+        try:
+            headers = {
+                lowered: value.decode("latin-1")
+                for name, value in response.headers.raw
+                if (lowered := name.lower()) in _HEADERS_READ
+            }
+            if isinstance(response.stream, httpx.ByteStream):  # read by the transport already
+                content = response.content
+                too_large = len(content) > MAX_BODY_BYTES
+                return response.status_code, headers, None if too_large else content
+            declared = headers.get(b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-                return response.status_code, response.headers, None
+                return response.status_code, headers, None
             received = bytearray()
             async for chunk in response.aiter_bytes():
                 received += chunk
                 if len(received) > MAX_BODY_BYTES:
-                    return response.status_code, response.headers, None
-            return response.status_code, response.headers, bytes(received)
+                    return response.status_code, headers, None
+            return response.status_code, headers, bytes(received)
+        finally:
+            await response.aclose()
+
+
+def _version() -> str:
+    try:
+        return metadata.version("tracker")
+    except metadata.PackageNotFoundError:
+        return "dev"
 
 
 def _elapsed_ms(started: float) -> float:
@@ -158,7 +204,7 @@ def _decode(content: bytes) -> tuple[str | None, Any]:
     (NaN and Infinity, which Python accepts and PostgreSQL refuses, are not JSON)."""
     try:
         text = content.decode("utf-8")
-        document = json.loads(text, parse_constant=_refuse_constant)
+        document = _JSON.decode(text)
     except (UnicodeDecodeError, ValueError):
         return None, None
     return text, _storable(document) if b"\\u" in content else document
@@ -166,6 +212,9 @@ def _decode(content: bytes) -> tuple[str | None, Any]:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+_JSON = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 def _storable(value: Any) -> Any:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TextIO
 
 from tracker import render
-from tracker.app import Tracker
+from tracker.app import Tracker, run_event_loop
 from tracker.simulator import Simulator, SimulatorServer
 
 DEMO_TOKEN = "demo-token"
@@ -49,7 +49,7 @@ def run_demo(out: TextIO, interval: float = 0.4) -> int:
         ) as tracker:
             tracker.add(task_ids, label="demo")
             out.write(f"Registered {len(task_ids)} tasks; polling every {interval:g}s\n\n")
-            asyncio.run(_run_with_live_view(tracker, out))
+            run_event_loop(_run_with_live_view(tracker, out))
             _print_outcome(tracker, out, task_ids[0])
     return 0
 

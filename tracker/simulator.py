@@ -460,8 +460,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--token", default="sim-token", help="the bearer token it accepts")
+    parser.add_argument(
+        "--preload",
+        type=int,
+        default=0,
+        metavar="N",
+        help="create N videos named video_0 … video_{N-1} that stay in progress (for benchmarks)",
+    )
     args = parser.parse_args(argv)
-    server = SimulatorServer(Simulator(token=args.token), host=args.host, port=args.port)
+    simulator = Simulator(token=args.token)
+    forever = [Reply(video={"status": "in_progress", "progress": 50})]
+    for index in range(args.preload):
+        simulator.script(f"video_{index}", forever)
+    server = SimulatorServer(simulator, host=args.host, port=args.port)
     print(
         f"simulated video API at {server.start()} (token {args.token!r}); Ctrl-C stops it",
         flush=True,
