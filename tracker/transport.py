@@ -89,8 +89,7 @@ class _Exchange(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         if self.closed:
             return
-        if len(self._body) <= self._max_body:
-            self._body += body
+        self._body += body[: self._max_body + 1 - len(self._body)]
         if len(self._body) > self._max_body:
             self.reusable = False
             self._complete()  # enough to say it is too large; the rest is not read
@@ -131,11 +130,13 @@ class _Exchange(asyncio.Protocol):
 class HTTP1Transport(httpx.AsyncBaseTransport):
     """An httpx transport over a pool of at most ``max_connections`` keep-alive connections."""
 
-    def __init__(self, *, max_connections: int, max_body: int) -> None:
+    def __init__(
+        self, *, max_connections: int, max_body: int, tls: ssl.SSLContext | None = None
+    ) -> None:
         self._max_body = max_body
         self._slots = asyncio.Semaphore(max_connections)
         self._idle: dict[_Origin, deque[_Exchange]] = {}
-        self._tls: ssl.SSLContext | None = None
+        self._tls = tls  # default: httpx's, verifying against certifi's authorities
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url

@@ -1,0 +1,193 @@
+"""The HTTP/1.1 transport against real sockets: framing, keep-alive, failures, TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Awaitable, Callable
+
+import httpx
+import pytest
+import trustme
+
+from tracker.transport import HTTP1Transport
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    return await reader.readuntil(b"\r\n\r\n")
+
+
+def answer_with(*responses: bytes, close: bool = False) -> tuple[Handler, list[bytes]]:
+    """A server handler that answers successive requests with ``responses``."""
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            for response in responses:
+                seen.append(await read_request(reader))
+                writer.write(response)
+                await writer.drain()
+            if close:
+                writer.close()
+                return
+            await reader.read()  # keep the connection until the client closes it
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    return handle, seen
+
+
+def run(
+    handler: Handler,
+    scenario: Callable[[str, HTTP1Transport], Awaitable[None]],
+    *,
+    max_body: int = 1 << 20,
+    tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None,
+) -> None:
+    async def go() -> None:
+        server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=tls[0] if tls else None)
+        port = server.sockets[0].getsockname()[1]
+        transport = HTTP1Transport(
+            max_connections=4, max_body=max_body, tls=tls[1] if tls else None
+        )
+        scheme = "https" if tls else "http"
+        try:
+            await scenario(f"{scheme}://127.0.0.1:{port}", transport)
+        finally:
+            await transport.aclose()
+            server.close()
+
+    asyncio.run(go())
+
+
+async def get(transport: HTTP1Transport, url: str) -> httpx.Response:
+    return await transport.handle_async_request(
+        httpx.Request("GET", url + "/v1/videos/x", headers={"Authorization": "Bearer t"})
+    )
+
+
+def test_a_content_length_answer_and_the_request_it_answers() -> None:
+    """The request line, Host and headers go out as given; the body comes back whole."""
+    handler, seen = answer_with(
+        b'HTTP/1.1 200 OK\r\nContent-Length: 15\r\nX-Thing: 1\r\n\r\n{"status":"ok"}'
+    )
+
+    async def scenario(url: str, transport: HTTP1Transport) -> None:
+        response = await get(transport, url)
+        assert (response.status_code, response.content) == (200, b'{"status":"ok"}')
+        assert response.headers["x-thing"] == "1"
+
+    run(handler, scenario)
+    assert seen[0].startswith(b"GET /v1/videos/x HTTP/1.1\r\n")
+    assert b"authorization: Bearer t" in seen[0].lower().replace(b"bearer", b"Bearer")
+
+
+def test_chunked_and_close_delimited_bodies_are_read_whole() -> None:
+    """Chunked transfer coding and bodies that run until the server closes both work."""
+    chunked, _ = answer_with(
+        b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"a":\r\n3\r\n12}\r\n0\r\n\r\n'
+    )
+    until_close, _ = answer_with(b'HTTP/1.0 200 OK\r\n\r\n{"b": 2}', close=True)
+
+    async def scenario(url: str, transport: HTTP1Transport) -> None:
+        response = await get(transport, url)
+        assert response.content in (b'{"a":12}', b'{"b": 2}')
+
+    run(chunked, scenario)
+    run(until_close, scenario)
+
+
+def test_kept_alive_connections_are_reused() -> None:
+    """Two requests in a row travel on one connection."""
+    handler, seen = answer_with(*[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"] * 2)
+
+    async def scenario(url: str, transport: HTTP1Transport) -> None:
+        await get(transport, url)
+        await get(transport, url)
+
+    run(handler, scenario)
+    assert len(seen) == 2  # both on the one connection the handler served
+
+
+def test_a_body_past_the_limit_is_cut_and_the_connection_dropped() -> None:
+    """Only max_body + 1 bytes are kept; the rest is never read."""
+    handler, _ = answer_with(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100000)
+
+    async def scenario(url: str, transport: HTTP1Transport) -> None:
+        response = await get(transport, url)
+        assert len(response.content) == 1001
+
+    run(handler, scenario, max_body=1000)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (b"", "closed the connection"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}", "closed the connection"),
+        (b"NONSENSE\r\n\r\n", "unreadable answer"),
+    ],
+)
+def test_broken_answers_are_remote_protocol_errors(answer: bytes, message: str) -> None:
+    """A server that hangs up early or answers garbage raises httpx.RemoteProtocolError."""
+    handler, _ = answer_with(answer, close=True)
+
+    async def scenario(url: str, transport: HTTP1Transport) -> None:
+        with pytest.raises(httpx.RemoteProtocolError, match=message):
+            await get(transport, url)
+
+    run(handler, scenario)
+
+
+def test_a_refused_connection_is_a_connect_error() -> None:
+    """Nothing listening: httpx.ConnectError naming host and port."""
+
+    async def scenario() -> None:
+        transport = HTTP1Transport(max_connections=1, max_body=100)
+        with pytest.raises(httpx.ConnectError, match=r"127\.0\.0\.1:9"):
+            await get(transport, "http://127.0.0.1:9")
+
+    asyncio.run(scenario())
+
+
+def test_a_cancelled_request_never_leaves_its_connection_for_reuse() -> None:
+    """The caller's timeout cancels the exchange; the next request gets a fresh connection."""
+    connections = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        await read_request(reader)
+        if len(connections) == 1:
+            await asyncio.sleep(5)  # never answers in time
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+        await reader.read()
+
+    async def scenario(url: str, transport: HTTP1Transport) -> None:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await get(transport, url)
+        response = await get(transport, url)
+        assert response.content == b"{}"
+
+    run(handler, scenario)
+    assert len(connections) == 2
+
+
+def test_tls_is_verified_and_works_with_a_trusted_authority() -> None:
+    """HTTPS with SNI against a certificate the client's context trusts."""
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    authority.configure_trust(client_context)
+    handler, _ = answer_with(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+    async def scenario(url: str, transport: HTTP1Transport) -> None:
+        assert (await get(transport, url)).content == b"{}"
+
+    run(handler, scenario, tls=(server_context, client_context))
