@@ -7,19 +7,17 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Coroutine, Iterable
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING
 
-import httpx
 from sqlalchemy import Engine
 
 from tracker import db
-from tracker.client import VideoClient
 from tracker.clock import Clock, SystemClock
 from tracker.config import (
     DEFAULT_API_BASE,
@@ -29,26 +27,18 @@ from tracker.config import (
     checked_token,
     load_settings,
 )
-from tracker.daemon import run_daemon
+from tracker.eventloop import run_event_loop
 from tracker.ids import check_task_ids
 from tracker.models import AddResult, RemoveResult, Snapshot, Task
 from tracker.poller import PassSummary, Policy, Poller
 from tracker.repository import QueryResult, SQLRepository
 
+if TYPE_CHECKING:
+    import httpx
+
+    from tracker.client import VideoClient
+
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-
-def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
-    """Run ``main`` on uvloop where it is installed (measured faster: README, Performance),
-    else on asyncio's own loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(main)
 
 
 def daemon_id() -> str:
@@ -233,6 +223,8 @@ class Tracker:
         handle_signals: bool = False,
     ) -> None:
         """The daemon inside a running event loop; returns once ``stop`` is set."""
+        from tracker.daemon import run_daemon  # APScheduler is loaded by the daemon only
+
         await asyncio.to_thread(release_leases_of_dead_daemons, self.repository)
         async with self._client() as client:
             poller = self._poller(client)
@@ -248,6 +240,8 @@ class Tracker:
                 poller.close()
 
     def _client(self) -> VideoClient:
+        from tracker.client import VideoClient  # HTTP is loaded by the commands that poll
+
         return VideoClient(
             self.settings.api_base,
             self.settings.require_token(),

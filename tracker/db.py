@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from tracker.errors import DatabaseError
 from tracker.schema import serialize_json
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# The newest migration. Every command checks the database against it before anything else, so
+# it is a constant rather than Alembic's answer (loading Alembic and the migrations costs a
+# quarter of a second); a test keeps it equal to the head of migrations/versions.
+HEAD_REVISION = "0001"
 
 # The top-level migrations/ directory, installed as the tracker.migrations package.
 MIGRATIONS_DIR = Path(str(importlib.import_module("tracker.migrations").__file__)).parent
@@ -54,6 +57,9 @@ def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
+        # 32 MiB of page cache (the default is 2): the history index's pages that polls write
+        # to stay in memory as the table grows (README, Performance).
+        cursor.execute("PRAGMA cache_size = -32768")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
@@ -69,16 +75,22 @@ def describe(engine: Engine) -> str:
 
 
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
 
 
 def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     try:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
@@ -89,6 +101,9 @@ def current_revision(engine: Engine) -> str | None:
 def upgrade(engine: Engine) -> None:
     """Migrate to head; concurrent callers wait for each other (SQLite write lock, PostgreSQL
     advisory lock in env.py) and the later ones find nothing left to do."""
+    from alembic import command
+    from alembic.util import CommandError
+
     config = alembic_config()
     try:
         with engine.connect() as connection:
@@ -108,8 +123,19 @@ def upgrade(engine: Engine) -> None:
 
 def ensure_schema(engine: Engine) -> None:
     """Bring the database to head unless it is there already (the common, cheap case)."""
-    if current_revision(engine) != head_revision():
+    if _stored_revision(engine) != HEAD_REVISION:
         upgrade(engine)
+
+
+def _stored_revision(engine: Engine) -> str | None:
+    """The revision in alembic_version, or None where it cannot be read (a new database;
+    upgrade() then reports any real trouble)."""
+    try:
+        with engine.connect() as connection:
+            revision = connection.exec_driver_sql("SELECT version_num FROM alembic_version")
+            return revision.scalar()
+    except SQLAlchemyError:
+        return None
 
 
 def _reason(exc: SQLAlchemyError) -> str:

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import TextIO
 
 from tracker import render
-from tracker.app import Tracker, run_event_loop
+from tracker.app import Tracker
+from tracker.eventloop import run_event_loop
 from tracker.simulator import Simulator, SimulatorServer
 
 DEMO_TOKEN = "demo-token"

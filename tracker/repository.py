@@ -13,7 +13,7 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
@@ -29,7 +29,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
@@ -47,6 +46,9 @@ from tracker.models import (
 )
 from tracker.schema import RawJSON, serialize_json, snapshots, tasks
 
+# Selected in the order of the dataclasses' fields, so rows become records positionally.
+_TASK_COLUMNS = [tasks.c[field.name] for field in fields(Task)]
+_SNAPSHOT_COLUMNS = [snapshots.c[field.name] for field in fields(Snapshot)]
 # SQLite before 3.32 allows 999 variables per statement; stay well under it in IN lists.
 _CHUNK = 500
 
@@ -129,8 +131,7 @@ class SQLRepository:
             existing = self._existing(connection, task_ids)
             new = [task_id for task_id in task_ids if task_id not in existing]
             if new:
-                insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-                statement = insert(tasks).on_conflict_do_nothing(index_elements=["task_id"])
+                statement = self._insert_new_tasks()
                 connection.execute(
                     statement,
                     [
@@ -144,6 +145,17 @@ class SQLRepository:
                     ],
                 )
         return AddResult(added=new, existing=[t for t in task_ids if t in existing])
+
+    def _insert_new_tasks(self) -> Any:
+        """INSERT … ON CONFLICT DO NOTHING, from the dialect in use only: importing
+        PostgreSQL's would slow every command on SQLite."""
+        if self._dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+            return postgresql_insert(tasks).on_conflict_do_nothing(index_elements=["task_id"])
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(tasks).on_conflict_do_nothing(index_elements=["task_id"])
 
     def remove_tasks(self, task_ids: Sequence[str], now: datetime) -> RemoveResult:
         with self._writing() as connection:
@@ -342,18 +354,19 @@ class SQLRepository:
             return bool(connection.scalar(select(exists().where(tasks.c.finished == false()))))
 
     def tasks(self, status: str | None = None, unfinished: bool = False) -> list[Task]:
-        query = select(tasks).order_by(tasks.c.registered_at, tasks.c.task_id)
+        query = select(*_TASK_COLUMNS).order_by(tasks.c.registered_at, tasks.c.task_id)
         if status is not None:
             query = query.where(func.lower(tasks.c.status) == status.lower())
         if unfinished:
             query = query.where(tasks.c.finished == false())
         with self._engine.connect() as connection:
-            return [Task(**row._mapping) for row in connection.execute(query)]
+            return [Task(*row) for row in connection.execute(query)]
 
     def task(self, task_id: str) -> Task | None:
         with self._engine.connect() as connection:
-            row = connection.execute(select(tasks).where(tasks.c.task_id == task_id)).first()
-        return None if row is None else Task(**row._mapping)
+            query = select(*_TASK_COLUMNS).where(tasks.c.task_id == task_id)
+            row = connection.execute(query).first()
+        return None if row is None else Task(*row)
 
     def history(self, task_id: str) -> list[Snapshot]:
         with self._engine.connect() as connection:
@@ -361,11 +374,11 @@ class SQLRepository:
             if not known:
                 raise UnknownTaskError(f"unknown task ID {task_id!r}")
             rows = connection.execute(
-                select(snapshots)
+                select(*_SNAPSHOT_COLUMNS)
                 .where(snapshots.c.task_id == task_id)
                 .order_by(snapshots.c.polled_at, snapshots.c.id)
             )
-            return [Snapshot(**row._mapping) for row in rows]
+            return [Snapshot(*row) for row in rows]
 
     def run_read_only(self, query: str) -> QueryResult:
         """Run one read-only statement; refuse writes, several statements and bad SQL."""

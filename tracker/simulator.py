@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
+from tracker.eventloop import run_event_loop
+
 Style = Literal["openai", "relay"]
 
 _STATUS_WORDS: dict[Style, dict[str, str]] = {
@@ -201,6 +203,12 @@ class Simulator:
         """Answer one HTTP request: status, headers, body. A delayed answer is abandoned when
         ``client_gone`` turns true, as a real server notices a client that hung up."""
         path = urlsplit(target).path
+        if path == "/_simulator/stats" and method == "GET":
+            # Not part of the API: how many video GETs were answered (benchmarks compare it
+            # with the snapshots written).
+            with self._lock:
+                served = sum(self.requests.values())
+            return 200, {}, json.dumps({"requests": served, "overlaps": self.overlaps}).encode()
         if headers.get("authorization") != f"Bearer {self.token}":
             message = (
                 "Missing bearer token."
@@ -330,7 +338,7 @@ class SimulatorServer:
         self.stop()
 
     def _run(self) -> None:
-        asyncio.run(self._main())
+        run_event_loop(self._main())
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()

@@ -100,3 +100,8 @@ def test_alembic_from_the_repository_root_uses_tracker_database_url(tmp_path: Pa
     engine = db.create_engine(f"sqlite:///{database}")
     assert db.current_revision(engine) == db.head_revision()
     engine.dispose()
+
+
+def test_the_head_constant_is_the_newest_migration() -> None:
+    """db.HEAD_REVISION, which every command compares with, names the real head."""
+    assert db.head_revision() == db.HEAD_REVISION

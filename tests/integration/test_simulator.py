@@ -86,3 +86,13 @@ def test_head_answers_headers_without_a_body(api: API) -> None:
     assert head.status_code == 200 and head.content == b""
     assert int(head.headers["content-length"]) > 0
     assert after.json()["id"] == video
+
+
+def test_stats_count_every_video_request(api: API) -> None:
+    """The benchmark's check that every answered poll was written relies on this count."""
+    video = api.simulator.add_video()
+    headers = {"Authorization": f"Bearer {api.token}"}
+    for _ in range(3):
+        httpx.get(f"{api.url}/v1/videos/{video}", headers=headers)
+    httpx.get(f"{api.url}/v1/videos/unknown", headers=headers)
+    assert httpx.get(f"{api.url}/_simulator/stats").json() == {"requests": 4, "overlaps": 0}

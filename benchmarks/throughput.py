@@ -1,0 +1,454 @@
+"""How fast tracker watches video tasks, beside what users run today, measured in one run.
+
+    pip install -e '.[bench]'
+    python benchmarks/throughput.py                  # every section, about five minutes
+    python benchmarks/throughput.py --only peers,throughput
+
+The simulated API runs in a process of its own (`python -m tracker.simulator`), serving videos
+that stay in progress, so every poll is a full round trip and a row written. Sections:
+
+- simulator:  the simulator alone, driven by the fastest client here: it must not be the limit;
+- peers:      what users run today (stock httpx, the OpenAI SDK, httpx over aiohttp, raw aiohttp)
+              and tracker's own client, polling only (no database);
+- throughput: one `tracker run` on SQLite with more due work than it can do: polls per second,
+              every answered poll checked against the rows written;
+- lateness:   1,600 tasks every 2 s (40% of the load above): how late polls come;
+- memory:     10,000 watched tasks: peak RSS of the daemon;
+- history:    the same daemon on a database holding 5 million snapshots, and `history` there;
+- add:        `tracker add --file` with 100,000 IDs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import warnings
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+TOKEN = "bench-token"
+SECTIONS = ("simulator", "peers", "throughput", "lateness", "memory", "history", "add")
+TRACKER = [sys.executable, "-m", "tracker"]
+RESULTS: list[tuple[str, str, str]] = []
+
+
+def report(section: str, what: str, value: str) -> None:
+    RESULTS.append((section, what, value))
+    print(f"  {what:58s} {value}", flush=True)
+
+
+# The simulator, in its own process
+
+
+@contextmanager
+def simulator(preload: int) -> Iterator[str]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tracker.simulator",
+            "--port",
+            "0",
+            "--token",
+            TOKEN,
+            "--preload",
+            str(preload),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    url = line.split(" at ", 1)[1].split(" ", 1)[0]
+    try:
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)
+
+
+def served(url: str) -> int:
+    with urllib.request.urlopen(f"{url}/_simulator/stats") as response:
+        return int(json.load(response)["requests"])
+
+
+# Clients polling without a database
+
+
+async def rate(one: Callable[[int], Awaitable[object]], in_flight: int, seconds: float) -> float:
+    done = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker(start: int) -> None:
+        nonlocal done
+        index = start
+        while time.perf_counter() < stop:
+            await one(index)
+            done += 1
+            index += in_flight
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker(k) for k in range(in_flight)))
+    return done / (time.perf_counter() - began)
+
+
+def video(index: int, tasks: int) -> str:
+    return f"video_{index % tasks}"
+
+
+def peers(url: str, tasks: int, seconds: float) -> None:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+
+    async def stock_httpx() -> float:
+        async with httpx.AsyncClient(
+            base_url=url,
+            headers=headers,
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+        ) as client:
+
+            async def one(i: int) -> None:
+                (await client.get(f"/v1/videos/{video(i, tasks)}")).json()
+
+            return await rate(one, 32, seconds)
+
+    report("peers", "stock httpx.AsyncClient, 32 in flight", f"{asyncio.run(stock_httpx()):,.0f}/s")
+    try:
+        import openai
+    except ImportError:
+        report("peers", "OpenAI SDK", "not installed (pip install -e '.[bench]')")
+    else:
+        sync_client = openai.OpenAI(api_key=TOKEN, base_url=f"{url}/v1", max_retries=0)
+        done, stop = 0, time.perf_counter() + seconds
+        began = time.perf_counter()
+        while time.perf_counter() < stop:
+            sync_client.videos.retrieve(video(done, tasks))
+            done += 1
+        report(
+            "peers",
+            "OpenAI SDK, client.videos.retrieve in a plain loop",
+            f"{done / (time.perf_counter() - began):,.0f}/s",
+        )
+
+        async def async_openai() -> float:
+            client = openai.AsyncOpenAI(api_key=TOKEN, base_url=f"{url}/v1", max_retries=0)
+
+            async def one(i: int) -> None:
+                await client.videos.retrieve(video(i, tasks))
+
+            try:
+                return await rate(one, 32, seconds)
+            finally:
+                await client.close()
+
+        report("peers", "AsyncOpenAI, 32 in flight", f"{asyncio.run(async_openai()):,.0f}/s")
+    try:
+        import aiohttp
+        from httpx_aiohttp import AiohttpTransport
+    except ImportError:
+        report("peers", "aiohttp peers", "not installed (pip install -e '.[bench]')")
+    else:
+
+        async def httpx_over_aiohttp() -> float:
+            transport = AiohttpTransport()
+            async with httpx.AsyncClient(
+                base_url=url, headers=headers, transport=transport
+            ) as client:
+
+                async def one(i: int) -> None:
+                    (await client.get(f"/v1/videos/{video(i, tasks)}")).json()
+
+                return await rate(one, 32, seconds)
+
+        report(
+            "peers",
+            "httpx.AsyncClient over httpx_aiohttp.AiohttpTransport, 32",
+            f"{asyncio.run(httpx_over_aiohttp()):,.0f}/s",
+        )
+
+        async def raw_aiohttp() -> float:
+            connector = aiohttp.TCPConnector(limit=64)
+            async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
+
+                async def one(i: int) -> None:
+                    async with session.get(f"{url}/v1/videos/{video(i, tasks)}") as response:
+                        await response.json()
+
+                return await rate(one, 64, seconds)
+
+        report("peers", "raw aiohttp, 64 in flight", f"{asyncio.run(raw_aiohttp()):,.0f}/s")
+    report(
+        "peers",
+        "tracker's client (httpx over tracker.transport, uvloop), 32",
+        f"{tracker_client_rate(url, tasks, seconds):,.0f}/s",
+    )
+
+
+def tracker_client_rate(url: str, tasks: int, seconds: float, in_flight: int = 32) -> float:
+    from tracker.client import VideoClient
+    from tracker.config import Secret
+    from tracker.eventloop import run_event_loop
+
+    async def go() -> float:
+        async with VideoClient(url, Secret(TOKEN), timeout=30, max_connections=in_flight) as client:
+
+            async def one(i: int) -> None:
+                result = await client.fetch(video(i, tasks))
+                assert result.video is not None, result.error
+
+            return await rate(one, in_flight, seconds)
+
+    return run_event_loop(go())
+
+
+# The daemon
+
+
+def environment(url: str, database: Path, interval: float) -> dict[str, str]:
+    return {
+        **os.environ,
+        "TRACKER_DATABASE_URL": f"sqlite:///{database}",
+        "TRACKER_API_BASE": url,
+        "TRACKER_API_TOKEN": TOKEN,
+        "TRACKER_POLL_INTERVAL": str(interval),
+    }
+
+
+def register(env: dict[str, str], directory: Path, tasks: int) -> float:
+    ids = directory / "ids.txt"
+    ids.write_text("".join(f"video_{i}\n" for i in range(tasks)))
+    began = time.perf_counter()
+    subprocess.run([*TRACKER, "add", "--file", str(ids)], env=env, check=True, capture_output=True)
+    return time.perf_counter() - began
+
+
+def rows(database: Path) -> int:
+    connection = sqlite3.connect(database)
+    try:
+        return int(connection.execute("SELECT COALESCE(MAX(id), 0) FROM snapshots").fetchone()[0])
+    finally:
+        connection.close()
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_daemon(
+    url: str, database: Path, interval: float, warmup: float, window: float
+) -> dict[str, float]:
+    """Run `tracker run` and measure a steady window; stop it; check rows against requests."""
+    env = environment(url, database, interval)
+    rows_before, served_before = rows(database), served(url)
+    daemon = subprocess.Popen([*TRACKER, "-q", "run"], env=env)
+    time.sleep(warmup)
+    start_rows, start_time = rows(database), time.monotonic()
+    time.sleep(window)
+    end_rows, end_time = rows(database), time.monotonic()
+    rss = peak_rss_mb(daemon.pid)
+    daemon.send_signal(signal.SIGTERM)
+    daemon.wait(timeout=30)
+    written = rows(database) - rows_before
+    answered = served(url) - served_before
+    return {
+        "rate": (end_rows - start_rows) / (end_time - start_time),
+        "rss": rss,
+        "written": written,
+        "answered": answered,
+    }
+
+
+def lateness(database: Path, interval: float) -> list[float]:
+    connection = sqlite3.connect(database)
+    late: list[float] = []
+    previous: dict[str, float] = {}
+    query = (
+        "SELECT task_id, (julianday(polled_at) - 2440587.5) * 86400.0 "
+        "FROM snapshots ORDER BY polled_at"
+    )
+    for task_id, seconds in connection.execute(query):
+        if task_id in previous:
+            late.append(seconds - previous[task_id] - interval)
+        previous[task_id] = seconds
+    connection.close()
+    return late
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def fill_history(database: Path, tasks: int, total: int) -> None:
+    """Add ``total`` finished-looking snapshots spread over the registered tasks."""
+    connection = sqlite3.connect(database)
+    body = '{"object":"video","status":"in_progress","progress":50}'
+    per_task = total // tasks
+    batch = []
+    with connection:
+        for index in range(tasks):
+            for poll in range(per_task):
+                stamp = (
+                    f"2026-01-{1 + poll // 86400 % 28:02d} {poll // 3600 % 24:02d}:"
+                    f"{poll // 60 % 60:02d}:{poll % 60:02d}.000000"
+                )
+                batch.append((f"video_{index}", stamp, 200, "in_progress", 50, body, 0, 5.0))
+            if len(batch) >= 200_000:
+                connection.executemany(
+                    "INSERT INTO snapshots (task_id, polled_at, http_status, status, progress, "
+                    "body, finished, latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    batch,
+                )
+                batch.clear()
+        if batch:
+            connection.executemany(
+                "INSERT INTO snapshots (task_id, polled_at, http_status, status, progress, "
+                "body, finished, latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                batch,
+            )
+    connection.close()
+
+
+def history_latency_ms(database: Path, task_id: str) -> tuple[float, float]:
+    from tracker import Tracker
+
+    with Tracker(database_url=f"sqlite:///{database}") as tracker:
+        tracker.history(task_id)  # connect and warm the cache, as a running system is
+        timings = []
+        for _ in range(20):
+            began = time.perf_counter()
+            snapshots = tracker.history(task_id)
+            timings.append((time.perf_counter() - began) * 1000)
+    began = time.perf_counter()
+    subprocess.run(
+        [*TRACKER, "--db", f"sqlite:///{database}", "history", task_id],
+        check=True,
+        capture_output=True,
+    )
+    command_ms = (time.perf_counter() - began) * 1000
+    assert snapshots
+    return statistics.median(timings), command_ms
+
+
+# The sections
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections (default: all of {', '.join(SECTIONS)})",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=20.0,
+        help="measuring window of each daemon run (default 20)",
+    )
+    args = parser.parse_args()
+    wanted = set(args.only.split(","))
+    warnings.simplefilter("ignore", DeprecationWarning)  # the SDK's notice about the Sora API
+    print(f"tracker benchmark: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    with (
+        tempfile.TemporaryDirectory(prefix="tracker-bench-") as scratch,
+        simulator(preload=10_000) as url,
+    ):
+        directory = Path(scratch)
+        if "simulator" in wanted:
+            print("simulator alone (its own process)")
+            report(
+                "simulator",
+                "simulator, tracker's client with 128 in flight",
+                f"{tracker_client_rate(url, 10_000, 5, in_flight=128):,.0f}/s",
+            )
+        if "peers" in wanted:
+            print("peers, polling only (no database)")
+            peers(url, 4_000, 5)
+        if "throughput" in wanted:
+            print("throughput: one `tracker run`, SQLite, 4,000 tasks due every second")
+            database = directory / "throughput.db"
+            register(environment(url, database, 1), directory, 4_000)
+            result = run_daemon(url, database, 1.0, 3.0, args.seconds)
+            report(
+                "throughput", "polls/s sustained, every poll a snapshot", f"{result['rate']:,.0f}/s"
+            )
+            report(
+                "throughput",
+                "requests answered / snapshots written",
+                f"{result['answered']:,.0f} / {result['written']:,.0f}",
+            )
+            report("throughput", "peak RSS", f"{result['rss']:.0f} MB")
+        if "lateness" in wanted:
+            print("lateness: 1,600 tasks every 2 s (800 polls/s)")
+            database = directory / "lateness.db"
+            register(environment(url, database, 2), directory, 1_600)
+            result = run_daemon(url, database, 2.0, 4.0, max(args.seconds, 20))
+            late = lateness(database, 2.0)
+            report("lateness", "polls/s", f"{result['rate']:,.0f}/s")
+            report(
+                "lateness",
+                "gap between polls minus interval: p50 / p99 / max",
+                f"{percentile(late, 0.5):+.3f} / {percentile(late, 0.99):+.3f} / "
+                f"{max(late):+.3f} s",
+            )
+        if "memory" in wanted:
+            print("memory: 10,000 tasks every 10 s")
+            database = directory / "memory.db"
+            register(environment(url, database, 10), directory, 10_000)
+            result = run_daemon(url, database, 10.0, 2.0, max(args.seconds, 12))
+            report("memory", "polls/s", f"{result['rate']:,.0f}/s")
+            report("memory", "peak RSS with 10,000 watched tasks", f"{result['rss']:.0f} MB")
+        if "history" in wanted:
+            print("history: 4,000 tasks, 5 million snapshots already stored")
+            database = directory / "history.db"
+            register(environment(url, database, 1), directory, 4_000)
+            began = time.perf_counter()
+            fill_history(database, 4_000, 5_000_000)
+            report(
+                "history",
+                "5,000,000 snapshots generated in",
+                f"{time.perf_counter() - began:.0f} s",
+            )
+            result = run_daemon(url, database, 1.0, 3.0, args.seconds)
+            report(
+                "history", "polls/s sustained on top of 5 million rows", f"{result['rate']:,.0f}/s"
+            )
+            query_ms, command_ms = history_latency_ms(database, "video_7")
+            report(
+                "history", "history of one task (1,250 rows): query, median", f"{query_ms:.1f} ms"
+            )
+            report(
+                "history",
+                "`tracker history` command, process start included",
+                f"{command_ms:.0f} ms",
+            )
+        if "add" in wanted:
+            print("add: 100,000 IDs from a file")
+            database = directory / "add.db"
+            seconds = register(environment(url, database, 15), directory, 100_000)
+            report("add", "`tracker add --file` with 100,000 IDs", f"{seconds:.1f} s")
+    print("\n| section | measure | result |\n|---|---|---|")
+    for section, what, value in RESULTS:
+        print(f"| {section} | {what} | {value} |")
+
+
+if __name__ == "__main__":
+    main()
