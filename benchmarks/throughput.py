@@ -12,9 +12,10 @@ that stay in progress, so every poll is a full round trip and a row written. Sec
               and tracker's own client, polling only (no database);
 - throughput: one `tracker run` on SQLite with more due work than it can do: polls per second,
               every answered poll checked against the rows written;
+- postgres:   the same on PostgreSQL (with --postgres URL of a server to create a database on);
 - lateness:   1,600 tasks every 2 s (40% of the load above): how late polls come;
 - memory:     10,000 watched tasks: peak RSS of the daemon;
-- history:    the same daemon on a database holding 5 million snapshots, and `history` there;
+- history:    the same daemon on databases holding 0.5 and 5 million snapshots, and `history`;
 - add:        `tracker add --file` with 100,000 IDs.
 """
 
@@ -38,7 +39,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 TOKEN = "bench-token"
-SECTIONS = ("simulator", "peers", "throughput", "lateness", "memory", "history", "add")
+SECTIONS = ("simulator", "peers", "throughput", "postgres", "lateness", "memory", "history", "add")
 TRACKER = [sys.executable, "-m", "tracker"]
 RESULTS: list[tuple[str, str, str]] = []
 
@@ -216,10 +217,11 @@ def tracker_client_rate(url: str, tasks: int, seconds: float, in_flight: int = 3
 # The daemon
 
 
-def environment(url: str, database: Path, interval: float) -> dict[str, str]:
+def environment(url: str, database: Path | str, interval: float) -> dict[str, str]:
+    """The daemon's settings; ``database`` is an SQLite file or a PostgreSQL URL."""
     return {
         **os.environ,
-        "TRACKER_DATABASE_URL": f"sqlite:///{database}",
+        "TRACKER_DATABASE_URL": database if isinstance(database, str) else f"sqlite:///{database}",
         "TRACKER_API_BASE": url,
         "TRACKER_API_TOKEN": TOKEN,
         "TRACKER_POLL_INTERVAL": str(interval),
@@ -234,7 +236,13 @@ def register(env: dict[str, str], directory: Path, tasks: int) -> float:
     return time.perf_counter() - began
 
 
-def rows(database: Path) -> int:
+def rows(database: Path | str) -> int:
+    if isinstance(database, str):  # a PostgreSQL URL
+        import psycopg
+
+        with psycopg.connect(database.replace("postgresql+psycopg", "postgresql")) as connection:
+            cursor = connection.execute("SELECT COALESCE(MAX(id), 0) FROM snapshots")
+            return int(cursor.fetchone()[0])  # type: ignore[index]
     connection = sqlite3.connect(database)
     try:
         return int(connection.execute("SELECT COALESCE(MAX(id), 0) FROM snapshots").fetchone()[0])
@@ -250,7 +258,7 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def run_daemon(
-    url: str, database: Path, interval: float, warmup: float, window: float
+    url: str, database: Path | str, interval: float, warmup: float, window: float
 ) -> dict[str, float]:
     """Run `tracker run` and measure a steady window; stop it; check rows against requests."""
     env = environment(url, database, interval)
@@ -324,6 +332,22 @@ def fill_history(database: Path, tasks: int, total: int) -> None:
     connection.close()
 
 
+@contextmanager
+def postgres_database(server: str) -> Iterator[str]:
+    """A database of its own on ``server``, dropped afterwards."""
+    import psycopg
+
+    name = f"tracker_bench_{os.getpid()}"
+    admin_url = server.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            base = admin_url.rpartition("/")[0]
+            yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+        finally:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
 def history_latency_ms(database: Path, task_id: str) -> tuple[float, float]:
     from tracker import Tracker
 
@@ -363,6 +387,12 @@ def main() -> None:
         default=20.0,
         help="measuring window of each daemon run (default 20)",
     )
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="a PostgreSQL server for the postgres section, e.g. "
+        "postgresql://postgres@127.0.0.1:5432/test (a database is created on it and dropped)",
+    )
     args = parser.parse_args()
     wanted = set(args.only.split(","))
     warnings.simplefilter("ignore", DeprecationWarning)  # the SDK's notice about the Sora API
@@ -396,6 +426,21 @@ def main() -> None:
                 f"{result['answered']:,.0f} / {result['written']:,.0f}",
             )
             report("throughput", "peak RSS", f"{result['rss']:.0f} MB")
+        if "postgres" in wanted and args.postgres:
+            print("throughput on PostgreSQL: the same 4,000 tasks due every second")
+            with postgres_database(args.postgres) as database_url:
+                register(environment(url, database_url, 1), directory, 4_000)
+                result = run_daemon(url, database_url, 1.0, 3.0, args.seconds)
+                report(
+                    "postgres",
+                    "polls/s sustained, every poll a snapshot",
+                    f"{result['rate']:,.0f}/s",
+                )
+                report(
+                    "postgres",
+                    "requests answered / snapshots written",
+                    f"{result['answered']:,.0f} / {result['written']:,.0f}",
+                )
         if "lateness" in wanted:
             print("lateness: 1,600 tasks every 2 s (800 polls/s)")
             database = directory / "lateness.db"
@@ -417,20 +462,23 @@ def main() -> None:
             report("memory", "polls/s", f"{result['rate']:,.0f}/s")
             report("memory", "peak RSS with 10,000 watched tasks", f"{result['rss']:.0f} MB")
         if "history" in wanted:
-            print("history: 4,000 tasks, 5 million snapshots already stored")
-            database = directory / "history.db"
-            register(environment(url, database, 1), directory, 4_000)
-            began = time.perf_counter()
-            fill_history(database, 4_000, 5_000_000)
-            report(
-                "history",
-                "5,000,000 snapshots generated in",
-                f"{time.perf_counter() - began:.0f} s",
-            )
-            result = run_daemon(url, database, 1.0, 3.0, args.seconds)
-            report(
-                "history", "polls/s sustained on top of 5 million rows", f"{result['rate']:,.0f}/s"
-            )
+            for stored in (500_000, 5_000_000):
+                print(f"history: 4,000 tasks, {stored:,} snapshots already stored")
+                database = directory / f"history-{stored}.db"
+                register(environment(url, database, 1), directory, 4_000)
+                began = time.perf_counter()
+                fill_history(database, 4_000, stored)
+                report(
+                    "history",
+                    f"{stored:,} snapshots generated in",
+                    f"{time.perf_counter() - began:.0f} s",
+                )
+                result = run_daemon(url, database, 1.0, 3.0, args.seconds)
+                report(
+                    "history",
+                    f"polls/s sustained on top of {stored:,} rows",
+                    f"{result['rate']:,.0f}/s",
+                )
             query_ms, command_ms = history_latency_ms(database, "video_7")
             report(
                 "history", "history of one task (1,250 rows): query, median", f"{query_ms:.1f} ms"
