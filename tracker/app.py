@@ -8,6 +8,7 @@ import os
 import secrets
 import socket
 from collections.abc import Iterable
+from contextlib import AsyncExitStack
 from dataclasses import replace
 from datetime import datetime
 from functools import cached_property
@@ -25,13 +26,29 @@ from tracker.config import (
     Secret,
     Settings,
     checked_token,
+    child_environment,
     load_settings,
+    parse_download_dir,
 )
+from tracker.dbthread import DatabaseThread
+from tracker.downloads import Downloader
+from tracker.errors import ConfigError, UnknownTaskError, UsageError
 from tracker.eventloop import run_event_loop
 from tracker.ids import check_task_ids
-from tracker.models import AddResult, RemoveResult, Snapshot, Task
-from tracker.poller import PassSummary, Policy, Poller
+from tracker.models import (
+    AddResult,
+    Download,
+    FinishReason,
+    FollowUps,
+    NewDownload,
+    RemoveResult,
+    Snapshot,
+    Task,
+)
+from tracker.notify import Channels, Notifier
+from tracker.poller import ASSETS_LAST, PassSummary, Policy, Poller
 from tracker.repository import QueryResult, SQLRepository
+from tracker.webhooks import WebhookReceiver, secret_key
 
 if TYPE_CHECKING:
     import httpx
@@ -39,6 +56,8 @@ if TYPE_CHECKING:
     from tracker.client import VideoClient
 
 logger = logging.getLogger(__name__)
+
+NOTIFY_TIMEOUT = 10.0
 
 
 def daemon_id() -> str:
@@ -223,21 +242,163 @@ class Tracker:
         handle_signals: bool = False,
     ) -> None:
         """The daemon inside a running event loop; returns once ``stop`` is set."""
-        from tracker.daemon import run_daemon  # APScheduler is loaded by the daemon only
+        from tracker.daemon import Worker, run_daemon  # APScheduler is loaded by the daemon only
 
         await asyncio.to_thread(release_leases_of_dead_daemons, self.repository)
-        async with self._client() as client:
-            poller = self._poller(client)
-            try:
+        owner = daemon_id()
+        database = DatabaseThread()
+        follow_ups = self._follow_ups()
+        try:
+            async with AsyncExitStack() as stack:
+                client = await stack.enter_async_context(self._client())
+                poller = self._poller(client, owner, database, follow_ups)
+                stack.callback(poller.close)
+                workers: list[Worker] = []
+                if self.settings.download_dir is not None:
+                    directory = self.settings.download_dir
+                    workers.append(await self._downloader(stack, owner, database, directory))
+                if follow_ups.channels:
+                    workers.append(await self._notifier(stack, owner, database, follow_ups))
+                if self.settings.webhook_port is not None:
+                    await self._receive_webhooks(stack, database)
+                repository = self.repository
                 await run_daemon(
                     poller,
                     Policy.from_settings(self.settings),
                     until_done=until_done,
                     stop=stop,
                     handle_signals=handle_signals,
+                    workers=workers,
+                    owed=(lambda: database.run(repository.follow_ups_owed)) if workers else None,
                 )
-            finally:
-                poller.close()
+                # Give back whatever is still claimed: a restart or another daemon takes it.
+                await database.run(repository.release_owners, [owner])
+        finally:
+            database.close()
+
+    def download(
+        self, task_id: str, variants: Iterable[str] = ("video",), directory: str | None = None
+    ) -> list[Download]:
+        """Fetch a completed task's files now (retrying until they expire); return their rows."""
+        return run_event_loop(self.download_async(task_id, variants, directory))
+
+    async def download_async(
+        self, task_id: str, variants: Iterable[str] = ("video",), directory: str | None = None
+    ) -> list[Download]:
+        task = await asyncio.to_thread(self.repository.task, task_id)
+        if task is None:
+            raise UnknownTaskError(f"unknown task ID {task_id!r}")
+        if task.finish_reason != FinishReason.COMPLETED:
+            raise UsageError(
+                f"task {task_id!r} has not completed (finish_reason "
+                f"{task.finish_reason or 'none: still running'}); only completed videos have files"
+            )
+        if directory is not None:
+            directory = parse_download_dir(directory)
+        elif self.settings.download_dir is not None:
+            directory = self.settings.download_dir
+        else:
+            raise ConfigError("no download directory: use --download-dir or TRACKER_DOWNLOAD_DIR")
+        now = self._now()
+        expires_at = task.expires_at or now + ASSETS_LAST
+        wanted = [NewDownload(variant, expires_at) for variant in dict.fromkeys(variants)]
+        await asyncio.to_thread(self.repository.schedule_downloads, task_id, wanted, now)
+        owner = daemon_id()
+        database = DatabaseThread()
+        try:
+            async with AsyncExitStack() as stack:
+                downloader = await self._downloader(stack, owner, database, directory)
+                while True:
+                    rows = await database.run(self.repository.downloads, task_id)
+                    pending = [row for row in rows if row.state == "pending"]
+                    if not pending:
+                        return [row for row in rows if row.variant in {d.variant for d in wanted}]
+                    await downloader.tick()
+                    await asyncio.sleep(0.2)
+        finally:
+            database.close()
+
+    def _follow_ups(self) -> FollowUps:
+        settings = self.settings
+        channels = tuple(
+            channel
+            for channel, wanted in (
+                ("webhook", settings.notify_url),
+                ("command", settings.on_finish),
+            )
+            if wanted
+        )
+        variants = settings.download_variants if settings.download_dir else ()
+        return FollowUps(variants=variants, channels=channels)
+
+    async def _downloader(
+        self, stack: AsyncExitStack, owner: str, database: DatabaseThread, directory: str
+    ) -> Downloader:
+        from tracker.client import ContentClient
+
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        source = ContentClient(
+            self.settings.api_base,
+            self.settings.require_token(),
+            timeout=self.settings.request_timeout,
+        )
+        stack.push_async_callback(source.aclose)
+        return Downloader(
+            self.repository,
+            source,
+            Path(directory),
+            owner=owner,
+            database=database,
+            clock=self._clock,
+        )
+
+    async def _notifier(
+        self, stack: AsyncExitStack, owner: str, database: DatabaseThread, follow_ups: FollowUps
+    ) -> Notifier:
+        from tracker.client import EventPoster
+
+        settings = self.settings
+        poster = None
+        if settings.notify_url is not None:
+            poster = EventPoster(timeout=NOTIFY_TIMEOUT)
+            stack.push_async_callback(poster.aclose)
+        channels = Channels(
+            url=settings.notify_url,
+            poster=poster,
+            key=secret_key(settings.notify_secret.reveal()) if settings.notify_secret else None,
+            command=settings.on_finish or (),
+            command_timeout=settings.on_finish_timeout,
+            command_environment=child_environment(),
+        )
+        return Notifier(
+            self.repository,
+            channels,
+            owner=owner,
+            database=database,
+            clock=self._clock,
+            channels_claimed=follow_ups.channels,
+        )
+
+    async def _receive_webhooks(self, stack: AsyncExitStack, database: DatabaseThread) -> None:
+        settings = self.settings
+        assert settings.webhook_port is not None and settings.webhook_secret is not None
+        repository, clock = self.repository, self._clock
+
+        async def poll_now(task_id: str) -> bool:
+            return await database.run(repository.poll_now, task_id, clock.now())
+
+        receiver = WebhookReceiver(
+            secret_key(settings.webhook_secret.reveal()),
+            poll_now,
+            lambda: clock.now().timestamp(),
+        )
+        try:
+            self.webhook_port = await receiver.start(settings.webhook_host, settings.webhook_port)
+        except OSError as exc:
+            raise ConfigError(
+                f"--webhook-port {settings.webhook_port}: cannot listen: {exc.strerror or exc}"
+            ) from None
+        stack.push_async_callback(receiver.close)
 
     def _client(self) -> VideoClient:
         from tracker.client import VideoClient  # HTTP is loaded by the commands that poll
@@ -250,12 +411,20 @@ class Tracker:
             transport=self._transport,
         )
 
-    def _poller(self, client: VideoClient) -> Poller:
+    def _poller(
+        self,
+        client: VideoClient,
+        owner: str | None = None,
+        database: DatabaseThread | None = None,
+        follow_ups: FollowUps | None = None,
+    ) -> Poller:
         return Poller(
             self.repository,
             client,
             policy=Policy.from_settings(self.settings),
-            owner=daemon_id(),
+            owner=owner or daemon_id(),
             concurrency=self.settings.concurrency,
             clock=self._clock,
+            follow_ups=follow_ups,
+            database=database,
         )

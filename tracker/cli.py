@@ -17,7 +17,7 @@ from typing import Any, NoReturn, TextIO
 
 from tracker import db, render
 from tracker.app import Tracker
-from tracker.config import OPTIONS_BY_FIELD, Settings, load_settings
+from tracker.config import FOLLOW_UP_OPTIONS, OPTIONS_BY_FIELD, Settings, load_settings
 from tracker.errors import TrackerError, UsageError
 from tracker.ids import check_task_id
 
@@ -108,11 +108,32 @@ def build_parser() -> argparse.ArgumentParser:
     poll.add_argument("--all", action="store_true", help="poll every unfinished task, due or not")
     poll.set_defaults(handler=_poll)
 
-    run = command("run", "the daemon: poll until stopped (SIGTERM or Ctrl-C)", polling)
+    after = _Parser(add_help=False)
+    group = after.add_argument_group(
+        "after a task finishes",
+        "secrets come from the environment only: TRACKER_NOTIFY_SECRET signs notifications, "
+        "TRACKER_WEBHOOK_SECRET checks the API's webhooks",
+    )
+    for option in FOLLOW_UP_OPTIONS:
+        group.add_argument(option.flag, dest=option.field, metavar="VALUE", help=option.describe())
+
+    run = command("run", "the daemon: poll until stopped (SIGTERM or Ctrl-C)", polling, after)
     run.add_argument(
         "--until-done", action="store_true", help="exit 0 once no unfinished task is left"
     )
     run.set_defaults(handler=_run)
+
+    download = command(
+        "download",
+        "fetch a completed task's files now, retrying until its assets expire",
+        polling,
+    )
+    download.add_argument("task_id", metavar="ID")
+    for field in ("download_dir", "download_variants"):
+        option = OPTIONS_BY_FIELD[field]
+        download.add_argument(option.flag, dest=field, metavar="VALUE", help=option.describe())
+    download.add_argument("--json", action="store_true", help="a JSON array of downloads rows")
+    download.set_defaults(handler=_download)
 
     sql = command("sql", "run one read-only SQL statement and print the result")
     sql.add_argument("query", metavar="QUERY")
@@ -312,6 +333,23 @@ def _run(args: argparse.Namespace) -> int:
     with Tracker.from_settings(settings) as tracker:
         tracker.run(until_done=args.until_done)
     return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    settings.require_token()
+    with Tracker.from_settings(settings) as tracker:
+        rows = tracker.download(check_task_id(args.task_id), settings.download_variants)
+    if args.json:
+        _print(render.to_json([asdict(row) for row in rows]))
+    else:
+        columns = ["variant", "state", "path", "size_bytes", "sha256", "last_error"]
+        _print(
+            render.table(
+                columns, [[getattr(row, c) for c in columns] for row in rows], max_width=100
+            )
+        )
+    return 0 if all(row.state == "done" for row in rows) else 1
 
 
 def _sql(args: argparse.Namespace) -> int:

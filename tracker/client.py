@@ -11,6 +11,7 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from importlib import metadata
 from typing import Any
@@ -266,3 +267,77 @@ def _poll_after(value: str | None) -> float | None:
     except ValueError:
         return None
     return min(milliseconds / 1000, MAX_ASKED_WAIT) if milliseconds >= 0 else None
+
+
+class TransferError(Exception):
+    """A download or a notification that did not go through; the message says why."""
+
+
+class ContentClient:
+    """Downloads of a finished video's files, ``GET {api_base}/v1/videos/{id}/content``.
+
+    Rare and large, so streamed over stock httpx with a pool of its own, apart from the polls.
+    """
+
+    def __init__(
+        self,
+        api_base: str,
+        token: Secret,
+        *,
+        timeout: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._token = token.reveal()
+        self._base = api_base.rstrip("/") + "/v1/videos/"
+        self._http = httpx.AsyncClient(
+            headers={"Authorization": f"Bearer {self._token}"},
+            timeout=timeout,
+            follow_redirects=False,
+            trust_env=False,
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def download(self, task_id: str, variant: str, write: Callable[[bytes], None]) -> str:
+        """Stream the variant's bytes into ``write``; return the Content-Type. Raises
+        TransferError, after which what was written must be thrown away."""
+        url = f"{self._base}{path_segment(task_id)}/content"
+        try:
+            async with self._http.stream("GET", url, params={"variant": variant}) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    raise TransferError(
+                        f"HTTP {response.status_code}: {_excerpt(response.content)}".replace(
+                            self._token, REDACTED
+                        )
+                    )
+                async for chunk in response.aiter_bytes():
+                    write(chunk)
+                return str(response.headers.get("content-type", "application/octet-stream"))
+        except httpx.HTTPError as exc:
+            raise TransferError(_describe(exc).replace(self._token, REDACTED)) from None
+
+
+class EventPoster:
+    """POSTs notifications to the user's URL; never with the API token."""
+
+    def __init__(self, *, timeout: float, transport: httpx.AsyncBaseTransport | None = None):
+        self._http = httpx.AsyncClient(
+            timeout=timeout, follow_redirects=False, trust_env=False, transport=transport
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> None:
+        """Deliver one event; a 2xx answer is success, anything else raises TransferError."""
+        try:
+            response = await self._http.post(
+                url, content=body, headers={"Content-Type": "application/json", **headers}
+            )
+        except httpx.HTTPError as exc:
+            raise TransferError(_describe(exc)) from None
+        if not response.is_success:
+            raise TransferError(f"HTTP {response.status_code}: {_excerpt(response.content)}")

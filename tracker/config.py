@@ -11,6 +11,8 @@ import importlib.util
 import math
 import os
 import re
+import shlex
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +69,16 @@ class Settings:
     concurrency: int = 32
     request_timeout: float = 30.0
     give_up_after: float = 24 * 3600.0
+    # After a task finishes (issue #6)
+    download_dir: str | None = None
+    download_variants: tuple[str, ...] = ("video",)
+    notify_url: str | None = None
+    notify_secret: Secret | None = field(default=None, repr=False)
+    on_finish: tuple[str, ...] | None = None
+    on_finish_timeout: float = 60.0
+    webhook_port: int | None = None
+    webhook_host: str = "0.0.0.0"
+    webhook_secret: Secret | None = field(default=None, repr=False)
 
     def require_token(self) -> Secret:
         if self.token is None:
@@ -154,6 +166,64 @@ def parse_database_url(raw: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
+def parse_download_dir(raw: str) -> str:
+    """An absolute path to a writable directory, or to one that can be made in a writable one."""
+    path = Path(raw).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise ValueError("not a directory")
+    probe = path if path.exists() else path.parent
+    if not probe.is_dir():
+        raise ValueError(f"cannot be created: {str(probe)!r} does not exist")
+    try:  # a real file: permission bits say nothing to root or of a read-only mount
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        what = (
+            "the directory is not writable"
+            if probe == path
+            else (f"cannot be created in {str(probe)!r}")
+        )
+        raise ValueError(f"{what}: {exc.strerror or exc}") from None
+    return str(path)
+
+
+def parse_variants(raw: str) -> tuple[str, ...]:
+    from tracker.models import VARIANTS
+
+    variants = tuple(dict.fromkeys(v.strip().lower() for v in raw.split(",") if v.strip()))
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or not variants:
+        raise ValueError(f"variants are among {', '.join(VARIANTS)}")
+    return variants
+
+
+def parse_http_url(raw: str) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("not an http:// or https:// URL")
+    try:
+        parts.port  # noqa: B018 (parsing the port is the check)
+    except ValueError:
+        raise ValueError("the port is not a number from 0 to 65535") from None
+    return raw.strip()
+
+
+def parse_command(raw: str) -> tuple[str, ...]:
+    try:
+        words = tuple(shlex.split(raw))
+    except ValueError as exc:
+        raise ValueError(f"not a command line: {exc}") from None
+    if not words:
+        raise ValueError("the command is empty")
+    return words
+
+
+def parse_port(raw: str) -> int:
+    if not raw.strip().isdigit() or not 0 <= int(raw) <= 65535:
+        raise ValueError("not a port number from 0 to 65535")
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class Option:
     """One setting: where it comes from and how its text is parsed."""
@@ -166,7 +236,9 @@ class Option:
 
     def describe(self) -> str:
         default = getattr(Settings(), self.field)
-        return f"{self.help} (env: {self.variable}; default: {default})"
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        return f"{self.help} (env: {self.variable}; default: {default or 'none'})"
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -201,7 +273,67 @@ OPTIONS: tuple[Option, ...] = (
         "finish a task as timed_out this long after registration (90s, 15m, 24h, 7d)",
     ),
 )
-OPTIONS_BY_FIELD = {option.field: option for option in OPTIONS}
+# Settings of `run` for what happens after a task finishes (issue #6).
+FOLLOW_UP_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "download_dir",
+        "TRACKER_DOWNLOAD_DIR",
+        "--download-dir",
+        parse_download_dir,
+        "save completed videos' files in this directory",
+    ),
+    Option(
+        "download_variants",
+        "TRACKER_DOWNLOAD_VARIANTS",
+        "--download-variants",
+        parse_variants,
+        "which files to save: video, thumbnail, spritesheet (comma-separated)",
+    ),
+    Option(
+        "notify_url",
+        "TRACKER_NOTIFY_URL",
+        "--notify-url",
+        parse_http_url,
+        "POST a JSON event here once per finished task (signed with TRACKER_NOTIFY_SECRET)",
+    ),
+    Option(
+        "on_finish",
+        "TRACKER_ON_FINISH",
+        "--on-finish",
+        parse_command,
+        "run this command once per finished task, with the event in TRACKER_* variables",
+    ),
+    Option(
+        "on_finish_timeout",
+        "TRACKER_ON_FINISH_TIMEOUT",
+        "--on-finish-timeout",
+        parse_seconds,
+        "seconds before an --on-finish command is killed",
+    ),
+    Option(
+        "webhook_port",
+        "TRACKER_WEBHOOK_PORT",
+        "--webhook-port",
+        parse_port,
+        "receive the API's signed video webhooks on this port (needs TRACKER_WEBHOOK_SECRET)",
+    ),
+    Option(
+        "webhook_host",
+        "TRACKER_WEBHOOK_HOST",
+        "--webhook-host",
+        str,
+        "the address the webhook receiver listens on",
+    ),
+)
+OPTIONS_BY_FIELD = {option.field: option for option in OPTIONS + FOLLOW_UP_OPTIONS}
+NOTIFY_SECRET_VARIABLE = "TRACKER_NOTIFY_SECRET"
+WEBHOOK_SECRET_VARIABLE = "TRACKER_WEBHOOK_SECRET"
+_SECRET_VARIABLES = (
+    TOKEN_VARIABLE,
+    TOKEN_FILE_VARIABLE,
+    NOTIFY_SECRET_VARIABLE,
+    WEBHOOK_SECRET_VARIABLE,
+)
 
 
 def load_settings(
@@ -215,7 +347,7 @@ def load_settings(
     flags = flags or {}
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    for option in OPTIONS:
+    for option in OPTIONS + FOLLOW_UP_OPTIONS:
         raw, source = flags.get(option.field), option.flag
         if raw is None:
             raw, source = environ.get(option.variable) or None, option.variable
@@ -226,7 +358,34 @@ def load_settings(
         except ValueError as exc:
             raise ConfigError(f"{source} {raw!r}: {exc}") from None
     values["token"] = _load_token(flags.get("token_file"), environ)
-    return Settings(**values)
+    for name, variable in (
+        ("notify_secret", NOTIFY_SECRET_VARIABLE),
+        ("webhook_secret", WEBHOOK_SECRET_VARIABLE),
+    ):
+        if environ.get(variable):
+            values[name] = _checked_secret(environ[variable], variable)
+    settings = Settings(**values)
+    if settings.webhook_port is not None and settings.webhook_secret is None:
+        raise ConfigError(
+            f"--webhook-port needs {WEBHOOK_SECRET_VARIABLE}: unsigned webhooks are refused"
+        )
+    return settings
+
+
+def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for commands tracker runs (--on-finish): this one without secrets."""
+    environ = os.environ if environ is None else environ
+    return {name: value for name, value in environ.items() if name not in _SECRET_VARIABLES}
+
+
+def _checked_secret(text: str, source: str) -> Secret:
+    from tracker.webhooks import secret_key
+
+    try:
+        secret_key(text.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return Secret(text.strip())
 
 
 def _load_token(token_file_flag: str | None, environ: Mapping[str, str]) -> Secret | None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -23,6 +25,7 @@ logger = logging.getLogger(__name__)
 # SQLite busy timeout) that keeps the exit within the 10 seconds of SPEC §6 rule 9.
 DRAIN_SECONDS = 3.0
 SUMMARY_SECONDS = 60.0
+WORKER_SECONDS = 1.0
 
 
 def tick_seconds(policy: Policy) -> float:
@@ -37,6 +40,17 @@ def sweep_seconds(policy: Policy) -> float:
     return min(60.0, max(1.0, policy.give_up_after / 10))
 
 
+class Worker(Protocol):
+    """A job beside the polling: downloads, notifications."""
+
+    @property
+    def busy(self) -> bool: ...
+
+    async def tick(self) -> None: ...
+
+    async def drain(self, timeout: float) -> None: ...
+
+
 async def run_daemon(
     poller: Poller,
     policy: Policy,
@@ -44,17 +58,27 @@ async def run_daemon(
     until_done: bool = False,
     stop: asyncio.Event | None = None,
     handle_signals: bool = False,
+    workers: Sequence[Worker] = (),
+    owed: Callable[[], Awaitable[bool]] | None = None,
 ) -> None:
     """Poll until ``stop`` is set, a signal arrives (with ``handle_signals``), or, with
-    ``until_done``, no unfinished task is left; then finish what is in flight and return."""
+    ``until_done``, no unfinished task is left and ``owed`` says no download or notification
+    is; then finish what is in flight and return. ``workers`` tick every second."""
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     last_summary = [0]
 
+    async def done() -> bool:
+        if poller.busy or any(worker.busy for worker in workers):
+            return False
+        if await poller.has_unfinished():
+            return False
+        return owed is None or not await owed()
+
     async def tick() -> None:
         await poller.tick()
-        if until_done and not poller.busy and not await poller.has_unfinished():
-            logger.info("no unfinished task left")
+        if until_done and await done():
+            logger.info("no unfinished task left, nothing owed")
             stop.set()
 
     def summary() -> None:
@@ -79,6 +103,10 @@ async def run_daemon(
     }
     scheduler.add_job(tick, "interval", seconds=tick_seconds(policy), id="tick", **common)
     scheduler.add_job(poller.sweep, "interval", seconds=sweep_seconds(policy), id="sweep", **common)
+    for index, worker in enumerate(workers):
+        scheduler.add_job(
+            worker.tick, "interval", seconds=WORKER_SECONDS, id=f"worker-{index}", **common
+        )
     scheduler.add_job(
         summary,
         "interval",
@@ -100,7 +128,9 @@ async def run_daemon(
         scheduler.pause()
         for signum in signals:
             loop.remove_signal_handler(signum)
-        await poller.drain(DRAIN_SECONDS)
+        await asyncio.gather(
+            poller.drain(DRAIN_SECONDS), *(worker.drain(DRAIN_SECONDS) for worker in workers)
+        )
         scheduler.shutdown(wait=False)
         logger.info("stopped after %d polls", poller.polls)
 

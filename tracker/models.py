@@ -91,9 +91,41 @@ class FetchResult:
     poll_after: float | None = None
 
 
+VARIANTS = ("video", "thumbnail", "spritesheet")
+CHANNELS = ("webhook", "command")
+
+
+@dataclass(frozen=True)
+class FollowUps:
+    """What a daemon owes a task once it finishes: files to keep, notifications to send."""
+
+    variants: tuple[str, ...] = ()  # downloaded when the task completes
+    channels: tuple[str, ...] = ()  # notified whatever the finish reason
+
+    def __bool__(self) -> bool:
+        return bool(self.variants or self.channels)
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """A notification for the outbox, written with the finish that caused it."""
+
+    channel: str
+    event_id: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class NewDownload:
+    """A file to fetch before ``expires_at``, written with the finish that caused it."""
+
+    variant: str
+    expires_at: datetime
+
+
 @dataclass(frozen=True)
 class PollRecord:
-    """Everything one poll writes: a snapshot row and the task's new state."""
+    """Everything one poll writes: a snapshot row, the task's new state, and what it owes."""
 
     task_id: str
     polled_at: datetime
@@ -103,6 +135,8 @@ class PollRecord:
     not_found_count: int
     last_error: str | None
     finish_reason: FinishReason | None
+    downloads: tuple[NewDownload, ...] = ()
+    events: tuple[NewEvent, ...] = ()
 
     @property
     def finished(self) -> bool:
@@ -126,3 +160,67 @@ class AddResult:
 class RemoveResult:
     removed: list[str]
     already_finished: list[str]
+
+
+@dataclass(frozen=True)
+class DownloadJob:
+    """A claimed download."""
+
+    task_id: str
+    variant: str
+    attempts: int
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Download:
+    """One row of ``downloads``."""
+
+    task_id: str
+    variant: str
+    state: str
+    path: str | None
+    size_bytes: int | None
+    sha256: str | None
+    downloaded_at: datetime | None
+    expires_at: datetime | None
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class EventJob:
+    """A claimed notification, its payload completed with the download path."""
+
+    id: int
+    task_id: str
+    channel: str
+    event_id: str
+    payload: dict[str, Any]
+    attempts: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class DownloadOutcome:
+    """How one download attempt ended: ``done``, ``pending`` again (a retry at
+    ``next_attempt_at``), ``expired`` or ``failed``."""
+
+    state: str
+    at: datetime
+    path: str | None = None
+    size_bytes: int | None = None
+    sha256: str | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """How one delivery attempt ended: ``delivered``, ``pending`` again or ``given_up``."""
+
+    state: str
+    at: datetime
+    error: str | None = None
+    next_attempt_at: datetime | None = None

@@ -10,10 +10,10 @@ no I/O of its own: the repository, the client and the clock are handed to it.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cached_property, partial
@@ -21,7 +21,18 @@ from typing import Any, Protocol, TypeVar
 
 from tracker.clock import Clock, SystemClock
 from tracker.config import Settings
-from tracker.models import ClaimedTask, FetchResult, FinishReason, PollRecord
+from tracker.dbthread import DatabaseThread
+from tracker.models import (
+    ClaimedTask,
+    FetchResult,
+    FinishReason,
+    FollowUps,
+    NewDownload,
+    NewEvent,
+    PollRecord,
+    Task,
+)
+from tracker.notify import finish_event, new_events
 from tracker.repository import Repository
 from tracker.video import Phase
 
@@ -30,6 +41,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 AUTH_BACKOFF_CAP = 300.0
+ASSETS_LAST = timedelta(hours=1)
 DATABASE_LOG_EVERY = timedelta(seconds=30)
 # Tasks claimed per request slot: enough queued to keep every slot busy between two ticks
 # (measured: README, Performance); a task not started within its start window goes back.
@@ -140,6 +152,13 @@ def decide(
     )
 
 
+def _document(body: str | None) -> Any:
+    try:
+        return json.loads(body) if body is not None else None
+    except ValueError:
+        return None
+
+
 @dataclass
 class PassSummary:
     """What one pass of ``tracker poll`` did."""
@@ -165,8 +184,11 @@ class Poller:
         concurrency: int = 32,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        follow_ups: FollowUps | None = None,
+        database: DatabaseThread | None = None,
     ) -> None:
         self._repository = repository
+        self._follow_ups = follow_ups or FollowUps()
         self._api = api
         self._policy = policy
         self._owner = owner
@@ -176,7 +198,8 @@ class Poller:
         # Claimed ahead of the free slots, so the next request starts without waiting for a
         # tick; small enough that every claimed task starts well within its start window.
         self._claim_limit = concurrency * CLAIM_AHEAD
-        self._database = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker-db")
+        self._database = database or DatabaseThread()
+        self._owns_database = database is None
         self._in_flight: dict[str, asyncio.Task[PollRecord | None]] = {}
         self._results: list[PollRecord] = []
         self._unstarted: list[str] = []
@@ -193,11 +216,8 @@ class Poller:
         self.polls = 0
         self.finished = 0
 
-    # The database runs in one worker thread: never blocking the event loop, and on SQLite
-    # never two writers of ours competing for the lock.
     async def _db(self, function: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._database, partial(function, *args))
+        return await self._database.run(function, *args)
 
     @property
     def busy(self) -> bool:
@@ -229,7 +249,10 @@ class Poller:
             now = self._clock.now()
             cutoff = now - timedelta(seconds=self._policy.give_up_after)
             try:
-                timed_out = await self._db(self._repository.finish_timed_out, now, cutoff)
+                events_for = self._timed_out_events if self._follow_ups.channels else None
+                timed_out = await self._db(
+                    self._repository.finish_timed_out, now, cutoff, events_for
+                )
             except Exception as exc:
                 self._database_failed("finishing tasks past give-up-after", exc)
                 return []
@@ -347,7 +370,8 @@ class Poller:
             )
 
     def close(self) -> None:
-        self._database.shutdown(wait=True)
+        if self._owns_database:
+            self._database.close()
 
     async def _claim_and_start(self) -> None:
         now = self._clock.now()
@@ -383,6 +407,8 @@ class Poller:
                     return None
                 fetch = await self._api.fetch(task.task_id)
             record = self._apply_account_rules(decide(task, fetch, now, self._policy, self._rng))
+            if record.finished and self._follow_ups:
+                record = self._with_follow_ups(record)
         except Exception:
             # A bug must not leave the task leased and unpolled: give it back and go on.
             logger.exception("polling task %s failed unexpectedly; it is given back", task.task_id)
@@ -408,6 +434,39 @@ class Poller:
                 fetch.video and fetch.video.progress,
             )
         return record
+
+    def _with_follow_ups(self, record: PollRecord) -> PollRecord:
+        """What a finished task owes: its files if it completed, a notification per channel."""
+        video = record.fetch.video
+        downloads: tuple[NewDownload, ...] = ()
+        if record.finish_reason is FinishReason.COMPLETED:
+            # Assets last about an hour after completion (SPEC §1) when the API does not say.
+            expires_at = (video and video.expires_at) or record.polled_at + ASSETS_LAST
+            downloads = tuple(NewDownload(v, expires_at) for v in self._follow_ups.variants)
+        payload = finish_event(
+            task_id=record.task_id,
+            status=video.status if video else None,
+            finish_reason=record.finish_reason,
+            finished_at=record.polled_at,
+            progress=video.progress if video else None,
+            error=record.snapshot_error,
+            video=_document(record.fetch.body),
+        )
+        return replace(
+            record, downloads=downloads, events=new_events(self._follow_ups.channels, payload)
+        )
+
+    def _timed_out_events(self, task: Task) -> tuple[NewEvent, ...]:
+        payload = finish_event(
+            task_id=task.task_id,
+            status=task.status,
+            finish_reason=FinishReason.TIMED_OUT,
+            finished_at=task.finished_at,
+            progress=task.progress,
+            error=None,
+            video=None,
+        )
+        return new_events(self._follow_ups.channels, payload)
 
     def _apply_account_rules(self, record: PollRecord) -> PollRecord:
         """Rate limits and authentication failures belong to the account: they pause every

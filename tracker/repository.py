@@ -20,13 +20,17 @@ from typing import Any, Protocol, cast
 from sqlalchemy import (
     Dialect,
     Engine,
+    Table,
     bindparam,
+    delete,
     exists,
     false,
     func,
     literal_column,
     null,
     select,
+    tuple_,
+    union,
     update,
 )
 from sqlalchemy.engine import Connection
@@ -37,18 +41,34 @@ from tracker.errors import DatabaseError, QueryRefusedError, UnknownTaskError
 from tracker.models import (
     AddResult,
     ClaimedTask,
+    Download,
+    DownloadJob,
+    DownloadOutcome,
+    EventJob,
+    EventOutcome,
     FetchResult,
     FinishReason,
+    NewDownload,
+    NewEvent,
     PollRecord,
     RemoveResult,
     Snapshot,
     Task,
 )
-from tracker.schema import RawJSON, serialize_json, snapshots, tasks
+from tracker.schema import (
+    PENDING,
+    RawJSON,
+    downloads,
+    outbox,
+    serialize_json,
+    snapshots,
+    tasks,
+)
 
 # Selected in the order of the dataclasses' fields, so rows become records positionally.
 _TASK_COLUMNS = [tasks.c[field.name] for field in fields(Task)]
 _SNAPSHOT_COLUMNS = [snapshots.c[field.name] for field in fields(Snapshot)]
+_DOWNLOAD_COLUMNS = [downloads.c[field.name] for field in fields(Download)]
 # SQLite before 3.32 allows 999 variables per statement; stay well under it in IN lists.
 _CHUNK = 500
 
@@ -83,8 +103,14 @@ class Repository(Protocol):
     def release(self, owner: str, task_ids: Sequence[str]) -> None:
         """Give up leases on tasks claimed but not polled."""
 
-    def finish_timed_out(self, now: datetime, registered_before: datetime) -> list[str]:
-        """Finish as ``timed_out`` the unheld, unfinished tasks registered before the cutoff."""
+    def finish_timed_out(
+        self,
+        now: datetime,
+        registered_before: datetime,
+        events_for: Callable[[Task], Sequence[NewEvent]] | None = None,
+    ) -> list[str]:
+        """Finish as ``timed_out`` the unheld, unfinished tasks registered before the cutoff;
+        ``events_for`` gives the notifications each one owes, written in the same transaction."""
 
     def postpone(self, until: datetime) -> None:
         """No unfinished task is due before ``until`` (a rate limit of the whole account)."""
@@ -131,7 +157,7 @@ class SQLRepository:
             existing = self._existing(connection, task_ids)
             new = [task_id for task_id in task_ids if task_id not in existing]
             if new:
-                statement = self._insert_new_tasks()
+                statement = self._insert_ignoring_existing(tasks, ["task_id"])
                 connection.execute(
                     statement,
                     [
@@ -145,17 +171,6 @@ class SQLRepository:
                     ],
                 )
         return AddResult(added=new, existing=[t for t in task_ids if t in existing])
-
-    def _insert_new_tasks(self) -> Any:
-        """INSERT … ON CONFLICT DO NOTHING, from the dialect in use only: importing
-        PostgreSQL's would slow every command on SQLite."""
-        if self._dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-
-            return postgresql_insert(tasks).on_conflict_do_nothing(index_elements=["task_id"])
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(tasks).on_conflict_do_nothing(index_elements=["task_id"])
 
     def remove_tasks(self, task_ids: Sequence[str], now: datetime) -> RemoveResult:
         with self._writing() as connection:
@@ -292,7 +307,50 @@ class SQLRepository:
                 batches.update_answered.execute(connection, answered)
             if unanswered:
                 batches.update_unanswered.execute(connection, unanswered)
+            self._owe(
+                connection,
+                [(r.task_id, d) for r in kept for d in r.downloads],
+                [(r.task_id, e) for r in kept for e in r.events],
+                kept[0].polled_at,
+            )
         return len(kept)
+
+    def _owe(
+        self,
+        connection: Connection,
+        new_downloads: Sequence[tuple[str, NewDownload]],
+        new_events: Sequence[tuple[str, NewEvent]],
+        now: datetime,
+    ) -> None:
+        """Write what finished tasks owe, in the transaction that finished them."""
+        if new_downloads:
+            connection.execute(
+                self._insert_ignoring_existing(downloads, ["task_id", "variant"]),
+                [
+                    {
+                        "task_id": task_id,
+                        "variant": d.variant,
+                        "expires_at": d.expires_at,
+                        "next_attempt_at": now,
+                    }
+                    for task_id, d in new_downloads
+                ],
+            )
+        if new_events:
+            connection.execute(
+                outbox.insert(),
+                [
+                    {
+                        "task_id": task_id,
+                        "channel": e.channel,
+                        "event_id": e.event_id,
+                        "payload": e.payload,
+                        "created_at": now,
+                        "next_attempt_at": now,
+                    }
+                    for task_id, e in new_events
+                ],
+            )
 
     def postpone(self, until: datetime) -> None:
         with self._writing() as connection:
@@ -303,20 +361,23 @@ class SQLRepository:
             )
 
     def lease_owners(self) -> list[str]:
-        with self._engine.connect() as connection:
-            return list(
-                connection.scalars(
-                    select(tasks.c.lease_owner).where(tasks.c.lease_owner.is_not(None)).distinct()
-                )
+        owners = union(
+            *(
+                select(table.c.lease_owner).where(table.c.lease_owner.is_not(None))
+                for table in (tasks, downloads, outbox)
             )
+        )
+        with self._engine.connect() as connection:
+            return sorted(connection.scalars(select(owners.subquery().c.lease_owner)))
 
     def release_owners(self, owners: Sequence[str]) -> None:
         with self._writing() as connection:
-            connection.execute(
-                update(tasks)
-                .where(tasks.c.lease_owner.in_(owners))
-                .values(lease_owner=None, lease_expires_at=None)
-            )
+            for table in (tasks, downloads, outbox):
+                connection.execute(
+                    update(table)
+                    .where(table.c.lease_owner.in_(owners))
+                    .values(lease_owner=None, lease_expires_at=None)
+                )
 
     def release(self, owner: str, task_ids: Sequence[str]) -> None:
         with self._writing() as connection:
@@ -327,7 +388,12 @@ class SQLRepository:
                     .values(lease_owner=None, lease_expires_at=None)
                 )
 
-    def finish_timed_out(self, now: datetime, registered_before: datetime) -> list[str]:
+    def finish_timed_out(
+        self,
+        now: datetime,
+        registered_before: datetime,
+        events_for: Callable[[Task], Sequence[NewEvent]] | None = None,
+    ) -> list[str]:
         statement = (
             update(tasks)
             .where(
@@ -342,10 +408,188 @@ class SQLRepository:
                 lease_owner=None,
                 lease_expires_at=None,
             )
-            .returning(tasks.c.task_id)
+            .returning(*_TASK_COLUMNS)
         )
         with self._writing() as connection:
-            return list(connection.scalars(statement))
+            finished = [Task(*row) for row in connection.execute(statement)]
+            if events_for is not None:
+                owed = [(task.task_id, event) for task in finished for event in events_for(task)]
+                self._owe(connection, [], owed, now)
+        return [task.task_id for task in finished]
+
+    # Follow-ups: downloads and notifications
+
+    def schedule_downloads(
+        self, task_id: str, new_downloads: Sequence[NewDownload], now: datetime
+    ) -> None:
+        """(Re)start the given downloads of a task from scratch, due now."""
+        with self._writing() as connection:
+            connection.execute(
+                delete(downloads).where(
+                    downloads.c.task_id == task_id,
+                    downloads.c.variant.in_([d.variant for d in new_downloads]),
+                )
+            )
+            self._owe(connection, [(task_id, d) for d in new_downloads], [], now)
+
+    def claim_downloads(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[DownloadJob]:
+        candidates = _due(downloads, now, limit)
+        claim = (
+            update(downloads)
+            .where(tuple_(downloads.c.task_id, downloads.c.variant).in_(candidates))
+            .values(lease_owner=owner, lease_expires_at=lease_until)
+            .returning(
+                downloads.c.task_id,
+                downloads.c.variant,
+                downloads.c.attempts,
+                downloads.c.expires_at,
+            )
+        )
+        with self._writing() as connection:
+            return [DownloadJob(*row) for row in connection.execute(claim)]
+
+    def record_download(self, owner: str, job: DownloadJob, outcome: DownloadOutcome) -> None:
+        """Write how a download attempt ended and give its lease back."""
+        values: dict[str, Any] = {
+            "state": outcome.state,
+            "attempts": downloads.c.attempts + 1,
+            "last_error": outcome.error,
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        if outcome.state == "done":
+            values.update(
+                path=outcome.path,
+                size_bytes=outcome.size_bytes,
+                sha256=outcome.sha256,
+                downloaded_at=outcome.at,
+            )
+        if outcome.next_attempt_at is not None:
+            values["next_attempt_at"] = outcome.next_attempt_at
+        with self._writing() as connection:
+            connection.execute(
+                update(downloads)
+                .where(
+                    downloads.c.task_id == job.task_id,
+                    downloads.c.variant == job.variant,
+                    downloads.c.lease_owner == owner,
+                )
+                .values(**values)
+            )
+
+    def downloads(self, task_id: str | None = None) -> list[Download]:
+        query = select(*_DOWNLOAD_COLUMNS).order_by(downloads.c.task_id, downloads.c.variant)
+        if task_id is not None:
+            query = query.where(downloads.c.task_id == task_id)
+        with self._engine.connect() as connection:
+            return [Download(*row) for row in connection.execute(query)]
+
+    def claim_events(
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        channels: tuple[str, ...] = ("webhook", "command"),
+    ) -> list[EventJob]:
+        """Claim due notifications on the given channels (those this daemon can deliver) of
+        tasks whose downloads are settled, so that the event can say where the video was saved."""
+        downloading = (
+            select(downloads.c.task_id)
+            .where(downloads.c.task_id == outbox.c.task_id, downloads.c.state == PENDING)
+            .exists()
+        )
+        candidates = _due(outbox, now, limit, ~downloading, outbox.c.channel.in_(channels))
+        saved = downloads.alias("saved")
+        claim = (
+            update(outbox)
+            .where(outbox.c.id.in_(candidates))
+            .values(lease_owner=owner, lease_expires_at=lease_until)
+            .returning(
+                outbox.c.id,
+                outbox.c.task_id,
+                outbox.c.channel,
+                outbox.c.event_id,
+                outbox.c.payload,
+                outbox.c.attempts,
+                outbox.c.created_at,
+            )
+        )
+        with self._writing() as connection:
+            jobs = [EventJob(*row) for row in connection.execute(claim)]
+            saved_paths = connection.execute(
+                select(saved.c.task_id, saved.c.path).where(
+                    saved.c.task_id.in_({job.task_id for job in jobs}),
+                    saved.c.variant == "video",
+                    saved.c.state == "done",
+                )
+            )
+            paths = {task_id: path for task_id, path in saved_paths}
+        return [
+            replace(job, payload={**job.payload, "download_path": paths.get(job.task_id)})
+            for job in jobs
+        ]
+
+    def record_event(self, owner: str, job: EventJob, outcome: EventOutcome) -> None:
+        values: dict[str, Any] = {
+            "state": outcome.state,
+            "attempts": outbox.c.attempts + 1,
+            "last_error": outcome.error,
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        if outcome.state == "delivered":
+            values["delivered_at"] = outcome.at
+        if outcome.next_attempt_at is not None:
+            values["next_attempt_at"] = outcome.next_attempt_at
+        with self._writing() as connection:
+            connection.execute(
+                update(outbox)
+                .where(outbox.c.id == job.id, outbox.c.lease_owner == owner)
+                .values(**values)
+            )
+
+    def events(self, task_id: str | None = None) -> list[dict[str, Any]]:
+        query = select(outbox).order_by(outbox.c.id)
+        if task_id is not None:
+            query = query.where(outbox.c.task_id == task_id)
+        with self._engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]
+
+    def follow_ups_owed(self) -> bool:
+        """Downloads or notifications still to do (due now or waiting for a retry)."""
+        with self._engine.connect() as connection:
+            return bool(
+                connection.scalar(
+                    select(
+                        exists().where(downloads.c.state == PENDING)
+                        | exists().where(outbox.c.state == PENDING)
+                    )
+                )
+            )
+
+    def poll_now(self, task_id: str, now: datetime) -> bool:
+        """Make an unfinished task due at once (a webhook said it changed)."""
+        with self._writing() as connection:
+            result = connection.execute(
+                update(tasks)
+                .where(tasks.c.task_id == task_id, tasks.c.finished == false())
+                .values(next_poll_at=now)
+            )
+            return bool(result.rowcount)
+
+    def _insert_ignoring_existing(self, table: Table, keys: list[str]) -> Any:
+        """INSERT … ON CONFLICT DO NOTHING, from the dialect in use only: importing
+        PostgreSQL's would slow every command on SQLite."""
+        if self._dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+            return postgresql_insert(table).on_conflict_do_nothing(index_elements=keys)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=keys)
 
     # Reading
 
@@ -439,6 +683,24 @@ def _postgresql_read_only(connection: Any, query: str) -> QueryResult:
 _READ_ONLY_ACTIONS = frozenset(
     {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
 )
+
+
+def _due(table: Table, now: datetime, limit: int, *conditions: Any) -> Any:
+    """The keys of up to ``limit`` pending rows due by ``now`` that nobody holds (PostgreSQL:
+    skipping rows other daemons are claiming), earliest first."""
+    key = [column for column in table.primary_key.columns]
+    return (
+        select(*key)
+        .where(
+            table.c.state == PENDING,
+            table.c.next_attempt_at <= now,
+            table.c.lease_expires_at.is_(None) | (table.c.lease_expires_at <= now),
+            *conditions,
+        )
+        .order_by(table.c.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
 
 
 def _read_only_authorizer(action: int, *_args: object) -> int:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     false,
+    literal_column,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -142,3 +143,73 @@ snapshots = Table(
 )
 
 Index("ix_snapshots_task_id_polled_at", snapshots.c.task_id, snapshots.c.polled_at)
+
+# A finished video's files (issue #6): one row per task and variant, from pending to done,
+# expired (its assets were gone before it could be fetched) or failed (the API refused it).
+downloads = Table(
+    "downloads",
+    metadata,
+    Column(
+        "task_id",
+        String(256),
+        ForeignKey("tasks.task_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("variant", String(16), primary_key=True),
+    Column("state", String(16), nullable=False, server_default="pending"),
+    Column("path", Text),
+    Column("size_bytes", BigInteger),
+    Column("sha256", String(64)),
+    Column("downloaded_at", UTCDateTime),
+    Column("expires_at", UTCDateTime),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", Text),
+    Column("lease_owner", String(128)),
+    Column("lease_expires_at", UTCDateTime),
+    CheckConstraint("state IN ('pending', 'done', 'expired', 'failed')", name="state"),
+    CheckConstraint("variant IN ('video', 'thumbnail', 'spritesheet')", name="variant"),
+)
+# A literal, not a bound parameter, in the index and in the queries alike: SQLite uses a partial
+# index only for a query whose WHERE repeats the index's own terms.
+PENDING = literal_column("'pending'", String())
+Index(
+    "ix_downloads_due",
+    downloads.c.next_attempt_at,
+    sqlite_where=downloads.c.state == PENDING,
+    postgresql_where=downloads.c.state == PENDING,
+)
+
+# The outbox of notifications (issue #6): written in the transaction that finishes the task,
+# delivered at least once. ``event_id`` is the Standard Webhooks webhook-id, the same on retries.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column(
+        "task_id",
+        String(256),
+        ForeignKey("tasks.task_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("channel", String(16), nullable=False),
+    Column("event_id", String(64), nullable=False, unique=True),
+    Column("payload", JSONDocument, nullable=False),
+    Column("state", String(16), nullable=False, server_default="pending"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("lease_owner", String(128)),
+    Column("lease_expires_at", UTCDateTime),
+    CheckConstraint("state IN ('pending', 'delivered', 'given_up')", name="state"),
+    CheckConstraint("channel IN ('webhook', 'command')", name="channel"),
+)
+Index(
+    "ix_outbox_due",
+    outbox.c.next_attempt_at,
+    sqlite_where=outbox.c.state == PENDING,
+    postgresql_where=outbox.c.state == PENDING,
+)
+Index("ix_outbox_task_id", outbox.c.task_id)

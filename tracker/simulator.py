@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import hashlib
 import json
 import secrets
 import ssl
@@ -25,9 +25,19 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from tracker.eventloop import run_event_loop
+from tracker.httpserver import (
+    Answer,
+    DropConnection,
+    Request,
+    Truncated,
+    error_body,
+    serve_connection,
+)
+from tracker.video import Phase
+from tracker.webhooks import secret_key, signed_headers
 
 Style = Literal["openai", "relay"]
 
@@ -44,19 +54,6 @@ _STATUS_WORDS: dict[Style, dict[str, str]] = {
         "completed": "SUCCESS",
         "failed": "FAILURE",
     },
-}
-_REASONS = {
-    200: "OK",
-    201: "Created",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
 }
 
 
@@ -76,25 +73,31 @@ class Reply:
     drop: bool = False
 
 
-class DropConnection(Exception):
-    """Raised by Simulator.serve when the reply is to close the connection unanswered."""
-
-
-def error_body(message: str, kind: str, code: str | None = None) -> bytes:
-    """An OpenAI-style error body (SPEC §1)."""
-    return json.dumps({"error": {"message": message, "type": kind, "code": code}}).encode()
-
-
 @dataclass
 class _Video:
     base: dict[str, Any]
     script: list[Reply]
     served: int = 0
+    completed: bool = False  # a completed status was served: its content can be downloaded
 
     def next_reply(self) -> Reply:
         reply = self.script[min(self.served, len(self.script) - 1)]
         self.served += 1
+        status = reply.video.get("status")
+        if reply.status == 200 and isinstance(status, str) and Phase.of(status) is Phase.SUCCEEDED:
+            self.completed = True
         return reply
+
+
+CONTENT_TYPES = {"video": "video/mp4", "thumbnail": "image/webp", "spritesheet": "image/jpeg"}
+CONTENT_SIZES = {"video": 256 * 1024, "thumbnail": 8 * 1024, "spritesheet": 32 * 1024}
+
+
+def content_of(video_id: str, variant: str) -> bytes:
+    """The bytes the simulator serves for a video's variant: the same every time."""
+    block = hashlib.sha256(f"{video_id}/{variant}".encode()).digest()
+    size = CONTENT_SIZES[variant]
+    return (block * (size // len(block) + 1))[:size]
 
 
 class Simulator:
@@ -106,6 +109,9 @@ class Simulator:
         self._videos: dict[str, _Video] = {}
         self._in_flight: Counter[str] = Counter()
         self.requests: Counter[str] = Counter()
+        #: Downloads asked for, by (video ID, variant).
+        self.downloads: Counter[tuple[str, str]] = Counter()
+        self._content_faults: dict[tuple[str, str], list[str]] = {}
         #: GETs of a video that arrived while another GET of the same video was being answered.
         self.overlaps = 0
 
@@ -219,6 +225,8 @@ class Simulator:
         if path == "/v1/videos" and method == "POST":
             return self._create(body)
         prefix = "/v1/videos/"
+        if path.startswith(prefix) and path.endswith("/content") and method == "GET":
+            return self._content(unquote(path[len(prefix) : -len("/content")]), target)
         if not path.startswith(prefix) or "/" in path[len(prefix) :]:
             return 404, {}, error_body(f"No route for {method} {path}", "invalid_request_error")
         if method != "GET":
@@ -256,6 +264,41 @@ class Simulator:
             with self._lock:
                 self._in_flight[video_id] -= 1
 
+    def break_downloads(
+        self, video_id: str, variant: str = "video", times: int = 1, how: str = "drop"
+    ) -> None:
+        """Make the next ``times`` downloads of the variant fail: ``drop`` the connection
+        halfway through the body, or answer ``500``."""
+        with self._lock:
+            self._content_faults.setdefault((video_id, variant), []).extend([how] * times)
+
+    def _content(self, video_id: str, target: str) -> Answer:
+        variant = parse_qs(urlsplit(target).query).get("variant", ["video"])[0]
+        with self._lock:
+            self.downloads[(video_id, variant)] += 1
+            video = self._videos.get(video_id)
+            faults = self._content_faults.get((video_id, variant))
+            fault = faults.pop(0) if faults else None
+        if video is None or not video.completed:
+            return (
+                404,
+                {},
+                error_body(
+                    f"Video '{video_id}' has no content yet.",
+                    "invalid_request_error",
+                    "video_not_ready",
+                ),
+            )
+        if variant not in CONTENT_TYPES:
+            return 400, {}, error_body(f"Unknown variant {variant!r}.", "invalid_request_error")
+        if fault == "500":
+            return 500, {}, error_body("The storage backend failed.", "server_error")
+        content = content_of(video_id, variant)
+        headers = {"Content-Type": CONTENT_TYPES[variant]}
+        if fault == "drop":
+            return 200, headers, Truncated(content, len(content) // 2)
+        return 200, headers, content
+
     def _create(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
         try:
             request = json.loads(body or b"{}")
@@ -281,6 +324,37 @@ async def _wait_unless(gone: Callable[[], bool], seconds: float) -> None:
         if gone():
             raise DropConnection
         await asyncio.sleep(min(0.01, remaining))
+
+
+def send_webhook(
+    url: str,
+    secret: str,
+    kind: str,
+    video_id: str,
+    *,
+    timestamp: int | None = None,
+    event_id: str | None = None,
+) -> int:
+    """POST the API's own event (``video.completed``, ``video.failed``) to a receiver, signed
+    the Standard Webhooks way with ``secret``; return the HTTP status it answered."""
+    import httpx
+
+    stamp = int(time.time()) if timestamp is None else timestamp
+    event_id = event_id or f"evt_{secrets.token_hex(12)}"
+    body = json.dumps(
+        {
+            "object": "event",
+            "id": event_id,
+            "type": kind,
+            "created_at": stamp,
+            "data": {"id": video_id},
+        }
+    ).encode()
+    headers = {
+        "Content-Type": "application/json",
+        **signed_headers(secret_key(secret), event_id, stamp, body),
+    }
+    return httpx.post(url, content=body, headers=headers, timeout=10).status_code
 
 
 def _timestamp(seconds: float, style: Style) -> int:
@@ -364,99 +438,24 @@ class SimulatorServer:
             await asyncio.wait(list(self._connections.values()), timeout=5)
         await server.wait_closed()
 
+    async def _handle(self, request: Request) -> Answer:
+        return await self.simulator.serve(
+            request.method, request.target, request.headers, request.body, request.client_gone
+        )
+
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         handler = asyncio.current_task()
         assert handler is not None
         self._connections[writer] = handler
         try:
             await serve_connection(
-                self.simulator, reader, writer, lambda: self._closing or reader.at_eof()
+                reader,
+                writer,
+                self._handle,
+                client_gone=lambda: self._closing or reader.at_eof(),
             )
         finally:
             del self._connections[writer]
-
-
-class _BadRequest(Exception):
-    """The request cannot be read; answered with this status, then the connection closes."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-async def _read_request(
-    reader: asyncio.StreamReader,
-) -> tuple[str, str, bool, dict[str, str], bytes] | None:
-    """Method, target, keep-alive, headers and body of the next request; None at the end."""
-    request_line = await reader.readline()
-    if not request_line.strip():
-        return None
-    parts = request_line.decode("latin-1").split()
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-        raise _BadRequest(400, "Malformed request line.")
-    method, target, version = parts
-    headers: dict[str, str] = {}
-    while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-        name, colon, value = line.decode("latin-1").partition(":")
-        if not colon:
-            raise _BadRequest(400, "Malformed header line.")
-        headers[name.strip().lower()] = value.strip()
-    if "transfer-encoding" in headers:
-        raise _BadRequest(501, "Chunked request bodies are not supported.")
-    length = headers.get("content-length", "0")
-    if not length.isdigit():
-        raise _BadRequest(400, "Malformed Content-Length.")
-    body = await reader.readexactly(int(length)) if int(length) else b""
-    keep_alive = headers.get("connection", "").lower() != "close" and version != "HTTP/1.0"
-    return method, target, keep_alive, headers, body
-
-
-def _response(
-    status: int, extra: dict[str, str], content: bytes, keep_alive: bool, head_only: bool = False
-) -> bytes:
-    head = [
-        f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
-        "Content-Type: application/json",
-        f"Content-Length: {len(content)}",
-    ]
-    head += [f"{name}: {value}" for name, value in extra.items()]
-    if not keep_alive:
-        head.append("Connection: close")
-    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (b"" if head_only else content)
-
-
-async def serve_connection(
-    simulator: Simulator,
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-    client_gone: Callable[[], bool],
-) -> None:
-    """Answer requests on one connection until the client closes it."""
-    try:
-        while (request := await _read_request(reader)) is not None:
-            method, target, keep_alive, headers, body = request
-            try:
-                status, extra, content = await simulator.serve(
-                    "GET" if method == "HEAD" else method, target, headers, body, client_gone
-                )
-            except DropConnection:
-                break
-            except Exception as exc:  # a bug in a script must show up as a 500, not a hang
-                status, extra, content = 500, {}, error_body(repr(exc), "server_error")
-                keep_alive = False
-            writer.write(_response(status, extra, content, keep_alive, method == "HEAD"))
-            await writer.drain()
-            if not keep_alive:
-                break
-    except _BadRequest as exc:
-        answer = error_body(str(exc), "invalid_request_error")
-        with contextlib.suppress(ConnectionError):
-            writer.write(_response(exc.status, {}, answer, keep_alive=False))
-            await writer.drain()
-    except (ConnectionError, asyncio.IncompleteReadError):
-        pass
-    finally:
-        writer.close()
 
 
 def main(argv: list[str] | None = None) -> None:

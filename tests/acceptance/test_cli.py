@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import API
 from tracker.models import Snapshot, Task
+from tracker.simulator import content_of
 
 TRACKER = str(Path(sys.executable).with_name("tracker"))
 SPEC_TASK_COLUMNS = {
@@ -187,6 +188,46 @@ def test_add_is_all_or_nothing(
         (("history", "never-added"), {}, ("unknown task ID 'never-added'",)),
         (("remove", "never-added"), {}, ("unknown task ID 'never-added'",)),
         (("frobnicate",), {}, ("invalid choice: 'frobnicate'",)),
+        (
+            ("run", "--download-dir", "/proc/nope/videos"),
+            {"TRACKER_API_TOKEN": "sk-x"},
+            ("--download-dir '/proc/nope/videos'", "cannot be created"),
+        ),
+        (
+            ("run", "--download-dir", "/proc"),
+            {"TRACKER_API_TOKEN": "sk-x"},
+            ("--download-dir '/proc'", "not writable"),
+        ),
+        (
+            ("run", "--download-variants", "video,poster"),
+            {"TRACKER_API_TOKEN": "sk-x"},
+            ("--download-variants 'video,poster'",),
+        ),
+        (
+            ("run", "--notify-url", "mailto:me"),
+            {"TRACKER_API_TOKEN": "sk-x"},
+            ("--notify-url 'mailto:me'", "not an http"),
+        ),
+        (
+            ("run", "--on-finish", "notify 'unclosed"),
+            {"TRACKER_API_TOKEN": "sk-x"},
+            ("--on-finish", "not a command line"),
+        ),
+        (
+            ("run", "--webhook-port", "8080"),
+            {"TRACKER_API_TOKEN": "sk-x"},
+            ("--webhook-port needs TRACKER_WEBHOOK_SECRET",),
+        ),
+        (
+            ("run", "--webhook-port", "80000"),
+            {"TRACKER_API_TOKEN": "sk-x"},
+            ("--webhook-port '80000'",),
+        ),
+        (
+            ("run",),
+            {"TRACKER_API_TOKEN": "sk-x", "TRACKER_NOTIFY_SECRET": "whsec_!!"},
+            ("TRACKER_NOTIFY_SECRET", "base64"),
+        ),
     ],
 )
 def test_bad_input_is_one_clear_line_and_exit_2(
@@ -408,3 +449,46 @@ def test_a_database_from_a_newer_tracker_is_a_clear_error(tracker: Run, workdir:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "9999" in result.stderr and "older" in result.stderr
+
+
+def test_a_port_in_use_for_webhooks_is_a_usage_error(tracker: Run, api: API) -> None:
+    """--webhook-port on a port already taken: exit 2 with one line, before polling."""
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    try:
+        env = api_env(api, TRACKER_WEBHOOK_SECRET="whsec_c2VjcmV0")
+        result = tracker("run", "--webhook-host", "127.0.0.1", "--webhook-port", str(port), env=env)
+    finally:
+        taken.close()
+    assert_usage_error(result, f"--webhook-port {port}", "cannot listen")
+
+
+def test_download_fetches_a_completed_task_on_demand(tracker: Run, api: API, workdir: Path) -> None:
+    """`tracker download ID` saves the files of a task finished without --download-dir;
+    an unfinished task is refused with exit 2."""
+    done = api.simulator.add_video("video_on_demand", steps=1)
+    running = api.simulator.add_video("video_still_running", steps=1000)
+    env = api_env(api)
+    tracker("add", done, running, env=env)
+    for _ in range(3):
+        tracker("poll", "--all", env=env)
+    result = tracker(
+        "download",
+        done,
+        "--download-dir",
+        str(workdir / "saved"),
+        "--download-variants",
+        "video,spritesheet",
+        "--json",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {row["variant"]: row for row in json.loads(result.stdout)}
+    assert {v: r["state"] for v, r in rows.items()} == {"video": "done", "spritesheet": "done"}
+    assert Path(rows["video"]["path"]).read_bytes() == content_of(done, "video")
+    refused = tracker("download", running, "--download-dir", str(workdir / "saved"), env=env)
+    assert_usage_error(refused, f"task {running!r} has not completed")

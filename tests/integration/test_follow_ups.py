@@ -1,0 +1,363 @@
+"""After a task finishes (issue #6): downloads, notifications, the API's webhooks; through the
+real simulator, a real receiver over HTTP and a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import json
+import socket
+import sys
+import threading
+import time
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import API
+from tracker import Tracker
+from tracker.config import Secret
+from tracker.simulator import Reply, content_of, send_webhook
+from tracker.webhooks import secret_key, verify
+
+NOTIFY_SECRET = "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHM="  # base64("secret-key-for-tests")
+DONE = Reply(video={"status": "completed", "progress": 100})
+
+
+class Receiver:
+    """A notification receiver over HTTP that answers with scripted statuses and keeps every
+    request it got."""
+
+    def __init__(self, statuses: list[int] | None = None) -> None:
+        self.statuses = list(statuses or [])
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                status = outer.statuses.pop(0) if outer.statuses else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def deliveries(self) -> list[tuple[dict[str, str], dict[str, Any]]]:
+        return [(headers, json.loads(body)) for headers, body in self.requests]
+
+
+@pytest.fixture
+def videos(tmp_path: Path) -> Path:
+    """The download directory (not made yet: the daemon makes it)."""
+    return tmp_path / "videos"
+
+
+def make_tracker(api: API, database_url: str, **settings: Any) -> Tracker:
+    tracker = Tracker(
+        database_url=database_url,
+        api_base=api.url,
+        token=api.token,
+        poll_interval=0.1,
+        request_timeout=5,
+    )
+    tracker.settings = replace(tracker.settings, **settings)
+    return tracker
+
+
+def run_until_done(tracker: Tracker, timeout: float = 60) -> None:
+    async def go() -> None:
+        await asyncio.wait_for(tracker.run_async(until_done=True), timeout)
+
+    asyncio.run(go())
+
+
+def test_a_completed_video_is_saved_whole_with_its_hash(
+    api: API, database_url: str, videos: Path
+) -> None:
+    """The files land with the right bytes under the task's name; path, size and sha256 are
+    recorded; a failed task downloads nothing."""
+    video = api.simulator.add_video("sora-2:task_ok", steps=1)
+    failed = api.simulator.add_video("video_failed", steps=1, outcome="failed")
+    with make_tracker(
+        api, database_url, download_dir=str(videos), download_variants=("video", "thumbnail")
+    ) as tracker:
+        tracker.add([video, failed])
+        run_until_done(tracker)
+        rows = {row.variant: row for row in tracker.repository.downloads(video)}
+        assert tracker.repository.downloads(failed) == []
+    assert {variant: row.state for variant, row in rows.items()} == {
+        "video": "done",
+        "thumbnail": "done",
+    }
+    for variant, row in rows.items():
+        expected = content_of(video, variant)
+        assert row.path is not None
+        saved = Path(row.path)
+        assert saved.parent == videos
+        assert saved.read_bytes() == expected
+        assert (row.size_bytes, row.sha256) == (len(expected), hashlib.sha256(expected).hexdigest())
+    assert Path(rows["video"].path or "").name.endswith(".mp4")
+    assert Path(rows["thumbnail"].path or "").name.endswith(".thumbnail.webp")
+    assert sorted(p.name for p in videos.iterdir() if p.name.startswith(".")) == []
+
+
+def test_an_interrupted_download_leaves_no_file_and_is_retried(
+    api: API, database_url: str, videos: Path
+) -> None:
+    """A transfer cut halfway, then a 500: no partial file ever takes the final name; the
+    third attempt saves the right bytes."""
+    video = api.simulator.add_video("video_flaky_download", steps=1)
+    api.simulator.break_downloads(video, how="drop")
+    api.simulator.break_downloads(video, how="500")
+    with make_tracker(api, database_url, download_dir=str(videos)) as tracker:
+        tracker.add([video])
+        downloader_seen: list[set[str]] = []
+
+        async def scenario() -> None:
+            daemon = asyncio.create_task(tracker.run_async(until_done=True))
+            while not daemon.done():
+                if videos.exists():
+                    downloader_seen.append({p.name for p in videos.iterdir()})
+                await asyncio.sleep(0.01)
+            await daemon
+
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+        [row] = tracker.repository.downloads(video)
+    assert api.simulator.downloads[(video, "video")] == 3
+    assert (row.state, row.attempts) == ("done", 3)
+    final = Path(row.path or "")
+    assert final.read_bytes() == content_of(video, "video")
+    # Before success the final name never existed, partial or not.
+    assert all(
+        final.name not in names
+        for names in downloader_seen[:-1]
+        if any(n.endswith(".part") for n in names)
+    )
+    assert [p.name for p in videos.iterdir()] == [final.name]
+
+
+def test_a_video_whose_assets_expired_is_recorded_so(
+    api: API, database_url: str, videos: Path
+) -> None:
+    """Past expires_at, the download is recorded as expired and no request is made."""
+    expired = Reply(
+        video={"status": "completed", "progress": 100, "expires_at": int(time.time()) - 60}
+    )
+    video = api.simulator.script("video_expired", [expired])
+    with make_tracker(api, database_url, download_dir=str(videos)) as tracker:
+        tracker.add([video])
+        run_until_done(tracker)
+        [row] = tracker.repository.downloads(video)
+    assert (row.state, row.path) == ("expired", None)
+    assert api.simulator.downloads[(video, "video")] == 0
+    assert not videos.exists() or list(videos.iterdir()) == []
+
+
+def test_notifications_arrive_once_signed_with_the_same_id_on_retries(
+    api: API, database_url: str, videos: Path
+) -> None:
+    """A receiver that fails twice still gets exactly one successful delivery per task; every
+    attempt carries the same webhook-id and a valid signature; the event says where the video
+    was saved."""
+    receiver = Receiver(statuses=[500, 503])
+    try:
+        completed = api.simulator.add_video("video_notify_ok", steps=1)
+        failed = api.simulator.add_video("video_notify_bad", steps=1, outcome="failed")
+        with make_tracker(
+            api,
+            database_url,
+            download_dir=str(videos),
+            notify_url=receiver.url,
+            notify_secret=Secret(NOTIFY_SECRET),
+        ) as tracker:
+            tracker.add([completed, failed])
+            run_until_done(tracker)
+            outbox = tracker.repository.events()
+    finally:
+        receiver.close()
+    deliveries = receiver.deliveries()
+    assert len(deliveries) == 4  # two failed attempts, then one success per task
+    by_task: dict[str, list[tuple[dict[str, str], dict[str, Any]]]] = {}
+    for headers, event in deliveries:
+        by_task.setdefault(event["task_id"], []).append((headers, event))
+    assert set(by_task) == {completed, failed}
+    for headers, _event in deliveries:
+        body = json.dumps(_event, ensure_ascii=False).encode()
+        verify(secret_key(NOTIFY_SECRET), headers, body, time.time())
+    for attempts in by_task.values():
+        assert len({headers["webhook-id"] for headers, _ in attempts}) == 1
+    ok_event = by_task[completed][-1][1]
+    assert ok_event["finish_reason"] == "completed"
+    assert ok_event["status"] == "completed"
+    assert ok_event["video"]["id"] == completed
+    assert ok_event["download_path"] == str(videos / f"{completed}.mp4")
+    bad_event = by_task[failed][-1][1]
+    assert bad_event["finish_reason"] == "failed"
+    assert bad_event["error"] == {
+        "code": "moderation_blocked",
+        "message": "The prompt was blocked.",
+    }
+    assert bad_event["download_path"] is None
+    assert {row["state"] for row in outbox} == {"delivered"}
+    assert sum(row["attempts"] for row in outbox) == 4
+
+
+def test_a_restart_between_finishing_and_notifying_still_notifies(
+    api: API, database_url: str
+) -> None:
+    """Finished while the receiver was unreachable and stopped: the next run delivers it."""
+    video = api.simulator.add_video("video_restart_notify", steps=1)
+    unreachable = "http://127.0.0.1:9/hooks"
+    with make_tracker(api, database_url, notify_url=unreachable) as tracker:
+        tracker.add([video])
+
+        async def first_run() -> None:
+            stop = asyncio.Event()
+            daemon = asyncio.create_task(tracker.run_async(stop=stop))
+            while not tracker.tasks()[0].finished:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.5)  # at least one failed delivery attempt
+            stop.set()
+            await daemon
+
+        asyncio.run(asyncio.wait_for(first_run(), 30))
+        [pending] = tracker.repository.events()
+        assert pending["state"] == "pending" and pending["attempts"] >= 1
+    receiver = Receiver()
+    try:
+        with make_tracker(api, database_url, notify_url=receiver.url) as tracker:
+            run_until_done(tracker)  # waits for the retry the back-off scheduled
+            [delivered] = tracker.repository.events()
+    finally:
+        receiver.close()
+    assert delivered["state"] == "delivered"
+    [(headers, event)] = receiver.deliveries()
+    assert headers["webhook-id"] == pending["event_id"]
+    assert event["task_id"] == video
+
+
+def test_on_finish_runs_a_command_with_the_event_and_without_secrets(
+    api: API, database_url: str, tmp_path: Path
+) -> None:
+    """--on-finish gets the event in TRACKER_* variables, never the API token."""
+    video = api.simulator.add_video("video_command", steps=1)
+    out = tmp_path / "events.jsonl"
+    script = tmp_path / "record.py"
+    script.write_text(
+        "import json, os, sys\n"
+        f"open({str(out)!r}, 'a').write(json.dumps({{k: v for k, v in os.environ.items() "
+        "if k.startswith('TRACKER_')}) + '\\n')\n"
+    )
+    with make_tracker(api, database_url, on_finish=(sys.executable, str(script))) as tracker:
+        tracker.add([video])
+        run_until_done(tracker)
+    [variables] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert variables["TRACKER_TASK_ID"] == video
+    assert variables["TRACKER_FINISH_REASON"] == "completed"
+    assert variables["TRACKER_STATUS"] == "completed"
+    assert variables["TRACKER_PROGRESS"] == "100"
+    assert json.loads(variables["TRACKER_VIDEO"])["id"] == video
+    assert "TRACKER_API_TOKEN" not in variables
+    assert api.token not in out.read_text()
+
+
+def test_a_signed_webhook_makes_the_task_polled_at_once_and_a_forged_one_is_refused(
+    api: API, database_url: str
+) -> None:
+    """video.completed from the API: polled well under a second later despite a 60 s
+    interval. Bad signatures, stale timestamps and huge bodies: 4xx, nothing changed."""
+    secret = "whsec_" + "d2ViaG9vay1zZWNyZXQ="
+    video = api.simulator.script("video_pushed", [Reply(video={"status": "in_progress"}), DONE])
+    with make_tracker(
+        api, database_url, poll_interval=60.0, webhook_port=0, webhook_secret=Secret(secret)
+    ) as tracker:
+        tracker.add([video])
+
+        async def scenario() -> None:
+            stop = asyncio.Event()
+            daemon = asyncio.create_task(tracker.run_async(stop=stop))
+            while tracker.tasks()[0].poll_count < 1:  # the first poll, written
+                await asyncio.sleep(0.02)
+            while not hasattr(tracker, "webhook_port"):
+                await asyncio.sleep(0.02)
+            url = f"http://127.0.0.1:{tracker.webhook_port}/"
+            before = tracker.tasks()[0].next_poll_at
+            forged = await asyncio.to_thread(
+                send_webhook, url, "whsec_d3Jvbmc=", "video.completed", video
+            )
+            stale = await asyncio.to_thread(
+                send_webhook,
+                url,
+                secret,
+                "video.completed",
+                video,
+                timestamp=int(time.time()) - 3600,
+            )
+            assert (forged, stale) == (401, 401)
+            assert tracker.tasks()[0].next_poll_at == before
+            assert api.simulator.polls(video) == 1
+            sent = time.monotonic()
+            assert (
+                await asyncio.to_thread(send_webhook, url, secret, "video.completed", video) == 200
+            )
+            while not tracker.tasks()[0].finished:
+                assert time.monotonic() - sent < 1.0
+                await asyncio.sleep(0.02)
+            stop.set()
+            await daemon
+
+        asyncio.run(asyncio.wait_for(scenario(), 30))
+        [task] = tracker.tasks()
+    assert task.finish_reason == "completed"
+    assert api.simulator.polls(video) == 2
+
+
+def test_a_receiver_that_never_answers_does_not_slow_polling(api: API, database_url: str) -> None:
+    """Notifications to a black hole wait on their own; polls keep their pace."""
+    black_hole = socket.socket()
+    black_hole.bind(("127.0.0.1", 0))
+    black_hole.listen(100)  # accepts connections, never reads or answers
+    port = black_hole.getsockname()[1]
+    interval = 0.2
+    ids = [api.simulator.add_video(f"video_pace_{i}", steps=6) for i in range(10)]
+    try:
+        with make_tracker(
+            api, database_url, poll_interval=interval, notify_url=f"http://127.0.0.1:{port}/hooks"
+        ) as tracker:
+            tracker.add(ids)
+
+            async def scenario() -> None:
+                stop = asyncio.Event()
+                daemon = asyncio.create_task(tracker.run_async(stop=stop))
+                while not all(task.finished for task in await asyncio.to_thread(tracker.tasks)):
+                    await asyncio.sleep(0.05)
+                stop.set()
+                await daemon
+
+            asyncio.run(asyncio.wait_for(scenario(), 60))
+            histories = [tracker.history(task_id) for task_id in ids]
+            outbox = tracker.repository.events()
+    finally:
+        black_hole.close()
+    gaps = [
+        (b.polled_at - a.polled_at).total_seconds()
+        for history in histories
+        for a, b in itertools.pairwise(history)
+    ]
+    assert max(gaps) <= interval * 1.1 + 0.15, max(gaps)
+    assert len(outbox) == 10 and {row["state"] for row in outbox} == {"pending"}

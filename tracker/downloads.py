@@ -1,0 +1,212 @@
+"""Keeping a finished video's files before its assets expire (``--download-dir``).
+
+When a task completes, the finishing transaction writes one ``downloads`` row per variant
+(video, thumbnail, spritesheet). The Downloader fetches due rows: it streams the bytes into a
+temporary file in the download directory, hashing them on the way, makes the file durable and
+only then renames it to its final name, so no partial file ever carries that name. A failed
+attempt removes its temporary file and is retried with back-off until ``expires_at``; after
+that the row records that the video expired undownloaded. Rows survive restarts.
+
+Files are named after the task: ``<task id>.mp4``, ``<task id>.thumbnail.webp``,
+``<task id>.spritesheet.jpg`` (the extension from the Content-Type). A task ID with characters
+a file name should not hold has them replaced and a short hash of the ID appended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import random
+import re
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from tracker.clock import Clock, SystemClock
+from tracker.dbthread import DatabaseThread
+from tracker.models import DownloadJob, DownloadOutcome
+
+logger = logging.getLogger(__name__)
+
+FIRST_RETRY_SECONDS = 5.0
+LONGEST_RETRY_SECONDS = 300.0
+# Without an expiry from the API, downloads are tried for this long after the first attempt.
+DEFAULT_WINDOW = timedelta(hours=1)
+_EXTENSIONS = {
+    "video/mp4": ".mp4",
+    "video/webm": ".webm",
+    "video/quicktime": ".mov",
+    "image/webp": ".webp",
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/gif": ".gif",
+}
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def file_stem(task_id: str) -> str:
+    """A file name for the task: its ID where that is safe, else a cleaned ID plus a hash."""
+    cleaned = _UNSAFE.sub("_", task_id)
+    if cleaned == task_id and not task_id.startswith("."):
+        return task_id
+    digest = hashlib.sha256(task_id.encode()).hexdigest()[:10]
+    return f"{cleaned.lstrip('.')[:200]}-{digest}"
+
+
+def file_name(task_id: str, variant: str, content_type: str) -> str:
+    extension = _EXTENSIONS.get(content_type.split(";")[0].strip().lower(), ".bin")
+    middle = "" if variant == "video" else f".{variant}"
+    return f"{file_stem(task_id)}{middle}{extension}"
+
+
+class ContentSource(Protocol):
+    async def download(self, task_id: str, variant: str, write: Callable[[bytes], None]) -> str: ...
+
+
+class DownloadStore(Protocol):
+    def claim_downloads(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[DownloadJob]: ...
+
+    def record_download(self, owner: str, job: DownloadJob, outcome: DownloadOutcome) -> None: ...
+
+
+class Downloader:
+    """Fetches due downloads, a few at a time, beside the polling."""
+
+    def __init__(
+        self,
+        store: DownloadStore,
+        source: ContentSource,
+        directory: Path,
+        *,
+        owner: str,
+        database: DatabaseThread,
+        clock: Clock | None = None,
+        concurrency: int = 4,
+        lease: timedelta = timedelta(minutes=30),
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._source = source
+        self._directory = directory
+        self._owner = owner
+        self._database = database
+        self._clock = clock or SystemClock()
+        self._concurrency = concurrency
+        self._lease = lease
+        self._rng = rng or random.Random()
+        self._running: set[asyncio.Task[DownloadOutcome]] = set()
+        self._stopping = False
+        self.done = 0
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._running)
+
+    async def tick(self) -> None:
+        room = self._concurrency - len(self._running)
+        if self._stopping or room <= 0:
+            return
+        now = self._clock.now()
+        try:
+            jobs = await self._database.run(
+                self._store.claim_downloads, self._owner, now, now + self._lease, room
+            )
+        except Exception as exc:
+            logger.warning("claiming downloads failed: %s", exc)
+            return
+        for job in jobs:
+            attempt = asyncio.create_task(self.attempt(job))
+            self._running.add(attempt)
+            attempt.add_done_callback(self._running.discard)
+
+    async def drain(self, timeout: float) -> None:
+        """Stop starting downloads; one under way gets ``timeout`` seconds, then it is
+        abandoned (its temporary file removed) and tried again after the restart."""
+        self._stopping = True
+        if self._running:
+            _done, late = await asyncio.wait(set(self._running), timeout=timeout)
+            for attempt in late:
+                attempt.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
+    async def attempt(self, job: DownloadJob) -> DownloadOutcome:
+        """One try at one download, recorded; returns how it ended."""
+        now = self._clock.now()
+        if job.expires_at is not None and now >= job.expires_at:
+            outcome = DownloadOutcome("expired", now, error="the assets expired first")
+            logger.warning(
+                "%s of %s expired before it could be downloaded", job.variant, job.task_id
+            )
+        else:
+            outcome = await self._fetch(job)
+        try:
+            await self._database.run(self._store.record_download, self._owner, job, outcome)
+        except Exception as exc:  # not written: the lease ends and the download is tried again
+            logger.warning("recording the download of %s failed: %s", job.task_id, exc)
+        return outcome
+
+    async def _fetch(self, job: DownloadJob) -> DownloadOutcome:
+        temporary = (
+            self._directory / f".{file_stem(job.task_id)}.{job.variant}.{secrets.token_hex(4)}.part"
+        )
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with open(temporary, "wb") as file:
+
+                def write(chunk: bytes) -> None:
+                    nonlocal size
+                    file.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+
+                content_type = await self._source.download(job.task_id, job.variant, write)
+                await asyncio.to_thread(_flush_to_disk, file)
+            final = self._directory / file_name(job.task_id, job.variant, content_type)
+            os.replace(temporary, final)
+            await asyncio.to_thread(_sync_directory, self._directory)
+        except BaseException as exc:
+            temporary.unlink(missing_ok=True)
+            if not isinstance(exc, Exception):
+                raise  # cancelled: nothing recorded, the row stays pending
+            return self._retry(job, str(exc) or type(exc).__name__)
+        self.done += 1
+        logger.info("downloaded %s of %s to %s (%d bytes)", job.variant, job.task_id, final, size)
+        return DownloadOutcome(
+            "done",
+            self._clock.now(),
+            path=str(final),
+            size_bytes=size,
+            sha256=digest.hexdigest(),
+        )
+
+    def _retry(self, job: DownloadJob, error: str) -> DownloadOutcome:
+        now = self._clock.now()
+        wait = min(FIRST_RETRY_SECONDS * 2.0 ** min(job.attempts, 20), LONGEST_RETRY_SECONDS)
+        retry_at = now + timedelta(seconds=wait * self._rng.uniform(0.8, 1.0))
+        expires_at = job.expires_at or now + DEFAULT_WINDOW
+        logger.warning("downloading %s of %s failed (%s)", job.variant, job.task_id, error)
+        # Never waits past the expiry: the attempt due then records the download expired.
+        return DownloadOutcome(
+            "pending", now, error=error, next_attempt_at=min(retry_at, expires_at)
+        )
+
+
+def _flush_to_disk(file: BinaryIO) -> None:
+    file.flush()
+    os.fsync(file.fileno())
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the rename itself durable."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

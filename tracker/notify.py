@@ -1,0 +1,265 @@
+"""Notifications of finished tasks, at least once and never lost.
+
+An event is built when a task finishes and written to the ``outbox`` table in the transaction
+that finishes it, one row per channel: ``webhook`` (a POST to ``--notify-url``, signed the
+Standard Webhooks way when TRACKER_NOTIFY_SECRET is set) and ``command`` (``--on-finish``, run
+with the event in ``TRACKER_*`` variables). The Notifier delivers due rows, retrying with
+back-off for a day, and records each outcome; a restart carries on from the table. A task whose
+files are still being downloaded is notified once they are settled, so the event can say where
+the video was saved. Retries keep the event's ``webhook-id``, so receivers can drop duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from tracker.clock import Clock, SystemClock
+from tracker.dbthread import DatabaseThread
+from tracker.models import EventJob, EventOutcome, NewEvent
+from tracker.render import jsonable
+from tracker.webhooks import signed_headers
+
+logger = logging.getLogger(__name__)
+
+GIVE_UP_AFTER = timedelta(days=1)
+FIRST_RETRY_SECONDS = 2.0
+LONGEST_RETRY_SECONDS = 300.0
+COMMAND_OUTPUT_KEPT = 500
+
+
+def finish_event(
+    *,
+    task_id: str,
+    status: str | None,
+    finish_reason: Any,
+    finished_at: datetime | None,
+    progress: int | None,
+    error: Any,
+    video: Any,
+) -> dict[str, Any]:
+    """The event of a finished task; ``download_path`` is added when it is delivered."""
+    return {
+        "type": "task.finished",
+        "task_id": task_id,
+        "status": status,
+        "finish_reason": str(finish_reason) if finish_reason is not None else None,
+        "finished_at": jsonable(finished_at),
+        "progress": progress,
+        "error": error,
+        "video": video,
+    }
+
+
+def new_events(channels: tuple[str, ...], payload: dict[str, Any]) -> tuple[NewEvent, ...]:
+    return tuple(NewEvent(channel, f"evt_{secrets.token_hex(12)}", payload) for channel in channels)
+
+
+class Outbox(Protocol):
+    def claim_events(
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        channels: tuple[str, ...],
+    ) -> list[EventJob]: ...
+
+    def record_event(self, owner: str, job: EventJob, outcome: EventOutcome) -> None: ...
+
+
+class Poster(Protocol):
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Channels:
+    """Where events go; what is not configured stays undelivered in the outbox."""
+
+    url: str | None = None
+    poster: Poster | None = None
+    key: bytes | None = None  # signs webhooks when set
+    command: tuple[str, ...] = ()
+    command_timeout: float = 60.0
+    command_environment: dict[str, str] | None = None  # the base environment, secrets removed
+
+
+class Notifier:
+    """Delivers due outbox rows; slow or dead receivers never hold up polling."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        channels: Channels,
+        *,
+        owner: str,
+        database: DatabaseThread,
+        clock: Clock | None = None,
+        concurrency: int = 8,
+        rng: random.Random | None = None,
+        timeout: float = 30.0,
+        channels_claimed: tuple[str, ...] = ("webhook", "command"),
+    ) -> None:
+        self._channels_claimed = channels_claimed
+        self._outbox = outbox
+        self._channels = channels
+        self._owner = owner
+        self._database = database
+        self._clock = clock or SystemClock()
+        self._concurrency = concurrency
+        self._rng = rng or random.Random()
+        self._lease = timedelta(seconds=max(channels.command_timeout, timeout) + 60)
+        self._running: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self.delivered = 0
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._running)
+
+    async def tick(self) -> None:
+        """Start delivering due events, up to ``concurrency`` at a time."""
+        room = self._concurrency - len(self._running)
+        if self._stopping or room <= 0:
+            return
+        now = self._clock.now()
+        try:
+            jobs = await self._database.run(
+                self._outbox.claim_events,
+                self._owner,
+                now,
+                now + self._lease,
+                room,
+                self._channels_claimed,
+            )
+        except Exception as exc:
+            logger.warning("claiming notifications failed: %s", exc)
+            return
+        for job in jobs:
+            delivery = asyncio.create_task(self._deliver(job))
+            self._running.add(delivery)
+            delivery.add_done_callback(self._running.discard)
+
+    async def drain(self, timeout: float) -> None:
+        """Stop starting deliveries and wait for those under way, up to ``timeout``; an
+        interrupted one stays pending (its lease ends) and is delivered again later."""
+        self._stopping = True
+        if self._running:
+            _done, late = await asyncio.wait(set(self._running), timeout=timeout)
+            for delivery in late:
+                delivery.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
+    async def _deliver(self, job: EventJob) -> None:
+        try:
+            error = await self._send(job)
+        except Exception as exc:  # a bug must not lose the event: it is retried
+            logger.exception("delivering %s failed unexpectedly", job.event_id)
+            error = f"{type(exc).__name__}: {exc}"
+        outcome = self._outcome(job, error)
+        if outcome.state == "delivered":
+            self.delivered += 1
+            logger.info("notified %s of %s (%s)", job.channel, job.task_id, job.event_id)
+        elif outcome.state == "given_up":
+            logger.error(
+                "gave up notifying %s of %s after %d attempts: %s",
+                job.channel,
+                job.task_id,
+                job.attempts + 1,
+                error,
+            )
+        else:
+            logger.warning(
+                "notifying %s of %s failed (%s); retrying at %s",
+                job.channel,
+                job.task_id,
+                error,
+                outcome.next_attempt_at,
+            )
+        try:
+            await self._database.run(self._outbox.record_event, self._owner, job, outcome)
+        except Exception as exc:
+            # Not written: the lease ends and the event is delivered again (at least once).
+            logger.warning("recording the delivery of %s failed: %s", job.event_id, exc)
+
+    async def _send(self, job: EventJob) -> str | None:
+        """Deliver on the job's channel; None on success, else what went wrong."""
+        channels = self._channels
+        if job.channel == "webhook":
+            if channels.url is None or channels.poster is None:
+                return "no --notify-url configured"
+            body = json.dumps(job.payload, ensure_ascii=False).encode()
+            headers = {"webhook-id": job.event_id}
+            if channels.key is not None:
+                stamp = int(self._clock.now().timestamp())
+                headers = signed_headers(channels.key, job.event_id, stamp, body)
+            try:
+                await channels.poster.post(channels.url, body, headers)
+            except Exception as exc:
+                return str(exc)
+            return None
+        if not channels.command:
+            return "no --on-finish command configured"
+        return await self._run_command(job)
+
+    async def _run_command(self, job: EventJob) -> str | None:
+        channels = self._channels
+        payload = job.payload
+        environment = dict(channels.command_environment or {})
+        environment.update(
+            {
+                "TRACKER_EVENT_ID": job.event_id,
+                "TRACKER_TASK_ID": job.task_id,
+                "TRACKER_STATUS": payload.get("status") or "",
+                "TRACKER_FINISH_REASON": payload.get("finish_reason") or "",
+                "TRACKER_FINISHED_AT": payload.get("finished_at") or "",
+                "TRACKER_PROGRESS": ""
+                if payload.get("progress") is None
+                else str(payload["progress"]),
+                "TRACKER_ERROR": ""
+                if payload.get("error") is None
+                else json.dumps(payload["error"]),
+                "TRACKER_VIDEO": ""
+                if payload.get("video") is None
+                else json.dumps(payload["video"]),
+                "TRACKER_DOWNLOAD_PATH": payload.get("download_path") or "",
+            }
+        )
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *channels.command,
+                env=environment,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+        except OSError as exc:
+            return f"cannot run {channels.command[0]!r}: {exc.strerror or exc}"
+        try:
+            output, _ = await asyncio.wait_for(process.communicate(), channels.command_timeout)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            return f"--on-finish took longer than {channels.command_timeout:g}s and was killed"
+        if process.returncode != 0:
+            tail = output.decode(errors="replace")[-COMMAND_OUTPUT_KEPT:].strip()
+            return f"--on-finish exited with {process.returncode}: {tail}"
+        return None
+
+    def _outcome(self, job: EventJob, error: str | None) -> EventOutcome:
+        now = self._clock.now()
+        if error is None:
+            return EventOutcome("delivered", now)
+        if now - job.created_at >= GIVE_UP_AFTER:
+            return EventOutcome("given_up", now, error=error)
+        wait = min(FIRST_RETRY_SECONDS * 2.0 ** min(job.attempts, 20), LONGEST_RETRY_SECONDS)
+        wait *= self._rng.uniform(0.8, 1.0)
+        return EventOutcome(
+            "pending", now, error=error, next_attempt_at=now + timedelta(seconds=wait)
+        )

@@ -1,0 +1,126 @@
+"""Standard Webhooks: signing the events tracker sends, verifying the ones the API sends.
+
+Signatures follow https://www.standardwebhooks.com: headers ``webhook-id``,
+``webhook-timestamp`` (Unix seconds) and ``webhook-signature`` (``v1,<base64 HMAC-SHA256 of
+"{id}.{timestamp}.{body}">``, several separated by spaces). A secret written ``whsec_<base64>``
+is the base64 of the key; any other secret is used as UTF-8 bytes.
+
+The receiver (``tracker run --webhook-port``) takes the API's ``video.completed`` and
+``video.failed`` events and makes that task due at once; polling stays the source of truth,
+so an event only decides *when* the task is polled, never *what* is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tracker.httpserver import Answer, Request, error_body, serve_connection
+
+logger = logging.getLogger(__name__)
+
+TOLERANCE_SECONDS = 300
+MAX_BODY_BYTES = 64 * 1024
+EVENT_TYPES = frozenset({"video.completed", "video.failed"})
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key a secret stands for."""
+    if secret.startswith("whsec_"):
+        try:
+            return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        except binascii.Error:
+            raise ValueError("a whsec_ secret must be base64 after the prefix") from None
+    return secret.encode()
+
+
+def signature(key: bytes, event_id: str, timestamp: int, body: bytes) -> str:
+    signed = f"{event_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+def signed_headers(key: bytes, event_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The three headers of a signed event."""
+    return {
+        "webhook-id": event_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature(key, event_id, timestamp, body),
+    }
+
+
+class InvalidSignature(Exception):
+    """An event whose signature, timestamp or headers do not check out."""
+
+
+def verify(key: bytes, headers: dict[str, str], body: bytes, now: float) -> None:
+    """Raise InvalidSignature unless the headers (lower-case names) sign ``body`` with ``key``
+    within TOLERANCE_SECONDS of ``now``."""
+    event_id = headers.get("webhook-id")
+    timestamp = headers.get("webhook-timestamp", "")
+    signatures = headers.get("webhook-signature", "")
+    if not event_id or not timestamp.isdigit() or not signatures:
+        raise InvalidSignature("missing webhook-id, webhook-timestamp or webhook-signature")
+    if abs(now - int(timestamp)) > TOLERANCE_SECONDS:
+        raise InvalidSignature("the timestamp is more than five minutes away")
+    expected = signature(key, event_id, int(timestamp), body)
+    if not any(hmac.compare_digest(expected, given) for given in signatures.split()):
+        raise InvalidSignature("no signature matches")
+
+
+class WebhookReceiver:
+    """An HTTP server taking signed video events; ``on_event(task_id)`` makes the task due."""
+
+    def __init__(
+        self,
+        key: bytes,
+        on_event: Callable[[str], Awaitable[bool]],
+        clock: Callable[[], float],
+    ) -> None:
+        self._key = key
+        self._on_event = on_event
+        self._clock = clock
+        self._server: asyncio.Server | None = None
+        self.accepted = 0
+        self.refused = 0
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen; return the port (useful with 0). OSError if the port cannot be had."""
+        self._server = await asyncio.start_server(self._connection, host, port)
+        bound: int = self._server.sockets[0].getsockname()[1]
+        logger.info("receiving the API's webhooks on %s:%d", host, bound)
+        return bound
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await serve_connection(reader, writer, self._handle, max_body=MAX_BODY_BYTES)
+
+    async def _handle(self, request: Request) -> Answer:
+        if request.method != "POST":
+            return 405, {"Allow": "POST"}, error_body("POST events here.", "invalid_request")
+        try:
+            verify(self._key, request.headers, request.body, self._clock())
+        except InvalidSignature as exc:
+            self.refused += 1
+            logger.warning("webhook refused: %s", exc)
+            return 401, {}, error_body(f"Refused: {exc}.", "invalid_signature")
+        try:
+            event: Any = json.loads(request.body)
+            kind, task_id = event["type"], event["data"]["id"]
+        except (ValueError, KeyError, TypeError):
+            return 400, {}, error_body("Not a video event.", "invalid_request")
+        if not isinstance(kind, str) or not isinstance(task_id, str):
+            return 400, {}, error_body("Not a video event.", "invalid_request")
+        self.accepted += 1
+        polled = kind in EVENT_TYPES and await self._on_event(task_id)
+        logger.info("webhook %s for %s%s", kind, task_id, ": polling it now" if polled else "")
+        return 200, {}, json.dumps({"received": True, "polling": polled}).encode()
