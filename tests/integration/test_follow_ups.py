@@ -361,3 +361,34 @@ def test_a_receiver_that_never_answers_does_not_slow_polling(api: API, database_
     ]
     assert max(gaps) <= interval * 1.1 + 0.15, max(gaps)
     assert len(outbox) == 10 and {row["state"] for row in outbox} == {"pending"}
+
+
+def test_a_restart_finishes_the_downloads_left_pending(
+    api: API, database_url: str, videos: Path
+) -> None:
+    """Stopped while a download waited for its retry: the next run saves the file."""
+    video = api.simulator.add_video("video_resume_download", steps=1)
+    api.simulator.break_downloads(video, how="500")
+    with make_tracker(api, database_url, download_dir=str(videos)) as tracker:
+        tracker.add([video])
+
+        async def first_run() -> None:
+            stop = asyncio.Event()
+            daemon = asyncio.create_task(tracker.run_async(stop=stop))
+            while api.simulator.downloads[(video, "video")] < 1:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)  # the failure is recorded
+            stop.set()
+            await daemon
+
+        asyncio.run(asyncio.wait_for(first_run(), 30))
+        [pending] = tracker.repository.downloads(video)
+        assert (
+            pending.state,
+            pending.attempts,
+            pending.lease_owner if hasattr(pending, "lease_owner") else None,
+        ) == ("pending", 1, None)
+        run_until_done(tracker)  # a new run: the retry comes due and succeeds
+        [row] = tracker.repository.downloads(video)
+    assert row.state == "done"
+    assert Path(row.path or "").read_bytes() == content_of(video, "video")
