@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import API
+from tracker import db
 from tracker.models import Snapshot, Task
 from tracker.simulator import content_of
 
@@ -350,8 +351,8 @@ def test_db_upgrade_and_current_from_any_directory(tracker: Run, tmp_path: Path)
     assert "revision none" in before.stdout
     upgraded = tracker("--db", url, "db", "upgrade")
     assert upgraded.returncode == 0
-    assert "revision 0001 (head)" in upgraded.stdout
-    assert "revision 0001 (head)" in tracker("db", "current", "--db", url).stdout
+    assert f"revision {db.HEAD_REVISION} (head)" in upgraded.stdout
+    assert f"revision {db.HEAD_REVISION} (head)" in tracker("db", "current", "--db", url).stdout
 
 
 def test_every_command_brings_a_new_database_to_head(tracker: Run, tmp_path: Path) -> None:
