@@ -7,14 +7,14 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
@@ -35,6 +35,7 @@ from tracker.downloads import Downloader
 from tracker.errors import ConfigError, UnknownTaskError, UsageError
 from tracker.eventloop import run_event_loop
 from tracker.ids import check_task_ids
+from tracker.metrics import GaugeRefresher, Metrics, MetricsServer
 from tracker.models import (
     AddResult,
     Download,
@@ -43,11 +44,13 @@ from tracker.models import (
     NewDownload,
     RemoveResult,
     Snapshot,
+    Stats,
     Task,
 )
 from tracker.notify import Channels, Notifier
 from tracker.poller import ASSETS_LAST, PassSummary, Policy, Poller
 from tracker.repository import QueryResult, SQLRepository
+from tracker.retention import Retention, prune
 from tracker.webhooks import WebhookReceiver, secret_key
 
 if TYPE_CHECKING:
@@ -214,6 +217,21 @@ class Tracker:
     def history(self, task_id: str) -> list[Snapshot]:
         return self.repository.history(task_id)
 
+    def stats(self) -> Stats:
+        """Counts of tasks, backlog, recent polls, downloads and notifications."""
+        return self.repository.stats(self._now())
+
+    def prune(self, older_than: float, dry_run: bool = False) -> int:
+        """Delete (or count) snapshots of finished tasks older than ``older_than`` seconds,
+        keeping each task's first and last snapshot and every status change."""
+        return prune(self.repository, self._now() - timedelta(seconds=older_than), dry_run)
+
+    def export(self, table: str, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        """The rows of ``tasks`` or ``snapshots``, streamed."""
+        if table not in ("tasks", "snapshots"):
+            raise UsageError(f"unknown table {table!r}: tasks or snapshots")
+        return self.repository.export_rows(table, since)
+
     def sql(self, query: str) -> QueryResult:
         """Run one read-only SQL statement; writes raise QueryRefusedError."""
         return self.repository.run_read_only(query)
@@ -251,9 +269,21 @@ class Tracker:
         try:
             async with AsyncExitStack() as stack:
                 client = await stack.enter_async_context(self._client())
-                poller = self._poller(client, owner, database, follow_ups)
+                metrics = Metrics() if self.settings.metrics_port is not None else None
+                poller = self._poller(client, owner, database, follow_ups, metrics)
                 stack.callback(poller.close)
                 workers: list[Worker] = []
+                if metrics is not None:
+                    workers.append(await self._serve_metrics(stack, metrics, poller, database))
+                if self.settings.retain is not None:
+                    workers.append(
+                        Retention(
+                            self.repository,
+                            self.settings.retain,
+                            database=database,
+                            clock=self._clock,
+                        )
+                    )
                 if self.settings.download_dir is not None:
                     directory = self.settings.download_dir
                     workers.append(await self._downloader(stack, owner, database, directory))
@@ -269,7 +299,9 @@ class Tracker:
                     stop=stop,
                     handle_signals=handle_signals,
                     workers=workers,
-                    owed=(lambda: database.run(repository.follow_ups_owed)) if workers else None,
+                    owed=(lambda: database.run(repository.follow_ups_owed))
+                    if follow_ups or self.settings.download_dir
+                    else None,
                 )
                 # Give back whatever is still claimed: a restart or another daemon takes it.
                 await database.run(repository.release_owners, [owner])
@@ -379,6 +411,22 @@ class Tracker:
             channels_claimed=follow_ups.channels,
         )
 
+    async def _serve_metrics(
+        self, stack: AsyncExitStack, metrics: Metrics, poller: Poller, database: DatabaseThread
+    ) -> GaugeRefresher:
+        settings = self.settings
+        assert settings.metrics_port is not None
+        refresher = GaugeRefresher(metrics, poller, self.repository, database, self._clock)
+        server = MetricsServer(metrics, refresher.database_up)
+        try:
+            self.metrics_port = await server.start(settings.metrics_host, settings.metrics_port)
+        except OSError as exc:
+            raise ConfigError(
+                f"--metrics-port {settings.metrics_port}: cannot listen: {exc.strerror or exc}"
+            ) from None
+        stack.push_async_callback(server.close)
+        return refresher
+
     async def _receive_webhooks(self, stack: AsyncExitStack, database: DatabaseThread) -> None:
         settings = self.settings
         assert settings.webhook_port is not None and settings.webhook_secret is not None
@@ -417,6 +465,7 @@ class Tracker:
         owner: str | None = None,
         database: DatabaseThread | None = None,
         follow_ups: FollowUps | None = None,
+        observer: Metrics | None = None,
     ) -> Poller:
         return Poller(
             self.repository,
@@ -427,4 +476,6 @@ class Tracker:
             clock=self._clock,
             follow_ups=follow_ups,
             database=database,
+            record_changes_only=self.settings.record == "changes",
+            observer=observer,
         )

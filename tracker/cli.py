@@ -7,19 +7,32 @@ other failure.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import csv
+import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from tracker import db, render
+from tracker import db, logs, render
 from tracker.app import Tracker
-from tracker.config import FOLLOW_UP_OPTIONS, OPTIONS_BY_FIELD, Settings, load_settings
+from tracker.config import (
+    FOLLOW_UP_OPTIONS,
+    OPERATING_OPTIONS,
+    OPTIONS_BY_FIELD,
+    Settings,
+    load_settings,
+    parse_duration,
+)
 from tracker.errors import TrackerError, UsageError
 from tracker.ids import check_task_id
+from tracker.models import Stats, Task
+from tracker.watch import Watcher, summary_lines
 
 PROG = "tracker"
 _POLLING_FIELDS = ("api_base", "poll_interval", "concurrency", "request_timeout", "give_up_after")
@@ -50,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "-q", "--quiet", action="count", default=argparse.SUPPRESS, help="less log output"
+    )
+    common.add_argument(
+        "--log-format",
+        dest="log_format",
+        metavar="FORMAT",
+        default=argparse.SUPPRESS,
+        help=OPTIONS_BY_FIELD["log_format"].describe(),
     )
 
     polling = _Parser(add_help=False)
@@ -106,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     poll = command("poll", "one pass: poll every due unfinished task once, write, exit", polling)
     poll.add_argument("--all", action="store_true", help="poll every unfinished task, due or not")
+    record = OPTIONS_BY_FIELD["record"]
+    poll.add_argument(record.flag, dest=record.field, metavar="VALUE", help=record.describe())
     poll.set_defaults(handler=_poll)
 
     after = _Parser(add_help=False)
@@ -117,7 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     for option in FOLLOW_UP_OPTIONS:
         group.add_argument(option.flag, dest=option.field, metavar="VALUE", help=option.describe())
 
-    run = command("run", "the daemon: poll until stopped (SIGTERM or Ctrl-C)", polling, after)
+    operating = _Parser(add_help=False)
+    group = operating.add_argument_group("operating it")
+    for option in OPERATING_OPTIONS:
+        group.add_argument(option.flag, dest=option.field, metavar="VALUE", help=option.describe())
+
+    run = command(
+        "run", "the daemon: poll until stopped (SIGTERM or Ctrl-C)", polling, after, operating
+    )
     run.add_argument(
         "--until-done", action="store_true", help="exit 0 once no unfinished task is left"
     )
@@ -134,6 +163,62 @@ def build_parser() -> argparse.ArgumentParser:
         download.add_argument(option.flag, dest=field, metavar="VALUE", help=option.describe())
     download.add_argument("--json", action="store_true", help="a JSON array of downloads rows")
     download.set_defaults(handler=_download)
+
+    stats = command("stats", "a summary: tasks by state, backlog, recent polls, downloads")
+    stats.add_argument("--json", action="store_true", help="one JSON object")
+    stats.set_defaults(handler=_stats)
+
+    watch = command("watch", "a live view of the unfinished tasks, refreshed in place")
+    watch.add_argument(
+        "--refresh",
+        default="2",
+        metavar="SECONDS",
+        help="seconds between two refreshes (default 2)",
+    )
+    watch.add_argument(
+        "--limit", default="40", metavar="N", help="tasks shown at most (default 40)"
+    )
+    watch.set_defaults(handler=_watch)
+
+    prune = command(
+        "prune",
+        "delete old snapshots of finished tasks, keeping each task's "
+        "first and last snapshot and every status change",
+    )
+    prune.add_argument(
+        "--older-than",
+        required=True,
+        metavar="AGE",
+        help="prune snapshots older than this (90s, 15m, 24h, 30d)",
+    )
+    prune.add_argument("--dry-run", action="store_true", help="count only, delete nothing")
+    prune.set_defaults(handler=_prune)
+
+    export = command("export", "tasks and snapshots as CSV or JSON lines, for other tools")
+    export.add_argument(
+        "--format",
+        dest="export_format",
+        choices=["csv", "jsonl"],
+        default="jsonl",
+        help="csv or jsonl (default jsonl)",
+    )
+    export.add_argument(
+        "--table",
+        choices=["tasks", "snapshots"],
+        default="snapshots",
+        help="the table written to standard output (default snapshots)",
+    )
+    export.add_argument(
+        "--output",
+        metavar="DIR",
+        help="write tasks.<format> and snapshots.<format> into DIR instead",
+    )
+    export.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="only rows since a date (2026-11-01, ISO 8601) or an age (7d)",
+    )
+    export.set_defaults(handler=_export)
 
     sql = command("sql", "run one read-only SQL statement and print the result")
     sql.add_argument("query", metavar="QUERY")
@@ -157,8 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _configure_logging(getattr(args, "verbose", 0) - getattr(args, "quiet", 0))
+    _configure_logging(args, Settings())
     try:
+        args.settings = _load(args)
+        _configure_logging(args, args.settings)
         code: int = args.handler(args)
     except UsageError as exc:
         _fail(exc)
@@ -179,26 +266,29 @@ def _fail(exc: Exception) -> None:
     print(f"{PROG}: error: {exc}", file=sys.stderr)
 
 
-def _configure_logging(verbosity: int) -> None:
+def _configure_logging(args: argparse.Namespace, settings: Settings, shift: int = 0) -> None:
+    verbosity = getattr(args, "verbose", 0) - getattr(args, "quiet", 0) + shift
     level = {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO}.get(
         max(-2, verbosity), logging.DEBUG
     )
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(message)s",
-        force=True,
-    )
-    # httpx logs every request at INFO; APScheduler and Alembic their routine at INFO.
     libraries_level = logging.DEBUG if verbosity >= 2 else max(level, logging.WARNING)
-    for name in ("httpx", "httpcore", "apscheduler", "alembic"):
-        logging.getLogger(name).setLevel(libraries_level)
+    secrets = [
+        s.reveal()
+        for s in (settings.token, settings.notify_secret, settings.webhook_secret)
+        if s is not None
+    ]
+    logs.configure(level, libraries_level, settings.log_format, secrets)
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _load(args: argparse.Namespace) -> Settings:
     flags = {field: getattr(args, field, None) for field in OPTIONS_BY_FIELD}
     flags["token_file"] = getattr(args, "token_file", None)
     return load_settings(flags)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings: Settings = args.settings
+    return settings
 
 
 def _tracker(args: argparse.Namespace) -> Tracker:
@@ -352,6 +442,101 @@ def _download(args: argparse.Namespace) -> int:
     return 0 if all(row.state == "done" for row in rows) else 1
 
 
+def _stats(args: argparse.Namespace) -> int:
+    with _tracker(args) as tracker:
+        stats = tracker.stats()
+    if args.json:
+        _print(json.dumps({k: render.jsonable(v) for k, v in asdict(stats).items()}, indent=2))
+    else:
+        _print("\n".join(summary_lines(stats)))
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    refresh = _number(args.refresh, "--refresh", float)
+    limit = int(_number(args.limit, "--limit", int))
+    with _tracker(args) as tracker:
+
+        def read() -> tuple[Stats, list[Task]]:
+            return tracker.stats(), tracker.tasks(unfinished=True)
+
+        with contextlib.suppress(KeyboardInterrupt):
+            Watcher(read, refresh, limit).run()
+    return 0
+
+
+def _number(raw: str, flag: str, kind: type[float] | type[int]) -> float:
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise UsageError(f"{flag} {raw!r}: not a number") from None
+    if value <= 0:
+        raise UsageError(f"{flag} {raw!r}: must be more than zero")
+    return value
+
+
+def _prune(args: argparse.Namespace) -> int:
+    try:
+        older_than = parse_duration(args.older_than)
+    except ValueError as exc:
+        raise UsageError(f"--older-than {args.older_than!r}: {exc}") from None
+    with _tracker(args) as tracker:
+        count = tracker.prune(older_than, dry_run=args.dry_run)
+    _print(f"{'would prune' if args.dry_run else 'pruned'} {count:,} snapshot{'s' * (count != 1)}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    since = _since(args.since)
+    with _tracker(args) as tracker:
+        if args.output is None:
+            _write_rows(tracker.export(args.table, since), args.export_format, sys.stdout)
+            return 0
+        directory = Path(args.output)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--output {args.output!r}: {exc.strerror or exc}") from None
+        for table in ("tasks", "snapshots"):
+            path = directory / f"{table}.{args.export_format}"
+            with path.open("w", encoding="utf-8", newline="") as out:
+                count = _write_rows(tracker.export(table, since), args.export_format, out)
+            _print(f"{path}: {count:,} rows", sys.stderr)
+    return 0
+
+
+def _since(raw: str | None) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        return datetime.now(UTC) - timedelta(seconds=parse_duration(raw))
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise UsageError(f"--since {raw!r}: not a date (2026-11-01) or an age (7d)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _write_rows(rows: Iterator[dict[str, Any]], export_format: str, out: TextIO) -> int:
+    count = 0
+    writer = None
+    for row in rows:
+        if export_format == "jsonl":
+            out.write(
+                json.dumps({k: render.jsonable(v) for k, v in row.items()}, ensure_ascii=False)
+                + "\n"
+            )
+        else:
+            if writer is None:
+                writer = csv.writer(out, lineterminator="\n")
+                writer.writerow(row.keys())
+            writer.writerow(render.csv_cell(value) for value in row.values())
+        count += 1
+    return count
+
+
 def _sql(args: argparse.Namespace) -> int:
     with _tracker(args) as tracker:
         result = tracker.sql(args.query)
@@ -384,5 +569,5 @@ def _demo(args: argparse.Namespace) -> int:
     from tracker.demo import run_demo
 
     # The live view already shows what the daemon's INFO lines would say.
-    _configure_logging(getattr(args, "verbose", 0) - getattr(args, "quiet", 0) - 1)
+    _configure_logging(args, _settings(args), shift=-1)
     return run_demo(sys.stdout)

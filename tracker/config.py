@@ -69,6 +69,7 @@ class Settings:
     concurrency: int = 32
     request_timeout: float = 30.0
     give_up_after: float = 24 * 3600.0
+    log_format: str = "text"
     # After a task finishes (issue #6)
     download_dir: str | None = None
     download_variants: tuple[str, ...] = ("video",)
@@ -79,6 +80,11 @@ class Settings:
     webhook_port: int | None = None
     webhook_host: str = "0.0.0.0"
     webhook_secret: Secret | None = field(default=None, repr=False)
+    # Operating it (issue #7)
+    metrics_port: int | None = None
+    metrics_host: str = "0.0.0.0"
+    retain: float | None = None
+    record: str = "all"
 
     def require_token(self) -> Secret:
         if self.token is None:
@@ -218,6 +224,18 @@ def parse_command(raw: str) -> tuple[str, ...]:
     return words
 
 
+def parse_record_mode(raw: str) -> str:
+    if raw.strip().lower() not in ("all", "changes"):
+        raise ValueError("the recording mode is all or changes")
+    return raw.strip().lower()
+
+
+def parse_log_format(raw: str) -> str:
+    if raw.strip().lower() not in ("text", "json"):
+        raise ValueError("the log format is text or json")
+    return raw.strip().lower()
+
+
 def parse_port(raw: str) -> int:
     if not raw.strip().isdigit() or not 0 <= int(raw) <= 65535:
         raise ValueError("not a port number from 0 to 65535")
@@ -272,6 +290,13 @@ OPTIONS: tuple[Option, ...] = (
         parse_duration,
         "finish a task as timed_out this long after registration (90s, 15m, 24h, 7d)",
     ),
+    Option(
+        "log_format",
+        "TRACKER_LOG_FORMAT",
+        "--log-format",
+        parse_log_format,
+        "log lines as text or json (one object per line)",
+    ),
 )
 # Settings of `run` for what happens after a task finishes (issue #6).
 FOLLOW_UP_OPTIONS: tuple[Option, ...] = (
@@ -325,7 +350,41 @@ FOLLOW_UP_OPTIONS: tuple[Option, ...] = (
         "the address the webhook receiver listens on",
     ),
 )
-OPTIONS_BY_FIELD = {option.field: option for option in OPTIONS + FOLLOW_UP_OPTIONS}
+# Settings of `run` for operating it (issue #7); `poll` takes --record too.
+OPERATING_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "metrics_port",
+        "TRACKER_METRICS_PORT",
+        "--metrics-port",
+        parse_port,
+        "serve Prometheus /metrics and /healthz on this port",
+    ),
+    Option(
+        "metrics_host",
+        "TRACKER_METRICS_HOST",
+        "--metrics-host",
+        str,
+        "the address the metrics server listens on",
+    ),
+    Option(
+        "retain",
+        "TRACKER_RETAIN",
+        "--retain",
+        parse_duration,
+        "every day, prune snapshots of finished tasks older than this (e.g. 30d)",
+    ),
+    Option(
+        "record",
+        "TRACKER_RECORD",
+        "--record",
+        parse_record_mode,
+        "which polls become snapshots: all, or changes (a new status, progress or error, "
+        "and the last one)",
+    ),
+)
+OPTIONS_BY_FIELD = {
+    option.field: option for option in OPTIONS + FOLLOW_UP_OPTIONS + OPERATING_OPTIONS
+}
 NOTIFY_SECRET_VARIABLE = "TRACKER_NOTIFY_SECRET"
 WEBHOOK_SECRET_VARIABLE = "TRACKER_WEBHOOK_SECRET"
 _SECRET_VARIABLES = (
@@ -347,7 +406,7 @@ def load_settings(
     flags = flags or {}
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    for option in OPTIONS + FOLLOW_UP_OPTIONS:
+    for option in OPTIONS_BY_FIELD.values():
         raw, source = flags.get(option.field), option.flag
         if raw is None:
             raw, source = environ.get(option.variable) or None, option.variable

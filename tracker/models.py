@@ -72,6 +72,11 @@ class ClaimedTask:
     registered_at: datetime
     error_count: int
     not_found_count: int
+    # When it was due, and what it last showed: for lateness and for recording only changes.
+    next_poll_at: datetime | None = None
+    status: str | None = None
+    progress: int | None = None
+    last_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,7 @@ class PollRecord:
     finish_reason: FinishReason | None
     downloads: tuple[NewDownload, ...] = ()
     events: tuple[NewEvent, ...] = ()
+    store_snapshot: bool = True  # False under --record changes when nothing changed
 
     @property
     def finished(self) -> bool:
@@ -224,3 +230,20 @@ class EventOutcome:
     at: datetime
     error: str | None = None
     next_attempt_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A summary of the database at one moment (`tracker stats`, `watch`, the metrics)."""
+
+    at: datetime
+    unfinished: int
+    finished: dict[str, int]  # by finish_reason
+    due: int  # unfinished, due now, held by nobody: work waiting for a daemon
+    held: int  # claimed by a daemon right now
+    oldest_unfinished: datetime | None
+    snapshots_last_minute: int
+    errors_last_minute: int
+    polls_total: int  # the sum of every task's poll_count
+    downloads: dict[str, int]  # by state
+    notifications: dict[str, int]  # by state

@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -54,6 +55,27 @@ NOT_FOUND_LIMIT = 3
 class VideoAPI(Protocol):
     async def fetch(self, task_id: str) -> FetchResult:
         """One status request; failures come back as a FetchResult with ``error`` set."""
+
+
+class Observer(Protocol):
+    """Is told what the poller does (the metrics, tracker.metrics); must not block."""
+
+    def polled(self, record: PollRecord, lateness: float) -> None: ...
+
+    def wrote(self, seconds: float) -> None: ...
+
+    def ticked(self) -> None: ...
+
+
+class _Unobserved:
+    def polled(self, record: PollRecord, lateness: float) -> None:
+        pass
+
+    def wrote(self, seconds: float) -> None:
+        pass
+
+    def ticked(self) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -152,6 +174,49 @@ def decide(
     )
 
 
+def _changed(task: ClaimedTask, record: PollRecord) -> bool:
+    """Whether a poll showed something new: another status, progress or error (the ``changes``
+    recording mode stores only those, and the poll that finished the task)."""
+    if record.finished:
+        return True
+    video = record.fetch.video
+    if video is None:
+        return record.last_error != task.last_error
+    progress_moved = video.progress is not None and video.progress != task.progress
+    return video.status != task.status or progress_moved or task.last_error is not None
+
+
+def _log_poll(record: PollRecord) -> None:
+    fetch = record.fetch
+    video = fetch.video
+    fields = {
+        "task_id": record.task_id,
+        "status": video.status if video else None,
+        "http_status": fetch.http_status,
+        "latency_ms": fetch.latency_ms,
+    }
+    if record.finish_reason is not None:
+        fields["finish_reason"] = record.finish_reason.value
+        logger.info(
+            "task %s finished: %s (status %s)",
+            record.task_id,
+            record.finish_reason.value,
+            video.status if video else fetch.http_status,
+            extra=fields,
+        )
+    elif fetch.error is not None:
+        fields["error"] = record.last_error
+        logger.warning("task %s: poll failed: %s", record.task_id, record.last_error, extra=fields)
+    elif logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "task %s: %s %s%%",
+            record.task_id,
+            video and video.status,
+            video and video.progress,
+            extra=fields,
+        )
+
+
 def _document(body: str | None) -> Any:
     try:
         return json.loads(body) if body is not None else None
@@ -186,8 +251,12 @@ class Poller:
         rng: random.Random | None = None,
         follow_ups: FollowUps | None = None,
         database: DatabaseThread | None = None,
+        record_changes_only: bool = False,
+        observer: Observer | None = None,
     ) -> None:
         self._repository = repository
+        self._record_changes_only = record_changes_only
+        self._observer = observer or _Unobserved()
         self._follow_ups = follow_ups or FollowUps()
         self._api = api
         self._policy = policy
@@ -228,8 +297,19 @@ class Poller:
     def paused_until(self) -> datetime | None:
         return self._paused_until
 
+    @property
+    def auth_failures(self) -> int:
+        """Consecutive refusals of the token (401/403)."""
+        return self._auth_failures
+
+    @property
+    def database_down_since(self) -> datetime | None:
+        """Since when writes or claims fail, or None while the database answers."""
+        return self._database_down_since
+
     async def tick(self) -> None:
         """Write what finished since the last tick, then claim and start what is due."""
+        self._observer.ticked()
         if self._database_work.locked():  # a slow database made jobs overlap: skip this one
             return
         async with self._database_work:
@@ -308,7 +388,9 @@ class Poller:
         postpone, self._postpone_until = self._postpone_until, None
         try:
             if records:
+                began = time.perf_counter()
                 written = await self._db(self._repository.record_polls, self._owner, records)
+                self._observer.wrote(time.perf_counter() - began)
                 if written < len(records):
                     logger.info(
                         "%d poll results dropped: their tasks were removed or taken over by "
@@ -409,6 +491,8 @@ class Poller:
             record = self._apply_account_rules(decide(task, fetch, now, self._policy, self._rng))
             if record.finished and self._follow_ups:
                 record = self._with_follow_ups(record)
+            if self._record_changes_only and not _changed(task, record):
+                record = replace(record, store_snapshot=False)
         except Exception:
             # A bug must not leave the task leased and unpolled: give it back and go on.
             logger.exception("polling task %s failed unexpectedly; it is given back", task.task_id)
@@ -416,23 +500,10 @@ class Poller:
             return None
         self._results.append(record)
         self.polls += 1
-        if record.finish_reason is not None:
-            self.finished += 1
-            logger.info(
-                "task %s finished: %s (status %s)",
-                task.task_id,
-                record.finish_reason.value,
-                fetch.video.status if fetch.video else fetch.http_status,
-            )
-        elif fetch.error is not None:
-            logger.warning("task %s: poll failed: %s", task.task_id, record.last_error)
-        else:
-            logger.debug(
-                "task %s: %s %s%%",
-                task.task_id,
-                fetch.video and fetch.video.status,
-                fetch.video and fetch.video.progress,
-            )
+        self.finished += record.finished
+        lateness = (now - task.next_poll_at).total_seconds() if task.next_poll_at else 0.0
+        self._observer.polled(record, lateness)
+        _log_poll(record)
         return record
 
     def _with_follow_ups(self, record: PollRecord) -> PollRecord:

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast
 
 from sqlalchemy import (
@@ -29,6 +29,7 @@ from sqlalchemy import (
     literal_column,
     null,
     select,
+    true,
     tuple_,
     union,
     update,
@@ -53,6 +54,7 @@ from tracker.models import (
     PollRecord,
     RemoveResult,
     Snapshot,
+    Stats,
     Task,
 )
 from tracker.schema import (
@@ -69,6 +71,9 @@ from tracker.schema import (
 _TASK_COLUMNS = [tasks.c[field.name] for field in fields(Task)]
 _SNAPSHOT_COLUMNS = [snapshots.c[field.name] for field in fields(Snapshot)]
 _DOWNLOAD_COLUMNS = [downloads.c[field.name] for field in fields(Download)]
+# Snapshots of the last minute are looked for among this many newest rows: bounded work on
+# any size of history; enough for 4,000 polls a second.
+_RECENT_SNAPSHOTS_SCANNED = 250_000
 # SQLite before 3.32 allows 999 variables per statement; stay well under it in IN lists.
 _CHUNK = 500
 
@@ -252,6 +257,9 @@ class SQLRepository:
                 tasks.c.error_count,
                 tasks.c.not_found_count,
                 tasks.c.next_poll_at,
+                tasks.c.status,
+                tasks.c.progress,
+                tasks.c.last_error,
             )
         )
         with self._writing() as connection:
@@ -263,6 +271,10 @@ class SQLRepository:
                 registered_at=row.registered_at,
                 error_count=row.error_count,
                 not_found_count=row.not_found_count,
+                next_poll_at=row.next_poll_at,
+                status=row.status,
+                progress=row.progress,
+                last_error=row.last_error,
             )
             for row in rows
         ]
@@ -300,7 +312,9 @@ class SQLRepository:
             if not kept:
                 return 0
             batches = self._batches
-            batches.insert_snapshots.execute(connection, [_snapshot_row(r) for r in kept])
+            stored = [_snapshot_row(r) for r in kept if r.store_snapshot]
+            if stored:
+                batches.insert_snapshots.execute(connection, stored)
             answered = [_task_row(record) for record in kept if record.fetch.video is not None]
             unanswered = [_task_row(record) for record in kept if record.fetch.video is None]
             if answered:
@@ -593,6 +607,120 @@ class SQLRepository:
 
     # Reading
 
+    def stats(self, now: datetime) -> Stats:
+        """Counts for `tracker stats`, `watch` and the metrics: cheap on any size of history
+        (recent snapshots are counted among the newest rows only)."""
+        unfinished = tasks.c.finished == false()
+        free = tasks.c.lease_expires_at.is_(None) | (tasks.c.lease_expires_at <= now)
+        newest = (
+            select(snapshots.c.polled_at, snapshots.c.error)
+            .order_by(snapshots.c.id.desc())
+            .limit(_RECENT_SNAPSHOTS_SCANNED)
+            .subquery()
+        )
+        minute_ago = now - timedelta(minutes=1)
+        with self._engine.connect() as connection:
+            counts = connection.execute(
+                select(
+                    func.count().filter(unfinished),
+                    func.count().filter(unfinished, tasks.c.next_poll_at <= now, free),
+                    func.count().filter(tasks.c.lease_expires_at > now),
+                    func.min(tasks.c.registered_at).filter(unfinished),
+                    func.coalesce(func.sum(tasks.c.poll_count), 0),
+                )
+            ).one()
+            recent = connection.execute(
+                select(
+                    func.count(),
+                    func.count(newest.c.error),
+                ).where(newest.c.polled_at > minute_ago)
+            ).one()
+            return Stats(
+                at=now,
+                unfinished=counts[0],
+                finished=_by(connection, tasks.c.finish_reason, tasks.c.finished == true()),
+                due=counts[1],
+                held=counts[2],
+                oldest_unfinished=_aware(counts[3]),
+                snapshots_last_minute=recent[0],
+                errors_last_minute=recent[1],
+                polls_total=int(counts[4]),
+                downloads=_by(connection, downloads.c.state),
+                notifications=_by(connection, outbox.c.state),
+            )
+
+    def prune_batch(
+        self, older_than: datetime, after_task_id: str | None, tasks_per_batch: int, dry_run: bool
+    ) -> tuple[int, str | None]:
+        """Delete (or with ``dry_run`` count) the snapshots older than ``older_than`` of the
+        next ``tasks_per_batch`` finished tasks after ``after_task_id``, keeping each task's
+        first snapshot, the one that finished it, and every one whose status differs from the
+        snapshot before it. Returns the count and the last task looked at (None when done).
+
+        Batches of tasks keep each transaction short, so pruning a large history never holds
+        the database for long; a task's snapshots are read through their (task_id, polled_at)
+        index, so the cost follows what is pruned, not the size of the table."""
+        chunk = (
+            select(tasks.c.task_id)
+            .where(tasks.c.finished == true())
+            .order_by(tasks.c.task_id)
+            .limit(tasks_per_batch)
+        )
+        if after_task_id is not None:
+            chunk = chunk.where(tasks.c.task_id > after_task_id)
+        order = (snapshots.c.polled_at, snapshots.c.id)
+        ordered = (
+            select(
+                snapshots.c.id,
+                snapshots.c.polled_at,
+                snapshots.c.finished,
+                snapshots.c.status,
+                func.lag(snapshots.c.status)
+                .over(partition_by=snapshots.c.task_id, order_by=order)
+                .label("previous_status"),
+                func.row_number()
+                .over(partition_by=snapshots.c.task_id, order_by=order)
+                .label("position"),
+            )
+            .where(snapshots.c.task_id.in_(select(chunk.subquery().c.task_id)))
+            .subquery()
+        )
+        prunable = select(ordered.c.id).where(
+            ordered.c.polled_at < older_than,
+            ordered.c.position > 1,
+            ordered.c.finished == false(),
+            ordered.c.status.is_not_distinct_from(ordered.c.previous_status),
+        )
+        with self._writing() as connection:
+            task_ids = list(connection.scalars(chunk))
+            if not task_ids:
+                return 0, None
+            if dry_run:
+                count = connection.scalar(select(func.count()).select_from(prunable.subquery()))
+            else:
+                count = connection.execute(
+                    delete(snapshots).where(snapshots.c.id.in_(prunable))
+                ).rowcount
+        return int(count or 0), task_ids[-1]
+
+    def export_rows(self, table: str, since: datetime | None) -> Iterator[dict[str, Any]]:
+        """Every row of ``tasks`` or ``snapshots`` (those since ``since``: polled since, or for
+        tasks registered or polled since), streamed in id or registration order."""
+        if table == "tasks":
+            query = select(*_TASK_COLUMNS).order_by(tasks.c.registered_at, tasks.c.task_id)
+            if since is not None:
+                query = query.where(
+                    (tasks.c.registered_at >= since) | (tasks.c.last_polled_at >= since)
+                )
+        else:
+            query = select(*_SNAPSHOT_COLUMNS).order_by(snapshots.c.id)
+            if since is not None:
+                query = query.where(snapshots.c.polled_at >= since)
+        with self._engine.connect() as connection:
+            result = connection.execution_options(yield_per=2000).execute(query)
+            for row in result:
+                yield dict(row._mapping)
+
     def has_unfinished(self) -> bool:
         with self._engine.connect() as connection:
             return bool(connection.scalar(select(exists().where(tasks.c.finished == false()))))
@@ -683,6 +811,20 @@ def _postgresql_read_only(connection: Any, query: str) -> QueryResult:
 _READ_ONLY_ACTIONS = frozenset(
     {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
 )
+
+
+def _by(connection: Connection, column: Any, *conditions: Any) -> dict[str, int]:
+    query = select(column, func.count()).where(*conditions).group_by(column)
+    return {str(key): count for key, count in connection.execute(query)}
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    """An aggregate's timestamp: SQLite gives the stored text back, untyped."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
 
 
 def _due(table: Table, now: datetime, limit: int, *conditions: Any) -> Any:

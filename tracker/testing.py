@@ -103,7 +103,16 @@ class InMemoryRepository:
                     task, lease_owner=owner, lease_expires_at=lease_until
                 )
         return [
-            ClaimedTask(task.task_id, task.registered_at, task.error_count, task.not_found_count)
+            ClaimedTask(
+                task.task_id,
+                task.registered_at,
+                task.error_count,
+                task.not_found_count,
+                task.next_poll_at,
+                task.status,
+                task.progress,
+                task.last_error,
+            )
             for task in candidates
         ]
 
@@ -116,20 +125,21 @@ class InMemoryRepository:
                     continue
                 written += 1
                 video = record.fetch.video
-                self._snapshots.append(
-                    Snapshot(
-                        id=next(self._ids),
-                        task_id=record.task_id,
-                        polled_at=record.polled_at,
-                        http_status=record.fetch.http_status,
-                        status=video.status if video else None,
-                        progress=video.progress if video else None,
-                        error=record.snapshot_error,
-                        body=record.fetch.body,
-                        finished=record.finished,
-                        latency_ms=record.fetch.latency_ms,
+                if record.store_snapshot:
+                    self._snapshots.append(
+                        Snapshot(
+                            id=next(self._ids),
+                            task_id=record.task_id,
+                            polled_at=record.polled_at,
+                            http_status=record.fetch.http_status,
+                            status=video.status if video else None,
+                            progress=video.progress if video else None,
+                            error=record.snapshot_error,
+                            body=record.fetch.body,
+                            finished=record.finished,
+                            latency_ms=record.fetch.latency_ms,
+                        )
                     )
-                )
                 if video is not None:
                     task = replace(
                         task,

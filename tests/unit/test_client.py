@@ -24,7 +24,7 @@ def fetch(
     async def go() -> FetchResult:
         transport = httpx.MockTransport(handler)
         async with VideoClient(
-            "https://api.example", Secret("sk-unit"), timeout=timeout, transport=transport
+            "https://api.example", Secret("sk-unit-42"), timeout=timeout, transport=transport
         ) as client:
             return await client.fetch(task_id)
 
@@ -53,7 +53,7 @@ def test_the_request_carries_the_bearer_token_and_one_escaped_segment() -> None:
     fetch(handler, task_id='sora-2:task_"x"')
     assert seen[0].method == "GET"
     assert seen[0].url.raw_path == b"/v1/videos/sora-2:task_%22x%22"
-    assert seen[0].headers["authorization"] == "Bearer sk-unit"
+    assert seen[0].headers["authorization"] == "Bearer sk-unit-42"
 
 
 def test_an_api_error_body_becomes_the_snapshot_error() -> None:
@@ -173,9 +173,9 @@ def test_unstorable_characters_are_replaced_in_what_is_read() -> None:
 
 def test_a_token_echoed_by_the_api_is_redacted_everywhere() -> None:
     """A relay that repeats the key in its answer does not get it stored or logged."""
-    body = {"error": {"message": "Incorrect API key provided: sk-unit", "type": "auth"}}
+    body = {"error": {"message": "Incorrect API key provided: sk-unit-42", "type": "auth"}}
     result = fetch(lambda request: httpx.Response(401, json=body))
-    assert "sk-unit" not in str(result.error) and "sk-unit" not in (result.body or "")
+    assert "sk-unit-42" not in str(result.error) and "sk-unit-42" not in (result.body or "")
     assert result.error["message"] == "Incorrect API key provided: [redacted]"
 
 
@@ -184,3 +184,18 @@ def test_absurd_waits_are_capped_at_a_day(value: str) -> None:
     """A Retry-After of centuries is a broken header: it is honoured for a day at most."""
     result = fetch(lambda request: httpx.Response(503, headers={"retry-after": value}, json={}))
     assert result.retry_after == 86400.0
+
+
+def test_a_token_too_short_to_be_told_from_text_is_not_redacted() -> None:
+    """A one-letter token would blank every such letter of every answer: it is left alone."""
+
+    async def go() -> FetchResult:
+        transport = httpx.MockTransport(lambda request: httpx.Response(200, json=VIDEO))
+        async with VideoClient(
+            "https://api.example", Secret("t"), timeout=5, transport=transport
+        ) as client:
+            return await client.fetch("video_1")
+
+    result = asyncio.run(go())
+    assert result.video is not None and result.video.status == "in_progress"
+    assert "[redacted]" not in (result.body or "")

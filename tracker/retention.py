@@ -1,0 +1,88 @@
+"""Retention: `tracker prune` and `tracker run --retain`, keeping history from growing forever.
+
+Only snapshots of finished tasks are pruned, and of those never a task's first snapshot, the one
+that finished it, or one whose status differs from the snapshot before it: the story of each
+task survives, the repetitions of it go (the rule is written out in SQL in
+``SQLRepository.prune_batch``). Work is done a few hundred tasks at a time in short
+transactions; the daemon lets its polls through between batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime, timedelta
+
+from tracker.clock import Clock, SystemClock
+from tracker.dbthread import DatabaseThread
+from tracker.repository import SQLRepository
+
+logger = logging.getLogger(__name__)
+
+TASKS_PER_BATCH = 200
+
+
+def prune(repository: SQLRepository, older_than: datetime, dry_run: bool = False) -> int:
+    """Prune (or count, with ``dry_run``) every prunable snapshot older than ``older_than``."""
+    total, after = 0, None
+    while True:
+        count, after = repository.prune_batch(older_than, after, TASKS_PER_BATCH, dry_run)
+        total += count
+        if after is None:
+            return total
+
+
+class Retention:
+    """The daemon's daily pruning (a worker of the scheduler, like downloads)."""
+
+    def __init__(
+        self,
+        repository: SQLRepository,
+        keep: float,
+        *,
+        database: DatabaseThread,
+        clock: Clock | None = None,
+        first_run_after: float = 60.0,
+        every: float = 86400.0,
+    ) -> None:
+        self._repository = repository
+        self._keep = timedelta(seconds=keep)
+        self._database = database
+        self._clock = clock or SystemClock()
+        self._every = every
+        self._next_run = time.monotonic() + first_run_after
+        self._stopping = False
+        self.pruned = 0
+
+    @property
+    def busy(self) -> bool:
+        return False  # pruning is never owed: --until-done does not wait for it
+
+    async def tick(self) -> None:
+        if self._stopping or time.monotonic() < self._next_run:
+            return
+        self._next_run = time.monotonic() + self._every
+        older_than = self._clock.now() - self._keep
+        began, total, after = time.monotonic(), 0, None
+        try:
+            while not self._stopping:
+                count, after = await self._database.run(
+                    self._repository.prune_batch, older_than, after, TASKS_PER_BATCH, False
+                )
+                total += count
+                if after is None:
+                    break
+                await asyncio.sleep(0.05)  # the polls' writes go first
+        except Exception as exc:
+            logger.warning("pruning failed: %s; tried again tomorrow", exc)
+        self.pruned += total
+        logger.info(
+            "pruned %d snapshots older than %s in %.1fs",
+            total,
+            older_than.isoformat(timespec="seconds"),
+            time.monotonic() - began,
+        )
+
+    async def drain(self, timeout: float) -> None:
+        self._stopping = True
