@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 NOTIFY_TIMEOUT = 10.0
+DRAIN_SECONDS = 3.0
 
 
 def daemon_id() -> str:
@@ -299,8 +300,14 @@ class Tracker:
                     stop=stop,
                     handle_signals=handle_signals,
                     workers=workers,
-                    owed=(lambda: database.run(repository.follow_ups_owed))
-                    if follow_ups or self.settings.download_dir
+                    owed=(
+                        lambda: database.run(
+                            repository.follow_ups_owed,
+                            self.settings.download_dir is not None,
+                            follow_ups.channels,
+                        )
+                    )
+                    if follow_ups
                     else None,
                 )
                 # Give back whatever is still claimed: a restart or another daemon takes it.
@@ -339,14 +346,18 @@ class Tracker:
         database = DatabaseThread()
         try:
             async with AsyncExitStack() as stack:
-                downloader = await self._downloader(stack, owner, database, directory)
-                while True:
-                    rows = await database.run(self.repository.downloads, task_id)
-                    pending = [row for row in rows if row.state == "pending"]
-                    if not pending:
-                        return [row for row in rows if row.variant in {d.variant for d in wanted}]
-                    await downloader.tick()
-                    await asyncio.sleep(0.2)
+                downloader = await self._downloader(stack, owner, database, directory, task_id)
+                try:
+                    while True:
+                        rows = await database.run(self.repository.downloads, task_id)
+                        if not any(row.state == "pending" for row in rows):
+                            variants = {d.variant for d in wanted}
+                            return [row for row in rows if row.variant in variants]
+                        await downloader.tick()
+                        await asyncio.sleep(0.2)
+                finally:
+                    await downloader.drain(DRAIN_SECONDS)
+                    await database.run(self.repository.release_owners, [owner])
         finally:
             database.close()
 
@@ -364,7 +375,12 @@ class Tracker:
         return FollowUps(variants=variants, channels=channels)
 
     async def _downloader(
-        self, stack: AsyncExitStack, owner: str, database: DatabaseThread, directory: str
+        self,
+        stack: AsyncExitStack,
+        owner: str,
+        database: DatabaseThread,
+        directory: str,
+        task_id: str | None = None,
     ) -> Downloader:
         from tracker.client import ContentClient
 
@@ -382,6 +398,7 @@ class Tracker:
             owner=owner,
             database=database,
             clock=self._clock,
+            task_id=task_id,
         )
 
     async def _notifier(

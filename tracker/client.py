@@ -280,6 +280,8 @@ class ContentClient:
     """Downloads of a finished video's files, ``GET {api_base}/v1/videos/{id}/content``.
 
     Rare and large, so streamed over stock httpx with a pool of its own, apart from the polls.
+    Redirects are followed (relays send files from CDNs); httpx drops the Authorization header
+    on any redirect to another origin, so the token stays with the API.
     """
 
     def __init__(
@@ -295,7 +297,7 @@ class ContentClient:
         self._http = httpx.AsyncClient(
             headers={"Authorization": f"Bearer {self._token}"},
             timeout=timeout,
-            follow_redirects=False,
+            follow_redirects=True,
             trust_env=False,
             transport=transport,
         )

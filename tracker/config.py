@@ -31,6 +31,7 @@ TOKEN_FILE_VARIABLE = "TRACKER_API_TOKEN_FILE"
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+MIN_SECRET_BYTES = 16
 # Ten years: any longer is a typo, and would overflow date arithmetic.
 _LONGEST = 3650 * 86400.0
 
@@ -204,14 +205,23 @@ def parse_variants(raw: str) -> tuple[str, ...]:
 
 
 def parse_http_url(raw: str) -> str:
-    parts = urlsplit(raw.strip())
+    text = raw.strip()
+    if any(char.isspace() or not char.isprintable() for char in text):
+        raise ValueError("contains spaces or control characters")
+    parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("not an http:// or https:// URL")
     try:
         parts.port  # noqa: B018 (parsing the port is the check)
     except ValueError:
         raise ValueError("the port is not a number from 0 to 65535") from None
-    return raw.strip()
+    import httpx  # only `run` parses URLs like this: the other commands need not load it
+
+    try:
+        httpx.URL(text)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"not a valid URL: {exc}") from None
+    return text
 
 
 def parse_command(raw: str) -> tuple[str, ...]:
@@ -432,18 +442,27 @@ def load_settings(
 
 
 def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for commands tracker runs (--on-finish): this one without secrets."""
+    """The environment for commands tracker runs (--on-finish): this one without tracker's
+    settings (the database URL and the notify URL may hold passwords; the token and secrets
+    are secret) and without PostgreSQL's own connection variables."""
     environ = os.environ if environ is None else environ
-    return {name: value for name, value in environ.items() if name not in _SECRET_VARIABLES}
+    return {
+        name: value
+        for name, value in environ.items()
+        if not name.startswith(("TRACKER_", "PG")) and name not in _SECRET_VARIABLES
+    }
 
 
 def _checked_secret(text: str, source: str) -> Secret:
     from tracker.webhooks import secret_key
 
     try:
-        secret_key(text.strip())
+        key = secret_key(text.strip())
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+    if len(key) < MIN_SECRET_BYTES:
+        # An empty or tiny key signs anything an attacker likes.
+        raise ConfigError(f"{source}: the secret must be at least {MIN_SECRET_BYTES} bytes")
     return Secret(text.strip())
 
 

@@ -15,14 +15,17 @@ a file name should not hold has them replaced and a short hash of the ID appende
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
 import random
 import re
 import secrets
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -33,6 +36,13 @@ from tracker.models import DownloadJob, DownloadOutcome
 logger = logging.getLogger(__name__)
 
 FIRST_RETRY_SECONDS = 5.0
+# Leases are short, so a dead daemon's downloads are soon taken over, and renewed while a
+# download runs; a single attempt may last at most ATTEMPT_TIMEOUT.
+LEASE = timedelta(minutes=2)
+RENEW_EVERY = timedelta(seconds=30)
+ATTEMPT_TIMEOUT = timedelta(minutes=30)
+STALE_PART = ATTEMPT_TIMEOUT + LEASE
+PART = ".part"
 LONGEST_RETRY_SECONDS = 300.0
 # Without an expiry from the API, downloads are tried for this long after the first attempt.
 DEFAULT_WINDOW = timedelta(hours=1)
@@ -69,10 +79,21 @@ class ContentSource(Protocol):
 
 class DownloadStore(Protocol):
     def claim_downloads(
-        self, owner: str, now: datetime, lease_until: datetime, limit: int
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        task_id: str | None = None,
     ) -> list[DownloadJob]: ...
 
     def record_download(self, owner: str, job: DownloadJob, outcome: DownloadOutcome) -> None: ...
+
+    def renew_download(self, owner: str, job: DownloadJob, lease_until: datetime) -> None: ...
+
+
+class PermanentError(Exception):
+    """A download the API refuses for good (400, 403, 410): retrying would not help."""
 
 
 class Downloader:
@@ -88,8 +109,8 @@ class Downloader:
         database: DatabaseThread,
         clock: Clock | None = None,
         concurrency: int = 4,
-        lease: timedelta = timedelta(minutes=30),
         rng: random.Random | None = None,
+        task_id: str | None = None,
     ) -> None:
         self._store = store
         self._source = source
@@ -98,11 +119,13 @@ class Downloader:
         self._database = database
         self._clock = clock or SystemClock()
         self._concurrency = concurrency
-        self._lease = lease
         self._rng = rng or random.Random()
-        self._running: set[asyncio.Task[DownloadOutcome]] = set()
+        self._task_id = task_id  # `tracker download ID`: that task's files only
+        self._running: dict[tuple[str, str], asyncio.Task[DownloadOutcome]] = {}
+        self._claiming = asyncio.Lock()
         self._stopping = False
         self.done = 0
+        _remove_stale_parts(directory)
 
     @property
     def busy(self) -> bool:
@@ -110,27 +133,41 @@ class Downloader:
 
     async def tick(self) -> None:
         room = self._concurrency - len(self._running)
-        if self._stopping or room <= 0:
+        if self._stopping or room <= 0 or self._claiming.locked():
             return
-        now = self._clock.now()
-        try:
-            jobs = await self._database.run(
-                self._store.claim_downloads, self._owner, now, now + self._lease, room
-            )
-        except Exception as exc:
-            logger.warning("claiming downloads failed: %s", exc)
-            return
-        for job in jobs:
-            attempt = asyncio.create_task(self.attempt(job))
-            self._running.add(attempt)
-            attempt.add_done_callback(self._running.discard)
+        async with self._claiming:
+            now = self._clock.now()
+            try:
+                jobs = await self._database.run(
+                    self._store.claim_downloads,
+                    self._owner,
+                    now,
+                    now + LEASE,
+                    room,
+                    self._task_id,
+                )
+            except Exception as exc:
+                logger.warning("claiming downloads failed: %s", exc)
+                return
+            for job in jobs:
+                key = (job.task_id, job.variant)
+                if self._stopping or key in self._running:
+                    continue  # stopping: the lease is given back with the daemon's others
+                attempt = asyncio.create_task(self.attempt(job))
+                self._running[key] = attempt
+                attempt.add_done_callback(partial(self._forget, key))
+
+    def _forget(self, key: tuple[str, str], _attempt: asyncio.Task[DownloadOutcome]) -> None:
+        self._running.pop(key, None)
 
     async def drain(self, timeout: float) -> None:
         """Stop starting downloads; one under way gets ``timeout`` seconds, then it is
-        abandoned (its temporary file removed) and tried again after the restart."""
+        abandoned (its temporary file removed) and tried again later."""
         self._stopping = True
-        if self._running:
-            _done, late = await asyncio.wait(set(self._running), timeout=timeout)
+        async with self._claiming:  # a claim under way ends first
+            running = set(self._running.values())
+        if running:
+            _done, late = await asyncio.wait(running, timeout=timeout)
             for attempt in late:
                 attempt.cancel()
             await asyncio.gather(*late, return_exceptions=True)
@@ -139,22 +176,37 @@ class Downloader:
         """One try at one download, recorded; returns how it ended."""
         now = self._clock.now()
         if job.expires_at is not None and now >= job.expires_at:
-            outcome = DownloadOutcome("expired", now, error="the assets expired first")
+            outcome = DownloadOutcome("expired", now, error=_expired(job))
             logger.warning(
                 "%s of %s expired before it could be downloaded", job.variant, job.task_id
             )
         else:
-            outcome = await self._fetch(job)
+            renewing = asyncio.create_task(self._renew(job))
+            try:
+                outcome = await self._fetch(job)
+            finally:
+                renewing.cancel()
         try:
             await self._database.run(self._store.record_download, self._owner, job, outcome)
         except Exception as exc:  # not written: the lease ends and the download is tried again
             logger.warning("recording the download of %s failed: %s", job.task_id, exc)
         return outcome
 
+    async def _renew(self, job: DownloadJob) -> None:
+        """A long download keeps its lease, short as it is so a dead daemon's are soon free."""
+        while True:
+            await asyncio.sleep(RENEW_EVERY.total_seconds())
+            try:
+                await self._database.run(
+                    self._store.renew_download, self._owner, job, self._clock.now() + LEASE
+                )
+            except Exception as exc:
+                logger.warning("renewing the lease of a download failed: %s", exc)
+
     async def _fetch(self, job: DownloadJob) -> DownloadOutcome:
-        temporary = (
-            self._directory / f".{file_stem(job.task_id)}.{job.variant}.{secrets.token_hex(4)}.part"
-        )
+        # The temporary name is short whatever the task ID, and starts with a dot.
+        key = hashlib.sha256(job.task_id.encode()).hexdigest()[:16]
+        temporary = self._directory / f".{key}.{job.variant}.{secrets.token_hex(4)}{PART}"
         digest = hashlib.sha256()
         size = 0
         try:
@@ -166,7 +218,8 @@ class Downloader:
                     digest.update(chunk)
                     size += len(chunk)
 
-                content_type = await self._source.download(job.task_id, job.variant, write)
+                async with asyncio.timeout(ATTEMPT_TIMEOUT.total_seconds()):
+                    content_type = await self._source.download(job.task_id, job.variant, write)
                 await asyncio.to_thread(_flush_to_disk, file)
             final = self._directory / file_name(job.task_id, job.variant, content_type)
             os.replace(temporary, final)
@@ -175,7 +228,17 @@ class Downloader:
             temporary.unlink(missing_ok=True)
             if not isinstance(exc, Exception):
                 raise  # cancelled: nothing recorded, the row stays pending
-            return self._retry(job, str(exc) or type(exc).__name__)
+            error = (
+                f"no complete download within {ATTEMPT_TIMEOUT}"
+                if isinstance(exc, TimeoutError)
+                else str(exc) or type(exc).__name__
+            )
+            if _permanent(error):
+                logger.error(
+                    "downloading %s of %s failed for good: %s", job.variant, job.task_id, error
+                )
+                return DownloadOutcome("failed", self._clock.now(), error=error)
+            return self._retry(job, error)
         self.done += 1
         logger.info("downloaded %s of %s to %s (%d bytes)", job.variant, job.task_id, final, size)
         return DownloadOutcome(
@@ -196,6 +259,28 @@ class Downloader:
         return DownloadOutcome(
             "pending", now, error=error, next_attempt_at=min(retry_at, expires_at)
         )
+
+
+def _permanent(error: str) -> bool:
+    return error.startswith(("HTTP 400", "HTTP 403", "HTTP 410"))
+
+
+def _expired(job: DownloadJob) -> str:
+    return "the assets expired before the download succeeded" + (
+        f" (last error: {job.last_error})" if job.last_error else ""
+    )
+
+
+def _remove_stale_parts(directory: Path) -> None:
+    """Temporary files a killed daemon left behind: never valid, safe to remove once older
+    than any running download's lease."""
+    if not directory.is_dir():
+        return
+    cutoff = time.time() - STALE_PART.total_seconds()
+    for part in directory.glob(f".*{PART}"):
+        with contextlib.suppress(OSError):
+            if part.stat().st_mtime < cutoff:
+                part.unlink()
 
 
 def _flush_to_disk(file: BinaryIO) -> None:

@@ -9,6 +9,8 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+MAX_HEADERS = 100
+MAX_HEADER_BYTES = 16 * 1024
 REASONS = {
     200: "OK",
     202: "Accepted",
@@ -18,6 +20,7 @@ REASONS = {
     404: "Not Found",
     405: "Method Not Allowed",
     413: "Content Too Large",
+    431: "Request Header Fields Too Large",
     429: "Too Many Requests",
     500: "Internal Server Error",
     501: "Not Implemented",
@@ -72,7 +75,10 @@ def error_body(message: str, kind: str, code: str | None = None) -> bytes:
 
 async def read_request(reader: asyncio.StreamReader, max_body: int | None) -> Request | None:
     """The next request on the connection; None when the client closed it."""
-    request_line = await reader.readline()
+    try:
+        request_line = await reader.readline()
+    except ValueError:  # a line past the stream's limit
+        raise BadRequest(400, "The request line is too long.") from None
     if not request_line.strip():
         return None
     parts = request_line.decode("latin-1").split()
@@ -80,7 +86,17 @@ async def read_request(reader: asyncio.StreamReader, max_body: int | None) -> Re
         raise BadRequest(400, "Malformed request line.")
     method, target, version = parts
     headers: dict[str, str] = {}
-    while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+    size = 0
+    while True:
+        try:
+            line = await reader.readline()
+        except ValueError:
+            raise BadRequest(431, "A header line is too long.") from None
+        if line in (b"\r\n", b"\n", b""):
+            break
+        size += len(line)
+        if size > MAX_HEADER_BYTES or len(headers) >= MAX_HEADERS:
+            raise BadRequest(431, "Too many or too large headers.")
         name, colon, value = line.decode("latin-1").partition(":")
         if not colon:
             raise BadRequest(400, "Malformed header line.")
@@ -117,11 +133,20 @@ async def serve_connection(
     *,
     max_body: int | None = None,
     client_gone: Callable[[], bool] | None = None,
+    request_timeout: float | None = None,
 ) -> None:
     """Answer requests on one connection until the client closes it. HEAD is answered as GET
-    without the body."""
+    without the body. With ``request_timeout``, a request (or the wait for the next one on a
+    kept-alive connection) taking longer ends the connection."""
     try:
-        while (request := await read_request(reader, max_body)) is not None:
+        while True:
+            try:
+                async with asyncio.timeout(request_timeout):
+                    request = await read_request(reader, max_body)
+            except TimeoutError:
+                break
+            if request is None:
+                break
             head_only = request.method == "HEAD"
             if head_only:
                 request.method = "GET"

@@ -238,7 +238,7 @@ class MetricsServer:
             self._server.close()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await serve_connection(reader, writer, self._handle, max_body=0)
+        await serve_connection(reader, writer, self._handle, max_body=0, request_timeout=10.0)
 
     async def _handle(self, request: Request) -> Answer:
         path = request.target.split("?", 1)[0]

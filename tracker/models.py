@@ -176,6 +176,7 @@ class DownloadJob:
     variant: str
     attempts: int
     expires_at: datetime | None
+    last_error: str | None = None
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,16 @@ the video was saved. Retries keep the event's ``webhook-id``, so receivers can d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import random
 import secrets
+import signal
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from tracker.clock import Clock, SystemClock
@@ -114,8 +118,11 @@ class Notifier:
         self._clock = clock or SystemClock()
         self._concurrency = concurrency
         self._rng = rng or random.Random()
+        # Every delivery ends (or is killed) well within its lease: never two at once.
+        self._timeout = timeout
         self._lease = timedelta(seconds=max(channels.command_timeout, timeout) + 60)
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._claiming = asyncio.Lock()
         self._stopping = False
         self.delivered = 0
 
@@ -126,32 +133,40 @@ class Notifier:
     async def tick(self) -> None:
         """Start delivering due events, up to ``concurrency`` at a time."""
         room = self._concurrency - len(self._running)
-        if self._stopping or room <= 0:
+        if self._stopping or room <= 0 or self._claiming.locked():
             return
-        now = self._clock.now()
-        try:
-            jobs = await self._database.run(
-                self._outbox.claim_events,
-                self._owner,
-                now,
-                now + self._lease,
-                room,
-                self._channels_claimed,
-            )
-        except Exception as exc:
-            logger.warning("claiming notifications failed: %s", exc)
-            return
-        for job in jobs:
-            delivery = asyncio.create_task(self._deliver(job))
-            self._running.add(delivery)
-            delivery.add_done_callback(self._running.discard)
+        async with self._claiming:
+            now = self._clock.now()
+            try:
+                jobs = await self._database.run(
+                    self._outbox.claim_events,
+                    self._owner,
+                    now,
+                    now + self._lease,
+                    room,
+                    self._channels_claimed,
+                )
+            except Exception as exc:
+                logger.warning("claiming notifications failed: %s", exc)
+                return
+            for job in jobs:
+                if self._stopping or job.id in self._running:
+                    continue  # stopping: the lease is given back with the daemon's others
+                delivery = asyncio.create_task(self._deliver(job))
+                self._running[job.id] = delivery
+                delivery.add_done_callback(partial(self._forget, job.id))
+
+    def _forget(self, job_id: int, _delivery: asyncio.Task[None]) -> None:
+        self._running.pop(job_id, None)
 
     async def drain(self, timeout: float) -> None:
         """Stop starting deliveries and wait for those under way, up to ``timeout``; an
         interrupted one stays pending (its lease ends) and is delivered again later."""
         self._stopping = True
-        if self._running:
-            _done, late = await asyncio.wait(set(self._running), timeout=timeout)
+        async with self._claiming:  # a claim under way ends first
+            running = set(self._running.values())
+        if running:
+            _done, late = await asyncio.wait(running, timeout=timeout)
             for delivery in late:
                 delivery.cancel()
             await asyncio.gather(*late, return_exceptions=True)
@@ -200,7 +215,10 @@ class Notifier:
                 stamp = int(self._clock.now().timestamp())
                 headers = signed_headers(channels.key, job.event_id, stamp, body)
             try:
-                await channels.poster.post(channels.url, body, headers)
+                async with asyncio.timeout(self._timeout):  # a trickling receiver included
+                    await channels.poster.post(channels.url, body, headers)
+            except TimeoutError:
+                return f"no answer within {self._timeout:g}s"
             except Exception as exc:
                 return str(exc)
             return None
@@ -232,21 +250,26 @@ class Notifier:
             }
         )
         try:
+            # A session of its own: on a timeout or a shutdown the whole group is killed,
+            # children it started included, not only the command itself.
             process = await asyncio.create_subprocess_exec(
                 *channels.command,
                 env=environment,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
             )
         except OSError as exc:
             return f"cannot run {channels.command[0]!r}: {exc.strerror or exc}"
         try:
             output, _ = await asyncio.wait_for(process.communicate(), channels.command_timeout)
-        except TimeoutError:
-            process.kill()
+        except BaseException as exc:
+            _kill_group(process.pid)
             await process.wait()
-            return f"--on-finish took longer than {channels.command_timeout:g}s and was killed"
+            if isinstance(exc, TimeoutError):
+                return f"--on-finish took longer than {channels.command_timeout:g}s; killed"
+            raise
         if process.returncode != 0:
             tail = output.decode(errors="replace")[-COMMAND_OUTPUT_KEPT:].strip()
             return f"--on-finish exited with {process.returncode}: {tail}"
@@ -263,3 +286,8 @@ class Notifier:
         return EventOutcome(
             "pending", now, error=error, next_attempt_at=now + timedelta(seconds=wait)
         )
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)

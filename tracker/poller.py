@@ -490,7 +490,7 @@ class Poller:
                 fetch = await self._api.fetch(task.task_id)
             record = self._apply_account_rules(decide(task, fetch, now, self._policy, self._rng))
             if record.finished and self._follow_ups:
-                record = self._with_follow_ups(record)
+                record = self._with_follow_ups(task, record)
             if self._record_changes_only and not _changed(task, record):
                 record = replace(record, store_snapshot=False)
         except Exception:
@@ -506,8 +506,10 @@ class Poller:
         _log_poll(record)
         return record
 
-    def _with_follow_ups(self, record: PollRecord) -> PollRecord:
-        """What a finished task owes: its files if it completed, a notification per channel."""
+    def _with_follow_ups(self, task: ClaimedTask, record: PollRecord) -> PollRecord:
+        """What a finished task owes: its files if it completed, a notification per channel.
+        A task finished without a video object (three 404s, give-up-after) is described by
+        what it showed last."""
         video = record.fetch.video
         downloads: tuple[NewDownload, ...] = ()
         if record.finish_reason is FinishReason.COMPLETED:
@@ -516,12 +518,12 @@ class Poller:
             downloads = tuple(NewDownload(v, expires_at) for v in self._follow_ups.variants)
         payload = finish_event(
             task_id=record.task_id,
-            status=video.status if video else None,
+            status=video.status if video else task.status,
             finish_reason=record.finish_reason,
             finished_at=record.polled_at,
-            progress=video.progress if video else None,
+            progress=video.progress if video else task.progress,
             error=record.snapshot_error,
-            video=_document(record.fetch.body),
+            video=_document(record.fetch.body) if video else None,
         )
         return replace(
             record, downloads=downloads, events=new_events(self._follow_ups.channels, payload)

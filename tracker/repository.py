@@ -36,6 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.sql.expression import ColumnElement
 
 from tracker.db import WRITE
 from tracker.errors import DatabaseError, QueryRefusedError, UnknownTaskError
@@ -447,9 +448,16 @@ class SQLRepository:
             self._owe(connection, [(task_id, d) for d in new_downloads], [], now)
 
     def claim_downloads(
-        self, owner: str, now: datetime, lease_until: datetime, limit: int
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        task_id: str | None = None,
     ) -> list[DownloadJob]:
-        candidates = _due(downloads, now, limit)
+        """Claim due downloads (of one task only, with ``task_id``)."""
+        only = [downloads.c.task_id == task_id] if task_id is not None else []
+        candidates = _due(downloads, now, limit, *only)
         claim = (
             update(downloads)
             .where(tuple_(downloads.c.task_id, downloads.c.variant).in_(candidates))
@@ -459,6 +467,7 @@ class SQLRepository:
                 downloads.c.variant,
                 downloads.c.attempts,
                 downloads.c.expires_at,
+                downloads.c.last_error,
             )
         )
         with self._writing() as connection:
@@ -510,9 +519,15 @@ class SQLRepository:
     ) -> list[EventJob]:
         """Claim due notifications on the given channels (those this daemon can deliver) of
         tasks whose downloads are settled, so that the event can say where the video was saved."""
+        # A download nobody does (no daemon with --download-dir) holds its event back only
+        # until the assets expire; after that the event goes out without a path.
         downloading = (
             select(downloads.c.task_id)
-            .where(downloads.c.task_id == outbox.c.task_id, downloads.c.state == PENDING)
+            .where(
+                downloads.c.task_id == outbox.c.task_id,
+                downloads.c.state == PENDING,
+                downloads.c.expires_at.is_(None) | (downloads.c.expires_at > now),
+            )
             .exists()
         )
         candidates = _due(outbox, now, limit, ~downloading, outbox.c.channel.in_(channels))
@@ -572,16 +587,28 @@ class SQLRepository:
         with self._engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
 
-    def follow_ups_owed(self) -> bool:
-        """Downloads or notifications still to do (due now or waiting for a retry)."""
+    def follow_ups_owed(self, downloading: bool, channels: tuple[str, ...]) -> bool:
+        """Whether a daemon that downloads (or not) and delivers on ``channels`` still owes
+        work: pending downloads it can do, pending notifications it can deliver."""
+        owed: ColumnElement[bool] = exists().where(
+            outbox.c.state == PENDING, outbox.c.channel.in_(channels)
+        )
+        if downloading:
+            owed = owed | exists().where(downloads.c.state == PENDING)
         with self._engine.connect() as connection:
-            return bool(
-                connection.scalar(
-                    select(
-                        exists().where(downloads.c.state == PENDING)
-                        | exists().where(outbox.c.state == PENDING)
-                    )
+            return bool(connection.scalar(select(owed)))
+
+    def renew_download(self, owner: str, job: DownloadJob, lease_until: datetime) -> None:
+        """Keep the lease of a download that is still running."""
+        with self._writing() as connection:
+            connection.execute(
+                update(downloads)
+                .where(
+                    downloads.c.task_id == job.task_id,
+                    downloads.c.variant == job.variant,
+                    downloads.c.lease_owner == owner,
                 )
+                .values(lease_expires_at=lease_until)
             )
 
     def poll_now(self, task_id: str, now: datetime) -> bool:

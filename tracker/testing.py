@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -13,6 +13,7 @@ from tracker.models import (
     AddResult,
     ClaimedTask,
     FinishReason,
+    NewEvent,
     PollRecord,
     RemoveResult,
     Snapshot,
@@ -28,6 +29,8 @@ class InMemoryRepository:
         self._tasks: dict[str, Task] = {}
         self._snapshots: list[Snapshot] = []
         self._ids = itertools.count(1)
+        #: Notifications owed, as the SQL repository's outbox would hold them.
+        self.events: list[NewEvent] = []
 
     def add_tasks(self, task_ids: Sequence[str], label: str | None, now: datetime) -> AddResult:
         with self._lock:
@@ -124,6 +127,7 @@ class InMemoryRepository:
                 if task is None or task.lease_owner != owner:
                     continue
                 written += 1
+                self.events.extend(record.events)
                 video = record.fetch.video
                 if record.store_snapshot:
                     self._snapshots.append(
@@ -175,7 +179,12 @@ class InMemoryRepository:
                 if task is not None and task.lease_owner == owner:
                     self._tasks[task_id] = replace(task, lease_owner=None, lease_expires_at=None)
 
-    def finish_timed_out(self, now: datetime, registered_before: datetime) -> list[str]:
+    def finish_timed_out(
+        self,
+        now: datetime,
+        registered_before: datetime,
+        events_for: Callable[[Task], Sequence[NewEvent]] | None = None,
+    ) -> list[str]:
         with self._lock:
             expired = [
                 task
@@ -185,7 +194,11 @@ class InMemoryRepository:
                 and (task.lease_expires_at is None or task.lease_expires_at <= now)
             ]
             for task in expired:
-                self._tasks[task.task_id] = self._finish(task, FinishReason.TIMED_OUT, now)
+                self._tasks[task.task_id] = finished = self._finish(
+                    task, FinishReason.TIMED_OUT, now
+                )
+                if events_for is not None:
+                    self.events.extend(events_for(finished))
         return [task.task_id for task in expired]
 
     def postpone(self, until: datetime) -> None:

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,6 +28,11 @@ from tracker.httpserver import Answer, Request, error_body, serve_connection
 logger = logging.getLogger(__name__)
 
 TOLERANCE_SECONDS = 300
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+# The receiver keeps at most this many connections; each request must arrive within
+# REQUEST_SECONDS. Both are checked before any signature, so nobody unsigned holds much.
+MAX_CONNECTIONS = 64
+REQUEST_SECONDS = 10.0
 MAX_BODY_BYTES = 64 * 1024
 EVENT_TYPES = frozenset({"video.completed", "video.failed"})
 
@@ -62,15 +68,16 @@ class InvalidSignature(Exception):
 def verify(key: bytes, headers: dict[str, str], body: bytes, now: float) -> None:
     """Raise InvalidSignature unless the headers (lower-case names) sign ``body`` with ``key``
     within TOLERANCE_SECONDS of ``now``."""
-    event_id = headers.get("webhook-id")
+    event_id = headers.get("webhook-id", "")
     timestamp = headers.get("webhook-timestamp", "")
     signatures = headers.get("webhook-signature", "")
-    if not event_id or not timestamp.isdigit() or not signatures:
+    if not event_id or not _TIMESTAMP.fullmatch(timestamp) or not signatures:
         raise InvalidSignature("missing webhook-id, webhook-timestamp or webhook-signature")
     if abs(now - int(timestamp)) > TOLERANCE_SECONDS:
         raise InvalidSignature("the timestamp is more than five minutes away")
-    expected = signature(key, event_id, int(timestamp), body)
-    if not any(hmac.compare_digest(expected, given) for given in signatures.split()):
+    expected = signature(key, event_id, int(timestamp), body).encode()
+    given = [candidate.encode("latin-1", "replace") for candidate in signatures.split()]
+    if not any(hmac.compare_digest(expected, candidate) for candidate in given):
         raise InvalidSignature("no signature matches")
 
 
@@ -87,8 +94,19 @@ class WebhookReceiver:
         self._on_event = on_event
         self._clock = clock
         self._server: asyncio.Server | None = None
+        self._connections = 0
+        # Event IDs seen within the tolerance: a captured event replayed is refused.
+        self._seen: dict[str, float] = {}
         self.accepted = 0
         self.refused = 0
+
+    def _remember(self, event_id: str, now: float) -> None:
+        """Refuse an event ID seen before; forget IDs once their timestamps are too old."""
+        if event_id in self._seen:
+            raise InvalidSignature("this event was received already (a replay)")
+        if len(self._seen) > 10_000:
+            self._seen = {k: t for k, t in self._seen.items() if now - t <= 2 * TOLERANCE_SECONDS}
+        self._seen[event_id] = now
 
     async def start(self, host: str, port: int) -> int:
         """Listen; return the port (useful with 0). OSError if the port cannot be had."""
@@ -102,13 +120,28 @@ class WebhookReceiver:
             self._server.close()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await serve_connection(reader, writer, self._handle, max_body=MAX_BODY_BYTES)
+        if self._connections >= MAX_CONNECTIONS:
+            writer.close()
+            return
+        self._connections += 1
+        try:
+            await serve_connection(
+                reader,
+                writer,
+                self._handle,
+                max_body=MAX_BODY_BYTES,
+                request_timeout=REQUEST_SECONDS,
+            )
+        finally:
+            self._connections -= 1
 
     async def _handle(self, request: Request) -> Answer:
         if request.method != "POST":
             return 405, {"Allow": "POST"}, error_body("POST events here.", "invalid_request")
+        now = self._clock()
         try:
-            verify(self._key, request.headers, request.body, self._clock())
+            verify(self._key, request.headers, request.body, now)
+            self._remember(request.headers["webhook-id"], now)
         except InvalidSignature as exc:
             self.refused += 1
             logger.warning("webhook refused: %s", exc)

@@ -461,7 +461,7 @@ def test_a_port_in_use_for_webhooks_is_a_usage_error(tracker: Run, api: API) -> 
     taken.listen(1)
     port = taken.getsockname()[1]
     try:
-        env = api_env(api, TRACKER_WEBHOOK_SECRET="whsec_c2VjcmV0")
+        env = api_env(api, TRACKER_WEBHOOK_SECRET="whsec_YS1sb25nLWVub3VnaC13ZWJob29rLXNlY3JldA==")
         result = tracker("run", "--webhook-host", "127.0.0.1", "--webhook-port", str(port), env=env)
     finally:
         taken.close()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tracker.models import ClaimedTask, FetchResult, FinishReason
+from tracker.models import ClaimedTask, FetchResult, FinishReason, FollowUps
 from tracker.poller import Policy, Poller, decide
 from tracker.testing import InMemoryRepository
 from tracker.video import Video
@@ -393,3 +393,49 @@ def test_drain_gives_back_tasks_that_never_started() -> None:
     tasks = repository.tasks()
     assert sum(task.poll_count for task in tasks) == 2
     assert all(task.lease_owner is None for task in tasks)
+
+
+def test_finishes_owe_notifications_and_completions_owe_downloads() -> None:
+    """With follow-ups configured, a completed task owes its files and an event per channel;
+    one finished by three 404s owes an event describing what it last showed; the sweep's
+    timed-out tasks owe events too."""
+    repository, clock = InMemoryRepository(), FakeClock()
+    repository.add_tasks(["done", "gone", "slow"], None, START)
+    api = ScriptedAPI(
+        {
+            "done": [ok("completed", 100)],
+            "gone": [ok("in_progress", 40)] + [http_error(404)] * 3,
+            "slow": [ok("in_progress", 10)],
+        }
+    )
+    follow_ups = FollowUps(variants=("video",), channels=("webhook", "command"))
+
+    async def scenario() -> None:
+        poller = Poller(
+            repository,
+            api,
+            policy=POLICY,
+            owner="d",
+            clock=clock,
+            rng=random.Random(1),
+            follow_ups=follow_ups,
+        )
+        for _ in range(4):
+            await poller.poll_pass(all_unfinished=True)
+            clock.advance(20)
+        clock.advance(3600)
+        await poller.sweep()
+        poller.close()
+
+    asyncio.run(scenario())
+    events = {(e.channel, e.payload["task_id"]): e.payload for e in repository.events}
+    assert set(events) == {(c, t) for c in ("webhook", "command") for t in ("done", "gone", "slow")}
+    assert events[("webhook", "done")]["finish_reason"] == "completed"
+    assert events[("webhook", "gone")]["finish_reason"] == "not_found"
+    assert (events[("webhook", "gone")]["status"], events[("webhook", "gone")]["progress"]) == (
+        "in_progress",
+        40,
+    )
+    assert events[("webhook", "gone")]["video"] is None
+    assert events[("command", "slow")]["finish_reason"] == "timed_out"
+    assert len({e.event_id for e in repository.events}) == 6
