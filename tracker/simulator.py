@@ -268,7 +268,7 @@ class Simulator:
         self, video_id: str, variant: str = "video", times: int = 1, how: str = "drop"
     ) -> None:
         """Make the next ``times`` downloads of the variant fail: ``drop`` the connection
-        halfway through the body, or answer ``500``."""
+        halfway through the body, or answer ``500`` or ``403``."""
         with self._lock:
             self._content_faults.setdefault((video_id, variant), []).extend([how] * times)
 
@@ -291,8 +291,8 @@ class Simulator:
             )
         if variant not in CONTENT_TYPES:
             return 400, {}, error_body(f"Unknown variant {variant!r}.", "invalid_request_error")
-        if fault == "500":
-            return 500, {}, error_body("The storage backend failed.", "server_error")
+        if fault in ("403", "500"):
+            return int(fault), {}, error_body(f"Failure {fault} for the test.", "server_error")
         content = content_of(video_id, variant)
         headers = {"Content-Type": CONTENT_TYPES[variant]}
         if fault == "drop":

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import pytest
 from tests.conftest import API
 from tracker import Tracker
 from tracker.config import Secret
+from tracker.models import NewDownload
 from tracker.simulator import Reply, content_of, send_webhook
 from tracker.webhooks import secret_key, verify
 
@@ -388,3 +390,66 @@ def test_a_restart_finishes_the_downloads_left_pending(
         [row] = tracker.repository.downloads(video)
     assert row.state == "done"
     assert Path(row.path or "").read_bytes() == content_of(video, "video")
+
+
+def test_download_on_demand_takes_only_its_task(api: API, database_url: str, videos: Path) -> None:
+    """`tracker download A` saves A's files and leaves B's pending download to the daemons."""
+    first = api.simulator.add_video("video_mine", steps=1)
+    other = api.simulator.add_video("video_theirs", steps=1)
+    with make_tracker(api, database_url, download_dir=str(videos)) as tracker:
+        tracker.add([first, other])
+        with make_tracker(api, database_url) as plain:  # finishes both, downloads nothing
+            run_until_done(plain)
+        now = datetime.now(UTC)
+        tracker.repository.schedule_downloads(
+            other,
+            [NewDownload("video", now + timedelta(days=1))],
+            now,  # due at once
+        )
+        rows = tracker.download(first, directory=str(videos))
+        others = tracker.repository.downloads(other)
+    assert [(row.task_id, row.state) for row in rows] == [(first, "done")]
+    assert [(row.state, row.attempts) for row in others] == [("pending", 0)]
+    assert api.simulator.downloads[(other, "video")] == 0
+
+
+def test_a_download_refused_for_good_is_recorded_as_failed(
+    api: API, database_url: str, videos: Path
+) -> None:
+    """A 403 for the content is not retried until expiry: the row says failed, and why."""
+    video = api.simulator.add_video("video_forbidden", steps=1)
+    api.simulator.break_downloads(video, how="403")
+    with make_tracker(api, database_url, download_dir=str(videos)) as tracker:
+        tracker.add([video])
+        run_until_done(tracker)
+        [row] = tracker.repository.downloads(video)
+    assert (row.state, row.attempts) == ("failed", 1)
+    assert row.last_error is not None and row.last_error.startswith("HTTP 403")
+
+
+def test_a_command_that_outlives_its_timeout_is_killed_with_its_children(
+    api: API, database_url: str, tmp_path: Path
+) -> None:
+    """--on-finish past its timeout is killed, children included, and retried later."""
+    video = api.simulator.add_video("video_slow_command", steps=1)
+    marker = tmp_path / "survived"
+    command = ("sh", "-c", f"(sleep 3; touch {marker}) & sleep 30")
+    with make_tracker(api, database_url, on_finish=command, on_finish_timeout=0.5) as tracker:
+        tracker.add([video])
+
+        async def scenario() -> None:
+            stop = asyncio.Event()
+            daemon = asyncio.create_task(tracker.run_async(stop=stop))
+            began = time.monotonic()
+            while not any(row["attempts"] for row in tracker.repository.events()):
+                assert time.monotonic() - began < 10, "the command was not killed in time"
+                await asyncio.sleep(0.05)
+            stop.set()
+            await daemon
+
+        asyncio.run(asyncio.wait_for(scenario(), 30))
+        [event] = tracker.repository.events()
+    assert event["state"] == "pending"
+    assert "killed" in event["last_error"]
+    time.sleep(3.5)
+    assert not marker.exists()  # the child the command started was killed too

@@ -1,0 +1,58 @@
+"""Standard Webhooks signatures: what verifies and what does not."""
+
+from __future__ import annotations
+
+import pytest
+
+from tracker.config import load_settings
+from tracker.errors import ConfigError
+from tracker.webhooks import InvalidSignature, secret_key, signed_headers, verify
+
+KEY = secret_key("whsec_YS1sb25nLWVub3VnaC13ZWJob29rLXNlY3JldA==")
+BODY = b'{"type": "video.completed", "data": {"id": "video_1"}}'
+
+
+def test_a_signed_event_verifies_and_any_change_breaks_it() -> None:
+    """The body, the id, the timestamp and the key are all covered by the signature."""
+    headers = signed_headers(KEY, "evt_1", 1_800_000_000, BODY)
+    verify(KEY, headers, BODY, 1_800_000_010)
+    with pytest.raises(InvalidSignature):
+        verify(KEY, headers, BODY + b" ", 1_800_000_010)
+    with pytest.raises(InvalidSignature):
+        verify(KEY, {**headers, "webhook-id": "evt_2"}, BODY, 1_800_000_010)
+    with pytest.raises(InvalidSignature):
+        verify(secret_key("another-secret-of-enough-bytes"), headers, BODY, 1_800_000_010)
+
+
+def test_stale_and_future_timestamps_are_refused() -> None:
+    """More than five minutes either way: refused, even with a correct signature."""
+    headers = signed_headers(KEY, "evt_1", 1_800_000_000, BODY)
+    with pytest.raises(InvalidSignature, match="five minutes"):
+        verify(KEY, headers, BODY, 1_800_000_000 + 301)
+    with pytest.raises(InvalidSignature, match="five minutes"):
+        verify(KEY, headers, BODY, 1_800_000_000 - 301)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"webhook-timestamp": "²"},
+        {"webhook-timestamp": "9" * 5000},
+        {"webhook-signature": "v1,ü"},
+        {"webhook-id": ""},
+        {"webhook-signature": ""},
+    ],
+)
+def test_odd_headers_are_refused_not_crashed_on(bad: dict[str, str]) -> None:
+    """Non-ASCII digits, absurd numbers, non-ASCII signatures: InvalidSignature, no 500."""
+    headers = {**signed_headers(KEY, "evt_1", 1_800_000_000, BODY), **bad}
+    with pytest.raises(InvalidSignature):
+        verify(KEY, headers, BODY, 1_800_000_000)
+
+
+@pytest.mark.parametrize("secret", ["   ", "whsec_", "whsec_c2hvcnQ=", "short"])
+def test_empty_or_short_secrets_are_refused_at_start(secret: str) -> None:
+    """A key of fewer than 16 bytes would let anyone sign: refused as bad input."""
+    environ = {"TRACKER_WEBHOOK_SECRET": secret, "TRACKER_NOTIFY_SECRET": secret}
+    with pytest.raises(ConfigError, match=r"TRACKER_.*_SECRET"):
+        load_settings({"webhook_port": "8080"}, environ=environ)
