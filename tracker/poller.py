@@ -44,6 +44,8 @@ T = TypeVar("T")
 AUTH_BACKOFF_CAP = 300.0
 ASSETS_LAST = timedelta(hours=1)
 DATABASE_LOG_EVERY = timedelta(seconds=30)
+# While the database is down and no result waits, a claim tries it this often.
+PROBE_SECONDS = 1.0
 # Tasks claimed per request slot: enough queued to keep every slot busy between two ticks
 # (measured: README, Performance); a task not started within its start window goes back.
 CLAIM_AHEAD = 16
@@ -281,6 +283,7 @@ class Poller:
         self._database_work = asyncio.Lock()
         self._postpone_until: datetime | None = None
         self._database_down_since: datetime | None = None
+        self._next_probe = 0.0
         self._database_logged_at: datetime | None = None
         self.polls = 0
         self.finished = 0
@@ -314,12 +317,20 @@ class Poller:
             return
         async with self._database_work:
             await self.flush()
-            # While writes fail, results pile up in memory: claim no more until they are saved.
-            if not self._stopping and self._database_down_since is None:
-                try:
-                    await self._claim_and_start()
-                except Exception as exc:
-                    self._database_failed("claiming due tasks", exc)
+            if self._stopping:
+                return
+            if self._database_down_since is not None:
+                # While writes fail, results pile up in memory: claim no more until they are
+                # saved. With none waiting, a claim now and then is what finds the database back.
+                if self._results or time.monotonic() < self._next_probe:
+                    return
+                self._next_probe = time.monotonic() + PROBE_SECONDS
+            try:
+                await self._claim_and_start()
+            except Exception as exc:
+                self._database_failed("claiming due tasks", exc)
+            else:
+                self._database_recovered()
 
     async def sweep(self) -> list[str]:
         """Finish as ``timed_out`` the tasks past give-up-after that no poll will reach first."""
@@ -410,9 +421,13 @@ class Poller:
                 raise
             self._database_failed(f"writing {len(self._results)} poll results", exc)
         else:
-            if self._database_down_since is not None:
-                logger.warning("the database is writable again; the results kept were written")
-                self._database_down_since = None
+            if records or unstarted or postpone is not None:
+                self._database_recovered()
+
+    def _database_recovered(self) -> None:
+        if self._database_down_since is not None:
+            logger.warning("the database is writable again; results kept were written")
+            self._database_down_since = None
 
     def _database_failed(self, action: str, exc: Exception) -> None:
         """Log a database failure: once when it starts, then every half minute while it lasts."""

@@ -189,6 +189,33 @@ def test_add_is_all_or_nothing(
         (("history", "never-added"), {}, ("unknown task ID 'never-added'",)),
         (("remove", "never-added"), {}, ("unknown task ID 'never-added'",)),
         (("frobnicate",), {}, ("invalid choice: 'frobnicate'",)),
+        (("run", "--retain=-5d"), {"TRACKER_API_TOKEN": "sk-x"}, ("--retain '-5d'",)),
+        (
+            ("run", "--retain", "forever"),
+            {"TRACKER_API_TOKEN": "sk-x"},
+            ("--retain 'forever'", "not a duration"),
+        ),
+        (("--log-format", "xml", "list"), {}, ("--log-format 'xml'", "text or json")),
+        (("list",), {"TRACKER_LOG_FORMAT": "yaml"}, ("TRACKER_LOG_FORMAT 'yaml'",)),
+        (
+            ("poll", "--record", "sometimes"),
+            {"TRACKER_API_TOKEN": "sk-x"},
+            ("--record 'sometimes'", "all or changes"),
+        ),
+        (("prune", "--older-than", "soon"), {}, ("--older-than 'soon'", "not a duration")),
+        (("prune", "--older-than=-30d"), {}, ("--older-than '-30d'",)),
+        (("watch", "--refresh", "0"), {}, ("--refresh '0'", "more than zero")),
+        (("export", "--since", "last tuesday"), {}, ("--since 'last tuesday'",)),
+        (
+            ("run", "--notify-url", "http://exa mple.com/hook"),
+            {"TRACKER_API_TOKEN": "sk-x"},
+            ("--notify-url", "spaces"),
+        ),
+        (
+            ("run", "--webhook-port", "8080"),
+            {"TRACKER_API_TOKEN": "sk-x", "TRACKER_WEBHOOK_SECRET": "   "},
+            ("TRACKER_WEBHOOK_SECRET", "at least 16 bytes"),
+        ),
         (
             ("run", "--download-dir", "/proc/nope/videos"),
             {"TRACKER_API_TOKEN": "sk-x"},
@@ -493,3 +520,56 @@ def test_download_fetches_a_completed_task_on_demand(tracker: Run, api: API, wor
     assert Path(rows["video"]["path"]).read_bytes() == content_of(done, "video")
     refused = tracker("download", running, "--download-dir", str(workdir / "saved"), env=env)
     assert_usage_error(refused, f"task {running!r} has not completed")
+
+
+def test_a_port_in_use_for_metrics_is_a_usage_error(tracker: Run, api: API) -> None:
+    """--metrics-port on a port already taken: exit 2 with one line."""
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    try:
+        result = tracker(
+            "run", "--metrics-host", "127.0.0.1", "--metrics-port", str(port), env=api_env(api)
+        )
+    finally:
+        taken.close()
+    assert_usage_error(result, f"--metrics-port {port}", "cannot listen")
+
+
+def test_json_logs_stats_and_export(tracker: Run, api: API, workdir: Path) -> None:
+    """--log-format json gives one object per line with the poll's fields; stats and export
+    read the result back as JSON, JSON lines and CSV."""
+    ids = [api.simulator.add_video(f"video_ops_{i}", steps=2) for i in range(3)]
+    env = api_env(api)
+    tracker("add", *ids, env=env)
+    run = tracker("--log-format", "json", "-v", "run", "--until-done", env=env)
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in run.stderr.splitlines()]
+    finishes = [line for line in lines if line.get("finish_reason") == "completed"]
+    assert {line["task_id"] for line in finishes} == set(ids)
+    assert all(line["http_status"] == 200 and line["latency_ms"] >= 0 for line in finishes)
+    assert any(line["level"] == "debug" and "task_id" in line for line in lines)
+    assert api.token not in run.stderr
+
+    stats = json.loads(tracker("stats", "--json").stdout)
+    assert (stats["unfinished"], stats["finished"]) == (0, {"completed": 3})
+    assert stats["polls_total"] == 3 * 4
+    assert "3 completed" in tracker("stats").stdout
+
+    jsonl = tracker("export", "--format", "jsonl").stdout.splitlines()
+    assert len(jsonl) == 12 and json.loads(jsonl[0])["polled_at"].endswith("+00:00")
+    tasks_csv = tracker("export", "--format", "csv", "--table", "tasks").stdout.splitlines()
+    assert tasks_csv[0].startswith("task_id,label,status") and len(tasks_csv) == 4
+    assert tracker("export", "--since", "2099-01-01").stdout == ""
+    out = workdir / "exported"
+    written = tracker("export", "--format", "csv", "--output", str(out))
+    assert written.returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == ["snapshots.csv", "tasks.csv"]
+    assert len((out / "snapshots.csv").read_text().splitlines()) == 13
+    assert (
+        tracker("prune", "--older-than", "1s", "--dry-run").stdout.strip()
+        == "would prune 0 snapshots"
+    )

@@ -1,0 +1,319 @@
+"""Operating it for months (issue #7): metrics and health, the live view, retention, recording
+only changes; through the real simulator and real databases."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
+
+from tests.conftest import API
+from tracker import Tracker, db
+from tracker.dbthread import DatabaseThread
+from tracker.models import Stats, Task
+from tracker.repository import SQLRepository
+from tracker.retention import Retention
+from tracker.simulator import Reply
+from tracker.watch import view
+
+OLD = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def make_tracker(api: API, database_url: str, **settings: Any) -> Tracker:
+    tracker = Tracker(
+        database_url=database_url,
+        api_base=api.url,
+        token=api.token,
+        poll_interval=0.1,
+        request_timeout=5,
+    )
+    tracker.settings = replace(tracker.settings, **settings)
+    return tracker
+
+
+def metrics(port: int) -> dict[str, float]:
+    """The samples of /metrics, keyed by name and labels."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}"] = sample.value
+    return samples
+
+
+def test_metrics_scraped_during_a_run_agree_with_the_database(api: API, database_url: str) -> None:
+    """Polls by outcome, latency, task states and writes, read over HTTP, match the rows."""
+    ids = [api.simulator.add_video(f"video_m{i}", steps=3) for i in range(8)]
+    ids.append("video_never_there")
+    with make_tracker(api, database_url, metrics_port=0, metrics_host="127.0.0.1") as tracker:
+        tracker.add(ids)
+        scraped: dict[str, float] = {}
+        health: list[int] = []
+
+        async def scenario() -> None:
+            stop = asyncio.Event()
+            daemon = asyncio.create_task(tracker.run_async(stop=stop))
+            while not all(t.finished for t in await asyncio.to_thread(tracker.tasks)):
+                await asyncio.sleep(0.05)
+            port = tracker.metrics_port
+            health.append(
+                (await asyncio.to_thread(httpx.get, f"http://127.0.0.1:{port}/healthz")).status_code
+            )
+            deadline = time.monotonic() + 15
+            while True:  # the gauges are refreshed every few seconds
+                scraped.update(await asyncio.to_thread(metrics, port))
+                if (
+                    scraped.get("tracker_tasks{state=completed}") == 8
+                    or time.monotonic() > deadline
+                ):
+                    break
+                await asyncio.sleep(0.5)
+            stop.set()
+            await daemon
+
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+        snapshots = sum(len(tracker.history(task_id)) for task_id in ids)
+    assert health == [200]
+    polls = {k: v for k, v in scraped.items() if k.startswith("tracker_polls_total")}
+    assert sum(polls.values()) == snapshots == 8 * 5 + 3
+    assert polls["tracker_polls_total{outcome=finished}"] == 8
+    assert polls["tracker_polls_total{outcome=not_found}"] == 3
+    assert polls["tracker_polls_total{outcome=ok}"] == 8 * 4
+    assert scraped["tracker_poll_latency_seconds_count{}"] == snapshots
+    assert scraped["tracker_tasks{state=completed}"] == 8
+    assert scraped["tracker_tasks{state=not_found}"] == 1
+    assert scraped["tracker_tasks{state=unfinished}"] == 0
+    assert scraped["tracker_database_write_seconds_count{}"] >= 1
+    assert scraped["tracker_database_up{}"] == 1
+    assert scraped["tracker_api_paused_seconds{}"] == 0
+
+
+def test_healthz_turns_503_while_the_database_is_locked(api: API, sqlite_url: str) -> None:
+    """Claims that cannot be written make /healthz answer 503; it recovers with the database."""
+    video = api.simulator.add_video("video_health", steps=10_000)
+    with make_tracker(api, sqlite_url, metrics_port=0, metrics_host="127.0.0.1") as tracker:
+        tracker.add([video])
+        statuses: list[int] = []
+
+        async def health() -> int:
+            url = f"http://127.0.0.1:{tracker.metrics_port}/healthz"
+            return (await asyncio.to_thread(httpx.get, url)).status_code
+
+        async def until(status: int, timeout: float) -> None:
+            deadline = time.monotonic() + timeout
+            while (answer := await health()) != status:
+                assert time.monotonic() < deadline, f"still {answer}"
+                await asyncio.sleep(0.2)
+            statuses.append(answer)
+
+        async def scenario() -> None:
+            stop = asyncio.Event()
+            daemon = asyncio.create_task(tracker.run_async(stop=stop))
+            while not hasattr(tracker, "metrics_port"):
+                await asyncio.sleep(0.05)
+            await until(200, 10)
+            blocker = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+            blocker.execute("BEGIN IMMEDIATE")
+            try:
+                await until(503, 20)
+            finally:
+                blocker.execute("COMMIT")
+                blocker.close()
+            await until(200, 20)
+            stop.set()
+            await daemon
+
+        asyncio.run(asyncio.wait_for(scenario(), 90))
+    assert statuses == [200, 503, 200]
+
+
+def test_the_live_view_renders_tasks_and_counts() -> None:
+    """One frame of `tracker watch`, rendered to text: bars, statuses, ages and the summary."""
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+    def task(task_id: str, progress: int | None, status: str | None, minutes: int) -> Task:
+        return Task(
+            task_id=task_id,
+            label=None,
+            status=status,
+            progress=progress,
+            finished=False,
+            finish_reason=None,
+            registered_at=now - timedelta(minutes=minutes),
+            last_polled_at=now - timedelta(seconds=3),
+            next_poll_at=now,
+            finished_at=None,
+            poll_count=7,
+            error_count=0,
+            last_error=None,
+            model=None,
+            seconds=None,
+            size=None,
+            created_at=None,
+            completed_at=None,
+            expires_at=None,
+            not_found_count=0,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+
+    stats = Stats(
+        at=now,
+        unfinished=3,
+        finished={"completed": 12, "failed": 2},
+        due=1,
+        held=2,
+        oldest_unfinished=now - timedelta(minutes=95),
+        snapshots_last_minute=240,
+        errors_last_minute=3,
+        polls_total=1000,
+        downloads={"done": 12},
+        notifications={},
+    )
+    tasks = [
+        task("video_alpha", 45, "in_progress", 5),
+        task("video_beta", None, None, 1),
+        task("video_gamma", 90, "processing", 95),
+    ]
+    console = Console(record=True, width=120)
+    console.print(view(stats, tasks, rate=12.5, now=now, limit=2))
+    text = console.export_text()
+    assert "tasks: 3 unfinished; 12 completed, 2 failed, 0 not_found" in text
+    assert "polling 12.5/s" in text and "oldest unfinished task: 1h35m old" in text
+    assert "downloads: 12 done" in text
+    alpha = next(line for line in text.splitlines() if "video_alpha" in line)
+    assert "45%" in alpha and "in_progress" in alpha and "5m00s" in alpha and "3s ago" in alpha
+    assert "video_gamma" not in text and "… and 1 more unfinished tasks" in text
+
+
+@pytest.fixture
+def history_repository(database_url: str) -> SQLRepository:
+    """Tasks with crafted histories, everything old except one recent snapshot."""
+    engine = db.create_engine(database_url)
+    db.upgrade(engine)
+    repository = SQLRepository(engine)
+    repository.add_tasks(["done", "failed", "running"], None, OLD)
+    sequences = {
+        "done": [
+            "queued",
+            "queued",
+            "in_progress",
+            "in_progress",
+            None,
+            None,
+            "in_progress",
+            "completed",
+        ],
+        "failed": ["queued", "queued", "queued", "failed"],
+        "running": ["queued", "queued", "in_progress", "in_progress"],
+    }
+    rows = []
+    for task_id, statuses in sequences.items():
+        for index, status in enumerate(statuses):
+            terminal = task_id != "running" and index == len(statuses) - 1
+            rows.append(
+                {
+                    "task_id": task_id,
+                    "polled_at": OLD + timedelta(minutes=index),
+                    "status": status,
+                    "finished": terminal,
+                    "http_status": 200 if status else 503,
+                }
+            )
+    rows.append(
+        {
+            "task_id": "running",
+            "polled_at": datetime.now(UTC),
+            "status": "in_progress",
+            "finished": False,
+            "http_status": 200,
+        }
+    )
+    with engine.begin() as connection:
+        from tracker.schema import snapshots, tasks
+
+        connection.execute(snapshots.insert(), rows)
+        connection.execute(
+            tasks.update()
+            .where(tasks.c.task_id.in_(["done", "failed"]))
+            .values(finished=True, finish_reason="completed", finished_at=OLD)
+        )
+    return repository
+
+
+def test_prune_keeps_first_terminal_and_every_status_change(
+    history_repository: SQLRepository,
+) -> None:
+    """Of finished tasks' old snapshots, only repetitions go; unfinished tasks keep all."""
+    from tracker.retention import prune
+
+    cutoff = datetime.now(UTC) - timedelta(days=30)
+    would = prune(history_repository, cutoff, dry_run=True)
+    assert [len(history_repository.history(t)) for t in ("done", "failed")] == [8, 4]
+    pruned = prune(history_repository, cutoff)
+    assert pruned == would == 3 + 2
+    kept = {
+        t: [s.status for s in history_repository.history(t)] for t in ("done", "failed", "running")
+    }
+    assert kept == {
+        "done": ["queued", "in_progress", None, "in_progress", "completed"],
+        "failed": ["queued", "failed"],
+        "running": ["queued", "queued", "in_progress", "in_progress", "in_progress"],
+    }
+    assert prune(history_repository, cutoff) == 0
+
+
+def test_the_daemon_prunes_by_itself_with_retain(history_repository: SQLRepository) -> None:
+    """--retain runs the same pruning from the scheduler, in batches."""
+    database = DatabaseThread()
+    retention = Retention(history_repository, keep=30 * 86400, database=database, first_run_after=0)
+
+    async def run() -> None:
+        await retention.tick()
+        await retention.tick()  # not due again for a day: nothing more
+
+    asyncio.run(run())
+    database.close()
+    assert retention.pruned == 5
+    assert len(history_repository.history("done")) == 5
+
+
+def test_recording_only_changes_keeps_what_changed_and_the_end(api: API, database_url: str) -> None:
+    """--record changes: a snapshot for each new status, progress or error, and the last one;
+    the task still counts every poll."""
+    running = {"status": "in_progress"}
+    script = [
+        Reply(video={"status": "queued", "progress": 0}),
+        Reply(video={"status": "queued", "progress": 0}),
+        Reply(video={**running, "progress": 10}),
+        Reply(video={**running, "progress": 10}),
+        Reply(video={**running, "progress": 20}),
+        Reply(status=500, raw=b"{}"),
+        Reply(status=500, raw=b"{}"),
+        Reply(video={**running, "progress": 20}),
+        Reply(video={"status": "completed", "progress": 100}),
+    ]
+    video = api.simulator.script("video_changes", script)
+    with make_tracker(api, database_url, record="changes", poll_interval=0.05) as tracker:
+        tracker.add([video])
+        asyncio.run(asyncio.wait_for(tracker.run_async(until_done=True), 60))
+        history = tracker.history(video)
+        [task] = tracker.tasks()
+    assert [(s.http_status, s.status, s.progress) for s in history] == [
+        (200, "queued", 0),
+        (200, "in_progress", 10),
+        (200, "in_progress", 20),
+        (500, None, None),
+        (200, "in_progress", 20),
+        (200, "completed", 100),
+    ]
+    assert task.poll_count == api.simulator.polls(video) == 9
