@@ -13,7 +13,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -75,11 +75,19 @@ async def run_daemon(
             return False
         return owed is None or not await owed()
 
+    ticking: set[asyncio.Task[Any]] = set()
+
     async def tick() -> None:
-        await poller.tick()
-        if until_done and await done():
-            logger.info("no unfinished task left, nothing owed")
-            stop.set()
+        this = asyncio.current_task()
+        assert this is not None
+        ticking.add(this)
+        try:
+            await poller.tick()
+            if until_done and not stop.is_set() and await done():
+                logger.info("no unfinished task left, nothing owed")
+                stop.set()
+        finally:
+            ticking.discard(this)
 
     def summary() -> None:
         polls = poller.polls - last_summary[0]
@@ -131,6 +139,10 @@ async def run_daemon(
         await asyncio.gather(
             poller.drain(DRAIN_SECONDS), *(worker.drain(DRAIN_SECONDS) for worker in workers)
         )
+        # Ticks still checking whether work is left end first: APScheduler's shutdown would
+        # cancel them mid-query.
+        if ticking:
+            await asyncio.wait(set(ticking), timeout=DRAIN_SECONDS)
         scheduler.shutdown(wait=False)
         logger.info("stopped after %d polls", poller.polls)
 
