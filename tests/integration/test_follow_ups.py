@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import API
@@ -453,3 +454,36 @@ def test_a_command_that_outlives_its_timeout_is_killed_with_its_children(
     assert "killed" in event["last_error"]
     time.sleep(3.5)
     assert not marker.exists()  # the child the command started was killed too
+
+
+def test_the_receiver_refuses_huge_bodies_and_replays_before_doing_anything() -> None:
+    """A body over 64 KiB gets 413 unread; the same signed event twice gets 401 the second
+    time; neither reaches the task."""
+    from tracker.webhooks import WebhookReceiver
+
+    key_secret = "whsec_YS1sb25nLWVub3VnaC13ZWJob29rLXNlY3JldA=="
+    polled: list[str] = []
+
+    async def on_event(task_id: str) -> bool:
+        polled.append(task_id)
+        return True
+
+    async def scenario() -> tuple[int, int, int]:
+        receiver = WebhookReceiver(secret_key(key_secret), on_event, time.time)
+        port = await receiver.start("127.0.0.1", 0)
+        url = f"http://127.0.0.1:{port}/"
+        try:
+            async with httpx.AsyncClient() as client:
+                huge = await client.post(url, content=b"x" * (65 * 1024))
+            first = await asyncio.to_thread(
+                send_webhook, url, key_secret, "video.completed", "video_once", event_id="evt_fixed"
+            )
+            again = await asyncio.to_thread(
+                send_webhook, url, key_secret, "video.completed", "video_once", event_id="evt_fixed"
+            )
+        finally:
+            await receiver.close()
+        return huge.status_code, first, again
+
+    assert asyncio.run(scenario()) == (413, 200, 401)
+    assert polled == ["video_once"]
