@@ -23,15 +23,15 @@ import random
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from datetime import datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from tracker.clock import Clock, SystemClock
+from tracker.clock import Clock
 from tracker.dbthread import DatabaseThread
 from tracker.models import DownloadJob, DownloadOutcome
+from tracker.workers import ClaimingWorker
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +96,11 @@ class PermanentError(Exception):
     """A download the API refuses for good (400, 403, 410): retrying would not help."""
 
 
-class Downloader:
-    """Fetches due downloads, a few at a time, beside the polling."""
+class Downloader(ClaimingWorker[DownloadJob]):
+    """Fetches due downloads, a few at a time, beside the polling. A download interrupted by
+    a shutdown loses its temporary file and is tried again later."""
+
+    kind = "downloads"
 
     def __init__(
         self,
@@ -112,65 +115,26 @@ class Downloader:
         rng: random.Random | None = None,
         task_id: str | None = None,
     ) -> None:
+        super().__init__(database=database, clock=clock, concurrency=concurrency)
         self._store = store
         self._source = source
         self._directory = directory
         self._owner = owner
-        self._database = database
-        self._clock = clock or SystemClock()
-        self._concurrency = concurrency
         self._rng = rng or random.Random()
         self._task_id = task_id  # `tracker download ID`: that task's files only
-        self._running: dict[tuple[str, str], asyncio.Task[DownloadOutcome]] = {}
-        self._claiming = asyncio.Lock()
-        self._stopping = False
         self.done = 0
         _remove_stale_parts(directory)
 
-    @property
-    def busy(self) -> bool:
-        return bool(self._running)
+    async def _claim(self, now: datetime, room: int) -> list[DownloadJob]:
+        return await self._database.run(
+            self._store.claim_downloads, self._owner, now, now + LEASE, room, self._task_id
+        )
 
-    async def tick(self) -> None:
-        room = self._concurrency - len(self._running)
-        if self._stopping or room <= 0 or self._claiming.locked():
-            return
-        async with self._claiming:
-            now = self._clock.now()
-            try:
-                jobs = await self._database.run(
-                    self._store.claim_downloads,
-                    self._owner,
-                    now,
-                    now + LEASE,
-                    room,
-                    self._task_id,
-                )
-            except Exception as exc:
-                logger.warning("claiming downloads failed: %s", exc)
-                return
-            for job in jobs:
-                key = (job.task_id, job.variant)
-                if self._stopping or key in self._running:
-                    continue  # stopping: the lease is given back with the daemon's others
-                attempt = asyncio.create_task(self.attempt(job))
-                self._running[key] = attempt
-                attempt.add_done_callback(partial(self._forget, key))
+    def _key(self, job: DownloadJob) -> Hashable:
+        return (job.task_id, job.variant)
 
-    def _forget(self, key: tuple[str, str], _attempt: asyncio.Task[DownloadOutcome]) -> None:
-        self._running.pop(key, None)
-
-    async def drain(self, timeout: float) -> None:
-        """Stop starting downloads; one under way gets ``timeout`` seconds, then it is
-        abandoned (its temporary file removed) and tried again later."""
-        self._stopping = True
-        async with self._claiming:  # a claim under way ends first
-            running = set(self._running.values())
-        if running:
-            _done, late = await asyncio.wait(running, timeout=timeout)
-            for attempt in late:
-                attempt.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+    async def _run(self, job: DownloadJob) -> DownloadOutcome:
+        return await self.attempt(job)
 
     async def attempt(self, job: DownloadJob) -> DownloadOutcome:
         """One try at one download, recorded; returns how it ended."""

@@ -19,16 +19,17 @@ import os
 import random
 import secrets
 import signal
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any, Protocol
 
-from tracker.clock import Clock, SystemClock
+from tracker.clock import Clock
 from tracker.dbthread import DatabaseThread
 from tracker.models import EventJob, EventOutcome, NewEvent
 from tracker.render import jsonable
 from tracker.webhooks import signed_headers
+from tracker.workers import ClaimingWorker
 
 logger = logging.getLogger(__name__)
 
@@ -94,8 +95,11 @@ class Channels:
     command_environment: dict[str, str] | None = None  # the base environment, secrets removed
 
 
-class Notifier:
-    """Delivers due outbox rows; slow or dead receivers never hold up polling."""
+class Notifier(ClaimingWorker[EventJob]):
+    """Delivers due outbox rows; slow or dead receivers never hold up polling. A delivery
+    interrupted by a shutdown stays pending and is made again later (at least once)."""
+
+    kind = "notifications"
 
     def __init__(
         self,
@@ -110,66 +114,32 @@ class Notifier:
         timeout: float = 30.0,
         channels_claimed: tuple[str, ...] = ("webhook", "command"),
     ) -> None:
+        super().__init__(database=database, clock=clock, concurrency=concurrency)
         self._channels_claimed = channels_claimed
         self._outbox = outbox
         self._channels = channels
         self._owner = owner
-        self._database = database
-        self._clock = clock or SystemClock()
-        self._concurrency = concurrency
         self._rng = rng or random.Random()
         # Every delivery ends (or is killed) well within its lease: never two at once.
         self._timeout = timeout
         self._lease = timedelta(seconds=max(channels.command_timeout, timeout) + 60)
-        self._running: dict[int, asyncio.Task[None]] = {}
-        self._claiming = asyncio.Lock()
-        self._stopping = False
         self.delivered = 0
 
-    @property
-    def busy(self) -> bool:
-        return bool(self._running)
+    async def _claim(self, now: datetime, room: int) -> list[EventJob]:
+        return await self._database.run(
+            self._outbox.claim_events,
+            self._owner,
+            now,
+            now + self._lease,
+            room,
+            self._channels_claimed,
+        )
 
-    async def tick(self) -> None:
-        """Start delivering due events, up to ``concurrency`` at a time."""
-        room = self._concurrency - len(self._running)
-        if self._stopping or room <= 0 or self._claiming.locked():
-            return
-        async with self._claiming:
-            now = self._clock.now()
-            try:
-                jobs = await self._database.run(
-                    self._outbox.claim_events,
-                    self._owner,
-                    now,
-                    now + self._lease,
-                    room,
-                    self._channels_claimed,
-                )
-            except Exception as exc:
-                logger.warning("claiming notifications failed: %s", exc)
-                return
-            for job in jobs:
-                if self._stopping or job.id in self._running:
-                    continue  # stopping: the lease is given back with the daemon's others
-                delivery = asyncio.create_task(self._deliver(job))
-                self._running[job.id] = delivery
-                delivery.add_done_callback(partial(self._forget, job.id))
+    def _key(self, job: EventJob) -> Hashable:
+        return job.id
 
-    def _forget(self, job_id: int, _delivery: asyncio.Task[None]) -> None:
-        self._running.pop(job_id, None)
-
-    async def drain(self, timeout: float) -> None:
-        """Stop starting deliveries and wait for those under way, up to ``timeout``; an
-        interrupted one stays pending (its lease ends) and is delivered again later."""
-        self._stopping = True
-        async with self._claiming:  # a claim under way ends first
-            running = set(self._running.values())
-        if running:
-            _done, late = await asyncio.wait(running, timeout=timeout)
-            for delivery in late:
-                delivery.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+    async def _run(self, job: EventJob) -> None:
+        await self._deliver(job)
 
     async def _deliver(self, job: EventJob) -> None:
         try:
