@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tracker import Tracker
 from tracker.simulator import Simulator, SimulatorServer
 
 TOKEN = "sk-test-7f3a9c"
@@ -42,6 +45,28 @@ def api() -> Iterator[API]:
     simulator = Simulator(token=TOKEN)
     with SimulatorServer(simulator) as url:
         yield API(simulator, url)
+
+
+def make_tracker(api: API, database_url: str, **settings: Any) -> Tracker:
+    """A Tracker on the simulator, polling every 0.1 s; ``settings`` replace Settings fields."""
+    tracker = Tracker(
+        database_url=database_url,
+        api_base=api.url,
+        token=api.token,
+        poll_interval=0.1,
+        request_timeout=5,
+    )
+    tracker.settings = replace(tracker.settings, **settings)
+    return tracker
+
+
+def run_until_done(tracker: Tracker, timeout: float = 60) -> None:
+    """``tracker run --until-done``, failing the test if it takes over ``timeout`` seconds."""
+
+    async def go() -> None:
+        await asyncio.wait_for(tracker.run_async(until_done=True), timeout)
+
+    asyncio.run(go())
 
 
 @pytest.fixture

@@ -35,7 +35,6 @@ from tracker.downloads import Downloader
 from tracker.errors import ConfigError, UnknownTaskError, UsageError
 from tracker.eventloop import run_event_loop
 from tracker.ids import check_task_ids
-from tracker.metrics import GaugeRefresher, Metrics, MetricsServer
 from tracker.models import (
     AddResult,
     Download,
@@ -57,6 +56,7 @@ if TYPE_CHECKING:
     import httpx
 
     from tracker.client import VideoClient
+    from tracker.metrics import GaugeRefresher, Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -270,7 +270,12 @@ class Tracker:
         try:
             async with AsyncExitStack() as stack:
                 client = await stack.enter_async_context(self._client())
-                metrics = Metrics() if self.settings.metrics_port is not None else None
+                metrics = None
+                if self.settings.metrics_port is not None:
+                    # prometheus-client is loaded by a daemon that serves metrics only
+                    from tracker.metrics import Metrics
+
+                    metrics = Metrics()
                 poller = self._poller(client, owner, database, follow_ups, metrics)
                 stack.callback(poller.close)
                 workers: list[Worker] = []
@@ -431,6 +436,8 @@ class Tracker:
     async def _serve_metrics(
         self, stack: AsyncExitStack, metrics: Metrics, poller: Poller, database: DatabaseThread
     ) -> GaugeRefresher:
+        from tracker.metrics import GaugeRefresher, MetricsServer
+
         settings = self.settings
         assert settings.metrics_port is not None
         refresher = GaugeRefresher(metrics, poller, self.repository, database, self._clock)

@@ -32,7 +32,6 @@ from tracker.config import (
 from tracker.errors import TrackerError, UsageError
 from tracker.ids import check_task_id
 from tracker.models import Stats, Task
-from tracker.watch import Watcher, summary_lines
 
 PROG = "tracker"
 _POLLING_FIELDS = ("api_base", "poll_interval", "concurrency", "request_timeout", "give_up_after")
@@ -448,11 +447,15 @@ def _stats(args: argparse.Namespace) -> int:
     if args.json:
         _print(json.dumps({k: render.jsonable(v) for k, v in asdict(stats).items()}, indent=2))
     else:
+        from tracker.watch import summary_lines  # rich is loaded by the commands that draw only
+
         _print("\n".join(summary_lines(stats)))
     return 0
 
 
 def _watch(args: argparse.Namespace) -> int:
+    from tracker.watch import Watcher
+
     refresh = _number(args.refresh, "--refresh", float)
     limit = int(_number(args.limit, "--limit", int))
     with _tracker(args) as tracker:

@@ -47,6 +47,34 @@ class Task:
     lease_owner: str | None
     lease_expires_at: datetime | None
 
+    @classmethod
+    def registered(cls, task_id: str, label: str | None, now: datetime) -> Task:
+        """A task as ``tracker add`` leaves it: due at once, never polled."""
+        return cls(
+            task_id=task_id,
+            label=label,
+            status=None,
+            progress=None,
+            finished=False,
+            finish_reason=None,
+            registered_at=now,
+            last_polled_at=None,
+            next_poll_at=now,
+            finished_at=None,
+            poll_count=0,
+            error_count=0,
+            last_error=None,
+            model=None,
+            seconds=None,
+            size=None,
+            created_at=None,
+            completed_at=None,
+            expires_at=None,
+            not_found_count=0,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+
 
 @dataclass(frozen=True)
 class Snapshot:

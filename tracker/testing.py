@@ -37,30 +37,7 @@ class InMemoryRepository:
             existing = [task_id for task_id in task_ids if task_id in self._tasks]
             added = [task_id for task_id in task_ids if task_id not in self._tasks]
             for task_id in added:
-                self._tasks[task_id] = Task(
-                    task_id=task_id,
-                    label=label,
-                    status=None,
-                    progress=None,
-                    finished=False,
-                    finish_reason=None,
-                    registered_at=now,
-                    last_polled_at=None,
-                    next_poll_at=now,
-                    finished_at=None,
-                    poll_count=0,
-                    error_count=0,
-                    last_error=None,
-                    model=None,
-                    seconds=None,
-                    size=None,
-                    created_at=None,
-                    completed_at=None,
-                    expires_at=None,
-                    not_found_count=0,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                )
+                self._tasks[task_id] = Task.registered(task_id, label, now)
         return AddResult(added=added, existing=existing)
 
     def remove_tasks(self, task_ids: Sequence[str], now: datetime) -> RemoveResult:

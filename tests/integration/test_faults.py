@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 import trustme
 
-from tests.conftest import API
+from tests.conftest import API, run_until_done
 from tracker import Snapshot, Tracker
 from tracker.simulator import Reply, Simulator, SimulatorServer
 
@@ -26,13 +26,6 @@ def make_tracker(url: str, database_url: str, token: str, **overrides: object) -
     options: dict[str, object] = {"poll_interval": 0.1, "request_timeout": 2.0}
     options.update(overrides)
     return Tracker(database_url=database_url, api_base=url, token=token, **options)  # type: ignore[arg-type]
-
-
-def run_until_done(tracker: Tracker, timeout: float = 30) -> None:
-    async def go() -> None:
-        await asyncio.wait_for(tracker.run_async(until_done=True), timeout)
-
-    asyncio.run(go())
 
 
 def gaps(history: list[Snapshot]) -> list[float]:

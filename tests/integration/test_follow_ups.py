@@ -11,7 +11,6 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,8 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import API
-from tracker import Tracker
+from tests.conftest import API, make_tracker, run_until_done
 from tracker.config import Secret
 from tracker.models import NewDownload
 from tracker.simulator import Reply, content_of, send_webhook
@@ -68,25 +66,6 @@ class Receiver:
 def videos(tmp_path: Path) -> Path:
     """The download directory (not made yet: the daemon makes it)."""
     return tmp_path / "videos"
-
-
-def make_tracker(api: API, database_url: str, **settings: Any) -> Tracker:
-    tracker = Tracker(
-        database_url=database_url,
-        api_base=api.url,
-        token=api.token,
-        poll_interval=0.1,
-        request_timeout=5,
-    )
-    tracker.settings = replace(tracker.settings, **settings)
-    return tracker
-
-
-def run_until_done(tracker: Tracker, timeout: float = 60) -> None:
-    async def go() -> None:
-        await asyncio.wait_for(tracker.run_async(until_done=True), timeout)
-
-    asyncio.run(go())
 
 
 def test_a_completed_video_is_saved_whole_with_its_hash(

@@ -8,15 +8,14 @@ import sqlite3
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
-from tests.conftest import API
-from tracker import Tracker, db
+from tests.conftest import API, make_tracker
+from tracker import db
 from tracker.dbthread import DatabaseThread
 from tracker.models import Stats, Task
 from tracker.repository import SQLRepository
@@ -25,18 +24,6 @@ from tracker.simulator import Reply
 from tracker.watch import view
 
 OLD = datetime(2020, 1, 1, tzinfo=UTC)
-
-
-def make_tracker(api: API, database_url: str, **settings: Any) -> Tracker:
-    tracker = Tracker(
-        database_url=database_url,
-        api_base=api.url,
-        token=api.token,
-        poll_interval=0.1,
-        request_timeout=5,
-    )
-    tracker.settings = replace(tracker.settings, **settings)
-    return tracker
 
 
 def metrics(port: int) -> dict[str, float]:
@@ -141,29 +128,13 @@ def test_the_live_view_renders_tasks_and_counts() -> None:
     now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
     def task(task_id: str, progress: int | None, status: str | None, minutes: int) -> Task:
-        return Task(
-            task_id=task_id,
-            label=None,
+        return replace(
+            Task.registered(task_id, None, now - timedelta(minutes=minutes)),
             status=status,
             progress=progress,
-            finished=False,
-            finish_reason=None,
-            registered_at=now - timedelta(minutes=minutes),
             last_polled_at=now - timedelta(seconds=3),
             next_poll_at=now,
-            finished_at=None,
             poll_count=7,
-            error_count=0,
-            last_error=None,
-            model=None,
-            seconds=None,
-            size=None,
-            created_at=None,
-            completed_at=None,
-            expires_at=None,
-            not_found_count=0,
-            lease_owner=None,
-            lease_expires_at=None,
         )
 
     stats = Stats(

@@ -9,15 +9,9 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import API
+from tests.conftest import API, make_tracker
 from tracker import Tracker
 from tracker.simulator import Reply
-
-
-def make_tracker(api: API, database_url: str, **overrides: object) -> Tracker:
-    options: dict[str, object] = {"poll_interval": 0.1, "request_timeout": 5.0}
-    options.update(overrides)
-    return Tracker(database_url=database_url, api_base=api.url, token=api.token, **options)  # type: ignore[arg-type]
 
 
 async def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -168,7 +162,7 @@ def test_a_wrong_token_finishes_nothing_and_poll_reports_it(api: API, database_u
 def test_tasks_past_give_up_after_are_finished_as_timed_out(api: API, database_url: str) -> None:
     """A task that never ends is finished as timed_out once give-up-after has passed."""
     forever = api.simulator.add_video("video_forever", steps=100000)
-    with make_tracker(api, database_url, give_up_after="1s", poll_interval=0.2) as tracker:
+    with make_tracker(api, database_url, give_up_after=1.0, poll_interval=0.2) as tracker:
         tracker.add([forever])
         started = time.monotonic()
         asyncio.run(tracker.run_async(until_done=True))
