@@ -64,6 +64,14 @@ NOTIFY_TIMEOUT = 10.0
 DRAIN_SECONDS = 3.0
 
 
+def _saved_in(download: Download, directory: str) -> bool:
+    """Whether a download is done and its file is still there, in ``directory``."""
+    if download.state != "done" or download.path is None:
+        return False
+    path = Path(download.path)
+    return path.parent == Path(directory) and path.is_file()
+
+
 def daemon_id() -> str:
     """Who holds a lease: host, PID namespace, process, and a random part for uniqueness."""
     return f"{_process_home()}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -345,8 +353,15 @@ class Tracker:
             raise ConfigError("no download directory: use --download-dir or TRACKER_DOWNLOAD_DIR")
         now = self._now()
         expires_at = task.expires_at or now + ASSETS_LAST
-        wanted = [NewDownload(variant, expires_at) for variant in dict.fromkeys(variants)]
-        await asyncio.to_thread(self.repository.schedule_downloads, task_id, wanted, now)
+        requested = list(dict.fromkeys(variants))
+        saved = {
+            row.variant
+            for row in await asyncio.to_thread(self.repository.downloads, task_id)
+            if row.variant in requested and _saved_in(row, directory)
+        }
+        wanted = [NewDownload(v, expires_at) for v in requested if v not in saved]
+        if wanted:
+            await asyncio.to_thread(self.repository.schedule_downloads, task_id, wanted, now)
         owner = daemon_id()
         database = DatabaseThread()
         try:
@@ -356,8 +371,7 @@ class Tracker:
                     while True:
                         rows = await database.run(self.repository.downloads, task_id)
                         if not any(row.state == "pending" for row in rows):
-                            variants = {d.variant for d in wanted}
-                            return [row for row in rows if row.variant in variants]
+                            return [row for row in rows if row.variant in requested]
                         await downloader.tick()
                         await asyncio.sleep(0.2)
                 finally:

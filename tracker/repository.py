@@ -231,7 +231,7 @@ class SQLRepository:
     ) -> list[ClaimedTask]:
         conditions = [
             tasks.c.finished == false(),
-            tasks.c.lease_expires_at.is_(None) | (tasks.c.lease_expires_at <= now),
+            _lease_free(tasks, now),
         ]
         if not include_not_due:
             conditions.append(tasks.c.next_poll_at <= now)
@@ -414,7 +414,7 @@ class SQLRepository:
             .where(
                 tasks.c.finished == false(),
                 tasks.c.registered_at < registered_before,
-                tasks.c.lease_expires_at.is_(None) | (tasks.c.lease_expires_at <= now),
+                _lease_free(tasks, now),
             )
             .values(
                 finished=True,
@@ -437,13 +437,17 @@ class SQLRepository:
     def schedule_downloads(
         self, task_id: str, new_downloads: Sequence[NewDownload], now: datetime
     ) -> None:
-        """(Re)start the given downloads of a task from scratch, due now."""
+        """(Re)start the given downloads of a task, due now. One already pending is kept, made
+        due now unless a daemon holds it (its attempt is under way and ends by itself)."""
+        variants = [d.variant for d in new_downloads]
+        of_these = [downloads.c.task_id == task_id, downloads.c.variant.in_(variants)]
+        pending = downloads.c.state == PENDING
         with self._writing() as connection:
+            connection.execute(delete(downloads).where(*of_these, ~pending))
             connection.execute(
-                delete(downloads).where(
-                    downloads.c.task_id == task_id,
-                    downloads.c.variant.in_([d.variant for d in new_downloads]),
-                )
+                update(downloads)
+                .where(*of_these, pending, _lease_free(downloads, now))
+                .values(next_attempt_at=now)
             )
             self._owe(connection, [(task_id, d) for d in new_downloads], [], now)
 
@@ -638,7 +642,7 @@ class SQLRepository:
         """Counts for `tracker stats`, `watch` and the metrics: cheap on any size of history
         (recent snapshots are counted among the newest rows only)."""
         unfinished = tasks.c.finished == false()
-        free = tasks.c.lease_expires_at.is_(None) | (tasks.c.lease_expires_at <= now)
+        free = _lease_free(tasks, now)
         newest = (
             select(snapshots.c.polled_at, snapshots.c.error)
             .order_by(snapshots.c.id.desc())
@@ -854,6 +858,11 @@ def _aware(value: datetime | str | None) -> datetime | None:
     return value
 
 
+def _lease_free(table: Table, now: datetime) -> ColumnElement[bool]:
+    """Rows of ``table`` no daemon holds at ``now``: never leased, or the lease ran out."""
+    return table.c.lease_expires_at.is_(None) | (table.c.lease_expires_at <= now)
+
+
 def _due(table: Table, now: datetime, limit: int, *conditions: Any) -> Any:
     """The keys of up to ``limit`` pending rows due by ``now`` that nobody holds (PostgreSQL:
     skipping rows other daemons are claiming), earliest first."""
@@ -863,7 +872,7 @@ def _due(table: Table, now: datetime, limit: int, *conditions: Any) -> Any:
         .where(
             table.c.state == PENDING,
             table.c.next_attempt_at <= now,
-            table.c.lease_expires_at.is_(None) | (table.c.lease_expires_at <= now),
+            _lease_free(table, now),
             *conditions,
         )
         .order_by(table.c.next_attempt_at)

@@ -393,6 +393,29 @@ def test_download_on_demand_takes_only_its_task(api: API, database_url: str, vid
     assert api.simulator.downloads[(other, "video")] == 0
 
 
+def test_download_on_demand_keeps_a_saved_file_and_fetches_a_missing_one(
+    api: API, database_url: str, videos: Path
+) -> None:
+    """`tracker download ID` again: a file still saved keeps its row (nothing is fetched or
+    forgotten); a deleted one is fetched anew."""
+    video = api.simulator.add_video("video_again", steps=1)
+    with make_tracker(api, database_url, download_dir=str(videos)) as tracker:
+        tracker.add([video])
+        run_until_done(tracker)
+        [saved] = tracker.repository.downloads(video)
+        [again] = tracker.download(video)
+        fetched_once = api.simulator.downloads[(video, "video")]
+        Path(saved.path or "").unlink()
+        [anew] = tracker.download(video)
+    assert again == saved
+    assert fetched_once == 1
+    assert api.simulator.downloads[(video, "video")] == 2
+    assert (anew.state, anew.sha256) == ("done", saved.sha256)
+    assert anew.downloaded_at is not None and saved.downloaded_at is not None
+    assert anew.downloaded_at > saved.downloaded_at
+    assert Path(anew.path or "").read_bytes() == content_of(video, "video")
+
+
 def test_a_download_refused_for_good_is_recorded_as_failed(
     api: API, database_url: str, videos: Path
 ) -> None:
