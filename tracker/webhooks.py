@@ -95,18 +95,19 @@ class WebhookReceiver:
         self._clock = clock
         self._server: asyncio.Server | None = None
         self._connections = 0
-        # Event IDs seen within the tolerance: a captured event replayed is refused.
-        self._seen: dict[str, float] = {}
+        # Events handled, by ID, kept past the tolerance: a sender's retry (or a captured
+        # event replayed) is answered without acting twice.
+        self._handled: dict[str, float] = {}
         self.accepted = 0
         self.refused = 0
 
     def _remember(self, event_id: str, now: float) -> None:
-        """Refuse an event ID seen before; forget IDs once their timestamps are too old."""
-        if event_id in self._seen:
-            raise InvalidSignature("this event was received already (a replay)")
-        if len(self._seen) > 10_000:
-            self._seen = {k: t for k, t in self._seen.items() if now - t <= 2 * TOLERANCE_SECONDS}
-        self._seen[event_id] = now
+        """Note a handled event; forget those too old to pass the timestamp check again."""
+        if len(self._handled) > 10_000:
+            self._handled = {
+                k: t for k, t in self._handled.items() if now - t <= 2 * TOLERANCE_SECONDS
+            }
+        self._handled[event_id] = now
 
     async def start(self, host: str, port: int) -> int:
         """Listen; return the port (useful with 0). OSError if the port cannot be had."""
@@ -141,11 +142,14 @@ class WebhookReceiver:
         now = self._clock()
         try:
             verify(self._key, request.headers, request.body, now)
-            self._remember(request.headers["webhook-id"], now)
         except InvalidSignature as exc:
             self.refused += 1
             logger.warning("webhook refused: %s", exc)
             return 401, {}, error_body(f"Refused: {exc}.", "invalid_signature")
+        event_id = request.headers["webhook-id"]
+        if event_id in self._handled:
+            # Senders retry until they see a 2xx: a retry is acknowledged, not acted on again.
+            return 200, {}, json.dumps({"received": True, "duplicate": True}).encode()
         try:
             event: Any = json.loads(request.body)
             kind, task_id = event["type"], event["data"]["id"]
@@ -153,7 +157,13 @@ class WebhookReceiver:
             return 400, {}, error_body("Not a video event.", "invalid_request")
         if not isinstance(kind, str) or not isinstance(task_id, str):
             return 400, {}, error_body("Not a video event.", "invalid_request")
+        try:
+            polled = kind in EVENT_TYPES and await self._on_event(task_id)
+        except Exception as exc:
+            # Not remembered: the sender's retry of this event gets another chance.
+            logger.warning("webhook %s for %s not acted on: %s", kind, task_id, exc)
+            return 503, {}, error_body("Could not act on the event; retry.", "unavailable")
+        self._remember(event_id, now)
         self.accepted += 1
-        polled = kind in EVENT_TYPES and await self._on_event(task_id)
         logger.info("webhook %s for %s%s", kind, task_id, ": polling it now" if polled else "")
         return 200, {}, json.dumps({"received": True, "polling": polled}).encode()

@@ -21,6 +21,7 @@ import pytest
 
 from tests.conftest import API, make_tracker, run_until_done
 from tracker.config import Secret
+from tracker.errors import DatabaseError
 from tracker.models import NewDownload
 from tracker.simulator import Reply, content_of, send_webhook
 from tracker.webhooks import secret_key, verify
@@ -458,34 +459,41 @@ def test_a_command_that_outlives_its_timeout_is_killed_with_its_children(
     assert not marker.exists()  # the child the command started was killed too
 
 
-def test_the_receiver_refuses_huge_bodies_and_replays_before_doing_anything() -> None:
-    """A body over 64 KiB gets 413 unread; the same signed event twice gets 401 the second
-    time; neither reaches the task."""
+def test_the_receiver_refuses_huge_bodies_and_acts_once_per_event() -> None:
+    """A body over 64 KiB gets 413 unread. An event the daemon could not act on gets 503 and
+    its retry is acted on; a retry after that gets 200 and is not acted on again."""
     from tracker.webhooks import WebhookReceiver
 
     key_secret = "whsec_YS1sb25nLWVub3VnaC13ZWJob29rLXNlY3JldA=="
     polled: list[str] = []
+    database_up = [False]
 
     async def on_event(task_id: str) -> bool:
+        if not database_up[0]:
+            raise DatabaseError("database is locked")
         polled.append(task_id)
         return True
 
-    async def scenario() -> tuple[int, int, int]:
+    async def scenario() -> list[int]:
         receiver = WebhookReceiver(secret_key(key_secret), on_event, time.time)
         port = await receiver.start("127.0.0.1", 0)
         url = f"http://127.0.0.1:{port}/"
+
+        def send() -> int:
+            return send_webhook(
+                url, key_secret, "video.completed", "video_once", event_id="evt_fixed"
+            )
+
         try:
             async with httpx.AsyncClient() as client:
                 huge = await client.post(url, content=b"x" * (65 * 1024))
-            first = await asyncio.to_thread(
-                send_webhook, url, key_secret, "video.completed", "video_once", event_id="evt_fixed"
-            )
-            again = await asyncio.to_thread(
-                send_webhook, url, key_secret, "video.completed", "video_once", event_id="evt_fixed"
-            )
+            unavailable = await asyncio.to_thread(send)
+            database_up[0] = True
+            retried = await asyncio.to_thread(send)
+            again = await asyncio.to_thread(send)
         finally:
             await receiver.close()
-        return huge.status_code, first, again
+        return [huge.status_code, unavailable, retried, again]
 
-    assert asyncio.run(scenario()) == (413, 200, 401)
+    assert asyncio.run(scenario()) == [413, 503, 200, 200]
     assert polled == ["video_once"]
