@@ -19,10 +19,11 @@ import os
 import random
 import secrets
 import signal
+import tempfile
 from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from tracker.clock import Clock
 from tracker.dbthread import DatabaseThread
@@ -219,30 +220,33 @@ class Notifier(ClaimingWorker[EventJob]):
                 "TRACKER_DOWNLOAD_PATH": payload.get("download_path") or "",
             }
         )
-        try:
-            # A session of its own: on a timeout or a shutdown the whole group is killed,
-            # children it started included, not only the command itself.
-            process = await asyncio.create_subprocess_exec(
-                *channels.command,
-                env=environment,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            return f"cannot run {channels.command[0]!r}: {exc.strerror or exc}"
-        try:
-            output, _ = await asyncio.wait_for(process.communicate(), channels.command_timeout)
-        except BaseException as exc:
-            _kill_group(process.pid)
-            await process.wait()
-            if isinstance(exc, TimeoutError):
-                return f"--on-finish took longer than {channels.command_timeout:g}s; killed"
-            raise
-        if process.returncode != 0:
-            tail = output.decode(errors="replace")[-COMMAND_OUTPUT_KEPT:].strip()
-            return f"--on-finish exited with {process.returncode}: {tail}"
+        # Output goes to a file, not a pipe: a background job the command started may keep
+        # writing long after the command exits, and the command's exit is what counts.
+        with tempfile.TemporaryFile() as output:
+            try:
+                # A session of its own: on a timeout or a shutdown the whole group is killed,
+                # children it started included, not only the command itself.
+                process = await asyncio.create_subprocess_exec(
+                    *channels.command,
+                    env=environment,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                return f"cannot run {channels.command[0]!r}: {exc.strerror or exc}"
+            try:
+                await asyncio.wait_for(process.wait(), channels.command_timeout)
+            except BaseException as exc:
+                _kill_group(process.pid)
+                await process.wait()
+                if isinstance(exc, TimeoutError):
+                    return f"--on-finish took longer than {channels.command_timeout:g}s; killed"
+                raise
+            if process.returncode != 0:
+                tail = _tail(output).decode(errors="replace")[-COMMAND_OUTPUT_KEPT:].strip()
+                return f"--on-finish exited with {process.returncode}: {tail}"
         return None
 
     def _outcome(self, job: EventJob, error: str | None) -> EventOutcome:
@@ -256,6 +260,13 @@ class Notifier(ClaimingWorker[EventJob]):
         return EventOutcome(
             "pending", now, error=error, next_attempt_at=now + timedelta(seconds=wait)
         )
+
+
+def _tail(output: BinaryIO) -> bytes:
+    """The end of the command's output: enough for COMMAND_OUTPUT_KEPT characters."""
+    size = output.seek(0, os.SEEK_END)
+    output.seek(max(0, size - COMMAND_OUTPUT_KEPT * 4))
+    return output.read()
 
 
 def _kill_group(pid: int) -> None:

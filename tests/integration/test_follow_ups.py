@@ -459,6 +459,25 @@ def test_a_command_that_outlives_its_timeout_is_killed_with_its_children(
     assert not marker.exists()  # the child the command started was killed too
 
 
+def test_a_command_that_leaves_a_background_job_is_a_delivery(
+    api: API, database_url: str, tmp_path: Path
+) -> None:
+    """--on-finish that starts a job in the background and exits 0 is delivered at once, not
+    killed as too slow; the job, still holding the command's output, is left to run."""
+    video = api.simulator.add_video("video_background_job", steps=1)
+    marker = tmp_path / "background-job-done"
+    command = ("sh", "-c", f"(sleep 2; touch {marker}) & exit 0")
+    with make_tracker(api, database_url, on_finish=command, on_finish_timeout=1) as tracker:
+        tracker.add([video])
+        run_until_done(tracker, timeout=30)
+        [event] = tracker.repository.events()
+    assert (event["state"], event["attempts"]) == ("delivered", 1)
+    deadline = time.monotonic() + 10
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the background job did not finish"
+        time.sleep(0.1)
+
+
 def test_the_receiver_refuses_huge_bodies_and_acts_once_per_event() -> None:
     """A body over 64 KiB gets 413 unread. An event the daemon could not act on gets 503 and
     its retry is acted on; a retry after that gets 200 and is not acted on again."""
