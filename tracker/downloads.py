@@ -58,13 +58,18 @@ _EXTENSIONS = {
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
+# File names are at most 255 bytes; stem and variant suffix (".spritesheet.webp") stay well under.
+_LONGEST_STEM = 200
+
+
 def file_stem(task_id: str) -> str:
-    """A file name for the task: its ID where that is safe, else a cleaned ID plus a hash."""
+    """A file name for the task: its ID where that is safe and short enough, else a cleaned,
+    shortened ID plus a hash (so that different IDs never share a name)."""
     cleaned = _UNSAFE.sub("_", task_id)
-    if cleaned == task_id and not task_id.startswith("."):
+    if cleaned == task_id and not task_id.startswith(".") and len(task_id) <= _LONGEST_STEM:
         return task_id
     digest = hashlib.sha256(task_id.encode()).hexdigest()[:10]
-    return f"{cleaned.lstrip('.')[:200]}-{digest}"
+    return f"{cleaned.lstrip('.')[: _LONGEST_STEM - 11]}-{digest}"
 
 
 def file_name(task_id: str, variant: str, content_type: str) -> str:
