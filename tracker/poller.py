@@ -66,7 +66,8 @@ class Observer(Protocol):
 
     def wrote(self, seconds: float) -> None: ...
 
-    def ticked(self) -> None: ...
+    def ticked(self) -> None:
+        """A tick wrote and claimed (or found the database down) and is done."""
 
 
 class _Unobserved:
@@ -312,25 +313,30 @@ class Poller:
 
     async def tick(self) -> None:
         """Write what finished since the last tick, then claim and start what is due."""
-        self._observer.ticked()
         if self._database_work.locked():  # a slow database made jobs overlap: skip this one
             return
         async with self._database_work:
-            await self.flush()
-            if self._stopping:
+            await self._write_and_claim()
+        # Only a tick that got through counts: one stuck on a database call that never
+        # returns must make the daemon look stalled (/healthz), not merely busy.
+        self._observer.ticked()
+
+    async def _write_and_claim(self) -> None:
+        await self.flush()
+        if self._stopping:
+            return
+        if self._database_down_since is not None:
+            # While writes fail, results pile up in memory: claim no more until they are
+            # saved. With none waiting, a claim now and then is what finds the database back.
+            if self._results or time.monotonic() < self._next_probe:
                 return
-            if self._database_down_since is not None:
-                # While writes fail, results pile up in memory: claim no more until they are
-                # saved. With none waiting, a claim now and then is what finds the database back.
-                if self._results or time.monotonic() < self._next_probe:
-                    return
-                self._next_probe = time.monotonic() + PROBE_SECONDS
-            try:
-                await self._claim_and_start()
-            except Exception as exc:
-                self._database_failed("claiming due tasks", exc)
-            else:
-                self._database_recovered()
+            self._next_probe = time.monotonic() + PROBE_SECONDS
+        try:
+            await self._claim_and_start()
+        except Exception as exc:
+            self._database_failed("claiming due tasks", exc)
+        else:
+            self._database_recovered()
 
     async def sweep(self) -> list[str]:
         """Finish as ``timed_out`` the tasks past give-up-after that no poll will reach first."""

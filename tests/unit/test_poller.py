@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from tracker.models import ClaimedTask, FetchResult, FinishReason, FollowUps
+from tracker.models import ClaimedTask, FetchResult, FinishReason, FollowUps, PollRecord
 from tracker.poller import Policy, Poller, decide
 from tracker.testing import InMemoryRepository
 from tracker.video import Video
@@ -439,3 +441,55 @@ def test_finishes_owe_notifications_and_completions_owe_downloads() -> None:
     assert events[("webhook", "gone")]["video"] is None
     assert events[("command", "slow")]["finish_reason"] == "timed_out"
     assert len({e.event_id for e in repository.events}) == 6
+
+
+class StuckClaims(InMemoryRepository):
+    """Claims that hang until released, as a query on a dead connection does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def claim_due(self, *args: Any, **kwargs: Any) -> list[ClaimedTask]:
+        self.entered.set()
+        self.release.wait(10)
+        return super().claim_due(*args, **kwargs)
+
+
+class CountingObserver:
+    def __init__(self) -> None:
+        self.ticks = 0
+
+    def polled(self, record: PollRecord, lateness: float) -> None:
+        pass
+
+    def wrote(self, seconds: float) -> None:
+        pass
+
+    def ticked(self) -> None:
+        self.ticks += 1
+
+
+def test_a_tick_stuck_on_the_database_is_not_counted_as_ticking() -> None:
+    """Ticks that skip because a database call hangs say nothing to the observer (/healthz
+    then reports a stall); the tick counts once the call returns."""
+    repository = StuckClaims()
+    observer = CountingObserver()
+    poller = Poller(
+        repository, ScriptedAPI(), policy=POLICY, owner="d", clock=FakeClock(), observer=observer
+    )
+
+    async def scenario() -> tuple[int, int]:
+        stuck = asyncio.create_task(poller.tick())
+        await asyncio.to_thread(repository.entered.wait, 5)
+        await poller.tick()  # overlaps the stuck one: skipped
+        while_stuck = observer.ticks
+        repository.release.set()
+        await stuck
+        return while_stuck, observer.ticks
+
+    try:
+        assert asyncio.run(scenario()) == (0, 1)
+    finally:
+        poller.close()
