@@ -1,10 +1,10 @@
 """Retention: `tracker prune` and `tracker run --retain`, keeping history from growing forever.
 
-Only snapshots of finished tasks are pruned, and of those never a task's first snapshot, the one
-that finished it, or one whose status differs from the snapshot before it: the story of each
-task survives, the repetitions of it go (the rule is written out in SQL in
-``SQLRepository.prune_batch``). Work is done a few hundred tasks at a time in short
-transactions; the daemon lets its polls through between batches.
+Only snapshots of finished tasks are pruned, and of those never a task's first snapshot, its
+last (the one that finished it), or one whose status differs from the snapshot before it: the
+story of each task survives, the repetitions of it go (the rule is written out in SQL in
+``SQLRepository.prune_batch``). Work is done in short transactions that each read about
+SNAPSHOTS_PER_BATCH snapshots; the daemon lets its polls through between batches.
 """
 
 from __future__ import annotations
@@ -20,14 +20,15 @@ from tracker.repository import SQLRepository
 
 logger = logging.getLogger(__name__)
 
-TASKS_PER_BATCH = 200
+# Small enough that a batch's transaction never holds polls' writes back for long.
+SNAPSHOTS_PER_BATCH = 20_000
 
 
 def prune(repository: SQLRepository, older_than: datetime, dry_run: bool = False) -> int:
     """Prune (or count, with ``dry_run``) every prunable snapshot older than ``older_than``."""
     total, after = 0, None
     while True:
-        count, after = repository.prune_batch(older_than, after, TASKS_PER_BATCH, dry_run)
+        count, after = repository.prune_batch(older_than, after, SNAPSHOTS_PER_BATCH, dry_run)
         total += count
         if after is None:
             return total
@@ -68,7 +69,7 @@ class Retention:
         try:
             while not self._stopping:
                 count, after = await self._database.run(
-                    self._repository.prune_batch, older_than, after, TASKS_PER_BATCH, False
+                    self._repository.prune_batch, older_than, after, SNAPSHOTS_PER_BATCH, False
                 )
                 total += count
                 if after is None:

@@ -172,7 +172,7 @@ def history_repository(database_url: str) -> SQLRepository:
     engine = db.create_engine(database_url)
     db.upgrade(engine)
     repository = SQLRepository(engine)
-    repository.add_tasks(["done", "failed", "running"], None, OLD)
+    repository.add_tasks(["done", "failed", "given_up", "running"], None, OLD)
     sequences = {
         "done": [
             "queued",
@@ -185,12 +185,14 @@ def history_repository(database_url: str) -> SQLRepository:
             "completed",
         ],
         "failed": ["queued", "queued", "queued", "failed"],
+        # Given up (timed_out): no snapshot says finished; the last one seen is its end.
+        "given_up": ["queued", "in_progress", "in_progress", "in_progress"],
         "running": ["queued", "queued", "in_progress", "in_progress"],
     }
     rows = []
     for task_id, statuses in sequences.items():
         for index, status in enumerate(statuses):
-            terminal = task_id != "running" and index == len(statuses) - 1
+            terminal = task_id in ("done", "failed") and index == len(statuses) - 1
             rows.append(
                 {
                     "task_id": task_id,
@@ -213,34 +215,60 @@ def history_repository(database_url: str) -> SQLRepository:
         from tracker.schema import snapshots, tasks
 
         connection.execute(snapshots.insert(), rows)
-        connection.execute(
-            tasks.update()
-            .where(tasks.c.task_id.in_(["done", "failed"]))
-            .values(finished=True, finish_reason="completed", finished_at=OLD)
-        )
+        reasons = {"done": "completed", "failed": "failed", "given_up": "timed_out"}
+        for task_id, reason in reasons.items():
+            connection.execute(
+                tasks.update()
+                .where(tasks.c.task_id == task_id)
+                .values(
+                    finished=True,
+                    finish_reason=reason,
+                    finished_at=OLD,
+                    poll_count=len(sequences[task_id]),
+                )
+            )
     return repository
 
 
 def test_prune_keeps_first_terminal_and_every_status_change(
     history_repository: SQLRepository,
 ) -> None:
-    """Of finished tasks' old snapshots, only repetitions go; unfinished tasks keep all."""
+    """Of finished tasks' old snapshots, only repetitions go (the last one seen stays, even
+    with no finishing poll); unfinished tasks keep all."""
     from tracker.retention import prune
 
     cutoff = datetime.now(UTC) - timedelta(days=30)
     would = prune(history_repository, cutoff, dry_run=True)
     assert [len(history_repository.history(t)) for t in ("done", "failed")] == [8, 4]
     pruned = prune(history_repository, cutoff)
-    assert pruned == would == 3 + 2
+    assert pruned == would == 3 + 2 + 1
     kept = {
-        t: [s.status for s in history_repository.history(t)] for t in ("done", "failed", "running")
+        t: [s.status for s in history_repository.history(t)]
+        for t in ("done", "failed", "given_up", "running")
     }
     assert kept == {
         "done": ["queued", "in_progress", None, "in_progress", "completed"],
         "failed": ["queued", "failed"],
+        "given_up": ["queued", "in_progress", "in_progress"],
         "running": ["queued", "queued", "in_progress", "in_progress", "in_progress"],
     }
     assert prune(history_repository, cutoff) == 0
+
+
+def test_a_prune_batch_reads_about_as_many_snapshots_as_it_is_given(
+    history_repository: SQLRepository,
+) -> None:
+    """Batches take finished tasks while their polls fit the budget, at least one a batch,
+    so a transaction stays short however long the histories."""
+    cutoff = datetime.now(UTC) - timedelta(days=30)
+    batches = []
+    after = None
+    while True:
+        _count, after = history_repository.prune_batch(cutoff, after, 8, dry_run=True)
+        if after is None:
+            break
+        batches.append(after)
+    assert batches == ["done", "given_up"]  # done: 8 polls; failed (4) + given_up (4) = 8
 
 
 def test_the_daemon_prunes_by_itself_with_retain(history_repository: SQLRepository) -> None:
@@ -254,7 +282,7 @@ def test_the_daemon_prunes_by_itself_with_retain(history_repository: SQLReposito
 
     asyncio.run(run())
     database.close()
-    assert retention.pruned == 5
+    assert retention.pruned == 6
     assert len(history_repository.history("done")) == 5
 
 
