@@ -22,7 +22,7 @@ from prometheus_client.exposition import generate_latest
 from tracker.clock import Clock
 from tracker.dbthread import DatabaseThread
 from tracker.httpserver import Answer, Request, error_body, serve_connection
-from tracker.models import PollRecord, Stats
+from tracker.models import DOWNLOAD_STATES, EVENT_STATES, FinishReason, PollRecord, Stats
 
 if TYPE_CHECKING:
     from tracker.poller import Poller
@@ -146,15 +146,20 @@ class Metrics:
         database_up: bool,
     ) -> None:
         self.tasks.labels("unfinished").set(stats.unfinished)
-        for reason, count in stats.finished.items():
-            self.tasks.labels(reason).set(count)
+        # Every known label, zero when absent: a count that drops to nothing must read 0, not
+        # keep its last value.
+        for reason in FinishReason:
+            self.tasks.labels(reason.value).set(stats.finished.get(reason.value, 0))
         self.due.set(stats.due)
         self.oldest.set(
             (stats.at - stats.oldest_unfinished).total_seconds() if stats.oldest_unfinished else 0
         )
-        for kind, counts in (("download", stats.downloads), ("notification", stats.notifications)):
-            for state, count in counts.items():
-                self.follow_ups.labels(kind, state).set(count)
+        for kind, counts, states in (
+            ("download", stats.downloads, DOWNLOAD_STATES),
+            ("notification", stats.notifications, EVENT_STATES),
+        ):
+            for state in states:
+                self.follow_ups.labels(kind, state).set(counts.get(state, 0))
         self.paused.set(max(0.0, (paused_until - stats.at).total_seconds()) if paused_until else 0)
         self.auth_failures.set(auth_failures)
         self.database_up.set(1 if database_up else 0)

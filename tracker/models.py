@@ -126,6 +126,8 @@ class FetchResult:
 
 VARIANTS = ("video", "thumbnail", "spritesheet")
 CHANNELS = ("webhook", "command")
+DOWNLOAD_STATES = ("pending", "done", "expired", "failed")
+EVENT_STATES = ("pending", "delivered", "given_up")
 
 
 @dataclass(frozen=True)

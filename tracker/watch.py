@@ -15,9 +15,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from tracker.models import Stats, Task
-
-FINISH_REASONS = ("completed", "failed", "not_found", "timed_out", "removed")
+from tracker.models import FinishReason, Stats, Task
 
 
 def age(delta: timedelta) -> str:
@@ -37,7 +35,7 @@ def age(delta: timedelta) -> str:
 
 def summary_lines(stats: Stats, rate: float | None = None) -> list[str]:
     """The summary of `stats`, line by line; ``rate`` in polls a second when known."""
-    finished = ", ".join(f"{stats.finished.get(reason, 0):,} {reason}" for reason in FINISH_REASONS)
+    finished = ", ".join(f"{stats.finished.get(reason, 0):,} {reason}" for reason in FinishReason)
     lines = [
         f"tasks: {stats.unfinished:,} unfinished; {finished}",
         f"due now and waiting for a daemon: {stats.due:,}; being polled: {stats.held:,}",
