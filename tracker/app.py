@@ -220,8 +220,10 @@ class Tracker:
         checked = check_task_ids(task_ids)
         return self.repository.remove_tasks(checked, self._now())
 
-    def tasks(self, status: str | None = None, unfinished: bool = False) -> list[Task]:
-        return self.repository.tasks(status=status, unfinished=unfinished)
+    def tasks(
+        self, status: str | None = None, unfinished: bool = False, limit: int | None = None
+    ) -> list[Task]:
+        return self.repository.tasks(status=status, unfinished=unfinished, limit=limit)
 
     def history(self, task_id: str) -> list[Snapshot]:
         return self.repository.history(task_id)

@@ -11,6 +11,7 @@ import contextlib
 import csv
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -245,7 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.settings = _load(args)
         _configure_logging(args, args.settings)
-        code: int = args.handler(args)
+        with db.reported_errors():
+            code: int = args.handler(args)
     except UsageError as exc:
         _fail(exc)
         return 2
@@ -461,7 +463,8 @@ def _watch(args: argparse.Namespace) -> int:
     with _tracker(args) as tracker:
 
         def read() -> tuple[Stats, list[Task]]:
-            return tracker.stats(), tracker.tasks(unfinished=True)
+            with db.reported_errors():
+                return tracker.stats(), tracker.tasks(unfinished=True, limit=limit)
 
         with contextlib.suppress(KeyboardInterrupt):
             Watcher(read, refresh, limit).run()
@@ -473,8 +476,8 @@ def _number(raw: str, flag: str, kind: type[float] | type[int]) -> float:
         value = kind(raw)
     except ValueError:
         raise UsageError(f"{flag} {raw!r}: not a number") from None
-    if value <= 0:
-        raise UsageError(f"{flag} {raw!r}: must be more than zero")
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(f"{flag} {raw!r}: must be a number more than zero")
     return value
 
 

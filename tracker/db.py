@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -136,6 +138,16 @@ def _stored_revision(engine: Engine) -> str | None:
             return revision.scalar()
     except SQLAlchemyError:
         return None
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """The database's failures as DatabaseError with the driver's one-line reason (commands
+    print that, not a traceback)."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"the database failed: {_reason(exc)}") from exc
 
 
 def _reason(exc: SQLAlchemyError) -> str:

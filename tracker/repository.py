@@ -130,7 +130,10 @@ class Repository(Protocol):
 
     def has_unfinished(self) -> bool: ...
 
-    def tasks(self, status: str | None = None, unfinished: bool = False) -> list[Task]: ...
+    def tasks(
+        self, status: str | None = None, unfinished: bool = False, limit: int | None = None
+    ) -> list[Task]:
+        """Registered tasks, oldest first (the first ``limit`` of them)."""
 
     def history(self, task_id: str) -> list[Snapshot]:
         """The task's snapshots, oldest first; UnknownTaskError if it is not registered."""
@@ -776,12 +779,16 @@ class SQLRepository:
         with self._engine.connect() as connection:
             return bool(connection.scalar(select(exists().where(tasks.c.finished == false()))))
 
-    def tasks(self, status: str | None = None, unfinished: bool = False) -> list[Task]:
+    def tasks(
+        self, status: str | None = None, unfinished: bool = False, limit: int | None = None
+    ) -> list[Task]:
         query = select(*_TASK_COLUMNS).order_by(tasks.c.registered_at, tasks.c.task_id)
         if status is not None:
             query = query.where(func.lower(tasks.c.status) == status.lower())
         if unfinished:
             query = query.where(tasks.c.finished == false())
+        if limit is not None:
+            query = query.limit(limit)
         with self._engine.connect() as connection:
             return [Task(*row) for row in connection.execute(query)]
 

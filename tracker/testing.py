@@ -200,14 +200,16 @@ class InMemoryRepository:
         with self._lock:
             return any(not task.finished for task in self._tasks.values())
 
-    def tasks(self, status: str | None = None, unfinished: bool = False) -> list[Task]:
+    def tasks(
+        self, status: str | None = None, unfinished: bool = False, limit: int | None = None
+    ) -> list[Task]:
         with self._lock:
             return [
                 task
                 for task in sorted(self._tasks.values(), key=lambda t: (t.registered_at, t.task_id))
                 if (status is None or (task.status or "").lower() == status.lower())
                 and not (unfinished and task.finished)
-            ]
+            ][:limit]
 
     def history(self, task_id: str) -> list[Snapshot]:
         with self._lock:

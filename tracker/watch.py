@@ -9,12 +9,13 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from tracker.errors import TrackerError
 from tracker.models import FinishReason, Stats, Task
 
 
@@ -31,6 +32,9 @@ def age(delta: timedelta) -> str:
     if minutes:
         return f"{minutes}m{seconds:02d}s"
     return f"{seconds}s"
+
+
+BAR_WIDTH = 12
 
 
 def summary_lines(stats: Stats, rate: float | None = None) -> list[str]:
@@ -58,13 +62,20 @@ def view(
 ) -> RenderableType:
     """One frame of `tracker watch`."""
     table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
-    for column in ("task", "progress", "", "status", "age", "last poll", "polls", "errors"):
-        table.add_column(column, no_wrap=True)
-    for task in tasks[:limit]:
+    # On a narrow terminal only the IDs give way (cut with an ellipsis): the other columns
+    # keep the width their values need.
+    table.add_column("task", overflow="ellipsis", min_width=12)
+    table.add_column("progress", no_wrap=True, width=BAR_WIDTH)
+    for column, width in (("", 4), ("status", 11), ("age", 5), ("last poll", 9)):
+        table.add_column(column, no_wrap=True, min_width=width)
+    for column in ("polls", "errors"):
+        table.add_column(column, no_wrap=True, min_width=len(column), justify="right")
+    shown = tasks[:limit]
+    for task in shown:
         bar: RenderableType = (
-            ProgressBar(total=100, completed=task.progress, width=20)
+            ProgressBar(total=100, completed=task.progress, width=BAR_WIDTH)
             if task.progress is not None
-            else Text("·" * 20, style="dim")
+            else Text("·" * BAR_WIDTH, style="dim")
         )
         table.add_row(
             task.task_id,
@@ -77,9 +88,10 @@ def view(
             Text(str(task.error_count), style="red") if task.error_count else "0",
         )
     parts: list[RenderableType] = [Text("\n".join(summary_lines(stats, rate))), Text(""), table]
-    if len(tasks) > limit:
-        parts.append(Text(f"… and {len(tasks) - limit:,} more unfinished tasks", style="dim"))
-    if not tasks:
+    if stats.unfinished > len(shown):
+        more = stats.unfinished - len(shown)
+        parts.append(Text(f"… and {more:,} more unfinished tasks", style="dim"))
+    if not shown:
         parts.append(Text("no unfinished task", style="dim"))
     return Group(*parts)
 
@@ -88,18 +100,31 @@ class Watcher:
     """Refreshes the view in place until interrupted."""
 
     def __init__(
-        self, read: Callable[[], tuple[Stats, list[Task]]], refresh: float, limit: int
+        self,
+        read: Callable[[], tuple[Stats, list[Task]]],
+        refresh: float,
+        limit: int,
+        console: Console | None = None,
     ) -> None:
         self._read = read
         self._refresh = refresh
         self._limit = limit
+        self._console = console
 
     def run(self) -> None:
+        """Until interrupted; a database that cannot be read for a while is said so on
+        screen and read again at the next refresh."""
         read = self._read
         previous: tuple[float, int] | None = None
-        with Live(auto_refresh=False, screen=False) as live:
+        with Live(auto_refresh=False, screen=False, console=self._console) as live:
             while True:
-                stats, tasks = read()
+                try:
+                    stats, tasks = read()
+                except TrackerError as exc:
+                    trying = f"{exc}; trying again every {self._refresh:g}s"
+                    live.update(Text(trying, style="red"), refresh=True)
+                    time.sleep(self._refresh)
+                    continue
                 moment = time.monotonic()
                 rate = None
                 if previous is not None and moment > previous[0]:

@@ -152,6 +152,26 @@ def test_add_from_arguments_file_and_stdin_is_idempotent(tracker: Run, workdir: 
     assert labels["video_a"] == "night batch" and labels["video_b"] is None
 
 
+def test_a_database_locked_past_the_busy_timeout_is_one_line_and_exit_1(
+    tracker: Run, workdir: Path
+) -> None:
+    """Another writer holding SQLite's lock past the 5 s wait: `tracker add` says so in one
+    line, exits 1, and writes nothing (no traceback)."""
+    assert tracker("add", "video_first").returncode == 0
+    blocker = sqlite3.connect(workdir / "tracker.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        result = tracker("add", "video_second")
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert result.returncode == 1, result
+    assert result.stderr.strip().splitlines() == [
+        "tracker: error: the database failed: database is locked"
+    ]
+    assert count_tasks(workdir) == 1
+
+
 @pytest.mark.parametrize(
     ("args", "stdin", "fragments"),
     [
@@ -205,6 +225,8 @@ def test_add_is_all_or_nothing(
         (("prune", "--older-than", "soon"), {}, ("--older-than 'soon'", "not a duration")),
         (("prune", "--older-than=-30d"), {}, ("--older-than '-30d'",)),
         (("watch", "--refresh", "0"), {}, ("--refresh '0'", "more than zero")),
+        (("watch", "--refresh", "nan"), {}, ("--refresh 'nan'", "more than zero")),
+        (("watch", "--limit", "inf"), {}, ("--limit 'inf'", "not a number")),
         (("export", "--since", "last tuesday"), {}, ("--since 'last tuesday'",)),
         (
             ("run", "--notify-url", "http://exa mple.com/hook"),

@@ -4,10 +4,12 @@ only changes; through the real simulator and real databases."""
 from __future__ import annotations
 
 import asyncio
+import io
 import sqlite3
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -17,11 +19,12 @@ from rich.console import Console
 from tests.conftest import API, make_tracker
 from tracker import db
 from tracker.dbthread import DatabaseThread
+from tracker.errors import DatabaseError
 from tracker.models import Stats, Task
 from tracker.repository import SQLRepository
 from tracker.retention import Retention
 from tracker.simulator import Reply
-from tracker.watch import view
+from tracker.watch import Watcher, view
 
 OLD = datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -164,6 +167,69 @@ def test_the_live_view_renders_tasks_and_counts() -> None:
     alpha = next(line for line in text.splitlines() if "video_alpha" in line)
     assert "45%" in alpha and "in_progress" in alpha and "5m00s" in alpha and "3s ago" in alpha
     assert "video_gamma" not in text and "… and 1 more unfinished tasks" in text
+
+
+def test_the_live_view_fits_a_narrow_terminal_by_cutting_ids() -> None:
+    """At 80 columns a long OpenAI-style ID is cut short; every other column stays whole."""
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    long_id = "video_68f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4"
+    task = replace(
+        Task.registered(long_id, None, now - timedelta(minutes=65)),
+        status="in_progress",
+        progress=45,
+        last_polled_at=now - timedelta(seconds=3),
+        poll_count=123,
+        error_count=2,
+    )
+    console = Console(record=True, width=80)
+    console.print(view(watch_stats(now, unfinished=1), [task], rate=None, now=now))
+    lines = console.export_text().splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    header = next(line for line in lines if line.startswith("task "))
+    row = next(line for line in lines if line.startswith("video_68f0"))
+    assert header.split()[1:] == ["progress", "status", "age", "last", "poll", "polls", "errors"]
+    assert row.split()[2:] == ["45%", "in_progress", "1h05m", "3s", "ago", "123", "2"]
+    assert long_id not in row
+
+
+def test_the_live_view_says_when_the_database_cannot_be_read_and_carries_on() -> None:
+    """`tracker watch` over a database that fails once: the failure is shown, the next read
+    draws the tasks again."""
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    task = replace(Task.registered("video_watched", None, now), status="queued")
+    answers: list[Any] = [DatabaseError("the database failed: database is locked")]
+    answers.append((watch_stats(now, unfinished=1), [task]))
+
+    def read() -> tuple[Stats, list[Task]]:
+        if not answers:
+            raise KeyboardInterrupt  # the person watching is done
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer  # type: ignore[no-any-return]
+
+    console = Console(force_terminal=True, width=100, record=True, file=io.StringIO())
+    with pytest.raises(KeyboardInterrupt):
+        Watcher(read, 0.001, 40, console=console).run()
+    text = console.export_text()
+    assert "database is locked; trying again every 0.001s" in text
+    assert text.index("database is locked") < text.index("video_watched")
+
+
+def watch_stats(now: datetime, unfinished: int) -> Stats:
+    return Stats(
+        at=now,
+        unfinished=unfinished,
+        finished={},
+        due=0,
+        held=unfinished,
+        oldest_unfinished=now,
+        snapshots_last_minute=0,
+        errors_last_minute=0,
+        polls_total=0,
+        downloads={},
+        notifications={},
+    )
 
 
 @pytest.fixture
