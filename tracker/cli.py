@@ -264,7 +264,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(exc: Exception) -> None:
-    print(f"{PROG}: error: {exc}", file=sys.stderr)
+    if logs.writing_json():
+        # The last line of a failed run belongs in the log pipeline like every other line.
+        logging.getLogger(PROG).error("%s", exc)
+    else:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
 
 
 def _configure_logging(args: argparse.Namespace, settings: Settings, shift: int = 0) -> None:
@@ -514,6 +518,9 @@ def _export(args: argparse.Namespace) -> int:
 def _since(raw: str | None) -> datetime | None:
     if raw is None:
         return None
+    if raw.strip().replace(".", "", 1).isdigit():
+        # Read as seconds, `--since 2026` would quietly mean the last half hour.
+        raise UsageError(f"--since {raw!r}: an age needs a unit (7d, 12h); a date is 2026-11-01")
     try:
         return datetime.now(UTC) - timedelta(seconds=parse_duration(raw))
     except ValueError:

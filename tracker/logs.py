@@ -45,6 +45,11 @@ class Redact(logging.Filter):
         return True
 
 
+def writing_json() -> bool:
+    """Whether the log lines are JSON (``--log-format json``)."""
+    return any(isinstance(h.formatter, JsonFormatter) for h in logging.getLogger().handlers)
+
+
 def configure(level: int, libraries_level: int, log_format: str, secrets: list[str]) -> None:
     handler = logging.StreamHandler()
     if log_format == "json":

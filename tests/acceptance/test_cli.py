@@ -228,6 +228,7 @@ def test_add_is_all_or_nothing(
         (("watch", "--refresh", "nan"), {}, ("--refresh 'nan'", "more than zero")),
         (("watch", "--limit", "inf"), {}, ("--limit 'inf'", "not a number")),
         (("export", "--since", "last tuesday"), {}, ("--since 'last tuesday'",)),
+        (("export", "--since", "2026"), {}, ("--since '2026'", "needs a unit")),
         (
             ("run", "--notify-url", "http://exa mple.com/hook"),
             {"TRACKER_API_TOKEN": "sk-x"},
@@ -559,6 +560,16 @@ def test_a_port_in_use_for_metrics_is_a_usage_error(tracker: Run, api: API) -> N
     finally:
         taken.close()
     assert_usage_error(result, f"--metrics-port {port}", "cannot listen")
+
+
+def test_with_json_logs_the_error_line_is_json_too(tracker: Run) -> None:
+    """Under --log-format json, a failing command's last line is a JSON object as well."""
+    result = tracker("--log-format", "json", "history", "video_unknown")
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    document = json.loads(line)
+    assert (document["level"], document["logger"]) == ("error", "tracker")
+    assert document["message"] == "unknown task ID 'video_unknown'"
 
 
 def test_json_logs_stats_and_export(tracker: Run, api: API, workdir: Path) -> None:
