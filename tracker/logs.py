@@ -23,8 +23,10 @@ class JsonFormatter(logging.Formatter):
         for name in POLL_FIELDS:
             if hasattr(record, name):
                 document[name] = getattr(record, name)
-        if record.exc_info:
-            document["exception"] = self.formatException(record.exc_info)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            document["exception"] = record.exc_text
         return json.dumps(document, ensure_ascii=False, default=str)
 
 
@@ -39,10 +41,16 @@ class Redact(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if any(secret in message for secret in self._secrets):
-            for secret in self._secrets:
-                message = message.replace(secret, "[redacted]")
-            record.msg, record.args = message, None
+            record.msg, record.args = self._redact(message), None
+        if record.exc_info and not record.exc_text:
+            # Formatters reuse exc_text: a traceback quoting a secret is cleaned here too.
+            record.exc_text = self._redact(logging.Formatter().formatException(record.exc_info))
         return True
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
 
 
 def writing_json() -> bool:
