@@ -313,8 +313,11 @@ class ContentClient:
             async with self._http.stream("GET", url, params={"variant": variant}) as response:
                 if response.status_code != 200:
                     await response.aread()
+                    # A storage host's refusal (a signed link that lapsed) is not the API's:
+                    # the next attempt asks the API again and gets a fresh link.
+                    where = f"the redirect to {response.url.host} got " if response.history else ""
                     raise TransferError(
-                        f"HTTP {response.status_code}: {_excerpt(response.content)}".replace(
+                        f"{where}HTTP {response.status_code}: {_excerpt(response.content)}".replace(
                             self._token, REDACTED
                         )
                     )

@@ -202,7 +202,7 @@ class Downloader(ClaimingWorker[DownloadJob]):
                 if isinstance(exc, TimeoutError)
                 else str(exc) or type(exc).__name__
             )
-            if _permanent(error):
+            if is_permanent(error):
                 logger.error(
                     "downloading %s of %s failed for good: %s", job.variant, job.task_id, error
                 )
@@ -230,7 +230,8 @@ class Downloader(ClaimingWorker[DownloadJob]):
         )
 
 
-def _permanent(error: str) -> bool:
+def is_permanent(error: str) -> bool:
+    """The API's own refusals; a redirect target's are worth another try (a fresh link)."""
     return error.startswith(("HTTP 400", "HTTP 403", "HTTP 410"))
 
 

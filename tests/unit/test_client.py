@@ -9,8 +9,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tracker.client import MAX_BODY_BYTES, VideoClient
+from tracker.client import MAX_BODY_BYTES, ContentClient, TransferError, VideoClient
 from tracker.config import Secret
+from tracker.downloads import is_permanent
 from tracker.models import FetchResult
 
 VIDEO = {"id": "video_1", "object": "video", "status": "in_progress", "progress": 40}
@@ -199,3 +200,40 @@ def test_a_token_too_short_to_be_told_from_text_is_not_redacted() -> None:
     result = asyncio.run(go())
     assert result.video is not None and result.video.status == "in_progress"
     assert "[redacted]" not in (result.body or "")
+
+
+def download_error(handler: Callable[[httpx.Request], httpx.Response]) -> str:
+    async def go() -> str:
+        client = ContentClient(
+            "https://api.example",
+            Secret("sk-unit-42"),
+            timeout=5.0,
+            transport=httpx.MockTransport(handler),
+        )
+        try:
+            await client.download("video_1", "video", lambda _chunk: None)
+        except TransferError as exc:
+            return str(exc)
+        finally:
+            await client.aclose()
+        raise AssertionError("the download did not fail")
+
+    return asyncio.run(go())
+
+
+def test_a_refusal_by_the_storage_a_redirect_led_to_is_worth_retrying() -> None:
+    """The API's own 403 is final; a 403 from the host its redirect led to (a lapsed signed
+    link) is said to come from there, and a later attempt tries again."""
+
+    def api_refuses(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(403, json={"error": {"message": "not yours"}})
+
+    def storage_refuses(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "api.example":
+            return httpx.Response(302, headers={"location": "https://cdn.example/v.mp4?sig=x"})
+        return httpx.Response(403, text="Request has expired")
+
+    from_api, from_storage = download_error(api_refuses), download_error(storage_refuses)
+    assert from_api.startswith("HTTP 403") and is_permanent(from_api)
+    assert from_storage.startswith("the redirect to cdn.example got HTTP 403")
+    assert not is_permanent(from_storage)
