@@ -23,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 from tracker.clock import Clock, SystemClock
 from tracker.config import Settings
 from tracker.dbthread import DatabaseThread
+from tracker.eventloop import finish_or_cancel
 from tracker.models import (
     ClaimedTask,
     FetchResult,
@@ -458,12 +459,7 @@ class Poller:
         self._stopping = True
         # A tick still claiming finishes first, so what it claimed is polled or given back.
         async with self._database_work:
-            pending = list(self._in_flight.values())
-            if pending:
-                _done, late = await asyncio.wait(pending, timeout=timeout)
-                for task in late:
-                    task.cancel()
-                await asyncio.gather(*late, return_exceptions=True)
+            await finish_or_cancel(list(self._in_flight.values()), timeout)
             await self.flush()
         if self._results:
             logger.error(

@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 
 from tracker.clock import Clock, SystemClock
 from tracker.dbthread import DatabaseThread
+from tracker.eventloop import finish_or_cancel
 
 logger = logging.getLogger(__name__)
 
@@ -68,11 +69,7 @@ class ClaimingWorker(Generic[Job]):
         self._stopping = True
         async with self._claiming:  # a claim under way ends first
             running = set(self._running.values())
-        if running:
-            _done, late = await asyncio.wait(running, timeout=timeout)
-            for job in late:
-                job.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+        await finish_or_cancel(running, timeout)
 
     async def _claim(self, now: datetime, room: int) -> list[Job]:
         raise NotImplementedError
