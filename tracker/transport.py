@@ -6,9 +6,13 @@ Performance); this transport does only what a poll needs and hands httpx a plain
 ``httpx.Response``:
 
 - HTTP/1.1 with keep-alive, over TCP or TLS (certificates verified, SNI sent);
-- bodies by Content-Length, chunked, or until the connection closes;
-- at most ``max_body`` + 1 bytes of a body are kept: enough to tell that it is too large;
-- never a redirect, never a retry: one request is one exchange, and its failure is reported.
+- bodies by Content-Length, chunked, or until the connection closes (cleanly);
+- interim 1xx answers skipped: the exchange ends with the final answer;
+- at most ``max_body`` + 1 bytes of a body are kept: enough to tell that it is too large, and at
+  most MAX_HEADER_BYTES of headers;
+- never a redirect, never a retry: one request is one exchange, and its failure is reported;
+- GET and POST: a HEAD answer has no body, which the parser is not told; and no time limits of
+  its own: the caller's (``asyncio.timeout``) cancels the exchange.
 
 Failures are httpx's exceptions: ``httpx.ConnectError`` when no connection could be made,
 ``httpx.RemoteProtocolError`` when the server closed it or answered something unreadable.
@@ -29,6 +33,8 @@ import httpx
 # Idle connections are dropped after this long: servers close theirs after 5 s or more, and a
 # request sent on a connection the server is closing fails.
 KEEPALIVE_SECONDS = 4.0
+# As httpx's own HTTP/1.1 parser (h11): headers past this are a broken or hostile server.
+MAX_HEADER_BYTES = 64 * 1024
 
 _Origin = tuple[str, str, int]
 
@@ -42,8 +48,10 @@ class _Exchange(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._answer: asyncio.Future[tuple[int, list[tuple[bytes, bytes]], bytes]] | None = None
         self._headers: list[tuple[bytes, bytes]] = []
+        self._header_bytes = 0
         self._body = bytearray()
         self._headers_done = False
+        self._interim = False  # a 1xx answer (100 Continue, 103 Early Hints) before the real one
         self._delimited = False  # the body has a length or chunks, rather than running to EOF
         self.reusable = False
         self.closed = False
@@ -62,13 +70,20 @@ class _Exchange(asyncio.Protocol):
             self._fail(httpx.RemoteProtocolError("the server switched protocols"))
         except httptools.HttpParserError as exc:
             self._fail(httpx.RemoteProtocolError(f"unreadable answer: {exc}"))
+        if not self._headers_done:
+            # Counted here, not per header: the parser holds a header until it ends.
+            self._header_bytes += len(data)
+            if self._header_bytes > MAX_HEADER_BYTES:
+                self._fail(httpx.RemoteProtocolError(f"headers over {MAX_HEADER_BYTES} bytes"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self._answer is None or self._answer.done():
             return
-        if self._headers_done and not self._delimited:
+        if self._headers_done and not self._delimited and exc is None:
             self._complete()  # a body that runs to the end of the connection
+        elif exc is not None:
+            self._fail(httpx.RemoteProtocolError(f"the connection broke: {exc}"))
         else:
             self._fail(httpx.RemoteProtocolError("the server closed the connection"))
 
@@ -78,6 +93,9 @@ class _Exchange(asyncio.Protocol):
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if 100 <= self._parser.get_status_code() < 200:
+            self._interim = True
+            return
         self._headers_done = True
         for name, value in self._headers:
             lowered = name.lower()
@@ -96,6 +114,11 @@ class _Exchange(asyncio.Protocol):
             self.close()
 
     def on_message_complete(self) -> None:
+        if self._interim:
+            # Not the answer: the final one follows on the same connection.
+            self._interim = False
+            self._headers, self._header_bytes = [], 0
+            return
         self.reusable = self._parser.should_keep_alive()
         self._complete()
 
@@ -104,9 +127,9 @@ class _Exchange(asyncio.Protocol):
     async def send(self, request: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         assert self._transport is not None
         self._answer = asyncio.get_running_loop().create_future()
-        self._headers = []
+        self._headers, self._header_bytes = [], 0
         self._body = bytearray()
-        self._headers_done = self._delimited = self.reusable = False
+        self._headers_done = self._delimited = self._interim = self.reusable = False
         self._transport.write(request)
         return await self._answer
 
@@ -136,6 +159,7 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
         self._max_body = max_body
         self._slots = asyncio.Semaphore(max_connections)
         self._idle: dict[_Origin, deque[_Exchange]] = {}
+        self._closed = False
         self._tls = tls  # default: httpx's, verifying against certifi's authorities
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -152,7 +176,7 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
             except BaseException:
                 exchange.close()  # cancelled or failed mid-exchange: never reused
                 raise
-            if exchange.reusable and not exchange.closed:
+            if exchange.reusable and not exchange.closed and not self._closed:
                 exchange.idle_since = time.monotonic()
                 self._idle.setdefault(origin, deque()).append(exchange)
             else:
@@ -192,6 +216,7 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
         return exchange
 
     async def aclose(self) -> None:
+        self._closed = True  # connections of requests still under way are closed when they end
         for idle in self._idle.values():
             for exchange in idle:
                 exchange.close()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
+import struct
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -141,6 +144,76 @@ def test_broken_answers_are_remote_protocol_errors(answer: bytes, message: str) 
             await get(transport, url)
 
     run(handler, scenario)
+
+
+def test_interim_answers_are_skipped_and_never_taken_for_the_next_request() -> None:
+    """A 103 Early Hints before the answer: the request gets its 200, and the request after
+    it on the same connection gets its own answer, not the one before."""
+    handler, seen = answer_with(
+        b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\n"
+        b'HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n{"first": 1}',
+        b'HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n{"second": 2}',
+    )
+
+    async def scenario(url: str, transport: HTTP1Transport) -> None:
+        first, second = await get(transport, url), await get(transport, url)
+        assert (first.status_code, first.content) == (200, b'{"first": 1}')
+        assert "link" not in first.headers
+        assert (second.status_code, second.content) == (200, b'{"second": 2}')
+
+    run(handler, scenario)
+    assert len(seen) == 2  # one connection, reused
+
+
+def test_endless_headers_are_refused_before_memory_runs_out() -> None:
+    """Headers past 64 KiB, in one line or in many, are a RemoteProtocolError."""
+    one = b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (1 << 20) + b"\r\n\r\n"
+    many = b"HTTP/1.1 200 OK\r\n" + b"X-Small: aaaaaaaa\r\n" * 100_000 + b"\r\n"
+    for answer in (one, many):
+        handler, _ = answer_with(answer)
+
+        async def scenario(url: str, transport: HTTP1Transport) -> None:
+            with pytest.raises(httpx.RemoteProtocolError, match="headers over 65536 bytes"):
+                await get(transport, url)
+
+        run(handler, scenario)
+
+
+def test_a_body_to_the_end_of_the_connection_cut_by_a_reset_is_an_error() -> None:
+    """A close-delimited body ends well only with a clean close: a reset mid-body is a
+    RemoteProtocolError, never a truncated answer taken for whole."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b'HTTP/1.1 200 OK\r\n\r\n{"status": "comp')
+        await writer.drain()
+        await asyncio.sleep(0.05)  # the head and part of the body reach the client first
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+
+    async def scenario(url: str, transport: HTTP1Transport) -> None:
+        with pytest.raises(httpx.RemoteProtocolError, match="broke"):
+            await get(transport, url)
+
+    run(handler, scenario)
+
+
+def test_a_request_under_way_when_the_transport_closes_does_not_keep_its_connection() -> None:
+    """aclose() while a request waits for its answer: once answered, the connection is closed,
+    not pooled."""
+    handler, _ = answer_with(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+    connections: list[Any] = []
+
+    async def scenario(url: str, transport: HTTP1Transport) -> None:
+        request = asyncio.create_task(get(transport, url))
+        await asyncio.sleep(0)  # the request starts
+        await transport.aclose()
+        await request
+        connections.extend(exchange for idle in transport._idle.values() for exchange in idle)
+
+    run(handler, scenario)
+    assert connections == []
 
 
 def test_a_refused_connection_is_a_connect_error() -> None:
