@@ -306,7 +306,7 @@ class Tracker:
                 if follow_ups.channels:
                     workers.append(await self._notifier(stack, owner, database, follow_ups))
                 if self.settings.webhook_port is not None:
-                    await self._receive_webhooks(stack, database)
+                    await self._receive_webhooks(stack, database, poller)
                 repository = self.repository
                 await run_daemon(
                     poller,
@@ -467,12 +467,15 @@ class Tracker:
         stack.push_async_callback(server.close)
         return refresher
 
-    async def _receive_webhooks(self, stack: AsyncExitStack, database: DatabaseThread) -> None:
+    async def _receive_webhooks(
+        self, stack: AsyncExitStack, database: DatabaseThread, poller: Poller
+    ) -> None:
         settings = self.settings
         assert settings.webhook_port is not None and settings.webhook_secret is not None
         repository, clock = self.repository, self._clock
 
         async def poll_now(task_id: str) -> bool:
+            poller.poll_soon(task_id)
             return await database.run(repository.poll_now, task_id, clock.now())
 
         receiver = WebhookReceiver(

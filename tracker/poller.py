@@ -190,6 +190,12 @@ def _changed(task: ClaimedTask, record: PollRecord) -> bool:
     return video.status != task.status or progress_moved or task.last_error is not None
 
 
+def _due_at_once(record: PollRecord, now: datetime) -> PollRecord:
+    if record.finished or record.next_poll_at <= now:
+        return record
+    return replace(record, next_poll_at=now)
+
+
 def _log_poll(record: PollRecord) -> None:
     fetch = record.fetch
     video = fetch.video
@@ -276,6 +282,8 @@ class Poller:
         self._in_flight: dict[str, asyncio.Task[PollRecord | None]] = {}
         self._results: list[PollRecord] = []
         self._unstarted: list[str] = []
+        # Tasks a webhook made due while a poll of theirs was under way (see poll_soon).
+        self._due_again: set[str] = set()
         self._paused_until: datetime | None = None
         self._auth_failures = 0
         self._refused_at: datetime | None = None
@@ -505,7 +513,11 @@ class Poller:
                     self._unstarted.append(task.task_id)
                     return None
                 fetch = await self._api.fetch(task.task_id)
-            record = self._apply_account_rules(decide(task, fetch, now, self._policy, self._rng))
+            record = decide(task, fetch, now, self._policy, self._rng)
+            if task.task_id in self._due_again:
+                self._due_again.discard(task.task_id)
+                record = _due_at_once(record, self._clock.now())
+            record = self._apply_account_rules(record)
             if record.finished and self._follow_ups:
                 record = self._with_follow_ups(task, record)
             if self._record_changes_only and not _changed(task, record):
@@ -522,6 +534,20 @@ class Poller:
         self._observer.polled(record, lateness)
         _log_poll(record)
         return record
+
+    def poll_soon(self, task_id: str) -> None:
+        """A webhook said the task changed, and the database now has it due. A poll of it sent
+        before the news, or its result not yet written, would put its next poll an interval
+        away again: it is kept due instead."""
+        if task_id in self._in_flight:
+            self._due_again.add(task_id)
+        now = self._clock.now()
+        if self._is_paused(now):
+            return  # the account's pause wins; the results already wait for it
+        self._results = [
+            _due_at_once(record, now) if record.task_id == task_id else record
+            for record in self._results
+        ]
 
     def _with_follow_ups(self, task: ClaimedTask, record: PollRecord) -> PollRecord:
         """What a finished task owes: its files if it completed, a notification per channel.

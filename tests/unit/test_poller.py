@@ -493,3 +493,62 @@ def test_a_tick_stuck_on_the_database_is_not_counted_as_ticking() -> None:
         assert asyncio.run(scenario()) == (0, 1)
     finally:
         poller.close()
+
+
+class GatedAPI(ScriptedAPI):
+    """Answers only once let through, so a test can act while a poll is under way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def fetch(self, task_id: str) -> FetchResult:
+        self.asked.set()
+        await self.gate.wait()
+        return await super().fetch(task_id)
+
+
+@pytest.mark.parametrize("news_arrives", ["while the poll is under way", "before it is written"])
+def test_a_webhook_during_a_poll_keeps_the_task_due(news_arrives: str) -> None:
+    """poll_soon while a poll of the task is in flight, or its result not yet written: the
+    result keeps the task due at once instead of an interval away."""
+    repository = InMemoryRepository()
+    repository.add_tasks(["t1"], None, START)
+    api = GatedAPI()
+    clock = FakeClock()
+    poller = Poller(repository, api, policy=POLICY, owner="d", clock=clock)
+
+    async def scenario() -> None:
+        polling = asyncio.create_task(poller.tick())
+        await api.asked.wait()
+        if news_arrives == "while the poll is under way":
+            poller.poll_soon("t1")
+        api.gate.set()
+        await polling
+        while poller.polls == 0:
+            await asyncio.sleep(0)
+        if news_arrives == "before it is written":
+            poller.poll_soon("t1")
+        await poller.flush()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        poller.close()
+    [task] = repository.tasks()
+    assert task.poll_count == 1
+    assert task.next_poll_at == START
+
+
+def test_without_news_a_poll_puts_the_task_an_interval_away() -> None:
+    """The control for the test above: the same poll, no webhook, next poll an interval on."""
+    repository = InMemoryRepository()
+    repository.add_tasks(["t1"], None, START)
+    poller = make_poller(repository, ScriptedAPI(), FakeClock())
+    try:
+        run_pass(poller)
+    finally:
+        poller.close()
+    [task] = repository.tasks()
+    assert task.next_poll_at >= START + timedelta(seconds=POLICY.interval * 0.5)
