@@ -595,7 +595,7 @@ class Poller:
             self._refused_at = self._clock.now()
             doubling = 2.0 ** min(self._auth_failures - 1, 32)
             delay = min(self._policy.interval * doubling, AUTH_BACKOFF_CAP)
-            self._pause(self._refused_at + timedelta(seconds=delay))
+            self._pause_every_task(self._refused_at + timedelta(seconds=delay))
             logger.error(
                 "the API refused the token (HTTP %s): pausing every task for %gs "
                 "(attempt %d); check TRACKER_API_TOKEN",
@@ -608,9 +608,7 @@ class Poller:
             if wait is None:
                 wait = self._policy.backoff(record.error_count, self._rng)
             until = self._clock.now() + timedelta(seconds=wait)  # counted from the answer
-            self._pause(until)
-            # Stored in every task's next_poll_at, so a restart does not hit the limit again.
-            self._postpone_until = max(until, self._postpone_until or until)
+            self._pause_every_task(until)
             logger.warning("rate limited (HTTP 429): pausing every task for %gs", wait)
         elif record.fetch.video is not None and not sent_before_refusal:
             self._auth_failures = 0
@@ -618,6 +616,12 @@ class Poller:
         if self._paused_until is not None and record.next_poll_at < self._paused_until:
             return replace(record, next_poll_at=self._paused_until)
         return record
+
+    def _pause_every_task(self, until: datetime) -> None:
+        """Here, and stored in every task's next_poll_at at the next write, so that neither a
+        restart nor a `tracker poll` asks the API again before ``until`` (SPEC §6.3)."""
+        self._pause(until)
+        self._postpone_until = max(until, self._postpone_until or until)
 
     def _is_paused(self, now: datetime) -> bool:
         return self._paused_until is not None and now < self._paused_until

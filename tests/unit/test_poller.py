@@ -345,6 +345,24 @@ def test_401_pauses_the_daemon_with_growing_waits_and_finishes_nothing() -> None
     assert all(task.error_count == 0 for task in repository.tasks())
 
 
+def test_a_refused_token_pause_is_stored_for_every_task() -> None:
+    """After a 401 every unfinished task waits out the pause in next_poll_at, so a restart or
+    a `tracker poll` does not ask the API again before it ends (SPEC §6.3)."""
+    repository, clock = InMemoryRepository(), FakeClock()
+    repository.add_tasks([f"t{i}" for i in range(5)], None, START)
+    api = ScriptedAPI(default=http_error(401))
+    poller = make_poller(repository, api, clock, concurrency=1)
+    try:
+        asyncio.run(poller.poll_pass())
+    finally:
+        poller.close()
+    assert sum(api.calls.values()) == 1
+    assert poller.paused_until is not None
+    assert all(task.next_poll_at >= poller.paused_until for task in repository.tasks())
+    unpolled = [task for task in repository.tasks() if task.poll_count == 0]
+    assert len(unpolled) == 4 and {task.next_poll_at for task in unpolled} == {poller.paused_until}
+
+
 def test_tick_claims_due_tasks_and_the_next_tick_writes_them() -> None:
     """The daemon's tick starts polls without waiting for them; a later tick writes them."""
     repository, clock = InMemoryRepository(), FakeClock()
