@@ -25,6 +25,7 @@ from tracker.config import (
     DEFAULT_DATABASE_URL,
     Secret,
     Settings,
+    check_daemon_settings,
     checked_token,
     child_environment,
     load_settings,
@@ -273,6 +274,7 @@ class Tracker:
         """The daemon inside a running event loop; returns once ``stop`` is set."""
         from tracker.daemon import Worker, run_daemon  # APScheduler is loaded by the daemon only
 
+        check_daemon_settings(self.settings)
         await asyncio.to_thread(release_leases_of_dead_daemons, self.repository)
         owner = daemon_id()
         database = DatabaseThread()

@@ -433,12 +433,16 @@ def load_settings(
     ):
         if environ.get(variable):
             values[name] = _checked_secret(environ[variable], variable)
-    settings = Settings(**values)
+    return Settings(**values)
+
+
+def check_daemon_settings(settings: Settings) -> None:
+    """What only a daemon needs, checked when one starts (a shared environment file set up
+    for the daemon must not stop `tracker list`)."""
     if settings.webhook_port is not None and settings.webhook_secret is None:
         raise ConfigError(
             f"--webhook-port needs {WEBHOOK_SECRET_VARIABLE}: unsigned webhooks are refused"
         )
-    return settings
 
 
 def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -562,6 +562,14 @@ def test_a_port_in_use_for_metrics_is_a_usage_error(tracker: Run, api: API) -> N
     assert_usage_error(result, f"--metrics-port {port}", "cannot listen")
 
 
+def test_settings_only_the_daemon_needs_do_not_stop_other_commands(tracker: Run) -> None:
+    """A shared environment with --webhook-port but its secret missing: `list` works, `run`
+    refuses to start (exit 2, one line)."""
+    env = {"TRACKER_WEBHOOK_PORT": "8080", "TRACKER_API_TOKEN": "sk-x"}
+    assert tracker("list", env=env).returncode == 0
+    assert_usage_error(tracker("run", env=env), "--webhook-port needs TRACKER_WEBHOOK_SECRET")
+
+
 def test_with_json_logs_the_error_line_is_json_too(tracker: Run) -> None:
     """Under --log-format json, a failing command's last line is a JSON object as well."""
     result = tracker("--log-format", "json", "history", "video_unknown")
