@@ -7,7 +7,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -63,6 +63,16 @@ logger = logging.getLogger(__name__)
 
 NOTIFY_TIMEOUT = 10.0
 DRAIN_SECONDS = 3.0
+
+
+async def _listen(
+    start: Callable[[str, int], Awaitable[int]], flag: str, host: str, port: int
+) -> int:
+    """Start a server of the daemon's; a port it cannot have is a setting to fix (exit 2)."""
+    try:
+        return await start(host, port)
+    except OSError as exc:
+        raise ConfigError(f"{flag} {port}: cannot listen: {exc.strerror or exc}") from None
 
 
 def _saved_in(download: Download, directory: str) -> bool:
@@ -460,12 +470,9 @@ class Tracker:
         assert settings.metrics_port is not None
         refresher = GaugeRefresher(metrics, poller, self.repository, database, self._clock)
         server = MetricsServer(metrics, refresher.database_up)
-        try:
-            self.metrics_port = await server.start(settings.metrics_host, settings.metrics_port)
-        except OSError as exc:
-            raise ConfigError(
-                f"--metrics-port {settings.metrics_port}: cannot listen: {exc.strerror or exc}"
-            ) from None
+        self.metrics_port = await _listen(
+            server.start, "--metrics-port", settings.metrics_host, settings.metrics_port
+        )
         stack.push_async_callback(server.close)
         return refresher
 
@@ -485,12 +492,9 @@ class Tracker:
             poll_now,
             lambda: clock.now().timestamp(),
         )
-        try:
-            self.webhook_port = await receiver.start(settings.webhook_host, settings.webhook_port)
-        except OSError as exc:
-            raise ConfigError(
-                f"--webhook-port {settings.webhook_port}: cannot listen: {exc.strerror or exc}"
-            ) from None
+        self.webhook_port = await _listen(
+            receiver.start, "--webhook-port", settings.webhook_host, settings.webhook_port
+        )
         stack.push_async_callback(receiver.close)
 
     def _client(self) -> VideoClient:

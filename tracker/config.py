@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -131,15 +131,21 @@ def parse_concurrency(raw: str) -> int:
     return value
 
 
-def parse_api_base(raw: str) -> str:
-    """An http(s) base URL without a trailing slash; a trailing ``/v1`` is dropped (we add it)."""
-    parts = urlsplit(raw.strip())
+def _split_http_url(text: str) -> SplitResult:
+    """``text`` split, if it is an http(s) URL with a host and a port that is a port."""
+    parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("not an http:// or https:// URL")
     try:
         parts.port  # noqa: B018 (parsing the port is the check)
     except ValueError:
         raise ValueError("the port is not a number from 0 to 65535") from None
+    return parts
+
+
+def parse_api_base(raw: str) -> str:
+    """An http(s) base URL without a trailing slash; a trailing ``/v1`` is dropped (we add it)."""
+    parts = _split_http_url(raw.strip())
     if parts.query or parts.fragment:
         raise ValueError("must not have a query or fragment")
     base = raw.strip().rstrip("/")
@@ -208,13 +214,7 @@ def parse_http_url(raw: str) -> str:
     text = raw.strip()
     if any(char.isspace() or not char.isprintable() for char in text):
         raise ValueError("contains spaces or control characters")
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("not an http:// or https:// URL")
-    try:
-        parts.port  # noqa: B018 (parsing the port is the check)
-    except ValueError:
-        raise ValueError("the port is not a number from 0 to 65535") from None
+    _split_http_url(text)
     import httpx  # only `run` parses URLs like this: the other commands need not load it
 
     try:

@@ -483,13 +483,7 @@ class SQLRepository:
 
     def record_download(self, owner: str, job: DownloadJob, outcome: DownloadOutcome) -> None:
         """Write how a download attempt ended and give its lease back."""
-        values: dict[str, Any] = {
-            "state": outcome.state,
-            "attempts": downloads.c.attempts + 1,
-            "last_error": outcome.error,
-            "lease_owner": None,
-            "lease_expires_at": None,
-        }
+        values = _attempt_values(downloads, outcome)
         if outcome.state == "done":
             values.update(
                 path=outcome.path,
@@ -497,8 +491,6 @@ class SQLRepository:
                 sha256=outcome.sha256,
                 downloaded_at=outcome.at,
             )
-        if outcome.next_attempt_at is not None:
-            values["next_attempt_at"] = outcome.next_attempt_at
         with self._writing() as connection:
             connection.execute(
                 update(downloads)
@@ -570,17 +562,9 @@ class SQLRepository:
         ]
 
     def record_event(self, owner: str, job: EventJob, outcome: EventOutcome) -> None:
-        values: dict[str, Any] = {
-            "state": outcome.state,
-            "attempts": outbox.c.attempts + 1,
-            "last_error": outcome.error,
-            "lease_owner": None,
-            "lease_expires_at": None,
-        }
+        values = _attempt_values(outbox, outcome)
         if outcome.state == "delivered":
             values["delivered_at"] = outcome.at
-        if outcome.next_attempt_at is not None:
-            values["next_attempt_at"] = outcome.next_attempt_at
         with self._writing() as connection:
             connection.execute(
                 update(outbox)
@@ -883,6 +867,21 @@ def _aware(value: datetime | str | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value
+
+
+def _attempt_values(table: Table, outcome: DownloadOutcome | EventOutcome) -> dict[str, Any]:
+    """The columns every ended attempt at a download or a notification sets in ``table``:
+    its state and error, one more attempt, the next one if any, and the lease given back."""
+    values: dict[str, Any] = {
+        "state": outcome.state,
+        "attempts": table.c.attempts + 1,
+        "last_error": outcome.error,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
+    if outcome.next_attempt_at is not None:
+        values["next_attempt_at"] = outcome.next_attempt_at
+    return values
 
 
 def _lease_free(table: Table, now: datetime) -> ColumnElement[bool]:
