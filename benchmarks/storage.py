@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tracker import Tracker
-from tracker.retention import prune
+from tracker.daemon.retention import prune
 from tracker.simulator import Reply, Simulator, SimulatorServer
 
 TOKEN = "storage-benchmark-token"
@@ -80,7 +80,7 @@ def main() -> None:
             if mode == "all":
                 with Tracker(database_url=f"sqlite:///{database}") as tracker:
                     cutoff = datetime.now(UTC) + timedelta(days=1)  # everything counts as old
-                    prune(tracker.repository, cutoff)
+                    prune(tracker.store.repository, cutoff)
                 results.append(("--record all, then prune", *size(database)))
     print(
         f"\n| per 10,000 tasks (43 polls each; measured with {args.tasks:,}, scaled) "

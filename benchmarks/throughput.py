@@ -200,15 +200,15 @@ def peers(url: str, tasks: int, seconds: float) -> None:
         report("peers", "raw aiohttp, 64 in flight", f"{asyncio.run(raw_aiohttp()):,.0f}/s")
     report(
         "peers",
-        "tracker's client (httpx over tracker.transport, uvloop), 32",
+        "tracker's client (httpx over tracker.http.transport, uvloop), 32",
         f"{tracker_client_rate(url, tasks, seconds):,.0f}/s",
     )
 
 
 def tracker_client_rate(url: str, tasks: int, seconds: float, in_flight: int = 32) -> float:
-    from tracker.client import VideoClient
-    from tracker.config import Secret
-    from tracker.eventloop import run_event_loop
+    from tracker.core.eventloop import run_event_loop
+    from tracker.http.client import VideoClient
+    from tracker.settings import Secret
 
     async def go() -> float:
         async with VideoClient(url, Secret(TOKEN), timeout=30, max_connections=in_flight) as client:

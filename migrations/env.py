@@ -8,9 +8,9 @@ from alembic import context
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from tracker.config import load_settings
-from tracker.db import WRITE, create_engine
-from tracker.schema import metadata
+from tracker.settings import load_settings
+from tracker.store.engine import WRITE, create_engine
+from tracker.store.schema import metadata
 
 # Any constant will do; it only has to be the same in every process that migrates.
 _MIGRATION_LOCK_KEY = 0x7472_6163_6B65_72
@@ -41,8 +41,8 @@ def _run(connection: Connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         # Alembic assumes SQLite cannot roll back DDL because of the sqlite3 module's own
-        # transaction handling, which tracker.db turns off; one transaction (BEGIN IMMEDIATE)
-        # then holds the write lock from reading the revision to the last migration.
+        # transaction handling, which tracker.store.engine turns off; one transaction (BEGIN
+        # IMMEDIATE) then holds the write lock from reading the revision to the last migration.
         transactional_ddl=True,
     )
     with context.begin_transaction():

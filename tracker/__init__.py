@@ -3,7 +3,8 @@
 The public surface is what this module exports; the modules behind it may change.
 """
 
-from tracker.app import Tracker
+from tracker.core.models import AddResult, FinishReason, RemoveResult, Snapshot, Task
+from tracker.daemon.poller import PassSummary
 from tracker.errors import (
     ConfigError,
     DatabaseError,
@@ -13,9 +14,8 @@ from tracker.errors import (
     UnknownTaskError,
     UsageError,
 )
-from tracker.models import AddResult, FinishReason, RemoveResult, Snapshot, Task
-from tracker.poller import PassSummary
-from tracker.repository import QueryResult
+from tracker.python_api import Tracker
+from tracker.store.repository import QueryResult
 
 __version__ = "0.1.0"
 

@@ -8,8 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from tracker.errors import UnknownTaskError
-from tracker.models import (
+from tracker.core.models import (
     AddResult,
     ClaimedTask,
     FinishReason,
@@ -19,6 +18,7 @@ from tracker.models import (
     Snapshot,
     Task,
 )
+from tracker.errors import UnknownTaskError
 
 
 class InMemoryRepository:

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import API
-from tracker import db
-from tracker.models import Snapshot, Task
+from tracker.core.models import Snapshot, Task
 from tracker.simulator import content_of
+from tracker.store import engine as db
 
 TRACKER = str(Path(sys.executable).with_name("tracker"))
 SPEC_TASK_COLUMNS = {

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from tests.conftest import API
-from tracker import db
+from tracker.store import engine as db
 
 TRACKER = str(Path(sys.executable).with_name("tracker"))
 INTERVAL = 0.3

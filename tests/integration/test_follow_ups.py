@@ -20,11 +20,11 @@ import httpx
 import pytest
 
 from tests.conftest import API, make_tracker, run_until_done
-from tracker.config import Secret
+from tracker.core.models import NewDownload
 from tracker.errors import DatabaseError
-from tracker.models import NewDownload
+from tracker.http.signing import secret_key, verify
+from tracker.settings import Secret
 from tracker.simulator import Reply, content_of, send_webhook
-from tracker.webhooks import secret_key, verify
 
 NOTIFY_SECRET = "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHM="  # base64("secret-key-for-tests")
 DONE = Reply(video={"status": "completed", "progress": 100})
@@ -481,7 +481,7 @@ def test_a_command_that_leaves_a_background_job_is_a_delivery(
 def test_the_receiver_refuses_huge_bodies_and_acts_once_per_event() -> None:
     """A body over 64 KiB gets 413 unread. An event the daemon could not act on gets 503 and
     its retry is acted on; a retry after that gets 200 and is not acted on again."""
-    from tracker.webhooks import WebhookReceiver
+    from tracker.http.signing import WebhookReceiver
 
     key_secret = "whsec_YS1sb25nLWVub3VnaC13ZWJob29rLXNlY3JldA=="
     polled: list[str] = []

@@ -11,7 +11,7 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from tracker import db
+from tracker.store import engine as db
 
 
 def test_there_is_exactly_one_head() -> None:
@@ -66,7 +66,7 @@ def test_many_processes_upgrading_one_new_database_at_once_all_succeed(database_
     (SQLite: the write lock; PostgreSQL: an advisory lock)."""
     url = database_url
     script = (
-        "import sys; from tracker import db; "
+        "import sys; from tracker.store import engine as db; "
         "engine = db.create_engine(sys.argv[1]); db.ensure_schema(engine); "
         "print(db.current_revision(engine))"
     )

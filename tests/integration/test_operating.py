@@ -17,14 +17,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
 from tests.conftest import API, make_tracker
-from tracker import db
-from tracker.dbthread import DatabaseThread
+from tracker.cli.live import Watcher, view
+from tracker.core.models import Stats, Task
+from tracker.daemon.dbthread import DatabaseThread
+from tracker.daemon.retention import Retention
 from tracker.errors import DatabaseError
-from tracker.models import Stats, Task
-from tracker.repository import SQLRepository
-from tracker.retention import Retention
 from tracker.simulator import Reply
-from tracker.watch import Watcher, view
+from tracker.store import engine as db
+from tracker.store.repository import SQLRepository
 
 OLD = datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -278,7 +278,7 @@ def history_repository(database_url: str) -> SQLRepository:
         }
     )
     with engine.begin() as connection:
-        from tracker.schema import snapshots, tasks
+        from tracker.store.schema import snapshots, tasks
 
         connection.execute(snapshots.insert(), rows)
         reasons = {"done": "completed", "failed": "failed", "given_up": "timed_out"}
@@ -301,7 +301,7 @@ def test_prune_keeps_first_terminal_and_every_status_change(
 ) -> None:
     """Of finished tasks' old snapshots, only repetitions go (the last one seen stays, even
     with no finishing poll); unfinished tasks keep all."""
-    from tracker.retention import prune
+    from tracker.daemon.retention import prune
 
     cutoff = datetime.now(UTC) - timedelta(days=30)
     would = prune(history_repository, cutoff, dry_run=True)

@@ -13,12 +13,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import text
 
-from tracker import db
+from tracker.core.models import FetchResult
+from tracker.core.video import Video
+from tracker.daemon.poller import Policy, decide
 from tracker.errors import QueryRefusedError, UnknownTaskError
-from tracker.models import FetchResult
-from tracker.poller import Policy, decide
-from tracker.repository import SQLRepository
-from tracker.video import Video
+from tracker.store import engine as db
+from tracker.store.repository import SQLRepository
 
 NOW = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
 POLICY = Policy(interval=10, give_up_after=3600, request_timeout=5)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import trustme
 
-from tracker.transport import HTTP1Transport
+from tracker.http.transport import HTTP1Transport
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

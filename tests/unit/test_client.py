@@ -9,10 +9,10 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tracker.client import MAX_BODY_BYTES, ContentClient, TransferError, VideoClient
-from tracker.config import Secret
-from tracker.downloads import is_permanent
-from tracker.models import FetchResult
+from tracker.core.models import FetchResult
+from tracker.daemon.downloads import is_permanent
+from tracker.http.client import MAX_BODY_BYTES, ContentClient, TransferError, VideoClient
+from tracker.settings import Secret
 
 VIDEO = {"id": "video_1", "object": "video", "status": "in_progress", "progress": 40}
 

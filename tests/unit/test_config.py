@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tracker.config import Secret, Settings, load_settings, parse_duration
 from tracker.errors import ConfigError
+from tracker.settings import Secret, Settings, load_settings, parse_duration
 
 
 def test_defaults_are_the_ones_the_spec_names() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tracker.downloads import file_name
+from tracker.daemon.downloads import file_name
 
 
 def test_a_plain_id_is_the_file_name() -> None:

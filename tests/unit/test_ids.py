@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tracker.core.ids import check_task_id, check_task_ids, path_segment
 from tracker.errors import InvalidTaskIDError
-from tracker.ids import check_task_id, check_task_ids, path_segment
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import io
 import json
 import logging
 
-from tracker.logs import JsonFormatter, Redact
+from tracker.cli.logs import JsonFormatter, Redact
 
 SECRET = "sk-live-0123456789abcdef"
 

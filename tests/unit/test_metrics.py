@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tracker.metrics import Metrics
-from tracker.models import Stats
+from tracker.core.models import Stats
+from tracker.daemon.metrics import Metrics
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from tracker.models import ClaimedTask, FetchResult, FinishReason, FollowUps, PollRecord
-from tracker.poller import Policy, Poller, decide
+from tracker.core.models import ClaimedTask, FetchResult, FinishReason, FollowUps, PollRecord
+from tracker.core.video import Video
+from tracker.daemon.poller import Policy, Poller, decide
 from tracker.testing import InMemoryRepository
-from tracker.video import Video
 
 START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 POLICY = Policy(interval=10.0, give_up_after=3600.0, request_timeout=5.0)

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from tracker import render
+from tracker.cli import render
 
 
 def test_repeated_column_names_keep_every_value() -> None:

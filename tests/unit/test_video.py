@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tracker.video import NotAVideoError, Phase, parse_progress, parse_timestamp, parse_video
+from tracker.core.video import NotAVideoError, Phase, parse_progress, parse_timestamp, parse_video
 
 
 @pytest.mark.parametrize(

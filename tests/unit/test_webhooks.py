@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tracker.config import load_settings
 from tracker.errors import ConfigError
-from tracker.webhooks import InvalidSignature, secret_key, signed_headers, verify
+from tracker.http.signing import InvalidSignature, secret_key, signed_headers, verify
+from tracker.settings import load_settings
 
 KEY = secret_key("whsec_YS1sb25nLWVub3VnaC13ZWJob29rLXNlY3JldA==")
 BODY = b'{"type": "video.completed", "data": {"id": "video_1"}}'

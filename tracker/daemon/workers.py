@@ -10,9 +10,9 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Generic, TypeVar
 
-from tracker.clock import Clock, SystemClock
-from tracker.dbthread import DatabaseThread
-from tracker.eventloop import finish_or_cancel
+from tracker.core.clock import Clock, SystemClock
+from tracker.core.eventloop import finish_or_cancel
+from tracker.daemon.dbthread import DatabaseThread
 
 logger = logging.getLogger(__name__)
 

@@ -38,9 +38,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.sql.expression import ColumnElement
 
-from tracker.db import WRITE
-from tracker.errors import DatabaseError, QueryRefusedError, UnknownTaskError
-from tracker.models import (
+from tracker.core.models import (
     AddResult,
     ClaimedTask,
     Download,
@@ -58,7 +56,9 @@ from tracker.models import (
     Stats,
     Task,
 )
-from tracker.schema import (
+from tracker.errors import DatabaseError, QueryRefusedError, UnknownTaskError
+from tracker.store.engine import WRITE
+from tracker.store.schema import (
     PENDING,
     RawJSON,
     downloads,

@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tracker.eventloop import run_event_loop
-from tracker.httpserver import (
+from tracker.core.eventloop import run_event_loop
+from tracker.core.video import Phase
+from tracker.http.server import (
     Answer,
     DropConnection,
     Request,
@@ -36,8 +37,7 @@ from tracker.httpserver import (
     error_body,
     serve_connection,
 )
-from tracker.video import Phase
-from tracker.webhooks import secret_key, signed_headers
+from tracker.http.signing import secret_key, signed_headers
 
 Style = Literal["openai", "relay"]
 
@@ -488,7 +488,3 @@ def main(argv: list[str] | None = None) -> None:
         threading.Event().wait()
     except KeyboardInterrupt:
         server.stop()
-
-
-if __name__ == "__main__":
-    main()

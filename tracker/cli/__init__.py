@@ -20,9 +20,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from tracker import db, logs, render
-from tracker.app import Tracker
-from tracker.config import (
+from tracker.cli import logs, render
+from tracker.core.encoding import jsonable
+from tracker.core.ids import check_task_id
+from tracker.core.models import Stats, Task
+from tracker.errors import TrackerError, UsageError
+from tracker.python_api import Tracker
+from tracker.settings import (
     FOLLOW_UP_OPTIONS,
     OPERATING_OPTIONS,
     OPTIONS_BY_FIELD,
@@ -30,9 +34,7 @@ from tracker.config import (
     load_settings,
     parse_duration,
 )
-from tracker.errors import TrackerError, UsageError
-from tracker.ids import check_task_id
-from tracker.models import Stats, Task
+from tracker.store import engine as db
 
 PROG = "tracker"
 _POLLING_FIELDS = ("api_base", "poll_interval", "concurrency", "request_timeout", "give_up_after")
@@ -451,16 +453,16 @@ def _stats(args: argparse.Namespace) -> int:
     with _tracker(args) as tracker:
         stats = tracker.stats()
     if args.json:
-        _print(json.dumps({k: render.jsonable(v) for k, v in asdict(stats).items()}, indent=2))
+        _print(json.dumps({k: jsonable(v) for k, v in asdict(stats).items()}, indent=2))
     else:
-        from tracker.watch import summary_lines  # rich is loaded by the commands that draw only
+        from tracker.cli.live import summary_lines  # rich is loaded by the commands that draw only
 
         _print("\n".join(summary_lines(stats)))
     return 0
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from tracker.watch import Watcher
+    from tracker.cli.live import Watcher
 
     refresh = _number(args.refresh, "--refresh", float)
     limit = int(_number(args.limit, "--limit", int))
@@ -538,8 +540,7 @@ def _write_rows(rows: Iterator[dict[str, Any]], export_format: str, out: TextIO)
     for row in rows:
         if export_format == "jsonl":
             out.write(
-                json.dumps({k: render.jsonable(v) for k, v in row.items()}, ensure_ascii=False)
-                + "\n"
+                json.dumps({k: jsonable(v) for k, v in row.items()}, ensure_ascii=False) + "\n"
             )
         else:
             if writer is None:
@@ -579,7 +580,7 @@ def _db(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from tracker.demo import run_demo
+    from tracker.cli.demo import run_demo
 
     # The live view already shows what the daemon's INFO lines would say.
     _configure_logging(args, _settings(args), shift=-1)

@@ -20,11 +20,9 @@ from datetime import datetime, timedelta
 from functools import cached_property, partial
 from typing import Any, Protocol, TypeVar
 
-from tracker.clock import Clock, SystemClock
-from tracker.config import Settings
-from tracker.dbthread import DatabaseThread
-from tracker.eventloop import finish_or_cancel
-from tracker.models import (
+from tracker.core.clock import Clock, SystemClock
+from tracker.core.eventloop import finish_or_cancel
+from tracker.core.models import (
     ClaimedTask,
     FetchResult,
     FinishReason,
@@ -34,9 +32,11 @@ from tracker.models import (
     PollRecord,
     Task,
 )
-from tracker.notify import finish_event, new_events
-from tracker.repository import Repository
-from tracker.video import Phase
+from tracker.core.video import Phase
+from tracker.daemon.dbthread import DatabaseThread
+from tracker.daemon.notify import finish_event, new_events
+from tracker.settings import Settings
+from tracker.store.repository import Repository
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class VideoAPI(Protocol):
 
 
 class Observer(Protocol):
-    """Is told what the poller does (the metrics, tracker.metrics); must not block."""
+    """Is told what the poller does (the metrics, tracker.daemon.metrics); must not block."""
 
     def polled(self, record: PollRecord, lateness: float) -> None: ...
 

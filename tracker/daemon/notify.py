@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO, Protocol
 
-from tracker.clock import Clock
-from tracker.dbthread import DatabaseThread
-from tracker.models import EventJob, EventOutcome, NewEvent
-from tracker.render import jsonable
-from tracker.webhooks import signed_headers
-from tracker.workers import ClaimingWorker
+from tracker.core.clock import Clock
+from tracker.core.encoding import jsonable
+from tracker.core.models import EventJob, EventOutcome, NewEvent
+from tracker.daemon.dbthread import DatabaseThread
+from tracker.daemon.workers import ClaimingWorker
+from tracker.http.signing import signed_headers
 
 logger = logging.getLogger(__name__)
 

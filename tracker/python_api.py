@@ -18,25 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
-from tracker import db
-from tracker.clock import Clock, SystemClock
-from tracker.config import (
-    DEFAULT_API_BASE,
-    DEFAULT_DATABASE_URL,
-    Secret,
-    Settings,
-    check_daemon_settings,
-    checked_token,
-    child_environment,
-    load_settings,
-    parse_download_dir,
-)
-from tracker.dbthread import DatabaseThread
-from tracker.downloads import Downloader
-from tracker.errors import ConfigError, UnknownTaskError, UsageError
-from tracker.eventloop import run_event_loop
-from tracker.ids import check_task_ids
-from tracker.models import (
+from tracker.core.clock import Clock, SystemClock
+from tracker.core.eventloop import run_event_loop
+from tracker.core.ids import check_task_ids
+from tracker.core.models import (
     AddResult,
     Download,
     FinishReason,
@@ -47,17 +32,32 @@ from tracker.models import (
     Stats,
     Task,
 )
-from tracker.notify import Channels, Notifier
-from tracker.poller import ASSETS_LAST, PassSummary, Policy, Poller
-from tracker.repository import QueryResult, SQLRepository
-from tracker.retention import Retention, prune
-from tracker.webhooks import WebhookReceiver, secret_key
+from tracker.daemon.dbthread import DatabaseThread
+from tracker.daemon.downloads import Downloader
+from tracker.daemon.notify import Channels, Notifier
+from tracker.daemon.poller import ASSETS_LAST, PassSummary, Policy, Poller
+from tracker.daemon.retention import Retention, prune
+from tracker.errors import ConfigError, UnknownTaskError, UsageError
+from tracker.http.signing import WebhookReceiver, secret_key
+from tracker.settings import (
+    DEFAULT_API_BASE,
+    DEFAULT_DATABASE_URL,
+    Secret,
+    Settings,
+    check_daemon_settings,
+    checked_token,
+    child_environment,
+    load_settings,
+    parse_download_dir,
+)
+from tracker.store import engine as db
+from tracker.store.repository import QueryResult, SQLRepository
 
 if TYPE_CHECKING:
     import httpx
 
-    from tracker.client import VideoClient
-    from tracker.metrics import GaugeRefresher, Metrics
+    from tracker.daemon.metrics import GaugeRefresher, Metrics
+    from tracker.http.client import VideoClient
 
 logger = logging.getLogger(__name__)
 
@@ -282,7 +282,10 @@ class Tracker:
         handle_signals: bool = False,
     ) -> None:
         """The daemon inside a running event loop; returns once ``stop`` is set."""
-        from tracker.daemon import Worker, run_daemon  # APScheduler is loaded by the daemon only
+        from tracker.daemon.scheduler import (  # APScheduler is loaded by the daemon only
+            Worker,
+            run_daemon,
+        )
 
         check_daemon_settings(self.settings)
         await asyncio.to_thread(release_leases_of_dead_daemons, self.repository)
@@ -295,7 +298,7 @@ class Tracker:
                 metrics = None
                 if self.settings.metrics_port is not None:
                     # prometheus-client is loaded by a daemon that serves metrics only
-                    from tracker.metrics import Metrics
+                    from tracker.daemon.metrics import Metrics
 
                     metrics = Metrics()
                 poller = self._poller(client, owner, database, follow_ups, metrics)
@@ -415,7 +418,7 @@ class Tracker:
         directory: str,
         task_id: str | None = None,
     ) -> Downloader:
-        from tracker.client import ContentClient
+        from tracker.http.client import ContentClient
 
         Path(directory).mkdir(parents=True, exist_ok=True)
         source = ContentClient(
@@ -437,7 +440,7 @@ class Tracker:
     async def _notifier(
         self, stack: AsyncExitStack, owner: str, database: DatabaseThread, follow_ups: FollowUps
     ) -> Notifier:
-        from tracker.client import EventPoster
+        from tracker.http.client import EventPoster
 
         settings = self.settings
         poster = None
@@ -464,7 +467,7 @@ class Tracker:
     async def _serve_metrics(
         self, stack: AsyncExitStack, metrics: Metrics, poller: Poller, database: DatabaseThread
     ) -> GaugeRefresher:
-        from tracker.metrics import GaugeRefresher, MetricsServer
+        from tracker.daemon.metrics import GaugeRefresher, MetricsServer
 
         settings = self.settings
         assert settings.metrics_port is not None
@@ -498,7 +501,7 @@ class Tracker:
         stack.push_async_callback(receiver.close)
 
     def _client(self) -> VideoClient:
-        from tracker.client import VideoClient  # HTTP is loaded by the commands that poll
+        from tracker.http.client import VideoClient  # HTTP is loaded by the commands that poll
 
         return VideoClient(
             self.settings.api_base,

@@ -18,11 +18,11 @@ from typing import Any
 
 import httpx
 
-from tracker.config import Secret
-from tracker.ids import path_segment
-from tracker.models import FetchResult
-from tracker.transport import HTTP1Transport
-from tracker.video import NotAVideoError, parse_video
+from tracker.core.ids import path_segment
+from tracker.core.models import FetchResult
+from tracker.core.video import NotAVideoError, parse_video
+from tracker.http.transport import HTTP1Transport
+from tracker.settings import Secret
 
 MAX_BODY_BYTES = 1024 * 1024
 # Waits the API asks for are honoured up to a day: beyond that they are a broken header.

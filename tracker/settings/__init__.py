@@ -201,7 +201,7 @@ def parse_download_dir(raw: str) -> str:
 
 
 def parse_variants(raw: str) -> tuple[str, ...]:
-    from tracker.models import VARIANTS
+    from tracker.core.models import VARIANTS
 
     variants = tuple(dict.fromkeys(v.strip().lower() for v in raw.split(",") if v.strip()))
     unknown = [v for v in variants if v not in VARIANTS]
@@ -458,7 +458,7 @@ def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str
 
 
 def _checked_secret(text: str, source: str) -> Secret:
-    from tracker.webhooks import secret_key
+    from tracker.http.signing import secret_key
 
     try:
         key = secret_key(text.strip())

@@ -7,9 +7,9 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
-from tracker import render
-from tracker.app import Tracker
-from tracker.eventloop import run_event_loop
+from tracker.cli import render
+from tracker.core.eventloop import run_event_loop
+from tracker.python_api import Tracker
 from tracker.simulator import Simulator, SimulatorServer
 
 DEMO_TOKEN = "demo-token"

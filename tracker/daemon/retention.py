@@ -14,9 +14,9 @@ import logging
 import time
 from datetime import datetime, timedelta
 
-from tracker.clock import Clock, SystemClock
-from tracker.dbthread import DatabaseThread
-from tracker.repository import SQLRepository
+from tracker.core.clock import Clock, SystemClock
+from tracker.daemon.dbthread import DatabaseThread
+from tracker.store.repository import SQLRepository
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from tracker.core.models import FinishReason, Stats, Task
 from tracker.errors import TrackerError
-from tracker.models import FinishReason, Stats, Task
 
 
 def age(delta: timedelta) -> str:

@@ -23,7 +23,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tracker.httpserver import Answer, Request, error_body, serve_connection
+from tracker.http.server import Answer, Request, error_body, serve_connection
 
 logger = logging.getLogger(__name__)
 

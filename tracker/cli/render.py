@@ -5,35 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import Any
+
+from tracker.core.encoding import jsonable
 
 # How SQLAlchemy writes tracker's UTC timestamps into SQLite.
 _STORED_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?")
-
-
-def jsonable(value: Any) -> Any:
-    """A value as JSON can hold it: timestamps as ISO 8601 strings (SPEC §4), numbers PostgreSQL
-    returns as Decimal as numbers, intervals as seconds, anything else unknown as text."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # JSON has no NaN or Infinity
-    if value is None or isinstance(value, str | int | float | bool | list | dict):
-        return value
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat() if value.tzinfo else value.isoformat()
-    if isinstance(value, date | time):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, bytes | memoryview):
-        return bytes(value).decode("utf-8", errors="replace")
-    return str(value)
 
 
 def to_json(rows: Sequence[Mapping[str, Any]]) -> str:

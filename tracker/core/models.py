@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tracker.video import Video
+from tracker.core.video import Video
 
 
 class FinishReason(enum.StrEnum):

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from tracker.poller import Policy, Poller
+from tracker.daemon.poller import Policy, Poller
 
 logger = logging.getLogger(__name__)
 

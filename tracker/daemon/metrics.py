@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
-from tracker.clock import Clock
-from tracker.dbthread import DatabaseThread
-from tracker.httpserver import Answer, Request, error_body, serve_connection
-from tracker.models import DOWNLOAD_STATES, EVENT_STATES, FinishReason, PollRecord, Stats
+from tracker.core.clock import Clock
+from tracker.core.models import DOWNLOAD_STATES, EVENT_STATES, FinishReason, PollRecord, Stats
+from tracker.daemon.dbthread import DatabaseThread
+from tracker.http.server import Answer, Request, error_body, serve_connection
 
 if TYPE_CHECKING:
-    from tracker.poller import Poller
-    from tracker.repository import SQLRepository
+    from tracker.daemon.poller import Poller
+    from tracker.store.repository import SQLRepository
 
 logger = logging.getLogger(__name__)
 

@@ -28,10 +28,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from tracker.clock import Clock
-from tracker.dbthread import DatabaseThread
-from tracker.models import DownloadJob, DownloadOutcome
-from tracker.workers import ClaimingWorker
+from tracker.core.clock import Clock
+from tracker.core.models import DownloadJob, DownloadOutcome
+from tracker.daemon.dbthread import DatabaseThread
+from tracker.daemon.workers import ClaimingWorker
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from tracker.errors import DatabaseError
-from tracker.schema import serialize_json
+from tracker.store.schema import serialize_json
 
 if TYPE_CHECKING:
     from alembic.config import Config

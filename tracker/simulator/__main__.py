@@ -1,0 +1,3 @@
+from tracker.simulator import main
+
+main()
