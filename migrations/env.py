@@ -21,7 +21,7 @@ if config.config_file_name is not None and config.attributes.get("connection") i
 
 
 def _database_url() -> str:
-    return config.get_main_option("sqlalchemy.url") or load_settings().database_url
+    return config.get_main_option("sqlalchemy.url") or load_settings(["database_url"]).database_url
 
 
 def run_migrations_offline() -> None:

@@ -3,8 +3,9 @@
 The public surface is what this module exports; the modules behind it may change.
 """
 
-from tracker.core.models import AddResult, FinishReason, RemoveResult, Snapshot, Task
-from tracker.daemon.poller import PassSummary
+from tracker._version import __version__
+from tracker.core.models import AddResult, FinishReason, PassSummary, RemoveResult, Snapshot, Task
+from tracker.core.secrets import Secret
 from tracker.errors import (
     ConfigError,
     DatabaseError,
@@ -15,9 +16,8 @@ from tracker.errors import (
     UsageError,
 )
 from tracker.python_api import Tracker
-from tracker.store.repository import QueryResult
-
-__version__ = "0.1.0"
+from tracker.settings import Settings
+from tracker.store import QueryResult
 
 __all__ = [
     "AddResult",
@@ -29,10 +29,13 @@ __all__ = [
     "QueryRefusedError",
     "QueryResult",
     "RemoveResult",
+    "Secret",
+    "Settings",
     "Snapshot",
     "Task",
     "Tracker",
     "TrackerError",
     "UnknownTaskError",
     "UsageError",
+    "__version__",
 ]

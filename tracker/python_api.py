@@ -1,22 +1,15 @@
-"""``Tracker``: the Python API for programs that embed tracker instead of running the command."""
+"""``Tracker``: the Python API for programs that embed tracker instead of running the command
+(docs/python-api.md). It opens the database on first use and hands the daemon's work to
+``tracker.daemon.runner.Daemon``."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
-import secrets
-import socket
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from contextlib import AsyncExitStack
-from dataclasses import replace
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from functools import cached_property
-from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
-
-from sqlalchemy import Engine
 
 from tracker.core.clock import Clock, SystemClock
 from tracker.core.eventloop import run_event_loop
@@ -25,146 +18,56 @@ from tracker.core.models import (
     AddResult,
     Download,
     FinishReason,
-    FollowUps,
-    NewDownload,
+    PassSummary,
     RemoveResult,
     Snapshot,
     Stats,
     Task,
 )
-from tracker.daemon.dbthread import DatabaseThread
-from tracker.daemon.downloads import Downloader
-from tracker.daemon.notify import Channels, Notifier
-from tracker.daemon.poller import ASSETS_LAST, PassSummary, Policy, Poller
-from tracker.daemon.retention import Retention, prune
 from tracker.errors import ConfigError, UnknownTaskError, UsageError
-from tracker.http.signing import WebhookReceiver, secret_key
-from tracker.settings import (
-    DEFAULT_API_BASE,
-    DEFAULT_DATABASE_URL,
-    Secret,
-    Settings,
-    check_daemon_settings,
-    checked_token,
-    child_environment,
-    load_settings,
-    parse_download_dir,
-)
-from tracker.store import engine as db
-from tracker.store.repository import QueryResult, SQLRepository
+from tracker.settings import Settings, settings_from_keywords
+from tracker.settings.values import parse_download_dir
+from tracker.store import Database, QueryResult
 
 if TYPE_CHECKING:
     import httpx
 
-    from tracker.daemon.metrics import GaugeRefresher, Metrics
-    from tracker.http.client import VideoClient
-
-logger = logging.getLogger(__name__)
-
-NOTIFY_TIMEOUT = 10.0
-DRAIN_SECONDS = 3.0
-
-
-async def _listen(
-    start: Callable[[str, int], Awaitable[int]], flag: str, host: str, port: int
-) -> int:
-    """Start a server of the daemon's; a port it cannot have is a setting to fix (exit 2)."""
-    try:
-        return await start(host, port)
-    except OSError as exc:
-        raise ConfigError(f"{flag} {port}: cannot listen: {exc.strerror or exc}") from None
-
-
-def _saved_in(download: Download, directory: str) -> bool:
-    """Whether a download is done and its file is still there, in ``directory``."""
-    if download.state != "done" or download.path is None:
-        return False
-    path = Path(download.path)
-    return path.parent == Path(directory) and path.is_file()
-
-
-def daemon_id() -> str:
-    """Who holds a lease: host, PID namespace, process, and a random part for uniqueness."""
-    return f"{_process_home()}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def _process_home() -> str:
-    """Where a PID names one process: this boot of this machine (the boot ID is random per
-    boot, so hosts sharing a name differ) and this PID namespace (containers have their own)."""
-    try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
-        namespace = os.readlink("/proc/self/ns/pid").strip("pid:[]")
-    except OSError:
-        return f"{socket.gethostname()[:48]}:unknown"
-    return f"{socket.gethostname()[:48]}:{boot}.{namespace}"
-
-
-def release_leases_of_dead_daemons(repository: SQLRepository) -> list[str]:
-    """Give back at once the leases of daemons of this machine that are gone (a kill -9), so a
-    restart goes on where they stopped instead of waiting for the leases to expire."""
-    home = _process_home()
-    if home.endswith(":unknown"):
-        return []  # without a boot ID, a PID here cannot be told from one elsewhere
-    dead = []
-    for owner in repository.lease_owners():
-        owner_home, _, rest = owner.rpartition(":")[0].rpartition(":")
-        if owner_home == home and rest.isdigit() and not _is_running(int(rest)):
-            dead.append(owner)
-    if dead:
-        repository.release_owners(dead)
-        logger.info("released the leases of %d stopped daemons: %s", len(dead), ", ".join(dead))
-    return dead
-
-
-def _is_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    from tracker.daemon.runner import Daemon
 
 
 class Tracker:
     """Register task IDs, poll them, read their history.
 
-    >>> tracker = Tracker(database_url="sqlite:///videos.db", token="sk-…")
+    >>> tracker = Tracker("sqlite:///videos.db", token="sk-…", poll_interval=10)
     >>> tracker.add(["video_68f0…"], label="launch trailer")
     >>> tracker.run(until_done=True)
     >>> [snapshot.status for snapshot in tracker.history("video_68f0…")]
 
-    The database is brought to the newest schema on first use. Settings are checked as the
-    command line checks them; a bad one raises ConfigError.
+    Every setting of the command line is a keyword argument named after its field in
+    ``tracker.Settings`` (``poll_interval``, ``concurrency``, ``request_timeout``,
+    ``give_up_after``, ``download_dir``, ``notify_url``, ``record``, …), given as a value or as
+    the text its flag takes (``give_up_after="7d"``), and checked as the command line checks
+    it: a bad one raises ConfigError naming the keyword. Or pass ``settings=`` whole. The
+    environment is never read. The database is brought to the newest schema on first use.
     """
 
     def __init__(
         self,
-        database_url: str = DEFAULT_DATABASE_URL,
-        api_base: str = DEFAULT_API_BASE,
-        token: str | Secret | None = None,
+        database_url: str | None = None,
+        api_base: str | None = None,
+        token: str | None = None,
         *,
-        poll_interval: float = 15.0,
-        concurrency: int = 32,
-        request_timeout: float = 30.0,
-        give_up_after: float | str = 24 * 3600.0,
+        settings: Settings | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock | None = None,
+        **options: object,
     ) -> None:
-        settings = load_settings(
-            {
-                "database_url": database_url,
-                "api_base": api_base,
-                "poll_interval": str(poll_interval),
-                "concurrency": str(concurrency),
-                "request_timeout": str(request_timeout),
-                "give_up_after": str(give_up_after),
-            },
-            environ={},
+        given = {"database_url": database_url, "api_base": api_base, "token": token, **options}
+        self.settings = settings_from_keywords(
+            settings, **{name: value for name, value in given.items() if value is not None}
         )
-        if isinstance(token, str):
-            token = checked_token(token, "token")
-        self._init(replace(settings, token=token), transport=transport, clock=clock)
+        self._transport = transport
+        self._clock = clock or SystemClock()
 
     @classmethod
     def from_settings(
@@ -174,38 +77,21 @@ class Tracker:
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock | None = None,
     ) -> Tracker:
-        tracker = cls.__new__(cls)
-        tracker._init(settings, transport=transport, clock=clock)
-        return tracker
-
-    def _init(
-        self,
-        settings: Settings,
-        *,
-        transport: httpx.AsyncBaseTransport | None,
-        clock: Clock | None,
-    ) -> None:
-        self.settings = settings
-        self._transport = transport
-        self._clock = clock or SystemClock()
+        return cls(settings=settings, transport=transport, clock=clock)
 
     @cached_property
-    def _engine(self) -> Engine:
-        engine = db.create_engine(self.settings.database_url)
-        try:
-            db.ensure_schema(engine)
-        except BaseException:
-            engine.dispose()
-            raise
-        return engine
+    def database(self) -> Database:
+        return Database.open(self.settings.database_url)
 
     @cached_property
-    def repository(self) -> SQLRepository:
-        return SQLRepository(self._engine)
+    def daemon(self) -> Daemon:
+        from tracker.daemon.runner import Daemon  # the daemon's parts load with it only
+
+        return Daemon(self.settings, self.database, clock=self._clock, transport=self._transport)
 
     def close(self) -> None:
-        if "_engine" in self.__dict__:
-            self._engine.dispose()
+        if "database" in self.__dict__:
+            self.database.close()
 
     def __enter__(self) -> Tracker:
         return self
@@ -218,58 +104,52 @@ class Tracker:
     ) -> None:
         self.close()
 
-    def _now(self) -> datetime:
-        return self._clock.now()
-
     def add(self, task_ids: Iterable[str], label: str | None = None) -> AddResult:
         """Register IDs; all or nothing: one invalid ID raises InvalidTaskIDError."""
         checked = check_task_ids(task_ids)  # before the database is opened: nothing written
-        return self.repository.add_tasks(checked, label, self._now())
+        return self.database.tasks.add_tasks(checked, label, self._clock.now())
 
     def remove(self, task_ids: Iterable[str]) -> RemoveResult:
         """Stop watching; the history is kept. An unknown ID raises UnknownTaskError."""
         checked = check_task_ids(task_ids)
-        return self.repository.remove_tasks(checked, self._now())
+        return self.database.tasks.remove_tasks(checked, self._clock.now())
 
     def tasks(
         self, status: str | None = None, unfinished: bool = False, limit: int | None = None
     ) -> list[Task]:
-        return self.repository.tasks(status=status, unfinished=unfinished, limit=limit)
+        return self.database.reads.tasks(status=status, unfinished=unfinished, limit=limit)
 
     def history(self, task_id: str) -> list[Snapshot]:
-        return self.repository.history(task_id)
+        return self.database.reads.history(task_id)
 
     def stats(self) -> Stats:
         """Counts of tasks, backlog, recent polls, downloads and notifications."""
-        return self.repository.stats(self._now())
+        return self.database.reads.stats(self._clock.now())
 
     def prune(self, older_than: float, dry_run: bool = False) -> int:
         """Delete (or count) snapshots of finished tasks older than ``older_than`` seconds,
         keeping each task's first and last snapshot and every status change."""
-        return prune(self.repository, self._now() - timedelta(seconds=older_than), dry_run)
+        from tracker.daemon.retention import prune
+
+        cutoff = self._clock.now() - timedelta(seconds=older_than)
+        return prune(self.database.retention, cutoff, dry_run)
 
     def export(self, table: str, since: datetime | None = None) -> Iterator[dict[str, Any]]:
         """The rows of ``tasks`` or ``snapshots``, streamed."""
         if table not in ("tasks", "snapshots"):
             raise UsageError(f"unknown table {table!r}: tasks or snapshots")
-        return self.repository.export_rows(table, since)
+        return self.database.reads.export_rows(table, since)
 
     def sql(self, query: str) -> QueryResult:
         """Run one read-only SQL statement; writes raise QueryRefusedError."""
-        return self.repository.run_read_only(query)
+        return self.database.sql.run_read_only(query)
 
     def poll_once(self, all_unfinished: bool = False) -> PassSummary:
         """Poll every due unfinished task once (every unfinished one with ``all_unfinished``)."""
         return run_event_loop(self.poll_once_async(all_unfinished))
 
     async def poll_once_async(self, all_unfinished: bool = False) -> PassSummary:
-        await asyncio.to_thread(release_leases_of_dead_daemons, self.repository)
-        async with self._client() as client:
-            poller = self._poller(client)
-            try:
-                return await poller.poll_pass(all_unfinished)
-            finally:
-                poller.close()
+        return await self.daemon.poll_pass(all_unfinished)
 
     def run(self, until_done: bool = False) -> None:
         """Run the daemon in this thread until interrupted (or until nothing is left)."""
@@ -282,68 +162,7 @@ class Tracker:
         handle_signals: bool = False,
     ) -> None:
         """The daemon inside a running event loop; returns once ``stop`` is set."""
-        from tracker.daemon.scheduler import (  # APScheduler is loaded by the daemon only
-            Worker,
-            run_daemon,
-        )
-
-        check_daemon_settings(self.settings)
-        await asyncio.to_thread(release_leases_of_dead_daemons, self.repository)
-        owner = daemon_id()
-        database = DatabaseThread()
-        follow_ups = self._follow_ups()
-        try:
-            async with AsyncExitStack() as stack:
-                client = await stack.enter_async_context(self._client())
-                metrics = None
-                if self.settings.metrics_port is not None:
-                    # prometheus-client is loaded by a daemon that serves metrics only
-                    from tracker.daemon.metrics import Metrics
-
-                    metrics = Metrics()
-                poller = self._poller(client, owner, database, follow_ups, metrics)
-                stack.callback(poller.close)
-                workers: list[Worker] = []
-                if metrics is not None:
-                    workers.append(await self._serve_metrics(stack, metrics, poller, database))
-                if self.settings.retain is not None:
-                    workers.append(
-                        Retention(
-                            self.repository,
-                            self.settings.retain,
-                            database=database,
-                            clock=self._clock,
-                        )
-                    )
-                if self.settings.download_dir is not None:
-                    directory = self.settings.download_dir
-                    workers.append(await self._downloader(stack, owner, database, directory))
-                if follow_ups.channels:
-                    workers.append(await self._notifier(stack, owner, database, follow_ups))
-                if self.settings.webhook_port is not None:
-                    await self._receive_webhooks(stack, database, poller)
-                repository = self.repository
-                await run_daemon(
-                    poller,
-                    Policy.from_settings(self.settings),
-                    until_done=until_done,
-                    stop=stop,
-                    handle_signals=handle_signals,
-                    workers=workers,
-                    owed=(
-                        lambda: database.run(
-                            repository.follow_ups_owed,
-                            self.settings.download_dir is not None,
-                            follow_ups.channels,
-                        )
-                    )
-                    if follow_ups
-                    else None,
-                )
-                # Give back whatever is still claimed: a restart or another daemon takes it.
-                await database.run(repository.release_owners, [owner])
-        finally:
-            database.close()
+        await self.daemon.run(until_done=until_done, stop=stop, handle_signals=handle_signals)
 
     def download(
         self, task_id: str, variants: Iterable[str] = ("video",), directory: str | None = None
@@ -354,7 +173,7 @@ class Tracker:
     async def download_async(
         self, task_id: str, variants: Iterable[str] = ("video",), directory: str | None = None
     ) -> list[Download]:
-        task = await asyncio.to_thread(self.repository.task, task_id)
+        task = await asyncio.to_thread(self.database.reads.task, task_id)
         if task is None:
             raise UnknownTaskError(f"unknown task ID {task_id!r}")
         if task.finish_reason != FinishReason.COMPLETED:
@@ -363,171 +182,12 @@ class Tracker:
                 f"{task.finish_reason or 'none: still running'}); only completed videos have files"
             )
         if directory is not None:
-            directory = parse_download_dir(directory)
+            try:
+                directory = parse_download_dir(directory)
+            except ValueError as exc:
+                raise ConfigError(f"directory {directory!r}: {exc}") from None
         elif self.settings.download_dir is not None:
             directory = self.settings.download_dir
         else:
             raise ConfigError("no download directory: use --download-dir or TRACKER_DOWNLOAD_DIR")
-        now = self._now()
-        expires_at = task.expires_at or now + ASSETS_LAST
-        requested = list(dict.fromkeys(variants))
-        saved = {
-            row.variant
-            for row in await asyncio.to_thread(self.repository.downloads, task_id)
-            if row.variant in requested and _saved_in(row, directory)
-        }
-        wanted = [NewDownload(v, expires_at) for v in requested if v not in saved]
-        if wanted:
-            await asyncio.to_thread(self.repository.schedule_downloads, task_id, wanted, now)
-        owner = daemon_id()
-        database = DatabaseThread()
-        try:
-            async with AsyncExitStack() as stack:
-                downloader = await self._downloader(stack, owner, database, directory, task_id)
-                try:
-                    while True:
-                        rows = await database.run(self.repository.downloads, task_id)
-                        if not any(row.state == "pending" for row in rows):
-                            return [row for row in rows if row.variant in requested]
-                        await downloader.tick()
-                        await asyncio.sleep(0.2)
-                finally:
-                    await downloader.drain(DRAIN_SECONDS)
-                    await database.run(self.repository.release_owners, [owner])
-        finally:
-            database.close()
-
-    def _follow_ups(self) -> FollowUps:
-        settings = self.settings
-        channels = tuple(
-            channel
-            for channel, wanted in (
-                ("webhook", settings.notify_url),
-                ("command", settings.on_finish),
-            )
-            if wanted
-        )
-        variants = settings.download_variants if settings.download_dir else ()
-        return FollowUps(variants=variants, channels=channels)
-
-    async def _downloader(
-        self,
-        stack: AsyncExitStack,
-        owner: str,
-        database: DatabaseThread,
-        directory: str,
-        task_id: str | None = None,
-    ) -> Downloader:
-        from tracker.http.client import ContentClient
-
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        source = ContentClient(
-            self.settings.api_base,
-            self.settings.require_token(),
-            timeout=self.settings.request_timeout,
-        )
-        stack.push_async_callback(source.aclose)
-        return Downloader(
-            self.repository,
-            source,
-            Path(directory),
-            owner=owner,
-            database=database,
-            clock=self._clock,
-            task_id=task_id,
-        )
-
-    async def _notifier(
-        self, stack: AsyncExitStack, owner: str, database: DatabaseThread, follow_ups: FollowUps
-    ) -> Notifier:
-        from tracker.http.client import EventPoster
-
-        settings = self.settings
-        poster = None
-        if settings.notify_url is not None:
-            poster = EventPoster(timeout=NOTIFY_TIMEOUT)
-            stack.push_async_callback(poster.aclose)
-        channels = Channels(
-            url=settings.notify_url,
-            poster=poster,
-            key=secret_key(settings.notify_secret.reveal()) if settings.notify_secret else None,
-            command=settings.on_finish or (),
-            command_timeout=settings.on_finish_timeout,
-            command_environment=child_environment(),
-        )
-        return Notifier(
-            self.repository,
-            channels,
-            owner=owner,
-            database=database,
-            clock=self._clock,
-            channels_claimed=follow_ups.channels,
-        )
-
-    async def _serve_metrics(
-        self, stack: AsyncExitStack, metrics: Metrics, poller: Poller, database: DatabaseThread
-    ) -> GaugeRefresher:
-        from tracker.daemon.metrics import GaugeRefresher, MetricsServer
-
-        settings = self.settings
-        assert settings.metrics_port is not None
-        refresher = GaugeRefresher(metrics, poller, self.repository, database, self._clock)
-        server = MetricsServer(metrics, refresher.database_up)
-        self.metrics_port = await _listen(
-            server.start, "--metrics-port", settings.metrics_host, settings.metrics_port
-        )
-        stack.push_async_callback(server.close)
-        return refresher
-
-    async def _receive_webhooks(
-        self, stack: AsyncExitStack, database: DatabaseThread, poller: Poller
-    ) -> None:
-        settings = self.settings
-        assert settings.webhook_port is not None and settings.webhook_secret is not None
-        repository, clock = self.repository, self._clock
-
-        async def poll_now(task_id: str) -> bool:
-            poller.poll_soon(task_id)
-            return await database.run(repository.poll_now, task_id, clock.now())
-
-        receiver = WebhookReceiver(
-            secret_key(settings.webhook_secret.reveal()),
-            poll_now,
-            lambda: clock.now().timestamp(),
-        )
-        self.webhook_port = await _listen(
-            receiver.start, "--webhook-port", settings.webhook_host, settings.webhook_port
-        )
-        stack.push_async_callback(receiver.close)
-
-    def _client(self) -> VideoClient:
-        from tracker.http.client import VideoClient  # HTTP is loaded by the commands that poll
-
-        return VideoClient(
-            self.settings.api_base,
-            self.settings.require_token(),
-            timeout=self.settings.request_timeout,
-            max_connections=self.settings.concurrency,
-            transport=self._transport,
-        )
-
-    def _poller(
-        self,
-        client: VideoClient,
-        owner: str | None = None,
-        database: DatabaseThread | None = None,
-        follow_ups: FollowUps | None = None,
-        observer: Metrics | None = None,
-    ) -> Poller:
-        return Poller(
-            self.repository,
-            client,
-            policy=Policy.from_settings(self.settings),
-            owner=owner or daemon_id(),
-            concurrency=self.settings.concurrency,
-            clock=self._clock,
-            follow_ups=follow_ups,
-            database=database,
-            record_changes_only=self.settings.record == "changes",
-            observer=observer,
-        )
+        return await self.daemon.download(task_id, variants, directory)

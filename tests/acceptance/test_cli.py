@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import API
 from tracker.core.models import Snapshot, Task
 from tracker.simulator import content_of
-from tracker.store import engine as db
+from tracker.store import migrations
 
 TRACKER = str(Path(sys.executable).with_name("tracker"))
 SPEC_TASK_COLUMNS = {
@@ -225,8 +225,8 @@ def test_add_is_all_or_nothing(
         (("prune", "--older-than", "soon"), {}, ("--older-than 'soon'", "not a duration")),
         (("prune", "--older-than=-30d"), {}, ("--older-than '-30d'",)),
         (("watch", "--refresh", "0"), {}, ("--refresh '0'", "more than zero")),
-        (("watch", "--refresh", "nan"), {}, ("--refresh 'nan'", "more than zero")),
-        (("watch", "--limit", "inf"), {}, ("--limit 'inf'", "not a number")),
+        (("watch", "--refresh", "nan"), {}, ("--refresh 'nan'", "not a duration")),
+        (("watch", "--limit", "inf"), {}, ("--limit 'inf'", "not a whole number")),
         (("export", "--since", "last tuesday"), {}, ("--since 'last tuesday'",)),
         (("export", "--since", "2026"), {}, ("--since '2026'", "needs a unit")),
         (
@@ -401,8 +401,9 @@ def test_db_upgrade_and_current_from_any_directory(tracker: Run, tmp_path: Path)
     assert "revision none" in before.stdout
     upgraded = tracker("--db", url, "db", "upgrade")
     assert upgraded.returncode == 0
-    assert f"revision {db.HEAD_REVISION} (head)" in upgraded.stdout
-    assert f"revision {db.HEAD_REVISION} (head)" in tracker("db", "current", "--db", url).stdout
+    assert f"revision {migrations.HEAD_REVISION} (head)" in upgraded.stdout
+    current = tracker("db", "current", "--db", url).stdout
+    assert f"revision {migrations.HEAD_REVISION} (head)" in current
 
 
 def test_every_command_brings_a_new_database_to_head(tracker: Run, tmp_path: Path) -> None:

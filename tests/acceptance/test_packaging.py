@@ -60,7 +60,7 @@ def test_the_wheel_carries_the_migrations_and_db_upgrade_works_from_it(tmp_path:
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(target)}
     probe = subprocess.run(
-        [sys.executable, "-c", "import tracker.store.engine as d; print(d.MIGRATIONS_DIR)"],
+        [sys.executable, "-c", "import tracker.store.migrations as m; print(m.MIGRATIONS_DIR)"],
         cwd=elsewhere,
         env=env,
         capture_output=True,

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from tests.conftest import API
-from tracker.store import engine as db
+from tracker.store.engine import create_engine
 
 TRACKER = str(Path(sys.executable).with_name("tracker"))
 INTERVAL = 0.3
@@ -23,7 +23,7 @@ INTERVAL = 0.3
 
 @pytest.fixture
 def engine(postgres_url: str) -> Iterator[Engine]:
-    engine = db.create_engine(postgres_url)
+    engine = create_engine(postgres_url)
     yield engine
     engine.dispose()
 

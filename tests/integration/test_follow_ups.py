@@ -21,9 +21,9 @@ import pytest
 
 from tests.conftest import API, make_tracker, run_until_done
 from tracker.core.models import NewDownload
+from tracker.core.secrets import Secret, secret_key
 from tracker.errors import DatabaseError
-from tracker.http.signing import secret_key, verify
-from tracker.settings import Secret
+from tracker.http.signing import verify
 from tracker.simulator import Reply, content_of, send_webhook
 
 NOTIFY_SECRET = "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHM="  # base64("secret-key-for-tests")
@@ -81,8 +81,8 @@ def test_a_completed_video_is_saved_whole_with_its_hash(
     ) as tracker:
         tracker.add([video, failed])
         run_until_done(tracker)
-        rows = {row.variant: row for row in tracker.repository.downloads(video)}
-        assert tracker.repository.downloads(failed) == []
+        rows = {row.variant: row for row in tracker.database.follow_ups.downloads(video)}
+        assert tracker.database.follow_ups.downloads(failed) == []
     assert {variant: row.state for variant, row in rows.items()} == {
         "video": "done",
         "thumbnail": "done",
@@ -120,7 +120,7 @@ def test_an_interrupted_download_leaves_no_file_and_is_retried(
             await daemon
 
         asyncio.run(asyncio.wait_for(scenario(), 60))
-        [row] = tracker.repository.downloads(video)
+        [row] = tracker.database.follow_ups.downloads(video)
     assert api.simulator.downloads[(video, "video")] == 3
     assert (row.state, row.attempts) == ("done", 3)
     final = Path(row.path or "")
@@ -145,7 +145,7 @@ def test_a_video_whose_assets_expired_is_recorded_so(
     with make_tracker(api, database_url, download_dir=str(videos)) as tracker:
         tracker.add([video])
         run_until_done(tracker)
-        [row] = tracker.repository.downloads(video)
+        [row] = tracker.database.follow_ups.downloads(video)
     assert (row.state, row.path) == ("expired", None)
     assert api.simulator.downloads[(video, "video")] == 0
     assert not videos.exists() or list(videos.iterdir()) == []
@@ -170,7 +170,7 @@ def test_notifications_arrive_once_signed_with_the_same_id_on_retries(
         ) as tracker:
             tracker.add([completed, failed])
             run_until_done(tracker)
-            outbox = tracker.repository.events()
+            outbox = tracker.database.follow_ups.events()
     finally:
         receiver.close()
     deliveries = receiver.deliveries()
@@ -219,13 +219,13 @@ def test_a_restart_between_finishing_and_notifying_still_notifies(
             await daemon
 
         asyncio.run(asyncio.wait_for(first_run(), 30))
-        [pending] = tracker.repository.events()
+        [pending] = tracker.database.follow_ups.events()
         assert pending["state"] == "pending" and pending["attempts"] >= 1
     receiver = Receiver()
     try:
         with make_tracker(api, database_url, notify_url=receiver.url) as tracker:
             run_until_done(tracker)  # waits for the retry the back-off scheduled
-            [delivered] = tracker.repository.events()
+            [delivered] = tracker.database.follow_ups.events()
     finally:
         receiver.close()
     assert delivered["state"] == "delivered"
@@ -276,9 +276,9 @@ def test_a_signed_webhook_makes_the_task_polled_at_once_and_a_forged_one_is_refu
             daemon = asyncio.create_task(tracker.run_async(stop=stop))
             while tracker.tasks()[0].poll_count < 1:  # the first poll, written
                 await asyncio.sleep(0.02)
-            while not hasattr(tracker, "webhook_port"):
+            while "webhooks" not in tracker.daemon.ports:
                 await asyncio.sleep(0.02)
-            url = f"http://127.0.0.1:{tracker.webhook_port}/"
+            url = f"http://127.0.0.1:{tracker.daemon.ports['webhooks']}/"
             before = tracker.tasks()[0].next_poll_at
             forged = await asyncio.to_thread(
                 send_webhook, url, "whsec_d3Jvbmc=", "video.completed", video
@@ -334,7 +334,7 @@ def test_a_receiver_that_never_answers_does_not_slow_polling(api: API, database_
 
             asyncio.run(asyncio.wait_for(scenario(), 60))
             histories = [tracker.history(task_id) for task_id in ids]
-            outbox = tracker.repository.events()
+            outbox = tracker.database.follow_ups.events()
     finally:
         black_hole.close()
     gaps = [
@@ -365,10 +365,10 @@ def test_a_restart_finishes_the_downloads_left_pending(
             await daemon
 
         asyncio.run(asyncio.wait_for(first_run(), 30))
-        [pending] = tracker.repository.downloads(video)
+        [pending] = tracker.database.follow_ups.downloads(video)
         assert (pending.state, pending.attempts) == ("pending", 1)
         run_until_done(tracker)  # a new run: the retry comes due and succeeds
-        [row] = tracker.repository.downloads(video)
+        [row] = tracker.database.follow_ups.downloads(video)
     assert row.state == "done"
     assert Path(row.path or "").read_bytes() == content_of(video, "video")
 
@@ -382,13 +382,13 @@ def test_download_on_demand_takes_only_its_task(api: API, database_url: str, vid
         with make_tracker(api, database_url) as plain:  # finishes both, downloads nothing
             run_until_done(plain)
         now = datetime.now(UTC)
-        tracker.repository.schedule_downloads(
+        tracker.database.follow_ups.schedule_downloads(
             other,
             [NewDownload("video", now + timedelta(days=1))],
             now,  # due at once
         )
         rows = tracker.download(first, directory=str(videos))
-        others = tracker.repository.downloads(other)
+        others = tracker.database.follow_ups.downloads(other)
     assert [(row.task_id, row.state) for row in rows] == [(first, "done")]
     assert [(row.state, row.attempts) for row in others] == [("pending", 0)]
     assert api.simulator.downloads[(other, "video")] == 0
@@ -403,7 +403,7 @@ def test_download_on_demand_keeps_a_saved_file_and_fetches_a_missing_one(
     with make_tracker(api, database_url, download_dir=str(videos)) as tracker:
         tracker.add([video])
         run_until_done(tracker)
-        [saved] = tracker.repository.downloads(video)
+        [saved] = tracker.database.follow_ups.downloads(video)
         [again] = tracker.download(video)
         fetched_once = api.simulator.downloads[(video, "video")]
         Path(saved.path or "").unlink()
@@ -426,7 +426,7 @@ def test_a_download_refused_for_good_is_recorded_as_failed(
     with make_tracker(api, database_url, download_dir=str(videos)) as tracker:
         tracker.add([video])
         run_until_done(tracker)
-        [row] = tracker.repository.downloads(video)
+        [row] = tracker.database.follow_ups.downloads(video)
     assert (row.state, row.attempts) == ("failed", 1)
     assert row.last_error is not None and row.last_error.startswith("HTTP 403")
 
@@ -445,14 +445,14 @@ def test_a_command_that_outlives_its_timeout_is_killed_with_its_children(
             stop = asyncio.Event()
             daemon = asyncio.create_task(tracker.run_async(stop=stop))
             began = time.monotonic()
-            while not any(row["attempts"] for row in tracker.repository.events()):
+            while not any(row["attempts"] for row in tracker.database.follow_ups.events()):
                 assert time.monotonic() - began < 10, "the command was not killed in time"
                 await asyncio.sleep(0.05)
             stop.set()
             await daemon
 
         asyncio.run(asyncio.wait_for(scenario(), 30))
-        [event] = tracker.repository.events()
+        [event] = tracker.database.follow_ups.events()
     assert event["state"] == "pending"
     assert "killed" in event["last_error"]
     time.sleep(3.5)
@@ -470,7 +470,7 @@ def test_a_command_that_leaves_a_background_job_is_a_delivery(
     with make_tracker(api, database_url, on_finish=command, on_finish_timeout=1) as tracker:
         tracker.add([video])
         run_until_done(tracker, timeout=30)
-        [event] = tracker.repository.events()
+        [event] = tracker.database.follow_ups.events()
     assert (event["state"], event["attempts"]) == ("delivered", 1)
     deadline = time.monotonic() + 10
     while not marker.exists():
@@ -481,7 +481,7 @@ def test_a_command_that_leaves_a_background_job_is_a_delivery(
 def test_the_receiver_refuses_huge_bodies_and_acts_once_per_event() -> None:
     """A body over 64 KiB gets 413 unread. An event the daemon could not act on gets 503 and
     its retry is acted on; a retry after that gets 200 and is not acted on again."""
-    from tracker.http.signing import WebhookReceiver
+    from tracker.daemon.webhooks import WebhookReceiver
 
     key_secret = "whsec_YS1sb25nLWVub3VnaC13ZWJob29rLXNlY3JldA=="
     polled: list[str] = []

@@ -1,4 +1,4 @@
-"""Operating it for months (issue #7): metrics and health, the live view, retention, recording
+"""Operating it for months: metrics and health, the live view, retention, recording
 only changes; through the real simulator and real databases."""
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
 from tests.conftest import API, make_tracker
-from tracker.cli.live import Watcher, view
+from tracker.cli.live import LiveView, view
 from tracker.core.models import Stats, Task
 from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.retention import Retention
 from tracker.errors import DatabaseError
 from tracker.simulator import Reply
-from tracker.store import engine as db
-from tracker.store.repository import SQLRepository
+from tracker.store import Database, migrations
+from tracker.store.engine import create_engine
 
 OLD = datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -54,7 +54,7 @@ def test_metrics_scraped_during_a_run_agree_with_the_database(api: API, database
             daemon = asyncio.create_task(tracker.run_async(stop=stop))
             while not all(t.finished for t in await asyncio.to_thread(tracker.tasks)):
                 await asyncio.sleep(0.05)
-            port = tracker.metrics_port
+            port = tracker.daemon.ports["metrics"]
             health.append(
                 (await asyncio.to_thread(httpx.get, f"http://127.0.0.1:{port}/healthz")).status_code
             )
@@ -95,7 +95,7 @@ def test_healthz_turns_503_while_the_database_is_locked(api: API, sqlite_url: st
         statuses: list[int] = []
 
         async def health() -> int:
-            url = f"http://127.0.0.1:{tracker.metrics_port}/healthz"
+            url = f"http://127.0.0.1:{tracker.daemon.ports['metrics']}/healthz"
             return (await asyncio.to_thread(httpx.get, url)).status_code
 
         async def until(status: int, timeout: float) -> None:
@@ -108,7 +108,7 @@ def test_healthz_turns_503_while_the_database_is_locked(api: API, sqlite_url: st
         async def scenario() -> None:
             stop = asyncio.Event()
             daemon = asyncio.create_task(tracker.run_async(stop=stop))
-            while not hasattr(tracker, "metrics_port"):
+            while "metrics" not in tracker.daemon.ports:
                 await asyncio.sleep(0.05)
             await until(200, 10)
             blocker = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
@@ -169,8 +169,9 @@ def test_the_live_view_renders_tasks_and_counts() -> None:
     assert "video_gamma" not in text and "… and 1 more unfinished tasks" in text
 
 
-def test_the_live_view_fits_a_narrow_terminal_by_cutting_ids() -> None:
-    """At 80 columns a long OpenAI-style ID is cut short; every other column stays whole."""
+def test_the_live_view_fits_a_narrow_terminal_by_cutting_ids_in_the_middle() -> None:
+    """At 80 columns a long ID is cut in the middle, keeping the end that tells relay IDs
+    apart; every other column stays whole."""
     now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
     long_id = "video_68f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4"
     task = replace(
@@ -186,10 +187,12 @@ def test_the_live_view_fits_a_narrow_terminal_by_cutting_ids() -> None:
     lines = console.export_text().splitlines()
     assert all(len(line) <= 80 for line in lines)
     header = next(line for line in lines if line.startswith("task "))
-    row = next(line for line in lines if line.startswith("video_68f0"))
+    row = next(line for line in lines if line.startswith("video_"))
     assert header.split()[1:] == ["progress", "status", "age", "last", "poll", "polls", "errors"]
     assert row.split()[2:] == ["45%", "in_progress", "1h05m", "3s", "ago", "123", "2"]
     assert long_id not in row
+    shortened = row.split()[0]
+    assert shortened.startswith("video_") and shortened.endswith("d2e3f4") and "…" in shortened
 
 
 def test_the_live_view_says_when_the_database_cannot_be_read_and_carries_on() -> None:
@@ -210,7 +213,7 @@ def test_the_live_view_says_when_the_database_cannot_be_read_and_carries_on() ->
 
     console = Console(force_terminal=True, width=100, record=True, file=io.StringIO())
     with pytest.raises(KeyboardInterrupt):
-        Watcher(read, 0.001, 40, console=console).run()
+        LiveView(read, 40, console=console).run_forever(0.001)
     text = console.export_text()
     assert "database is locked; trying again every 0.001s" in text
     assert text.index("database is locked") < text.index("video_watched")
@@ -233,12 +236,12 @@ def watch_stats(now: datetime, unfinished: int) -> Stats:
 
 
 @pytest.fixture
-def history_repository(database_url: str) -> SQLRepository:
+def history(database_url: str) -> Database:
     """Tasks with crafted histories, everything old except one recent snapshot."""
-    engine = db.create_engine(database_url)
-    db.upgrade(engine)
-    repository = SQLRepository(engine)
-    repository.add_tasks(["done", "failed", "given_up", "running"], None, OLD)
+    engine = create_engine(database_url)
+    migrations.upgrade(engine)
+    database = Database(engine)
+    database.tasks.add_tasks(["done", "failed", "given_up", "running"], None, OLD)
     sequences = {
         "done": [
             "queued",
@@ -293,36 +296,34 @@ def history_repository(database_url: str) -> SQLRepository:
                     poll_count=len(sequences[task_id]),
                 )
             )
-    return repository
+    return database
 
 
 def test_prune_keeps_first_terminal_and_every_status_change(
-    history_repository: SQLRepository,
+    history: Database,
 ) -> None:
     """Of finished tasks' old snapshots, only repetitions go (the last one seen stays, even
     with no finishing poll); unfinished tasks keep all."""
     from tracker.daemon.retention import prune
 
     cutoff = datetime.now(UTC) - timedelta(days=30)
-    would = prune(history_repository, cutoff, dry_run=True)
-    assert [len(history_repository.history(t)) for t in ("done", "failed")] == [8, 4]
-    pruned = prune(history_repository, cutoff)
+    would = prune(history.retention, cutoff, dry_run=True)
+    assert [len(history.reads.history(t)) for t in ("done", "failed")] == [8, 4]
+    pruned = prune(history.retention, cutoff)
     assert pruned == would == 3 + 2 + 1
-    kept = {
-        t: [s.status for s in history_repository.history(t)]
-        for t in ("done", "failed", "given_up", "running")
-    }
+    tasks = ("done", "failed", "given_up", "running")
+    kept = {t: [s.status for s in history.reads.history(t)] for t in tasks}
     assert kept == {
         "done": ["queued", "in_progress", None, "in_progress", "completed"],
         "failed": ["queued", "failed"],
         "given_up": ["queued", "in_progress", "in_progress"],
         "running": ["queued", "queued", "in_progress", "in_progress", "in_progress"],
     }
-    assert prune(history_repository, cutoff) == 0
+    assert prune(history.retention, cutoff) == 0
 
 
 def test_a_prune_batch_reads_about_as_many_snapshots_as_it_is_given(
-    history_repository: SQLRepository,
+    history: Database,
 ) -> None:
     """Batches take finished tasks while their polls fit the budget, at least one a batch,
     so a transaction stays short however long the histories."""
@@ -330,17 +331,17 @@ def test_a_prune_batch_reads_about_as_many_snapshots_as_it_is_given(
     batches = []
     after = None
     while True:
-        _count, after = history_repository.prune_batch(cutoff, after, 8, dry_run=True)
+        _count, after = history.retention.prune_batch(cutoff, after, 8, dry_run=True)
         if after is None:
             break
         batches.append(after)
     assert batches == ["done", "given_up"]  # done: 8 polls; failed (4) + given_up (4) = 8
 
 
-def test_the_daemon_prunes_by_itself_with_retain(history_repository: SQLRepository) -> None:
+def test_the_daemon_prunes_by_itself_with_retain(history: Database) -> None:
     """--retain runs the same pruning from the scheduler, in batches."""
     database = DatabaseThread()
-    retention = Retention(history_repository, keep=30 * 86400, database=database, first_run_after=0)
+    retention = Retention(history.retention, keep=30 * 86400, database=database, first_run_after=0)
 
     async def run() -> None:
         await retention.tick()
@@ -349,7 +350,7 @@ def test_the_daemon_prunes_by_itself_with_retain(history_repository: SQLReposito
     asyncio.run(run())
     database.close()
     assert retention.pruned == 6
-    assert len(history_repository.history("done")) == 5
+    assert len(history.reads.history("done")) == 5
 
 
 def test_recording_only_changes_keeps_what_changed_and_the_end(api: API, database_url: str) -> None:

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from tracker.core.models import FetchResult
-from tracker.daemon.downloads import is_permanent
-from tracker.http.client import MAX_BODY_BYTES, ContentClient, TransferError, VideoClient
-from tracker.settings import Secret
+from tracker.core.secrets import Secret
+from tracker.http.client import MAX_BODY_BYTES, VideoClient
+from tracker.http.transfers import ContentClient, TransferError, TransferRefused
 
 VIDEO = {"id": "video_1", "object": "video", "status": "in_progress", "progress": 40}
 
@@ -202,8 +202,8 @@ def test_a_token_too_short_to_be_told_from_text_is_not_redacted() -> None:
     assert "[redacted]" not in (result.body or "")
 
 
-def download_error(handler: Callable[[httpx.Request], httpx.Response]) -> str:
-    async def go() -> str:
+def download_error(handler: Callable[[httpx.Request], httpx.Response]) -> TransferError:
+    async def go() -> TransferError:
         client = ContentClient(
             "https://api.example",
             Secret("sk-unit-42"),
@@ -213,7 +213,7 @@ def download_error(handler: Callable[[httpx.Request], httpx.Response]) -> str:
         try:
             await client.download("video_1", "video", lambda _chunk: None)
         except TransferError as exc:
-            return str(exc)
+            return exc
         finally:
             await client.aclose()
         raise AssertionError("the download did not fail")
@@ -234,6 +234,6 @@ def test_a_refusal_by_the_storage_a_redirect_led_to_is_worth_retrying() -> None:
         return httpx.Response(403, text="Request has expired")
 
     from_api, from_storage = download_error(api_refuses), download_error(storage_refuses)
-    assert from_api.startswith("HTTP 403") and is_permanent(from_api)
-    assert from_storage.startswith("the redirect to cdn.example got HTTP 403")
-    assert not is_permanent(from_storage)
+    assert str(from_api).startswith("HTTP 403") and isinstance(from_api, TransferRefused)
+    assert str(from_storage).startswith("the redirect to cdn.example got HTTP 403")
+    assert not isinstance(from_storage, TransferRefused)

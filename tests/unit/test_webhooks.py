@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tracker.core.secrets import secret_key
 from tracker.errors import ConfigError
-from tracker.http.signing import InvalidSignature, secret_key, signed_headers, verify
+from tracker.http.signing import InvalidSignature, signed_headers, verify
 from tracker.settings import load_settings
 
 KEY = secret_key("whsec_YS1sb25nLWVub3VnaC13ZWJob29rLXNlY3JldA==")
@@ -55,4 +56,4 @@ def test_empty_or_short_secrets_are_refused_at_start(secret: str) -> None:
     """A key of fewer than 16 bytes would let anyone sign: refused as bad input."""
     environ = {"TRACKER_WEBHOOK_SECRET": secret, "TRACKER_NOTIFY_SECRET": secret}
     with pytest.raises(ConfigError, match=r"TRACKER_.*_SECRET"):
-        load_settings({"webhook_port": "8080"}, environ=environ)
+        load_settings(["webhook_secret", "notify_secret"], environ=environ)

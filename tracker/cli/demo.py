@@ -7,19 +7,23 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
+from rich.console import Console
+
 from tracker.cli import render
+from tracker.cli.live import LiveView
 from tracker.core.eventloop import run_event_loop
+from tracker.core.models import Stats, Task
 from tracker.python_api import Tracker
 from tracker.simulator import Simulator, SimulatorServer
 
 DEMO_TOKEN = "demo-token"
 EXAMPLE_QUERY = (
     "SELECT t.task_id, t.finish_reason, COUNT(*) AS snapshots, "
-    "SUM(s.http_status <> 200) AS failed_polls, "
-    "ROUND((julianday(t.finished_at) - julianday(t.registered_at)) * 86400, 1) AS seconds "
+    "SUM(CASE WHEN s.http_status <> 200 THEN 1 ELSE 0 END) AS failed_polls "
     "FROM tasks t JOIN snapshots s ON s.task_id = t.task_id "
-    "GROUP BY t.task_id ORDER BY t.task_id"
+    "GROUP BY t.task_id, t.finish_reason ORDER BY t.task_id"
 )
+REFRESH_SECONDS = 0.2
 
 
 def _simulated_tasks(simulator: Simulator) -> list[str]:
@@ -42,55 +46,37 @@ def run_demo(out: TextIO, interval: float = 0.4) -> int:
         database = Path(directory) / "demo.db"
         out.write(f"Simulated video API at {api_base}; database {database}\n")
         with Tracker(
-            database_url=f"sqlite:///{database}",
-            api_base=api_base,
-            token=DEMO_TOKEN,
+            f"sqlite:///{database}",
+            api_base,
+            DEMO_TOKEN,
             poll_interval=interval,
             request_timeout=5,
         ) as tracker:
             tracker.add(task_ids, label="demo")
             out.write(f"Registered {len(task_ids)} tasks; polling every {interval:g}s\n\n")
-            run_event_loop(_run_with_live_view(tracker, out))
+            out.flush()
+            run_event_loop(_run_with_live_view(tracker, Console(file=out)))
             _print_outcome(tracker, out, task_ids[0])
     return 0
 
 
-async def _run_with_live_view(tracker: Tracker, out: TextIO) -> None:
+async def _run_with_live_view(tracker: Tracker, console: Console) -> None:
+    def read() -> tuple[Stats, list[Task]]:
+        return tracker.stats(), tracker.tasks()
+
+    view = LiveView(read, limit=40, console=console)
     daemon = asyncio.create_task(tracker.run_async(until_done=True, handle_signals=True))
-    live = out.isatty()
-    shown = ""
-    while True:
-        finished = daemon.done()
-        frame = await asyncio.to_thread(_frame, tracker)
-        if frame != shown:
-            if live and shown:
-                out.write(f"\x1b[{shown.count(chr(10))}F\x1b[J")  # redraw in place
-            out.write(frame)
-            out.flush()
-            shown = frame
-        if finished:
-            break
-        await asyncio.sleep(0.2)
+    with view.showing() as live:
+        while not daemon.done():
+            await asyncio.to_thread(view.refresh, live, REFRESH_SECONDS)
+            await asyncio.sleep(REFRESH_SECONDS)
+        await asyncio.to_thread(view.refresh, live, REFRESH_SECONDS)
     await daemon
-
-
-def _frame(tracker: Tracker) -> str:
-    rows = [
-        [
-            task.task_id,
-            render.progress_bar(task.progress),
-            task.status or "…",
-            task.poll_count,
-            task.finish_reason or "",
-        ]
-        for task in tracker.tasks()
-    ]
-    return render.table(["task", "progress", "status", "polls", "finished"], rows) + "\n\n"
 
 
 def _print_outcome(tracker: Tracker, out: TextIO, task_id: str) -> None:
     snapshots = tracker.history(task_id)
-    out.write(f"History of {task_id} (tracker history {task_id}):\n")
+    out.write(f"\nHistory of {task_id} (tracker history {task_id}):\n")
     out.write(
         render.table(
             ["polled_at", "http_status", "status", "progress", "latency_ms", "finished"],

@@ -1,12 +1,14 @@
-"""`tracker watch` and `tracker stats`: what the daemons are doing, read from the database.
-
-Both read only the database, so they work beside daemons running anywhere.
-"""
+"""The live view of ``tracker watch`` and ``tracker demo``, and the summary of ``tracker stats``:
+what the daemons are doing, read from the database only, so they work beside daemons running
+anywhere."""
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from rich.console import Console, Group, RenderableType
@@ -17,6 +19,14 @@ from rich.text import Text
 
 from tracker.core.models import FinishReason, Stats, Task
 from tracker.errors import TrackerError
+
+BAR_WIDTH = 12
+SHORTEST_ID = 12
+_GAP = 2  # between two columns
+# The columns beside the ID, as wide as their widest value: bar, percent, status, age, last
+# poll, polls, errors, each after a gap; and the finish reason when it is shown.
+_OTHER_COLUMNS = BAR_WIDTH + 4 + 11 + 5 + 9 + 5 + 6 + 7 * _GAP
+_FINISHED_COLUMN = len("not_found") + _GAP
 
 
 def age(delta: timedelta) -> str:
@@ -34,11 +44,18 @@ def age(delta: timedelta) -> str:
     return f"{seconds}s"
 
 
-BAR_WIDTH = 12
+def shorten_middle(text: str, width: int) -> str:
+    """``text`` cut in the middle to ``width`` characters: relay IDs share their beginning
+    (``sora-2:task_…``) and differ at the end, so both ends stay."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    tail = width - 1 - head
+    return f"{text[:head]}…{text[len(text) - tail :]}"
 
 
 def summary_lines(stats: Stats, rate: float | None = None) -> list[str]:
-    """The summary of `stats`, line by line; ``rate`` in polls a second when known."""
+    """The summary of ``tracker stats``, line by line; ``rate`` in polls a second when known."""
     finished = ", ".join(f"{stats.finished.get(reason, 0):,} {reason}" for reason in FinishReason)
     lines = [
         f"tasks: {stats.unfinished:,} unfinished; {finished}",
@@ -58,27 +75,35 @@ def summary_lines(stats: Stats, rate: float | None = None) -> list[str]:
 
 
 def view(
-    stats: Stats, tasks: list[Task], rate: float | None, now: datetime, limit: int = 40
+    stats: Stats,
+    tasks: list[Task],
+    rate: float | None,
+    now: datetime,
+    limit: int = 40,
+    width: int = 80,
 ) -> RenderableType:
-    """One frame of `tracker watch`."""
+    """One frame: the summary, then the tasks with their progress (and how each finished,
+    when some did)."""
+    shown = tasks[:limit]
+    finishing = any(task.finished for task in shown)
+    id_width = max(SHORTEST_ID, width - _OTHER_COLUMNS - (_FINISHED_COLUMN if finishing else 0))
     table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
-    # On a narrow terminal only the IDs give way (cut with an ellipsis): the other columns
-    # keep the width their values need.
-    table.add_column("task", overflow="ellipsis", min_width=12)
+    table.add_column("task", no_wrap=True)
     table.add_column("progress", no_wrap=True, width=BAR_WIDTH)
-    for column, width in (("", 4), ("status", 11), ("age", 5), ("last poll", 9)):
-        table.add_column(column, no_wrap=True, min_width=width)
+    for column, column_width in (("", 4), ("status", 11), ("age", 5), ("last poll", 9)):
+        table.add_column(column, no_wrap=True, min_width=column_width)
     for column in ("polls", "errors"):
         table.add_column(column, no_wrap=True, min_width=len(column), justify="right")
-    shown = tasks[:limit]
+    if finishing:
+        table.add_column("finished", no_wrap=True)
     for task in shown:
         bar: RenderableType = (
             ProgressBar(total=100, completed=task.progress, width=BAR_WIDTH)
             if task.progress is not None
             else Text("·" * BAR_WIDTH, style="dim")
         )
-        table.add_row(
-            task.task_id,
+        cells: list[RenderableType] = [
+            shorten_middle(task.task_id, id_width),
             bar,
             f"{task.progress}%" if task.progress is not None else "",
             task.status or "…",
@@ -86,49 +111,80 @@ def view(
             f"{age(now - task.last_polled_at)} ago" if task.last_polled_at else "never",
             str(task.poll_count),
             Text(str(task.error_count), style="red") if task.error_count else "0",
-        )
+        ]
+        if finishing:
+            cells.append(task.finish_reason or "")
+        table.add_row(*cells)
     parts: list[RenderableType] = [Text("\n".join(summary_lines(stats, rate))), Text(""), table]
-    if stats.unfinished > len(shown):
-        more = stats.unfinished - len(shown)
-        parts.append(Text(f"… and {more:,} more unfinished tasks", style="dim"))
+    unshown = stats.unfinished - sum(not task.finished for task in shown)
+    if unshown > 0:
+        parts.append(Text(f"… and {unshown:,} more unfinished tasks", style="dim"))
     if not shown:
         parts.append(Text("no unfinished task", style="dim"))
     return Group(*parts)
 
 
-class Watcher:
-    """Refreshes the view in place until interrupted."""
+class LiveView:
+    """Redraws the view in place from ``read()``; log lines written meanwhile are printed above
+    it instead of through it. A database that cannot be read for a while is said so on screen
+    and read again at the next refresh."""
 
     def __init__(
         self,
         read: Callable[[], tuple[Stats, list[Task]]],
-        refresh: float,
         limit: int,
         console: Console | None = None,
     ) -> None:
         self._read = read
-        self._refresh = refresh
         self._limit = limit
         self._console = console
+        self._previous: tuple[float, int] | None = None
 
-    def run(self) -> None:
-        """Until interrupted; a database that cannot be read for a while is said so on
-        screen and read again at the next refresh."""
-        read = self._read
-        previous: tuple[float, int] | None = None
-        with Live(auto_refresh=False, screen=False, console=self._console) as live:
+    @contextmanager
+    def showing(self) -> Iterator[Live]:
+        with Live(auto_refresh=False, console=self._console) as live, _logs_above(live):
+            yield live
+
+    def refresh(self, live: Live, retry: float) -> None:
+        try:
+            stats, tasks = self._read()
+        except TrackerError as exc:
+            trying = f"{exc}; trying again every {retry:g}s"
+            live.update(Text(trying, style="red"), refresh=True)
+            return
+        moment = time.monotonic()
+        rate = None
+        if self._previous is not None and moment > self._previous[0]:
+            rate = (stats.polls_total - self._previous[1]) / (moment - self._previous[0])
+        self._previous = (moment, stats.polls_total)
+        width = live.console.width
+        live.update(view(stats, tasks, rate, stats.at, self._limit, width), refresh=True)
+
+    def run_forever(self, every: float) -> None:
+        """``tracker watch``: until interrupted."""
+        with self.showing() as live:
             while True:
-                try:
-                    stats, tasks = read()
-                except TrackerError as exc:
-                    trying = f"{exc}; trying again every {self._refresh:g}s"
-                    live.update(Text(trying, style="red"), refresh=True)
-                    time.sleep(self._refresh)
-                    continue
-                moment = time.monotonic()
-                rate = None
-                if previous is not None and moment > previous[0]:
-                    rate = (stats.polls_total - previous[1]) / (moment - previous[0])
-                previous = (moment, stats.polls_total)
-                live.update(view(stats, tasks, rate, stats.at, self._limit), refresh=True)
-                time.sleep(self._refresh)
+                self.refresh(live, every)
+                time.sleep(every)
+
+
+@contextmanager
+def _logs_above(live: Live) -> Iterator[None]:
+    """While a terminal shows the view, rich stands in for stderr and prints what is written
+    to it above the view; the log handlers, which hold on to the real stderr, are pointed at
+    rich's stand-in for as long."""
+    handlers = [
+        handler
+        for handler in logging.getLogger().handlers
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.__stderr__
+    ]
+    if not live.console.is_terminal or not handlers:
+        yield
+        return
+    for handler in handlers:
+        handler.setStream(sys.stderr)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.setStream(sys.__stderr__)

@@ -1,4 +1,4 @@
-"""Task IDs (SPEC §4): what a valid one looks like and how it becomes one URL path segment."""
+"""Task IDs: what a valid one looks like and how it becomes one URL path segment."""
 
 from __future__ import annotations
 

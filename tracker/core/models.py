@@ -1,4 +1,4 @@
-"""The records that pass between the API client, the poller and the repository."""
+"""The records that pass between the API client, the poller and the stores."""
 
 from __future__ import annotations
 
@@ -20,9 +20,24 @@ class FinishReason(enum.StrEnum):
     REMOVED = "removed"
 
 
+class Failure(enum.StrEnum):
+    """What went wrong with a poll: the ``type`` of its snapshot's ``error`` when tracker, not
+    the API, describes the failure."""
+
+    TIMEOUT = "timeout"
+    CONNECTION = "connection_error"
+    BODY_TOO_LARGE = "body_too_large"
+    REDIRECT = "redirect"
+    INVALID_JSON = "invalid_json"
+    NOT_A_VIDEO = "not_a_video"
+    HTTP_STATUS = "http_error"  # an error status without the API's own error object
+    API_ERROR = "api_error"  # the API's own error object is stored as it came
+    UNSTORABLE = "unstorable"
+
+
 @dataclass(frozen=True)
 class Task:
-    """One row of ``tasks``; field names are the column names of SPEC §5."""
+    """One row of ``tasks``; field names are the column names (docs/tables.md)."""
 
     task_id: str
     label: str | None
@@ -101,7 +116,7 @@ class ClaimedTask:
     error_count: int
     not_found_count: int
     # When it was due, and what it last showed: for lateness and for recording only changes.
-    next_poll_at: datetime | None = None
+    next_poll_at: datetime
     status: str | None = None
     progress: int | None = None
     last_error: str | None = None
@@ -111,8 +126,9 @@ class ClaimedTask:
 class FetchResult:
     """The outcome of one request for a task's status, whatever went wrong.
 
-    ``error`` is None when the request succeeded and the body was a video object; otherwise it
-    is the API's error object or a ``{"type", "message"}`` description of the failure.
+    ``failure`` is None when the request succeeded and the body was a video object; otherwise
+    it says what failed, and ``error`` is the API's error object or a ``{"type", "message"}``
+    description of the failure.
     """
 
     http_status: int | None
@@ -122,6 +138,25 @@ class FetchResult:
     error: Any
     retry_after: float | None = None
     poll_after: float | None = None
+    failure: Failure | None = None
+
+    @classmethod
+    def failed(
+        cls,
+        failure: Failure,
+        message: str,
+        latency_ms: float,
+        *,
+        http_status: int | None = None,
+        body: str | None = None,
+        retry_after: float | None = None,
+        poll_after: float | None = None,
+    ) -> FetchResult:
+        """A failure tracker describes itself: ``{"type": failure, "message": message}``."""
+        error = {"type": failure.value, "message": message}
+        return cls(
+            http_status, latency_ms, body, None, error, retry_after, poll_after, failure=failure
+        )
 
 
 VARIANTS = ("video", "thumbnail", "spritesheet")
@@ -278,3 +313,15 @@ class Stats:
     polls_total: int  # the sum of every task's poll_count
     downloads: dict[str, int]  # by state
     notifications: dict[str, int]  # by state
+
+
+@dataclass
+class PassSummary:
+    """What one pass of ``tracker poll`` did."""
+
+    polled: int = 0
+    finished: int = 0
+    errors: int = 0
+    paused_until: datetime | None = None
+    refused: bool = False  # the API refused the token (401/403)
+    unwritten: int = 0  # results the database would not take

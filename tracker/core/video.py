@@ -1,4 +1,4 @@
-"""The video object of SPEC §1 and the rules for reading it, relays' variants included."""
+"""The video object the API answers and the rules for reading it, relays' variants included."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import enum
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 SUCCESS_STATUSES = frozenset({"completed", "succeeded", "success", "done"})
 FAILURE_STATUSES = frozenset({"failed", "failure", "error", "cancelled", "canceled", "expired"})
 
+# A completed video's files can be downloaded for about this long, when the API does not say.
+ASSETS_LAST = timedelta(hours=1)
 # Unix seconds pass this in the year 5138; anything bigger is a relay sending milliseconds.
 _MILLISECONDS_THRESHOLD = 100_000_000_000
 _PERCENT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*%?\s*")

@@ -28,14 +28,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from tracker.core.backoff import Backoff
 from tracker.core.clock import Clock
 from tracker.core.models import DownloadJob, DownloadOutcome
+from tracker.core.video import ASSETS_LAST
 from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.workers import ClaimingWorker
+from tracker.http.transfers import TransferRefused
 
 logger = logging.getLogger(__name__)
 
-FIRST_RETRY_SECONDS = 5.0
+# A failed attempt is tried again after 5 s, 10 s, 20 s…, at most 5 minutes apart.
+RETRY = Backoff(first=5.0, cap=300.0, jitter=0.2)
 # Leases are short, so a dead daemon's downloads are soon taken over, and renewed while a
 # download runs; a single attempt may last at most ATTEMPT_TIMEOUT.
 LEASE = timedelta(minutes=2)
@@ -43,9 +47,6 @@ RENEW_EVERY = timedelta(seconds=30)
 ATTEMPT_TIMEOUT = timedelta(minutes=30)
 STALE_PART = ATTEMPT_TIMEOUT + LEASE
 PART = ".part"
-LONGEST_RETRY_SECONDS = 300.0
-# Without an expiry from the API, downloads are tried for this long after the first attempt.
-DEFAULT_WINDOW = timedelta(hours=1)
 _EXTENSIONS = {
     "video/mp4": ".mp4",
     "video/webm": ".webm",
@@ -95,10 +96,6 @@ class DownloadStore(Protocol):
     def record_download(self, owner: str, job: DownloadJob, outcome: DownloadOutcome) -> None: ...
 
     def renew_download(self, owner: str, job: DownloadJob, lease_until: datetime) -> None: ...
-
-
-class PermanentError(Exception):
-    """A download the API refuses for good (400, 403, 410): retrying would not help."""
 
 
 class Downloader(ClaimingWorker[DownloadJob]):
@@ -202,7 +199,7 @@ class Downloader(ClaimingWorker[DownloadJob]):
                 if isinstance(exc, TimeoutError)
                 else str(exc) or type(exc).__name__
             )
-            if is_permanent(error):
+            if isinstance(exc, TransferRefused):
                 logger.error(
                     "downloading %s of %s failed for good: %s", job.variant, job.task_id, error
                 )
@@ -220,19 +217,13 @@ class Downloader(ClaimingWorker[DownloadJob]):
 
     def _retry(self, job: DownloadJob, error: str) -> DownloadOutcome:
         now = self._clock.now()
-        wait = min(FIRST_RETRY_SECONDS * 2.0 ** min(job.attempts, 20), LONGEST_RETRY_SECONDS)
-        retry_at = now + timedelta(seconds=wait * self._rng.uniform(0.8, 1.0))
-        expires_at = job.expires_at or now + DEFAULT_WINDOW
+        retry_at = now + timedelta(seconds=RETRY.delay(job.attempts, self._rng))
+        expires_at = job.expires_at or now + ASSETS_LAST
         logger.warning("downloading %s of %s failed (%s)", job.variant, job.task_id, error)
         # Never waits past the expiry: the attempt due then records the download expired.
         return DownloadOutcome(
             "pending", now, error=error, next_attempt_at=min(retry_at, expires_at)
         )
-
-
-def is_permanent(error: str) -> bool:
-    """The API's own refusals; a redirect target's are worth another try (a fresh link)."""
-    return error.startswith(("HTTP 400", "HTTP 403", "HTTP 410"))
 
 
 def _expired(job: DownloadJob) -> str:

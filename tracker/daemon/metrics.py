@@ -22,38 +22,17 @@ from prometheus_client.exposition import generate_latest
 from tracker.core.clock import Clock
 from tracker.core.models import DOWNLOAD_STATES, EVENT_STATES, FinishReason, PollRecord, Stats
 from tracker.daemon.dbthread import DatabaseThread
+from tracker.daemon.rules import PollOutcome
 from tracker.http.server import Answer, Request, error_body, serve_connection
 
 if TYPE_CHECKING:
     from tracker.daemon.poller import Poller
-    from tracker.store.repository import SQLRepository
+    from tracker.store.reads import Reads
 
 logger = logging.getLogger(__name__)
 
 # Without a tick for this long the daemon is not polling: unhealthy.
 STALE_TICK_SECONDS = 10.0
-
-
-def outcome(record: PollRecord) -> str:
-    """The label a poll is counted under in tracker_polls_total."""
-    fetch = record.fetch
-    status = fetch.http_status
-    if fetch.video is not None:
-        return "finished" if record.finished else "ok"
-    if status is None:
-        error_type = fetch.error.get("type") if isinstance(fetch.error, dict) else None
-        return "timeout" if error_type == "timeout" else "connection_error"
-    if status == 404:
-        return "not_found"
-    if status in (401, 403):
-        return "refused"
-    if status == 429:
-        return "rate_limited"
-    if status >= 500:
-        return "server_error"
-    if 200 <= status < 300:
-        return "invalid_answer"
-    return "client_error"
 
 
 class Metrics:
@@ -125,7 +104,7 @@ class Metrics:
     # Observer: called by the poller on the event loop; cheap and never blocking.
 
     def polled(self, record: PollRecord, lateness: float) -> None:
-        self.polls.labels(outcome(record)).inc()
+        self.polls.labels(PollOutcome.of(record).value).inc()
         self.latency.observe(record.fetch.latency_ms / 1000)
         self.lateness.observe(max(0.0, lateness))
 
@@ -182,14 +161,14 @@ class GaugeRefresher:
         self,
         metrics: Metrics,
         poller: Poller,
-        repository: SQLRepository,
+        reads: Reads,
         database: DatabaseThread,
         clock: Clock,
         every: float = 5.0,
     ) -> None:
         self._metrics = metrics
         self._poller = poller
-        self._repository = repository
+        self._reads = reads
         self._database = database
         self._clock = clock
         self._every = every
@@ -201,14 +180,14 @@ class GaugeRefresher:
         return False
 
     def database_up(self) -> bool:
-        return self._answered and self._poller.database_down_since is None
+        return self._answered and self._poller.health.down_since is None
 
     async def tick(self) -> None:
         if time.monotonic() < self._next:
             return
         self._next = time.monotonic() + self._every
         try:
-            stats = await self._database.run(self._repository.stats, self._clock.now())
+            stats = await self._database.run(self._reads.stats, self._clock.now())
         except Exception as exc:
             if self._answered:
                 logger.warning("reading the metrics' counts failed: %s", exc)
@@ -217,7 +196,7 @@ class GaugeRefresher:
             return
         self._answered = True
         self._metrics.refresh(
-            stats, self._poller.paused_until, self._poller.auth_failures, self.database_up()
+            stats, self._poller.pause.until, self._poller.pause.auth_failures, self.database_up()
         )
 
     async def drain(self, timeout: float) -> None:

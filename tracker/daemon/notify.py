@@ -17,17 +17,16 @@ import json
 import logging
 import os
 import random
-import secrets
 import signal
 import tempfile
 from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, BinaryIO, Protocol
+from typing import BinaryIO, Protocol
 
+from tracker.core.backoff import Backoff
 from tracker.core.clock import Clock
-from tracker.core.encoding import jsonable
-from tracker.core.models import EventJob, EventOutcome, NewEvent
+from tracker.core.models import EventJob, EventOutcome
 from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.workers import ClaimingWorker
 from tracker.http.signing import signed_headers
@@ -35,36 +34,9 @@ from tracker.http.signing import signed_headers
 logger = logging.getLogger(__name__)
 
 GIVE_UP_AFTER = timedelta(days=1)
-FIRST_RETRY_SECONDS = 2.0
-LONGEST_RETRY_SECONDS = 300.0
+# A failed delivery is tried again after 2 s, 4 s, 8 s…, at most 5 minutes apart, for a day.
+RETRY = Backoff(first=2.0, cap=300.0, jitter=0.2)
 COMMAND_OUTPUT_KEPT = 500
-
-
-def finish_event(
-    *,
-    task_id: str,
-    status: str | None,
-    finish_reason: Any,
-    finished_at: datetime | None,
-    progress: int | None,
-    error: Any,
-    video: Any,
-) -> dict[str, Any]:
-    """The event of a finished task; ``download_path`` is added when it is delivered."""
-    return {
-        "type": "task.finished",
-        "task_id": task_id,
-        "status": status,
-        "finish_reason": str(finish_reason) if finish_reason is not None else None,
-        "finished_at": jsonable(finished_at),
-        "progress": progress,
-        "error": error,
-        "video": video,
-    }
-
-
-def new_events(channels: tuple[str, ...], payload: dict[str, Any]) -> tuple[NewEvent, ...]:
-    return tuple(NewEvent(channel, f"evt_{secrets.token_hex(12)}", payload) for channel in channels)
 
 
 class Outbox(Protocol):
@@ -255,8 +227,7 @@ class Notifier(ClaimingWorker[EventJob]):
             return EventOutcome("delivered", now)
         if now - job.created_at >= GIVE_UP_AFTER:
             return EventOutcome("given_up", now, error=error)
-        wait = min(FIRST_RETRY_SECONDS * 2.0 ** min(job.attempts, 20), LONGEST_RETRY_SECONDS)
-        wait *= self._rng.uniform(0.8, 1.0)
+        wait = RETRY.delay(job.attempts, self._rng)
         return EventOutcome(
             "pending", now, error=error, next_attempt_at=now + timedelta(seconds=wait)
         )

@@ -3,7 +3,7 @@
 Only snapshots of finished tasks are pruned, and of those never a task's first snapshot, its
 last (the one that finished it), or one whose status differs from the snapshot before it: the
 story of each task survives, the repetitions of it go (the rule is written out in SQL in
-``SQLRepository.prune_batch``). Work is done in short transactions that each read about
+``RetentionStore.prune_batch``). Work is done in short transactions that each read about
 SNAPSHOTS_PER_BATCH snapshots; the daemon lets its polls through between batches.
 """
 
@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from tracker.core.clock import Clock, SystemClock
 from tracker.daemon.dbthread import DatabaseThread
-from tracker.store.repository import SQLRepository
+from tracker.store.prune import RetentionStore
 
 logger = logging.getLogger(__name__)
 
@@ -24,11 +24,11 @@ logger = logging.getLogger(__name__)
 SNAPSHOTS_PER_BATCH = 20_000
 
 
-def prune(repository: SQLRepository, older_than: datetime, dry_run: bool = False) -> int:
+def prune(store: RetentionStore, older_than: datetime, dry_run: bool = False) -> int:
     """Prune (or count, with ``dry_run``) every prunable snapshot older than ``older_than``."""
     total, after = 0, None
     while True:
-        count, after = repository.prune_batch(older_than, after, SNAPSHOTS_PER_BATCH, dry_run)
+        count, after = store.prune_batch(older_than, after, SNAPSHOTS_PER_BATCH, dry_run)
         total += count
         if after is None:
             return total
@@ -39,7 +39,7 @@ class Retention:
 
     def __init__(
         self,
-        repository: SQLRepository,
+        store: RetentionStore,
         keep: float,
         *,
         database: DatabaseThread,
@@ -47,7 +47,7 @@ class Retention:
         first_run_after: float = 60.0,
         every: float = 86400.0,
     ) -> None:
-        self._repository = repository
+        self._store = store
         self._keep = timedelta(seconds=keep)
         self._database = database
         self._clock = clock or SystemClock()
@@ -69,7 +69,7 @@ class Retention:
         try:
             while not self._stopping:
                 count, after = await self._database.run(
-                    self._repository.prune_batch, older_than, after, SNAPSHOTS_PER_BATCH, False
+                    self._store.prune_batch, older_than, after, SNAPSHOTS_PER_BATCH, False
                 )
                 total += count
                 if after is None:

@@ -17,7 +17,8 @@ from typing import Any, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from tracker.daemon.poller import Policy, Poller
+from tracker.daemon.poller import Poller
+from tracker.daemon.rules import Policy
 
 logger = logging.getLogger(__name__)
 

@@ -28,6 +28,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tracker.core.eventloop import run_event_loop
+from tracker.core.secrets import secret_key
 from tracker.core.video import Phase
 from tracker.http.server import (
     Answer,
@@ -37,7 +38,7 @@ from tracker.http.server import (
     error_body,
     serve_connection,
 )
-from tracker.http.signing import secret_key, signed_headers
+from tracker.http.signing import signed_headers
 
 Style = Literal["openai", "relay"]
 

@@ -1,12 +1,11 @@
-"""Connecting to the database and bringing it to the newest migration."""
+"""Connecting to the database: engines tuned for SQLite and PostgreSQL, and how their failures
+read in one line."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -16,16 +15,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from tracker.errors import DatabaseError
 from tracker.store.schema import serialize_json
 
-if TYPE_CHECKING:
-    from alembic.config import Config
-
-# The newest migration. Every command checks the database against it before anything else, so
-# it is a constant rather than Alembic's answer (loading Alembic and the migrations costs a
-# quarter of a second); a test keeps it equal to the head of migrations/versions.
-HEAD_REVISION = "0002"
-
-# The top-level migrations/ directory, installed as the tracker.migrations package.
-MIGRATIONS_DIR = Path(str(importlib.import_module("tracker.migrations").__file__)).parent
 # Set on a connection whose next transaction writes: on SQLite it then starts with
 # BEGIN IMMEDIATE, taking the write lock up front instead of failing to upgrade a read lock.
 WRITE = {"tracker_write": True}
@@ -60,7 +49,7 @@ def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         # 32 MiB of page cache (the default is 2): the history index's pages that polls write
-        # to stay in memory as the table grows (README, Performance).
+        # to stay in memory as the table grows (docs/performance.md).
         cursor.execute("PRAGMA cache_size = -32768")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
@@ -76,70 +65,6 @@ def describe(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
-def alembic_config() -> Config:
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return config
-
-
-def head_revision() -> str | None:
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
-
-
-def current_revision(engine: Engine) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    try:
-        with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
-    except SQLAlchemyError as exc:
-        raise DatabaseError(f"cannot read the database {describe(engine)}: {_reason(exc)}") from exc
-
-
-def upgrade(engine: Engine) -> None:
-    """Migrate to head; concurrent callers wait for each other (SQLite write lock, PostgreSQL
-    advisory lock in env.py) and the later ones find nothing left to do."""
-    from alembic import command
-    from alembic.util import CommandError
-
-    config = alembic_config()
-    try:
-        with engine.connect() as connection:
-            connection.execution_options(**WRITE)
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
-    except SQLAlchemyError as exc:
-        raise DatabaseError(
-            f"cannot migrate the database {describe(engine)}: {_reason(exc)}"
-        ) from exc
-    except CommandError as exc:  # e.g. a revision from a newer tracker
-        raise DatabaseError(
-            f"cannot migrate the database {describe(engine)}: {exc}; is this tracker older "
-            "than the one that last migrated it?"
-        ) from exc
-
-
-def ensure_schema(engine: Engine) -> None:
-    """Bring the database to head unless it is there already (the common, cheap case)."""
-    if _stored_revision(engine) != HEAD_REVISION:
-        upgrade(engine)
-
-
-def _stored_revision(engine: Engine) -> str | None:
-    """The revision in alembic_version, or None where it cannot be read (a new database;
-    upgrade() then reports any real trouble)."""
-    try:
-        with engine.connect() as connection:
-            revision = connection.exec_driver_sql("SELECT version_num FROM alembic_version")
-            return revision.scalar()
-    except SQLAlchemyError:
-        return None
-
-
 @contextmanager
 def reported_errors() -> Iterator[None]:
     """The database's failures as DatabaseError with the driver's one-line reason (commands
@@ -147,9 +72,10 @@ def reported_errors() -> Iterator[None]:
     try:
         yield
     except SQLAlchemyError as exc:
-        raise DatabaseError(f"the database failed: {_reason(exc)}") from exc
+        raise DatabaseError(f"the database failed: {reason(exc)}") from exc
 
 
-def _reason(exc: SQLAlchemyError) -> str:
+def reason(exc: SQLAlchemyError) -> str:
+    """The driver's own first line, without SQLAlchemy's wrapping."""
     original = getattr(exc, "orig", None)
     return str(original if original is not None else exc).strip().splitlines()[0]

@@ -1,4 +1,5 @@
-"""The tables of SPEC §5. Migrations in ``migrations/`` must match this file (a test checks)."""
+"""The tables (docs/tables.md). Migrations in ``migrations/`` must match this file (a test
+checks)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,19 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    @staticmethod
+    def sqlite_text(value: datetime | None) -> str | None:
+        """The text SQLite stores for ``value``: what SQLAlchemy writes for the naive UTC value
+        ``process_bind_param`` gives, so that values written by the batch writer compare
+        correctly with the rest."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: tracker stores UTC only")
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
+        return value.isoformat(" ", timespec="microseconds")[:26]  # without the "+00:00"
+
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
@@ -62,7 +76,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)  # type: ignore[no-any-return]
 
 
-# SQL NULL, not a JSON null, when there is nothing to store (SPEC §5).
+# SQL NULL, not a JSON null, when there is nothing to store.
 JSONDocument = JSON(none_as_null=True)
 
 
@@ -101,9 +115,9 @@ tasks = Table(
     Column("created_at", UTCDateTime),
     Column("completed_at", UTCDateTime),
     Column("expires_at", UTCDateTime),
-    # Consecutive 404 answers: three in a row finish the task as not_found (SPEC §6 rule 7).
+    # Consecutive 404 answers: three in a row finish the task as not_found (docs/failures.md).
     Column("not_found_count", Integer, nullable=False, server_default="0"),
-    # The daemon polling the task right now, and until when its claim holds (SPEC §7).
+    # The daemon polling the task right now, and until when its claim holds (docs/scaling.md).
     Column("lease_owner", String(128)),
     Column("lease_expires_at", UTCDateTime),
     CheckConstraint(
@@ -144,7 +158,7 @@ snapshots = Table(
 
 Index("ix_snapshots_task_id_polled_at", snapshots.c.task_id, snapshots.c.polled_at)
 
-# A finished video's files (issue #6): one row per task and variant, from pending to done,
+# A finished video's files: one row per task and variant, from pending to done,
 # expired (its assets were gone before it could be fetched) or failed (the API refused it).
 downloads = Table(
     "downloads",
@@ -180,7 +194,7 @@ Index(
     postgresql_where=downloads.c.state == PENDING,
 )
 
-# The outbox of notifications (issue #6): written in the transaction that finishes the task,
+# The outbox of notifications: written in the transaction that finishes the task,
 # delivered at least once. ``event_id`` is the Standard Webhooks webhook-id, the same on retries.
 outbox = Table(
     "outbox",

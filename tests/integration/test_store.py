@@ -1,4 +1,4 @@
-"""The SQL repository on a real SQLite file and a real PostgreSQL database: leases, what is
+"""The stores on a real SQLite file and a real PostgreSQL database: leases, what is
 stored and how, read-only SQL."""
 
 from __future__ import annotations
@@ -17,29 +17,29 @@ from tracker.core.models import FetchResult
 from tracker.core.video import Video
 from tracker.daemon.poller import Policy, decide
 from tracker.errors import QueryRefusedError, UnknownTaskError
-from tracker.store import engine as db
-from tracker.store.repository import SQLRepository
+from tracker.store import Database, migrations
+from tracker.store.engine import create_engine
 
 NOW = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
 POLICY = Policy(interval=10, give_up_after=3600, request_timeout=5)
 
 
 @pytest.fixture
-def repository(database_url: str) -> Iterator[SQLRepository]:
-    engine = db.create_engine(database_url)
-    db.upgrade(engine)
-    yield SQLRepository(engine)
+def database(database_url: str) -> Iterator[Database]:
+    engine = create_engine(database_url)
+    migrations.upgrade(engine)
+    yield Database(engine)
     engine.dispose()
 
 
-def scalar_row(repository: SQLRepository, sql: str) -> tuple[object, ...]:
-    with repository._engine.connect() as connection:
+def scalar_row(database: Database, sql: str) -> tuple[object, ...]:
+    with database.engine.connect() as connection:
         return tuple(connection.execute(text(sql)).one())
 
 
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(sqlite_url: str) -> None:
     """WAL lets readers run beside the daemon; the busy timeout makes writers wait, not fail."""
-    engine = db.create_engine(sqlite_url)
+    engine = create_engine(sqlite_url)
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
@@ -47,107 +47,107 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(sqlite_url: str) -> None:
     engine.dispose()
 
 
-def test_timestamps_are_stored_as_utc_and_read_back_aware(repository: SQLRepository) -> None:
+def test_timestamps_are_stored_as_utc_and_read_back_aware(database: Database) -> None:
     """A time given in another zone is stored as UTC and comes back as aware UTC."""
     paris = datetime(2026, 3, 1, 9, 30, tzinfo=UTC).astimezone(ZoneInfo("Europe/Paris"))
-    repository.add_tasks(["t"], None, paris)
-    [task] = repository.tasks()
+    database.tasks.add_tasks(["t"], None, paris)
+    [task] = database.reads.tasks()
     assert task.registered_at == datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
     assert task.registered_at.utcoffset() == timedelta(0)
-    (raw,) = scalar_row(repository, "SELECT registered_at FROM tasks")
+    (raw,) = scalar_row(database, "SELECT registered_at FROM tasks")
     if isinstance(raw, str):  # SQLite: text in UTC
         assert raw.startswith("2026-03-01 09:30:00")
     else:  # PostgreSQL: timestamptz
         assert raw == datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 
 
-def test_adding_is_idempotent(repository: SQLRepository) -> None:
+def test_adding_is_idempotent(database: Database) -> None:
     """Adding the same IDs twice registers them once and reports the second time as existing."""
-    first = repository.add_tasks(["a", "b"], "batch 1", NOW)
-    second = repository.add_tasks(["b", "c"], "batch 2", NOW + timedelta(seconds=5))
+    first = database.tasks.add_tasks(["a", "b"], "batch 1", NOW)
+    second = database.tasks.add_tasks(["b", "c"], "batch 2", NOW + timedelta(seconds=5))
     assert (first.added, first.existing) == (["a", "b"], [])
     assert (second.added, second.existing) == (["c"], ["b"])
-    labels = {task.task_id: task.label for task in repository.tasks()}
+    labels = {task.task_id: task.label for task in database.reads.tasks()}
     assert labels == {"a": "batch 1", "b": "batch 1", "c": "batch 2"}
 
 
-def test_removing_an_unknown_id_changes_nothing(repository: SQLRepository) -> None:
+def test_removing_an_unknown_id_changes_nothing(database: Database) -> None:
     """One unknown ID rejects the whole remove: the known ones stay unfinished."""
-    repository.add_tasks(["a"], None, NOW)
+    database.tasks.add_tasks(["a"], None, NOW)
     with pytest.raises(UnknownTaskError, match="'nope'"):
-        repository.remove_tasks(["a", "nope"], NOW)
-    assert not repository.tasks()[0].finished
-    result = repository.remove_tasks(["a", "a"][:1], NOW)
+        database.tasks.remove_tasks(["a", "nope"], NOW)
+    assert not database.reads.tasks()[0].finished
+    result = database.tasks.remove_tasks(["a", "a"][:1], NOW)
     assert result.removed == ["a"]
-    [task] = repository.tasks()
+    [task] = database.reads.tasks()
     assert (task.finished, task.finish_reason, task.finished_at) == (True, "removed", NOW)
 
 
-def test_a_claim_is_exclusive_until_its_lease_ends(repository: SQLRepository) -> None:
+def test_a_claim_is_exclusive_until_its_lease_ends(database: Database) -> None:
     """Two daemons never hold one task; an expired lease lets another daemon take it over."""
-    repository.add_tasks([f"t{i}" for i in range(5)], None, NOW)
+    database.tasks.add_tasks([f"t{i}" for i in range(5)], None, NOW)
     lease_end = NOW + timedelta(seconds=60)
-    first = repository.claim_due("daemon-a", NOW, lease_end, 3)
-    second = repository.claim_due("daemon-b", NOW, lease_end, 10)
+    first = database.polls.claim_due("daemon-a", NOW, lease_end, 3)
+    second = database.polls.claim_due("daemon-b", NOW, lease_end, 10)
     assert len(first) == 3 and len(second) == 2
     assert not {t.task_id for t in first} & {t.task_id for t in second}
-    assert repository.claim_due("daemon-c", NOW, lease_end, 10) == []
-    taken_over = repository.claim_due("daemon-c", lease_end, lease_end + timedelta(60), 10)
+    assert database.polls.claim_due("daemon-c", NOW, lease_end, 10) == []
+    taken_over = database.polls.claim_due("daemon-c", lease_end, lease_end + timedelta(60), 10)
     assert len(taken_over) == 5
 
 
-def test_claims_come_earliest_due_first_and_skip_tasks_not_due(repository: SQLRepository) -> None:
+def test_claims_come_earliest_due_first_and_skip_tasks_not_due(database: Database) -> None:
     """Only tasks whose next_poll_at has come are claimed, oldest first."""
-    repository.add_tasks(["late"], None, NOW + timedelta(seconds=30))
-    repository.add_tasks(["early"], None, NOW - timedelta(seconds=30))
-    repository.add_tasks(["middle"], None, NOW)
-    claimed = repository.claim_due("d", NOW, NOW + timedelta(60), 10)
+    database.tasks.add_tasks(["late"], None, NOW + timedelta(seconds=30))
+    database.tasks.add_tasks(["early"], None, NOW - timedelta(seconds=30))
+    database.tasks.add_tasks(["middle"], None, NOW)
+    claimed = database.polls.claim_due("d", NOW, NOW + timedelta(60), 10)
     assert [task.task_id for task in claimed] == ["early", "middle"]
 
 
-def test_an_error_poll_keeps_what_was_known_and_stores_the_error(repository: SQLRepository) -> None:
+def test_an_error_poll_keeps_what_was_known_and_stores_the_error(database: Database) -> None:
     """A failed poll records its error but does not erase the last good status."""
-    repository.add_tasks(["t"], None, NOW)
-    [task] = repository.claim_due("d", NOW, NOW + timedelta(60), 1)
+    database.tasks.add_tasks(["t"], None, NOW)
+    [task] = database.polls.claim_due("d", NOW, NOW + timedelta(60), 1)
     good = FetchResult(200, 1, '{"status":"queued"}', Video("queued", 0, model="sora-2"), None)
-    repository.record_polls("d", [decide(task, good, NOW, POLICY, random.Random(1))])
+    database.polls.record_polls("d", [decide(task, good, NOW, POLICY, random.Random(1))])
     later = NOW + timedelta(seconds=11)
-    [task] = repository.claim_due("d", later, later + timedelta(60), 1)
+    [task] = database.polls.claim_due("d", later, later + timedelta(60), 1)
     bad = FetchResult(503, 2, None, None, {"type": "http_error", "message": "HTTP 503"})
-    repository.record_polls("d", [decide(task, bad, later, POLICY, random.Random(1))])
-    [stored] = repository.tasks()
+    database.polls.record_polls("d", [decide(task, bad, later, POLICY, random.Random(1))])
+    [stored] = database.reads.tasks()
     assert (stored.status, stored.model, stored.error_count) == ("queued", "sora-2", 1)
     assert stored.last_error == "HTTP 503: HTTP 503"
-    history = repository.history("t")
+    history = database.reads.history("t")
     assert [s.http_status for s in history] == [200, 503]
     assert history[1].error == {"type": "http_error", "message": "HTTP 503"}
     assert history[1].status is None
 
 
-def test_history_of_an_unknown_task_is_an_error(repository: SQLRepository) -> None:
+def test_history_of_an_unknown_task_is_an_error(database: Database) -> None:
     """Asking for the history of an ID never registered is a usage error, not an empty list."""
     with pytest.raises(UnknownTaskError):
-        repository.history("never-added")
+        database.reads.history("never-added")
 
 
 def test_timed_out_sweep_finishes_only_old_unheld_unfinished_tasks(
-    repository: SQLRepository,
+    database: Database,
 ) -> None:
     """give-up-after finishes tasks registered before the cutoff, except those being polled."""
-    repository.add_tasks(["old", "old-held"], None, NOW - timedelta(hours=25))
-    repository.add_tasks(["young"], None, NOW)
-    repository.claim_due(
+    database.tasks.add_tasks(["old", "old-held"], None, NOW - timedelta(hours=25))
+    database.tasks.add_tasks(["young"], None, NOW)
+    database.polls.claim_due(
         "d", NOW, NOW + timedelta(60), 10, include_not_due=True, polled_before=None
     )
-    repository.release("d", ["old"])
-    assert repository.finish_timed_out(NOW, NOW - timedelta(hours=24)) == ["old"]
-    reasons = {task.task_id: task.finish_reason for task in repository.tasks()}
+    database.polls.release("d", ["old"])
+    assert database.polls.finish_timed_out(NOW, NOW - timedelta(hours=24)) == ["old"]
+    reasons = {task.task_id: task.finish_reason for task in database.reads.tasks()}
     assert reasons == {"old": "timed_out", "old-held": None, "young": None}
 
 
-def test_the_due_claim_uses_the_partial_index(repository: SQLRepository) -> None:
+def test_the_due_claim_uses_the_partial_index(database: Database) -> None:
     """The claim reads ix_tasks_due, so its cost follows unfinished tasks, not history."""
-    with repository._engine.connect() as connection:
+    with database.engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             connection.exec_driver_sql("SET enable_seqscan = off")
             plan = connection.exec_driver_sql(
@@ -162,21 +162,21 @@ def test_the_due_claim_uses_the_partial_index(repository: SQLRepository) -> None
     assert any("ix_tasks_due" in str(row) for row in plan), plan
 
 
-def test_a_poll_is_written_as_a_snapshot_with_sql_nulls(repository: SQLRepository) -> None:
+def test_a_poll_is_written_as_a_snapshot_with_sql_nulls(database: Database) -> None:
     """The body is stored as received; error is SQL NULL (not JSON null) when all went well."""
-    repository.add_tasks(["t"], "lbl", NOW)
-    [task] = repository.claim_due("d", NOW, NOW + timedelta(60), 1)
+    database.tasks.add_tasks(["t"], "lbl", NOW)
+    [task] = database.polls.claim_due("d", NOW, NOW + timedelta(60), 1)
     body = '{"id": "t",   "status": "in_progress", "progress": "45%", "model": "sora-2"}'
     fetch = FetchResult(200, 12.5, body, Video("in_progress", 45, model="sora-2"), None)
     record = decide(task, fetch, NOW, POLICY, random.Random(1))
-    assert repository.record_polls("d", [record]) == 1
+    assert database.polls.record_polls("d", [record]) == 1
     row = scalar_row(
-        repository,
+        database,
         "SELECT http_status, status, progress, error IS NULL, CAST(body AS TEXT), finished, "
         "latency_ms FROM snapshots",
     )
     assert row == (200, "in_progress", 45, True, body, False, 12.5)
-    [stored] = repository.tasks()
+    [stored] = database.reads.tasks()
     assert (stored.status, stored.progress, stored.model, stored.poll_count) == (
         "in_progress",
         45,
@@ -207,43 +207,41 @@ def test_a_poll_is_written_as_a_snapshot_with_sql_nulls(repository: SQLRepositor
         "   ",
     ],
 )
-def test_sql_refuses_anything_but_one_read(
-    repository: SQLRepository, query: str, tmp_path: Path
-) -> None:
+def test_sql_refuses_anything_but_one_read(database: Database, query: str, tmp_path: Path) -> None:
     """Writes, schema changes, ATTACH, PRAGMA, several statements and bad SQL are refused,
     and change nothing."""
-    repository.add_tasks(["keep-me"], "label", NOW)
+    database.tasks.add_tasks(["keep-me"], "label", NOW)
     with pytest.raises(QueryRefusedError, match=r"^refused: "):
-        repository.run_read_only(query.format(tmp=tmp_path))
-    assert [(task.task_id, task.label) for task in repository.tasks()] == [("keep-me", "label")]
-    assert scalar_row(repository, "SELECT COUNT(*) FROM snapshots") == (0,)
+        database.sql.run_read_only(query.format(tmp=tmp_path))
+    assert [(task.task_id, task.label) for task in database.reads.tasks()] == [("keep-me", "label")]
+    assert scalar_row(database, "SELECT COUNT(*) FROM snapshots") == (0,)
     assert not (tmp_path / "evil.db").exists()
 
 
-def test_sql_says_why_a_statement_was_refused(repository: SQLRepository) -> None:
+def test_sql_says_why_a_statement_was_refused(database: Database) -> None:
     """The one-line refusal names the rule broken."""
     with pytest.raises(QueryRefusedError, match="read-only statements"):
-        repository.run_read_only("DELETE FROM tasks")
+        database.sql.run_read_only("DELETE FROM tasks")
     with pytest.raises(QueryRefusedError, match="empty"):
-        repository.run_read_only(" ; ")
+        database.sql.run_read_only(" ; ")
 
 
 def test_sqlite_stays_in_wal_mode_after_a_refused_pragma(sqlite_url: str) -> None:
     """A refused PRAGMA write really changed nothing."""
-    engine = db.create_engine(sqlite_url)
-    db.upgrade(engine)
+    engine = create_engine(sqlite_url)
+    migrations.upgrade(engine)
     with pytest.raises(QueryRefusedError):
-        SQLRepository(engine).run_read_only("PRAGMA journal_mode = DELETE")
+        Database(engine).sql.run_read_only("PRAGMA journal_mode = DELETE")
     assert sqlite3.connect(sqlite_url.removeprefix("sqlite:///")).execute(
         "PRAGMA journal_mode"
     ).fetchone() == ("wal",)
     engine.dispose()
 
 
-def test_sql_runs_reads_with_joins_and_ctes(repository: SQLRepository) -> None:
+def test_sql_runs_reads_with_joins_and_ctes(database: Database) -> None:
     """Ordinary queries work: WITH, joins, aggregates, a trailing semicolon and comments."""
-    repository.add_tasks(["a", "b"], None, NOW)
-    result = repository.run_read_only(
+    database.tasks.add_tasks(["a", "b"], None, NOW)
+    result = database.sql.run_read_only(
         "-- how many?\nWITH t AS (SELECT task_id FROM tasks) "
         "SELECT COUNT(*) AS n, MIN(t.task_id) AS first FROM t "
         "LEFT JOIN snapshots s ON s.task_id = t.task_id;"
@@ -252,21 +250,21 @@ def test_sql_runs_reads_with_joins_and_ctes(repository: SQLRepository) -> None:
     assert result.rows == [(2, "a")]
 
 
-def test_one_unstorable_answer_does_not_hold_back_the_others(repository: SQLRepository) -> None:
+def test_one_unstorable_answer_does_not_hold_back_the_others(database: Database) -> None:
     """A record the database refuses (a lone surrogate here) is stored as an error poll; the
     rest of the batch is written as usual."""
-    repository.add_tasks(["bad", "good"], None, NOW)
-    claimed = {t.task_id: t for t in repository.claim_due("d", NOW, NOW + timedelta(60), 10)}
+    database.tasks.add_tasks(["bad", "good"], None, NOW)
+    claimed = {t.task_id: t for t in database.polls.claim_due("d", NOW, NOW + timedelta(60), 10)}
     bad = FetchResult(200, 1, '{"status": "x"}', Video("in\ud800progress", 5), None)
     good = FetchResult(200, 1, '{"status": "queued"}', Video("queued", 0), None)
     records = [
         decide(claimed["bad"], bad, NOW, POLICY, random.Random(1)),
         decide(claimed["good"], good, NOW, POLICY, random.Random(1)),
     ]
-    assert repository.record_polls("d", records) == 2
-    [bad_snapshot] = repository.history("bad")
-    [good_snapshot] = repository.history("good")
+    assert database.polls.record_polls("d", records) == 2
+    [bad_snapshot] = database.reads.history("bad")
+    [good_snapshot] = database.reads.history("good")
     assert bad_snapshot.error["type"] == "unstorable"
     assert (bad_snapshot.http_status, bad_snapshot.body, bad_snapshot.status) == (200, None, None)
     assert good_snapshot.status == "queued"
-    assert all(task.lease_owner is None for task in repository.tasks())
+    assert all(task.lease_owner is None for task in database.reads.tasks())

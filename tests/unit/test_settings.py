@@ -1,4 +1,5 @@
-"""Settings: defaults, variables, flags over variables, and one-line errors (SPEC §3)."""
+"""Settings: defaults, variables, flags over variables, one-line errors, and each command
+reading only its own settings."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ from pathlib import Path
 import pytest
 
 from tracker.errors import ConfigError
-from tracker.settings import Secret, Settings, load_settings, parse_duration
+from tracker.settings import OPTIONS, Secret, Settings, load_settings, parse_duration
+from tracker.settings.options import DOWNLOAD, EVERY_COMMAND, RUN
+
+ALL = (*RUN, *OPTIONS)
 
 
-def test_defaults_are_the_ones_the_spec_names() -> None:
-    """With no flag and no variable, every setting has its SPEC §3 default."""
-    settings = load_settings({}, environ={})
+def test_defaults_are_the_documented_ones() -> None:
+    """With no flag and no variable, every setting has its documented default."""
+    settings = load_settings(ALL, {}, environ={})
     assert settings == Settings(
         database_url="sqlite:///tracker.db",
         api_base="https://api.gpt.ge",
@@ -35,7 +39,7 @@ def test_variables_are_read_and_flags_win_over_them(tmp_path: Path) -> None:
         "TRACKER_GIVE_UP_AFTER": "15m",
         "TRACKER_API_TOKEN": "sk-env",
     }
-    from_env = load_settings({}, environ=environ)
+    from_env = load_settings(ALL, {}, environ=environ)
     assert from_env.database_url == f"sqlite:///{tmp_path}/env.db"
     assert from_env.api_base == "https://relay.example"
     assert (from_env.poll_interval, from_env.concurrency) == (2.5, 8)
@@ -43,7 +47,7 @@ def test_variables_are_read_and_flags_win_over_them(tmp_path: Path) -> None:
     assert from_env.token == Secret("sk-env")
 
     flags = {"poll_interval": "7", "give_up_after": "2h", "api_base": "http://127.0.0.1:9/v1"}
-    from_flags = load_settings(flags, environ=environ)
+    from_flags = load_settings(ALL, flags, environ=environ)
     assert from_flags.poll_interval == 7.0
     assert from_flags.give_up_after == 7200.0
     assert from_flags.api_base == "http://127.0.0.1:9"
@@ -52,14 +56,14 @@ def test_variables_are_read_and_flags_win_over_them(tmp_path: Path) -> None:
 
 def test_an_empty_variable_counts_as_unset() -> None:
     """`TRACKER_POLL_INTERVAL=` in a unit file does not break start-up."""
-    assert load_settings({}, environ={"TRACKER_POLL_INTERVAL": ""}).poll_interval == 15.0
+    assert load_settings(ALL, {}, environ={"TRACKER_POLL_INTERVAL": ""}).poll_interval == 15.0
 
 
 @pytest.mark.parametrize(
     ("flags", "environ", "message"),
     [
-        ({"poll_interval": "abc"}, {}, "--interval 'abc': not a number"),
-        ({}, {"TRACKER_POLL_INTERVAL": "-1"}, "TRACKER_POLL_INTERVAL '-1': must be a number"),
+        ({"poll_interval": "abc"}, {}, "--interval 'abc': not a duration"),
+        ({}, {"TRACKER_POLL_INTERVAL": "0"}, "TRACKER_POLL_INTERVAL '0': must be more than zero"),
         ({"concurrency": "0"}, {}, "--concurrency '0': must be between 1 and 10000"),
         ({"concurrency": "2.5"}, {}, "--concurrency '2.5': not a whole number"),
         ({"request_timeout": "nan"}, {}, "--request-timeout 'nan'"),
@@ -77,7 +81,7 @@ def test_bad_values_raise_one_line_naming_flag_or_variable_and_value(
 ) -> None:
     """A value that cannot be used raises ConfigError naming where it came from."""
     with pytest.raises(ConfigError) as caught:
-        load_settings(flags, environ=environ)
+        load_settings(ALL, flags, environ=environ)
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
 
@@ -86,14 +90,27 @@ def test_bad_values_raise_one_line_naming_flag_or_variable_and_value(
     ("text", "seconds"),
     [("90s", 90), ("15m", 900), ("24h", 86400), ("7d", 604800), ("30", 30), ("1.5h", 5400)],
 )
-def test_durations_accept_the_spec_units(text: str, seconds: float) -> None:
+def test_durations_accept_seconds_and_units(text: str, seconds: float) -> None:
     """90s, 15m, 24h, 7d and bare seconds are all understood."""
     assert parse_duration(text) == seconds
 
 
-def test_plain_postgresql_urls_mean_psycopg_3() -> None:
-    """postgresql:// is taken as postgresql+psycopg:// (the driver the postgres extra installs)."""
-    settings = load_settings({"database_url": "postgresql://u@h/db"}, environ={})
+@pytest.mark.parametrize(
+    "field",
+    ["poll_interval", "request_timeout", "give_up_after", "on_finish_timeout", "retain"],
+)
+def test_every_time_setting_takes_the_same_units(field: str) -> None:
+    """`--interval 15s` is read like `--give-up-after 15s`: one parser for every duration."""
+    assert getattr(load_settings(ALL, {field: "15s"}, environ={}), field) == 15.0
+    assert getattr(load_settings(ALL, {field: "2m"}, environ={}), field) == 120.0
+    assert getattr(load_settings(ALL, {field: "15"}, environ={}), field) == 15.0
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+psycopg"])
+def test_postgresql_urls_mean_psycopg_3(scheme: str) -> None:
+    """postgresql:// and postgres:// (the form hosting panels hand out) are taken as
+    postgresql+psycopg:// (the driver the postgres extra installs)."""
+    settings = load_settings(ALL, {"database_url": f"{scheme}://u@h/db"}, environ={})
     assert settings.database_url == "postgresql+psycopg://u@h/db"
 
 
@@ -104,26 +121,26 @@ def test_token_file_is_read_and_stripped_and_the_flag_wins(tmp_path: Path) -> No
     env_file = tmp_path / "env"
     env_file.write_text("sk-from-env-file")
     environ = {"TRACKER_API_TOKEN_FILE": str(env_file)}
-    assert load_settings({}, environ=environ).token == Secret("sk-from-env-file")
+    assert load_settings(ALL, {}, environ=environ).token == Secret("sk-from-env-file")
     environ["TRACKER_API_TOKEN"] = "sk-from-env"
-    assert load_settings({}, environ=environ).token == Secret("sk-from-env")
+    assert load_settings(ALL, {}, environ=environ).token == Secret("sk-from-env")
     flags = {"token_file": str(flag_file)}
-    assert load_settings(flags, environ=environ).token == Secret("sk-from-flag-file")
+    assert load_settings(ALL, flags, environ=environ).token == Secret("sk-from-flag-file")
 
 
 def test_unreadable_or_empty_token_file_is_a_config_error_without_content(tmp_path: Path) -> None:
     """A token file that is missing or empty fails with its path, never its content."""
     with pytest.raises(ConfigError, match="cannot read the token file"):
-        load_settings({"token_file": str(tmp_path / "missing")}, environ={})
+        load_settings(ALL, {"token_file": str(tmp_path / "missing")}, environ={})
     empty = tmp_path / "empty"
     empty.write_text("  \n")
-    with pytest.raises(ConfigError, match="the API token is empty"):
-        load_settings({"token_file": str(empty)}, environ={})
+    with pytest.raises(ConfigError, match="the token is empty"):
+        load_settings(ALL, {"token_file": str(empty)}, environ={})
 
 
 def test_the_token_never_shows_in_repr_or_str() -> None:
     """Printing the settings or the secret shows a mask, not the token."""
-    settings = load_settings({}, environ={"TRACKER_API_TOKEN": "sk-very-secret"})
+    settings = load_settings(ALL, {}, environ={"TRACKER_API_TOKEN": "sk-very-secret"})
     assert "sk-very-secret" not in repr(settings)
     assert "sk-very-secret" not in str(settings.token)
     assert settings.require_token().reveal() == "sk-very-secret"
@@ -140,19 +157,44 @@ def test_require_token_explains_where_a_token_comes_from() -> None:
     [
         ({"api_base": "http://host:abc"}, "the port is not a number"),
         ({"give_up_after": "1000000d"}, "at most 3650d"),
-        ({"request_timeout": "1e300"}, "at most 86400"),
-        ({"poll_interval": "90000"}, "at most 86400"),
+        ({"request_timeout": "2d"}, "at most 1d"),
+        ({"poll_interval": "90000"}, "at most 1d"),
     ],
 )
 def test_values_beyond_sane_bounds_are_refused(flags: dict[str, str], message: str) -> None:
     """Ports that are not numbers and durations of centuries are errors, not overflows."""
     with pytest.raises(ConfigError, match=message):
-        load_settings(flags, environ={})
+        load_settings(ALL, flags, environ={})
 
 
 def test_a_token_that_cannot_travel_in_a_header_is_refused_without_showing_it() -> None:
     """Non-ASCII or spaced tokens fail with a clear message that does not contain them."""
     for token in ("sk-ünïcode", "sk with space", "sk-\x07bell"):
         with pytest.raises(ConfigError, match="printable ASCII") as caught:
-            load_settings({}, environ={"TRACKER_API_TOKEN": token})
+            load_settings(ALL, {}, environ={"TRACKER_API_TOKEN": token})
         assert token not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"TRACKER_API_TOKEN_FILE": "/no/such/token"},
+        {"TRACKER_POLL_INTERVAL": "often"},
+        {"TRACKER_NOTIFY_SECRET": "short"},
+        {"TRACKER_WEBHOOK_SECRET": "short"},
+        {"TRACKER_DOWNLOAD_DIR": "/no/such/dir/videos"},
+        {"TRACKER_CONCURRENCY": "lots", "TRACKER_METRICS_PORT": "x"},
+    ],
+)
+def test_a_command_reads_only_the_settings_it_uses(environ: dict[str, str]) -> None:
+    """A daemon's setting in a shared environment does not stop a command that does not use
+    it, and still stops the daemon."""
+    assert load_settings(EVERY_COMMAND, {}, environ=environ) == Settings()
+    with pytest.raises(ConfigError):
+        load_settings(RUN, {}, environ=environ)
+
+
+def test_download_reads_its_directory_but_not_the_polling_rhythm(tmp_path: Path) -> None:
+    """`tracker download` uses the directory and the token, not the interval."""
+    environ = {"TRACKER_DOWNLOAD_DIR": str(tmp_path), "TRACKER_POLL_INTERVAL": "often"}
+    assert load_settings(DOWNLOAD, {}, environ=environ).download_dir == str(tmp_path)

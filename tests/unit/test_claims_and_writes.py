@@ -1,0 +1,276 @@
+"""How many tasks a daemon claims and how late a claim may still start (Claimer), and poll
+results on their way to the database (WriteBuffer, DatabaseHealth): kept in memory while the
+store fails, written once it answers again, and the outage logged without flooding the log.
+
+The store behind the buffer is a test double of its three-method seam, told when to fail."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tracker.core.models import FetchResult, PollRecord
+from tracker.core.video import Video
+from tracker.daemon.claims import CLAIM_AHEAD, Claimer
+from tracker.daemon.dbthread import DatabaseThread
+from tracker.daemon.rules import Policy
+from tracker.daemon.writes import DatabaseHealth, WriteBuffer
+
+START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+POLICY = Policy(interval=10.0, give_up_after=3600.0, request_timeout=5.0)
+WRITES_LOGGER = "tracker.daemon.writes"
+
+
+class FakeClock:
+    def __init__(self, now: datetime = START) -> None:
+        self.current = now
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, seconds: float) -> None:
+        self.current += timedelta(seconds=seconds)
+
+
+class DatabaseDown(Exception):
+    """What the store raises while it is told to fail."""
+
+
+class FlakyStore:
+    """Records what it is asked to write; raises DatabaseDown from the calls in ``failing``."""
+
+    def __init__(self) -> None:
+        self.failing: set[str] = set()
+        self.written: list[tuple[str, list[str]]] = []
+        self.released: list[tuple[str, list[str]]] = []
+        self.postponed: list[datetime] = []
+
+    def _check(self, call: str) -> None:
+        if call in self.failing:
+            raise DatabaseDown(f"{call}: database is locked\nsecond line never logged")
+
+    def record_polls(self, owner: str, records: Sequence[PollRecord]) -> int:
+        self._check("record_polls")
+        self.written.append((owner, [record.task_id for record in records]))
+        return len(records)
+
+    def release(self, owner: str, task_ids: Sequence[str]) -> None:
+        self._check("release")
+        self.released.append((owner, list(task_ids)))
+
+    def postpone(self, until: datetime) -> None:
+        self._check("postpone")
+        self.postponed.append(until)
+
+
+class WriteTimes:
+    def __init__(self) -> None:
+        self.writes = 0
+
+    def wrote(self, seconds: float) -> None:
+        self.writes += 1
+
+
+def record(task_id: str) -> PollRecord:
+    fetch = FetchResult(200, 1.0, '{"status": "in_progress"}', Video("in_progress", 50), None)
+    return PollRecord(
+        task_id=task_id,
+        polled_at=START,
+        fetch=fetch,
+        next_poll_at=START + timedelta(seconds=10),
+        error_count=0,
+        not_found_count=0,
+        last_error=None,
+        finish_reason=None,
+    )
+
+
+@pytest.fixture
+def database() -> Iterator[DatabaseThread]:
+    thread = DatabaseThread()
+    yield thread
+    thread.close()
+
+
+# Claimer
+
+
+def test_a_daemon_claims_ahead_of_its_request_slots_and_no_further(
+    database: DatabaseThread,
+) -> None:
+    """Up to CLAIM_AHEAD tasks per request slot are held (claimed, polling, or waiting to be
+    written); with that many held, nothing more is claimed."""
+    claimer = Claimer(FlakyStore(), database, "d", POLICY, concurrency=4)  # type: ignore[arg-type]
+    assert claimer.limit == 4 * CLAIM_AHEAD
+    assert claimer.room(0) == 4 * CLAIM_AHEAD
+    assert claimer.room(10) == 4 * CLAIM_AHEAD - 10
+    assert claimer.room(4 * CLAIM_AHEAD) == 0
+    assert claimer.room(4 * CLAIM_AHEAD + 7) == 0
+
+
+@pytest.mark.parametrize("timeout", [5.0, 30.0])
+def test_a_claim_may_start_only_within_its_start_window(
+    database: DatabaseThread, timeout: float
+) -> None:
+    """A request may start until the start window after the claim has passed, and not after,
+    so that the request and the write of its result end inside the lease."""
+    policy = Policy(interval=10.0, give_up_after=3600.0, request_timeout=timeout)
+    claimer = Claimer(FlakyStore(), database, "d", policy, concurrency=1)  # type: ignore[arg-type]
+    window = policy.start_window
+    assert claimer.may_start(START, START)
+    assert claimer.may_start(START, START + window)
+    assert not claimer.may_start(START, START + window + timedelta(milliseconds=1))
+    assert START + window + timedelta(seconds=timeout) < START + policy.lease
+
+
+# WriteBuffer
+
+
+def make_buffer(
+    store: FlakyStore, database: DatabaseThread
+) -> tuple[WriteBuffer, DatabaseHealth, WriteTimes]:
+    health, times = DatabaseHealth(FakeClock()), WriteTimes()
+    return WriteBuffer(store, database, "daemon-1", health, times), health, times
+
+
+def test_a_flush_writes_results_releases_unstarted_tasks_and_stores_the_pause(
+    database: DatabaseThread,
+) -> None:
+    """One flush writes the results under the daemon's name, gives back what never started,
+    and stores the latest pause asked for; then nothing is left waiting."""
+    store = FlakyStore()
+    buffer, health, times = make_buffer(store, database)
+    buffer.add(record("a"))
+    buffer.add(record("b"))
+    buffer.give_back("c")
+    buffer.postpone(START + timedelta(seconds=30))
+    buffer.postpone(START + timedelta(seconds=10))
+    assert buffer.pending
+    asyncio.run(buffer.flush())
+    assert store.written == [("daemon-1", ["a", "b"])]
+    assert store.released == [("daemon-1", ["c"])]
+    assert store.postponed == [START + timedelta(seconds=30)]
+    assert not buffer.pending and buffer.results == []
+    assert times.writes == 1
+    assert health.down_since is None
+
+
+@pytest.mark.parametrize("failing", ["record_polls", "release", "postpone"])
+def test_what_a_failed_write_held_is_kept_and_written_on_the_next_flush(
+    database: DatabaseThread, failing: str
+) -> None:
+    """Whichever call fails, what it held stays in memory, ahead of what arrives meanwhile, and
+    the next flush after the database is back writes it; results already written by an
+    earlier call of the same flush are not kept, so they are never written twice."""
+    store = FlakyStore()
+    buffer, health, _ = make_buffer(store, database)
+    buffer.add(record("a"))
+    buffer.give_back("b")
+    buffer.postpone(START + timedelta(seconds=30))
+    store.failing = {failing}
+    asyncio.run(buffer.flush())
+    assert buffer.pending
+    kept = ["a"] if failing == "record_polls" else []
+    assert [r.task_id for r in buffer.results] == kept
+    assert health.down_since is not None
+    buffer.add(record("c"))
+    buffer.give_back("d")
+    store.failing = set()
+    asyncio.run(buffer.flush())
+    written = [(owner, task_id) for owner, ids in store.written for task_id in ids]
+    assert sorted(written) == [("daemon-1", "a"), ("daemon-1", "c")]
+    assert store.written[-1][1][-1] == "c"
+    assert sorted(task_id for _, ids in store.released for task_id in ids) == ["b", "d"]
+    assert store.postponed == [START + timedelta(seconds=30)]
+    assert not buffer.pending
+    assert health.down_since is None
+
+
+def test_a_pause_kept_after_a_failed_write_is_not_shortened(database: DatabaseThread) -> None:
+    """A pause that could not be stored is kept; a shorter one asked for meanwhile does not
+    replace it."""
+    store = FlakyStore()
+    buffer, _, _ = make_buffer(store, database)
+    buffer.postpone(START + timedelta(seconds=60))
+    store.failing = {"postpone"}
+    asyncio.run(buffer.flush())
+    buffer.postpone(START + timedelta(seconds=5))
+    store.failing = set()
+    asyncio.run(buffer.flush())
+    assert store.postponed == [START + timedelta(seconds=60)]
+
+
+def test_an_empty_flush_asks_the_store_nothing(database: DatabaseThread) -> None:
+    """Nothing waiting: no call reaches the store, even one that would fail."""
+    store = FlakyStore()
+    store.failing = {"record_polls", "release", "postpone"}
+    buffer, health, _ = make_buffer(store, database)
+    asyncio.run(buffer.flush())
+    assert health.down_since is None
+    assert (store.written, store.released, store.postponed) == ([], [], [])
+
+
+# DatabaseHealth
+
+
+def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == WRITES_LOGGER and r.levelno == logging.ERROR
+    ]
+
+
+def test_a_database_outage_is_logged_once_then_every_half_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The first failure is logged at once with the first line of its reason; failures within
+    the next 30 s are not; one 30 s after the last log line is logged again."""
+    caplog.set_level(logging.INFO, logger=WRITES_LOGGER)
+    clock = FakeClock()
+    health = DatabaseHealth(clock)
+    failure = DatabaseDown("database is locked\nsecond line never logged")
+    health.failed("writing 3 poll results", failure)
+    assert health.down_since == START
+    for _ in range(29):
+        clock.advance(1)
+        health.failed("writing 3 poll results", failure)
+    assert len(errors_logged(caplog)) == 1
+    clock.advance(1)
+    health.failed("claiming due tasks", failure)
+    logged = errors_logged(caplog)
+    assert len(logged) == 2
+    assert logged[0] == (
+        "writing 3 poll results failed (DatabaseDown: database is locked); "
+        "results stay in memory and are retried every tick"
+    )
+    assert logged[1].startswith("claiming due tasks failed (DatabaseDown")
+    assert all("second line" not in line for line in logged)
+    assert health.down_since == START
+
+
+def test_the_database_coming_back_is_said_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Recovery after an outage is logged once; recovering when nothing failed says nothing;
+    a new outage afterwards is logged at once."""
+    caplog.set_level(logging.INFO, logger=WRITES_LOGGER)
+    clock = FakeClock()
+    health = DatabaseHealth(clock)
+    health.recovered()
+    assert caplog.records == []
+    health.failed("writing 1 poll results", DatabaseDown("gone"))
+    clock.advance(5)
+    health.recovered()
+    health.recovered()
+    recoveries = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [r.getMessage() for r in recoveries] == [
+        "the database is writable again; results kept were written"
+    ]
+    assert health.down_since is None
+    clock.advance(1)
+    health.failed("writing 1 poll results", DatabaseDown("gone again"))
+    assert len(errors_logged(caplog)) == 2
+    assert health.down_since == START + timedelta(seconds=6)

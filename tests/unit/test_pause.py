@@ -1,0 +1,190 @@
+"""The account-wide pauses (docs/failures.md): a rate limit or a refused token stops every task,
+not just the one that met it. AccountPause alone, on a set clock, fed poll records by hand."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tracker.core.models import Failure, FetchResult, PollRecord
+from tracker.core.video import Video
+from tracker.daemon.pause import AUTH_BACKOFF_CAP, AccountPause
+from tracker.daemon.rules import Policy
+
+START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+POLICY = Policy(interval=10.0, give_up_after=3600.0, request_timeout=5.0)
+
+
+class FakeClock:
+    def __init__(self, now: datetime = START) -> None:
+        self.current = now
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, seconds: float) -> None:
+        self.current += timedelta(seconds=seconds)
+
+
+def answer(
+    http_status: int,
+    polled_at: datetime,
+    *,
+    retry_after: float | None = None,
+    next_poll_in: float = 10.0,
+    error_count: int = 1,
+) -> PollRecord:
+    """The record of a poll sent at ``polled_at``: a running video for 200, else an error."""
+    if http_status == 200:
+        fetch = FetchResult(200, 1.0, '{"status": "in_progress"}', Video("in_progress", 50), None)
+        error_count = 0
+    else:
+        fetch = FetchResult.failed(
+            Failure.HTTP_STATUS,
+            f"HTTP {http_status}",
+            1.0,
+            http_status=http_status,
+            retry_after=retry_after,
+        )
+    return PollRecord(
+        task_id="t1",
+        polled_at=polled_at,
+        fetch=fetch,
+        next_poll_at=polled_at + timedelta(seconds=next_poll_in),
+        error_count=error_count,
+        not_found_count=0,
+        last_error=None,
+        finish_reason=None,
+    )
+
+
+def make_pause(clock: FakeClock) -> tuple[AccountPause, list[datetime]]:
+    postponed: list[datetime] = []
+    return AccountPause(POLICY, clock, random.Random(1), postponed.append), postponed
+
+
+def seconds_left(pause: AccountPause, clock: FakeClock) -> float:
+    assert pause.until is not None
+    return (pause.until - clock.now()).total_seconds()
+
+
+def test_nothing_pauses_before_a_refusal_or_a_rate_limit() -> None:
+    """Good answers and the task's own errors leave the account free to poll."""
+    clock = FakeClock()
+    pause, postponed = make_pause(clock)
+    for status in (200, 500, 404, 400):
+        record = answer(status, clock.now())
+        assert pause.apply(record) == record
+    assert pause.until is None and not pause.active(clock.now())
+    assert postponed == []
+
+
+def test_a_429_with_retry_after_pauses_every_task_from_the_answer() -> None:
+    """The Retry-After of a 429 counts from when the answer came back, and holds for the whole
+    account: active until then, not a moment after."""
+    clock = FakeClock()
+    pause, postponed = make_pause(clock)
+    clock.advance(2)  # the answer arrives two seconds after the request was sent
+    pause.apply(answer(429, START, retry_after=30.0))
+    assert pause.until == START + timedelta(seconds=32)
+    assert pause.active(START + timedelta(seconds=31.9))
+    assert not pause.active(START + timedelta(seconds=32))
+    assert postponed == [pause.until]
+    assert pause.auth_failures == 0
+
+
+def test_a_429_without_retry_after_waits_the_tasks_backoff() -> None:
+    """Without Retry-After the pause is the task's own back-off step: one to two intervals
+    after a first failure."""
+    clock = FakeClock()
+    pause, _ = make_pause(clock)
+    pause.apply(answer(429, START, error_count=1))
+    assert POLICY.interval <= seconds_left(pause, clock) <= 2 * POLICY.interval
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_tokens_pause_with_doubling_waits_capped_at_five_minutes(status: int) -> None:
+    """Each refusal of a request sent after the previous one pauses the account one interval,
+    then twice as long each time, never over 300 s."""
+    clock = FakeClock()
+    pause, _ = make_pause(clock)
+    waits = []
+    for attempt in range(1, 9):
+        sent = clock.now()
+        clock.advance(0.5)
+        pause.apply(answer(status, sent))
+        assert pause.auth_failures == attempt
+        waits.append(seconds_left(pause, clock))
+        assert pause.until is not None
+        clock.current = pause.until
+    assert waits == [10.0, 20.0, 40.0, 80.0, 160.0, 300.0, 300.0, 300.0]
+    assert AUTH_BACKOFF_CAP == 300.0
+
+
+def test_requests_in_flight_when_the_token_was_refused_are_not_new_refusals() -> None:
+    """Answers to requests sent before the first refusal came back say nothing new about the
+    token: neither a second 401 nor a success among them changes the pause or its count; the
+    next request sent after it does."""
+    clock = FakeClock()
+    pause, _ = make_pause(clock)
+    clock.advance(1)
+    pause.apply(answer(401, START))
+    until = START + timedelta(seconds=11)
+    assert (pause.auth_failures, pause.until) == (1, until)
+    clock.advance(1)
+    pause.apply(answer(401, START))
+    clock.advance(1)
+    pause.apply(answer(200, START))
+    assert (pause.auth_failures, pause.until) == (1, until)
+    clock.current = until
+    pause.apply(answer(401, until))
+    assert pause.auth_failures == 2
+    assert seconds_left(pause, clock) == 20.0
+
+
+def test_a_good_answer_after_the_pause_resets_the_refusal_count() -> None:
+    """A success to a request sent after the last refusal means the token works again: the
+    next refusal starts over at one interval."""
+    clock = FakeClock()
+    pause, _ = make_pause(clock)
+    for _ in range(3):
+        pause.apply(answer(401, clock.now()))
+        assert pause.until is not None
+        clock.current = pause.until
+    assert pause.auth_failures == 3
+    pause.apply(answer(200, clock.now()))
+    assert pause.auth_failures == 0
+    clock.advance(1)
+    pause.apply(answer(401, clock.now()))
+    assert (pause.auth_failures, seconds_left(pause, clock)) == (1, 10.0)
+
+
+def test_records_are_pushed_to_the_end_of_a_pause_in_force() -> None:
+    """The task that met the pause, and any answer that arrives during it, is not due before
+    the pause ends; a record already due later keeps its time."""
+    clock = FakeClock()
+    pause, _ = make_pause(clock)
+    met = pause.apply(answer(429, START, retry_after=60.0, next_poll_in=5.0))
+    end = START + timedelta(seconds=60)
+    assert met.next_poll_at == end
+    assert pause.apply(answer(200, START, next_poll_in=10.0)).next_poll_at == end
+    assert pause.apply(answer(200, START, next_poll_in=90.0)).next_poll_at == START + timedelta(
+        seconds=90
+    )
+
+
+def test_the_postpone_callback_is_told_each_pause_and_a_shorter_one_does_not_shorten_it() -> None:
+    """Every pause is handed to ``postpone`` (stored in each task's next_poll_at); a later,
+    shorter pause never brings the end of the one in force forward."""
+    clock = FakeClock()
+    pause, postponed = make_pause(clock)
+    pause.apply(answer(429, START, retry_after=60.0))
+    clock.advance(1)
+    pause.apply(answer(429, clock.now(), retry_after=5.0))
+    end = START + timedelta(seconds=60)
+    assert pause.until == end
+    assert postponed[0] == end
+    assert max(postponed) == end
+    assert len(postponed) == 2

@@ -1,0 +1,39 @@
+"""What every command handler shares: its settings, its Tracker, and how it prints."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import TextIO
+
+from tracker.cli import logs
+from tracker.python_api import Tracker
+from tracker.settings import Settings
+
+PROG = "tracker"
+
+
+def settings_of(args: argparse.Namespace) -> Settings:
+    settings: Settings = args.settings
+    return settings
+
+
+def tracker_for(args: argparse.Namespace) -> Tracker:
+    return Tracker.from_settings(settings_of(args))
+
+
+def say(text: str, stream: TextIO | None = None) -> None:
+    print(text, file=stream or sys.stdout)
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'s' * (count != 1)}"
+
+
+def fail(exc: Exception) -> None:
+    """The one line a failed command ends with: on stderr, or in the log pipeline."""
+    if logs.writing_json():
+        logging.getLogger(PROG).error("%s", exc)
+    else:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)

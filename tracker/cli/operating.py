@@ -1,0 +1,154 @@
+"""``stats``, ``watch``, ``prune``, ``export``, ``sql``, ``db``, ``demo``: looking after it."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from tracker.cli import render
+from tracker.cli.common import plural, say, settings_of, tracker_for
+from tracker.core.encoding import jsonable
+from tracker.core.models import Stats, Task
+from tracker.errors import UsageError
+from tracker.settings.values import DAY, parse_count, parse_duration
+from tracker.store import engine, migrations
+
+
+def _parsed(parse: Any, raw: str, flag: str) -> Any:
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise UsageError(f"{flag} {raw!r}: {exc}") from None
+
+
+def stats(args: argparse.Namespace) -> int:
+    with tracker_for(args) as tracker:
+        summary = tracker.stats()
+    if args.json:
+        say(json.dumps({k: jsonable(v) for k, v in asdict(summary).items()}, indent=2))
+    else:
+        from tracker.cli.live import summary_lines  # rich is loaded by the commands that draw
+
+        say("\n".join(summary_lines(summary)))
+    return 0
+
+
+def watch(args: argparse.Namespace) -> int:
+    from tracker.cli.live import LiveView
+
+    refresh = _parsed(lambda raw: parse_duration(raw, most=DAY), args.refresh, "--refresh")
+    limit = _parsed(lambda raw: parse_count(raw, 1, 10_000), args.limit, "--limit")
+    with tracker_for(args) as tracker:
+
+        def read() -> tuple[Stats, list[Task]]:
+            with engine.reported_errors():
+                return tracker.stats(), tracker.tasks(unfinished=True, limit=limit)
+
+        with contextlib.suppress(KeyboardInterrupt):
+            LiveView(read, limit).run_forever(refresh)
+    return 0
+
+
+def prune(args: argparse.Namespace) -> int:
+    older_than = _parsed(parse_duration, args.older_than, "--older-than")
+    with tracker_for(args) as tracker:
+        count = tracker.prune(older_than, dry_run=args.dry_run)
+    say(f"{'would prune' if args.dry_run else 'pruned'} {plural(count, 'snapshot')}")
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    since = _since(args.since)
+    with tracker_for(args) as tracker:
+        if args.output is None:
+            _write_rows(tracker.export(args.table, since), args.export_format, sys.stdout)
+            return 0
+        directory = Path(args.output)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--output {args.output!r}: {exc.strerror or exc}") from None
+        for table in ("tasks", "snapshots"):
+            path = directory / f"{table}.{args.export_format}"
+            with path.open("w", encoding="utf-8", newline="") as out:
+                count = _write_rows(tracker.export(table, since), args.export_format, out)
+            say(f"{path}: {count:,} rows", sys.stderr)
+    return 0
+
+
+def _since(raw: str | None) -> datetime | None:
+    if raw is None:
+        return None
+    if raw.strip().replace(".", "", 1).isdigit():
+        # Read as seconds, `--since 2026` would quietly mean the last half hour.
+        raise UsageError(f"--since {raw!r}: an age needs a unit (7d, 12h); a date is 2026-11-01")
+    try:
+        return datetime.now(UTC) - timedelta(seconds=parse_duration(raw))
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise UsageError(f"--since {raw!r}: not a date (2026-11-01) or an age (7d)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _write_rows(rows: Iterator[dict[str, Any]], export_format: str, out: TextIO) -> int:
+    count = 0
+    writer = None
+    for row in rows:
+        if export_format == "jsonl":
+            document = {key: jsonable(value) for key, value in row.items()}
+            out.write(json.dumps(document, ensure_ascii=False) + "\n")
+        else:
+            if writer is None:
+                writer = csv.writer(out, lineterminator="\n")
+                writer.writerow(row.keys())
+            writer.writerow(render.csv_cell(value) for value in row.values())
+        count += 1
+    return count
+
+
+def sql(args: argparse.Namespace) -> int:
+    with tracker_for(args) as tracker:
+        result = tracker.sql(args.query)
+    if args.json:
+        say(render.to_json(render.query_rows(result.columns, result.rows)))
+    elif args.csv:
+        sys.stdout.write(render.to_csv(result.columns, result.rows))
+    else:
+        say(render.table(result.columns, result.rows, max_width=80))
+        say(f"({plural(len(result.rows), 'row')})")
+    return 0
+
+
+def db(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    database = engine.create_engine(settings.database_url)
+    try:
+        if args.action == "upgrade":
+            migrations.upgrade(database)
+        revision = migrations.current_revision(database)
+    finally:
+        database.dispose()
+    head = migrations.head_revision()
+    state = "head" if revision == head else f"head is {head}"
+    say(f"{engine.describe(database)}: revision {revision or 'none'} ({state})")
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    from tracker.cli.demo import run_demo
+    from tracker.cli.main import configure_logging
+
+    # The live view already shows what the daemon's INFO lines would say.
+    configure_logging(args, settings_of(args), shift=-1)
+    return run_demo(sys.stdout)

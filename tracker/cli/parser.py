@@ -1,0 +1,220 @@
+"""Every command, its options and the settings it reads, in one table."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from tracker._version import __version__
+from tracker.cli import operating, polling, tasks
+from tracker.cli.common import PROG
+from tracker.settings import OPTIONS
+from tracker.settings.options import (
+    DOWNLOAD,
+    EVERY_COMMAND,
+    FOLLOW_UPS,
+    OPERATING,
+    POLL,
+    RUN,
+    TOKEN_FILE_VARIABLE,
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _settings_flags(parser: argparse.ArgumentParser, fields: Sequence[str], title: str) -> None:
+    """The flags of the settings ``fields`` that have one (secrets have none)."""
+    group = parser.add_argument_group(title)
+    for field in fields:
+        option = OPTIONS.get(field)
+        if option is not None and field not in EVERY_COMMAND:
+            group.add_argument(option.flag, dest=field, metavar="VALUE", help=option.describe())
+    if "token" in fields:
+        group.add_argument(
+            "--token-file",
+            metavar="PATH",
+            help=f"read the API token from this file (env: {TOKEN_FILE_VARIABLE}); the token "
+            "itself comes from TRACKER_API_TOKEN and is never a flag",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # Global options are accepted before and after the command; SUPPRESS keeps a value given
+    # in one place from being reset by the default of the other.
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--db",
+        dest="database_url",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help=OPTIONS["database_url"].describe(),
+    )
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="more log output (twice for the libraries' debug output too)",
+    )
+    common.add_argument(
+        "-q", "--quiet", action="count", default=argparse.SUPPRESS, help="less log output"
+    )
+    common.add_argument(
+        "--log-format",
+        dest="log_format",
+        metavar="FORMAT",
+        default=argparse.SUPPRESS,
+        help=OPTIONS["log_format"].describe(),
+    )
+    parser = _Parser(
+        prog=PROG,
+        parents=[common],
+        description="Watch asynchronous video-generation tasks until they finish; every status "
+        "they go through is kept in SQL.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
+
+    def command(
+        name: str,
+        help_text: str,
+        handler: Callable[[argparse.Namespace], int],
+        fields: Sequence[str] = (),
+    ) -> Any:
+        sub = commands.add_parser(name, help=help_text, description=help_text, parents=[common])
+        sub.set_defaults(handler=handler, fields=(*EVERY_COMMAND, *fields))
+        return sub
+
+    add = command(
+        "add", "register task IDs (idempotent; one invalid ID rejects the whole call)", tasks.add
+    )
+    add.add_argument("ids", nargs="*", metavar="ID")
+    add.add_argument("--label", help="a label stored with every new task")
+    add.add_argument(
+        "--file",
+        metavar="PATH",
+        help="read IDs from a file, one per line ('-': "
+        "standard input); blank lines and lines starting with # are skipped",
+    )
+
+    remove = command(
+        "remove", "stop watching tasks (finish_reason removed); history is kept", tasks.remove
+    )
+    remove.add_argument("ids", nargs="+", metavar="ID")
+
+    listing = command(
+        "list", "watched tasks with latest status, progress, polls, last poll", tasks.listing
+    )
+    listing.add_argument("--status", help="only tasks whose last status is this (any case)")
+    listing.add_argument("--unfinished", action="store_true", help="only unfinished tasks")
+    listing.add_argument("--json", action="store_true", help="a JSON array of tasks rows")
+
+    history = command("history", "one task's snapshots, oldest first", tasks.history)
+    history.add_argument("task_id", metavar="ID")
+    history.add_argument("--json", action="store_true", help="a JSON array of snapshots rows")
+
+    poll = command(
+        "poll", "one pass: poll every due unfinished task once, write, exit", polling.poll, POLL
+    )
+    poll.add_argument("--all", action="store_true", help="poll every unfinished task, due or not")
+    _settings_flags(poll, POLL, "polling")
+
+    run = command("run", "the daemon: poll until stopped (SIGTERM or Ctrl-C)", polling.run, RUN)
+    run.add_argument(
+        "--until-done", action="store_true", help="exit 0 once no unfinished task is left"
+    )
+    _settings_flags(run, POLL, "polling")
+    _settings_flags(
+        run,
+        FOLLOW_UPS,
+        "after a task finishes (secrets come from the environment only: TRACKER_NOTIFY_SECRET "
+        "signs notifications, TRACKER_WEBHOOK_SECRET checks the API's webhooks)",
+    )
+    _settings_flags(run, OPERATING, "operating it")
+
+    download = command(
+        "download",
+        "fetch a completed task's files now, retrying until its assets expire",
+        polling.download,
+        DOWNLOAD,
+    )
+    download.add_argument("task_id", metavar="ID")
+    download.add_argument("--json", action="store_true", help="a JSON array of downloads rows")
+    _settings_flags(download, DOWNLOAD, "downloading")
+
+    stats = command(
+        "stats", "a summary: tasks by state, backlog, recent polls, downloads", operating.stats
+    )
+    stats.add_argument("--json", action="store_true", help="one JSON object")
+
+    watch = command(
+        "watch", "a live view of the unfinished tasks, refreshed in place", operating.watch
+    )
+    watch.add_argument(
+        "--refresh", default="2", metavar="SECONDS", help="time between two refreshes (default 2)"
+    )
+    watch.add_argument(
+        "--limit", default="40", metavar="N", help="tasks shown at most (default 40)"
+    )
+
+    prune = command(
+        "prune",
+        "delete old snapshots of finished tasks, keeping each task's "
+        "first and last snapshot and every status change",
+        operating.prune,
+    )
+    prune.add_argument(
+        "--older-than",
+        required=True,
+        metavar="AGE",
+        help="prune snapshots older than this (90s, 15m, 24h, 30d)",
+    )
+    prune.add_argument("--dry-run", action="store_true", help="count only, delete nothing")
+
+    export = command(
+        "export", "tasks and snapshots as CSV or JSON lines, for other tools", operating.export
+    )
+    export.add_argument(
+        "--format",
+        dest="export_format",
+        choices=["csv", "jsonl"],
+        default="jsonl",
+        help="csv or jsonl (default jsonl)",
+    )
+    export.add_argument(
+        "--table",
+        choices=["tasks", "snapshots"],
+        default="snapshots",
+        help="the table written to standard output (default snapshots)",
+    )
+    export.add_argument(
+        "--output", metavar="DIR", help="write tasks.<format> and snapshots.<format> into DIR"
+    )
+    export.add_argument(
+        "--since", metavar="WHEN", help="only rows since a date (2026-11-01) or an age (7d)"
+    )
+
+    sql = command("sql", "run one read-only SQL statement and print the result", operating.sql)
+    sql.add_argument("query", metavar="QUERY")
+    output = sql.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="a JSON array of result rows")
+    output.add_argument("--csv", action="store_true", help="CSV with a header line")
+
+    database = command(
+        "db", "database schema: 'upgrade' migrates to head, 'current' shows it", operating.db
+    )
+    database.add_argument("action", choices=["upgrade", "current"])
+
+    command(
+        "demo",
+        "run the daemon against a built-in simulated API on a temporary "
+        "database; needs no token and no network",
+        operating.demo,
+    )
+    return parser

@@ -1,0 +1,59 @@
+"""``poll``, ``run``, ``download``: the commands that talk to the video API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+
+from tracker.cli import render
+from tracker.cli.common import fail, plural, say, settings_of, tracker_for
+from tracker.core.ids import check_task_id
+from tracker.errors import TrackerError
+
+
+def poll(args: argparse.Namespace) -> int:
+    settings_of(args).require_token()  # before the database is opened: nothing written
+    with tracker_for(args) as tracker:
+        summary = tracker.poll_once(all_unfinished=args.all)
+    say(
+        f"polled {plural(summary.polled, 'task')}: "
+        f"{summary.finished} finished, {summary.errors} failed polls"
+    )
+    if summary.unwritten:
+        fail(TrackerError(f"{summary.unwritten} poll results could not be written"))
+        return 1
+    if summary.refused:
+        fail(TrackerError("the API refused the token (HTTP 401/403); tasks were left as they were"))
+        return 1
+    if summary.paused_until is not None:
+        say(
+            f"the API asked to wait until {summary.paused_until:%Y-%m-%d %H:%M:%S} UTC; "
+            "the tasks not polled stay due",
+            sys.stderr,
+        )
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    settings_of(args).require_token()
+    with tracker_for(args) as tracker:
+        tracker.run(until_done=args.until_done)
+    return 0
+
+
+def download(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    settings.require_token()
+    with tracker_for(args) as tracker:
+        rows = tracker.download(check_task_id(args.task_id), settings.download_variants)
+    if args.json:
+        say(render.to_json([asdict(row) for row in rows]))
+    else:
+        columns = ["variant", "state", "path", "size_bytes", "sha256", "last_error"]
+        say(
+            render.table(
+                columns, [[getattr(row, c) for c in columns] for row in rows], max_width=100
+            )
+        )
+    return 0 if all(row.state == "done" for row in rows) else 1

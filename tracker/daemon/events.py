@@ -1,0 +1,91 @@
+"""What a task owes when it finishes: its files if it completed, and one event per
+notification channel, built here and written by the transaction that finishes it."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import datetime
+from typing import Any
+
+from tracker.core.encoding import jsonable
+from tracker.core.models import (
+    ClaimedTask,
+    FinishReason,
+    FollowUps,
+    NewDownload,
+    NewEvent,
+    PollRecord,
+    Task,
+)
+from tracker.core.video import ASSETS_LAST
+
+
+def finish_event(
+    *,
+    task_id: str,
+    status: str | None,
+    finish_reason: FinishReason | None,
+    finished_at: datetime | None,
+    progress: int | None,
+    error: Any,
+    video: Any,
+) -> dict[str, Any]:
+    """The event of a finished task; ``download_path`` is added when it is delivered."""
+    return {
+        "type": "task.finished",
+        "task_id": task_id,
+        "status": status,
+        "finish_reason": finish_reason.value if finish_reason is not None else None,
+        "finished_at": jsonable(finished_at),
+        "progress": progress,
+        "error": error,
+        "video": video,
+    }
+
+
+def new_events(channels: tuple[str, ...], payload: dict[str, Any]) -> tuple[NewEvent, ...]:
+    return tuple(NewEvent(channel, f"evt_{secrets.token_hex(12)}", payload) for channel in channels)
+
+
+def owed_by_poll(
+    follow_ups: FollowUps, task: ClaimedTask, record: PollRecord
+) -> tuple[tuple[NewDownload, ...], tuple[NewEvent, ...]]:
+    """What a task a poll finished owes. One finished without a video object (three 404s,
+    give-up-after) is described by what it showed last."""
+    video = record.fetch.video
+    downloads: tuple[NewDownload, ...] = ()
+    if record.finish_reason is FinishReason.COMPLETED:
+        expires_at = (video and video.expires_at) or record.polled_at + ASSETS_LAST
+        downloads = tuple(NewDownload(v, expires_at) for v in follow_ups.variants)
+    payload = finish_event(
+        task_id=record.task_id,
+        status=video.status if video else task.status,
+        finish_reason=record.finish_reason,
+        finished_at=record.polled_at,
+        progress=video.progress if video else task.progress,
+        error=record.snapshot_error,
+        video=_document(record.fetch.body) if video else None,
+    )
+    return downloads, new_events(follow_ups.channels, payload)
+
+
+def owed_by_timeout(follow_ups: FollowUps, task: Task) -> tuple[NewEvent, ...]:
+    """The events of a task finished as timed_out by the sweep."""
+    payload = finish_event(
+        task_id=task.task_id,
+        status=task.status,
+        finish_reason=FinishReason.TIMED_OUT,
+        finished_at=task.finished_at,
+        progress=task.progress,
+        error=None,
+        video=None,
+    )
+    return new_events(follow_ups.channels, payload)
+
+
+def _document(body: str | None) -> Any:
+    try:
+        return json.loads(body) if body is not None else None
+    except ValueError:
+        return None

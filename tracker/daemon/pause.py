@@ -1,0 +1,80 @@
+"""Rules that span tasks: rate limits and refused tokens belong to the account, so they pause
+every task (docs/failures.md), and the task that met them waits at least as long."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from tracker.core.backoff import Backoff
+from tracker.core.clock import Clock
+from tracker.core.models import PollRecord
+from tracker.daemon.rules import Policy
+
+logger = logging.getLogger(__name__)
+
+AUTH_BACKOFF_CAP = 300.0
+
+
+class AccountPause:
+    """When the API may be asked again. A pause is also handed to ``postpone`` so that it is
+    stored in every task's ``next_poll_at``: neither a restart nor a ``tracker poll`` asks the API
+    before it ends."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        clock: Clock,
+        rng: random.Random,
+        postpone: Callable[[datetime], None],
+    ) -> None:
+        self._policy = policy
+        self._clock = clock
+        self._rng = rng
+        self._postpone = postpone
+        self._auth_backoff = Backoff(policy.interval, AUTH_BACKOFF_CAP)
+        self.until: datetime | None = None
+        self.auth_failures = 0  # consecutive refusals of the token (401/403)
+        self._refused_at: datetime | None = None
+
+    def active(self, now: datetime) -> bool:
+        return self.until is not None and now < self.until
+
+    def apply(self, record: PollRecord) -> PollRecord:
+        """Count the answer against the account's rules; the record, its next poll no earlier
+        than the end of a pause in force."""
+        status = record.fetch.http_status
+        # Requests already in flight when a refusal came back say nothing new about the token.
+        sent_before_refusal = self._refused_at is not None and record.polled_at <= self._refused_at
+        if status in (401, 403) and not sent_before_refusal:
+            self.auth_failures += 1
+            self._refused_at = self._clock.now()
+            delay = self._auth_backoff.delay(self.auth_failures - 1)
+            self._pause(self._refused_at + timedelta(seconds=delay))
+            logger.error(
+                "the API refused the token (HTTP %s): pausing every task for %gs "
+                "(attempt %d); check TRACKER_API_TOKEN",
+                status,
+                delay,
+                self.auth_failures,
+            )
+        elif status == 429:
+            wait = record.fetch.retry_after
+            if wait is None:
+                wait = self._policy.backoff.delay(record.error_count - 1, self._rng)
+            self._pause(self._clock.now() + timedelta(seconds=wait))  # counted from the answer
+            logger.warning("rate limited (HTTP 429): pausing every task for %gs", wait)
+        elif record.fetch.video is not None and not sent_before_refusal:
+            self.auth_failures = 0
+            self._refused_at = None
+        if self.until is not None and record.next_poll_at < self.until:
+            return replace(record, next_poll_at=self.until)
+        return record
+
+    def _pause(self, until: datetime) -> None:
+        if self.until is None or until > self.until:
+            self.until = until
+        self._postpone(until)

@@ -1,0 +1,341 @@
+"""A daemon wired from its settings: the poller on the API client, the workers beside it
+(downloads, notifications, retention, metrics), the servers it listens on; and the one-off
+passes the commands ``poll`` and ``download`` make with the same parts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tracker.core.clock import Clock
+from tracker.core.models import Download, FollowUps, NewDownload, PassSummary
+from tracker.core.secrets import secret_key
+from tracker.core.video import ASSETS_LAST
+from tracker.daemon.dbthread import DatabaseThread
+from tracker.daemon.leases import daemon_id, release_leases_of_dead_daemons
+from tracker.daemon.poller import Poller
+from tracker.daemon.rules import Policy
+from tracker.daemon.scheduler import DRAIN_SECONDS, Worker, run_daemon
+from tracker.errors import ConfigError
+from tracker.settings import Settings
+from tracker.settings.options import WEBHOOK_SECRET_VARIABLE
+from tracker.store import Database
+
+if TYPE_CHECKING:
+    import httpx
+
+    from tracker.daemon.downloads import Downloader
+    from tracker.daemon.metrics import Metrics
+    from tracker.daemon.notify import Notifier
+    from tracker.http.client import VideoClient
+
+logger = logging.getLogger(__name__)
+
+NOTIFY_TIMEOUT = 10.0
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        *,
+        clock: Clock,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self._database = database
+        self._clock = clock
+        self._transport = transport
+        self._policy = Policy(
+            interval=settings.poll_interval,
+            give_up_after=settings.give_up_after,
+            request_timeout=settings.request_timeout,
+        )
+        #: The ports its servers listen on, by name ("metrics", "webhooks"), once they do.
+        self.ports: dict[str, int] = {}
+
+    async def run(
+        self,
+        *,
+        until_done: bool = False,
+        stop: asyncio.Event | None = None,
+        handle_signals: bool = False,
+    ) -> None:
+        """Poll until ``stop`` is set (or a signal arrives, with ``handle_signals``), or with
+        ``until_done`` until nothing unfinished and nothing owed is left."""
+        settings = self.settings
+        if settings.webhook_port is not None and settings.webhook_secret is None:
+            raise ConfigError(
+                f"--webhook-port needs {WEBHOOK_SECRET_VARIABLE}: unsigned webhooks are refused"
+            )
+        owner = daemon_id()
+        database = DatabaseThread()
+        follow_ups = self._follow_ups()
+        try:
+            await database.run(release_leases_of_dead_daemons, self._database.leases)
+            async with AsyncExitStack() as stack:
+                client = await stack.enter_async_context(self._client())
+                metrics = None
+                if settings.metrics_port is not None:
+                    # prometheus-client is loaded by a daemon that serves metrics only
+                    from tracker.daemon.metrics import Metrics
+
+                    metrics = Metrics()
+                poller = self._poller(client, owner, database, follow_ups, metrics)
+                workers: list[Worker] = []
+                if metrics is not None:
+                    workers.append(await self._serve_metrics(stack, metrics, poller, database))
+                if settings.retain is not None:
+                    from tracker.daemon.retention import Retention
+
+                    workers.append(
+                        Retention(
+                            self._database.retention,
+                            settings.retain,
+                            database=database,
+                            clock=self._clock,
+                        )
+                    )
+                if settings.download_dir is not None:
+                    directory = settings.download_dir
+                    workers.append(await self._downloader(stack, owner, database, directory))
+                if follow_ups.channels:
+                    workers.append(await self._notifier(stack, owner, database, follow_ups))
+                if settings.webhook_port is not None:
+                    await self._receive_webhooks(stack, database, poller)
+                await run_daemon(
+                    poller,
+                    self._policy,
+                    until_done=until_done,
+                    stop=stop,
+                    handle_signals=handle_signals,
+                    workers=workers,
+                    owed=self._owed(database, follow_ups) if follow_ups else None,
+                )
+                # Give back whatever is still claimed: a restart or another daemon takes it.
+                await database.run(self._database.leases.release_owners, [owner])
+        finally:
+            database.close()
+
+    async def poll_pass(self, all_unfinished: bool = False) -> PassSummary:
+        """Poll every due unfinished task once (every unfinished one with ``all_unfinished``)."""
+        database = DatabaseThread()
+        try:
+            await database.run(release_leases_of_dead_daemons, self._database.leases)
+            async with self._client() as client:
+                poller = self._poller(client, daemon_id(), database)
+                return await poller.poll_pass(all_unfinished)
+        finally:
+            database.close()
+
+    async def download(
+        self, task_id: str, variants: Iterable[str], directory: str
+    ) -> list[Download]:
+        """Fetch a completed task's files now, retrying until they expire; their rows. A file
+        already saved in ``directory`` is kept; one a daemon is fetching is waited for."""
+        follow_ups = self._database.follow_ups
+        task = await asyncio.to_thread(self._database.reads.task, task_id)
+        assert task is not None
+        now = self._clock.now()
+        expires_at = task.expires_at or now + ASSETS_LAST
+        requested = list(dict.fromkeys(variants))
+        saved = {
+            row.variant
+            for row in await asyncio.to_thread(follow_ups.downloads, task_id)
+            if row.variant in requested and _saved_in(row, directory)
+        }
+        wanted = [NewDownload(v, expires_at) for v in requested if v not in saved]
+        if wanted:
+            await asyncio.to_thread(follow_ups.schedule_downloads, task_id, wanted, now)
+        owner = daemon_id()
+        database = DatabaseThread()
+        try:
+            async with AsyncExitStack() as stack:
+                downloader = await self._downloader(stack, owner, database, directory, task_id)
+                try:
+                    while True:
+                        rows = await database.run(follow_ups.downloads, task_id)
+                        if not any(row.state == "pending" for row in rows):
+                            return [row for row in rows if row.variant in requested]
+                        await downloader.tick()
+                        await asyncio.sleep(0.2)
+                finally:
+                    await downloader.drain(DRAIN_SECONDS)
+                    await database.run(self._database.leases.release_owners, [owner])
+        finally:
+            database.close()
+
+    def _follow_ups(self) -> FollowUps:
+        settings = self.settings
+        channels = tuple(
+            channel
+            for channel, wanted in (
+                ("webhook", settings.notify_url),
+                ("command", settings.on_finish),
+            )
+            if wanted
+        )
+        variants = settings.download_variants if settings.download_dir else ()
+        return FollowUps(variants=variants, channels=channels)
+
+    def _owed(
+        self, database: DatabaseThread, follow_ups: FollowUps
+    ) -> Callable[[], Awaitable[bool]]:
+        downloading = self.settings.download_dir is not None
+
+        def owed() -> Awaitable[bool]:
+            return database.run(self._database.follow_ups.owed, downloading, follow_ups.channels)
+
+        return owed
+
+    def _client(self) -> VideoClient:
+        from tracker.http.client import VideoClient  # HTTP is loaded by the commands that poll
+
+        return VideoClient(
+            self.settings.api_base,
+            self.settings.require_token(),
+            timeout=self.settings.request_timeout,
+            max_connections=self.settings.concurrency,
+            transport=self._transport,
+        )
+
+    def _poller(
+        self,
+        client: VideoClient,
+        owner: str,
+        database: DatabaseThread,
+        follow_ups: FollowUps | None = None,
+        observer: Metrics | None = None,
+    ) -> Poller:
+        return Poller(
+            self._database.polls,
+            client,
+            policy=self._policy,
+            owner=owner,
+            clock=self._clock,
+            database=database,
+            concurrency=self.settings.concurrency,
+            follow_ups=follow_ups,
+            record_changes_only=self.settings.record == "changes",
+            observer=observer,
+        )
+
+    async def _downloader(
+        self,
+        stack: AsyncExitStack,
+        owner: str,
+        database: DatabaseThread,
+        directory: str,
+        task_id: str | None = None,
+    ) -> Downloader:
+        from tracker.daemon.downloads import Downloader
+        from tracker.http.transfers import ContentClient
+
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        source = ContentClient(
+            self.settings.api_base,
+            self.settings.require_token(),
+            timeout=self.settings.request_timeout,
+        )
+        stack.push_async_callback(source.aclose)
+        return Downloader(
+            self._database.follow_ups,
+            source,
+            Path(directory),
+            owner=owner,
+            database=database,
+            clock=self._clock,
+            task_id=task_id,
+        )
+
+    async def _notifier(
+        self, stack: AsyncExitStack, owner: str, database: DatabaseThread, follow_ups: FollowUps
+    ) -> Notifier:
+        from tracker.daemon.notify import Channels, Notifier
+        from tracker.http.transfers import EventPoster
+        from tracker.settings import child_environment
+
+        settings = self.settings
+        poster = None
+        if settings.notify_url is not None:
+            poster = EventPoster(timeout=NOTIFY_TIMEOUT)
+            stack.push_async_callback(poster.aclose)
+        environment = child_environment()
+        environment["TRACKER_DATABASE_URL"] = settings.database_url
+        channels = Channels(
+            url=settings.notify_url,
+            poster=poster,
+            key=secret_key(settings.notify_secret.reveal()) if settings.notify_secret else None,
+            command=settings.on_finish or (),
+            command_timeout=settings.on_finish_timeout,
+            command_environment=environment,
+        )
+        return Notifier(
+            self._database.follow_ups,
+            channels,
+            owner=owner,
+            database=database,
+            clock=self._clock,
+            channels_claimed=follow_ups.channels,
+        )
+
+    async def _serve_metrics(
+        self, stack: AsyncExitStack, metrics: Metrics, poller: Poller, database: DatabaseThread
+    ) -> Worker:
+        from tracker.daemon.metrics import GaugeRefresher, MetricsServer
+
+        settings = self.settings
+        assert settings.metrics_port is not None
+        refresher = GaugeRefresher(metrics, poller, self._database.reads, database, self._clock)
+        server = MetricsServer(metrics, refresher.database_up)
+        self.ports["metrics"] = await _listen(
+            server.start, "--metrics-port", settings.metrics_host, settings.metrics_port
+        )
+        stack.push_async_callback(server.close)
+        return refresher
+
+    async def _receive_webhooks(
+        self, stack: AsyncExitStack, database: DatabaseThread, poller: Poller
+    ) -> None:
+        from tracker.daemon.webhooks import WebhookReceiver
+
+        settings = self.settings
+        assert settings.webhook_port is not None and settings.webhook_secret is not None
+        tasks, clock = self._database.tasks, self._clock
+
+        async def poll_now(task_id: str) -> bool:
+            poller.poll_soon(task_id)
+            return await database.run(tasks.poll_now, task_id, clock.now())
+
+        receiver = WebhookReceiver(
+            secret_key(settings.webhook_secret.reveal()),
+            poll_now,
+            lambda: clock.now().timestamp(),
+        )
+        self.ports["webhooks"] = await _listen(
+            receiver.start, "--webhook-port", settings.webhook_host, settings.webhook_port
+        )
+        stack.push_async_callback(receiver.close)
+
+
+async def _listen(
+    start: Callable[[str, int], Awaitable[int]], flag: str, host: str, port: int
+) -> int:
+    """Start a server of the daemon's; a port it cannot have is a setting to fix (exit 2)."""
+    try:
+        return await start(host, port)
+    except OSError as exc:
+        raise ConfigError(f"{flag} {port}: cannot listen: {exc.strerror or exc}") from None
+
+
+def _saved_in(download: Download, directory: str) -> bool:
+    """Whether a download is done and its file is still there, in ``directory``."""
+    if download.state != "done" or download.path is None:
+        return False
+    path = Path(download.path)
+    return path.parent == Path(directory) and path.is_file()

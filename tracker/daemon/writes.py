@@ -1,0 +1,135 @@
+"""Poll results on their way to the database: kept in memory, written each tick in one
+transaction, and kept again when the write fails, so that a database that is locked or gone
+for a while loses nothing (docs/failures.md)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from tracker.core.clock import Clock
+from tracker.core.models import PollRecord
+from tracker.daemon.dbthread import DatabaseThread
+
+logger = logging.getLogger(__name__)
+
+DATABASE_LOG_EVERY = timedelta(seconds=30)
+
+
+class ResultStore(Protocol):
+    """What the buffer needs from storage (``tracker.store.polls.PollStore``)."""
+
+    def record_polls(self, owner: str, records: Sequence[PollRecord]) -> int: ...
+
+    def release(self, owner: str, task_ids: Sequence[str]) -> None: ...
+
+    def postpone(self, until: datetime) -> None: ...
+
+
+class WriteObserver(Protocol):
+    def wrote(self, seconds: float) -> None: ...
+
+
+class DatabaseHealth:
+    """Whether the database answers, said in the log once when it stops (then every half
+    minute while it lasts) and once when it is back."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self.down_since: datetime | None = None
+        self._logged_at: datetime | None = None
+
+    def failed(self, action: str, exc: Exception) -> None:
+        now = self._clock.now()
+        first = self.down_since is None
+        if first:
+            self.down_since = now
+        elif self._logged_at and now - self._logged_at < DATABASE_LOG_EVERY:
+            return
+        self._logged_at = now
+        logger.error(
+            "%s failed (%s: %s); results stay in memory and are retried every tick",
+            action,
+            type(exc).__name__,
+            str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+            exc_info=first and logger.isEnabledFor(logging.DEBUG),
+        )
+
+    def recovered(self) -> None:
+        if self.down_since is not None:
+            logger.warning("the database is writable again; results kept were written")
+            self.down_since = None
+
+
+class WriteBuffer:
+    """Results, tasks to give back and an account-wide pause, waiting for the next write."""
+
+    def __init__(
+        self,
+        store: ResultStore,
+        database: DatabaseThread,
+        owner: str,
+        health: DatabaseHealth,
+        observer: WriteObserver,
+    ) -> None:
+        self._store = store
+        self._database = database
+        self._owner = owner
+        self._health = health
+        self._observer = observer
+        self.results: list[PollRecord] = []
+        self._unstarted: list[str] = []
+        self._postpone_until: datetime | None = None
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.results or self._unstarted) or self._postpone_until is not None
+
+    def add(self, record: PollRecord) -> None:
+        self.results.append(record)
+
+    def give_back(self, task_id: str) -> None:
+        """A claimed task that was not polled: its lease is released at the next write."""
+        self._unstarted.append(task_id)
+
+    def postpone(self, until: datetime) -> None:
+        """Store ``until`` in every unfinished task's next_poll_at at the next write."""
+        self._postpone_until = max(until, self._postpone_until or until)
+
+    async def flush(self) -> None:
+        """Write what waits; keep it for the next try if the write fails."""
+        records, self.results = self.results, []
+        unstarted, self._unstarted = self._unstarted, []
+        postpone, self._postpone_until = self._postpone_until, None
+        writing = bool(records or unstarted or postpone is not None)
+        try:
+            if records:
+                began = time.perf_counter()
+                written = await self._database.run(self._store.record_polls, self._owner, records)
+                self._observer.wrote(time.perf_counter() - began)
+                if written < len(records):
+                    logger.info(
+                        "%d poll results dropped: their tasks were removed or taken over by "
+                        "another daemon meanwhile",
+                        len(records) - written,
+                    )
+                records = []  # written: not to be kept again if what follows fails
+            if unstarted:
+                await self._database.run(self._store.release, self._owner, unstarted)
+                unstarted = []
+            if postpone is not None:
+                await self._database.run(self._store.postpone, postpone)
+        except BaseException as exc:
+            self.results[:0] = records
+            self._unstarted[:0] = unstarted
+            if postpone is not None:
+                self.postpone(postpone)
+            if not isinstance(exc, Exception):
+                raise
+            self._health.failed(f"writing {len(self.results)} poll results", exc)
+        else:
+            if writing:  # only a call that went through says the database is back
+                self._health.recovered()

@@ -1,0 +1,124 @@
+"""Settings from flags over ``TRACKER_*`` variables over defaults: the only code that reads
+the environment. Values arrive as text from either source and are parsed by the option's
+parser, so a bad value gets the same one-line message whichever way it came in, naming where
+it came from."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+from tracker.core.secrets import Secret
+from tracker.errors import ConfigError
+from tracker.settings.options import (
+    OPTIONS,
+    SECRET_VARIABLES,
+    TOKEN_FILE_VARIABLE,
+    TOKEN_VARIABLE,
+    Settings,
+)
+from tracker.settings.values import checked_token, checked_webhook_secret
+
+
+def load_settings(
+    fields: Collection[str],
+    flags: Mapping[str, str | None] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """The settings named in ``fields`` (the others keep their defaults), each from its flag
+    (``flags`` maps fields, and ``token_file``, to text or None), else its variable.
+
+    Raises ConfigError naming the offending flag or variable.
+    """
+    flags = flags or {}
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name in fields:
+        option = OPTIONS.get(name)
+        if option is None:
+            continue
+        raw, source = flags.get(name), option.flag
+        if raw is None:
+            raw, source = environ.get(option.variable) or None, option.variable
+        if raw is not None:
+            values[name] = _parsed(name, raw, source)
+    if "token" in fields:
+        values["token"] = _load_token(flags.get("token_file"), environ)
+    for name in ("notify_secret", "webhook_secret"):
+        variable = SECRET_VARIABLES[name]
+        if name in fields and environ.get(variable):
+            values[name] = _secret(name, environ[variable], variable)
+    return Settings(**values)
+
+
+def settings_from_keywords(base: Settings | None = None, **keywords: object) -> Settings:
+    """Settings for the Python API: each keyword is a field of Settings, given as its value or
+    as the text a flag would take; errors name the keyword."""
+    values: dict[str, Any] = {}
+    for name, value in keywords.items():
+        if name == "token":
+            values[name] = (
+                _secret(name, value, "token") if isinstance(value, str) else _as_secret(value)
+            )
+        elif name in SECRET_VARIABLES:
+            values[name] = None if value is None else _secret(name, str(value), name)
+        elif name not in OPTIONS:
+            raise ConfigError(f"unknown setting {name}=")
+        elif value is None:
+            values[name] = None
+        else:
+            text = ",".join(value) if isinstance(value, tuple | list) else str(value)
+            values[name] = _parsed(name, text, f"{name}=")
+    return Settings(**{**(vars(base) if base else {}), **values})
+
+
+def _parsed(name: str, raw: str, source: str) -> Any:
+    try:
+        return OPTIONS[name].parse(raw)
+    except ValueError as exc:
+        shown = raw if len(raw) <= 200 else raw[:200] + "…"
+        raise ConfigError(f"{source} {shown!r}: {exc}") from None
+
+
+def _as_secret(value: object) -> Secret | None:
+    if value is None or isinstance(value, Secret):
+        return value
+    raise ConfigError("token=: a string or None")
+
+
+def _secret(name: str, text: str, source: str) -> Secret:
+    check = checked_token if name == "token" else checked_webhook_secret
+    try:
+        return check(text)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _load_token(token_file_flag: str | None, environ: Mapping[str, str]) -> Secret | None:
+    if token_file_flag is not None:
+        return _read_token_file(token_file_flag, "--token-file")
+    if environ.get(TOKEN_VARIABLE):
+        return _secret("token", environ[TOKEN_VARIABLE], TOKEN_VARIABLE)
+    if environ.get(TOKEN_FILE_VARIABLE):
+        return _read_token_file(environ[TOKEN_FILE_VARIABLE], TOKEN_FILE_VARIABLE)
+    return None
+
+
+def _read_token_file(path: str, source: str) -> Secret:
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not readable text"
+        raise ConfigError(f"{source} {path!r}: cannot read the token file: {reason}") from None
+    return _secret("token", text, f"{source} {path!r}")
+
+
+def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for commands tracker runs (``--on-finish``): this one without the
+    secrets (the API token, its file, the notification and webhook secrets) and without
+    PostgreSQL's password variables."""
+    environ = os.environ if environ is None else environ
+    hidden = {*SECRET_VARIABLES.values(), TOKEN_FILE_VARIABLE, "PGPASSWORD", "PGPASSFILE"}
+    return {name: value for name, value in environ.items() if name not in hidden}

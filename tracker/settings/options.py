@@ -1,0 +1,238 @@
+"""Every setting once: its field in ``Settings``, its flag, its ``TRACKER_*`` variable, its
+parser and its help; and which commands use which (a command parses only its own, so that a
+daemon's setting shared through the environment never stops ``tracker list``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tracker.core.secrets import Secret
+from tracker.errors import ConfigError
+from tracker.settings.values import (
+    DAY,
+    choice,
+    parse_api_base,
+    parse_command,
+    parse_concurrency,
+    parse_database_url,
+    parse_download_dir,
+    parse_duration,
+    parse_host,
+    parse_http_url,
+    parse_port,
+    parse_short_duration,
+    parse_variants,
+)
+
+DEFAULT_DATABASE_URL = "sqlite:///tracker.db"
+DEFAULT_API_BASE = "https://api.gpt.ge"
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a tracker needs to know, already parsed and validated (docs: README's
+    settings tables)."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    api_base: str = DEFAULT_API_BASE
+    token: Secret | None = field(default=None, repr=False)
+    poll_interval: float = 15.0
+    concurrency: int = 32
+    request_timeout: float = 30.0
+    give_up_after: float = DAY
+    log_format: str = "text"
+    record: str = "all"
+    # After a task finishes (docs/follow-ups.md)
+    download_dir: str | None = None
+    download_variants: tuple[str, ...] = ("video",)
+    notify_url: str | None = None
+    notify_secret: Secret | None = field(default=None, repr=False)
+    on_finish: tuple[str, ...] | None = None
+    on_finish_timeout: float = 60.0
+    webhook_port: int | None = None
+    webhook_host: str = LOOPBACK
+    webhook_secret: Secret | None = field(default=None, repr=False)
+    # Operating it (docs/operating.md)
+    metrics_port: int | None = None
+    metrics_host: str = LOOPBACK
+    retain: float | None = None
+
+    def require_token(self) -> Secret:
+        if self.token is None:
+            raise ConfigError(
+                f"no API token: set {TOKEN_VARIABLE} or {TOKEN_FILE_VARIABLE} (or --token-file)"
+            )
+        return self.token
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: where it comes from and how its text is parsed."""
+
+    field: str
+    variable: str
+    flag: str
+    parse: Callable[[str], Any]
+    help: str
+
+    def describe(self) -> str:
+        default = getattr(Settings(), self.field)
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        return f"{self.help} (env: {self.variable}; default: {default or 'none'})"
+
+
+def _options(*options: Option) -> dict[str, Option]:
+    return {option.field: option for option in options}
+
+
+OPTIONS = _options(
+    Option("database_url", "TRACKER_DATABASE_URL", "--db", parse_database_url, "database URL"),
+    Option(
+        "log_format",
+        "TRACKER_LOG_FORMAT",
+        "--log-format",
+        choice("text", "json"),
+        "log lines as text or json (one object per line)",
+    ),
+    Option("api_base", "TRACKER_API_BASE", "--api-base", parse_api_base, "API base URL"),
+    Option(
+        "poll_interval",
+        "TRACKER_POLL_INTERVAL",
+        "--interval",
+        parse_short_duration,
+        "time between two polls of a task (15, 15s, 2m)",
+    ),
+    Option(
+        "concurrency",
+        "TRACKER_CONCURRENCY",
+        "--concurrency",
+        parse_concurrency,
+        "requests in flight at once",
+    ),
+    Option(
+        "request_timeout",
+        "TRACKER_REQUEST_TIMEOUT",
+        "--request-timeout",
+        parse_short_duration,
+        "time before a request is abandoned (30, 30s, 1m)",
+    ),
+    Option(
+        "give_up_after",
+        "TRACKER_GIVE_UP_AFTER",
+        "--give-up-after",
+        parse_duration,
+        "finish a task as timed_out this long after registration (90s, 15m, 24h, 7d)",
+    ),
+    Option(
+        "record",
+        "TRACKER_RECORD",
+        "--record",
+        choice("all", "changes"),
+        "which polls become snapshots: all, or changes (a new status, progress or error, "
+        "and the last one)",
+    ),
+    Option(
+        "download_dir",
+        "TRACKER_DOWNLOAD_DIR",
+        "--download-dir",
+        parse_download_dir,
+        "save completed videos' files in this directory",
+    ),
+    Option(
+        "download_variants",
+        "TRACKER_DOWNLOAD_VARIANTS",
+        "--download-variants",
+        parse_variants,
+        "which files to save: video, thumbnail, spritesheet (comma-separated)",
+    ),
+    Option(
+        "notify_url",
+        "TRACKER_NOTIFY_URL",
+        "--notify-url",
+        parse_http_url,
+        "POST a JSON event here once per finished task (signed with TRACKER_NOTIFY_SECRET)",
+    ),
+    Option(
+        "on_finish",
+        "TRACKER_ON_FINISH",
+        "--on-finish",
+        parse_command,
+        "run this command once per finished task, with the event in TRACKER_* variables",
+    ),
+    Option(
+        "on_finish_timeout",
+        "TRACKER_ON_FINISH_TIMEOUT",
+        "--on-finish-timeout",
+        parse_short_duration,
+        "time before an --on-finish command is killed",
+    ),
+    Option(
+        "webhook_port",
+        "TRACKER_WEBHOOK_PORT",
+        "--webhook-port",
+        parse_port,
+        "receive the API's signed video webhooks on this port (needs TRACKER_WEBHOOK_SECRET)",
+    ),
+    Option(
+        "webhook_host",
+        "TRACKER_WEBHOOK_HOST",
+        "--webhook-host",
+        parse_host,
+        "the address the webhook receiver listens on",
+    ),
+    Option(
+        "metrics_port",
+        "TRACKER_METRICS_PORT",
+        "--metrics-port",
+        parse_port,
+        "serve Prometheus /metrics and /healthz on this port",
+    ),
+    Option(
+        "metrics_host",
+        "TRACKER_METRICS_HOST",
+        "--metrics-host",
+        parse_host,
+        "the address the metrics server listens on",
+    ),
+    Option(
+        "retain",
+        "TRACKER_RETAIN",
+        "--retain",
+        parse_duration,
+        "every day, prune snapshots of finished tasks older than this (e.g. 30d)",
+    ),
+)
+
+# Secrets come from the environment (or a file) only, never a flag.
+TOKEN_VARIABLE = "TRACKER_API_TOKEN"
+TOKEN_FILE_VARIABLE = "TRACKER_API_TOKEN_FILE"
+NOTIFY_SECRET_VARIABLE = "TRACKER_NOTIFY_SECRET"
+WEBHOOK_SECRET_VARIABLE = "TRACKER_WEBHOOK_SECRET"
+SECRET_VARIABLES = {
+    "token": TOKEN_VARIABLE,
+    "notify_secret": NOTIFY_SECRET_VARIABLE,
+    "webhook_secret": WEBHOOK_SECRET_VARIABLE,
+}
+
+# What each kind of command reads: every command the first group; the rest by what it does.
+EVERY_COMMAND = ("database_url", "log_format")
+POLLING = ("api_base", "token", "poll_interval", "concurrency", "request_timeout")
+POLL = (*POLLING, "give_up_after", "record")
+FOLLOW_UPS = (
+    "download_dir",
+    "download_variants",
+    "notify_url",
+    "notify_secret",
+    "on_finish",
+    "on_finish_timeout",
+    "webhook_port",
+    "webhook_host",
+    "webhook_secret",
+)
+OPERATING = ("metrics_port", "metrics_host", "retain")
+RUN = (*POLL, *FOLLOW_UPS, *OPERATING)
+DOWNLOAD = ("api_base", "token", "request_timeout", "download_dir", "download_variants")

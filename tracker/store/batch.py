@@ -1,0 +1,226 @@
+"""Writing a tick's polls: statements compiled once, run with the driver's executemany.
+
+Writing polls is the hot path: SQLAlchemy's per-row parameter processing cost more than the
+database's own work for these rows (docs/performance.md), so each parameter is converted here
+by one plain function chosen from its column's type when the statement is compiled: timestamps
+and booleans for SQLite, JSON as text. A parameter whose type is not known refuses to compile,
+so a new column cannot slip through unconverted.
+"""
+
+from __future__ import annotations
+
+import copy
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Dialect, Text, bindparam, func, literal_column, null
+from sqlalchemy import update as sql_update
+from sqlalchemy.engine import Connection
+from sqlalchemy.types import NullType, TypeEngine
+
+from tracker.core.models import FetchResult, PollRecord
+from tracker.store.schema import RawJSON, UTCDateTime, serialize_json, snapshots, tasks
+
+
+class BatchStatement:
+    """A statement compiled once for a dialect; rows are dicts keyed by parameter name."""
+
+    def __init__(
+        self, statement: Any, dialect: Dialect, keys: Sequence[str], insert: bool = False
+    ) -> None:
+        positional = copy.copy(dialect)
+        positional.paramstyle = "qmark" if dialect.name == "sqlite" else "format"
+        positional.positional = True
+        # An INSERT is compiled for exactly the columns given; an UPDATE names its parameters.
+        compiled = statement.compile(dialect=positional, column_keys=list(keys) if insert else None)
+        order = compiled.positiontup or []
+        if set(order) != set(keys):
+            raise ValueError(f"statement parameters {order} are not the row keys {keys}")
+        self._sql = compiled.string
+        self._values = operator.itemgetter(*order)
+        self._conversions = [
+            (index, conversion)
+            for index, name in enumerate(order)
+            if (conversion := _conversion(name, compiled.binds[name].type, dialect)) is not None
+        ]
+
+    def execute(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        params = []
+        for row in rows:
+            values = list(self._values(row))
+            for index, conversion in self._conversions:
+                values[index] = conversion(values[index])
+            params.append(tuple(values))
+        connection.exec_driver_sql(self._sql, params)
+
+
+def _conversion(name: str, type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """How a value of ``type_`` reaches the driver, or None when the driver takes it as is."""
+    if isinstance(type_, NullType):
+        raise ValueError(f"parameter {name!r} has no type: give its bindparam one")
+    if isinstance(type_, JSON):
+        return _json_text
+    if dialect.name != "sqlite":
+        return None
+    if isinstance(type_, UTCDateTime):
+        return UTCDateTime.sqlite_text
+    if isinstance(type_, Boolean):
+        return int
+    return None
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else serialize_json(value)
+
+
+def _typed(name: str, column: str) -> Any:
+    return bindparam(name, type_=tasks.c[column].type)
+
+
+_POLLED = {
+    "last_polled_at": _typed("b_polled_at", "last_polled_at"),
+    "next_poll_at": _typed("b_next_poll_at", "next_poll_at"),
+    "poll_count": tasks.c.poll_count + literal_column("1"),
+    "error_count": _typed("b_error_count", "error_count"),
+    "not_found_count": _typed("b_not_found_count", "not_found_count"),
+    "last_error": _typed("b_last_error", "last_error"),
+    "finished": _typed("b_finished", "finished"),
+    "finish_reason": _typed("b_finish_reason", "finish_reason"),
+    "finished_at": _typed("b_finished_at", "finished_at"),
+    "lease_owner": null(),
+    "lease_expires_at": null(),
+}
+
+
+def _keep_known(column: str) -> Any:
+    """Relays omit fields on some answers: a missing value keeps the one seen before."""
+    return func.coalesce(_typed(f"b_{column}", column), tasks.c[column])
+
+
+_WHERE_TASK = tasks.c.task_id == bindparam("b_task_id", type_=Text())
+_UPDATE_ANSWERED = (
+    sql_update(tasks)
+    .where(_WHERE_TASK)
+    .values(
+        status=_typed("b_status", "status"),
+        progress=_keep_known("progress"),
+        model=_keep_known("model"),
+        seconds=_keep_known("seconds"),
+        size=_keep_known("size"),
+        created_at=_keep_known("created_at"),
+        completed_at=_keep_known("completed_at"),
+        expires_at=_keep_known("expires_at"),
+        **_POLLED,
+    )
+)
+_UPDATE_UNANSWERED = sql_update(tasks).where(_WHERE_TASK).values(**_POLLED)
+_SNAPSHOT_KEYS = (
+    "task_id",
+    "polled_at",
+    "http_status",
+    "status",
+    "progress",
+    "error",
+    "body",
+    "finished",
+    "latency_ms",
+)
+_POLLED_KEYS = (
+    "b_task_id",
+    "b_polled_at",
+    "b_next_poll_at",
+    "b_error_count",
+    "b_not_found_count",
+    "b_last_error",
+    "b_finished",
+    "b_finish_reason",
+    "b_finished_at",
+)
+_ANSWERED_KEYS = (
+    *_POLLED_KEYS,
+    "b_status",
+    "b_progress",
+    "b_model",
+    "b_seconds",
+    "b_size",
+    "b_created_at",
+    "b_completed_at",
+    "b_expires_at",
+)
+
+
+class PollWrites:
+    """The three statements that write a batch of polls, compiled for one dialect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._insert_snapshots = BatchStatement(
+            snapshots.insert().inline(), dialect, _SNAPSHOT_KEYS, insert=True
+        )
+        self._update_answered = BatchStatement(_UPDATE_ANSWERED, dialect, _ANSWERED_KEYS)
+        self._update_unanswered = BatchStatement(_UPDATE_UNANSWERED, dialect, _POLLED_KEYS)
+
+    def write(self, connection: Connection, records: Sequence[PollRecord]) -> None:
+        stored = [_snapshot_row(r) for r in records if r.store_snapshot]
+        if stored:
+            self._insert_snapshots.execute(connection, stored)
+        answered = [_task_row(r) for r in records if r.fetch.video is not None]
+        unanswered = [_task_row(r) for r in records if r.fetch.video is None]
+        if answered:
+            self._update_answered.execute(connection, answered)
+        if unanswered:
+            self._update_unanswered.execute(connection, unanswered)
+
+
+def without_answer(record: PollRecord, exc: Exception) -> PollRecord:
+    """The record as an error poll, keeping only what any database can store."""
+    error = {
+        "type": "unstorable",
+        "message": f"the answer could not be stored: {type(exc).__name__}",
+    }
+    fetch = FetchResult(record.fetch.http_status, record.fetch.latency_ms, None, None, error)
+    return replace(record, fetch=fetch, last_error=error["message"])
+
+
+def _snapshot_row(record: PollRecord) -> dict[str, Any]:
+    fetch = record.fetch
+    video = fetch.video
+    return {
+        "task_id": record.task_id,
+        "polled_at": record.polled_at,
+        "http_status": fetch.http_status,
+        "status": video.status if video else None,
+        "progress": video.progress if video else None,
+        "error": record.snapshot_error,
+        "body": RawJSON(fetch.body) if fetch.body is not None else None,
+        "finished": record.finished,
+        "latency_ms": fetch.latency_ms,
+    }
+
+
+def _task_row(record: PollRecord) -> dict[str, Any]:
+    video = record.fetch.video
+    row: dict[str, Any] = {
+        "b_task_id": record.task_id,
+        "b_polled_at": record.polled_at,
+        "b_next_poll_at": record.next_poll_at,
+        "b_error_count": record.error_count,
+        "b_not_found_count": record.not_found_count,
+        "b_last_error": record.last_error,
+        "b_finished": record.finished,
+        "b_finish_reason": record.finish_reason.value if record.finish_reason else None,
+        "b_finished_at": record.polled_at if record.finished else None,
+    }
+    if video is not None:
+        row.update(
+            b_status=video.status,
+            b_progress=video.progress,
+            b_model=video.model,
+            b_seconds=video.seconds,
+            b_size=video.size,
+            b_created_at=video.created_at,
+            b_completed_at=video.completed_at,
+            b_expires_at=video.expires_at,
+        )
+    return row

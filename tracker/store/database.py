@@ -1,0 +1,43 @@
+"""One database and the stores on it."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from tracker.store.engine import create_engine
+from tracker.store.follow_ups import FollowUpStore
+from tracker.store.leases import LeaseStore
+from tracker.store.migrations import ensure_schema
+from tracker.store.polls import PollStore
+from tracker.store.prune import RetentionStore
+from tracker.store.reads import Reads
+from tracker.store.sandbox import ReadOnlySQL
+from tracker.store.tasks import TaskStore
+
+
+class Database:
+    """Every store on one engine. ``Database.open(url)`` brings the schema to the newest
+    migration first."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.tasks = TaskStore(engine)
+        self.polls = PollStore(engine)
+        self.leases = LeaseStore(engine)
+        self.follow_ups = FollowUpStore(engine)
+        self.reads = Reads(engine)
+        self.retention = RetentionStore(engine)
+        self.sql = ReadOnlySQL(engine)
+
+    @classmethod
+    def open(cls, url: str) -> Database:
+        engine = create_engine(url)
+        try:
+            ensure_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,166 @@
+"""The polling side of the tasks table: claiming due tasks with a lease, writing what the polls
+saw, giving tasks back, finishing those past give-up-after, pausing all of them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from datetime import datetime
+
+from sqlalchemy import Engine, exists, false, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+
+from tracker.core.models import ClaimedTask, FinishReason, NewEvent, PollRecord, Task
+from tracker.store.base import SQLStore, chunks, lease_free
+from tracker.store.batch import PollWrites, without_answer
+from tracker.store.follow_ups import owe
+from tracker.store.schema import tasks
+
+TASK_COLUMNS = [tasks.c[field.name] for field in fields(Task)]
+_CLAIMED_COLUMNS = [tasks.c[field.name] for field in fields(ClaimedTask)]
+
+
+class PollStore(SQLStore):
+    """Leases on due tasks and the writes of their polls (docs/scaling.md: how daemons share
+    the work)."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self._writes = PollWrites(engine.dialect)
+
+    def claim_due(
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        *,
+        include_not_due: bool = False,
+        polled_before: datetime | None = None,
+    ) -> list[ClaimedTask]:
+        """Lease up to ``limit`` unfinished tasks nobody else holds, earliest due first: those due
+        by ``now`` (any, with ``include_not_due``), and not polled since ``polled_before``."""
+        conditions = [tasks.c.finished == false(), lease_free(tasks, now)]
+        if not include_not_due:
+            conditions.append(tasks.c.next_poll_at <= now)
+        if polled_before is not None:
+            conditions.append(
+                tasks.c.last_polled_at.is_(None) | (tasks.c.last_polled_at < polled_before)
+            )
+        candidates = (
+            select(tasks.c.task_id)
+            .where(*conditions)
+            .order_by(tasks.c.next_poll_at)
+            .limit(limit)
+            # PostgreSQL: daemons sharing the table skip each other's rows instead of waiting.
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        claim = (
+            update(tasks)
+            .where(tasks.c.task_id.in_(candidates))
+            .values(lease_owner=owner, lease_expires_at=lease_until)
+            .returning(*_CLAIMED_COLUMNS)
+        )
+        with self._writing() as connection:
+            claimed = [ClaimedTask(*row) for row in connection.execute(claim)]
+        claimed.sort(key=lambda task: task.next_poll_at)
+        return claimed
+
+    def record_polls(self, owner: str, records: Sequence[PollRecord]) -> int:
+        """Write snapshots and task updates for the tasks ``owner`` still holds, with what
+        finished ones owe; release them. Returns how many were written."""
+        if not records:
+            return 0
+        try:
+            return self._record_polls(owner, records)
+        except (OperationalError, InterfaceError):
+            raise  # the database itself is in trouble: the poller keeps the batch and retries
+        except (SQLAlchemyError, ValueError) as exc:
+            # One record the database refuses must not hold back the rest for ever.
+            if len(records) > 1:
+                return sum(self.record_polls(owner, [record]) for record in records)
+            try:
+                return self._record_polls(owner, [without_answer(records[0], exc)])
+            except (OperationalError, InterfaceError):
+                raise
+            except (SQLAlchemyError, ValueError):
+                return 0  # counted as dropped by the poller, which says so
+
+    def _record_polls(self, owner: str, records: Sequence[PollRecord]) -> int:
+        with self._writing() as connection:
+            held: set[str] = set()
+            for chunk in chunks([record.task_id for record in records]):
+                held.update(
+                    connection.scalars(
+                        select(tasks.c.task_id)
+                        .where(tasks.c.task_id.in_(chunk), tasks.c.lease_owner == owner)
+                        .with_for_update()
+                    )
+                )
+            kept = [record for record in records if record.task_id in held]
+            if not kept:
+                return 0
+            self._writes.write(connection, kept)
+            owe(
+                connection,
+                self._insert_ignoring_existing,
+                [(r.task_id, d) for r in kept for d in r.downloads],
+                [(r.task_id, e) for r in kept for e in r.events],
+                kept[0].polled_at,
+            )
+        return len(kept)
+
+    def release(self, owner: str, task_ids: Sequence[str]) -> None:
+        """Give up leases on tasks claimed but not polled."""
+        with self._writing() as connection:
+            for chunk in chunks(task_ids):
+                connection.execute(
+                    update(tasks)
+                    .where(tasks.c.task_id.in_(chunk), tasks.c.lease_owner == owner)
+                    .values(lease_owner=None, lease_expires_at=None)
+                )
+
+    def finish_timed_out(
+        self,
+        now: datetime,
+        registered_before: datetime,
+        events_for: Callable[[Task], Sequence[NewEvent]] | None = None,
+    ) -> list[str]:
+        """Finish as ``timed_out`` the unheld, unfinished tasks registered before the cutoff;
+        ``events_for`` gives the notifications each one owes, written in the same transaction."""
+        statement = (
+            update(tasks)
+            .where(
+                tasks.c.finished == false(),
+                tasks.c.registered_at < registered_before,
+                lease_free(tasks, now),
+            )
+            .values(
+                finished=True,
+                finish_reason=FinishReason.TIMED_OUT.value,
+                finished_at=now,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+            .returning(*TASK_COLUMNS)
+        )
+        with self._writing() as connection:
+            finished = [Task(*row) for row in connection.execute(statement)]
+            if events_for is not None:
+                owed = [(task.task_id, event) for task in finished for event in events_for(task)]
+                owe(connection, self._insert_ignoring_existing, [], owed, now)
+        return [task.task_id for task in finished]
+
+    def postpone(self, until: datetime) -> None:
+        """No unfinished task is due before ``until`` (a pause of the whole account)."""
+        with self._writing() as connection:
+            connection.execute(
+                update(tasks)
+                .where(tasks.c.finished == false(), tasks.c.next_poll_at < until)
+                .values(next_poll_at=until)
+            )
+
+    def has_unfinished(self) -> bool:
+        with self._engine.connect() as connection:
+            return bool(connection.scalar(select(exists().where(tasks.c.finished == false()))))

@@ -1,0 +1,90 @@
+"""Registering and removing tasks, and making one due at once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import false, select, update
+from sqlalchemy.engine import Connection
+
+from tracker.core.models import AddResult, FinishReason, RemoveResult
+from tracker.errors import UnknownTaskError
+from tracker.store.base import SQLStore, chunks
+from tracker.store.schema import tasks
+
+
+class TaskStore(SQLStore):
+    """The rows of ``tasks`` as users change them (``tracker add``, ``remove``, webhooks)."""
+
+    def add_tasks(self, task_ids: Sequence[str], label: str | None, now: datetime) -> AddResult:
+        """Register the IDs not registered yet, due at once; existing ones are left as they are."""
+        with self._writing() as connection:
+            existing = self._existing(connection, task_ids)
+            new = [task_id for task_id in task_ids if task_id not in existing]
+            if new:
+                statement = self._insert_ignoring_existing(tasks, ["task_id"])
+                connection.execute(
+                    statement,
+                    [
+                        {
+                            "task_id": task_id,
+                            "label": label,
+                            "registered_at": now,
+                            "next_poll_at": now,
+                        }
+                        for task_id in new
+                    ],
+                )
+        return AddResult(added=new, existing=[t for t in task_ids if t in existing])
+
+    def remove_tasks(self, task_ids: Sequence[str], now: datetime) -> RemoveResult:
+        """Finish the IDs as ``removed``; raise UnknownTaskError (changing nothing) if any is
+        not registered."""
+        with self._writing() as connection:
+            unfinished: set[str] = set()
+            known: set[str] = set()
+            for chunk in chunks(task_ids):
+                for task_id, finished in connection.execute(
+                    select(tasks.c.task_id, tasks.c.finished).where(tasks.c.task_id.in_(chunk))
+                ):
+                    known.add(task_id)
+                    if not finished:
+                        unfinished.add(task_id)
+            unknown = [task_id for task_id in task_ids if task_id not in known]
+            if unknown:
+                raise UnknownTaskError(f"unknown task ID {unknown[0]!r}: nothing was removed")
+            for chunk in chunks(sorted(unfinished)):
+                connection.execute(
+                    update(tasks)
+                    .where(tasks.c.task_id.in_(chunk), tasks.c.finished == false())
+                    .values(
+                        finished=True,
+                        finish_reason=FinishReason.REMOVED.value,
+                        finished_at=now,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                    )
+                )
+        return RemoveResult(
+            removed=[t for t in task_ids if t in unfinished],
+            already_finished=[t for t in task_ids if t not in unfinished],
+        )
+
+    def poll_now(self, task_id: str, now: datetime) -> bool:
+        """Make an unfinished task due at once (a webhook said it changed)."""
+        with self._writing() as connection:
+            result = connection.execute(
+                update(tasks)
+                .where(tasks.c.task_id == task_id, tasks.c.finished == false())
+                .values(next_poll_at=now)
+            )
+            return bool(result.rowcount)
+
+    def _existing(self, connection: Connection, task_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in chunks(task_ids):
+            found.update(
+                connection.scalars(select(tasks.c.task_id).where(tasks.c.task_id.in_(chunk)))
+            )
+        return found
