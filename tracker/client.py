@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 
 from tracker.config import Secret
-from tracker.ids import path_segment
+from tracker.ids import DEFAULT_STATUS_PATH, StatusPath, path_segment
 from tracker.models import FetchResult
 from tracker.transport import HTTP1Transport
-from tracker.video import NotAVideoError, parse_video
+from tracker.video import NotAVideoError, OtherTaskError, RelayError, parse_video, relay_error
 
 MAX_BODY_BYTES = 1024 * 1024
 # Waits the API asks for are honoured up to a day: beyond that they are a broken header.
@@ -39,6 +39,9 @@ _HEADERS_READ = frozenset({b"retry-after", b"openai-poll-after-ms", b"location",
 class VideoClient:
     """``GET {api_base}/v1/videos/{task_id}`` with a bearer token, through an httpx transport.
 
+    ``status_path`` is another place to ask, for relays that answer elsewhere (a template such
+    as ``/v1/video/query?id={id}``; ids.StatusPath); a bad one raises ValueError.
+
     Requests go straight to the transport's ``handle_async_request``: httpx's AsyncClient layer
     (base URLs, cookies, auth and redirect machinery, none of which a poll needs) cost about as
     much as the transport itself (README, Performance). Any httpx transport can be injected:
@@ -53,13 +56,15 @@ class VideoClient:
         timeout: float,
         max_connections: int = 32,
         transport: httpx.AsyncBaseTransport | None = None,
+        status_path: str = DEFAULT_STATUS_PATH,
     ) -> None:
+        self._status_path = StatusPath(status_path)
         self._timeout = timeout
         self._token = token.reveal()
         self._token_bytes = self._token.encode()
         # A token this short would also match ordinary text: "t" would blank every t.
         self._redacting = len(self._token) >= MIN_REDACTED_LENGTH
-        self._base = api_base.rstrip("/") + "/v1/videos/"
+        self._base = api_base.rstrip("/")
         self._headers = httpx.Headers(
             {
                 "Authorization": f"Bearer {self._token}",
@@ -132,9 +137,16 @@ class VideoClient:
             }
             return FetchResult(status, latency_ms, None, None, error, **hints)
         try:
-            video = parse_video(document)
+            video = parse_video(document, task_id)
+        except RelayError as exc:
+            error = _relay_error(exc)
+            return FetchResult(status, latency_ms, body, None, error, **hints)
         except NotAVideoError as exc:
             error = {"type": "not_a_video", "message": f"response is not a video object: {exc}"}
+            return FetchResult(status, latency_ms, body, None, error, **hints)
+        except OtherTaskError as exc:
+            # Another task's status stored as this one's would be worse than none.
+            error = {"type": "id_mismatch", "message": str(exc)}
             return FetchResult(status, latency_ms, body, None, error, **hints)
         return FetchResult(status, latency_ms, body, video, None, **hints)
 
@@ -147,7 +159,7 @@ class VideoClient:
         if url is None:
             if len(self._urls) >= _URL_CACHE_SIZE:
                 self._urls.clear()
-            url = self._urls[task_id] = httpx.URL(self._base + path_segment(task_id))
+            url = self._urls[task_id] = httpx.URL(self._base + self._status_path(task_id))
         return url
 
     async def _get(self, url: httpx.URL) -> tuple[int, dict[bytes, str], bytes | None]:
@@ -233,13 +245,21 @@ def _storable(value: Any) -> Any:
 
 
 def _api_error(status: int, document: Any, content: bytes) -> Any:
-    """The API's own error object when the body has one (SPEC §1), else a description."""
+    """The API's own error object when the body has one (SPEC §1), a relay's envelope's code and
+    message, else a description."""
     if isinstance(document, dict) and isinstance(document.get("error"), dict):
         return document["error"]
+    failure = relay_error(document)
+    if failure is not None:
+        return _relay_error(failure)
     error: dict[str, Any] = {"type": "http_error", "message": f"HTTP {status}"}
     if content:
         error["body"] = _excerpt(content)
     return error
+
+
+def _relay_error(failure: RelayError) -> dict[str, Any]:
+    return {"type": "relay_error", "code": failure.code, "message": failure.message}
 
 
 def _excerpt(content: bytes) -> str:
