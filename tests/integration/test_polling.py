@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import API, make_tracker
+from tests.conftest import API, make_tracker, run_until_done
 from tracker import Tracker
 from tracker.simulator import Reply
 
@@ -63,6 +64,67 @@ def test_relay_variants_are_understood(api: API, database_url: str) -> None:
     assert [s.progress for s in history] == [0, 33, 67, 100]
     assert task.finish_reason == "completed"
     assert task.created_at is not None and abs(task.created_at.timestamp() - time.time()) < 600
+
+
+def test_a_relay_answering_in_envelopes_at_its_query_path_is_followed_to_the_end(
+    api: API, database_url: str
+) -> None:
+    """status_path "/v1/video/query?id={id}" over a real socket: every poll goes to the query
+    path, the {"code", "msg", "data"} envelope with task_id, state and fail_reason is read, the
+    raw bodies are stored, and the tasks finish as completed and failed."""
+    done = api.simulator.add_video("sora-2:task_01HENVOK", steps=2, style="envelope")
+    failed = api.simulator.add_video(
+        "sora-2:task_01HENVBAD", steps=1, outcome="failed", style="envelope"
+    )
+    with make_tracker(api, database_url, status_path="/v1/video/query?id={id}") as tracker:
+        tracker.add([done, failed])
+        run_until_done(tracker)
+        done_history = tracker.history(done)
+        failed_history = tracker.history(failed)
+        tasks = {task.task_id: task for task in tracker.tasks()}
+    assert [(s.status, s.progress) for s in done_history] == [
+        ("SUBMITTED", 0),
+        ("IN_PROGRESS", 33),
+        ("IN_PROGRESS", 67),
+        ("SUCCESS", 100),
+    ]
+    assert all(s.http_status == 200 and s.error is None for s in done_history)
+    assert done_history[-1].body["data"]["task_id"] == done
+    assert failed_history[-1].status == "FAILURE"
+    assert failed_history[-1].error == {"code": None, "message": "The prompt was blocked."}
+    assert (tasks[done].finish_reason, tasks[failed].finish_reason) == ("completed", "failed")
+    assert api.simulator.queries[done] == api.simulator.polls(done) == 4
+
+
+def test_an_answer_about_another_task_is_an_error_snapshot_not_its_status(
+    api: API, database_url: str
+) -> None:
+    """A relay answering another task's completed status: the poll is an id_mismatch error
+    snapshot with the body kept, the task stays unfinished, and the next true answer counts."""
+    other = json.dumps({"id": "video_other", "status": "completed", "progress": 100}).encode()
+    video = api.simulator.script(
+        "video_mine",
+        [
+            Reply(video={"status": "in_progress", "progress": 10}),
+            Reply(raw=other),
+            Reply(video={"status": "completed", "progress": 100}),
+        ],
+    )
+    with make_tracker(api, database_url) as tracker:
+        tracker.add([video])
+        asyncio.run(tracker.run_async(until_done=True))
+        history = tracker.history(video)
+        [task] = tracker.tasks()
+    assert [(s.status, s.progress) for s in history] == [
+        ("in_progress", 10),
+        (None, None),
+        ("completed", 100),
+    ]
+    mismatch = history[1]
+    assert mismatch.error["type"] == "id_mismatch"
+    assert "'video_other'" in mismatch.error["message"]
+    assert mismatch.body["id"] == "video_other" and not mismatch.finished
+    assert (task.finish_reason, task.poll_count) == ("completed", 3)
 
 
 def test_three_404s_finish_an_unknown_task_as_not_found(api: API, database_url: str) -> None:

@@ -48,6 +48,27 @@ def test_unknown_ids_get_404_with_an_error_body(api: API) -> None:
     assert response.json()["error"]["code"] == "video_not_found"
 
 
+def test_envelope_videos_answer_at_both_paths_in_a_relay_envelope(api: API) -> None:
+    """style="envelope": {"code": 0, "msg", "data": {task_id, state, "50%", fail_reason}},
+    served at /v1/videos/{id} and at /v1/video/query?id={id} from the same script; the query
+    GETs are counted apart."""
+    video = api.simulator.add_video("sora-2:task_E", steps=1, outcome="failed", style="envelope")
+    headers = {"Authorization": f"Bearer {api.token}"}
+    with httpx.Client(base_url=api.url, headers=headers) as client:
+        first = client.get("/v1/video/query", params={"id": video}).json()
+        second = client.get(f"/v1/videos/{video}").json()
+        last = client.get("/v1/video/query", params={"id": video}).json()
+        missing = client.get("/v1/video/query")
+    assert (first["code"], first["msg"]) == (0, "success")
+    assert (first["data"]["task_id"], first["data"]["state"]) == (video, "SUBMITTED")
+    assert "id" not in first["data"] and "status" not in first["data"]
+    assert (second["data"]["state"], second["data"]["progress"]) == ("IN_PROGRESS", "50%")
+    assert last["data"]["state"] == "FAILURE"
+    assert last["data"]["fail_reason"] == "The prompt was blocked."
+    assert missing.status_code == 400
+    assert (api.simulator.polls(video), api.simulator.queries[video]) == (3, 2)
+
+
 def raw_exchange(url: str, request: bytes) -> bytes:
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as connection:

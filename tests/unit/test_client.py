@@ -21,11 +21,16 @@ def fetch(
     handler: Callable[[httpx.Request], httpx.Response],
     task_id: str = "video_1",
     timeout: float = 5.0,
+    status_path: str = "/v1/videos/{id}",
 ) -> FetchResult:
     async def go() -> FetchResult:
         transport = httpx.MockTransport(handler)
         async with VideoClient(
-            "https://api.example", Secret("sk-unit-42"), timeout=timeout, transport=transport
+            "https://api.example",
+            Secret("sk-unit-42"),
+            timeout=timeout,
+            transport=transport,
+            status_path=status_path,
         ) as client:
             return await client.fetch(task_id)
 
@@ -55,6 +60,72 @@ def test_the_request_carries_the_bearer_token_and_one_escaped_segment() -> None:
     assert seen[0].method == "GET"
     assert seen[0].url.raw_path == b"/v1/videos/sora-2:task_%22x%22"
     assert seen[0].headers["authorization"] == "Bearer sk-unit-42"
+
+
+def test_a_status_path_in_the_query_sends_the_id_as_an_escaped_query_value() -> None:
+    """status_path "/v1/video/query?id={id}": the ID is one query value, ":" kept, "&" and
+    "+" escaped, and the server reads back the very ID."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"status": "queued"})
+
+    result = fetch(handler, task_id="sora-2:task_a&b+c", status_path="/v1/video/query?id={id}")
+    assert result.error is None
+    assert seen[0].url.raw_path == b"/v1/video/query?id=sora-2:task_a%26b%2Bc"
+    assert seen[0].url.params["id"] == "sora-2:task_a&b+c"
+
+
+def test_a_status_path_that_cannot_be_used_is_refused_when_the_client_is_made() -> None:
+    """A template without {id} (or with a host) raises ValueError before any request."""
+    with pytest.raises(ValueError, match=r"\{id\}"):
+        VideoClient("https://api.example", Secret("sk-unit-42"), timeout=5, status_path="/v1/x")
+
+
+def test_a_relay_envelope_is_read_and_its_body_kept_as_received() -> None:
+    """200 with {"code": 0, "msg", "data": {task_id, state, progress}}: the video is read from
+    data and the raw text is stored verbatim."""
+    raw = '{"code": 0, "msg": "success", "data": {"task_id": "video_1", "state": "RUNNING"}}'
+    result = fetch(lambda request: httpx.Response(200, text=raw))
+    assert result.error is None
+    assert result.video is not None and result.video.status == "RUNNING"
+    assert result.body == raw
+
+
+@pytest.mark.parametrize("status", [200, 400])
+def test_an_envelope_saying_the_request_failed_is_a_relay_error(status: int) -> None:
+    """{"code": "task_not_exist", "message": …} at 200 or 400: an error snapshot carrying the
+    relay's code and message, the HTTP status as received, no video, the body kept."""
+    body = {"code": "task_not_exist", "message": "task_not_exist", "data": None}
+    result = fetch(lambda request: httpx.Response(status, json=body))
+    assert (result.http_status, result.video) == (status, None)
+    assert result.error == {
+        "type": "relay_error",
+        "code": "task_not_exist",
+        "message": "task_not_exist",
+    }
+    assert result.body is not None and json.loads(result.body) == body
+
+
+def test_an_answer_about_another_task_is_an_error_and_its_status_is_not_used() -> None:
+    """A relay answering another task's status: an id_mismatch error naming both IDs, no video,
+    so nothing of that task is stored as this one's."""
+    other = {"id": "video_2", "status": "completed", "progress": 100}
+    result = fetch(lambda request: httpx.Response(200, json=other), task_id="video_1")
+    assert (result.http_status, result.video) == (200, None)
+    assert result.error == {
+        "type": "id_mismatch",
+        "message": "the answer is about task 'video_2', not 'video_1'",
+    }
+    assert result.body is not None and json.loads(result.body) == other
+
+
+def test_a_relay_prefix_on_the_answered_id_is_not_a_mismatch() -> None:
+    """Polling "task_1" and hearing about "sora-2:task_1" is the same task."""
+    answer = {"id": "sora-2:task_1", "status": "in_progress"}
+    result = fetch(lambda request: httpx.Response(200, json=answer), task_id="task_1")
+    assert result.error is None and result.video is not None
 
 
 def test_an_api_error_body_becomes_the_snapshot_error() -> None:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tracker.core.ids import check_task_id, check_task_ids, path_segment
+from tracker.core.ids import (
+    StatusPath,
+    check_task_id,
+    check_task_ids,
+    parse_status_path,
+    path_segment,
+    query_value,
+    same_task,
+)
 from tracker.errors import InvalidTaskIDError
 
 
@@ -64,3 +72,79 @@ def test_path_segment_escapes_only_what_a_segment_cannot_hold(task_id: str, segm
     """Colons stay readable for relays; characters not allowed in a path are percent-escaped."""
     assert path_segment(task_id) == segment
     assert "/" not in path_segment(task_id)
+
+
+def test_query_value_escapes_all_but_unreserved_characters_and_colons() -> None:
+    """In a query value "&", "=", "+" and the rest are escaped; ":" stays (RFC 3986 allows it)."""
+    assert query_value("sora-2:task_01H") == "sora-2:task_01H"
+    assert query_value("a&b=c+d;e@f") == "a%26b%3Dc%2Bd%3Be%40f"
+    assert query_value('q"{x}') == "q%22%7Bx%7D"
+
+
+@pytest.mark.parametrize(
+    ("template", "task_id", "path"),
+    [
+        ("/v1/videos/{id}", "sora-2:task_1", "/v1/videos/sora-2:task_1"),
+        ("/v1/videos/{id}", "a&b", "/v1/videos/a&b"),
+        ("/v1/video/query?id={id}", "sora-2:task_1", "/v1/video/query?id=sora-2:task_1"),
+        ("/v1/video/query?id={id}", "a&b+c", "/v1/video/query?id=a%26b%2Bc"),
+        ("/api/tasks/{id}?view=full", "a&b", "/api/tasks/a&b?view=full"),
+    ],
+)
+def test_a_status_path_escapes_the_id_for_where_it_stands(
+    template: str, task_id: str, path: str
+) -> None:
+    """{id} in the path is escaped as one path segment, in the query as one query value."""
+    assert StatusPath(template)(task_id) == path
+
+
+def test_a_status_path_refuses_invalid_ids() -> None:
+    """The ID rules hold wherever the ID goes."""
+    with pytest.raises(InvalidTaskIDError):
+        StatusPath("/v1/video/query?id={id}")("a/b")
+
+
+@pytest.mark.parametrize(
+    ("template", "reason"),
+    [
+        ("v1/videos/{id}", "starting with a single /"),
+        ("https://relay.example/v1/videos/{id}", "starting with a single /"),
+        ("//relay.example/v1/videos/{id}", "starting with a single /"),
+        ("/v1/videos/", "exactly once"),
+        ("/v1/{id}/videos/{id}", "exactly once"),
+        ("/v1/videos/{task_id}", "exactly once"),
+        ("/v1/{model}/{id}", "only placeholder"),
+        ("/v1/videos/{id}#x", "fragment"),
+        ("/v1/videos /{id}", "spaces"),
+    ],
+)
+def test_unusable_status_paths_are_refused_saying_why(template: str, reason: str) -> None:
+    """parse_status_path (and StatusPath) refuse templates that could not be a status path."""
+    with pytest.raises(ValueError, match=reason):
+        parse_status_path(template)
+    with pytest.raises(ValueError, match=reason):
+        StatusPath(template)
+
+
+def test_a_usable_status_path_is_returned_unchanged() -> None:
+    """What the settings keep is the template as written."""
+    assert parse_status_path("/v1/video/query?id={id}") == "/v1/video/query?id={id}"
+
+
+@pytest.mark.parametrize(
+    ("answered", "polled", "same"),
+    [
+        ("task_1", "task_1", True),
+        ("sora-2:task_1", "task_1", True),
+        ("task_1", "sora-2:task_1", True),
+        ("sora-2:task_1", "sora-2-pro:task_1", False),
+        ("task_1", "task_2", False),
+        ("task_1", "TASK_1", False),
+        (":task_1", "task_1", False),
+    ],
+)
+def test_same_task_allows_a_model_prefix_on_either_side(
+    answered: str, polled: str, same: bool
+) -> None:
+    """Equal IDs, or one the other after dropping a "<model>:" prefix, are the same task."""
+    assert same_task(answered, polled) is same

@@ -1,4 +1,5 @@
-"""Task IDs: what a valid one looks like and how it becomes one URL path segment."""
+"""Task IDs: what a valid one looks like, how it goes into a status URL, and when an
+ID an answer names is the one polled."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ _FORBIDDEN = frozenset("/?#%\\")
 # RFC 3986 pchar minus the percent sign: these need no escaping inside one path segment, and
 # relays differ in whether they decode an escaped ":" (IDs like "sora-2:task_01H…").
 _SEGMENT_SAFE = "-._~!$&'()*+,;=:@"
+# In a query value "&", "=" and "+" mean something, so only the unreserved characters and ":"
+# (allowed in a query by RFC 3986, and how relays write "sora-2:task_…") stay as they are.
+_QUERY_SAFE = ":"
+DEFAULT_STATUS_PATH = "/v1/videos/{id}"
+_PLACEHOLDER = "{id}"
 
 
 def check_task_id(task_id: str) -> str:
@@ -44,3 +50,50 @@ def check_task_ids(task_ids: Iterable[str]) -> list[str]:
 def path_segment(task_id: str) -> str:
     """The ID escaped as exactly one URL path segment."""
     return quote(check_task_id(task_id), safe=_SEGMENT_SAFE)
+
+
+def query_value(task_id: str) -> str:
+    """The ID escaped as one URL query value."""
+    return quote(check_task_id(task_id), safe=_QUERY_SAFE)
+
+
+class StatusPath:
+    """Where a provider answers a task's status: a path template with one ``{id}``, such as
+    ``/v1/videos/{id}`` or ``/v1/video/query?id={id}``. The ID is escaped as a path segment,
+    or as a query value when ``{id}`` stands in the query."""
+
+    def __init__(self, template: str = DEFAULT_STATUS_PATH) -> None:
+        self.template = parse_status_path(template)
+        self._prefix, _, self._suffix = template.partition(_PLACEHOLDER)
+        self._escape = query_value if "?" in self._prefix else path_segment
+
+    def __call__(self, task_id: str) -> str:
+        """The path (and query) for ``task_id``; raises InvalidTaskIDError for an invalid ID."""
+        return self._prefix + self._escape(task_id) + self._suffix
+
+
+def parse_status_path(raw: str) -> str:
+    """``raw`` unchanged if it is a usable status path template, else ValueError saying why."""
+    if not raw.startswith("/") or raw.startswith("//"):
+        raise ValueError("must be a path starting with a single / (no scheme or host)")
+    if any(not ("!" <= char <= "~") for char in raw):
+        raise ValueError("contains spaces or characters outside printable ASCII")
+    if "#" in raw:
+        raise ValueError("must not have a fragment (#)")
+    if raw.count(_PLACEHOLDER) != 1:
+        raise ValueError(f"must contain {_PLACEHOLDER} exactly once")
+    rest = raw.replace(_PLACEHOLDER, "")
+    if "{" in rest or "}" in rest:
+        raise ValueError(f"{_PLACEHOLDER} is the only placeholder")
+    return raw
+
+
+def same_task(answered: str, polled: str) -> bool:
+    """Whether the ID an answer names is the polled one, allowing a relay's ``<model>:`` prefix
+    on either (``sora-2:task_01H…`` answers for ``task_01H…`` and the other way round)."""
+    return answered == polled or _unprefixed(answered) == polled or _unprefixed(polled) == answered
+
+
+def _unprefixed(task_id: str) -> str:
+    prefix, colon, rest = task_id.partition(":")
+    return rest if colon and prefix and rest else task_id

@@ -32,6 +32,8 @@ class Failure(enum.StrEnum):
     NOT_A_VIDEO = "not_a_video"
     HTTP_STATUS = "http_error"  # an error status without the API's own error object
     API_ERROR = "api_error"  # the API's own error object is stored as it came
+    RELAY_ERROR = "relay_error"  # a relay's envelope said the request failed
+    ID_MISMATCH = "id_mismatch"  # the answer is about another task
     UNSTORABLE = "unstorable"
 
 

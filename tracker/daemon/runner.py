@@ -202,6 +202,7 @@ class Daemon:
             timeout=self.settings.request_timeout,
             max_connections=self.settings.concurrency,
             transport=self._transport,
+            status_path=self.settings.status_path,
         )
 
     def _poller(

@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 
 from tracker._version import __version__
-from tracker.core.ids import path_segment
+from tracker.core.ids import DEFAULT_STATUS_PATH, StatusPath
 from tracker.core.models import Failure, FetchResult
 from tracker.core.secrets import Secret
-from tracker.core.video import NotAVideoError, parse_video
+from tracker.core.video import NotAVideoError, OtherTaskError, RelayError, parse_video, relay_error
 from tracker.http.messages import Redactor, describe, excerpt
 from tracker.http.transport import HTTP1Transport
 
@@ -36,6 +36,10 @@ _HEADERS_READ = frozenset({b"retry-after", b"openai-poll-after-ms", b"location",
 class VideoClient:
     """``GET {api_base}/v1/videos/{task_id}`` with a bearer token, through an httpx transport.
 
+    ``status_path`` is another place to ask, for relays that answer elsewhere (a template such
+    as ``/v1/video/query?id={id}``; ``tracker.core.ids.StatusPath``); a bad one raises
+    ValueError.
+
     Requests go straight to the transport's ``handle_async_request``: httpx's AsyncClient layer
     (base URLs, cookies, auth and redirect machinery, none of which a poll needs) cost about as
     much as the transport itself (docs/performance.md). Any httpx transport can be injected:
@@ -50,10 +54,12 @@ class VideoClient:
         timeout: float,
         max_connections: int = 32,
         transport: httpx.AsyncBaseTransport | None = None,
+        status_path: str = DEFAULT_STATUS_PATH,
     ) -> None:
+        self._status_path = StatusPath(status_path)
         self._timeout = timeout
         self._redactor = Redactor(token.reveal())
-        self._base = api_base.rstrip("/") + "/v1/videos/"
+        self._base = api_base.rstrip("/")
         self._headers = httpx.Headers(
             {
                 "Authorization": f"Bearer {token.reveal()}",
@@ -120,6 +126,9 @@ class VideoClient:
                     hints["poll_after"],
                     failure=Failure.API_ERROR,
                 )
+            relay = relay_error(document)
+            if relay is not None:
+                return _relay_failure(relay, latency_ms, body, hints)
             failed = FetchResult.failed(
                 Failure.HTTP_STATUS, f"HTTP {status}", latency_ms, body=body, **hints
             )
@@ -130,10 +139,15 @@ class VideoClient:
             message = f"response is not JSON: {excerpt(content)}"
             return FetchResult.failed(Failure.INVALID_JSON, message, latency_ms, **hints)
         try:
-            video = parse_video(document)
+            video = parse_video(document, task_id)
+        except RelayError as exc:
+            return _relay_failure(exc, latency_ms, body, hints)
         except NotAVideoError as exc:
             message = f"response is not a video object: {exc}"
             return FetchResult.failed(Failure.NOT_A_VIDEO, message, latency_ms, body=body, **hints)
+        except OtherTaskError as exc:
+            # Another task's status stored as this one's would be worse than none.
+            return FetchResult.failed(Failure.ID_MISMATCH, str(exc), latency_ms, body=body, **hints)
         return FetchResult(
             status, latency_ms, body, video, None, hints["retry_after"], hints["poll_after"]
         )
@@ -144,7 +158,7 @@ class VideoClient:
         if url is None:
             if len(self._urls) >= _URL_CACHE_SIZE:
                 self._urls.clear()
-            url = self._urls[task_id] = httpx.URL(self._base + path_segment(task_id))
+            url = self._urls[task_id] = httpx.URL(self._base + self._status_path(task_id))
         return url
 
     async def _get(self, url: httpx.URL) -> tuple[int, dict[bytes, str], bytes | None]:
@@ -172,6 +186,15 @@ class VideoClient:
             return response.status_code, headers, bytes(received)
         finally:
             await response.aclose()
+
+
+def _relay_failure(
+    relay: RelayError, latency_ms: float, body: str | None, hints: dict[str, Any]
+) -> FetchResult:
+    """A relay's envelope saying the request failed: its own code and message, kept."""
+    failed = FetchResult.failed(Failure.RELAY_ERROR, relay.message, latency_ms, body=body, **hints)
+    failed.error["code"] = relay.code
+    return failed
 
 
 def _elapsed_ms(started: float) -> float:

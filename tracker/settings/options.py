@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tracker.core.ids import DEFAULT_STATUS_PATH, parse_status_path
 from tracker.core.secrets import Secret
 from tracker.errors import ConfigError
 from tracker.settings.values import (
@@ -38,6 +39,7 @@ class Settings:
 
     database_url: str = DEFAULT_DATABASE_URL
     api_base: str = DEFAULT_API_BASE
+    status_path: str = DEFAULT_STATUS_PATH
     token: Secret | None = field(default=None, repr=False)
     poll_interval: float = 15.0
     concurrency: int = 32
@@ -99,6 +101,13 @@ OPTIONS = _options(
         "log lines as text or json (one object per line)",
     ),
     Option("api_base", "TRACKER_API_BASE", "--api-base", parse_api_base, "API base URL"),
+    Option(
+        "status_path",
+        "TRACKER_STATUS_PATH",
+        "--status-path",
+        parse_status_path,
+        "where the API answers a task's status, {id} standing for the task ID",
+    ),
     Option(
         "poll_interval",
         "TRACKER_POLL_INTERVAL",
@@ -220,7 +229,7 @@ SECRET_VARIABLES = {
 
 # What each kind of command reads: every command the first group; the rest by what it does.
 EVERY_COMMAND = ("database_url", "log_format")
-POLLING = ("api_base", "token", "poll_interval", "concurrency", "request_timeout")
+POLLING = ("api_base", "status_path", "token", "poll_interval", "concurrency", "request_timeout")
 POLL = (*POLLING, "give_up_after", "record")
 FOLLOW_UPS = (
     "download_dir",

@@ -2,8 +2,9 @@
 
 It plays whole task lifecycles (queued, in progress with rising progress, completed or failed),
 answers 404 for unknown IDs and 401 for a missing or wrong token, and can be scripted answer by
-answer. Each GET of a video consumes the next answer of its script; the last one repeats. It backs
-``tracker demo`` and the tests; ``python -m tracker.simulator`` serves it on its own.
+answer. Each GET of a video consumes the next answer of its script; the last one repeats. A video
+is also answered at ``/v1/video/query?id=…``, as some relays do. It backs ``tracker demo`` and
+the tests; ``python -m tracker.simulator`` serves it on its own.
 
     simulator = Simulator(token="sk-test")
     simulator.add_video("video_1", steps=3)
@@ -40,7 +41,9 @@ from tracker.http.server import (
 )
 from tracker.http.signing import signed_headers
 
-Style = Literal["openai", "relay"]
+# "relay": a relay's words, "45%" progress and milliseconds; "envelope": the same, answered as
+# {"code": 0, "msg": "success", "data": {"task_id", "state", "fail_reason", …}}.
+Style = Literal["openai", "relay", "envelope"]
 
 _STATUS_WORDS: dict[Style, dict[str, str]] = {
     "openai": {
@@ -56,6 +59,7 @@ _STATUS_WORDS: dict[Style, dict[str, str]] = {
         "failed": "FAILURE",
     },
 }
+_STATUS_WORDS["envelope"] = _STATUS_WORDS["relay"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ class _Video:
     script: list[Reply]
     served: int = 0
     completed: bool = False  # a completed status was served: its content can be downloaded
+    envelope: bool = False
 
     def next_reply(self) -> Reply:
         reply = self.script[min(self.served, len(self.script) - 1)]
@@ -110,6 +115,8 @@ class Simulator:
         self._videos: dict[str, _Video] = {}
         self._in_flight: Counter[str] = Counter()
         self.requests: Counter[str] = Counter()
+        #: The GETs of ``requests`` that came to /v1/video/query.
+        self.queries: Counter[str] = Counter()
         #: Downloads asked for, by (video ID, variant).
         self.downloads: Counter[tuple[str, str]] = Counter()
         self._content_faults: dict[tuple[str, str], list[str]] = {}
@@ -134,7 +141,7 @@ class Simulator:
         script = [Reply(video={"status": words["queued"], "progress": 0})] * queued
         for step in range(1, steps + 1):
             percent = round(100 * step / (steps + 1))
-            progress: int | str = f"{percent}%" if style == "relay" else percent
+            progress: int | str = percent if style == "openai" else f"{percent}%"
             script.append(Reply(video={"status": words["running"], "progress": progress}))
         finished_at = time.time()
         if outcome == "completed":
@@ -192,7 +199,9 @@ class Simulator:
             "size": size,
         }
         with self._lock:
-            self._videos[video_id] = _Video(base=base, script=list(replies))
+            self._videos[video_id] = _Video(
+                base=base, script=list(replies), envelope=style == "envelope"
+            )
         return video_id
 
     def polls(self, video_id: str) -> int:
@@ -209,7 +218,8 @@ class Simulator:
     ) -> tuple[int, dict[str, str], bytes]:
         """Answer one HTTP request: status, headers, body. A delayed answer is abandoned when
         ``client_gone`` turns true, as a real server notices a client that hung up."""
-        path = urlsplit(target).path
+        split = urlsplit(target)
+        path = split.path
         if path == "/_simulator/stats" and method == "GET":
             # Not part of the API: how many video GETs were answered (benchmarks compare it
             # with the snapshots written).
@@ -225,6 +235,11 @@ class Simulator:
             return 401, {}, error_body(message, "invalid_request_error", "invalid_api_key")
         if path == "/v1/videos" and method == "POST":
             return self._create(body)
+        if path == "/v1/video/query" and method == "GET":
+            asked = parse_qs(split.query).get("id")
+            if not asked:
+                return 400, {}, error_body("The id parameter is missing.", "invalid_request_error")
+            return await self._video(asked[0], client_gone, queried=True)
         prefix = "/v1/videos/"
         if path.startswith(prefix) and path.endswith("/content") and method == "GET":
             return self._content(unquote(path[len(prefix) : -len("/content")]), target)
@@ -232,9 +247,16 @@ class Simulator:
             return 404, {}, error_body(f"No route for {method} {path}", "invalid_request_error")
         if method != "GET":
             return 405, {}, error_body(f"{method} is not allowed", "invalid_request_error")
-        video_id = unquote(path[len(prefix) :])
+        return await self._video(unquote(path[len(prefix) :]), client_gone)
+
+    async def _video(
+        self, video_id: str, client_gone: Callable[[], bool], queried: bool = False
+    ) -> Answer:
+        """The next answer of the video's script."""
         with self._lock:
             self.requests[video_id] += 1
+            if queried:
+                self.queries[video_id] += 1
             if self._in_flight[video_id]:
                 self.overlaps += 1
             self._in_flight[video_id] += 1
@@ -255,11 +277,12 @@ class Simulator:
             if reply.drop:
                 raise DropConnection
             assert video is not None
-            content = (
-                reply.raw
-                if reply.raw is not None
-                else json.dumps({**video.base, **reply.video}).encode()
-            )
+            if reply.raw is not None:
+                content = reply.raw
+            elif video.envelope:
+                content = json.dumps(_in_envelope({**video.base, **reply.video})).encode()
+            else:
+                content = json.dumps({**video.base, **reply.video}).encode()
             return reply.status, dict(reply.headers), content
         finally:
             with self._lock:
@@ -359,7 +382,17 @@ def send_webhook(
 
 
 def _timestamp(seconds: float, style: Style) -> int:
-    return int(seconds * 1000) if style == "relay" else int(seconds)
+    return int(seconds) if style == "openai" else int(seconds * 1000)
+
+
+def _in_envelope(video: dict[str, Any]) -> dict[str, Any]:
+    """A video object as relays with envelopes answer it."""
+    data = {key: value for key, value in video.items() if key not in ("id", "status", "error")}
+    data["task_id"], data["state"] = video["id"], video["status"]
+    error = video.get("error")
+    if isinstance(error, dict):
+        data["fail_reason"] = error.get("message")
+    return {"code": 0, "msg": "success", "data": data}
 
 
 class SimulatorServer:
