@@ -416,12 +416,14 @@ class Tracker:
         task_id: str | None = None,
     ) -> Downloader:
         from tracker.client import ContentClient
+        from tracker.proxy_router import proxy_router
 
         Path(directory).mkdir(parents=True, exist_ok=True)
         source = ContentClient(
             self.settings.api_base,
             self.settings.require_token(),
             timeout=self.settings.request_timeout,
+            transport=proxy_router(self.settings.proxy),
         )
         stack.push_async_callback(source.aclose)
         return Downloader(
@@ -438,11 +440,12 @@ class Tracker:
         self, stack: AsyncExitStack, owner: str, database: DatabaseThread, follow_ups: FollowUps
     ) -> Notifier:
         from tracker.client import EventPoster
+        from tracker.proxy_router import proxy_router
 
         settings = self.settings
         poster = None
         if settings.notify_url is not None:
-            poster = EventPoster(timeout=NOTIFY_TIMEOUT)
+            poster = EventPoster(timeout=NOTIFY_TIMEOUT, transport=proxy_router(settings.proxy))
             stack.push_async_callback(poster.aclose)
         channels = Channels(
             url=settings.notify_url,
@@ -506,6 +509,7 @@ class Tracker:
             timeout=self.settings.request_timeout,
             max_connections=self.settings.concurrency,
             transport=self._transport,
+            proxies=self.settings.proxy,
         )
 
     def _poller(

@@ -35,7 +35,14 @@ from tracker.ids import check_task_id
 from tracker.models import Stats, Task
 
 PROG = "tracker"
-_POLLING_FIELDS = ("api_base", "poll_interval", "concurrency", "request_timeout", "give_up_after")
+_POLLING_FIELDS = (
+    "api_base",
+    "poll_interval",
+    "concurrency",
+    "request_timeout",
+    "give_up_after",
+    "proxy",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -281,7 +288,7 @@ def _configure_logging(args: argparse.Namespace, settings: Settings, shift: int 
         s.reveal()
         for s in (settings.token, settings.notify_secret, settings.webhook_secret)
         if s is not None
-    ]
+    ] + settings.proxy.secrets()
     logs.configure(level, libraries_level, settings.log_format, secrets)
 
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -23,6 +23,9 @@ from tracker.ids import path_segment
 from tracker.models import FetchResult
 from tracker.transport import HTTP1Transport
 from tracker.video import NotAVideoError, parse_video
+
+if TYPE_CHECKING:
+    from tracker.proxy import Proxies
 
 MAX_BODY_BYTES = 1024 * 1024
 # Waits the API asks for are honoured up to a day: beyond that they are a broken header.
@@ -53,6 +56,7 @@ class VideoClient:
         timeout: float,
         max_connections: int = 32,
         transport: httpx.AsyncBaseTransport | None = None,
+        proxies: Proxies | None = None,
     ) -> None:
         self._timeout = timeout
         self._token = token.reveal()
@@ -75,7 +79,7 @@ class VideoClient:
         self._urls: dict[str, httpx.URL] = {}
         # A redirect could carry the token to another host: transports never follow them.
         self._transport = transport or HTTP1Transport(
-            max_connections=max_connections, max_body=MAX_BODY_BYTES
+            max_connections=max_connections, max_body=MAX_BODY_BYTES, proxies=proxies
         )
 
     async def __aenter__(self) -> VideoClient:

@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from tracker.errors import ConfigError
+from tracker.proxy import DIRECT, Proxies, parse_proxy_choice, resolve_proxies, shown
 
 DEFAULT_DATABASE_URL = "sqlite:///tracker.db"
 DEFAULT_API_BASE = "https://api.gpt.ge"
@@ -71,6 +72,7 @@ class Settings:
     request_timeout: float = 30.0
     give_up_after: float = 24 * 3600.0
     log_format: str = "text"
+    proxy: Proxies = DIRECT
     # After a task finishes (issue #6)
     download_dir: str | None = None
     download_variants: tuple[str, ...] = ("video",)
@@ -261,9 +263,13 @@ class Option:
     flag: str
     parse: Callable[[str], Any]
     help: str
+    #: Said instead of the default value when that value is not what an unset option means.
+    default_text: str | None = None
+    #: How a bad value is quoted in its error message, when it may hold a secret.
+    mask: Callable[[str], str] | None = None
 
     def describe(self) -> str:
-        default = getattr(Settings(), self.field)
+        default = self.default_text or getattr(Settings(), self.field)
         if isinstance(default, tuple):
             default = ",".join(default)
         return f"{self.help} (env: {self.variable}; default: {default or 'none'})"
@@ -306,6 +312,16 @@ OPTIONS: tuple[Option, ...] = (
         "--log-format",
         parse_log_format,
         "log lines as text or json (one object per line)",
+    ),
+    Option(
+        "proxy",
+        "TRACKER_PROXY",
+        "--proxy",
+        parse_proxy_choice,
+        "send HTTP through this http://[user:password@]host:port proxy, or none; NO_PROXY "
+        "still applies",
+        default_text="from HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY",
+        mask=shown,
     ),
 )
 # Settings of `run` for what happens after a task finishes (issue #6).
@@ -425,7 +441,9 @@ def load_settings(
         try:
             values[option.field] = option.parse(raw)
         except ValueError as exc:
-            raise ConfigError(f"{source} {raw!r}: {exc}") from None
+            quoted = option.mask(raw) if option.mask else raw
+            raise ConfigError(f"{source} {quoted!r}: {exc}") from None
+    values["proxy"] = resolve_proxies(values.get("proxy"), environ)
     values["token"] = _load_token(flags.get("token_file"), environ)
     for name, variable in (
         ("notify_secret", NOTIFY_SECRET_VARIABLE),
