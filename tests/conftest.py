@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tracker import Tracker
+from tracker.settings.proxies import PROXY_VARIABLES
 from tracker.simulator import Simulator, SimulatorServer
 
 TOKEN = "sk-test-7f3a9c"
@@ -26,9 +27,10 @@ REQUIRE_POSTGRES = os.environ.get("TESTS_REQUIRE_POSTGRES") == "1"
 
 @pytest.fixture(autouse=True)
 def _no_tracker_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests see only the TRACKER_* variables they set themselves."""
+    """Tests see only the TRACKER_* and proxy variables they set themselves: a developer's
+    HTTPS_PROXY must not send the tests' requests to 127.0.0.1 through a real proxy."""
     for name in list(os.environ):
-        if name.startswith("TRACKER_"):
+        if name.startswith("TRACKER_") or name.lower() in PROXY_VARIABLES:
             monkeypatch.delenv(name)
 
 

@@ -9,10 +9,8 @@ import itertools
 import json
 import socket
 import sys
-import threading
 import time
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,47 +18,14 @@ import httpx
 import pytest
 
 from tests.conftest import API, make_tracker, run_until_done
+from tests.doubles import NOTIFY_SECRET, Receiver
 from tracker.core.models import NewDownload
 from tracker.core.secrets import Secret, secret_key
 from tracker.errors import DatabaseError
 from tracker.http.signing import verify
 from tracker.simulator import Reply, content_of, send_webhook
 
-NOTIFY_SECRET = "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHM="  # base64("secret-key-for-tests")
 DONE = Reply(video={"status": "completed", "progress": 100})
-
-
-class Receiver:
-    """A notification receiver over HTTP that answers with scripted statuses and keeps every
-    request it got."""
-
-    def __init__(self, statuses: list[int] | None = None) -> None:
-        self.statuses = list(statuses or [])
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                status = outer.statuses.pop(0) if outer.statuses else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def deliveries(self) -> list[tuple[dict[str, str], dict[str, Any]]]:
-        return [(headers, json.loads(body)) for headers, body in self.requests]
 
 
 @pytest.fixture

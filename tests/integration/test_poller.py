@@ -9,51 +9,23 @@ import random
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tracker.core.models import ClaimedTask, Failure, FetchResult, FollowUps, PollRecord
-from tracker.core.video import ASSETS_LAST, Video
+from tests.doubles import START, FakeClock, http_error, ok
+from tracker.core.models import ClaimedTask, FetchResult, FollowUps, PollRecord
+from tracker.core.video import ASSETS_LAST
 from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.poller import Poller
 from tracker.daemon.rules import Policy, decide
 from tracker.store import Database
 from tracker.store.polls import PollStore
 
-START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 POLICY = Policy(interval=10.0, give_up_after=3600.0, request_timeout=5.0)
 OWNER = "test-daemon"
-
-
-class FakeClock:
-    def __init__(self, now: datetime = START) -> None:
-        self.current = now
-
-    def now(self) -> datetime:
-        return self.current
-
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
-
-
-def ok(
-    status: str = "in_progress",
-    progress: int | None = 50,
-    *,
-    retry_after: float | None = None,
-    poll_after: float | None = None,
-) -> FetchResult:
-    body = f'{{"status": "{status}"}}'
-    return FetchResult(200, 1.0, body, Video(status, progress), None, retry_after, poll_after)
-
-
-def http_error(status: int, *, retry_after: float | None = None) -> FetchResult:
-    return FetchResult.failed(
-        Failure.HTTP_STATUS, f"HTTP {status}", 1.0, http_status=status, retry_after=retry_after
-    )
 
 
 class ScriptedAPI:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
+from tests.doubles import START, FakeClock
 from tracker.core.models import FetchResult, PollRecord
 from tracker.core.video import Video
 from tracker.daemon.claims import CLAIM_AHEAD, Claimer
@@ -20,20 +21,8 @@ from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.rules import Policy
 from tracker.daemon.writes import DatabaseHealth, WriteBuffer
 
-START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 POLICY = Policy(interval=10.0, give_up_after=3600.0, request_timeout=5.0)
 WRITES_LOGGER = "tracker.daemon.writes"
-
-
-class FakeClock:
-    def __init__(self, now: datetime = START) -> None:
-        self.current = now
-
-    def now(self) -> datetime:
-        return self.current
-
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
 
 
 class DatabaseDown(Exception):

@@ -4,28 +4,17 @@ not just the one that met it. AccountPause alone, on a set clock, fed poll recor
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
+from tests.doubles import START, FakeClock
 from tracker.core.models import Failure, FetchResult, PollRecord
 from tracker.core.video import Video
 from tracker.daemon.pause import AUTH_BACKOFF_CAP, AccountPause
 from tracker.daemon.rules import Policy
 
-START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 POLICY = Policy(interval=10.0, give_up_after=3600.0, request_timeout=5.0)
-
-
-class FakeClock:
-    def __init__(self, now: datetime = START) -> None:
-        self.current = now
-
-    def now(self) -> datetime:
-        return self.current
-
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
 
 
 def answer(

@@ -4,35 +4,17 @@ a task, an answer, the time and a seeded random source: no storage, no clock, no
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
+from tests.doubles import START, http_error, ok
 from tracker.core.backoff import Backoff
 from tracker.core.models import ClaimedTask, Failure, FetchResult, FinishReason
-from tracker.core.video import Video
 from tracker.daemon import downloads, notify
 from tracker.daemon.rules import NOT_FOUND_LIMIT, Policy, PollOutcome, changed, decide
 
-START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 POLICY = Policy(interval=10.0, give_up_after=3600.0, request_timeout=5.0)
-
-
-def ok(
-    status: str = "in_progress",
-    progress: int | None = 50,
-    *,
-    retry_after: float | None = None,
-    poll_after: float | None = None,
-) -> FetchResult:
-    body = f'{{"status": "{status}"}}'
-    return FetchResult(200, 1.0, body, Video(status, progress), None, retry_after, poll_after)
-
-
-def http_error(status: int, *, retry_after: float | None = None) -> FetchResult:
-    return FetchResult.failed(
-        Failure.HTTP_STATUS, f"HTTP {status}", 1.0, http_status=status, retry_after=retry_after
-    )
 
 
 def claimed(

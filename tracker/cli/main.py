@@ -51,7 +51,7 @@ def configure_logging(args: argparse.Namespace, settings: Settings, shift: int =
         s.reveal()
         for s in (settings.token, settings.notify_secret, settings.webhook_secret)
         if s is not None
-    ]
+    ] + settings.proxy.secrets()
     logs.configure(level, libraries_level, settings.log_format, secrets)
 
 

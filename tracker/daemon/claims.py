@@ -6,35 +6,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
 
 from tracker.core.models import ClaimedTask
 from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.rules import Policy
+from tracker.store.polls import PollStore
 
 # Tasks claimed per request slot: enough queued to keep every slot busy between two ticks.
 CLAIM_AHEAD = 16
 
 
-class ClaimStore(Protocol):
-    """What claiming needs from storage (``tracker.store.polls.PollStore``)."""
-
-    def claim_due(
-        self,
-        owner: str,
-        now: datetime,
-        lease_until: datetime,
-        limit: int,
-        *,
-        include_not_due: bool = False,
-        polled_before: datetime | None = None,
-    ) -> list[ClaimedTask]: ...
-
-
 class Claimer:
     def __init__(
         self,
-        store: ClaimStore,
+        store: PollStore,
         database: DatabaseThread,
         owner: str,
         policy: Policy,

@@ -35,6 +35,7 @@ from tracker.core.video import ASSETS_LAST
 from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.workers import ClaimingWorker
 from tracker.http.transfers import TransferRefused
+from tracker.store.follow_ups import FollowUpStore
 
 logger = logging.getLogger(__name__)
 
@@ -83,21 +84,6 @@ class ContentSource(Protocol):
     async def download(self, task_id: str, variant: str, write: Callable[[bytes], None]) -> str: ...
 
 
-class DownloadStore(Protocol):
-    def claim_downloads(
-        self,
-        owner: str,
-        now: datetime,
-        lease_until: datetime,
-        limit: int,
-        task_id: str | None = None,
-    ) -> list[DownloadJob]: ...
-
-    def record_download(self, owner: str, job: DownloadJob, outcome: DownloadOutcome) -> None: ...
-
-    def renew_download(self, owner: str, job: DownloadJob, lease_until: datetime) -> None: ...
-
-
 class Downloader(ClaimingWorker[DownloadJob]):
     """Fetches due downloads, a few at a time, beside the polling. A download interrupted by
     a shutdown loses its temporary file and is tried again later."""
@@ -106,7 +92,7 @@ class Downloader(ClaimingWorker[DownloadJob]):
 
     def __init__(
         self,
-        store: DownloadStore,
+        store: FollowUpStore,
         source: ContentSource,
         directory: Path,
         *,

@@ -30,6 +30,7 @@ from tracker.core.models import EventJob, EventOutcome
 from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.workers import ClaimingWorker
 from tracker.http.signing import signed_headers
+from tracker.store.follow_ups import FollowUpStore
 
 logger = logging.getLogger(__name__)
 
@@ -37,19 +38,6 @@ GIVE_UP_AFTER = timedelta(days=1)
 # A failed delivery is tried again after 2 s, 4 s, 8 s…, at most 5 minutes apart, for a day.
 RETRY = Backoff(first=2.0, cap=300.0, jitter=0.2)
 COMMAND_OUTPUT_KEPT = 500
-
-
-class Outbox(Protocol):
-    def claim_events(
-        self,
-        owner: str,
-        now: datetime,
-        lease_until: datetime,
-        limit: int,
-        channels: tuple[str, ...],
-    ) -> list[EventJob]: ...
-
-    def record_event(self, owner: str, job: EventJob, outcome: EventOutcome) -> None: ...
 
 
 class Poster(Protocol):
@@ -76,7 +64,7 @@ class Notifier(ClaimingWorker[EventJob]):
 
     def __init__(
         self,
-        outbox: Outbox,
+        outbox: FollowUpStore,
         channels: Channels,
         *,
         owner: str,

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -30,12 +30,13 @@ from tracker.core.models import (
     PollRecord,
     Task,
 )
-from tracker.daemon.claims import Claimer, ClaimStore
+from tracker.daemon.claims import Claimer
 from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.events import owed_by_poll, owed_by_timeout
 from tracker.daemon.pause import AccountPause
 from tracker.daemon.rules import Policy, changed, decide
-from tracker.daemon.writes import DatabaseHealth, ResultStore, WriteBuffer
+from tracker.daemon.writes import DatabaseHealth, WriteBuffer
+from tracker.store.polls import PollStore
 
 logger = logging.getLogger(__name__)
 
@@ -46,19 +47,6 @@ PROBE_SECONDS = 1.0
 class VideoAPI(Protocol):
     async def fetch(self, task_id: str) -> FetchResult:
         """One status request; failures come back as a FetchResult with ``failure`` set."""
-
-
-class PollStore(ClaimStore, ResultStore, Protocol):
-    """What the poller needs from storage (``tracker.store.polls.PollStore``)."""
-
-    def finish_timed_out(
-        self,
-        now: datetime,
-        registered_before: datetime,
-        events_for: Callable[[Task], Sequence[NewEvent]] | None = None,
-    ) -> list[str]: ...
-
-    def has_unfinished(self) -> bool: ...
 
 
 class Observer(Protocol):

@@ -203,6 +203,7 @@ class Daemon:
             max_connections=self.settings.concurrency,
             transport=self._transport,
             status_path=self.settings.status_path,
+            proxies=self.settings.proxy,
         )
 
     def _poller(
@@ -235,6 +236,7 @@ class Daemon:
         task_id: str | None = None,
     ) -> Downloader:
         from tracker.daemon.downloads import Downloader
+        from tracker.http.proxy_router import proxy_router
         from tracker.http.transfers import ContentClient
 
         Path(directory).mkdir(parents=True, exist_ok=True)
@@ -242,6 +244,7 @@ class Daemon:
             self.settings.api_base,
             self.settings.require_token(),
             timeout=self.settings.request_timeout,
+            transport=proxy_router(self.settings.proxy),
         )
         stack.push_async_callback(source.aclose)
         return Downloader(
@@ -258,13 +261,14 @@ class Daemon:
         self, stack: AsyncExitStack, owner: str, database: DatabaseThread, follow_ups: FollowUps
     ) -> Notifier:
         from tracker.daemon.notify import Channels, Notifier
+        from tracker.http.proxy_router import proxy_router
         from tracker.http.transfers import EventPoster
         from tracker.settings import child_environment
 
         settings = self.settings
         poster = None
         if settings.notify_url is not None:
-            poster = EventPoster(timeout=NOTIFY_TIMEOUT)
+            poster = EventPoster(timeout=NOTIFY_TIMEOUT, transport=proxy_router(settings.proxy))
             stack.push_async_callback(poster.aclose)
         environment = child_environment()
         environment["TRACKER_DATABASE_URL"] = settings.database_url

@@ -23,6 +23,7 @@ from tracker.core.secrets import Secret
 from tracker.core.video import NotAVideoError, OtherTaskError, RelayError, parse_video, relay_error
 from tracker.http.messages import Redactor, describe, excerpt
 from tracker.http.transport import HTTP1Transport
+from tracker.settings.proxies import Proxies
 
 MAX_BODY_BYTES = 1024 * 1024
 # Waits the API asks for are honoured up to a day: beyond that they are a broken header.
@@ -55,6 +56,7 @@ class VideoClient:
         max_connections: int = 32,
         transport: httpx.AsyncBaseTransport | None = None,
         status_path: str = DEFAULT_STATUS_PATH,
+        proxies: Proxies | None = None,
     ) -> None:
         self._status_path = StatusPath(status_path)
         self._timeout = timeout
@@ -75,7 +77,7 @@ class VideoClient:
         self._urls: dict[str, httpx.URL] = {}
         # A redirect could carry the token to another host: transports never follow them.
         self._transport = transport or HTTP1Transport(
-            max_connections=max_connections, max_body=MAX_BODY_BYTES
+            max_connections=max_connections, max_body=MAX_BODY_BYTES, proxies=proxies
         )
 
     async def __aenter__(self) -> VideoClient:

@@ -1,8 +1,8 @@
 """A small HTTP/1.1 transport for httpx: keep-alive connections on asyncio, parsed by httptools.
 
 Polling is one GET and one small JSON answer, thousands of times a second. httpx's own transport
-and aiohttp both spend most of a poll's CPU on machinery a poll does not use (README,
-Performance); this transport does only what a poll needs and hands httpx a plain
+and aiohttp both spend most of a poll's CPU on machinery a poll does not use
+(docs/performance.md); this transport does only what a poll needs and hands httpx a plain
 ``httpx.Response``:
 
 - HTTP/1.1 with keep-alive, over TCP or TLS (certificates verified, SNI sent);
@@ -12,10 +12,15 @@ Performance); this transport does only what a poll needs and hands httpx a plain
   most MAX_HEADER_BYTES of headers;
 - never a redirect, never a retry: one request is one exchange, and its failure is reported;
 - GET and POST: a HEAD answer has no body, which the parser is not told; and no time limits of
-  its own: the caller's (``asyncio.timeout``) cancels the exchange.
+  its own: the caller's (``asyncio.timeout``) cancels the exchange;
+- through an http:// proxy when ``proxies`` chooses one for the URL (docs/proxies.md): http
+  requests in absolute form, https ones in a CONNECT tunnel, TLS verified against the API's
+  name inside it; connections through a proxy are pooled apart from direct ones.
 
 Failures are httpx's exceptions: ``httpx.ConnectError`` when no connection could be made,
-``httpx.RemoteProtocolError`` when the server closed it or answered something unreadable.
+``httpx.RemoteProtocolError`` when the server closed it or answered something unreadable,
+``httpx.ProxyError`` when the proxy refused (a 407 among others). A proxy is named as
+``http://host:port`` only: its credentials appear in no message.
 Cancellation (the caller's timeout) closes the connection instead of reusing it.
 """
 
@@ -30,6 +35,8 @@ from typing import cast
 import httptools
 import httpx
 
+from tracker.settings.proxies import Proxies, Proxy
+
 # Idle connections are dropped after this long: servers close theirs after 5 s or more, and a
 # request sent on a connection the server is closing fails.
 KEEPALIVE_SECONDS = 4.0
@@ -37,6 +44,9 @@ KEEPALIVE_SECONDS = 4.0
 MAX_HEADER_BYTES = 64 * 1024
 
 _Origin = tuple[str, str, int]
+# An origin and the proxy its requests go through (None: direct): what a connection serves.
+_Route = tuple[str, str, int, Proxy | None]
+AUTHENTICATION_REQUIRED = 407
 
 
 class _Exchange(asyncio.Protocol):
@@ -150,27 +160,88 @@ class _Exchange(asyncio.Protocol):
         self.close()
 
 
+class _TunnelAnswer(asyncio.Protocol):
+    """A proxy's answer to CONNECT, up to the end of its headers: its status and reason."""
+
+    def __init__(self, proxy: Proxy) -> None:
+        self.answer: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+        self._proxy = proxy
+        self._parser = httptools.HttpResponseParser(self)
+        self._reason = b""
+        self._size = 0
+
+    def data_received(self, data: bytes) -> None:
+        if self.answer.done():
+            return
+        self._size += len(data)
+        try:
+            self._parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+            self._fail("answered CONNECT with something unreadable")
+        if self._size > MAX_HEADER_BYTES:
+            self._fail(f"answered CONNECT with headers over {MAX_HEADER_BYTES} bytes")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail("closed the connection without answering CONNECT")
+
+    def on_status(self, status: bytes) -> None:
+        self._reason += status
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if status < 200:
+            self._reason = b""  # an interim answer: the real one follows
+        elif not self.answer.done():
+            reason = self._reason.decode("latin-1")
+            self.answer.set_result((status, "".join(c for c in reason if c.isprintable())[:100]))
+
+    def _fail(self, what: str) -> None:
+        if not self.answer.done():
+            self.answer.set_exception(httpx.ProxyError(f"the proxy {self._proxy} {what}"))
+
+
+def proxy_refused(proxy: Proxy, answer: str, request: httpx.Request) -> httpx.ProxyError:
+    """The error of a proxy that answered ``answer`` (``407 Proxy Authentication Required``)
+    instead of serving the request."""
+    return httpx.ProxyError(f"the proxy {proxy} refused ({answer})", request=request)
+
+
 class HTTP1Transport(httpx.AsyncBaseTransport):
     """An httpx transport over a pool of at most ``max_connections`` keep-alive connections."""
 
     def __init__(
-        self, *, max_connections: int, max_body: int, tls: ssl.SSLContext | None = None
+        self,
+        *,
+        max_connections: int,
+        max_body: int,
+        tls: ssl.SSLContext | None = None,
+        proxies: Proxies | None = None,
     ) -> None:
         self._max_body = max_body
         self._slots = asyncio.Semaphore(max_connections)
-        self._idle: dict[_Origin, deque[_Exchange]] = {}
+        self._idle: dict[_Route, deque[_Exchange]] = {}
         self._closed = False
         self._tls = tls  # default: httpx's, verifying against certifi's authorities
+        # None without any proxy, the usual case: then no request pays for choosing one.
+        self._proxies = proxies.require() if proxies else None
+        self._routes: dict[_Origin, Proxy | None] = {}  # the few origins polled, chosen once
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
-        origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
+        scheme, host = url.scheme, url.host
+        port = url.port or (443 if scheme == "https" else 80)
+        proxy = None if self._proxies is None else self._route(scheme, host, port)
+        route = (scheme, host, port, proxy)
         lines = [request.method.encode(), b" ", url.raw_path, b" HTTP/1.1\r\n"]
+        if proxy is not None and scheme == "http":
+            lines[2] = b"http://" + url.netloc + url.raw_path  # absolute form, for the proxy
+            if proxy.authorization:
+                lines += [b"Proxy-Authorization: ", proxy.authorization.encode(), b"\r\n"]
         for name, value in request.headers.raw:
             lines += [name, b": ", value, b"\r\n"]
         lines.append(b"\r\n")
         async with self._slots:
-            exchange = self._reuse(origin) or await self._connect(origin, request)
+            exchange = self._reuse(route) or await self._connect(route, request)
             try:
                 status, headers, body = await exchange.send(b"".join(lines) + request.content)
             except BaseException:
@@ -178,13 +249,22 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
                 raise
             if exchange.reusable and not exchange.closed and not self._closed:
                 exchange.idle_since = time.monotonic()
-                self._idle.setdefault(origin, deque()).append(exchange)
+                self._idle.setdefault(route, deque()).append(exchange)
             else:
                 exchange.close()
+        if status == AUTHENTICATION_REQUIRED and proxy is not None:
+            raise proxy_refused(proxy, "407 Proxy Authentication Required", request)
         return httpx.Response(status, headers=headers, content=body, request=request)
 
-    def _reuse(self, origin: _Origin) -> _Exchange | None:
-        idle = self._idle.get(origin)
+    def _route(self, scheme: str, host: str, port: int) -> Proxy | None:
+        origin = (scheme, host, port)
+        if origin not in self._routes:
+            assert self._proxies is not None
+            self._routes[origin] = self._proxies.proxy_for(scheme, host, port)
+        return self._routes[origin]
+
+    def _reuse(self, route: _Route) -> _Exchange | None:
+        idle = self._idle.get(route)
         now = time.monotonic()
         while idle:
             exchange = idle.pop()
@@ -193,27 +273,73 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
             exchange.close()
         return None
 
-    async def _connect(self, origin: _Origin, request: httpx.Request) -> _Exchange:
-        scheme, host, port = origin
+    async def _connect(self, route: _Route, request: httpx.Request) -> _Exchange:
+        scheme, host, port, proxy = route
         tls = None
         if scheme == "https":
             tls = self._tls = self._tls or httpx.create_ssl_context(verify=True)
         elif scheme != "http":
             raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}", request=request)
+        if proxy is not None and tls is not None:
+            return await self._tunnel(host, port, proxy, tls, request)
         loop = asyncio.get_running_loop()
         try:
             _transport, exchange = await loop.create_connection(
                 lambda: _Exchange(self._max_body),
-                host,
-                port,
+                proxy.host if proxy else host,
+                proxy.port if proxy else port,
                 ssl=tls,
                 server_hostname=host if tls else None,
             )
         except (OSError, ssl.SSLError) as exc:
-            raise httpx.ConnectError(
-                f"cannot connect to {host}:{port}: {exc}", request=request
-            ) from exc
+            where = f"the proxy {proxy}" if proxy else f"{host}:{port}"
+            raise httpx.ConnectError(f"cannot connect to {where}: {exc}", request=request) from exc
         return exchange
+
+    async def _tunnel(
+        self, host: str, port: int, proxy: Proxy, tls: ssl.SSLContext, request: httpx.Request
+    ) -> _Exchange:
+        """A connection to ``host:port`` through the proxy's CONNECT tunnel, TLS inside it
+        verified against ``host``: the proxy sees only where the request goes."""
+        loop = asyncio.get_running_loop()
+        try:
+            raw, opening = await loop.create_connection(
+                lambda: _TunnelAnswer(proxy), proxy.host, proxy.port
+            )
+        except OSError as exc:
+            raise httpx.ConnectError(
+                f"cannot connect to the proxy {proxy}: {exc}", request=request
+            ) from exc
+        try:
+            name = request.url.raw_host  # the A-label of an internationalised name
+            authority = (b"[%s]" % name if b":" in name else name) + b":%d" % port
+            lines = [b"CONNECT ", authority, b" HTTP/1.1\r\nHost: ", authority, b"\r\n"]
+            if proxy.authorization:
+                lines += [b"Proxy-Authorization: ", proxy.authorization.encode(), b"\r\n"]
+            raw.write(b"".join([*lines, b"\r\n"]))
+            try:
+                status, reason = await opening.answer
+            except httpx.ProxyError as exc:
+                raise httpx.ProxyError(str(exc), request=request) from None
+            if not 200 <= status < 300:
+                raise proxy_refused(proxy, f"{status} {reason}".strip(), request)
+            exchange = _Exchange(self._max_body)
+            try:
+                secure = await loop.start_tls(raw, exchange, tls, server_hostname=host)
+            except (OSError, ssl.SSLError) as exc:
+                raise httpx.ConnectError(
+                    f"TLS with {host}:{port} through the proxy {proxy}: {exc}", request=request
+                ) from exc
+            if secure is None:  # the connection was closed during the handshake
+                raise httpx.ConnectError(
+                    f"TLS with {host}:{port} through the proxy {proxy}: the connection closed",
+                    request=request,
+                )
+            exchange.connection_made(secure)
+            return exchange
+        except BaseException:
+            raw.close()
+            raise
 
     async def aclose(self) -> None:
         self._closed = True  # connections of requests still under way are closed when they end

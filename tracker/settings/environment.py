@@ -19,6 +19,7 @@ from tracker.settings.options import (
     TOKEN_VARIABLE,
     Settings,
 )
+from tracker.settings.proxies import resolve_proxies
 from tracker.settings.values import checked_token, checked_webhook_secret
 
 
@@ -44,6 +45,8 @@ def load_settings(
             raw, source = environ.get(option.variable) or None, option.variable
         if raw is not None:
             values[name] = _parsed(name, raw, source)
+    if "proxy" in fields:
+        values["proxy"] = resolve_proxies(values.get("proxy"), environ)
     if "token" in fields:
         values["token"] = _load_token(flags.get("token_file"), environ)
     for name in ("notify_secret", "webhook_secret"):
@@ -68,6 +71,8 @@ def settings_from_keywords(base: Settings | None = None, **keywords: object) -> 
             raise ConfigError(f"unknown setting {name}=")
         elif value is None:
             values[name] = None
+        elif name == "proxy":  # the Python API reads no environment: no NO_PROXY either
+            values[name] = resolve_proxies(_parsed(name, str(value), "proxy="), {})
         else:
             text = ",".join(value) if isinstance(value, tuple | list) else str(value)
             values[name] = _parsed(name, text, f"{name}=")
@@ -75,11 +80,13 @@ def settings_from_keywords(base: Settings | None = None, **keywords: object) -> 
 
 
 def _parsed(name: str, raw: str, source: str) -> Any:
+    option = OPTIONS[name]
     try:
-        return OPTIONS[name].parse(raw)
+        return option.parse(raw)
     except ValueError as exc:
-        shown = raw if len(raw) <= 200 else raw[:200] + "…"
-        raise ConfigError(f"{source} {shown!r}: {exc}") from None
+        quoted = option.mask(raw) if option.mask else raw
+        quoted = quoted if len(quoted) <= 200 else quoted[:200] + "…"
+        raise ConfigError(f"{source} {quoted!r}: {exc}") from None
 
 
 def _as_secret(value: object) -> Secret | None:

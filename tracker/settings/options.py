@@ -11,6 +11,7 @@ from typing import Any
 from tracker.core.ids import DEFAULT_STATUS_PATH, parse_status_path
 from tracker.core.secrets import Secret
 from tracker.errors import ConfigError
+from tracker.settings.proxies import DIRECT, Proxies, parse_proxy_choice, shown
 from tracker.settings.values import (
     DAY,
     choice,
@@ -47,6 +48,7 @@ class Settings:
     give_up_after: float = DAY
     log_format: str = "text"
     record: str = "all"
+    proxy: Proxies = DIRECT
     # After a task finishes (docs/follow-ups.md)
     download_dir: str | None = None
     download_variants: tuple[str, ...] = ("video",)
@@ -79,9 +81,13 @@ class Option:
     flag: str
     parse: Callable[[str], Any]
     help: str
+    #: Said instead of the default value when that value is not what an unset option means.
+    default_text: str | None = None
+    #: How a bad value is quoted in its error message, when it may hold a secret.
+    mask: Callable[[str], str] | None = None
 
     def describe(self) -> str:
-        default = getattr(Settings(), self.field)
+        default = self.default_text or getattr(Settings(), self.field)
         if isinstance(default, tuple):
             default = ",".join(default)
         return f"{self.help} (env: {self.variable}; default: {default or 'none'})"
@@ -107,6 +113,16 @@ OPTIONS = _options(
         "--status-path",
         parse_status_path,
         "where the API answers a task's status, {id} standing for the task ID",
+    ),
+    Option(
+        "proxy",
+        "TRACKER_PROXY",
+        "--proxy",
+        parse_proxy_choice,
+        "send HTTP through this http://[user:password@]host:port proxy, or none; NO_PROXY "
+        "still applies",
+        default_text="from HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY",
+        mask=shown,
     ),
     Option(
         "poll_interval",
@@ -229,7 +245,15 @@ SECRET_VARIABLES = {
 
 # What each kind of command reads: every command the first group; the rest by what it does.
 EVERY_COMMAND = ("database_url", "log_format")
-POLLING = ("api_base", "status_path", "token", "poll_interval", "concurrency", "request_timeout")
+POLLING = (
+    "api_base",
+    "status_path",
+    "token",
+    "proxy",
+    "poll_interval",
+    "concurrency",
+    "request_timeout",
+)
 POLL = (*POLLING, "give_up_after", "record")
 FOLLOW_UPS = (
     "download_dir",
@@ -244,4 +268,4 @@ FOLLOW_UPS = (
 )
 OPERATING = ("metrics_port", "metrics_host", "retain")
 RUN = (*POLL, *FOLLOW_UPS, *OPERATING)
-DOWNLOAD = ("api_base", "token", "request_timeout", "download_dir", "download_variants")
+DOWNLOAD = ("api_base", "token", "proxy", "request_timeout", "download_dir", "download_variants")
