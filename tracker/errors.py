@@ -3,7 +3,7 @@
     TrackerError                  anything tracker raises on purpose
     ├── UsageError                bad input from the user; the CLI exits 2
     │   ├── ConfigError           a setting (flag, variable or token file) that cannot be used
-    │   ├── InvalidTaskIDError    a task ID outside the rules of SPEC §4
+    │   ├── InvalidTaskIDError    a task ID outside the rules (README, Commands)
     │   ├── UnknownTaskError      a command named a task that is not registered
     │   └── QueryRefusedError     `tracker sql` was given a write or a statement it cannot run
     └── DatabaseError             the database cannot be reached, opened or migrated; exit 1
@@ -27,7 +27,7 @@ class ConfigError(UsageError):
 
 
 class InvalidTaskIDError(UsageError):
-    """A task ID breaks the rules of SPEC §4."""
+    """A task ID breaks the rules (README, Commands)."""
 
 
 class UnknownTaskError(UsageError):

@@ -21,7 +21,7 @@ from tracker.simulator import content_of
 from tracker.store import migrations
 
 TRACKER = str(Path(sys.executable).with_name("tracker"))
-SPEC_TASK_COLUMNS = {
+DOCUMENTED_TASK_COLUMNS = {
     "task_id",
     "label",
     "status",
@@ -42,7 +42,7 @@ SPEC_TASK_COLUMNS = {
     "completed_at",
     "expires_at",
 }
-SPEC_SNAPSHOT_COLUMNS = {
+DOCUMENTED_SNAPSHOT_COLUMNS = {
     "id",
     "task_id",
     "polled_at",
@@ -109,7 +109,7 @@ def assert_usage_error(result: subprocess.CompletedProcess[str], *fragments: str
 
 
 def test_help_lists_every_command(tracker: Run) -> None:
-    """`tracker --help` names every command of SPEC §4."""
+    """`tracker --help` names every documented command."""
     result = tracker("--help")
     assert result.returncode == 0
     for command in ("add", "remove", "list", "history", "poll", "run", "sql", "db", "demo"):
@@ -289,7 +289,7 @@ def test_bad_input_is_one_clear_line_and_exit_2(
 
 
 def test_poll_list_and_history_through_the_simulator(tracker: Run, api: API) -> None:
-    """`poll` writes one snapshot per task; list/history --json use the SPEC column names."""
+    """`poll` writes one snapshot per task; list/history --json use the documented column names."""
     video = api.simulator.add_video("video_cli", steps=2)
     env = api_env(api)
     assert tracker("add", video, env=env).returncode == 0
@@ -299,11 +299,11 @@ def test_poll_list_and_history_through_the_simulator(tracker: Run, api: API) -> 
         "polled 1 task: 0 finished, 0 failed polls",
     )
     [task] = json.loads(tracker("list", "--json").stdout)
-    assert set(task) == {field.name for field in fields(Task)} >= SPEC_TASK_COLUMNS
+    assert set(task) == {field.name for field in fields(Task)} >= DOCUMENTED_TASK_COLUMNS
     assert (task["status"], task["poll_count"], task["finished"]) == ("queued", 1, False)
     assert task["registered_at"].endswith("+00:00") and "T" in task["registered_at"]
     [snapshot] = json.loads(tracker("history", video, "--json").stdout)
-    assert set(snapshot) == {field.name for field in fields(Snapshot)} == SPEC_SNAPSHOT_COLUMNS
+    assert set(snapshot) == {field.name for field in fields(Snapshot)} == DOCUMENTED_SNAPSHOT_COLUMNS
     assert snapshot["body"]["id"] == video and snapshot["error"] is None
     table = tracker("list").stdout.splitlines()
     assert table[0].split()[:3] == ["task_id", "status", "progress"]

@@ -1,4 +1,4 @@
-"""Several daemons, as real processes, sharing one PostgreSQL database (SPEC §7)."""
+"""Several daemons, as real processes, sharing one PostgreSQL database (docs/scaling.md)."""
 
 from __future__ import annotations
 

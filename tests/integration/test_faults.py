@@ -1,4 +1,4 @@
-"""Every fault of SPEC §6 rules 4-8, injected through the real simulator over HTTP."""
+"""Every fault of docs/failures.md, injected through the real simulator over HTTP."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""After a task finishes (issue #6): downloads, notifications, the API's webhooks; through the
+"""After a task finishes: downloads, notifications, the API's webhooks; through the
 real simulator, a real receiver over HTTP and a real database."""
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def test_the_migrations_produce_exactly_the_models(database_url: str) -> None:
 
 
 def test_upgrade_creates_the_spec_tables_and_downgrade_removes_them(database_url: str) -> None:
-    """Upgrade gives the SPEC §5 tables and indexes; downgrade to base takes them away."""
+    """Upgrade gives the documented tables and indexes; downgrade to base takes them away."""
     engine = create_engine(database_url)
     migrations.upgrade(engine)
     inspector = inspect(engine)

@@ -168,7 +168,7 @@ def test_json_that_is_not_a_video_is_an_error_with_the_body_kept() -> None:
 
 
 def test_a_body_over_one_mebibyte_is_not_stored_and_is_an_error() -> None:
-    """Bodies over 1 MiB are dropped and make the poll an error (SPEC §5)."""
+    """Bodies over 1 MiB are dropped and make the poll an error (docs/tables.md)."""
     huge = json.dumps({**VIDEO, "padding": "x" * MAX_BODY_BYTES})
     result = fetch(lambda request: httpx.Response(200, text=huge))
     assert (result.body, result.video) == (None, None)

@@ -1,4 +1,4 @@
-"""Task ID rules (SPEC §4) and their URL encoding."""
+"""Task ID rules (README, Commands) and their URL encoding."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def test_accepts_printable_ascii_ids(task_id: str) -> None:
     ],
 )
 def test_rejects_ids_outside_the_rules_and_says_why(task_id: str, reason: str) -> None:
-    """Each rule of SPEC §4 refuses the ID with a message naming the ID and the rule."""
+    """Each rule refuses the ID with a message naming the ID and the rule."""
     with pytest.raises(InvalidTaskIDError) as caught:
         check_task_id(task_id)
     assert reason in str(caught.value)

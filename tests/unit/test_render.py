@@ -1,4 +1,4 @@
-"""Turning rows into JSON and text (SPEC §4: keys are column names, timestamps ISO 8601)."""
+"""Turning rows into JSON and text (keys are column names, timestamps ISO 8601)."""
 
 from __future__ import annotations
 

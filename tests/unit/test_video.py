@@ -1,4 +1,4 @@
-"""Reading video objects, relays' variants included (SPEC §1)."""
+"""Reading video objects, relays' variants included (docs/relays.md)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from tracker.core.video import (
     "status", ["completed", "succeeded", "success", "done", "SUCCESS", "Completed", " done "]
 )
 def test_success_statuses_in_any_case_are_terminal_success(status: str) -> None:
-    """Every spelling of success in SPEC §1 ends the task as completed."""
+    """Every spelling of success ends the task as completed."""
     assert Phase.of(status) is Phase.SUCCEEDED
 
 
@@ -31,7 +31,7 @@ def test_success_statuses_in_any_case_are_terminal_success(status: str) -> None:
     ["failed", "failure", "FAILURE", "fail", "error", "cancelled", "canceled", "expired"],
 )
 def test_failure_statuses_in_any_case_are_terminal_failure(status: str) -> None:
-    """Every spelling of failure in SPEC §1, and relays' "fail", ends the task as failed."""
+    """Every spelling of failure, and relays' "fail", ends the task as failed."""
     assert Phase.of(status) is Phase.FAILED
 
 
@@ -91,7 +91,7 @@ def test_timestamps_in_seconds_and_milliseconds_mean_the_same_instant() -> None:
 
 
 def test_parse_video_reads_the_openai_example() -> None:
-    """The SPEC §1 example yields its status, progress, metadata and UTC timestamps."""
+    """OpenAI's example video object yields its status, progress, metadata and UTC timestamps."""
     video = parse_video(
         {
             "id": "video_68f0",

@@ -1,4 +1,4 @@
-"""The event loop: uvloop where it is installed (measured faster: README, Performance), and
+"""The event loop: uvloop where it is installed (measured faster: docs/performance.md), and
 how work under way on it is ended at shutdown."""
 
 from __future__ import annotations

@@ -92,8 +92,8 @@ class Video:
 
 
 def parse_video(document: object, task_id: str | None = None) -> Video:
-    """Read a decoded JSON body, OpenAI's video object or a relay's variant of it (README,
-    Relay answers). Raise NotAVideoError if it has no status to go by (RelayError if a relay's
+    """Read a decoded JSON body, OpenAI's video object or a relay's variant of it
+    (docs/relays.md). Raise NotAVideoError if it has no status to go by (RelayError if a relay's
     envelope says the request failed) and, given the polled ``task_id``, OtherTaskError if the
     answer names another task."""
     if not isinstance(document, dict):

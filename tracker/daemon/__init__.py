@@ -1,0 +1,13 @@
+"""The daemon: what runs while ``tracker run`` does.
+
+``runner`` wires a daemon from its settings (and makes the one-off passes of ``poll`` and
+``download``); ``scheduler`` drives its jobs on APScheduler; ``poller`` claims, polls and writes,
+following ``rules`` (one task), ``pause`` (the whole account), ``claims`` and ``writes``;
+``events`` builds what a finished task owes; ``workers`` claims and runs follow-up jobs:
+``downloads`` and ``notify``; ``retention`` prunes; ``metrics`` counts and answers health;
+``webhooks`` receives the API's own events; ``leases`` names the daemon and frees a dead one's
+leases; ``dbthread`` is the one thread its database calls run on.
+
+May import ``tracker.store``, ``tracker.http``, ``tracker.settings``, ``tracker.core`` and
+``tracker.errors``; never the command line.
+"""

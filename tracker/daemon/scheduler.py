@@ -23,7 +23,7 @@ from tracker.daemon.rules import Policy
 logger = logging.getLogger(__name__)
 
 # Requests still running at shutdown get this long to answer; with the final write (at most the
-# SQLite busy timeout) that keeps the exit within the 10 seconds of SPEC §6 rule 9.
+# SQLite busy timeout) that keeps the exit within the 10 seconds docs/failures.md promises.
 DRAIN_SECONDS = 3.0
 SUMMARY_SECONDS = 60.0
 WORKER_SECONDS = 1.0

@@ -69,7 +69,7 @@ class Truncated(bytes):
 
 
 def error_body(message: str, kind: str, code: str | None = None) -> bytes:
-    """An OpenAI-style error body (SPEC §1)."""
+    """An OpenAI-style error body ``{"error": {message, type, code}}``."""
     return json.dumps({"error": {"message": message, "type": kind, "code": code}}).encode()
 
 

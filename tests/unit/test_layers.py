@@ -1,0 +1,102 @@
+"""The package's shape: imports point down the layers (docs/architecture.md), the public
+names are the ones documented, and no module grows past a newcomer's sitting."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import tracker
+
+PACKAGE = Path(tracker.__file__).parent
+# What each part may import, besides itself: the layers below it.
+BOTTOM = {"errors", "_version"}
+ALLOWED = {
+    "errors": set(),
+    "_version": set(),
+    "core": BOTTOM,
+    "settings": BOTTOM | {"core"},
+    "store": BOTTOM | {"core", "settings"},
+    "http": BOTTOM | {"core", "settings"},
+    "simulator": BOTTOM | {"core", "http"},
+    "daemon": BOTTOM | {"core", "settings", "store", "http"},
+    "python_api": BOTTOM | {"core", "settings", "store", "daemon"},
+    "cli": BOTTOM | {"core", "settings", "store", "http", "daemon", "python_api", "simulator"},
+}
+LONGEST_MODULE = 400
+
+
+def part_of(path: Path) -> str:
+    relative = path.relative_to(PACKAGE)
+    return relative.parts[0].removesuffix(".py")
+
+
+def imported_parts(path: Path) -> set[str]:
+    parts = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        for name in names:
+            pieces = name.split(".")
+            if pieces[0] == "tracker" and len(pieces) > 1:
+                parts.add(pieces[1])
+    return parts
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_point_down_the_layers(path: Path) -> None:
+    """A module imports only its own part and the parts below it."""
+    part = part_of(path)
+    if part == "__init__" or part == "__main__":
+        return  # the package's face re-exports from every layer
+    assert part in ALLOWED, f"{part} is not a known layer: add it to ALLOWED and the docs"
+    upward = imported_parts(path) - ALLOWED[part] - {part} - {"migrations"}
+    assert not upward, f"{path.relative_to(PACKAGE)} imports {sorted(upward)} from above"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_is_longer_than_a_sitting(path: Path) -> None:
+    """No module passes about 400 lines."""
+    lines = len(path.read_text().splitlines())
+    assert lines <= LONGEST_MODULE, f"{path.relative_to(PACKAGE)} has {lines} lines"
+
+
+def test_every_part_says_what_it_owns_and_may_import() -> None:
+    """Each subpackage's docstring says what it owns and what it may import."""
+    for init in PACKAGE.glob("*/__init__.py"):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        assert "import" in doc, f"{init.parent.name} does not say what it may import"
+
+
+def test_the_public_names_are_the_documented_ones() -> None:
+    """`from tracker import …` offers exactly these names (docs/python-api.md)."""
+    assert sorted(tracker.__all__) == [
+        "AddResult",
+        "ConfigError",
+        "DatabaseError",
+        "FinishReason",
+        "InvalidTaskIDError",
+        "PassSummary",
+        "QueryRefusedError",
+        "QueryResult",
+        "RemoveResult",
+        "Secret",
+        "Settings",
+        "Snapshot",
+        "Task",
+        "Tracker",
+        "TrackerError",
+        "UnknownTaskError",
+        "UsageError",
+        "__version__",
+    ]
+    for name in tracker.__all__:
+        assert getattr(tracker, name) is not None

@@ -1,0 +1,343 @@
+"""The simulated API's state: videos, their scripted answers, what was asked of them."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from tracker.core.video import Phase
+from tracker.http.server import (
+    Answer,
+    DropConnection,
+    Truncated,
+    error_body,
+)
+
+Style = Literal["openai", "relay", "envelope"]
+
+_STATUS_WORDS: dict[Style, dict[str, str]] = {
+    "openai": {
+        "queued": "queued",
+        "running": "in_progress",
+        "completed": "completed",
+        "failed": "failed",
+    },
+    "relay": {
+        "queued": "SUBMITTED",
+        "running": "IN_PROGRESS",
+        "completed": "SUCCESS",
+        "failed": "FAILURE",
+    },
+}
+_STATUS_WORDS["envelope"] = _STATUS_WORDS["relay"]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer to a GET of a video.
+
+    ``video`` fields are merged over the video's base object; ``raw`` replaces the whole body.
+    ``delay`` holds the answer back; ``drop`` closes the connection without answering.
+    """
+
+    status: int = 200
+    video: dict[str, Any] = field(default_factory=dict)
+    raw: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    drop: bool = False
+
+
+@dataclass
+class _Video:
+    base: dict[str, Any]
+    script: list[Reply]
+    served: int = 0
+    completed: bool = False  # a completed status was served: its content can be downloaded
+    envelope: bool = False
+
+    def next_reply(self) -> Reply:
+        reply = self.script[min(self.served, len(self.script) - 1)]
+        self.served += 1
+        status = reply.video.get("status")
+        if reply.status == 200 and isinstance(status, str) and Phase.of(status) is Phase.SUCCEEDED:
+            self.completed = True
+        return reply
+
+
+CONTENT_TYPES = {"video": "video/mp4", "thumbnail": "image/webp", "spritesheet": "image/jpeg"}
+CONTENT_SIZES = {"video": 256 * 1024, "thumbnail": 8 * 1024, "spritesheet": 32 * 1024}
+
+
+def content_of(video_id: str, variant: str) -> bytes:
+    """The bytes the simulator serves for a video's variant: the same every time."""
+    block = hashlib.sha256(f"{video_id}/{variant}".encode()).digest()
+    size = CONTENT_SIZES[variant]
+    return (block * (size // len(block) + 1))[:size]
+
+
+class Simulator:
+    """The API's state: videos, their scripts, and what was asked of them."""
+
+    def __init__(self, token: str = "sim-token") -> None:
+        self.token = token
+        self._lock = threading.Lock()
+        self._videos: dict[str, _Video] = {}
+        self._in_flight: Counter[str] = Counter()
+        self.requests: Counter[str] = Counter()
+        #: The GETs of ``requests`` that came to /v1/video/query.
+        self.queries: Counter[str] = Counter()
+        #: Downloads asked for, by (video ID, variant).
+        self.downloads: Counter[tuple[str, str]] = Counter()
+        self._content_faults: dict[tuple[str, str], list[str]] = {}
+        #: GETs of a video that arrived while another GET of the same video was being answered.
+        self.overlaps = 0
+
+    def add_video(
+        self,
+        video_id: str | None = None,
+        *,
+        outcome: Literal["completed", "failed"] = "completed",
+        queued: int = 1,
+        steps: int = 3,
+        style: Style = "openai",
+        model: str = "sora-2",
+        seconds: str = "4",
+        size: str = "720x1280",
+    ) -> str:
+        """A video that is queued for ``queued`` polls, in progress for ``steps`` polls with
+        rising progress, then ``outcome`` for good. Returns its ID."""
+        words = _STATUS_WORDS[style]
+        script = [Reply(video={"status": words["queued"], "progress": 0})] * queued
+        for step in range(1, steps + 1):
+            percent = round(100 * step / (steps + 1))
+            progress: int | str = percent if style == "openai" else f"{percent}%"
+            script.append(Reply(video={"status": words["running"], "progress": progress}))
+        finished_at = time.time()
+        if outcome == "completed":
+            script.append(
+                Reply(
+                    video={
+                        "status": words["completed"],
+                        "progress": 100,
+                        "completed_at": _timestamp(finished_at, style),
+                        "expires_at": _timestamp(finished_at + 3600, style),
+                    }
+                )
+            )
+        else:
+            script.append(
+                Reply(
+                    video={
+                        "status": words["failed"],
+                        "progress": 0,
+                        "error": {
+                            "code": "moderation_blocked",
+                            "message": "The prompt was blocked.",
+                        },
+                    }
+                )
+            )
+        return self.script(video_id, script, style=style, model=model, seconds=seconds, size=size)
+
+    def script(
+        self,
+        video_id: str | None,
+        replies: list[Reply],
+        *,
+        style: Style = "openai",
+        model: str = "sora-2",
+        seconds: str = "4",
+        size: str = "720x1280",
+    ) -> str:
+        """A video that answers ``replies`` in order, then the last one for good."""
+        if not replies:
+            raise ValueError("a script needs at least one reply")
+        video_id = video_id or f"video_{secrets.token_hex(12)}"
+        base = {
+            "id": video_id,
+            "object": "video",
+            "created_at": _timestamp(time.time(), style),
+            "status": "queued",
+            "completed_at": None,
+            "error": None,
+            "expires_at": None,
+            "model": model,
+            "progress": 0,
+            "remixed_from_video_id": None,
+            "seconds": seconds,
+            "size": size,
+        }
+        with self._lock:
+            self._videos[video_id] = _Video(
+                base=base, script=list(replies), envelope=style == "envelope"
+            )
+        return video_id
+
+    def polls(self, video_id: str) -> int:
+        with self._lock:
+            return self.requests[video_id]
+
+    async def serve(
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: bytes,
+        client_gone: Callable[[], bool] = lambda: False,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Answer one HTTP request: status, headers, body. A delayed answer is abandoned when
+        ``client_gone`` turns true, as a real server notices a client that hung up."""
+        split = urlsplit(target)
+        path = split.path
+        if path == "/_simulator/stats" and method == "GET":
+            # Not part of the API: how many video GETs were answered (benchmarks compare it
+            # with the snapshots written).
+            with self._lock:
+                served = sum(self.requests.values())
+            return 200, {}, json.dumps({"requests": served, "overlaps": self.overlaps}).encode()
+        if headers.get("authorization") != f"Bearer {self.token}":
+            message = (
+                "Missing bearer token."
+                if "authorization" not in headers
+                else "Incorrect API key provided."
+            )
+            return 401, {}, error_body(message, "invalid_request_error", "invalid_api_key")
+        if path == "/v1/videos" and method == "POST":
+            return self._create(body)
+        if path == "/v1/video/query" and method == "GET":
+            asked = parse_qs(split.query).get("id")
+            if not asked:
+                return 400, {}, error_body("The id parameter is missing.", "invalid_request_error")
+            return await self._video(asked[0], client_gone, queried=True)
+        prefix = "/v1/videos/"
+        if path.startswith(prefix) and path.endswith("/content") and method == "GET":
+            return self._content(unquote(path[len(prefix) : -len("/content")]), target)
+        if not path.startswith(prefix) or "/" in path[len(prefix) :]:
+            return 404, {}, error_body(f"No route for {method} {path}", "invalid_request_error")
+        if method != "GET":
+            return 405, {}, error_body(f"{method} is not allowed", "invalid_request_error")
+        return await self._video(unquote(path[len(prefix) :]), client_gone)
+
+    async def _video(
+        self, video_id: str, client_gone: Callable[[], bool], queried: bool = False
+    ) -> Answer:
+        """The next answer of the video's script."""
+        with self._lock:
+            self.requests[video_id] += 1
+            if queried:
+                self.queries[video_id] += 1
+            if self._in_flight[video_id]:
+                self.overlaps += 1
+            self._in_flight[video_id] += 1
+            video = self._videos.get(video_id)
+            reply = video.next_reply() if video is not None else None
+        try:
+            if reply is None:
+                return (
+                    404,
+                    {},
+                    error_body(
+                        f"Video with id '{video_id}' not found.",
+                        "invalid_request_error",
+                        "video_not_found",
+                    ),
+                )
+            await _wait_unless(client_gone, reply.delay)
+            if reply.drop:
+                raise DropConnection
+            assert video is not None
+            if reply.raw is not None:
+                content = reply.raw
+            elif video.envelope:
+                content = json.dumps(_in_envelope({**video.base, **reply.video})).encode()
+            else:
+                content = json.dumps({**video.base, **reply.video}).encode()
+            return reply.status, dict(reply.headers), content
+        finally:
+            with self._lock:
+                self._in_flight[video_id] -= 1
+
+    def break_downloads(
+        self, video_id: str, variant: str = "video", times: int = 1, how: str = "drop"
+    ) -> None:
+        """Make the next ``times`` downloads of the variant fail: ``drop`` the connection
+        halfway through the body, or answer ``500`` or ``403``."""
+        with self._lock:
+            self._content_faults.setdefault((video_id, variant), []).extend([how] * times)
+
+    def _content(self, video_id: str, target: str) -> Answer:
+        variant = parse_qs(urlsplit(target).query).get("variant", ["video"])[0]
+        with self._lock:
+            self.downloads[(video_id, variant)] += 1
+            video = self._videos.get(video_id)
+            faults = self._content_faults.get((video_id, variant))
+            fault = faults.pop(0) if faults else None
+        if video is None or not video.completed:
+            return (
+                404,
+                {},
+                error_body(
+                    f"Video '{video_id}' has no content yet.",
+                    "invalid_request_error",
+                    "video_not_ready",
+                ),
+            )
+        if variant not in CONTENT_TYPES:
+            return 400, {}, error_body(f"Unknown variant {variant!r}.", "invalid_request_error")
+        if fault in ("403", "500"):
+            return int(fault), {}, error_body(f"Failure {fault} for the test.", "server_error")
+        content = content_of(video_id, variant)
+        headers = {"Content-Type": CONTENT_TYPES[variant]}
+        if fault == "drop":
+            return 200, headers, Truncated(content, len(content) // 2)
+        return 200, headers, content
+
+    def _create(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            return 400, {}, error_body("The body is not JSON.", "invalid_request_error")
+        if not isinstance(request, dict):
+            return 400, {}, error_body("The body is not a JSON object.", "invalid_request_error")
+        video_id = self.add_video(
+            model=str(request.get("model", "sora-2")),
+            seconds=str(request.get("seconds", "4")),
+            size=str(request.get("size", "720x1280")),
+        )
+        with self._lock:
+            document = {**self._videos[video_id].base}
+        return 200, {}, json.dumps(document).encode()
+
+
+async def _wait_unless(gone: Callable[[], bool], seconds: float) -> None:
+    """Sleep ``seconds``; raise DropConnection as soon as ``gone()`` is true."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (remaining := deadline - loop.time()) > 0:
+        if gone():
+            raise DropConnection
+        await asyncio.sleep(min(0.01, remaining))
+
+
+def _timestamp(seconds: float, style: Style) -> int:
+    return int(seconds) if style == "openai" else int(seconds * 1000)
+
+
+def _in_envelope(video: dict[str, Any]) -> dict[str, Any]:
+    """A video object as relays with envelopes answer it."""
+    data = {key: value for key, value in video.items() if key not in ("id", "status", "error")}
+    data["task_id"], data["state"] = video["id"], video["status"]
+    error = video.get("error")
+    if isinstance(error, dict):
+        data["fail_reason"] = error.get("message")
+    return {"code": 0, "msg": "success", "data": data}
