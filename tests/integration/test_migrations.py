@@ -50,13 +50,20 @@ def test_upgrade_creates_the_spec_tables_and_downgrade_removes_them(database_url
         "finished",
         "latency_ms",
     }
-    assert {index["name"] for index in inspector.get_indexes("tasks")} == {"ix_tasks_due"}
+    assert {index["name"] for index in inspector.get_indexes("tasks")} == {
+        "ix_tasks_due",
+        "ix_tasks_provider_due",
+        "ix_tasks_registered_at_task_id",
+        "ix_tasks_label_registered_at_task_id",
+        "ix_tasks_unfinished_registered_at_task_id",
+    }
+    assert {"downloads", "outbox", "pauses"} <= set(inspector.get_table_names())
     assert migrations.current_revision(engine) == migrations.head_revision()
     config = migrations.alembic_config()
     with engine.connect() as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, "base")
-    assert not {"tasks", "snapshots"} & set(inspect(engine).get_table_names())
+    assert not {"tasks", "snapshots", "pauses"} & set(inspect(engine).get_table_names())
     migrations.ensure_schema(engine)
     assert migrations.current_revision(engine) == migrations.head_revision()
     engine.dispose()

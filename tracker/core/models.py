@@ -9,6 +9,9 @@ from typing import Any
 
 from tracker.core.video import Video
 
+# The provider of a task registered without one, and of every task when none are configured.
+DEFAULT_PROVIDER = "default"
+
 
 class FinishReason(enum.StrEnum):
     """Why a task is no longer polled (the ``finish_reason`` column)."""
@@ -63,9 +66,18 @@ class Task:
     not_found_count: int
     lease_owner: str | None
     lease_expires_at: datetime | None
+    metadata: Any = None  # the application's own JSON object
+    provider: str = DEFAULT_PROVIDER
 
     @classmethod
-    def registered(cls, task_id: str, label: str | None, now: datetime) -> Task:
+    def registered(
+        cls,
+        task_id: str,
+        label: str | None,
+        now: datetime,
+        metadata: Any = None,
+        provider: str = DEFAULT_PROVIDER,
+    ) -> Task:
         """A task as ``tracker add`` leaves it: due at once, never polled."""
         return cls(
             task_id=task_id,
@@ -90,6 +102,8 @@ class Task:
             not_found_count=0,
             lease_owner=None,
             lease_expires_at=None,
+            metadata=metadata,
+            provider=provider,
         )
 
 
@@ -122,6 +136,7 @@ class ClaimedTask:
     status: str | None = None
     progress: int | None = None
     last_error: str | None = None
+    provider: str = DEFAULT_PROVIDER
 
 
 @dataclass(frozen=True)

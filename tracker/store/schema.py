@@ -28,6 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from tracker.core.models import DEFAULT_PROVIDER
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -120,6 +122,10 @@ tasks = Table(
     # The daemon polling the task right now, and until when its claim holds (docs/scaling.md).
     Column("lease_owner", String(128)),
     Column("lease_expires_at", UTCDateTime),
+    # The application's own context (a JSON object), given back wherever the task is.
+    Column("metadata", JSONDocument),
+    # Which configured API (and key) the task is polled on (docs/providers.md).
+    Column("provider", String(64), nullable=False, server_default=DEFAULT_PROVIDER),
     CheckConstraint(
         "finish_reason IN ('completed', 'failed', 'not_found', 'timed_out', 'removed')",
         name="finish_reason",
@@ -131,6 +137,25 @@ tasks = Table(
 # so its size follows the watched tasks, not the history.
 Index(
     "ix_tasks_due",
+    tasks.c.next_poll_at,
+    sqlite_where=tasks.c.finished == false(),
+    postgresql_where=tasks.c.finished == false(),
+)
+
+# Listing newest first, all tasks, one label's or the unfinished ones, page after page.
+Index("ix_tasks_registered_at_task_id", tasks.c.registered_at, tasks.c.task_id)
+Index("ix_tasks_label_registered_at_task_id", tasks.c.label, tasks.c.registered_at, tasks.c.task_id)
+Index(
+    "ix_tasks_unfinished_registered_at_task_id",
+    tasks.c.registered_at,
+    tasks.c.task_id,
+    sqlite_where=tasks.c.finished == false(),
+    postgresql_where=tasks.c.finished == false(),
+)
+# Serves the claim of one provider's due tasks, for a fair share of the requests in flight.
+Index(
+    "ix_tasks_provider_due",
+    tasks.c.provider,
     tasks.c.next_poll_at,
     sqlite_where=tasks.c.finished == false(),
     postgresql_where=tasks.c.finished == false(),
@@ -227,3 +252,16 @@ Index(
     postgresql_where=outbox.c.state == PENDING,
 )
 Index("ix_outbox_task_id", outbox.c.task_id)
+
+# A provider's API paused as a whole (a rate limit, a refused token), so that every command
+# and daemon knows until when and why (docs/failures.md).
+pauses = Table(
+    "pauses",
+    metadata,
+    Column("provider", String(64), primary_key=True),
+    Column("paused_until", UTCDateTime, nullable=False),
+    Column("reason", String(16), nullable=False),
+    Column("refusals", Integer, nullable=False, server_default="0"),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("reason IN ('rate_limited', 'refused')", name="reason"),
+)
