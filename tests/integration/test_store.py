@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import text
 
-from tracker.core.models import FetchResult
+from tracker.core.models import FetchResult, Position, TaskFilter
 from tracker.core.video import Video
 from tracker.daemon.poller import Policy, decide
 from tracker.errors import QueryRefusedError, UnknownTaskError
@@ -274,3 +274,55 @@ def test_one_unstorable_answer_does_not_hold_back_the_others(database: Database)
     assert (bad_snapshot.http_status, bad_snapshot.body, bad_snapshot.status) == (200, None, None)
     assert good_snapshot.status == "queued"
     assert all(task.lease_owner is None for task in database.reads.tasks())
+
+
+def test_pages_of_tasks_come_newest_first_and_never_repeat_or_skip(database: Database) -> None:
+    """Paging on from a page's last task gives every task once, newest first, even while
+    newer tasks are registered between two pages."""
+    for minute in range(25):
+        database.tasks.add_tasks([f"t{minute:02d}"], None, NOW + timedelta(minutes=minute))
+    seen: list[str] = []
+    after = None
+    while True:
+        page = database.reads.page(TaskFilter(), 7, after)
+        seen += [task.task_id for task in page]
+        if len(page) < 7:
+            break
+        after = Position(page[-1].registered_at, page[-1].task_id)
+        database.tasks.add_tasks([f"new{len(seen)}"], None, NOW + timedelta(hours=1))
+    assert seen == [f"t{minute:02d}" for minute in reversed(range(25))]
+    assert database.reads.count(TaskFilter()) == 25 + 3
+
+
+def test_filters_select_by_status_state_label_and_id_prefix(database: Database) -> None:
+    """Each filter narrows the list; the ID prefix is exact, in case and characters."""
+    database.tasks.add_tasks(["video_a", "video_b", "Video_c", "sora-2:task_x"], "L", NOW)
+    database.tasks.add_tasks(["other_1"], None, NOW)
+    database.tasks.remove_tasks(["video_b"], NOW)
+
+    def ids(which: TaskFilter) -> list[str]:
+        return sorted(task.task_id for task in database.reads.stream(which, batch=2))
+
+    assert ids(TaskFilter(prefix="video_")) == ["video_a", "video_b"]
+    assert ids(TaskFilter(prefix="sora-2:")) == ["sora-2:task_x"]
+    assert ids(TaskFilter(prefix="video_%")) == []
+    assert ids(TaskFilter(label="L", finished=False)) == ["Video_c", "sora-2:task_x", "video_a"]
+    assert ids(TaskFilter(finished=True)) == ["video_b"]
+    assert database.reads.count(TaskFilter(label="L")) == 4
+
+
+def test_a_history_streams_its_first_or_last_snapshots(database: Database) -> None:
+    """`history --limit N` reads the first N snapshots, `--tail N` the last N, oldest first."""
+    database.tasks.add_tasks(["t"], None, NOW)
+    rng = random.Random(1)
+    for step in range(6):
+        now = NOW + timedelta(seconds=step)
+        [task] = database.polls.claim_due("d", now, now + timedelta(60), 1, include_not_due=True)
+        fetch = FetchResult(200, 1.0, '{"status": "queued"}', Video("queued", step), None)
+        database.polls.record_polls("d", [decide(task, fetch, now, POLICY, rng)])
+    first = [s.progress for s in database.reads.stream_history("t", first=2)]
+    last = [s.progress for s in database.reads.stream_history("t", last=2)]
+    assert (first, last) == ([0, 1], [4, 5])
+    page = database.reads.snapshots_page("t", 4)
+    more = database.reads.snapshots_page("t", 4, after_id=page[-1].id)
+    assert [s.progress for s in page + more] == [0, 1, 2, 3, 4, 5]

@@ -108,6 +108,26 @@ class Task:
 
 
 @dataclass(frozen=True)
+class TaskFilter:
+    """Which tasks a list shows; None leaves a criterion out."""
+
+    status: str | None = None  # the last status, any case
+    finished: bool | None = None
+    label: str | None = None
+    provider: str | None = None
+    prefix: str | None = None  # task IDs starting with this
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a page of tasks, newest first, ended: the next page starts after it. Tasks
+    registered meanwhile come before the first page, so paging on never repeats or skips one."""
+
+    registered_at: datetime
+    task_id: str
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """One row of ``snapshots``: what one poll saw."""
 

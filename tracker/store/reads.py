@@ -7,9 +7,9 @@ from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, false, func, select, true
+from sqlalchemy import ColumnElement, exists, false, func, literal, select, true, tuple_
 
-from tracker.core.models import Snapshot, Stats, Task
+from tracker.core.models import Position, Snapshot, Stats, Task, TaskFilter
 from tracker.errors import UnknownTaskError
 from tracker.store.base import SQLStore, aware, counts_by, lease_free
 from tracker.store.polls import TASK_COLUMNS
@@ -27,14 +27,50 @@ class Reads(SQLStore):
     ) -> list[Task]:
         """Registered tasks, oldest first (the first ``limit`` of them)."""
         query = select(*TASK_COLUMNS).order_by(tasks.c.registered_at, tasks.c.task_id)
-        if status is not None:
-            query = query.where(func.lower(tasks.c.status) == status.lower())
-        if unfinished:
-            query = query.where(tasks.c.finished == false())
+        query = query.where(
+            *_conditions(TaskFilter(status, False if unfinished else None), self._dialect)
+        )
         if limit is not None:
             query = query.limit(limit)
         with self._engine.connect() as connection:
             return [Task(*row) for row in connection.execute(query)]
+
+    def page(self, which: TaskFilter, limit: int, after: Position | None = None) -> list[Task]:
+        """Up to ``limit`` tasks, newest first, after ``after`` (a page's last task): each page
+        reads only its own rows through the registration indexes, however deep it is."""
+        order = (tasks.c.registered_at.desc(), tasks.c.task_id.desc())
+        query = (
+            select(*TASK_COLUMNS)
+            .where(*_conditions(which, self._dialect))
+            .order_by(*order)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(
+                tuple_(tasks.c.registered_at, tasks.c.task_id)
+                < tuple_(
+                    literal(after.registered_at, tasks.c.registered_at.type),
+                    literal(after.task_id, tasks.c.task_id.type),
+                )
+            )
+        with self._engine.connect() as connection:
+            return [Task(*row) for row in connection.execute(query)]
+
+    def count(self, which: TaskFilter) -> int:
+        query = select(func.count()).select_from(tasks).where(*_conditions(which, self._dialect))
+        with self._engine.connect() as connection:
+            return int(connection.scalar(query) or 0)
+
+    def stream(self, which: TaskFilter, batch: int = 1000) -> Iterator[Task]:
+        """Every task ``which`` selects, newest first, a page at a time: memory stays flat and
+        no read holds the database for long, however many tasks there are."""
+        after = None
+        while True:
+            page = self.page(which, batch, after)
+            yield from page
+            if len(page) < batch:
+                return
+            after = Position(page[-1].registered_at, page[-1].task_id)
 
     def task(self, task_id: str) -> Task | None:
         with self._engine.connect() as connection:
@@ -44,16 +80,53 @@ class Reads(SQLStore):
 
     def history(self, task_id: str) -> list[Snapshot]:
         """The task's snapshots, oldest first; UnknownTaskError if it is not registered."""
+        return list(self.stream_history(task_id))
+
+    def stream_history(
+        self, task_id: str, *, first: int | None = None, last: int | None = None
+    ) -> Iterator[Snapshot]:
+        """The task's snapshots, oldest first (only the ``first`` or the ``last`` N), streamed;
+        UnknownTaskError if it is not registered."""
         with self._engine.connect() as connection:
             known = connection.scalar(select(exists().where(tasks.c.task_id == task_id)))
             if not known:
                 raise UnknownTaskError(f"unknown task ID {task_id!r}")
-            rows = connection.execute(
+        if last is not None:
+            query = (
                 select(*SNAPSHOT_COLUMNS)
                 .where(snapshots.c.task_id == task_id)
-                .order_by(snapshots.c.polled_at, snapshots.c.id)
+                .order_by(snapshots.c.polled_at.desc(), snapshots.c.id.desc())
+                .limit(last)
             )
-            return [Snapshot(*row) for row in rows]
+            with self._engine.connect() as connection:
+                rows = [Snapshot(*row) for row in connection.execute(query)]
+            yield from reversed(rows)
+            return
+        query = (
+            select(*SNAPSHOT_COLUMNS)
+            .where(snapshots.c.task_id == task_id)
+            .order_by(snapshots.c.polled_at, snapshots.c.id)
+            .limit(first)
+        )
+        with self._engine.connect() as connection:
+            for row in connection.execution_options(yield_per=1000).execute(query):
+                yield Snapshot(*row)
+
+    def snapshots_page(
+        self, task_id: str, limit: int, after_id: int | None = None
+    ) -> list[Snapshot]:
+        """Up to ``limit`` of the task's snapshots, oldest first, after the one ``after_id``
+        (one task is never polled twice at once, so its ids follow its polls)."""
+        query = (
+            select(*SNAPSHOT_COLUMNS)
+            .where(snapshots.c.task_id == task_id)
+            .order_by(snapshots.c.id)
+            .limit(limit)
+        )
+        if after_id is not None:
+            query = query.where(snapshots.c.id > after_id)
+        with self._engine.connect() as connection:
+            return [Snapshot(*row) for row in connection.execute(query)]
 
     def stats(self, now: datetime) -> Stats:
         """Counts for `tracker stats`, `watch` and the metrics: cheap on any size of history
@@ -113,3 +186,24 @@ class Reads(SQLStore):
             result = connection.execution_options(yield_per=2000).execute(query)
             for row in result:
                 yield dict(row._mapping)
+
+
+def _conditions(which: TaskFilter, dialect: str) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if which.status is not None:
+        conditions.append(func.lower(tasks.c.status) == which.status.lower())
+    if which.finished is not None:
+        conditions.append(tasks.c.finished == (true() if which.finished else false()))
+    if which.label is not None:
+        conditions.append(tasks.c.label == which.label)
+    if which.provider is not None:
+        conditions.append(tasks.c.provider == which.provider)
+    if which.prefix and dialect == "sqlite":
+        # SQLite's LIKE ignores case and every index; a range on the key (its BINARY order)
+        # keeps the case and reads the index. Task IDs are printable ASCII, all below DEL.
+        conditions.append(tasks.c.task_id >= which.prefix)
+        conditions.append(tasks.c.task_id < which.prefix + "\x7f")
+    elif which.prefix:
+        # PostgreSQL compares text by the database's collation, where a range is no prefix.
+        conditions.append(tasks.c.task_id.startswith(which.prefix, autoescape=True))
+    return conditions
