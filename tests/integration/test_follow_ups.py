@@ -10,6 +10,7 @@ import json
 import socket
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,9 @@ from tests.conftest import API, make_tracker, run_until_done
 from tests.doubles import NOTIFY_SECRET, Receiver
 from tracker.core.models import NewDownload
 from tracker.core.secrets import Secret, secret_key
-from tracker.errors import DatabaseError
 from tracker.http.signing import verify
 from tracker.simulator import Reply, content_of, send_webhook
+from tracker.testing import RunningApp
 
 DONE = Reply(video={"status": "completed", "progress": 100})
 
@@ -241,9 +242,9 @@ def test_a_signed_webhook_makes_the_task_polled_at_once_and_a_forged_one_is_refu
             daemon = asyncio.create_task(tracker.run_async(stop=stop))
             while tracker.tasks()[0].poll_count < 1:  # the first poll, written
                 await asyncio.sleep(0.02)
-            while "webhooks" not in tracker.daemon.ports:
+            while "--webhook-port" not in tracker.daemon.ports:
                 await asyncio.sleep(0.02)
-            url = f"http://127.0.0.1:{tracker.daemon.ports['webhooks']}/"
+            url = f"http://127.0.0.1:{tracker.daemon.ports['--webhook-port']}/"
             before = tracker.tasks()[0].next_poll_at
             forged = await asyncio.to_thread(
                 send_webhook, url, "whsec_d3Jvbmc=", "video.completed", video
@@ -443,41 +444,29 @@ def test_a_command_that_leaves_a_background_job_is_a_delivery(
         time.sleep(0.1)
 
 
-def test_the_receiver_refuses_huge_bodies_and_acts_once_per_event() -> None:
-    """A body over 64 KiB gets 413 unread. An event the daemon could not act on gets 503 and
-    its retry is acted on; a retry after that gets 200 and is not acted on again."""
-    from tracker.daemon.webhooks import WebhookReceiver
+def declared_only(url: str, path: str, length: int) -> int:
+    """The status answered to a request announcing a body of ``length`` bytes, none sent."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {length}\r\n\r\n".encode()
+        )
+        status_line = connection.recv(4096).split(b"\r\n", 1)[0]
+    return int(status_line.split()[1])
 
-    key_secret = "whsec_YS1sb25nLWVub3VnaC13ZWJob29rLXNlY3JldA=="
-    polled: list[str] = []
-    database_up = [False]
 
-    async def on_event(task_id: str) -> bool:
-        if not database_up[0]:
-            raise DatabaseError("database is locked")
-        polled.append(task_id)
-        return True
-
-    async def scenario() -> list[int]:
-        receiver = WebhookReceiver(secret_key(key_secret), on_event, time.time)
-        port = await receiver.start("127.0.0.1", 0)
-        url = f"http://127.0.0.1:{port}/"
-
-        def send() -> int:
-            return send_webhook(
-                url, key_secret, "video.completed", "video_once", event_id="evt_fixed"
-            )
-
-        try:
-            async with httpx.AsyncClient() as client:
-                huge = await client.post(url, content=b"x" * (65 * 1024))
-            unavailable = await asyncio.to_thread(send)
-            database_up[0] = True
-            retried = await asyncio.to_thread(send)
-            again = await asyncio.to_thread(send)
-        finally:
-            await receiver.close()
-        return [huge.status_code, unavailable, retried, again]
-
-    assert asyncio.run(scenario()) == [413, 503, 200, 200]
-    assert polled == ["video_once"]
+def test_the_receiver_refuses_huge_bodies_unread(api: API, sqlite_url: str) -> None:
+    """A body over 64 KiB gets 413 before it is read; the receiver answers on the app's
+    port, at / (where it was before) and at /webhooks."""
+    secret = "whsec_YS1sb25nLWVub3VnaC13ZWJob29rLXNlY3JldA=="
+    video = api.simulator.add_video("video_receiver", steps=50)
+    with make_tracker(api, sqlite_url, webhook_secret=Secret(secret)) as tracker:
+        tracker.add([video])
+        settings = replace(tracker.settings, http_port=0)
+        with RunningApp(settings, tracker.database) as url:
+            huge = httpx.post(f"{url}/webhooks", content=b"x" * (65 * 1024))
+            declared = declared_only(url, "/", 10**9)
+            at_root = send_webhook(f"{url}/", secret, "video.completed", video)
+            at_path = send_webhook(f"{url}/webhooks", secret, "video.failed", video)
+    assert (huge.status_code, declared, at_root, at_path) == (413, 413, 200, 200)
+    assert huge.headers["content-type"] == "application/problem+json"

@@ -54,7 +54,7 @@ def test_metrics_scraped_during_a_run_agree_with_the_database(api: API, database
             daemon = asyncio.create_task(tracker.run_async(stop=stop))
             while not all(t.finished for t in await asyncio.to_thread(tracker.tasks)):
                 await asyncio.sleep(0.05)
-            port = tracker.daemon.ports["metrics"]
+            port = tracker.daemon.ports["--metrics-port"]
             health.append(
                 (await asyncio.to_thread(httpx.get, f"http://127.0.0.1:{port}/healthz")).status_code
             )
@@ -95,7 +95,7 @@ def test_healthz_turns_503_while_the_database_is_locked(api: API, sqlite_url: st
         statuses: list[int] = []
 
         async def health() -> int:
-            url = f"http://127.0.0.1:{tracker.daemon.ports['metrics']}/healthz"
+            url = f"http://127.0.0.1:{tracker.daemon.ports['--metrics-port']}/healthz"
             return (await asyncio.to_thread(httpx.get, url)).status_code
 
         async def until(status: int, timeout: float) -> None:
@@ -108,7 +108,7 @@ def test_healthz_turns_503_while_the_database_is_locked(api: API, sqlite_url: st
         async def scenario() -> None:
             stop = asyncio.Event()
             daemon = asyncio.create_task(tracker.run_async(stop=stop))
-            while "metrics" not in tracker.daemon.ports:
+            while "--metrics-port" not in tracker.daemon.ports:
                 await asyncio.sleep(0.05)
             await until(200, 10)
             blocker = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)

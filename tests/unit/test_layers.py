@@ -21,9 +21,12 @@ ALLOWED = {
     "store": BOTTOM | {"core", "settings"},
     "http": BOTTOM | {"core", "settings"},
     "simulator": BOTTOM | {"core", "http"},
-    "daemon": BOTTOM | {"core", "settings", "store", "http"},
+    "web": BOTTOM | {"core", "settings", "store", "http"},
+    "daemon": BOTTOM | {"core", "settings", "store", "http", "web"},
     "python_api": BOTTOM | {"core", "settings", "store", "daemon"},
-    "cli": BOTTOM | {"core", "settings", "store", "http", "daemon", "python_api", "simulator"},
+    "testing": BOTTOM | {"core", "settings", "store", "daemon"},
+    "cli": BOTTOM
+    | {"core", "settings", "store", "http", "web", "daemon", "python_api", "simulator"},
 }
 LONGEST_MODULE = 400
 

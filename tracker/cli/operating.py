@@ -15,7 +15,9 @@ from typing import Any, TextIO
 
 from tracker.cli import render
 from tracker.cli.common import plural, say, settings_of, tracker_for
+from tracker.core.clock import SystemClock
 from tracker.core.encoding import jsonable
+from tracker.core.eventloop import run_event_loop
 from tracker.core.models import Stats, Task
 from tracker.errors import UsageError
 from tracker.settings.values import DAY, parse_count, parse_duration
@@ -142,6 +144,16 @@ def db(args: argparse.Namespace) -> int:
     head = migrations.head_revision()
     state = "head" if revision == head else f"head is {head}"
     say(f"{engine.describe(database)}: revision {revision or 'none'} ({state})")
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    from tracker.daemon.serving import serve as serve_app  # the web stack loads here only
+
+    with tracker_for(args) as tracker:
+        run_event_loop(
+            serve_app(tracker.settings, tracker.database, SystemClock(), handle_signals=True)
+        )
     return 0
 
 

@@ -17,7 +17,13 @@ from tracker.settings.options import (
     OPERATING,
     POLL,
     RUN,
+    SERVE,
     TOKEN_FILE_VARIABLE,
+)
+
+SERVING_TITLE = (
+    "the HTTP service (server tokens come from the environment only: TRACKER_SERVER_TOKENS or "
+    "TRACKER_SERVER_TOKENS_FILE)"
 )
 
 
@@ -26,13 +32,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _settings_flags(parser: argparse.ArgumentParser, fields: Sequence[str], title: str) -> None:
+def _settings_flags(
+    parser: argparse.ArgumentParser,
+    fields: Sequence[str],
+    title: str,
+    aliases: dict[str, tuple[str, ...]] | None = None,
+) -> None:
     """The flags of the settings ``fields`` that have one (secrets have none)."""
+    aliases = aliases or {}
     group = parser.add_argument_group(title)
     for field in fields:
         option = OPTIONS.get(field)
         if option is not None and field not in EVERY_COMMAND:
-            group.add_argument(option.flag, dest=field, metavar="VALUE", help=option.describe())
+            flags = [option.flag, *aliases.get(field, ())]
+            if option.switch:
+                group.add_argument(
+                    *flags, dest=field, action="store_const", const="1", help=option.describe()
+                )
+            else:
+                group.add_argument(*flags, dest=field, metavar="VALUE", help=option.describe())
     if "token" in fields:
         group.add_argument(
             "--token-file",
@@ -137,6 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
         "signs notifications, TRACKER_WEBHOOK_SECRET checks the API's webhooks)",
     )
     _settings_flags(run, OPERATING, "operating it")
+    _settings_flags(run, SERVE, SERVING_TITLE)
+
+    serve = command(
+        "serve",
+        "the HTTP API and the dashboard alone, beside daemons anywhere (the database is shared)",
+        operating.serve,
+        SERVE,
+    )
+    _settings_flags(
+        serve, SERVE, SERVING_TITLE, aliases={"http_host": ("--host",), "http_port": ("--port",)}
+    )
 
     download = command(
         "download",

@@ -108,6 +108,16 @@ class Task:
 
 
 @dataclass(frozen=True)
+class NewTask:
+    """A task to register, with what its application gave along."""
+
+    task_id: str
+    label: str | None = None
+    metadata: Any = None
+    provider: str = DEFAULT_PROVIDER
+
+
+@dataclass(frozen=True)
 class TaskFilter:
     """Which tasks a list shows; None leaves a criterion out."""
 
@@ -141,6 +151,24 @@ class Snapshot:
     body: Any
     finished: bool
     latency_ms: float | None
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    """A snapshot as the event stream tells it, with what its task is and how it ended."""
+
+    id: int
+    task_id: str
+    polled_at: datetime
+    http_status: int | None
+    status: str | None
+    progress: int | None
+    error: Any
+    finished: bool
+    label: str | None
+    metadata: Any
+    finish_reason: str | None
+    finished_at: datetime | None
 
 
 @dataclass(frozen=True)

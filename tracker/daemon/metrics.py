@@ -1,18 +1,16 @@
-"""Prometheus metrics and a health check: `tracker run --metrics-port PORT`.
+"""What ``/metrics`` and ``/healthz`` answer (docs/operating.md, Metrics and health).
 
-``GET /metrics`` answers the Prometheus text format; ``GET /healthz`` answers 200 while the
-scheduler ticks and the database answers, 503 otherwise. The counters and histograms are fed
-by the poller as it works (it only calls the Observer methods below); the gauges of tasks and
-backlog are read from the database every few seconds, so they count every daemon's work.
+The counters and histograms are fed by the poller as it works (it only calls the Observer
+methods below); the gauges of tasks and backlog are read from the database when scraped, at
+most every few seconds, so they count every daemon's work. ``/healthz`` is 200 while the
+scheduler ticks (in a daemon) and the database answers, 503 otherwise.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
+import threading
 import time
-from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -21,9 +19,7 @@ from prometheus_client.exposition import generate_latest
 
 from tracker.core.clock import Clock
 from tracker.core.models import DOWNLOAD_STATES, EVENT_STATES, FinishReason, PollRecord, Stats
-from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.rules import PollOutcome
-from tracker.http.server import Answer, Request, error_body, serve_connection
 
 if TYPE_CHECKING:
     from tracker.daemon.poller import Poller
@@ -33,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 # Without a tick for this long the daemon is not polling: unhealthy.
 STALE_TICK_SECONDS = 10.0
+# The gauges read from the database are this fresh at most (a scrape every few seconds is cheap).
+GAUGE_SECONDS = 2.0
 
 
 class Metrics:
@@ -154,88 +152,60 @@ class Metrics:
         return ticking and database_up, detail
 
 
-class GaugeRefresher:
-    """Reads the gauges from the database every few seconds (a worker of the scheduler)."""
+class Probes:
+    """``/metrics`` and ``/healthz`` for the app: a daemon's (with its poller) or a server's."""
 
     def __init__(
         self,
         metrics: Metrics,
-        poller: Poller,
         reads: Reads,
-        database: DatabaseThread,
         clock: Clock,
-        every: float = 5.0,
+        poller: Poller | None = None,
+        every: float = GAUGE_SECONDS,
     ) -> None:
         self._metrics = metrics
-        self._poller = poller
         self._reads = reads
-        self._database = database
         self._clock = clock
+        self._poller = poller
         self._every = every
-        self._next = 0.0
-        self._answered = True
+        self._read_at = 0.0
+        self._answered = False
+        self._reading = threading.Lock()
 
-    @property
-    def busy(self) -> bool:
-        return False
+    def metrics(self) -> tuple[bytes, str]:
+        self._refresh()
+        return generate_latest(self._metrics.registry), CONTENT_TYPE_LATEST
 
-    def database_up(self) -> bool:
-        return self._answered and self._poller.health.down_since is None
+    def health(self) -> tuple[bool, dict[str, object]]:
+        self._refresh()
+        database_up = self._database_up()
+        if self._poller is None:
+            return database_up, {"database": "up" if database_up else "down"}
+        return self._metrics.healthy(database_up)
 
-    async def tick(self) -> None:
-        if time.monotonic() < self._next:
-            return
-        self._next = time.monotonic() + self._every
-        try:
-            stats = await self._database.run(self._reads.stats, self._clock.now())
-        except Exception as exc:
-            if self._answered:
-                logger.warning("reading the metrics' counts failed: %s", exc)
-            self._answered = False
-            self._metrics.database_up.set(0)
-            return
-        self._answered = True
-        self._metrics.refresh(
-            stats, self._poller.pause.until, self._poller.pause.auth_failures, self.database_up()
-        )
+    def _database_up(self) -> bool:
+        polling_writes = self._poller is None or self._poller.health.down_since is None
+        return self._answered and polling_writes
 
-    async def drain(self, timeout: float) -> None:
-        pass
-
-
-class MetricsServer:
-    """Serves /metrics and /healthz from the daemon's event loop."""
-
-    def __init__(self, metrics: Metrics, database_up: Callable[[], bool]) -> None:
-        self._metrics = metrics
-        self._database_up = database_up
-        self._server: asyncio.Server | None = None
-
-    async def start(self, host: str, port: int) -> int:
-        self._server = await asyncio.start_server(self._connection, host, port)
-        bound: int = self._server.sockets[0].getsockname()[1]
-        logger.info("metrics on http://%s:%d/metrics, health on /healthz", host, bound)
-        return bound
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await serve_connection(reader, writer, self._handle, max_body=0, request_timeout=10.0)
-
-    async def _handle(self, request: Request) -> Answer:
-        path = request.target.split("?", 1)[0]
-        if request.method != "GET":
-            return 405, {"Allow": "GET"}, error_body("GET only.", "invalid_request")
-        if path == "/metrics":
-            return (
-                200,
-                {"Content-Type": CONTENT_TYPE_LATEST},
-                generate_latest(self._metrics.registry),
+    def _refresh(self) -> None:
+        """Read the gauges again if they are older than ``every``; one reader at a time."""
+        with self._reading:
+            if time.monotonic() - self._read_at < self._every:
+                return
+            self._read_at = time.monotonic()
+            try:
+                stats = self._reads.stats(self._clock.now())
+            except Exception as exc:
+                if self._answered:
+                    logger.warning("reading the metrics' counts failed: %s", exc)
+                self._answered = False
+                self._metrics.database_up.set(0)
+                return
+            self._answered = True
+            pause = self._poller.pause if self._poller is not None else None
+            self._metrics.refresh(
+                stats,
+                pause.until if pause else None,
+                pause.auth_failures if pause else 0,
+                self._database_up(),
             )
-        if path == "/healthz":
-            healthy, detail = self._metrics.healthy(self._database_up())
-            detail["status"] = "ok" if healthy else "unhealthy"
-            return (200 if healthy else 503), {}, json.dumps(detail).encode()
-        return 404, {}, error_body(f"No {path} here: /metrics or /healthz.", "invalid_request")

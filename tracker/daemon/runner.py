@@ -20,6 +20,7 @@ from tracker.daemon.leases import daemon_id, release_leases_of_dead_daemons
 from tracker.daemon.poller import Poller
 from tracker.daemon.rules import Policy
 from tracker.daemon.scheduler import DRAIN_SECONDS, Worker, run_daemon
+from tracker.daemon.serving import Listener, check_exposure, listeners
 from tracker.errors import ConfigError
 from tracker.settings import Settings
 from tracker.settings.options import WEBHOOK_SECRET_VARIABLE
@@ -56,7 +57,8 @@ class Daemon:
             give_up_after=settings.give_up_after,
             request_timeout=settings.request_timeout,
         )
-        #: The ports its servers listen on, by name ("metrics", "webhooks"), once they do.
+        #: The ports its HTTP service listens on, by the flag that asked ("--http-port",
+        #: "--metrics-port", "--webhook-port"), once it does.
         self.ports: dict[str, int] = {}
 
     async def run(
@@ -73,6 +75,8 @@ class Daemon:
             raise ConfigError(
                 f"--webhook-port needs {WEBHOOK_SECRET_VARIABLE}: unsigned webhooks are refused"
             )
+        serving = listeners(settings)
+        check_exposure(settings, serving)
         owner = daemon_id()
         database = DatabaseThread()
         follow_ups = self._follow_ups()
@@ -81,7 +85,7 @@ class Daemon:
             async with AsyncExitStack() as stack:
                 client = await stack.enter_async_context(self._client())
                 metrics = None
-                if settings.metrics_port is not None:
+                if serving:
                     # prometheus-client is loaded by a daemon that serves metrics only
                     from tracker.daemon.metrics import Metrics
 
@@ -89,7 +93,7 @@ class Daemon:
                 poller = self._poller(client, owner, database, follow_ups, metrics)
                 workers: list[Worker] = []
                 if metrics is not None:
-                    workers.append(await self._serve_metrics(stack, metrics, poller, database))
+                    workers.append(await self._serve(metrics, poller, serving))
                 if settings.retain is not None:
                     from tracker.daemon.retention import Retention
 
@@ -106,8 +110,6 @@ class Daemon:
                     workers.append(await self._downloader(stack, owner, database, directory))
                 if follow_ups.channels:
                     workers.append(await self._notifier(stack, owner, database, follow_ups))
-                if settings.webhook_port is not None:
-                    await self._receive_webhooks(stack, database, poller)
                 await run_daemon(
                     poller,
                     self._policy,
@@ -289,53 +291,40 @@ class Daemon:
             channels_claimed=follow_ups.channels,
         )
 
-    async def _serve_metrics(
-        self, stack: AsyncExitStack, metrics: Metrics, poller: Poller, database: DatabaseThread
-    ) -> Worker:
-        from tracker.daemon.metrics import GaugeRefresher, MetricsServer
+    async def _serve(self, metrics: Metrics, poller: Poller, serving: list[Listener]) -> Worker:
+        """The HTTP app, from this daemon, stopped with the polling (a worker that drains it)."""
+        from tracker.daemon.metrics import Probes
+        from tracker.daemon.serving import start_app
 
-        settings = self.settings
-        assert settings.metrics_port is not None
-        refresher = GaugeRefresher(metrics, poller, self._database.reads, database, self._clock)
-        server = MetricsServer(metrics, refresher.database_up)
-        self.ports["metrics"] = await _listen(
-            server.start, "--metrics-port", settings.metrics_host, settings.metrics_port
+        stack = AsyncExitStack()
+        probes = Probes(metrics, self._database.reads, self._clock, poller)
+        self.ports = await start_app(
+            stack,
+            self.settings,
+            self._database,
+            self._clock,
+            probes,
+            wanted=serving,
+            made_due=poller.poll_soon,
         )
-        stack.push_async_callback(server.close)
-        return refresher
-
-    async def _receive_webhooks(
-        self, stack: AsyncExitStack, database: DatabaseThread, poller: Poller
-    ) -> None:
-        from tracker.daemon.webhooks import WebhookReceiver
-
-        settings = self.settings
-        assert settings.webhook_port is not None and settings.webhook_secret is not None
-        tasks, clock = self._database.tasks, self._clock
-
-        async def poll_now(task_id: str) -> bool:
-            poller.poll_soon(task_id)
-            return await database.run(tasks.poll_now, task_id, clock.now())
-
-        receiver = WebhookReceiver(
-            secret_key(settings.webhook_secret.reveal()),
-            poll_now,
-            lambda: clock.now().timestamp(),
-        )
-        self.ports["webhooks"] = await _listen(
-            receiver.start, "--webhook-port", settings.webhook_host, settings.webhook_port
-        )
-        stack.push_async_callback(receiver.close)
+        return _Serving(stack)
 
 
-async def _listen(
-    start: Callable[[str, int], Awaitable[int]], flag: str, host: str, port: int
-) -> int:
-    """Start a server of the daemon's; a port it cannot have is a setting to fix (exit 2)."""
-    try:
-        return await start(host, port)
-    except OSError as exc:
-        raise ConfigError(f"{flag} {port}: cannot listen: {exc.strerror or exc}") from None
+class _Serving:
+    """The HTTP app as one of the daemon's workers: nothing to tick; stopped when they drain."""
+
+    def __init__(self, stack: AsyncExitStack) -> None:
+        self._stack = stack
+
+    @property
+    def busy(self) -> bool:
+        return False
+
+    async def tick(self) -> None:
+        pass
+
+    async def drain(self, timeout: float) -> None:
+        await self._stack.aclose()
 
 
 def _saved_in(download: Download, directory: str) -> bool:

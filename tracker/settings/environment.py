@@ -15,12 +15,18 @@ from tracker.errors import ConfigError
 from tracker.settings.options import (
     OPTIONS,
     SECRET_VARIABLES,
+    SERVER_TOKENS_FILE_VARIABLE,
+    SERVER_TOKENS_VARIABLE,
     TOKEN_FILE_VARIABLE,
     TOKEN_VARIABLE,
     Settings,
 )
 from tracker.settings.proxies import resolve_proxies
-from tracker.settings.values import checked_token, checked_webhook_secret
+from tracker.settings.values import (
+    checked_server_tokens,
+    checked_token,
+    checked_webhook_secret,
+)
 
 
 def load_settings(
@@ -53,6 +59,8 @@ def load_settings(
         variable = SECRET_VARIABLES[name]
         if name in fields and environ.get(variable):
             values[name] = _secret(name, environ[variable], variable)
+    if "server_tokens" in fields:
+        values["server_tokens"] = _load_server_tokens(environ)
     return Settings(**values)
 
 
@@ -65,6 +73,12 @@ def settings_from_keywords(base: Settings | None = None, **keywords: object) -> 
             values[name] = (
                 _secret(name, value, "token") if isinstance(value, str) else _as_secret(value)
             )
+        elif name == "server_tokens":
+            text = ",".join(value) if isinstance(value, tuple | list) else str(value)
+            try:
+                values[name] = checked_server_tokens(text)
+            except ValueError as exc:
+                raise ConfigError(f"server_tokens=: {exc}") from None
         elif name in SECRET_VARIABLES:
             values[name] = None if value is None else _secret(name, str(value), name)
         elif name not in OPTIONS:
@@ -114,12 +128,34 @@ def _load_token(token_file_flag: str | None, environ: Mapping[str, str]) -> Secr
 
 
 def _read_token_file(path: str, source: str) -> Secret:
+    return _secret("token", _read_secret_file(path, source), f"{source} {path!r}")
+
+
+def _read_secret_file(path: str, source: str) -> str:
     try:
-        text = Path(path).expanduser().read_text(encoding="utf-8")
+        return Path(path).expanduser().read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not readable text"
         raise ConfigError(f"{source} {path!r}: cannot read the token file: {reason}") from None
-    return _secret("token", text, f"{source} {path!r}")
+
+
+def _load_server_tokens(environ: Mapping[str, str]) -> tuple[Secret, ...]:
+    """From TRACKER_SERVER_TOKENS, and from the file TRACKER_SERVER_TOKENS_FILE names (one per
+    line or comma-separated); both may be set."""
+    sources = []
+    if environ.get(SERVER_TOKENS_VARIABLE):
+        sources.append((environ[SERVER_TOKENS_VARIABLE], SERVER_TOKENS_VARIABLE))
+    path = environ.get(SERVER_TOKENS_FILE_VARIABLE)
+    if path:
+        source = f"{SERVER_TOKENS_FILE_VARIABLE} {path!r}"
+        sources.append((_read_secret_file(path, SERVER_TOKENS_FILE_VARIABLE), source))
+    tokens: list[Secret] = []
+    for text, source in sources:
+        try:
+            tokens += checked_server_tokens(text)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    return tuple(dict.fromkeys(tokens))
 
 
 def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -127,5 +163,11 @@ def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str
     secrets (the API token, its file, the notification and webhook secrets) and without
     PostgreSQL's password variables."""
     environ = os.environ if environ is None else environ
-    hidden = {*SECRET_VARIABLES.values(), TOKEN_FILE_VARIABLE, "PGPASSWORD", "PGPASSFILE"}
+    hidden = {
+        *SECRET_VARIABLES.values(),
+        TOKEN_FILE_VARIABLE,
+        SERVER_TOKENS_FILE_VARIABLE,
+        "PGPASSWORD",
+        "PGPASSFILE",
+    }
     return {name: value for name, value in environ.items() if name not in hidden}

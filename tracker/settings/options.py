@@ -21,8 +21,11 @@ from tracker.settings.values import (
     parse_database_url,
     parse_download_dir,
     parse_duration,
+    parse_flag,
     parse_host,
+    parse_host_list,
     parse_http_url,
+    parse_origins,
     parse_port,
     parse_short_duration,
     parse_variants,
@@ -63,6 +66,14 @@ class Settings:
     metrics_port: int | None = None
     metrics_host: str = LOOPBACK
     retain: float | None = None
+    # The HTTP service (docs/http-api.md)
+    http_host: str = LOOPBACK
+    http_port: int | None = None
+    server_tokens: tuple[Secret, ...] = field(default=(), repr=False)
+    cors_origins: tuple[str, ...] = ()
+    metrics_public: bool = False
+    webhook_registers: bool = False
+    forwarded_allow_ips: str = "127.0.0.1,::1"
 
     def require_token(self) -> Secret:
         if self.token is None:
@@ -85,11 +96,15 @@ class Option:
     default_text: str | None = None
     #: How a bad value is quoted in its error message, when it may hold a secret.
     mask: Callable[[str], str] | None = None
+    #: A flag that takes no value (an on/off switch); its variable takes 1 or 0.
+    switch: bool = False
 
     def describe(self) -> str:
         default = self.default_text or getattr(Settings(), self.field)
         if isinstance(default, tuple):
             default = ",".join(default)
+        if isinstance(default, bool):
+            default = "on" if default else "off"
         return f"{self.help} (env: {self.variable}; default: {default or 'none'})"
 
 
@@ -230,6 +245,50 @@ OPTIONS = _options(
         parse_duration,
         "every day, prune snapshots of finished tasks older than this (e.g. 30d)",
     ),
+    Option(
+        "http_host",
+        "TRACKER_HTTP_HOST",
+        "--http-host",
+        parse_host,
+        "the address the HTTP service listens on (0.0.0.0: every interface; needs a server token)",
+    ),
+    Option(
+        "http_port",
+        "TRACKER_HTTP_PORT",
+        "--http-port",
+        parse_port,
+        "serve the HTTP API, the dashboard, /metrics and /healthz on this port",
+    ),
+    Option(
+        "cors_origins",
+        "TRACKER_CORS_ORIGINS",
+        "--cors-origins",
+        parse_origins,
+        "web origins allowed to call the API from a browser (comma-separated)",
+    ),
+    Option(
+        "metrics_public",
+        "TRACKER_METRICS_PUBLIC",
+        "--metrics-public",
+        parse_flag,
+        "serve /metrics without a server token",
+        switch=True,
+    ),
+    Option(
+        "webhook_registers",
+        "TRACKER_WEBHOOK_REGISTERS",
+        "--webhook-registers",
+        parse_flag,
+        "the API's webhook for a task nobody registered registers it",
+        switch=True,
+    ),
+    Option(
+        "forwarded_allow_ips",
+        "TRACKER_FORWARDED_ALLOW_IPS",
+        "--forwarded-allow-ips",
+        parse_host_list,
+        "reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed",
+    ),
 )
 
 # Secrets come from the environment (or a file) only, never a flag.
@@ -237,10 +296,13 @@ TOKEN_VARIABLE = "TRACKER_API_TOKEN"
 TOKEN_FILE_VARIABLE = "TRACKER_API_TOKEN_FILE"
 NOTIFY_SECRET_VARIABLE = "TRACKER_NOTIFY_SECRET"
 WEBHOOK_SECRET_VARIABLE = "TRACKER_WEBHOOK_SECRET"
+SERVER_TOKENS_VARIABLE = "TRACKER_SERVER_TOKENS"
+SERVER_TOKENS_FILE_VARIABLE = "TRACKER_SERVER_TOKENS_FILE"
 SECRET_VARIABLES = {
     "token": TOKEN_VARIABLE,
     "notify_secret": NOTIFY_SECRET_VARIABLE,
     "webhook_secret": WEBHOOK_SECRET_VARIABLE,
+    "server_tokens": SERVER_TOKENS_VARIABLE,
 }
 
 # What each kind of command reads: every command the first group; the rest by what it does.
@@ -267,5 +329,15 @@ FOLLOW_UPS = (
     "webhook_secret",
 )
 OPERATING = ("metrics_port", "metrics_host", "retain")
-RUN = (*POLL, *FOLLOW_UPS, *OPERATING)
+SERVE = (
+    "http_host",
+    "http_port",
+    "server_tokens",
+    "cors_origins",
+    "metrics_public",
+    "webhook_registers",
+    "webhook_secret",
+    "forwarded_allow_ips",
+)
+RUN = (*POLL, *FOLLOW_UPS, *OPERATING, *SERVE)
 DOWNLOAD = ("api_base", "token", "proxy", "request_timeout", "download_dir", "download_variants")

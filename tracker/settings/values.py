@@ -216,3 +216,42 @@ def checked_webhook_secret(text: str) -> Secret:
         # An empty or tiny key signs anything an attacker likes.
         raise ValueError(f"the secret must be at least {MIN_SECRET_BYTES} bytes")
     return Secret(text.strip())
+
+
+def parse_origins(raw: str) -> tuple[str, ...]:
+    """Web origins (``https://app.example``, ``http://localhost:3000``): scheme, host and port."""
+    origins = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        parts = _split_http_url(item)
+        if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+            raise ValueError(f"{item!r} is not an origin (scheme://host[:port], nothing more)")
+        origins.append(f"{parts.scheme}://{parts.netloc}")
+    return tuple(dict.fromkeys(origins))
+
+
+def parse_host_list(raw: str) -> str:
+    """Comma-separated addresses (or ``*``), as uvicorn takes them."""
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    for item in items:
+        if any(char.isspace() for char in item):
+            raise ValueError(f"{item!r} is not an address")
+    return ",".join(items)
+
+
+MIN_SERVER_TOKEN_LENGTH = 16
+
+
+def checked_server_tokens(text: str) -> tuple[Secret, ...]:
+    """Server tokens, comma- or line-separated: each printable ASCII, at least 16 characters
+    (a short one is guessed), said without showing any of them."""
+    tokens = [token.strip() for token in text.replace("\n", ",").split(",") if token.strip()]
+    if not tokens:
+        raise ValueError("no token in it")
+    for index, token in enumerate(tokens, start=1):
+        if not all("!" <= char <= "~" for char in token):
+            raise ValueError(f"token {index} may only hold printable ASCII without spaces")
+        if len(token) < MIN_SERVER_TOKEN_LENGTH:
+            raise ValueError(f"token {index} is shorter than {MIN_SERVER_TOKEN_LENGTH} characters")
+    return tuple(Secret(token) for token in dict.fromkeys(tokens))

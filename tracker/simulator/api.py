@@ -15,7 +15,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tracker.core.video import Phase
-from tracker.http.server import (
+from tracker.simulator.http import (
     Answer,
     DropConnection,
     Truncated,

@@ -7,7 +7,7 @@ import ssl
 import threading
 
 from tracker.core.eventloop import run_event_loop
-from tracker.http.server import (
+from tracker.simulator.http import (
     Answer,
     Request,
     serve_connection,

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import false, select, update
 from sqlalchemy.engine import Connection
 
-from tracker.core.models import AddResult, FinishReason, RemoveResult
+from tracker.core.models import AddResult, FinishReason, NewTask, RemoveResult
 from tracker.errors import UnknownTaskError
 from tracker.store.base import SQLStore, chunks
 from tracker.store.schema import tasks
@@ -19,24 +19,34 @@ class TaskStore(SQLStore):
 
     def add_tasks(self, task_ids: Sequence[str], label: str | None, now: datetime) -> AddResult:
         """Register the IDs not registered yet, due at once; existing ones are left as they are."""
+        return self.register([NewTask(task_id, label) for task_id in task_ids], now)
+
+    def register(self, new_tasks: Sequence[NewTask], now: datetime) -> AddResult:
+        """Register the tasks not registered yet, due at once, each with its label, metadata and
+        provider; existing ones are left as they are."""
+        task_ids = [task.task_id for task in new_tasks]
         with self._writing() as connection:
             existing = self._existing(connection, task_ids)
-            new = [task_id for task_id in task_ids if task_id not in existing]
+            new = [task for task in new_tasks if task.task_id not in existing]
             if new:
                 statement = self._insert_ignoring_existing(tasks, ["task_id"])
                 connection.execute(
                     statement,
                     [
                         {
-                            "task_id": task_id,
-                            "label": label,
+                            "task_id": task.task_id,
+                            "label": task.label,
+                            "metadata": task.metadata,
+                            "provider": task.provider,
                             "registered_at": now,
                             "next_poll_at": now,
                         }
-                        for task_id in new
+                        for task in new
                     ],
                 )
-        return AddResult(added=new, existing=[t for t in task_ids if t in existing])
+        return AddResult(
+            added=[task.task_id for task in new], existing=[t for t in task_ids if t in existing]
+        )
 
     def remove_tasks(self, task_ids: Sequence[str], now: datetime) -> RemoveResult:
         """Finish the IDs as ``removed``; raise UnknownTaskError (changing nothing) if any is

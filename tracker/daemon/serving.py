@@ -1,0 +1,142 @@
+"""Serving the HTTP app from a daemon (``tracker run --http-port``) or on its own
+(``tracker serve``): which addresses, under which guard, started and stopped with the process.
+
+Without a server token the app asks nobody for one, so it listens on the loopback address only:
+asked to listen anywhere else, it refuses (docs/http-api.md, Security).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+from tracker.core.clock import Clock
+from tracker.daemon.metrics import Metrics, Probes
+from tracker.errors import ConfigError
+from tracker.settings import Settings
+from tracker.store import Database
+from tracker.web.app import create_app
+from tracker.web.server import Limits, WebServer, bind, is_loopback
+from tracker.web.service import Service
+
+logger = logging.getLogger(__name__)
+
+SERVE_PORT = 8080
+
+
+@dataclass(frozen=True)
+class Listener:
+    host: str
+    port: int
+    flag: str  # the option that asked for it, for messages
+
+
+def listeners(settings: Settings, default_port: int | None = None) -> list[Listener]:
+    """The addresses to serve on: ``--http-port``, and the ports the metrics and the webhook
+    receiver had before they joined the app (each serves the whole app)."""
+    wanted = [
+        (settings.http_host, settings.http_port or default_port, "--http-port"),
+        (settings.metrics_host, settings.metrics_port, "--metrics-port"),
+        (settings.webhook_host, settings.webhook_port, "--webhook-port"),
+    ]
+    return [Listener(host, port, flag) for host, port, flag in wanted if port is not None]
+
+
+def check_exposure(settings: Settings, wanted: list[Listener]) -> None:
+    if settings.server_tokens:
+        return
+    for listener in wanted:
+        if not is_loopback(listener.host):
+            raise ConfigError(
+                f"{listener.flag} on {listener.host}: without a server token the HTTP service "
+                "listens on the loopback address only; set TRACKER_SERVER_TOKENS (or "
+                "TRACKER_SERVER_TOKENS_FILE) to listen elsewhere"
+            )
+
+
+async def start_app(
+    stack: AsyncExitStack,
+    settings: Settings,
+    database: Database,
+    clock: Clock,
+    probes: Probes,
+    *,
+    wanted: list[Listener],
+    registered: Callable[[], None] | None = None,
+    made_due: Callable[[str], None] | None = None,
+) -> dict[str, int]:
+    """Serve the app on ``wanted`` until ``stack`` closes; the ports bound, by flag."""
+    check_exposure(settings, wanted)
+    service = Service(database, settings, clock, probes)
+    if registered is not None:
+        service.registered = registered
+    if made_due is not None:
+        service.made_due = made_due
+    app = create_app(service)
+    sockets = []
+    try:
+        for listener in wanted:
+            try:
+                sockets.append(bind(listener.host, listener.port))
+            except OSError as exc:
+                raise ConfigError(
+                    f"{listener.flag} {listener.port}: cannot listen on {listener.host}: "
+                    f"{exc.strerror or exc}"
+                ) from None
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    server = WebServer(
+        app,
+        app.state.stopping,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        limits=Limits(),
+    )
+    await server.start(sockets)
+    stack.push_async_callback(server.stop)
+    ports = {}
+    for listener, sock in zip(wanted, sockets, strict=True):
+        port = int(sock.getsockname()[1])
+        ports[listener.flag] = port
+        logger.info("HTTP service on http://%s:%d/", listener.host, port)
+    if not settings.server_tokens:
+        logger.warning(
+            "no server token is set (TRACKER_SERVER_TOKENS): the HTTP service asks for none "
+            "and listens on the loopback address only"
+        )
+    return ports
+
+
+async def serve(
+    settings: Settings,
+    database: Database,
+    clock: Clock,
+    *,
+    stop: asyncio.Event | None = None,
+    handle_signals: bool = False,
+    on_ready: Callable[[dict[str, int]], None] | None = None,
+) -> None:
+    """``tracker serve``: the app alone, until ``stop`` or a signal."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT) if handle_signals else ()
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with AsyncExitStack() as stack:
+            probes = Probes(Metrics(), database.reads, clock)
+            ports = await start_app(
+                stack, settings, database, clock, probes, wanted=listeners(settings, SERVE_PORT)
+            )
+            if on_ready is not None:
+                on_ready(ports)
+            await stop.wait()
+            logger.info("stopping: finishing the requests under way")
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)

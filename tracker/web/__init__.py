@@ -1,0 +1,13 @@
+"""The HTTP service: the JSON API, the event stream, the dashboard, health and metrics, on
+FastAPI and uvicorn.
+
+``app`` builds the app and holds its route table; ``api`` is ``/v1``; ``events`` the event
+stream; ``operations`` health, metrics, the API's webhooks (``webhooks``) and the docs;
+``auth`` server tokens and browser sessions; ``problems`` errors as RFC 9457 problem details;
+``schemas`` what the API takes and gives; ``cursors`` paging; ``limits`` request sizes;
+``server`` runs the app on uvicorn in a loop it does not own; ``service`` is what the app works
+with.
+
+May import ``tracker.store``, ``tracker.http`` (webhook signing), ``tracker.settings``,
+``tracker.core`` and ``tracker.errors``; the daemon serves it, so it never imports the daemon.
+"""

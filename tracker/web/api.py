@@ -1,0 +1,241 @@
+"""``/v1``: registering tasks, reading them and their history, removing them, the summary and
+the event stream (docs/http-api.md). Handlers that read or write the database are plain
+functions: FastAPI runs them on its thread pool, never on the event loop."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import StreamingResponse
+
+from tracker.core.ids import check_task_id
+from tracker.core.models import DEFAULT_PROVIDER, NewTask, TaskFilter
+from tracker.errors import InvalidTaskIDError
+from tracker.web import cursors, problems
+from tracker.web.auth import caller
+from tracker.web.events import Feed, interest_of, parse_last_event_id
+from tracker.web.problems import ApiError, FieldError, NotFound, pointer
+from tracker.web.schemas import (
+    MAX_METADATA_BYTES,
+    DownloadOut,
+    NotificationOut,
+    Registered,
+    RegisterIn,
+    Removed,
+    SnapshotOut,
+    SnapshotPage,
+    StatsOut,
+    TaskDetail,
+    TaskOut,
+    TaskPage,
+    metadata_size,
+)
+from tracker.web.service import Service, service_of
+
+router = APIRouter(
+    prefix="/v1",
+    dependencies=[Depends(caller)],
+    responses=problems.responses(401, 503),
+)
+ServiceOf = Annotated[Service, Depends(service_of)]
+TaskIdPath = Annotated[str, Path(description="The task ID, one URL path segment")]
+EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "id": {"type": "string"},
+        "event": {"type": "string", "enum": ["snapshot", "finished"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "retry": {"type": "integer"},
+    },
+}
+
+
+@router.post(
+    "/tasks",
+    status_code=201,
+    response_model=Registered,
+    summary="Register tasks",
+    responses=problems.responses(400, 413, 422),
+)
+def register(body: RegisterIn, service: ServiceOf) -> Registered:
+    """Registers tasks to watch, due at once. Idempotent: tasks already registered are left as
+    they are and listed under ``existing``. All or nothing: one invalid ID, metadata object or
+    provider refuses the whole call, naming each offending field, and registers nothing."""
+    new_tasks = _new_tasks(body)
+    result = service.database.tasks.register(new_tasks, service.clock.now())
+    if result.added:
+        service.registered()
+    return Registered(added=result.added, existing=result.existing)
+
+
+def _new_tasks(body: RegisterIn) -> list[NewTask]:
+    errors: list[FieldError] = []
+    tasks: dict[str, NewTask] = {}
+    if body.tasks is not None:
+        for index, item in enumerate(body.tasks):
+            at = ("tasks", index)
+            _check(item.id, pointer(*at, "id"), errors)
+            _check_metadata(item.metadata, pointer(*at, "metadata"), errors)
+            provider = item.provider or DEFAULT_PROVIDER
+            tasks.setdefault(item.id, NewTask(item.id, item.label, item.metadata, provider))
+    else:
+        assert body.ids is not None
+        _check_metadata(body.metadata, pointer("metadata"), errors)
+        provider = body.provider or DEFAULT_PROVIDER
+        for index, task_id in enumerate(body.ids):
+            _check(task_id, pointer("ids", index), errors)
+            tasks.setdefault(task_id, NewTask(task_id, body.label, body.metadata, provider))
+    if errors:
+        raise ApiError("Nothing was registered: fix the fields named.", errors=errors, status=422)
+    return list(tasks.values())
+
+
+def _check(task_id: str, where: str, errors: list[FieldError]) -> None:
+    try:
+        check_task_id(task_id)
+    except InvalidTaskIDError as exc:
+        errors.append(FieldError(detail=str(exc), pointer=where))
+
+
+def _check_metadata(
+    metadata: dict[str, object] | None, where: str, errors: list[FieldError]
+) -> None:
+    if metadata is not None and metadata_size(metadata) > MAX_METADATA_BYTES:
+        detail = f"metadata is over {MAX_METADATA_BYTES // 1024} KiB as JSON"
+        errors.append(FieldError(detail=detail, pointer=where))
+
+
+@router.get(
+    "/tasks",
+    response_model=TaskPage,
+    summary="List tasks, newest first",
+    responses=problems.responses(400, 422),
+)
+def list_tasks(
+    service: ServiceOf,
+    status: Annotated[str | None, Query(description="The last status, any case")] = None,
+    finished: Annotated[bool | None, Query()] = None,
+    label: Annotated[str | None, Query()] = None,
+    provider: Annotated[str | None, Query()] = None,
+    prefix: Annotated[str | None, Query(description="Task IDs starting with this")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the page before")] = None,
+) -> TaskPage:
+    """One page of tasks, newest first; ``next_cursor`` leads on to the next, and pages stay
+    right while tasks are registered meanwhile (they come before the first page)."""
+    which = TaskFilter(status, finished, label, provider, prefix)
+    after = cursors.position(cursor) if cursor else None
+    page = service.database.reads.page(which, limit + 1, after)
+    more = len(page) > limit
+    page = page[:limit]
+    return TaskPage(
+        tasks=[TaskOut.of(task) for task in page],
+        next_cursor=cursors.after_task(page[-1]) if more else None,
+    )
+
+
+@router.get(
+    "/tasks/{task_id}",
+    response_model=TaskDetail,
+    summary="One task",
+    responses=problems.responses(404),
+)
+def get_task(task_id: TaskIdPath, service: ServiceOf) -> TaskDetail:
+    """The task with its latest status, progress, counts, finish reason, label and metadata,
+    its downloads and its notifications."""
+    task = service.database.reads.task(task_id)
+    if task is None:
+        raise NotFound(f"No task {task_id!r} is registered.")
+    follow_ups = service.database.follow_ups
+    notifications = [
+        NotificationOut(**{name: row[name] for name in NotificationOut.model_fields})
+        for row in follow_ups.events(task_id)
+    ]
+    return TaskDetail(
+        **TaskOut.of(task).model_dump(),
+        downloads=[DownloadOut.of(download) for download in follow_ups.downloads(task_id)],
+        notifications=notifications,
+    )
+
+
+@router.get(
+    "/tasks/{task_id}/snapshots",
+    response_model=SnapshotPage,
+    summary="A task's history, oldest first",
+    responses=problems.responses(400, 404, 422),
+)
+def snapshots(
+    task_id: TaskIdPath,
+    service: ServiceOf,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the page before")] = None,
+) -> SnapshotPage:
+    """What every poll of the task saw, oldest first, a page at a time."""
+    reads = service.database.reads
+    if reads.task(task_id) is None:
+        raise NotFound(f"No task {task_id!r} is registered.")
+    after = cursors.snapshot_id(cursor) if cursor else None
+    page = reads.snapshots_page(task_id, limit + 1, after)
+    more = len(page) > limit
+    page = page[:limit]
+    return SnapshotPage(
+        snapshots=[SnapshotOut.of(snapshot) for snapshot in page],
+        next_cursor=cursors.after_snapshot(page[-1].id) if more else None,
+    )
+
+
+@router.delete(
+    "/tasks/{task_id}",
+    response_model=Removed,
+    summary="Stop watching a task",
+    responses=problems.responses(404),
+)
+def remove(task_id: TaskIdPath, service: ServiceOf) -> Removed:
+    """Finishes the task as ``removed``, as ``tracker remove`` does; its history is kept."""
+    database = service.database
+    if database.reads.task(task_id) is None:
+        raise NotFound(f"No task {task_id!r} is registered.")
+    result = database.tasks.remove_tasks([task_id], service.clock.now())
+    task = database.reads.task(task_id)
+    assert task is not None
+    return Removed(task=TaskOut.of(task), removed=bool(result.removed))
+
+
+@router.get("/stats", response_model=StatsOut, summary="The summary of `tracker stats`")
+def stats(service: ServiceOf) -> StatsOut:
+    """Tasks by state, the backlog due now, the last minute's polls, downloads and
+    notifications: what ``tracker stats --json`` prints."""
+    return StatsOut.of(service.database.reads.stats(service.clock.now()))
+
+
+@router.get(
+    "/events",
+    summary="Follow snapshots and finishes as Server-Sent Events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "An event stream: `snapshot` per new snapshot, `finished` per "
+            "finished task; each event's `id` is its snapshot's",
+            "content": {"text/event-stream": {"schema": EVENT_SCHEMA}},
+        },
+        **problems.responses(422),
+    },
+)
+async def events(
+    request: Request,
+    task_id: Annotated[list[str] | None, Query(description="Only these tasks (repeatable)")] = None,
+    label: Annotated[str | None, Query(description="Only tasks with this label")] = None,
+    last_event_id: Annotated[
+        str | None, Header(description="Resume after this event: nothing missed, nothing twice")
+    ] = None,
+) -> StreamingResponse:
+    """Reads the database, so it sees every daemon's work; heartbeats every 15 s."""
+    feed: Feed = request.app.state.feed
+    body = feed.stream(interest_of(task_id or (), label), parse_last_event_id(last_event_id))
+    return StreamingResponse(
+        body,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,44 @@
+"""What the app works with: the database, the settings, the time, and the hooks the process
+serving it offers (a daemon serving it wakes its poller; ``tracker serve`` has none)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from fastapi import Request
+
+from tracker.core.clock import Clock
+from tracker.settings import Settings
+from tracker.store import Database
+
+
+class Probes(Protocol):
+    """What ``/healthz`` and ``/metrics`` answer."""
+
+    def health(self) -> tuple[bool, dict[str, object]]: ...
+
+    def metrics(self) -> tuple[bytes, str]:
+        """The exposition and its content type."""
+
+
+def _nothing(*_args: object) -> None:
+    pass
+
+
+@dataclass
+class Service:
+    database: Database
+    settings: Settings
+    clock: Clock
+    probes: Probes
+    #: Tasks were registered through this process: a poller here may look at once.
+    registered: Callable[[], None] = field(default=_nothing)
+    #: The API said this task changed: a poller here keeps it due.
+    made_due: Callable[[str], None] = field(default=_nothing)
+
+
+def service_of(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
