@@ -39,11 +39,15 @@ def listeners(settings: Settings, default_port: int | None = None) -> list[Liste
     """The addresses to serve on: ``--http-port``, and the ports the metrics and the webhook
     receiver had before they joined the app (each serves the whole app)."""
     wanted = [
-        (settings.http_host, settings.http_port or default_port, "--http-port"),
+        (settings.http_host, _either(settings.http_port, default_port), "--http-port"),
         (settings.metrics_host, settings.metrics_port, "--metrics-port"),
         (settings.webhook_host, settings.webhook_port, "--webhook-port"),
     ]
     return [Listener(host, port, flag) for host, port, flag in wanted if port is not None]
+
+
+def _either(port: int | None, default: int | None) -> int | None:
+    return port if port is not None else default
 
 
 def check_exposure(settings: Settings, wanted: list[Listener]) -> None:

@@ -1,0 +1,237 @@
+"""The HTTP API over a real uvicorn on 127.0.0.1, on real SQLite and PostgreSQL, beside a
+daemon polling the simulator: registering, listing, following, removing; problems, tokens."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+
+import httpx
+import pytest
+
+from tests.conftest import API, make_tracker
+from tests.web import AUTH, TOKEN, Event, daemon_running, read_events
+from tracker import Secret, Tracker
+from tracker.settings import Settings
+from tracker.testing import RunningApp
+
+
+def with_http(settings: Settings, **more: object) -> Settings:
+    """The settings with the HTTP service on a free port, asking for the test's token."""
+    return replace(settings, http_port=0, server_tokens=(Secret(TOKEN),), **more)  # type: ignore[arg-type]
+
+
+def test_a_task_registered_over_http_is_followed_to_its_end_through_events(
+    api: API, database_url: str
+) -> None:
+    """POST /v1/tasks registers; the daemon serving the app polls it; /v1/events tells each
+    snapshot and then `finished`; the task reads as completed."""
+    video = api.simulator.add_video("video_http_1", steps=3)
+    with make_tracker(api, database_url) as tracker:
+        tracker.settings = with_http(tracker.settings)
+        with daemon_running(tracker):
+            url = wait_for_port(tracker)
+            with httpx.Client(base_url=url, headers=AUTH, timeout=30) as client:
+                created = client.post(
+                    "/v1/tasks", json={"ids": [video], "label": "L", "metadata": {"user": 42}}
+                )
+                assert created.status_code == 201
+                assert created.json() == {"added": [video], "existing": []}
+                events = read_events(client, "/v1/events", until=6, params={"task_id": video})
+                task = client.get(f"/v1/tasks/{video}").json()
+    kinds = [event.event for event in events]
+    assert kinds == ["snapshot"] * 5 + ["finished"]
+    assert [event.data["status"] for event in events[:5]] == [
+        "queued",
+        "in_progress",
+        "in_progress",
+        "in_progress",
+        "completed",
+    ]
+    assert events[-1].data["metadata"] == {"user": 42} and events[-1].data["label"] == "L"
+    assert events[-1].data["finish_reason"] == "completed"
+    assert events[-1].id == events[-2].id  # the finishing snapshot's ID
+    ids = [int(event.id) for event in events[:5]]
+    assert ids == sorted(ids)
+    assert task["finish_reason"] == "completed" and task["metadata"] == {"user": 42}
+
+
+def test_reconnecting_with_last_event_id_misses_nothing_and_repeats_nothing(
+    api: API, database_url: str
+) -> None:
+    """A client that drops mid-stream and comes back with Last-Event-ID gets exactly the
+    events after it: every snapshot of every task once, in order, until all finished."""
+    videos = [api.simulator.add_video(f"video_resume_{i}", steps=6) for i in range(4)]
+    with make_tracker(api, database_url) as tracker:
+        tracker.settings = with_http(tracker.settings)
+        with daemon_running(tracker):
+            url = wait_for_port(tracker)
+            with httpx.Client(base_url=url, headers=AUTH, timeout=30) as client:
+                tracker.add(videos)
+                first = read_events(client, "/v1/events", until=5)
+                time.sleep(0.5)  # the daemon goes on meanwhile
+
+                def all_finished(events: list[Event]) -> bool:
+                    finished = [e for e in first + events if e.event == "finished"]
+                    return len(finished) == len(videos)
+
+                resumed = read_events(
+                    client,
+                    "/v1/events",
+                    until=all_finished,
+                    headers={"Last-Event-ID": first[-1].id or ""},
+                )
+        stored = sorted(s.id for video in videos for s in tracker.history(video))
+    seen = [e.data["id"] for e in first + resumed if e.event == "snapshot"]
+    assert len(seen) == len(set(seen)), "an event came twice"
+    assert seen == sorted(seen)
+    assert seen == [i for i in stored if i >= seen[0]]
+
+
+def wait_for_port(tracker: Tracker) -> str:
+    deadline = time.monotonic() + 30
+    while "--http-port" not in tracker.daemon.ports:
+        assert time.monotonic() < deadline, "the daemon did not listen"
+        time.sleep(0.05)
+    return f"http://127.0.0.1:{tracker.daemon.ports['--http-port']}"
+
+
+Served = tuple[Tracker, httpx.Client]
+
+
+@pytest.fixture
+def served(api: API, database_url: str) -> Iterator[Served]:
+    """`tracker serve` (the app alone) on the test database, with a server token."""
+    with make_tracker(api, database_url) as tracker:
+        settings = with_http(tracker.settings)
+        with (
+            RunningApp(settings, tracker.database) as url,
+            httpx.Client(base_url=url, headers=AUTH, timeout=30) as client,
+        ):
+            yield tracker, client
+
+
+def test_pages_of_tasks_are_newest_first_and_stable_while_tasks_arrive(served: Served) -> None:
+    """Paging with next_cursor visits every task once, newest first, while more are
+    registered between two pages; filters narrow the list; a forged cursor is a 400 naming it."""
+    _tracker, client = served
+    for index in range(12):
+        client.post(
+            "/v1/tasks",
+            json={"ids": [f"video_p{index:02d}"], "label": "even" if index % 2 == 0 else "odd"},
+        )
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 5, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/v1/tasks", params=params).json()
+        seen += [task["task_id"] for task in page["tasks"]]
+        client.post("/v1/tasks", json={"ids": [f"video_late_{len(seen)}"]})
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [f"video_p{index:02d}" for index in reversed(range(12))]
+    evens = client.get("/v1/tasks", params={"label": "even", "limit": 100}).json()["tasks"]
+    assert [task["task_id"] for task in evens] == [f"video_p{i:02d}" for i in (10, 8, 6, 4, 2, 0)]
+    bad = client.get("/v1/tasks", params={"cursor": "not-ours"})
+    assert bad.status_code == 400
+    assert bad.headers["content-type"] == "application/problem+json"
+    assert bad.json()["errors"] == [
+        {"detail": bad.json()["errors"][0]["detail"], "parameter": "cursor"}
+    ]
+
+
+def test_invalid_registrations_name_each_field_and_register_nothing(served: Served) -> None:
+    """All or nothing: bad IDs, oversized metadata, too many IDs, unknown fields, a body that is
+    not JSON: each a problem naming the field, and no task written."""
+    tracker, client = served
+    bad_ids = client.post("/v1/tasks", json={"ids": ["video_ok", "bad id", "a/b"]})
+    assert bad_ids.status_code == 422
+    assert [e["pointer"] for e in bad_ids.json()["errors"]] == ["/ids/1", "/ids/2"]
+    big = {"x": "y" * (17 * 1024)}
+    too_big = client.post(
+        "/v1/tasks", json={"tasks": [{"id": "video_a"}, {"id": "video_b", "metadata": big}]}
+    )
+    assert too_big.status_code == 422
+    assert [e["pointer"] for e in too_big.json()["errors"]] == ["/tasks/1/metadata"]
+    too_many = client.post("/v1/tasks", json={"ids": [f"v{i}" for i in range(10_001)]})
+    assert too_many.status_code == 422 and too_many.json()["errors"][0]["pointer"] == "/ids"
+    unknown = client.post("/v1/tasks", json={"ids": ["video_c"], "colour": "red"})
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["pointer"] == "/colour"
+    not_json = client.post(
+        "/v1/tasks", content=b"{nope", headers={"content-type": "application/json"}
+    )
+    assert not_json.status_code in (400, 422)
+    assert not_json.headers["content-type"] == "application/problem+json"
+    assert tracker.tasks() == []
+
+
+def test_one_task_its_history_and_its_removal(served: Served) -> None:
+    """GET one task, page through its snapshots, DELETE it (history kept), 404 for unknown."""
+    _tracker, client = served
+    client.post(
+        "/v1/tasks",
+        json={"tasks": [{"id": "video_one", "label": "solo", "metadata": {"k": [1, 2]}}]},
+    )
+    task = client.get("/v1/tasks/video_one").json()
+    assert (task["label"], task["metadata"], task["downloads"], task["notifications"]) == (
+        "solo",
+        {"k": [1, 2]},
+        [],
+        [],
+    )
+    assert client.get("/v1/tasks/video_unknown").status_code == 404
+    assert client.delete("/v1/tasks/video_unknown").status_code == 404
+    removed = client.delete("/v1/tasks/video_one").json()
+    assert removed["removed"] is True and removed["task"]["finish_reason"] == "removed"
+    again = client.delete("/v1/tasks/video_one").json()
+    assert again["removed"] is False
+    assert client.get("/v1/tasks/video_one/snapshots").json() == {
+        "snapshots": [],
+        "next_cursor": None,
+    }
+    stats = client.get("/v1/stats").json()
+    assert stats["finished"] == {"removed": 1}
+
+
+def test_every_endpoint_wants_a_token_but_health(served: Served) -> None:
+    """Without a token, or with a wrong one, every endpoint answers 401 (and says how to
+    authenticate); /healthz answers anyone; with the token, each works."""
+    _tracker, client = served
+    calls = [
+        ("GET", "/v1/tasks"),
+        ("POST", "/v1/tasks"),
+        ("GET", "/v1/tasks/x"),
+        ("GET", "/v1/tasks/x/snapshots"),
+        ("DELETE", "/v1/tasks/x"),
+        ("GET", "/v1/stats"),
+        ("GET", "/v1/events"),
+        ("GET", "/metrics"),
+    ]
+    for method, path in calls:
+        for headers in ({"Authorization": ""}, {"Authorization": "Bearer wrong-token-0000000000"}):
+            answer = client.request(method, path, headers=headers, json={"ids": ["x"]})
+            assert answer.status_code == 401, (method, path, headers)
+            assert answer.headers["www-authenticate"].startswith("Bearer")
+    assert client.get("/healthz", headers={"Authorization": ""}).status_code == 200
+    assert client.get("/metrics").status_code == 200
+    assert "tracker_tasks" in client.get("/metrics").text
+    assert client.get("/v1/stats").status_code == 200
+
+
+def test_an_unregistered_task_s_webhook_registers_it_when_asked(api: API, sqlite_url: str) -> None:
+    """With --webhook-registers, the API's signed event for a task nobody registered registers
+    it and makes it due; without, it is answered 200 and dropped."""
+    from tracker.simulator import send_webhook
+
+    secret = "whsec_YS1sb25nLWVub3VnaC13ZWJob29rLXNlY3JldA=="
+    with make_tracker(api, sqlite_url, webhook_secret=Secret(secret)) as tracker:
+        for registers in (False, True):
+            settings = with_http(tracker.settings, webhook_registers=registers)
+            with RunningApp(settings, tracker.database) as url:
+                status = send_webhook(
+                    f"{url}/webhooks", secret, "video.completed", f"video_hook_{registers}"
+                )
+            assert status == 200
+        assert [task.task_id for task in tracker.tasks()] == ["video_hook_True"]

@@ -1,0 +1,91 @@
+"""Helpers for tests of the HTTP service: a daemon running in a thread of its own, and a
+reader of Server-Sent Events over a real connection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from tracker import Tracker
+
+TOKEN = "server-token-for-tests-0123"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@contextmanager
+def daemon_running(tracker: Tracker) -> Iterator[None]:
+    """``tracker run`` (with its settings, an HTTP port among them if set) in a thread, until the
+    block ends; its ports are in ``tracker.daemon.ports`` once it listens."""
+    loop_ready = threading.Event()
+    holder: dict[str, Any] = {}
+    failure: list[BaseException] = []
+
+    async def main() -> None:
+        holder["loop"] = asyncio.get_running_loop()
+        holder["stop"] = asyncio.Event()
+        loop_ready.set()
+        await tracker.run_async(stop=holder["stop"])
+
+    def run() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:
+            failure.append(exc)
+            loop_ready.set()
+
+    tracker.daemon  # made here, before two threads could each make one  # noqa: B018
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    loop_ready.wait(30)
+    try:
+        yield
+    finally:
+        if "loop" in holder:
+            holder["loop"].call_soon_threadsafe(holder["stop"].set)
+        thread.join(30)
+    if failure:
+        raise failure[0]
+
+
+@dataclass
+class Event:
+    id: str | None
+    event: str
+    data: Any
+
+
+def read_events(
+    client: httpx.Client,
+    url: str,
+    *,
+    until: int | Callable[[list[Event]], bool],
+    headers: dict[str, str] | None = None,
+    params: Any = None,
+) -> list[Event]:
+    """Read events from an event stream until ``until`` of them came, or ``until(events)`` is
+    true (heartbeats and ``retry`` lines are not events), then hang up."""
+    done = until if callable(until) else lambda events: len(events) >= until
+    events: list[Event] = []
+    fields: dict[str, str] = {}
+    with client.stream("GET", url, headers=headers, params=params) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line == "":
+                if "data" in fields:
+                    data = json.loads(fields["data"])
+                    events.append(Event(fields.get("id"), fields.get("event", "message"), data))
+                    if done(events):
+                        return events
+                fields = {}
+            elif not line.startswith(":"):
+                name, _, value = line.partition(":")
+                fields[name] = value.removeprefix(" ")
+    return events
