@@ -16,6 +16,7 @@ from tracker.core.clock import Clock, SystemClock
 from tracker.core.eventloop import run_event_loop
 from tracker.settings import Settings
 from tracker.store import Database
+from tracker.web.server import Limits
 
 STARTUP_SECONDS = 30.0
 
@@ -24,12 +25,19 @@ class RunningApp:
     """``tracker serve`` in a thread: the app on a free port of 127.0.0.1 (unless the settings
     name one), until the block ends."""
 
-    def __init__(self, settings: Settings, database: Database, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        clock: Clock | None = None,
+        limits: Limits | None = None,
+    ) -> None:
         if settings.http_port is None:
             settings = replace(settings, http_port=0)
         self._settings = settings
         self._database = database
         self._clock = clock or SystemClock()
+        self._limits = limits
         self._ports: dict[str, int] = {}
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -77,4 +85,11 @@ class RunningApp:
             self._ports = ports
             self._ready.set()
 
-        await serve(self._settings, self._database, self._clock, stop=self._stop, on_ready=ready)
+        await serve(
+            self._settings,
+            self._database,
+            self._clock,
+            stop=self._stop,
+            on_ready=ready,
+            limits=self._limits,
+        )

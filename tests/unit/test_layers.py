@@ -24,7 +24,7 @@ ALLOWED = {
     "web": BOTTOM | {"core", "settings", "store", "http"},
     "daemon": BOTTOM | {"core", "settings", "store", "http", "web"},
     "python_api": BOTTOM | {"core", "settings", "store", "daemon"},
-    "testing": BOTTOM | {"core", "settings", "store", "daemon"},
+    "testing": BOTTOM | {"core", "settings", "store", "web", "daemon"},
     "cli": BOTTOM
     | {"core", "settings", "store", "http", "web", "daemon", "python_api", "simulator"},
 }

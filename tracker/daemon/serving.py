@@ -72,6 +72,7 @@ async def start_app(
     wanted: list[Listener],
     registered: Callable[[], None] | None = None,
     made_due: Callable[[str], None] | None = None,
+    limits: Limits | None = None,
 ) -> dict[str, int]:
     """Serve the app on ``wanted`` until ``stack`` closes; the ports bound, by flag."""
     check_exposure(settings, wanted)
@@ -99,7 +100,7 @@ async def start_app(
         app,
         app.state.stopping,
         forwarded_allow_ips=settings.forwarded_allow_ips,
-        limits=Limits(),
+        limits=limits or Limits(),
     )
     await server.start(sockets)
     stack.push_async_callback(server.stop)
@@ -124,6 +125,7 @@ async def serve(
     stop: asyncio.Event | None = None,
     handle_signals: bool = False,
     on_ready: Callable[[dict[str, int]], None] | None = None,
+    limits: Limits | None = None,
 ) -> None:
     """``tracker serve``: the app alone, until ``stop`` or a signal."""
     stop = stop or asyncio.Event()
@@ -135,7 +137,13 @@ async def serve(
         async with AsyncExitStack() as stack:
             probes = Probes(Metrics(), database.reads, clock)
             ports = await start_app(
-                stack, settings, database, clock, probes, wanted=listeners(settings, SERVE_PORT)
+                stack,
+                settings,
+                database,
+                clock,
+                probes,
+                wanted=listeners(settings, SERVE_PORT),
+                limits=limits,
             )
             if on_ready is not None:
                 on_ready(ports)

@@ -7,12 +7,12 @@ import ssl
 import threading
 
 from tracker.core.eventloop import run_event_loop
+from tracker.simulator.api import Simulator
 from tracker.simulator.http import (
     Answer,
     Request,
     serve_connection,
 )
-from tracker.simulator.api import Simulator
 
 
 class SimulatorServer:
