@@ -148,3 +148,22 @@ def test_same_task_allows_a_model_prefix_on_either_side(
 ) -> None:
     """Equal IDs, or one the other after dropping a "<model>:" prefix, are the same task."""
     assert same_task(answered, polled) is same
+
+
+def test_the_documented_id_pattern_agrees_with_the_rules() -> None:
+    """The OpenAPI document's pattern for a task ID accepts exactly what check_task_id does."""
+    import re
+
+    from tracker.web.schemas import TASK_ID_PATTERN
+
+    pattern = re.compile(TASK_ID_PATTERN)
+    candidates = [".", "..", "...", "a" * 256, "a" * 257, "sora-2:task_01H", "v/1", "v 1", "é"]
+    for code in range(0x20, 0x7F):
+        candidates += [chr(code), chr(code) * 2, f"a{chr(code)}b"]
+    for candidate in candidates:
+        try:
+            check_task_id(candidate)
+            valid = True
+        except InvalidTaskIDError:
+            valid = False
+        assert valid == bool(pattern.fullmatch(candidate)), candidate

@@ -22,6 +22,7 @@ from tracker.web.schemas import (
     NotificationOut,
     Registered,
     RegisterIn,
+    RegisterTasks,
     Removed,
     SnapshotOut,
     SnapshotPage,
@@ -73,7 +74,7 @@ def register(body: RegisterIn, service: ServiceOf) -> Registered:
 def _new_tasks(body: RegisterIn) -> list[NewTask]:
     errors: list[FieldError] = []
     tasks: dict[str, NewTask] = {}
-    if body.tasks is not None:
+    if isinstance(body, RegisterTasks):
         for index, item in enumerate(body.tasks):
             at = ("tasks", index)
             _check(item.id, pointer(*at, "id"), errors)
@@ -81,7 +82,6 @@ def _new_tasks(body: RegisterIn) -> list[NewTask]:
             provider = item.provider or DEFAULT_PROVIDER
             tasks.setdefault(item.id, NewTask(item.id, item.label, item.metadata, provider))
     else:
-        assert body.ids is not None
         _check_metadata(body.metadata, pointer("metadata"), errors)
         provider = body.provider or DEFAULT_PROVIDER
         for index, task_id in enumerate(body.ids):

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match
 
 from tracker.errors import TrackerError, UnknownTaskError, UsageError
+from tracker.web.schemas import FORM_TAGS
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -126,6 +127,13 @@ def install(app: FastAPI, routes: Callable[[], Iterable[BaseRoute]]) -> None:
         return problem(request, 503, detail="The database is unavailable; try again shortly.")
 
 
+def _operations(schema: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            if isinstance(operation, dict):
+                yield operation
+
+
 def _field_errors(exc: RequestValidationError) -> list[FieldError]:
     errors = []
     for error in exc.errors():
@@ -133,6 +141,8 @@ def _field_errors(exc: RequestValidationError) -> list[FieldError]:
         where, rest = (location[0], location[1:]) if location else ("body", ())
         message = str(error.get("msg", "invalid"))
         if where == "body":
+            if rest and rest[0] in FORM_TAGS:
+                rest = rest[1:]  # the tag of the form the body was read as, not a field
             errors.append(FieldError(detail=message, pointer=pointer(*rest)))
         else:
             name = ".".join(map(str, rest)) or str(where)
@@ -174,10 +184,13 @@ def document(app: FastAPI) -> None:
         )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(definitions["$defs"])
-        paths = json.dumps(schema.get("paths", {}))
+        # FastAPI documents its own 422 body; ours is a problem, as every other error.
+        for operation in _operations(schema):
+            invalid = operation.get("responses", {}).get("422")
+            if invalid is not None and "HTTPValidationError" in json.dumps(invalid):
+                operation["responses"]["422"] = responses(422)[422]
         for name in ("HTTPValidationError", "ValidationError"):
-            if f'"#/components/schemas/{name}"' not in paths:
-                components.pop(name, None)
+            components.pop(name, None)
         app.openapi_schema = schema
         return schema
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from tracker.core.models import Download, Snapshot, Stats, Task
 
@@ -16,6 +16,19 @@ MAX_METADATA_BYTES = 16 * 1024
 PROVIDER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 Metadata = dict[str, Any]
+
+# A valid task ID (README, Commands) as a JSON Schema pattern, for the OpenAPI document: 1 to
+# 256 printable ASCII characters but / ? # % \, and not "." or "..". Requests are checked by
+# tracker.core.ids, whose messages say which rule an ID breaks.
+_ID_CHARACTER = r"[!\"$&-.0->@-\[\]-~]"
+_ID_CHARACTER_NOT_DOT = r"[!\"$&-\-0->@-\[\]-~]"
+TASK_ID_PATTERN = (
+    f"^(?:{_ID_CHARACTER}{{3,256}}|{_ID_CHARACTER_NOT_DOT}|{_ID_CHARACTER_NOT_DOT}{_ID_CHARACTER}"
+    f"|{_ID_CHARACTER}{_ID_CHARACTER_NOT_DOT})$"
+)
+TaskId = Annotated[
+    str, Field(json_schema_extra={"pattern": TASK_ID_PATTERN, "minLength": 1, "maxLength": 256})
+]
 
 
 def metadata_size(metadata: Metadata) -> int:
@@ -27,7 +40,7 @@ class NewTaskIn(BaseModel):
     """One task to register, with its own label, metadata and provider."""
 
     model_config = ConfigDict(extra="forbid")
-    id: str = Field(min_length=1, max_length=256, description="The video API's task ID")
+    id: TaskId = Field(description="The video API's task ID")
     label: str | None = Field(default=None, max_length=1000)
     metadata: Metadata | None = Field(
         default=None, description="A JSON object of at most 16 KiB, given back with the task"
@@ -35,32 +48,47 @@ class NewTaskIn(BaseModel):
     provider: str | None = Field(default=None, pattern=PROVIDER_PATTERN)
 
 
-class RegisterIn(BaseModel):
-    """Tasks to register: ``ids`` sharing one label, metadata and provider, or ``tasks`` each
-    with its own; at most 10,000 in one call."""
+class RegisterIds(BaseModel):
+    """IDs sharing one label, metadata and provider; at most 10,000 in one call."""
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [
-                {"ids": ["video_68f0a1", "sora-2:task_01HXYZ"], "label": "launch trailer"},
-                {"tasks": [{"id": "video_68f0a1", "metadata": {"user": 42, "order": "A-17"}}]},
-            ]
+            "examples": [{"ids": ["video_68f0a1", "sora-2:task_01HXYZ"], "label": "trailer"}]
         },
     )
-    ids: list[str] | None = Field(default=None, min_length=1, max_length=MAX_TASKS_PER_CALL)
+    ids: list[TaskId] = Field(min_length=1, max_length=MAX_TASKS_PER_CALL)
     label: str | None = Field(default=None, max_length=1000)
-    metadata: Metadata | None = None
+    metadata: Metadata | None = Field(
+        default=None, description="A JSON object of at most 16 KiB, given back with the task"
+    )
     provider: str | None = Field(default=None, pattern=PROVIDER_PATTERN)
-    tasks: list[NewTaskIn] | None = Field(default=None, min_length=1, max_length=MAX_TASKS_PER_CALL)
 
-    @model_validator(mode="after")
-    def one_form(self) -> RegisterIn:
-        if (self.ids is None) == (self.tasks is None):
-            raise ValueError("give either ids (with label, metadata, provider) or tasks")
-        if self.tasks is not None and (self.label or self.metadata or self.provider):
-            raise ValueError("with tasks, each task carries its own label, metadata, provider")
-        return self
+
+class RegisterTasks(BaseModel):
+    """Tasks each with its own label, metadata and provider; at most 10,000 in one call."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"tasks": [{"id": "video_68f0a1", "metadata": {"user": 42}}]}]
+        },
+    )
+    tasks: list[NewTaskIn] = Field(min_length=1, max_length=MAX_TASKS_PER_CALL)
+
+
+def _form(body: Any) -> str:
+    return "tasks" if isinstance(body, dict) and "tasks" in body else "ids"
+
+
+# Read as one form or the other, chosen by its key, so that an error names the field of the
+# form given (a JSON pointer without the form's tag: see problems.py).
+RegisterIn = Annotated[
+    Annotated[RegisterIds, Tag("ids")] | Annotated[RegisterTasks, Tag("tasks")],
+    Discriminator(_form),
+]
+#: The tags pydantic puts first in the location of a field error of a RegisterIn body.
+FORM_TAGS = frozenset({"ids", "tasks"})
 
 
 class Registered(BaseModel):
