@@ -132,7 +132,7 @@ def test_the_units_command_line_runs(api: API, tmp_path: Path) -> None:
     (command,) = [value.split() for key, value in settings if key == "ExecStart"]
     (working_directory,) = [value for key, value in settings if key == "WorkingDirectory"]
     assert command[0] == INSTALLED
-    port = command.index("--metrics-port") + 1
+    port = command.index("--http-port") + 1
     command[port] = str(_free_port())
     env = {
         **os.environ,
@@ -156,7 +156,7 @@ def test_the_units_command_line_runs(api: API, tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     messages = [json.loads(line)["message"] for line in result.stderr.splitlines() if line]
-    assert any(m.startswith(f"metrics on http://127.0.0.1:{command[port]}/") for m in messages)
+    assert any(m.startswith(f"HTTP service on http://127.0.0.1:{command[port]}/") for m in messages)
     saved = tmp_path / "videos" / "video_unit.mp4"
     assert saved.read_bytes() == content_of(video, "video")
     assert (tmp_path / "state" / "tracker.db").is_file()
