@@ -1,0 +1,151 @@
+"""Providers (docs/providers.md): the APIs and keys tasks are polled on, declared in a TOML
+file, one table per provider:
+
+    [providers.relay-b]
+    api_base = "https://relay-b.example"
+    token_env = "RELAY_B_TOKEN"        # or token_file = "/etc/tracker/relay-b.token"
+    status_path = "/v1/video/query?id={id}"
+    concurrency = 64                   # requests in flight for this provider alone
+    interval = "10s"
+    request_timeout = "20s"
+    proxy = "http://proxy.corp:3128"   # or "none"
+
+Without a file, the one provider ``default`` is made of ``TRACKER_API_BASE``, the token and the
+polling settings, so nothing changes for a tracker without one. Tokens are read here, from the
+variable or the file the provider names, and are never stored, printed or logged.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tracker.core.ids import DEFAULT_STATUS_PATH, parse_status_path
+from tracker.core.models import DEFAULT_PROVIDER
+from tracker.core.secrets import Secret
+from tracker.errors import ConfigError
+from tracker.settings.proxies import Proxies, parse_proxy_choice, resolve_proxies
+from tracker.settings.values import (
+    checked_token,
+    parse_api_base,
+    parse_concurrency,
+    parse_short_duration,
+)
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_KEYS = frozenset(
+    {
+        "api_base",
+        "token_env",
+        "token_file",
+        "status_path",
+        "concurrency",
+        "interval",
+        "request_timeout",
+        "proxy",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Provider:
+    """One API and key. Unset limits (None) take the daemon's own settings."""
+
+    name: str
+    api_base: str
+    token: Secret | None = field(default=None, repr=False)
+    status_path: str = DEFAULT_STATUS_PATH
+    concurrency: int | None = None
+    interval: float | None = None
+    request_timeout: float | None = None
+    proxy: Proxies | None = None
+
+    def require_token(self) -> Secret:
+        if self.token is None:
+            raise ConfigError(f"provider {self.name!r} has no token")
+        return self.token
+
+
+def default_provider(
+    api_base: str, token: Secret | None, status_path: str, proxy: Proxies
+) -> Provider:
+    """The provider of a tracker without a providers file."""
+    return Provider(DEFAULT_PROVIDER, api_base, token, status_path, proxy=proxy)
+
+
+def read_providers(path: str, environ: Mapping[str, str]) -> tuple[Provider, ...]:
+    """The providers a TOML file declares; ConfigError naming the file, the provider and the
+    key for anything that cannot be used (never a token's value)."""
+    try:
+        document = tomllib.loads(Path(path).expanduser().read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"config {path!r}: cannot read it: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config {path!r}: not TOML: {exc}") from None
+    tables = document.get("providers")
+    unknown = set(document) - {"providers"}
+    if unknown:
+        raise ConfigError(f"config {path!r}: unknown table {sorted(unknown)[0]!r} (providers)")
+    if not isinstance(tables, dict) or not tables:
+        raise ConfigError(f"config {path!r}: no [providers.NAME] table")
+    return tuple(_provider(path, name, table, environ) for name, table in tables.items())
+
+
+def _provider(path: str, name: str, table: Any, environ: Mapping[str, str]) -> Provider:
+    where = f"config {path!r}, provider {name!r}"
+    if not NAME.fullmatch(name):
+        raise ConfigError(f"{where}: a name is letters, digits, '.', '_' and '-' (64 at most)")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: not a table")
+    extra = set(table) - _KEYS
+    if extra:
+        raise ConfigError(f"{where}: unknown key {sorted(extra)[0]!r}")
+    values: dict[str, Any] = {}
+    for key, parse in (
+        ("api_base", parse_api_base),
+        ("status_path", parse_status_path),
+        ("concurrency", parse_concurrency),
+        ("interval", parse_short_duration),
+        ("request_timeout", parse_short_duration),
+        ("proxy", parse_proxy_choice),
+    ):
+        if key in table:
+            raw = table[key]
+            if not isinstance(raw, str | int | float) or isinstance(raw, bool):
+                raise ConfigError(f"{where}: {key} must be a string or a number")
+            try:
+                values[key] = parse(str(raw))
+            except ValueError as exc:
+                raise ConfigError(f"{where}: {key} {raw!r}: {exc}") from None
+    if "api_base" not in values:
+        raise ConfigError(f"{where}: api_base is missing")
+    if "proxy" in values:
+        values["proxy"] = resolve_proxies(values["proxy"], environ)
+    values["token"] = _token(where, table, environ)
+    return Provider(name, **values)
+
+
+def _token(where: str, table: Mapping[str, Any], environ: Mapping[str, str]) -> Secret:
+    variable, path = table.get("token_env"), table.get("token_file")
+    if (variable is None) == (path is None):
+        raise ConfigError(f"{where}: give token_env (a variable's name) or token_file")
+    if variable is not None:
+        text = environ.get(str(variable), "")
+        source = f"{where}: the variable {variable!r}"
+        if not text:
+            raise ConfigError(f"{source} is not set")
+    else:
+        source = f"{where}: token_file {path!r}"
+        try:
+            text = Path(str(path)).expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
+            raise ConfigError(f"{source}: cannot read it: {reason}") from None
+    try:
+        return checked_token(text)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
