@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import API
+from tracker._version import __version__
 from tracker.core.models import Snapshot, Task
 from tracker.simulator import content_of
 from tracker.store import migrations
@@ -114,6 +115,14 @@ def test_help_lists_every_command(tracker: Run) -> None:
     assert result.returncode == 0
     for command in ("add", "remove", "list", "history", "poll", "run", "sql", "db", "demo"):
         assert command in result.stdout
+
+
+def test_version_prints_the_installed_version(tracker: Run, workdir: Path) -> None:
+    """`tracker --version` prints the package's version and exits 0, creating no database."""
+    result = tracker("--version")
+    assert (result.returncode, result.stdout.strip()) == (0, f"tracker {__version__}")
+    assert __version__[:1].isdigit()
+    assert not (workdir / "tracker.db").exists()
 
 
 def test_python_dash_m_tracker_is_the_same_command(workdir: Path) -> None:
