@@ -141,7 +141,8 @@ class Tracker:
         return self.database.reads.export_rows(table, since)
 
     def sql(self, query: str) -> QueryResult:
-        """Run one read-only SQL statement; writes raise QueryRefusedError."""
+        """Run one read-only SQL statement; a write or several statements raise
+        QueryRefusedError, a mistake in the query QueryError."""
         return self.database.sql.run_read_only(query)
 
     def poll_once(self, all_unfinished: bool = False) -> PassSummary:

@@ -392,6 +392,24 @@ def test_sql_prints_tables_json_and_csv_and_refuses_writes(tracker: Run, workdir
     assert json.loads(tracker("sql", query, "--json").stdout)[0]["label"] == "x"
 
 
+def test_sql_tells_a_refusal_from_a_mistake_in_the_query(tracker: Run, workdir: Path) -> None:
+    """A write or two statements are refused, a missing table or bad syntax is an error in the
+    query: each one line on stderr saying which, exit 2, nothing changed."""
+    tracker("add", "video_a")
+    expected = {
+        "SELECT * FROM nope": "tracker: error: error in the query: no such table: nope",
+        "SELEC 1": 'tracker: error: error in the query: near "SELEC": syntax error',
+        "SELECT 1; SELECT 2": "tracker: error: refused: tracker sql runs exactly one statement",
+        "DELETE FROM tasks": "tracker: error: refused: tracker sql runs one read-only statement "
+        "(SELECT, WITH, VALUES, TABLE); this one is DELETE",
+    }
+    for query, line in expected.items():
+        result = tracker("sql", query)
+        assert_usage_error(result)
+        assert (result.stdout, result.stderr.strip()) == ("", line)
+    assert count_tasks(workdir) == 1
+
+
 def test_remove_keeps_history_and_reports_finished_ones(tracker: Run, workdir: Path) -> None:
     """`remove` finishes tasks as removed; removing again says they had already finished."""
     tracker("add", "video_a", "video_b")
