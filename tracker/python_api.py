@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
-from functools import cached_property
+from functools import cached_property, partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -110,9 +110,17 @@ class Tracker:
         return self.database.tasks.add_tasks(checked, label, self._clock.now())
 
     def remove(self, task_ids: Iterable[str]) -> RemoveResult:
-        """Stop watching; the history is kept. An unknown ID raises UnknownTaskError."""
+        """Stop watching; the history is kept. An unknown ID raises UnknownTaskError. With
+        ``notify_url`` or ``on_finish`` set, each task removed owes its event on each, as any
+        finished task does (a daemon with that channel delivers it)."""
         checked = check_task_ids(task_ids)
-        return self.database.tasks.remove_tasks(checked, self._clock.now())
+        channels = self.settings.notification_channels()
+        events_for = None
+        if channels:
+            from tracker.daemon.events import owed_without_poll
+
+            events_for = partial(owed_without_poll, channels)
+        return self.database.tasks.remove_tasks(checked, self._clock.now(), events_for)
 
     def tasks(
         self, status: str | None = None, unfinished: bool = False, limit: int | None = None

@@ -422,6 +422,25 @@ def test_remove_keeps_history_and_reports_finished_ones(tracker: Run, workdir: P
     assert all(row["finished_at"] for row in rows)
 
 
+def test_remove_owes_the_events_of_the_channels_set(tracker: Run, workdir: Path) -> None:
+    """`remove` with TRACKER_NOTIFY_URL (and --on-finish) set writes one pending event per
+    channel for each task it finishes; without them, none."""
+    tracker("add", "video_a", "video_b")
+    assert tracker("remove", "video_a").returncode == 0
+    env = {"TRACKER_NOTIFY_URL": "http://127.0.0.1:9/hooks"}
+    removed = tracker("remove", "video_b", "--on-finish", "true", env=env)
+    assert removed.returncode == 0, removed.stderr
+    rows = json.loads(
+        tracker(
+            "sql", "SELECT task_id, channel, state FROM outbox ORDER BY channel", "--json"
+        ).stdout
+    )
+    assert rows == [
+        {"task_id": "video_b", "channel": "command", "state": "pending"},
+        {"task_id": "video_b", "channel": "webhook", "state": "pending"},
+    ]
+
+
 def test_db_upgrade_and_current_from_any_directory(tracker: Run, tmp_path: Path) -> None:
     """`db upgrade` migrates a new database to head wherever the command runs from."""
     url = f"sqlite:///{tmp_path / 'elsewhere.db'}"

@@ -157,6 +157,9 @@ class ClaimedTask:
     progress: int | None = None
     last_error: str | None = None
     provider: str = DEFAULT_PROVIDER
+    # Given back in the events of its finish.
+    label: str | None = None
+    metadata: Any = None
 
 
 @dataclass(frozen=True)

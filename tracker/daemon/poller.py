@@ -32,7 +32,7 @@ from tracker.core.models import (
 )
 from tracker.daemon.claims import Claimer
 from tracker.daemon.dbthread import DatabaseThread
-from tracker.daemon.events import owed_by_poll, owed_by_timeout
+from tracker.daemon.events import owed_by_poll, owed_without_poll
 from tracker.daemon.pause import AccountPause
 from tracker.daemon.rules import Policy, changed, decide
 from tracker.daemon.writes import DatabaseHealth, WriteBuffer
@@ -189,7 +189,7 @@ class Poller:
         return timed_out
 
     def _timed_out_events(self, task: Task) -> Sequence[NewEvent]:
-        return owed_by_timeout(self._follow_ups, task)
+        return owed_without_poll(self._follow_ups.channels, task)
 
     async def has_unfinished(self) -> bool:
         return await self._database.run(self._store.has_unfinished)

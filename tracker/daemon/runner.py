@@ -172,16 +172,8 @@ class Daemon:
 
     def _follow_ups(self) -> FollowUps:
         settings = self.settings
-        channels = tuple(
-            channel
-            for channel, wanted in (
-                ("webhook", settings.notify_url),
-                ("command", settings.on_finish),
-            )
-            if wanted
-        )
         variants = settings.download_variants if settings.download_dir else ()
-        return FollowUps(variants=variants, channels=channels)
+        return FollowUps(variants=variants, channels=settings.notification_channels())
 
     def _owed(
         self, database: DatabaseThread, follow_ups: FollowUps

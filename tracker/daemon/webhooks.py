@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from tracker.http.server import Answer, Request, error_body, serve_connection
@@ -21,6 +22,31 @@ MAX_CONNECTIONS = 64
 REQUEST_SECONDS = 10.0
 MAX_BODY_BYTES = 64 * 1024
 EVENT_TYPES = frozenset({"video.completed", "video.failed"})
+
+
+class NotAVideoEvent(ValueError):
+    """A signed event the receiver does not act on: answered 400 (docs/follow-ups.md)."""
+
+
+@dataclass(frozen=True)
+class VideoEvent:
+    type: str  # one of EVENT_TYPES
+    task_id: str
+
+
+def video_event(body: bytes) -> VideoEvent:
+    """What a signed event's body asks for: a task to poll now. Anything but a
+    ``video.completed`` or ``video.failed`` event naming a task raises NotAVideoEvent."""
+    try:
+        event: Any = json.loads(body)
+        kind, task_id = event["type"], event["data"]["id"]
+    except (ValueError, KeyError, TypeError):
+        raise NotAVideoEvent("not an event with a type and data.id") from None
+    if not isinstance(kind, str) or not isinstance(task_id, str) or not task_id:
+        raise NotAVideoEvent("not an event with a type and data.id")
+    if kind not in EVENT_TYPES:
+        raise NotAVideoEvent(f"{kind[:100]} is not one of {', '.join(sorted(EVENT_TYPES))}")
+    return VideoEvent(kind, task_id)
 
 
 class WebhookReceiver:
@@ -93,19 +119,19 @@ class WebhookReceiver:
             # Senders retry until they see a 2xx: a retry is acknowledged, not acted on again.
             return 200, {}, json.dumps({"received": True, "duplicate": True}).encode()
         try:
-            event: Any = json.loads(request.body)
-            kind, task_id = event["type"], event["data"]["id"]
-        except (ValueError, KeyError, TypeError):
-            return 400, {}, error_body("Not a video event.", "invalid_request")
-        if not isinstance(kind, str) or not isinstance(task_id, str):
-            return 400, {}, error_body("Not a video event.", "invalid_request")
+            event = video_event(request.body)
+        except NotAVideoEvent as exc:
+            logger.info("webhook %s not acted on: %s", event_id, exc)
+            return 400, {}, error_body(f"Not a video event: {exc}.", "invalid_request")
         try:
-            polled = kind in EVENT_TYPES and await self._on_event(task_id)
+            polled = await self._on_event(event.task_id)
         except Exception as exc:
             # Not remembered: the sender's retry of this event gets another chance.
-            logger.warning("webhook %s for %s not acted on: %s", kind, task_id, exc)
+            logger.warning("webhook %s for %s not acted on: %s", event.type, event.task_id, exc)
             return 503, {}, error_body("Could not act on the event; retry.", "unavailable")
         self._remember(event_id, now)
         self.accepted += 1
-        logger.info("webhook %s for %s%s", kind, task_id, ": polling it now" if polled else "")
+        logger.info(
+            "webhook %s for %s%s", event.type, event.task_id, ": polling it now" if polled else ""
+        )
         return 200, {}, json.dumps({"received": True, "polling": polled}).encode()

@@ -64,6 +64,12 @@ class Settings:
     metrics_host: str = LOOPBACK
     retain: float | None = None
 
+    def notification_channels(self) -> tuple[str, ...]:
+        """The channels every finished task is notified on (docs/follow-ups.md): ``webhook``
+        with a notify URL, ``command`` with an on-finish command."""
+        wanted = (("webhook", self.notify_url), ("command", self.on_finish))
+        return tuple(channel for channel, setting in wanted if setting)
+
     def require_token(self) -> Secret:
         if self.token is None:
             raise ConfigError(
@@ -269,3 +275,5 @@ FOLLOW_UPS = (
 OPERATING = ("metrics_port", "metrics_host", "retain")
 RUN = (*POLL, *FOLLOW_UPS, *OPERATING)
 DOWNLOAD = ("api_base", "token", "proxy", "request_timeout", "download_dir", "download_variants")
+# A task removed owes its events as any finished task (the daemons deliver them).
+REMOVE = ("notify_url", "on_finish")
