@@ -5,6 +5,7 @@ The public surface is what this module exports; the modules behind it may change
 
 from tracker._version import __version__
 from tracker.core.models import AddResult, FinishReason, PassSummary, RemoveResult, Snapshot, Task
+from tracker.core.pauses import Pause
 from tracker.core.secrets import Secret
 from tracker.errors import (
     ConfigError,
@@ -27,6 +28,7 @@ __all__ = [
     "FinishReason",
     "InvalidTaskIDError",
     "PassSummary",
+    "Pause",
     "QueryError",
     "QueryRefusedError",
     "QueryResult",

@@ -24,6 +24,7 @@ from tracker.core.models import (
     Stats,
     Task,
 )
+from tracker.core.pauses import Pause
 from tracker.errors import ConfigError, UnknownTaskError, UsageError
 from tracker.settings import Settings, settings_from_keywords
 from tracker.settings.values import parse_download_dir
@@ -129,6 +130,11 @@ class Tracker:
 
     def history(self, task_id: str) -> list[Snapshot]:
         return self.database.reads.history(task_id)
+
+    def pauses(self) -> list[Pause]:
+        """The pauses of the API in force now (a rate limit, a refused token): until when, why,
+        and how many unfinished tasks they hold back."""
+        return self.database.reads.pauses(self._clock.now())
 
     def stats(self) -> Stats:
         """Counts of tasks, backlog, recent polls, downloads and notifications."""

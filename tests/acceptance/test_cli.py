@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import fields
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -662,3 +664,97 @@ def test_json_logs_stats_and_export(tracker: Run, api: API, workdir: Path) -> No
     dry_run = tracker("prune", "--older-than", "1s", "--dry-run").stdout.strip()
     assert dry_run == "would prune 3 snapshots"
     assert tracker("prune", "--older-than", "1s").stdout.strip() == "pruned 3 snapshots"
+
+
+def on_a_terminal(args: list[str], cwd: Path) -> str:
+    """What `tracker ARGS` prints when its standard output is a terminal."""
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        subprocess.run(
+            [TRACKER, *args], cwd=cwd, stdout=terminal, stderr=subprocess.DEVNULL, timeout=60
+        )
+        os.close(terminal)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the terminal is closed and drained
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        os.close(controller)
+    return output.decode().replace("\r\n", "\n")
+
+
+def test_a_refused_token_pause_is_said_by_poll_stats_list_and_a_starting_daemon(
+    tracker: Run, api: API, workdir: Path
+) -> None:
+    """After a 401, with the token fixed: `poll` says how many tasks wait, until when in UTC,
+    why, and that `poll --all` asks now; `stats` (text and JSON) and `list` on a terminal show
+    the pause; a daemon started meanwhile says it once, as a WARNING, and asks the API nothing
+    before the pause ends."""
+    ids = [api.simulator.add_video(f"video_paused_{i}", steps=100) for i in range(3)]
+    env = api_env(api, TRACKER_POLL_INTERVAL="60")
+    tracker("add", *ids)
+    refused = tracker("poll", env={**env, "TRACKER_API_TOKEN": "sk-wrong-token-7"})
+    assert refused.returncode == 1
+
+    def asked() -> int:
+        """Requests the API answered with a status: snapshots (the refused one included)."""
+        return int(
+            json.loads(tracker("sql", "SELECT COUNT(*) AS n FROM snapshots", "--json").stdout)[0][
+                "n"
+            ]
+        )
+
+    refused_polls = asked()  # the three sent at once; the first refusal paused every task
+    assert refused_polls >= 1
+
+    fixed = tracker("poll", env=env)
+    assert fixed.returncode == 0, fixed.stderr
+    first, second = fixed.stdout.splitlines()
+    assert first == "polled 0 tasks: 0 finished, 0 failed polls"
+    assert re.fullmatch(
+        r"3 tasks wait until \d\d:\d\d:\d\d UTC for the API's back-off \(a refused token\); "
+        r"`tracker poll --all` asks now",
+        second,
+    ), second
+
+    [pause] = json.loads(tracker("stats", "--json").stdout)["paused"]
+    assert (pause["provider"], pause["reason"], pause["refusals"], pause["waiting"]) == (
+        "default",
+        "refused",
+        1,
+        3,
+    )
+    until = datetime.fromisoformat(pause["paused_until"])
+    assert 50 < (until - datetime.now(UTC)).total_seconds() <= 60
+    assert f"paused: {second}" in tracker("stats").stdout.splitlines()
+    assert on_a_terminal(["list"], workdir).splitlines()[0] == second
+    assert tracker("list").stdout.splitlines()[0].split()[0] == "task_id"  # piped: the table
+
+    daemon = subprocess.Popen(
+        [TRACKER, "run"],
+        cwd=workdir,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert daemon.stderr is not None
+    seen = []
+    deadline = time.monotonic() + 30
+    while not any("polling every" in line for line in seen):
+        assert time.monotonic() < deadline
+        seen.append(daemon.stderr.readline())
+    time.sleep(1)  # a second of ticks: none may poll
+    daemon.send_signal(signal.SIGTERM)
+    _out, rest = daemon.communicate(timeout=15)
+    warnings = [line for line in seen + rest.splitlines() if " WARNING " in line]
+    assert len(warnings) == 1, warnings
+    assert "3 tasks wait until " in warnings[0] and "(a refused token)" in warnings[0]
+    assert asked() == refused_polls and sum(api.simulator.polls(video) for video in ids) == 0

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from tests.doubles import START, FakeClock, http_error, ok
-from tracker.core.models import ClaimedTask, FetchResult, FollowUps, PollRecord
+from tracker.core.models import DEFAULT_PROVIDER, ClaimedTask, FetchResult, FollowUps, PollRecord
+from tracker.core.pauses import Pause, PauseReason
 from tracker.core.video import ASSETS_LAST
 from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.poller import Poller
@@ -235,7 +236,8 @@ def test_a_refused_token_pause_is_stored_for_every_task(
     db: Database, db_thread: DatabaseThread
 ) -> None:
     """After a 401 every unfinished task waits out the pause in next_poll_at, so a restart or
-    a `tracker poll` does not ask the API again before it ends."""
+    a `tracker poll` does not ask the API again before it ends; `pauses` says until when and
+    why until it ends."""
     db.tasks.add_tasks([f"t{i}" for i in range(5)], None, START)
     api = ScriptedAPI(default=http_error(401))
     poller = make_poller(db, db_thread, api, FakeClock(), concurrency=1)
@@ -247,6 +249,11 @@ def test_a_refused_token_pause_is_stored_for_every_task(
     assert all(task.next_poll_at >= until for task in tasks)
     unpolled = [task for task in tasks if task.poll_count == 0]
     assert len(unpolled) == 4 and {task.next_poll_at for task in unpolled} == {until}
+    # And in `pauses`, for every command to say until when and why.
+    assert db.reads.pauses(START) == [
+        Pause(DEFAULT_PROVIDER, until, PauseReason.REFUSED, 1, START, waiting=5)
+    ]
+    assert db.reads.pauses(until) == []  # it expires by itself
     # A fresh daemon on the same database finds nothing due before the pause ends.
     later = FakeClock(until - timedelta(seconds=1))
     fresh = make_poller(db, db_thread, api, later)

@@ -87,6 +87,7 @@ class Daemon:
 
                     metrics = Metrics()
                 poller = self._poller(client, owner, database, follow_ups, metrics)
+                await self._carry_on_pauses(poller, database)
                 workers: list[Worker] = []
                 if metrics is not None:
                     workers.append(await self._serve_metrics(stack, metrics, poller, database))
@@ -121,6 +122,18 @@ class Daemon:
                 await database.run(self._database.leases.release_owners, [owner])
         finally:
             database.close()
+
+    async def _carry_on_pauses(self, poller: Poller, database: DatabaseThread) -> None:
+        """A pause stored by an earlier run or another process still holds: said once, and
+        waited out (the tasks' next_poll_at already hold it)."""
+        now = self._clock.now()
+        for pause in await database.run(self._database.reads.pauses, now):
+            logger.warning(
+                "no request before the pause ends: %d tasks wait %s",
+                pause.waiting or 0,
+                pause.said(now),
+            )
+            poller.pause.restore(pause)
 
     async def poll_pass(self, all_unfinished: bool = False) -> PassSummary:
         """Poll every due unfinished task once (every unfinished one with ``all_unfinished``)."""
