@@ -108,7 +108,10 @@ class Tracker:
     def add(self, task_ids: Iterable[str], label: str | None = None) -> AddResult:
         """Register IDs; all or nothing: one invalid ID raises InvalidTaskIDError."""
         checked = check_task_ids(task_ids)  # before the database is opened: nothing written
-        return self.database.tasks.add_tasks(checked, label, self._clock.now())
+        result = self.database.tasks.add_tasks(checked, label, self._clock.now())
+        if result.added and "daemon" in self.__dict__:
+            self.daemon.wake()  # a daemon of this Tracker polls them at once
+        return result
 
     def remove(self, task_ids: Iterable[str]) -> RemoveResult:
         """Stop watching; the history is kept. An unknown ID raises UnknownTaskError. With

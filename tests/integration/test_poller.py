@@ -9,7 +9,7 @@ import random
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -506,3 +506,93 @@ def test_without_news_a_poll_puts_the_task_an_interval_away(
     task = db.reads.task("t1")
     assert task is not None and task.poll_count == 1
     assert task.next_poll_at >= START + timedelta(seconds=POLICY.interval * 0.9)
+
+
+class CountingStore(PollStore):
+    """The real store, counting the claims and the looks at the next due time."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db.engine)
+        self.calls: Counter[str] = Counter()
+
+    def claim_due(self, *args: Any, **kwargs: Any) -> list[ClaimedTask]:
+        self.calls["claim_due"] += 1
+        return super().claim_due(*args, **kwargs)
+
+    def next_due(self, now: datetime) -> datetime | None:
+        self.calls["next_due"] += 1
+        return super().next_due(now)
+
+
+async def ticks(poller: Poller, clock: FakeClock, seconds: float, every: float = 0.1) -> None:
+    """The scheduler's ticks for ``seconds`` of the clock, every ``every``, each one finishing
+    what it started (polls, writes) before the clock moves on."""
+    for _ in range(round(seconds / every)):
+        await poller.tick()
+        while poller.busy:
+            await asyncio.sleep(0)
+            await poller.tick()
+        clock.advance(every)
+
+
+def test_with_nothing_due_the_poller_asks_the_database_once_a_second(
+    db: Database, db_thread: DatabaseThread
+) -> None:
+    """One task at a 15 s interval, ticks every 0.1 s: between its polls the poller claims
+    nothing and looks at the next due time at most once a second (not ten claims a second),
+    and still polls the task the tick its time comes."""
+    db.tasks.add_tasks(["t"], None, START)
+    store, clock, api = CountingStore(db), FakeClock(), ScriptedAPI()
+    poller = Poller(
+        store,
+        api,
+        policy=Policy(interval=15.0, give_up_after=3600.0, request_timeout=5.0),
+        owner=OWNER,
+        clock=clock,
+        database=db_thread,
+        rng=random.Random(5),
+    )
+
+    async def go() -> None:
+        await ticks(poller, clock, 0.1)  # polls it, writes it
+        assert api.calls["t"] == 1
+        [task] = db.reads.tasks()
+        due = task.next_poll_at
+        store.calls.clear()
+        await ticks(poller, clock, 5.0)
+        assert store.calls["claim_due"] <= 1
+        assert store.calls["next_due"] <= 6
+        assert poller.rest_seconds() > 0
+        clock.current = due - timedelta(seconds=0.05)
+        store.calls.clear()
+        await ticks(poller, clock, 0.2)  # the first tick past the due time claims, polls it
+        assert api.calls["t"] == 2
+        assert store.calls["next_due"] <= 2
+
+    asyncio.run(go())
+
+
+def test_wake_makes_the_next_tick_claim_at_once(db: Database, db_thread: DatabaseThread) -> None:
+    """A task registered by another process waits for the idle check (a second at most); one
+    registered in this process wakes the poller, and the very next tick claims and polls it."""
+    store, clock, api = CountingStore(db), FakeClock(), ScriptedAPI()
+    poller = make_poller(db, db_thread, api, clock, store=store)
+    woken: list[bool] = []
+    poller.when_woken(lambda: woken.append(True))
+
+    async def go() -> None:
+        await ticks(poller, clock, 0.2)  # nothing registered: it goes quiet
+        assert poller.rest_seconds() > 0.5
+        db.tasks.add_tasks(["elsewhere"], None, clock.now())
+        claims = store.calls["claim_due"]
+        await ticks(poller, clock, 0.3)
+        assert store.calls["claim_due"] == claims and api.calls["elsewhere"] == 0
+        db.tasks.add_tasks(["here"], None, clock.now())
+        poller.wake()
+        assert woken == [True] and poller.rest_seconds() == 0
+        await poller.tick()
+        assert store.calls["claim_due"] == claims + 1 and poller.busy
+        await ticks(poller, clock, 0.1)
+        assert (api.calls["elsewhere"], api.calls["here"]) == (1, 1)
+
+    asyncio.run(go())

@@ -58,6 +58,13 @@ class Daemon:
         )
         #: The ports its servers listen on, by name ("metrics", "webhooks"), once they do.
         self.ports: dict[str, int] = {}
+        self._running: Poller | None = None
+
+    def wake(self) -> None:
+        """A task was registered or made due in this process: a running daemon claims at its
+        next tick instead of waiting out its idle check (any thread may call this)."""
+        if self._running is not None:
+            self._running.wake()
 
     async def run(
         self,
@@ -88,6 +95,7 @@ class Daemon:
                     metrics = Metrics()
                 poller = self._poller(client, owner, database, follow_ups, metrics)
                 await self._carry_on_pauses(poller, database)
+                self._running = poller
                 workers: list[Worker] = []
                 if metrics is not None:
                     workers.append(await self._serve_metrics(stack, metrics, poller, database))
@@ -121,6 +129,7 @@ class Daemon:
                 # Give back whatever is still claimed: a restart or another daemon takes it.
                 await database.run(self._database.leases.release_owners, [owner])
         finally:
+            self._running = None
             database.close()
 
     async def _carry_on_pauses(self, poller: Poller, database: DatabaseThread) -> None:

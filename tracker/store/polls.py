@@ -80,6 +80,20 @@ class PollStore(SQLStore):
         claimed.sort(key=lambda task: task.next_poll_at)
         return claimed
 
+    def next_due(self, now: datetime) -> datetime | None:
+        """When the earliest unfinished task nobody holds at ``now`` is due (perhaps already);
+        None without one. A read of the due index's first entry: what an idle daemon asks
+        instead of claiming."""
+        query = (
+            select(tasks.c.next_poll_at)
+            .where(tasks.c.finished == false(), lease_free(tasks, now))
+            .order_by(tasks.c.next_poll_at)
+            .limit(1)
+        )
+        with self._engine.connect() as connection:
+            due: datetime | None = connection.scalar(query)
+            return due
+
     def record_polls(self, owner: str, records: Sequence[PollRecord]) -> int:
         """Write snapshots and task updates for the tasks ``owner`` still holds, with what
         finished ones owe; release them. Returns how many were written."""
