@@ -5,11 +5,13 @@ The public surface is what this module exports; the modules behind it may change
 
 from tracker._version import __version__
 from tracker.core.models import AddResult, FinishReason, PassSummary, RemoveResult, Snapshot, Task
+from tracker.core.pauses import Pause
 from tracker.core.secrets import Secret
 from tracker.errors import (
     ConfigError,
     DatabaseError,
     InvalidTaskIDError,
+    QueryError,
     QueryRefusedError,
     TrackerError,
     UnknownTaskError,
@@ -26,6 +28,8 @@ __all__ = [
     "FinishReason",
     "InvalidTaskIDError",
     "PassSummary",
+    "Pause",
+    "QueryError",
     "QueryRefusedError",
     "QueryResult",
     "RemoveResult",

@@ -5,7 +5,8 @@
     │   ├── ConfigError           a setting (flag, variable or token file) that cannot be used
     │   ├── InvalidTaskIDError    a task ID outside the rules (README, Commands)
     │   ├── UnknownTaskError      a command named a task that is not registered
-    │   └── QueryRefusedError     `tracker sql` was given a write or a statement it cannot run
+    │   ├── QueryRefusedError     `tracker sql` was given a write or several statements
+    │   └── QueryError            `tracker sql` was given a query with a mistake in it
     └── DatabaseError             the database cannot be reached, opened or migrated; exit 1
 
 Failures of single polls are not exceptions: the API client turns them into error snapshots.
@@ -35,7 +36,12 @@ class UnknownTaskError(UsageError):
 
 
 class QueryRefusedError(UsageError):
-    """`tracker sql` refused a statement: a write, several statements, or invalid SQL."""
+    """`tracker sql` refused to run a query: a statement that writes, or several statements."""
+
+
+class QueryError(UsageError):
+    """`tracker sql` could not run a query because of a mistake in it (its syntax, a table or
+    a column that does not exist); the message is the database's own first line."""
 
 
 class DatabaseError(TrackerError):

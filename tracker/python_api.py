@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
-from functools import cached_property
+from functools import cached_property, partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from tracker.core.models import (
     Stats,
     Task,
 )
+from tracker.core.pauses import Pause
 from tracker.errors import ConfigError, UnknownTaskError, UsageError
 from tracker.settings import Settings, settings_from_keywords
 from tracker.settings.values import parse_download_dir
@@ -107,12 +108,23 @@ class Tracker:
     def add(self, task_ids: Iterable[str], label: str | None = None) -> AddResult:
         """Register IDs; all or nothing: one invalid ID raises InvalidTaskIDError."""
         checked = check_task_ids(task_ids)  # before the database is opened: nothing written
-        return self.database.tasks.add_tasks(checked, label, self._clock.now())
+        result = self.database.tasks.add_tasks(checked, label, self._clock.now())
+        if result.added and "daemon" in self.__dict__:
+            self.daemon.wake()  # a daemon of this Tracker polls them at once
+        return result
 
     def remove(self, task_ids: Iterable[str]) -> RemoveResult:
-        """Stop watching; the history is kept. An unknown ID raises UnknownTaskError."""
+        """Stop watching; the history is kept. An unknown ID raises UnknownTaskError. With
+        ``notify_url`` or ``on_finish`` set, each task removed owes its event on each, as any
+        finished task does (a daemon with that channel delivers it)."""
         checked = check_task_ids(task_ids)
-        return self.database.tasks.remove_tasks(checked, self._clock.now())
+        channels = self.settings.notification_channels()
+        events_for = None
+        if channels:
+            from tracker.daemon.events import owed_without_poll
+
+            events_for = partial(owed_without_poll, channels)
+        return self.database.tasks.remove_tasks(checked, self._clock.now(), events_for)
 
     def tasks(
         self, status: str | None = None, unfinished: bool = False, limit: int | None = None
@@ -121,6 +133,11 @@ class Tracker:
 
     def history(self, task_id: str) -> list[Snapshot]:
         return self.database.reads.history(task_id)
+
+    def pauses(self) -> list[Pause]:
+        """The pauses of the API in force now (a rate limit, a refused token): until when, why,
+        and how many unfinished tasks they hold back."""
+        return self.database.reads.pauses(self._clock.now())
 
     def stats(self) -> Stats:
         """Counts of tasks, backlog, recent polls, downloads and notifications."""
@@ -141,7 +158,8 @@ class Tracker:
         return self.database.reads.export_rows(table, since)
 
     def sql(self, query: str) -> QueryResult:
-        """Run one read-only SQL statement; writes raise QueryRefusedError."""
+        """Run one read-only SQL statement; a write or several statements raise
+        QueryRefusedError, a mistake in the query QueryError."""
         return self.database.sql.run_read_only(query)
 
     def poll_once(self, all_unfinished: bool = False) -> PassSummary:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -11,11 +12,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import fields
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import API
+from tracker._version import __version__
 from tracker.core.models import Snapshot, Task
 from tracker.simulator import content_of
 from tracker.store import migrations
@@ -114,6 +117,14 @@ def test_help_lists_every_command(tracker: Run) -> None:
     assert result.returncode == 0
     for command in ("add", "remove", "list", "history", "poll", "run", "sql", "db", "demo"):
         assert command in result.stdout
+
+
+def test_version_prints_the_installed_version(tracker: Run, workdir: Path) -> None:
+    """`tracker --version` prints the package's version and exits 0, creating no database."""
+    result = tracker("--version")
+    assert (result.returncode, result.stdout.strip()) == (0, f"tracker {__version__}")
+    assert __version__[:1].isdigit()
+    assert not (workdir / "tracker.db").exists()
 
 
 def test_python_dash_m_tracker_is_the_same_command(workdir: Path) -> None:
@@ -383,6 +394,24 @@ def test_sql_prints_tables_json_and_csv_and_refuses_writes(tracker: Run, workdir
     assert json.loads(tracker("sql", query, "--json").stdout)[0]["label"] == "x"
 
 
+def test_sql_tells_a_refusal_from_a_mistake_in_the_query(tracker: Run, workdir: Path) -> None:
+    """A write or two statements are refused, a missing table or bad syntax is an error in the
+    query: each one line on stderr saying which, exit 2, nothing changed."""
+    tracker("add", "video_a")
+    expected = {
+        "SELECT * FROM nope": "tracker: error: error in the query: no such table: nope",
+        "SELEC 1": 'tracker: error: error in the query: near "SELEC": syntax error',
+        "SELECT 1; SELECT 2": "tracker: error: refused: tracker sql runs exactly one statement",
+        "DELETE FROM tasks": "tracker: error: refused: tracker sql runs one read-only statement "
+        "(SELECT, WITH, VALUES, TABLE); this one is DELETE",
+    }
+    for query, line in expected.items():
+        result = tracker("sql", query)
+        assert_usage_error(result)
+        assert (result.stdout, result.stderr.strip()) == ("", line)
+    assert count_tasks(workdir) == 1
+
+
 def test_remove_keeps_history_and_reports_finished_ones(tracker: Run, workdir: Path) -> None:
     """`remove` finishes tasks as removed; removing again says they had already finished."""
     tracker("add", "video_a", "video_b")
@@ -393,6 +422,25 @@ def test_remove_keeps_history_and_reports_finished_ones(tracker: Run, workdir: P
     rows = json.loads(tracker("list", "--json").stdout)
     assert {row["finish_reason"] for row in rows} == {"removed"}
     assert all(row["finished_at"] for row in rows)
+
+
+def test_remove_owes_the_events_of_the_channels_set(tracker: Run, workdir: Path) -> None:
+    """`remove` with TRACKER_NOTIFY_URL (and --on-finish) set writes one pending event per
+    channel for each task it finishes; without them, none."""
+    tracker("add", "video_a", "video_b")
+    assert tracker("remove", "video_a").returncode == 0
+    env = {"TRACKER_NOTIFY_URL": "http://127.0.0.1:9/hooks"}
+    removed = tracker("remove", "video_b", "--on-finish", "true", env=env)
+    assert removed.returncode == 0, removed.stderr
+    rows = json.loads(
+        tracker(
+            "sql", "SELECT task_id, channel, state FROM outbox ORDER BY channel", "--json"
+        ).stdout
+    )
+    assert rows == [
+        {"task_id": "video_b", "channel": "command", "state": "pending"},
+        {"task_id": "video_b", "channel": "webhook", "state": "pending"},
+    ]
 
 
 def test_db_upgrade_and_current_from_any_directory(tracker: Run, tmp_path: Path) -> None:
@@ -616,3 +664,97 @@ def test_json_logs_stats_and_export(tracker: Run, api: API, workdir: Path) -> No
     dry_run = tracker("prune", "--older-than", "1s", "--dry-run").stdout.strip()
     assert dry_run == "would prune 3 snapshots"
     assert tracker("prune", "--older-than", "1s").stdout.strip() == "pruned 3 snapshots"
+
+
+def on_a_terminal(args: list[str], cwd: Path) -> str:
+    """What `tracker ARGS` prints when its standard output is a terminal."""
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        subprocess.run(
+            [TRACKER, *args], cwd=cwd, stdout=terminal, stderr=subprocess.DEVNULL, timeout=60
+        )
+        os.close(terminal)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the terminal is closed and drained
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        os.close(controller)
+    return output.decode().replace("\r\n", "\n")
+
+
+def test_a_refused_token_pause_is_said_by_poll_stats_list_and_a_starting_daemon(
+    tracker: Run, api: API, workdir: Path
+) -> None:
+    """After a 401, with the token fixed: `poll` says how many tasks wait, until when in UTC,
+    why, and that `poll --all` asks now; `stats` (text and JSON) and `list` on a terminal show
+    the pause; a daemon started meanwhile says it once, as a WARNING, and asks the API nothing
+    before the pause ends."""
+    ids = [api.simulator.add_video(f"video_paused_{i}", steps=100) for i in range(3)]
+    env = api_env(api, TRACKER_POLL_INTERVAL="60")
+    tracker("add", *ids)
+    refused = tracker("poll", env={**env, "TRACKER_API_TOKEN": "sk-wrong-token-7"})
+    assert refused.returncode == 1
+
+    def asked() -> int:
+        """Requests the API answered with a status: snapshots (the refused one included)."""
+        return int(
+            json.loads(tracker("sql", "SELECT COUNT(*) AS n FROM snapshots", "--json").stdout)[0][
+                "n"
+            ]
+        )
+
+    refused_polls = asked()  # the three sent at once; the first refusal paused every task
+    assert refused_polls >= 1
+
+    fixed = tracker("poll", env=env)
+    assert fixed.returncode == 0, fixed.stderr
+    first, second = fixed.stdout.splitlines()
+    assert first == "polled 0 tasks: 0 finished, 0 failed polls"
+    assert re.fullmatch(
+        r"3 tasks wait until \d\d:\d\d:\d\d UTC for the API's back-off \(a refused token\); "
+        r"`tracker poll --all` asks now",
+        second,
+    ), second
+
+    [pause] = json.loads(tracker("stats", "--json").stdout)["paused"]
+    assert (pause["provider"], pause["reason"], pause["refusals"], pause["waiting"]) == (
+        "default",
+        "refused",
+        1,
+        3,
+    )
+    until = datetime.fromisoformat(pause["paused_until"])
+    assert 50 < (until - datetime.now(UTC)).total_seconds() <= 60
+    assert f"paused: {second}" in tracker("stats").stdout.splitlines()
+    assert on_a_terminal(["list"], workdir).splitlines()[0] == second
+    assert tracker("list").stdout.splitlines()[0].split()[0] == "task_id"  # piped: the table
+
+    daemon = subprocess.Popen(
+        [TRACKER, "run"],
+        cwd=workdir,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert daemon.stderr is not None
+    seen = []
+    deadline = time.monotonic() + 30
+    while not any("polling every" in line for line in seen):
+        assert time.monotonic() < deadline
+        seen.append(daemon.stderr.readline())
+    time.sleep(1)  # a second of ticks: none may poll
+    daemon.send_signal(signal.SIGTERM)
+    _out, rest = daemon.communicate(timeout=15)
+    warnings = [line for line in seen + rest.splitlines() if " WARNING " in line]
+    assert len(warnings) == 1, warnings
+    assert "3 tasks wait until " in warnings[0] and "(a refused token)" in warnings[0]
+    assert asked() == refused_polls and sum(api.simulator.polls(video) for video in ids) == 0

@@ -9,14 +9,15 @@ import random
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.doubles import START, FakeClock, http_error, ok
-from tracker.core.models import ClaimedTask, FetchResult, FollowUps, PollRecord
+from tracker.core.models import DEFAULT_PROVIDER, ClaimedTask, FetchResult, FollowUps, PollRecord
+from tracker.core.pauses import Pause, PauseReason
 from tracker.core.video import ASSETS_LAST
 from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.poller import Poller
@@ -235,7 +236,8 @@ def test_a_refused_token_pause_is_stored_for_every_task(
     db: Database, db_thread: DatabaseThread
 ) -> None:
     """After a 401 every unfinished task waits out the pause in next_poll_at, so a restart or
-    a `tracker poll` does not ask the API again before it ends."""
+    a `tracker poll` does not ask the API again before it ends; `pauses` says until when and
+    why until it ends."""
     db.tasks.add_tasks([f"t{i}" for i in range(5)], None, START)
     api = ScriptedAPI(default=http_error(401))
     poller = make_poller(db, db_thread, api, FakeClock(), concurrency=1)
@@ -247,6 +249,11 @@ def test_a_refused_token_pause_is_stored_for_every_task(
     assert all(task.next_poll_at >= until for task in tasks)
     unpolled = [task for task in tasks if task.poll_count == 0]
     assert len(unpolled) == 4 and {task.next_poll_at for task in unpolled} == {until}
+    # And in `pauses`, for every command to say until when and why.
+    assert db.reads.pauses(START) == [
+        Pause(DEFAULT_PROVIDER, until, PauseReason.REFUSED, 1, START, waiting=5)
+    ]
+    assert db.reads.pauses(until) == []  # it expires by itself
     # A fresh daemon on the same database finds nothing due before the pause ends.
     later = FakeClock(until - timedelta(seconds=1))
     fresh = make_poller(db, db_thread, api, later)
@@ -499,3 +506,93 @@ def test_without_news_a_poll_puts_the_task_an_interval_away(
     task = db.reads.task("t1")
     assert task is not None and task.poll_count == 1
     assert task.next_poll_at >= START + timedelta(seconds=POLICY.interval * 0.9)
+
+
+class CountingStore(PollStore):
+    """The real store, counting the claims and the looks at the next due time."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db.engine)
+        self.calls: Counter[str] = Counter()
+
+    def claim_due(self, *args: Any, **kwargs: Any) -> list[ClaimedTask]:
+        self.calls["claim_due"] += 1
+        return super().claim_due(*args, **kwargs)
+
+    def next_due(self, now: datetime) -> datetime | None:
+        self.calls["next_due"] += 1
+        return super().next_due(now)
+
+
+async def ticks(poller: Poller, clock: FakeClock, seconds: float, every: float = 0.1) -> None:
+    """The scheduler's ticks for ``seconds`` of the clock, every ``every``, each one finishing
+    what it started (polls, writes) before the clock moves on."""
+    for _ in range(round(seconds / every)):
+        await poller.tick()
+        while poller.busy:
+            await asyncio.sleep(0)
+            await poller.tick()
+        clock.advance(every)
+
+
+def test_with_nothing_due_the_poller_asks_the_database_once_a_second(
+    db: Database, db_thread: DatabaseThread
+) -> None:
+    """One task at a 15 s interval, ticks every 0.1 s: between its polls the poller claims
+    nothing and looks at the next due time at most once a second (not ten claims a second),
+    and still polls the task the tick its time comes."""
+    db.tasks.add_tasks(["t"], None, START)
+    store, clock, api = CountingStore(db), FakeClock(), ScriptedAPI()
+    poller = Poller(
+        store,
+        api,
+        policy=Policy(interval=15.0, give_up_after=3600.0, request_timeout=5.0),
+        owner=OWNER,
+        clock=clock,
+        database=db_thread,
+        rng=random.Random(5),
+    )
+
+    async def go() -> None:
+        await ticks(poller, clock, 0.1)  # polls it, writes it
+        assert api.calls["t"] == 1
+        [task] = db.reads.tasks()
+        due = task.next_poll_at
+        store.calls.clear()
+        await ticks(poller, clock, 5.0)
+        assert store.calls["claim_due"] <= 1
+        assert store.calls["next_due"] <= 6
+        assert poller.rest_seconds() > 0
+        clock.current = due - timedelta(seconds=0.05)
+        store.calls.clear()
+        await ticks(poller, clock, 0.2)  # the first tick past the due time claims, polls it
+        assert api.calls["t"] == 2
+        assert store.calls["next_due"] <= 2
+
+    asyncio.run(go())
+
+
+def test_wake_makes_the_next_tick_claim_at_once(db: Database, db_thread: DatabaseThread) -> None:
+    """A task registered by another process waits for the idle check (a second at most); one
+    registered in this process wakes the poller, and the very next tick claims and polls it."""
+    store, clock, api = CountingStore(db), FakeClock(), ScriptedAPI()
+    poller = make_poller(db, db_thread, api, clock, store=store)
+    woken: list[bool] = []
+    poller.when_woken(lambda: woken.append(True))
+
+    async def go() -> None:
+        await ticks(poller, clock, 0.2)  # nothing registered: it goes quiet
+        assert poller.rest_seconds() > 0.5
+        db.tasks.add_tasks(["elsewhere"], None, clock.now())
+        claims = store.calls["claim_due"]
+        await ticks(poller, clock, 0.3)
+        assert store.calls["claim_due"] == claims and api.calls["elsewhere"] == 0
+        db.tasks.add_tasks(["here"], None, clock.now())
+        poller.wake()
+        assert woken == [True] and poller.rest_seconds() == 0
+        await poller.tick()
+        assert store.calls["claim_due"] == claims + 1 and poller.busy
+        await ticks(poller, clock, 0.1)
+        assert (api.calls["elsewhere"], api.calls["here"]) == (1, 1)
+
+    asyncio.run(go())

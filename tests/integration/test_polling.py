@@ -166,6 +166,33 @@ def test_a_task_added_while_the_daemon_runs_is_polled_within_one_interval(
     assert (task.last_polled_at - task.registered_at).total_seconds() <= interval
 
 
+def test_a_task_added_through_the_running_daemons_own_tracker_wakes_it(
+    api: API, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An idle daemon looks for new work only now and then (made a minute here); a task
+    registered through its own Tracker wakes it, and is polled at once."""
+    from tracker.daemon import poller
+
+    monkeypatch.setattr(poller, "IDLE_CHECK_SECONDS", 60.0)
+    slow = api.simulator.add_video("video_long", steps=1000)
+    late = api.simulator.add_video("video_late", steps=1000)
+    with make_tracker(api, database_url, poll_interval=60.0) as tracker:
+        tracker.add([slow])
+
+        async def scenario() -> None:
+            stop = asyncio.Event()
+            daemon = asyncio.create_task(tracker.run_async(stop=stop))
+            await wait_for(lambda: tracker.tasks()[0].poll_count >= 1)
+            await asyncio.sleep(0.5)  # a few ticks: nothing is due for a minute, it rests
+            await asyncio.to_thread(tracker.add, [late])
+            await wait_for(lambda: api.simulator.polls(late) >= 1, timeout=10)
+            stop.set()
+            await daemon
+
+        asyncio.run(scenario())
+    assert api.simulator.polls(slow) == 1
+
+
 def test_each_task_is_polled_about_once_per_interval(api: API, database_url: str) -> None:
     """Gaps between polls of one task stay within the ±10% jitter plus a tick."""
     interval = 0.5

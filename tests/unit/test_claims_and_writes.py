@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from tests.doubles import START, FakeClock
-from tracker.core.models import FetchResult, PollRecord
+from tracker.core.models import DEFAULT_PROVIDER, FetchResult, PollRecord
+from tracker.core.pauses import Pause, PauseReason
 from tracker.core.video import Video
 from tracker.daemon.claims import CLAIM_AHEAD, Claimer
 from tracker.daemon.dbthread import DatabaseThread
@@ -51,9 +52,13 @@ class FlakyStore:
         self._check("release")
         self.released.append((owner, list(task_ids)))
 
-    def postpone(self, until: datetime) -> None:
+    def postpone(self, pause: Pause) -> None:
         self._check("postpone")
-        self.postponed.append(until)
+        self.postponed.append(pause.paused_until)
+
+
+def pause_until(until: datetime) -> Pause:
+    return Pause(DEFAULT_PROVIDER, until, PauseReason.RATE_LIMITED, 0, START)
 
 
 class WriteTimes:
@@ -136,8 +141,8 @@ def test_a_flush_writes_results_releases_unstarted_tasks_and_stores_the_pause(
     buffer.add(record("a"))
     buffer.add(record("b"))
     buffer.give_back("c")
-    buffer.postpone(START + timedelta(seconds=30))
-    buffer.postpone(START + timedelta(seconds=10))
+    buffer.postpone(pause_until(START + timedelta(seconds=30)))
+    buffer.postpone(pause_until(START + timedelta(seconds=10)))
     assert buffer.pending
     asyncio.run(buffer.flush())
     assert store.written == [("daemon-1", ["a", "b"])]
@@ -159,7 +164,7 @@ def test_what_a_failed_write_held_is_kept_and_written_on_the_next_flush(
     buffer, health, _ = make_buffer(store, database)
     buffer.add(record("a"))
     buffer.give_back("b")
-    buffer.postpone(START + timedelta(seconds=30))
+    buffer.postpone(pause_until(START + timedelta(seconds=30)))
     store.failing = {failing}
     asyncio.run(buffer.flush())
     assert buffer.pending
@@ -184,10 +189,10 @@ def test_a_pause_kept_after_a_failed_write_is_not_shortened(database: DatabaseTh
     replace it."""
     store = FlakyStore()
     buffer, _, _ = make_buffer(store, database)
-    buffer.postpone(START + timedelta(seconds=60))
+    buffer.postpone(pause_until(START + timedelta(seconds=60)))
     store.failing = {"postpone"}
     asyncio.run(buffer.flush())
-    buffer.postpone(START + timedelta(seconds=5))
+    buffer.postpone(pause_until(START + timedelta(seconds=5)))
     store.failing = set()
     asyncio.run(buffer.flush())
     assert store.postponed == [START + timedelta(seconds=60)]

@@ -88,6 +88,8 @@ def test_the_public_names_are_the_documented_ones() -> None:
         "FinishReason",
         "InvalidTaskIDError",
         "PassSummary",
+        "Pause",
+        "QueryError",
         "QueryRefusedError",
         "QueryResult",
         "RemoveResult",

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from tests.doubles import START, FakeClock
-from tracker.core.models import Failure, FetchResult, PollRecord
+from tracker.core.models import DEFAULT_PROVIDER, Failure, FetchResult, PollRecord
+from tracker.core.pauses import Pause, PauseReason
 from tracker.core.video import Video
 from tracker.daemon.pause import AUTH_BACKOFF_CAP, AccountPause
 from tracker.daemon.rules import Policy
@@ -50,8 +51,12 @@ def answer(
 
 
 def make_pause(clock: FakeClock) -> tuple[AccountPause, list[datetime]]:
+    """An AccountPause and the ends of the pauses it asked to store."""
     postponed: list[datetime] = []
-    return AccountPause(POLICY, clock, random.Random(1), postponed.append), postponed
+    pause = AccountPause(
+        POLICY, clock, random.Random(1), lambda p: postponed.append(p.paused_until)
+    )
+    return pause, postponed
 
 
 def seconds_left(pause: AccountPause, clock: FakeClock) -> float:
@@ -177,3 +182,79 @@ def test_the_postpone_callback_is_told_each_pause_and_a_shorter_one_does_not_sho
     assert postponed[0] == end
     assert max(postponed) == end
     assert len(postponed) == 2
+
+
+def test_each_pause_is_stored_with_its_provider_reason_refusals_and_time() -> None:
+    """What ``postpone`` is handed is the row of ``pauses``: the provider, the end, why
+    (rate_limited or refused), the refusals in a row so far, and when it was decided."""
+    clock = FakeClock()
+    stored: list[Pause] = []
+    pause = AccountPause(POLICY, clock, random.Random(1), stored.append, provider="relay")
+    clock.advance(1)
+    pause.apply(answer(429, START, retry_after=30.0))
+    clock.current = START + timedelta(seconds=40)
+    pause.apply(answer(401, clock.now()))
+    clock.advance(10)
+    pause.apply(answer(401, clock.now()))
+    assert stored == [
+        Pause(
+            "relay",
+            START + timedelta(seconds=31),
+            PauseReason.RATE_LIMITED,
+            0,
+            START + timedelta(seconds=1),
+        ),
+        Pause(
+            "relay",
+            START + timedelta(seconds=50),
+            PauseReason.REFUSED,
+            1,
+            START + timedelta(seconds=40),
+        ),
+        Pause(
+            "relay",
+            START + timedelta(seconds=70),
+            PauseReason.REFUSED,
+            2,
+            START + timedelta(seconds=50),
+        ),
+    ]
+
+
+def test_a_stored_pause_is_carried_on_by_a_daemon_starting() -> None:
+    """A pause read back at start holds the daemon until it ends, without counting its
+    refusals again; another provider's does not hold it."""
+    clock = FakeClock()
+    pause, _ = make_pause(clock)
+    until = START + timedelta(seconds=90)
+    pause.restore(Pause("other", until, PauseReason.REFUSED, 4, START))
+    assert not pause.active(START)
+    pause.restore(Pause(DEFAULT_PROVIDER, until, PauseReason.REFUSED, 4, START))
+    assert pause.active(until - timedelta(seconds=1)) and not pause.active(until)
+    assert pause.auth_failures == 0
+    clock.advance(1)
+    pause.apply(answer(401, clock.now()))
+    assert (pause.auth_failures, pause.until) == (1, until)
+
+
+def test_a_pause_decided_later_wins_when_it_ends_later() -> None:
+    """Pause.then: the end that comes last, with its reason; an earlier end never shortens a
+    pause, though its refusals are noted."""
+    first = Pause("p", START + timedelta(seconds=60), PauseReason.RATE_LIMITED, 0, START)
+    shorter = Pause(
+        "p", START + timedelta(seconds=20), PauseReason.REFUSED, 1, START + timedelta(seconds=5)
+    )
+    longer = Pause(
+        "p", START + timedelta(seconds=90), PauseReason.REFUSED, 2, START + timedelta(seconds=5)
+    )
+    after = Pause(
+        "p", START + timedelta(seconds=80), PauseReason.REFUSED, 3, START + timedelta(seconds=70)
+    )
+    kept = first.then(shorter)
+    assert (kept.paused_until, kept.reason, kept.refusals) == (
+        first.paused_until,
+        PauseReason.RATE_LIMITED,
+        1,
+    )
+    assert first.then(longer) == longer
+    assert first.then(after) == after

@@ -198,3 +198,29 @@ def test_download_reads_its_directory_but_not_the_polling_rhythm(tmp_path: Path)
     """`tracker download` uses the directory and the token, not the interval."""
     environ = {"TRACKER_DOWNLOAD_DIR": str(tmp_path), "TRACKER_POLL_INTERVAL": "often"}
     assert load_settings(DOWNLOAD, {}, environ=environ).download_dir == str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value"),
+    [
+        ("poll_interval", 0),
+        ("concurrency", 0),
+        ("request_timeout", "-1"),
+        ("give_up_after", "soon"),
+        ("record", "some"),
+        ("notify_url", "ftp://example.com"),
+        ("on_finish_timeout", 0),
+        ("metrics_port", 70000),
+        ("api_base", "example.com"),
+    ],
+)
+def test_the_python_api_names_keywords_not_flags(keyword: str, value: object) -> None:
+    """`Tracker(poll_interval=0)` says `poll_interval=`, the name the caller wrote, never the
+    command line's `--interval` or its variable."""
+    from tracker import Tracker
+
+    with pytest.raises(ConfigError) as raised:
+        Tracker(**{keyword: value})
+    message = str(raised.value)
+    assert message.startswith(f"{keyword}= ")
+    assert "--" not in message and "TRACKER_" not in message

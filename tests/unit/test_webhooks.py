@@ -1,6 +1,8 @@
-"""Standard Webhooks signatures: what verifies and what does not."""
+"""Standard Webhooks signatures: what verifies and what does not; which events are acted on."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -8,6 +10,7 @@ from tracker.core.secrets import secret_key
 from tracker.errors import ConfigError
 from tracker.http.signing import InvalidSignature, signed_headers, verify
 from tracker.settings import load_settings
+from tracker.web.webhooks import NotAVideoEvent, video_event
 
 KEY = secret_key("whsec_YS1sb25nLWVub3VnaC13ZWJob29rLXNlY3JldA==")
 BODY = b'{"type": "video.completed", "data": {"id": "video_1"}}'
@@ -57,3 +60,31 @@ def test_empty_or_short_secrets_are_refused_at_start(secret: str) -> None:
     environ = {"TRACKER_WEBHOOK_SECRET": secret, "TRACKER_NOTIFY_SECRET": secret}
     with pytest.raises(ConfigError, match=r"TRACKER_.*_SECRET"):
         load_settings(["webhook_secret", "notify_secret"], environ=environ)
+
+
+@pytest.mark.parametrize("kind", ["video.completed", "video.failed"])
+def test_video_events_name_the_task_to_poll(kind: str) -> None:
+    """The two video events, with data.id, ask for that task to be polled."""
+    body = json.dumps({"type": kind, "data": {"id": "video_1", "object": "video"}}).encode()
+    assert video_event(body) == "video_1"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"type": "response.completed", "data": {"id": "resp_1"}}',
+        b'{"type": "video.created", "data": {"id": "video_1"}}',
+        b'{"type": "video.completed", "data": {}}',
+        b'{"type": "video.completed", "data": {"id": ""}}',
+        b'{"type": "video.completed", "data": {"id": 7}}',
+        b'{"type": ["video.completed"], "data": {"id": "video_1"}}',
+        b'{"data": {"id": "video_1"}}',
+        b'["video.completed"]',
+        b"not json",
+    ],
+)
+def test_anything_else_is_not_a_video_event(body: bytes) -> None:
+    """Another event type, a missing or odd data.id, or no event at all: NotAVideoEvent (the
+    receiver answers 400)."""
+    with pytest.raises(NotAVideoEvent):
+        video_event(body)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from datetime import datetime
 from typing import TextIO
 
 from tracker.cli import logs
+from tracker.core.pauses import Pause
 from tracker.python_api import Tracker
 from tracker.settings import Settings
 
@@ -29,6 +31,16 @@ def say(text: str, stream: TextIO | None = None) -> None:
 
 def plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}{'s' * (count != 1)}"
+
+
+def pause_line(pause: Pause, now: datetime) -> str:
+    """``3 tasks wait until 14:05:12 UTC for the API's back-off (a refused token); …``: what a
+    pause in force holds back, until when and why (poll, list, stats, watch)."""
+    waiting = pause.waiting or 0
+    return (
+        f"{plural(waiting, 'task')} {'waits' if waiting == 1 else 'wait'} {pause.said(now)}; "
+        "`tracker poll --all` asks now"
+    )
 
 
 def fail(exc: Exception) -> None:

@@ -17,6 +17,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from tracker.cli.common import pause_line
 from tracker.core.models import FinishReason, Stats, Task
 from tracker.errors import TrackerError
 
@@ -66,6 +67,7 @@ def summary_lines(stats: Stats, rate: float | None = None) -> list[str]:
     ]
     if stats.oldest_unfinished is not None:
         lines.append(f"oldest unfinished task: {age(stats.at - stats.oldest_unfinished)} old")
+    lines += [f"paused: {pause_line(pause, stats.at)}" for pause in stats.paused]
     for kind, counts in (("downloads", stats.downloads), ("notifications", stats.notifications)):
         if counts:
             lines.append(

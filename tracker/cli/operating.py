@@ -35,7 +35,11 @@ def stats(args: argparse.Namespace) -> int:
     with tracker_for(args) as tracker:
         summary = tracker.stats()
     if args.json:
-        say(json.dumps({k: jsonable(v) for k, v in asdict(summary).items()}, indent=2))
+        document = {k: jsonable(v) for k, v in asdict(summary).items()}
+        document["paused"] = [
+            {k: jsonable(v) for k, v in asdict(pause).items()} for pause in summary.paused
+        ]
+        say(json.dumps(document, indent=2))
     else:
         from tracker.cli.live import summary_lines  # rich is loaded by the commands that draw
 

@@ -16,6 +16,7 @@ from tracker.settings.options import (
     FOLLOW_UPS,
     OPERATING,
     POLL,
+    REMOVE,
     RUN,
     SERVE,
     TOKEN_FILE_VARIABLE,
@@ -122,9 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     remove = command(
-        "remove", "stop watching tasks (finish_reason removed); history is kept", tasks.remove
+        "remove",
+        "stop watching tasks (finish_reason removed); history is kept",
+        tasks.remove,
+        REMOVE,
     )
     remove.add_argument("ids", nargs="+", metavar="ID")
+    _settings_flags(remove, REMOVE, "the events a removed task owes (delivered by tracker run)")
 
     listing = command(
         "list", "watched tasks with latest status, progress, polls, last poll", tasks.listing

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import asdict
+from datetime import UTC, datetime
 
 from tracker.cli import render
-from tracker.cli.common import fail, plural, say, settings_of, tracker_for
+from tracker.cli.common import fail, pause_line, plural, say, settings_of, tracker_for
 from tracker.core.ids import check_task_id
 from tracker.errors import TrackerError
 
@@ -16,22 +16,21 @@ def poll(args: argparse.Namespace) -> int:
     settings_of(args).require_token()  # before the database is opened: nothing written
     with tracker_for(args) as tracker:
         summary = tracker.poll_once(all_unfinished=args.all)
+        pauses = tracker.pauses()
     say(
         f"polled {plural(summary.polled, 'task')}: "
         f"{summary.finished} finished, {summary.errors} failed polls"
     )
+    # What the tasks not polled wait for: a pause this pass met, or one stored before it.
+    now = datetime.now(UTC)
+    for pause in pauses:
+        say(pause_line(pause, now))
     if summary.unwritten:
         fail(TrackerError(f"{summary.unwritten} poll results could not be written"))
         return 1
     if summary.refused:
         fail(TrackerError("the API refused the token (HTTP 401/403); tasks were left as they were"))
         return 1
-    if summary.paused_until is not None:
-        say(
-            f"the API asked to wait until {summary.paused_until:%Y-%m-%d %H:%M:%S} UTC; "
-            "the tasks not polled stay due",
-            sys.stderr,
-        )
     return 0
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tracker.cli import render
-from tracker.cli.common import plural, say, tracker_for
+from tracker.cli.common import pause_line, plural, say, tracker_for
 from tracker.core.ids import check_task_id
 from tracker.errors import UsageError
 
@@ -60,9 +61,15 @@ def remove(args: argparse.Namespace) -> int:
 def listing(args: argparse.Namespace) -> int:
     with tracker_for(args) as tracker:
         tasks = tracker.tasks(status=args.status, unfinished=args.unfinished)
+        # A person at a terminal learns why nothing moves; a script reading the table does not
+        # get a line it does not expect.
+        pauses = tracker.pauses() if sys.stdout.isatty() and not args.json else []
     if args.json:
         say(render.to_json([asdict(task) for task in tasks]))
         return 0
+    now = datetime.now(UTC)
+    for pause in pauses:
+        say(pause_line(pause, now))
     columns = [
         "task_id",
         "status",

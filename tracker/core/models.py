@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracker.core.video import Video
+
+if TYPE_CHECKING:
+    from tracker.core.pauses import Pause
 
 # The provider of a task registered without one, and of every task when none are configured.
 DEFAULT_PROVIDER = "default"
@@ -185,6 +188,9 @@ class ClaimedTask:
     progress: int | None = None
     last_error: str | None = None
     provider: str = DEFAULT_PROVIDER
+    # Given back in the events of its finish.
+    label: str | None = None
+    metadata: Any = None
 
 
 @dataclass(frozen=True)
@@ -378,6 +384,7 @@ class Stats:
     polls_total: int  # the sum of every task's poll_count
     downloads: dict[str, int]  # by state
     notifications: dict[str, int]  # by state
+    paused: list[Pause] = field(default_factory=list)  # the pauses in force
 
 
 @dataclass

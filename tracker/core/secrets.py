@@ -5,6 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 
+# What a secret is replaced with wherever text that came from elsewhere might quote it.
+REDACTED = "[redacted]"
+# A secret this short would also match ordinary text: "t" would blank every t.
+MIN_REDACTED_LENGTH = 8
+
 
 class Secret:
     """A value that must never be printed: its repr and str are masked."""

@@ -24,6 +24,8 @@ from tracker.core.video import ASSETS_LAST
 def finish_event(
     *,
     task_id: str,
+    label: str | None,
+    metadata: Any,
     status: str | None,
     finish_reason: FinishReason | None,
     finished_at: datetime | None,
@@ -31,10 +33,13 @@ def finish_event(
     error: Any,
     video: Any,
 ) -> dict[str, Any]:
-    """The event of a finished task; ``download_path`` is added when it is delivered."""
+    """The event of a finished task, with what a receiver needs to act without looking the
+    task up; ``download_path`` is added when it is delivered."""
     return {
         "type": "task.finished",
         "task_id": task_id,
+        "label": label,
+        "metadata": metadata,
         "status": status,
         "finish_reason": finish_reason.value if finish_reason is not None else None,
         "finished_at": jsonable(finished_at),
@@ -60,6 +65,8 @@ def owed_by_poll(
         downloads = tuple(NewDownload(v, expires_at) for v in follow_ups.variants)
     payload = finish_event(
         task_id=record.task_id,
+        label=task.label,
+        metadata=task.metadata,
         status=video.status if video else task.status,
         finish_reason=record.finish_reason,
         finished_at=record.polled_at,
@@ -70,18 +77,21 @@ def owed_by_poll(
     return downloads, new_events(follow_ups.channels, payload)
 
 
-def owed_by_timeout(follow_ups: FollowUps, task: Task) -> tuple[NewEvent, ...]:
-    """The events of a task finished as timed_out by the sweep."""
+def owed_without_poll(channels: tuple[str, ...], task: Task) -> tuple[NewEvent, ...]:
+    """The events of a task finished without a poll (timed out by the sweep, removed), as its
+    finished row reads."""
     payload = finish_event(
         task_id=task.task_id,
+        label=task.label,
+        metadata=task.metadata,
         status=task.status,
-        finish_reason=FinishReason.TIMED_OUT,
+        finish_reason=FinishReason(task.finish_reason) if task.finish_reason else None,
         finished_at=task.finished_at,
         progress=task.progress,
         error=None,
         video=None,
     )
-    return new_events(follow_ups.channels, payload)
+    return new_events(channels, payload)
 
 
 def _document(body: str | None) -> Any:

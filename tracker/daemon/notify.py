@@ -165,6 +165,10 @@ class Notifier(ClaimingWorker[EventJob]):
             {
                 "TRACKER_EVENT_ID": job.event_id,
                 "TRACKER_TASK_ID": job.task_id,
+                "TRACKER_LABEL": payload.get("label") or "",
+                "TRACKER_METADATA": ""
+                if payload.get("metadata") is None
+                else json.dumps(payload["metadata"]),
                 "TRACKER_STATUS": payload.get("status") or "",
                 "TRACKER_FINISH_REASON": payload.get("finish_reason") or "",
                 "TRACKER_FINISHED_AT": payload.get("finished_at") or "",

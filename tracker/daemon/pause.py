@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 
 from tracker.core.backoff import Backoff
 from tracker.core.clock import Clock
-from tracker.core.models import PollRecord
+from tracker.core.models import DEFAULT_PROVIDER, PollRecord
+from tracker.core.pauses import Pause, PauseReason
 from tracker.daemon.rules import Policy
 
 logger = logging.getLogger(__name__)
@@ -20,17 +21,19 @@ AUTH_BACKOFF_CAP = 300.0
 
 
 class AccountPause:
-    """When the API may be asked again. A pause is also handed to ``postpone`` so that it is
-    stored in every task's ``next_poll_at``: neither a restart nor a ``tracker poll`` asks the API
-    before it ends."""
+    """When a provider's API may be asked again. A pause is also handed to ``postpone`` so that
+    it is stored (in ``pauses`` and in every task's ``next_poll_at``): neither a restart nor a
+    ``tracker poll`` asks the API before it ends, and every command can say why."""
 
     def __init__(
         self,
         policy: Policy,
         clock: Clock,
         rng: random.Random,
-        postpone: Callable[[datetime], None],
+        postpone: Callable[[Pause], None],
+        provider: str = DEFAULT_PROVIDER,
     ) -> None:
+        self.provider = provider
         self._policy = policy
         self._clock = clock
         self._rng = rng
@@ -53,7 +56,7 @@ class AccountPause:
             self.auth_failures += 1
             self._refused_at = self._clock.now()
             delay = self._auth_backoff.delay(self.auth_failures - 1)
-            self._pause(self._refused_at + timedelta(seconds=delay))
+            self._pause(self._refused_at + timedelta(seconds=delay), PauseReason.REFUSED)
             logger.error(
                 "the API refused the token (HTTP %s): pausing every task for %gs "
                 "(attempt %d); check TRACKER_API_TOKEN",
@@ -65,7 +68,8 @@ class AccountPause:
             wait = record.fetch.retry_after
             if wait is None:
                 wait = self._policy.backoff.delay(record.error_count - 1, self._rng)
-            self._pause(self._clock.now() + timedelta(seconds=wait))  # counted from the answer
+            # Counted from the answer.
+            self._pause(self._clock.now() + timedelta(seconds=wait), PauseReason.RATE_LIMITED)
             logger.warning("rate limited (HTTP 429): pausing every task for %gs", wait)
         elif record.fetch.video is not None and not sent_before_refusal:
             self.auth_failures = 0
@@ -74,7 +78,16 @@ class AccountPause:
             return replace(record, next_poll_at=self.until)
         return record
 
-    def _pause(self, until: datetime) -> None:
+    def restore(self, pause: Pause) -> None:
+        """Carry on with a stored pause still in force (a daemon starting): no request before
+        it ends. Its refusals are not counted again: the back-off starts over."""
+        if pause.provider == self.provider and (
+            self.until is None or pause.paused_until > self.until
+        ):
+            self.until = pause.paused_until
+
+    def _pause(self, until: datetime, reason: PauseReason) -> None:
         if self.until is None or until > self.until:
             self.until = until
-        self._postpone(until)
+        now = self._clock.now()
+        self._postpone(Pause(self.provider, until, reason, self.auth_failures, now))

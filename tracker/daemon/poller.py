@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -32,7 +32,7 @@ from tracker.core.models import (
 )
 from tracker.daemon.claims import Claimer
 from tracker.daemon.dbthread import DatabaseThread
-from tracker.daemon.events import owed_by_poll, owed_by_timeout
+from tracker.daemon.events import owed_by_poll, owed_without_poll
 from tracker.daemon.pause import AccountPause
 from tracker.daemon.rules import Policy, changed, decide
 from tracker.daemon.writes import DatabaseHealth, WriteBuffer
@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 
 # While the database is down and no result waits, a claim tries it this often.
 PROBE_SECONDS = 1.0
+# While nothing is due or in flight, the database is asked at most this often (and at the
+# earliest due time): a task another process registers is polled within a second.
+IDLE_CHECK_SECONDS = 1.0
 
 
 class VideoAPI(Protocol):
@@ -109,6 +112,11 @@ class Poller:
         # returns at once instead of queueing behind it in the database thread.
         self._database_work = asyncio.Lock()
         self._next_probe = 0.0
+        # Idle: no claim before this time unless woken; at it, claim if it is the earliest due
+        # time, else look for one first.
+        self._quiet_until: datetime | None = None
+        self._quiet_until_due = False
+        self._on_wake: Callable[[], None] | None = None
         self.polls = 0
         self.finished = 0
 
@@ -137,6 +145,7 @@ class Poller:
             if self._writes.results or time.monotonic() < self._next_probe:
                 return
             self._next_probe = time.monotonic() + PROBE_SECONDS
+            self._quiet_until = None  # only a query finds the database back
         try:
             await self._claim_and_start()
         except Exception as exc:
@@ -151,12 +160,60 @@ class Poller:
         room = self._claims.room(len(self._in_flight) + len(self._writes.results))
         if room <= 0:
             return
-        for task in await self._claims.claim(now, room):
+        if self._quiet_until is not None:
+            if now < self._quiet_until:
+                return
+            look_first = not self._quiet_until_due
+            self._quiet_until = None
+            if look_first and await self._quiet(now):
+                return
+        claimed = await self._claims.claim(now, room)
+        for task in claimed:
             if task.task_id in self._in_flight:
                 continue  # our own lease ran out while it waited; it is still going
             job = asyncio.create_task(self._poll(task, now))
             self._in_flight[task.task_id] = job
             job.add_done_callback(partial(self._forget, task.task_id))
+        if not claimed and not self.busy:
+            await self._quiet(now)
+
+    async def _quiet(self, now: datetime) -> bool:
+        """With nothing claimed, nothing in flight and nothing to write (tasks given back
+        included: they are still leased): whether nothing is due at ``now`` either; then no
+        claim until the earliest due time, and no query for up to IDLE_CHECK_SECONDS (or an
+        interval, if shorter), unless woken."""
+        due = await self._database.run(self._store.next_due, now)
+        if due is not None and due <= now:
+            return False
+        check = now + timedelta(seconds=min(IDLE_CHECK_SECONDS, self._policy.interval))
+        self._quiet_until_due = due is not None and due <= check
+        self._quiet_until = due if due is not None and self._quiet_until_due else check
+        return True
+
+    def wake(self) -> None:
+        """A task was registered or made due in this process: the next tick claims, whatever
+        the idle wait said, and comes at once (any thread may call this)."""
+        resting = self._quiet_until is not None
+        self._quiet_until = None
+        if resting and self._on_wake is not None:
+            self._on_wake()
+
+    def when_woken(self, callback: Callable[[], None]) -> None:
+        """Have ``callback`` called when ``wake`` ends a rest (the scheduler ticks at once)."""
+        self._on_wake = callback
+
+    def rest_seconds(self) -> float:
+        """How long the poller has nothing to do unless woken: until its idle check or the end
+        of a pause, at most IDLE_CHECK_SECONDS; 0 while it has work."""
+        if self.busy:
+            return 0.0
+        now = self._clock.now()
+        until = self._quiet_until
+        if self.pause.active(now):
+            until = self.pause.until
+        if until is None:
+            return 0.0
+        return min(IDLE_CHECK_SECONDS, max(0.0, (until - now).total_seconds()))
 
     def _forget(self, task_id: str, job: asyncio.Task[PollRecord | None]) -> None:
         if self._in_flight.get(task_id) is job:
@@ -189,7 +246,7 @@ class Poller:
         return timed_out
 
     def _timed_out_events(self, task: Task) -> Sequence[NewEvent]:
-        return owed_by_timeout(self._follow_ups, task)
+        return owed_without_poll(self._follow_ups.channels, task)
 
     async def has_unfinished(self) -> bool:
         return await self._database.run(self._store.has_unfinished)
@@ -280,6 +337,7 @@ class Poller:
         away again: it is kept due instead."""
         if task_id in self._in_flight:
             self._due_again.add(task_id)
+        self.wake()
         now = self._clock.now()
         if self.pause.active(now):
             return  # the account's pause wins; the results already wait for it

@@ -60,6 +60,13 @@ class Daemon:
         #: The ports its HTTP service listens on, by the flag that asked ("--http-port",
         #: "--metrics-port", "--webhook-port"), once it does.
         self.ports: dict[str, int] = {}
+        self._running: Poller | None = None
+
+    def wake(self) -> None:
+        """A task was registered or made due in this process: a running daemon claims at its
+        next tick instead of waiting out its idle check (any thread may call this)."""
+        if self._running is not None:
+            self._running.wake()
 
     async def run(
         self,
@@ -91,6 +98,8 @@ class Daemon:
 
                     metrics = Metrics()
                 poller = self._poller(client, owner, database, follow_ups, metrics)
+                await self._carry_on_pauses(poller, database)
+                self._running = poller
                 workers: list[Worker] = []
                 if metrics is not None:
                     workers.append(await self._serve(metrics, poller, serving))
@@ -122,7 +131,20 @@ class Daemon:
                 # Give back whatever is still claimed: a restart or another daemon takes it.
                 await database.run(self._database.leases.release_owners, [owner])
         finally:
+            self._running = None
             database.close()
+
+    async def _carry_on_pauses(self, poller: Poller, database: DatabaseThread) -> None:
+        """A pause stored by an earlier run or another process still holds: said once, and
+        waited out (the tasks' next_poll_at already hold it)."""
+        now = self._clock.now()
+        for pause in await database.run(self._database.reads.pauses, now):
+            logger.warning(
+                "no request before the pause ends: %d tasks wait %s",
+                pause.waiting or 0,
+                pause.said(now),
+            )
+            poller.pause.restore(pause)
 
     async def poll_pass(self, all_unfinished: bool = False) -> PassSummary:
         """Poll every due unfinished task once (every unfinished one with ``all_unfinished``)."""
@@ -174,16 +196,8 @@ class Daemon:
 
     def _follow_ups(self) -> FollowUps:
         settings = self.settings
-        channels = tuple(
-            channel
-            for channel, wanted in (
-                ("webhook", settings.notify_url),
-                ("command", settings.on_finish),
-            )
-            if wanted
-        )
         variants = settings.download_variants if settings.download_dir else ()
-        return FollowUps(variants=variants, channels=channels)
+        return FollowUps(variants=variants, channels=settings.notification_channels())
 
     def _owed(
         self, database: DatabaseThread, follow_ups: FollowUps
@@ -305,6 +319,7 @@ class Daemon:
             self._clock,
             probes,
             wanted=serving,
+            registered=self.wake,
             made_due=poller.poll_soon,
         )
         return _Serving(stack)

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -31,8 +31,8 @@ WORKER_SECONDS = 1.0
 
 def tick_seconds(policy: Policy) -> float:
     """How often results are written and due tasks claimed: often enough that claims keep up
-    with thousands of polls a second and lateness stays small; an idle tick is one indexed
-    query."""
+    with thousands of polls a second and lateness stays small. An idle tick asks nothing of the
+    database: the poller waits for the earliest due time, looking at most once a second."""
     return min(0.1, max(0.02, policy.interval / 20))
 
 
@@ -77,6 +77,7 @@ async def run_daemon(
         return owed is None or not await owed()
 
     ticking: set[asyncio.Task[Any]] = set()
+    period = tick_seconds(policy)
 
     async def tick() -> None:
         this = asyncio.current_task()
@@ -87,8 +88,17 @@ async def run_daemon(
             if until_done and not stop.is_set() and await done():
                 logger.info("no unfinished task left, nothing owed")
                 stop.set()
+            # Idle, the next tick comes when there is something to do (at most a second away,
+            # or at once when woken): an idle daemon costs next to nothing.
+            rest = poller.rest_seconds()
+            if rest > period and not stop.is_set():
+                scheduler.modify_job("tick", next_run_time=_after(rest))
         finally:
             ticking.discard(this)
+
+    def tick_now() -> None:
+        if scheduler.running and not stop.is_set():
+            scheduler.modify_job("tick", next_run_time=_after(0))
 
     def summary() -> None:
         polls = poller.polls - last_summary[0]
@@ -110,7 +120,7 @@ async def run_daemon(
         "misfire_grace_time": None,
         "next_run_time": now,
     }
-    scheduler.add_job(tick, "interval", seconds=tick_seconds(policy), id="tick", **common)
+    scheduler.add_job(tick, "interval", seconds=period, id="tick", **common)
     scheduler.add_job(poller.sweep, "interval", seconds=sweep_seconds(policy), id="sweep", **common)
     for index, worker in enumerate(workers):
         scheduler.add_job(
@@ -127,6 +137,7 @@ async def run_daemon(
     signals = (signal.SIGTERM, signal.SIGINT) if handle_signals else ()
     for signum in signals:
         loop.add_signal_handler(signum, _stop_on_signal, stop, signum)
+    poller.when_woken(tick_now)
     scheduler.start()
     logger.info("polling every %gs", policy.interval)
     try:
@@ -146,6 +157,10 @@ async def run_daemon(
             await asyncio.wait(set(ticking), timeout=DRAIN_SECONDS)
         scheduler.shutdown(wait=False)
         logger.info("stopped after %d polls", poller.polls)
+
+
+def _after(seconds: float) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
 def _stop_on_signal(stop: asyncio.Event, signum: int) -> None:

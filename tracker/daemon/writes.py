@@ -12,6 +12,7 @@ from typing import Protocol
 
 from tracker.core.clock import Clock
 from tracker.core.models import PollRecord
+from tracker.core.pauses import Pause
 from tracker.daemon.dbthread import DatabaseThread
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ class ResultStore(Protocol):
 
     def release(self, owner: str, task_ids: Sequence[str]) -> None: ...
 
-    def postpone(self, until: datetime) -> None: ...
+    def postpone(self, pause: Pause) -> None: ...
 
 
 class WriteObserver(Protocol):
@@ -65,7 +66,7 @@ class DatabaseHealth:
 
 
 class WriteBuffer:
-    """Results, tasks to give back and an account-wide pause, waiting for the next write."""
+    """Results, tasks to give back and a provider's pause, waiting for the next write."""
 
     def __init__(
         self,
@@ -82,11 +83,11 @@ class WriteBuffer:
         self._observer = observer
         self.results: list[PollRecord] = []
         self._unstarted: list[str] = []
-        self._postpone_until: datetime | None = None
+        self._pauses: dict[str, Pause] = {}  # by provider
 
     @property
     def pending(self) -> bool:
-        return bool(self.results or self._unstarted) or self._postpone_until is not None
+        return bool(self.results or self._unstarted or self._pauses)
 
     def add(self, record: PollRecord) -> None:
         self.results.append(record)
@@ -95,16 +96,18 @@ class WriteBuffer:
         """A claimed task that was not polled: its lease is released at the next write."""
         self._unstarted.append(task_id)
 
-    def postpone(self, until: datetime) -> None:
-        """Store ``until`` in every unfinished task's next_poll_at at the next write."""
-        self._postpone_until = max(until, self._postpone_until or until)
+    def postpone(self, pause: Pause) -> None:
+        """Store the pause (and hold its provider's unfinished tasks until it ends) at the next
+        write."""
+        waiting = self._pauses.get(pause.provider)
+        self._pauses[pause.provider] = pause if waiting is None else waiting.then(pause)
 
     async def flush(self) -> None:
         """Write what waits; keep it for the next try if the write fails."""
         records, self.results = self.results, []
         unstarted, self._unstarted = self._unstarted, []
-        postpone, self._postpone_until = self._postpone_until, None
-        writing = bool(records or unstarted or postpone is not None)
+        pauses, self._pauses = list(self._pauses.values()), {}
+        writing = bool(records or unstarted or pauses)
         try:
             if records:
                 began = time.perf_counter()
@@ -120,13 +123,18 @@ class WriteBuffer:
             if unstarted:
                 await self._database.run(self._store.release, self._owner, unstarted)
                 unstarted = []
-            if postpone is not None:
-                await self._database.run(self._store.postpone, postpone)
+            while pauses:
+                await self._database.run(self._store.postpone, pauses[0])
+                pauses.pop(0)
         except BaseException as exc:
             self.results[:0] = records
             self._unstarted[:0] = unstarted
-            if postpone is not None:
-                self.postpone(postpone)
+            for pause in pauses:  # before any decided since: the later ones count last
+                self._pauses[pause.provider] = (
+                    pause.then(self._pauses[pause.provider])
+                    if pause.provider in self._pauses
+                    else pause
+                )
             if not isinstance(exc, Exception):
                 raise
             self._health.failed(f"writing {len(self.results)} poll results", exc)

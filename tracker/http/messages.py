@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-REDACTED = "[redacted]"
-# A secret this short would also match ordinary text: "t" would blank every t.
-MIN_REDACTED_LENGTH = 8
+from tracker.core.secrets import MIN_REDACTED_LENGTH, REDACTED
+
 _EXCERPT = 200
 
 

@@ -75,6 +75,12 @@ class Settings:
     webhook_registers: bool = False
     forwarded_allow_ips: str = "127.0.0.1,::1"
 
+    def notification_channels(self) -> tuple[str, ...]:
+        """The channels every finished task is notified on (docs/follow-ups.md): ``webhook``
+        with a notify URL, ``command`` with an on-finish command."""
+        wanted = (("webhook", self.notify_url), ("command", self.on_finish))
+        return tuple(channel for channel, setting in wanted if setting)
+
     def require_token(self) -> Secret:
         if self.token is None:
             raise ConfigError(
@@ -341,3 +347,5 @@ SERVE = (
 )
 RUN = (*POLL, *FOLLOW_UPS, *OPERATING, *SERVE)
 DOWNLOAD = ("api_base", "token", "proxy", "request_timeout", "download_dir", "download_variants")
+# A task removed owes its events as any finished task (the daemons deliver them).
+REMOVE = ("notify_url", "on_finish")

@@ -1,23 +1,36 @@
 """The polling side of the tasks table: claiming due tasks with a lease, writing what the polls
-saw, giving tasks back, finishing those past give-up-after, pausing all of them."""
+saw, giving tasks back, finishing those past give-up-after, pausing a provider's."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, exists, false, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from tracker.core.models import ClaimedTask, FinishReason, NewEvent, PollRecord, Task
+from tracker.core.pauses import Pause, PauseReason
 from tracker.store.base import SQLStore, chunks, lease_free
 from tracker.store.batch import PollWrites, without_answer
 from tracker.store.follow_ups import owe
-from tracker.store.schema import tasks
+from tracker.store.schema import pauses, tasks
 
 TASK_COLUMNS = [tasks.c[field.name] for field in fields(Task)]
 _CLAIMED_COLUMNS = [tasks.c[field.name] for field in fields(ClaimedTask)]
+PAUSE_COLUMNS = [pauses.c[column.name] for column in pauses.columns]
+
+
+def pause_of(row: Sequence[Any]) -> Pause:
+    """A row of ``pauses`` (its columns in PAUSE_COLUMNS order, and ``waiting`` if read)."""
+    provider, until, reason, refusals, updated_at, *waiting = row
+    return Pause(provider, until, PauseReason(reason), refusals, updated_at, *waiting)
+
+
+def _pause_row(pause: Pause) -> dict[str, Any]:
+    return {column.name: getattr(pause, column.name) for column in pauses.columns}
 
 
 class PollStore(SQLStore):
@@ -66,6 +79,20 @@ class PollStore(SQLStore):
             claimed = [ClaimedTask(*row) for row in connection.execute(claim)]
         claimed.sort(key=lambda task: task.next_poll_at)
         return claimed
+
+    def next_due(self, now: datetime) -> datetime | None:
+        """When the earliest unfinished task nobody holds at ``now`` is due (perhaps already);
+        None without one. A read of the due index's first entry: what an idle daemon asks
+        instead of claiming."""
+        query = (
+            select(tasks.c.next_poll_at)
+            .where(tasks.c.finished == false(), lease_free(tasks, now))
+            .order_by(tasks.c.next_poll_at)
+            .limit(1)
+        )
+        with self._engine.connect() as connection:
+            due: datetime | None = connection.scalar(query)
+            return due
 
     def record_polls(self, owner: str, records: Sequence[PollRecord]) -> int:
         """Write snapshots and task updates for the tasks ``owner`` still holds, with what
@@ -152,13 +179,31 @@ class PollStore(SQLStore):
                 owe(connection, self._insert_ignoring_existing, [], owed, now)
         return [task.task_id for task in finished]
 
-    def postpone(self, until: datetime) -> None:
-        """No unfinished task is due before ``until`` (a pause of the whole account)."""
+    def postpone(self, pause: Pause) -> None:
+        """Pause a provider's API: none of its unfinished tasks is due before the pause ends,
+        and ``pauses`` says until when and why (the later end wins over a row in force), in
+        one transaction."""
         with self._writing() as connection:
             connection.execute(
                 update(tasks)
-                .where(tasks.c.finished == false(), tasks.c.next_poll_at < until)
-                .values(next_poll_at=until)
+                .where(
+                    tasks.c.finished == false(),
+                    tasks.c.provider == pause.provider,
+                    tasks.c.next_poll_at < pause.paused_until,
+                )
+                .values(next_poll_at=pause.paused_until)
+            )
+            # The row first exists, then is locked: daemons pausing at once queue on it.
+            connection.execute(
+                self._insert_ignoring_existing(pauses, ["provider"]), [_pause_row(pause)]
+            )
+            stored = connection.execute(
+                select(*PAUSE_COLUMNS).where(pauses.c.provider == pause.provider).with_for_update()
+            ).one()
+            connection.execute(
+                update(pauses)
+                .where(pauses.c.provider == pause.provider)
+                .values(_pause_row(pause_of(stored).then(pause)))
             )
 
     def has_unfinished(self) -> bool:

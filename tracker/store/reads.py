@@ -8,12 +8,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, exists, false, func, literal, select, true, tuple_
+from sqlalchemy.engine import Connection
 
 from tracker.core.models import FeedItem, Position, Snapshot, Stats, Task, TaskFilter
+from tracker.core.pauses import Pause
 from tracker.errors import UnknownTaskError
 from tracker.store.base import SQLStore, aware, counts_by, lease_free
-from tracker.store.polls import TASK_COLUMNS
-from tracker.store.schema import downloads, outbox, snapshots, tasks
+from tracker.store.polls import PAUSE_COLUMNS, TASK_COLUMNS, pause_of
+from tracker.store.schema import downloads, outbox, pauses, snapshots, tasks
 
 SNAPSHOT_COLUMNS = [snapshots.c[field.name] for field in fields(Snapshot)]
 _TASK_SIDE = frozenset({"label", "metadata", "finish_reason", "finished_at"})
@@ -202,7 +204,14 @@ class Reads(SQLStore):
                 polls_total=int(counts[4]),
                 downloads=counts_by(connection, downloads.c.state),
                 notifications=counts_by(connection, outbox.c.state),
+                paused=_pauses(connection, now),
             )
+
+    def pauses(self, now: datetime) -> list[Pause]:
+        """The pauses in force at ``now``, by provider, each with the number of unfinished
+        tasks of its provider (``waiting``: none of them is polled before it ends)."""
+        with self._engine.connect() as connection:
+            return _pauses(connection, now)
 
     def export_rows(self, table: str, since: datetime | None) -> Iterator[dict[str, Any]]:
         """Every row of ``tasks`` or ``snapshots`` (those since ``since``: polled since, or for
@@ -221,6 +230,20 @@ class Reads(SQLStore):
             result = connection.execution_options(yield_per=2000).execute(query)
             for row in result:
                 yield dict(row._mapping)
+
+
+def _pauses(connection: Connection, now: datetime) -> list[Pause]:
+    waiting = (
+        select(func.count())
+        .where(tasks.c.finished == false(), tasks.c.provider == pauses.c.provider)
+        .scalar_subquery()
+    )
+    query = (
+        select(*PAUSE_COLUMNS, waiting)
+        .where(pauses.c.paused_until > now)
+        .order_by(pauses.c.provider)
+    )
+    return [pause_of(row) for row in connection.execute(query)]
 
 
 def _conditions(which: TaskFilter, dialect: str) -> list[ColumnElement[bool]]:

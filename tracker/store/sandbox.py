@@ -1,19 +1,27 @@
 """``tracker sql``: one read-only statement, on SQLite through an authorizer that denies
-anything but reading, on PostgreSQL inside a read-only transaction that is rolled back."""
+anything but reading, on PostgreSQL inside a read-only transaction that is rolled back.
+
+A refusal (QueryRefusedError: a write, several statements) is told from a mistake in the query
+(QueryError: bad syntax, an unknown table) by what happened, never by the wording of a message:
+the statements are counted before anything is sent; a statement that is not a read form is only
+parsed, never run, and refused if it parses; a read that writes is refused by the database (the
+authorizer's denial, PostgreSQL's read-only transaction)."""
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from dataclasses import dataclass
 from typing import Any, cast
 
-from tracker.errors import DatabaseError, QueryRefusedError
+from tracker.errors import DatabaseError, QueryError, QueryRefusedError
 from tracker.store.base import SQLStore
+from tracker.store.statements import Statement, statements
 
-# What a read-only statement starts with, after comments and opening parentheses.
-_READS = re.compile(r"(\s+|--[^\n]*(\n|$)|/\*.*?\*/|\()*(select|with|values|table)\b", re.I | re.S)
+READ_FORMS = ("select", "with", "values", "table")
 READ_ONLY_TIMEOUT_SECONDS = 60
+READ_ONLY = "refused: tracker sql runs one read-only statement (SELECT, WITH, VALUES, TABLE)"
+WRITES = f"{READ_ONLY}; this one writes"
+SEVERAL = "refused: tracker sql runs exactly one statement"
 _READ_ONLY_ACTIONS = frozenset(
     {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
 )
@@ -27,64 +35,95 @@ class QueryResult:
 
 class ReadOnlySQL(SQLStore):
     def run_read_only(self, query: str) -> QueryResult:
-        """Run one read-only statement; refuse writes, several statements and bad SQL."""
-        if not query.strip().rstrip(";").strip():
-            raise QueryRefusedError("refused: the query is empty")
-        if not _READS.match(query):
-            raise QueryRefusedError(_refusal("not authorized"))
+        """Run one read-only statement. QueryRefusedError for a write or several statements,
+        QueryError for a mistake in the query."""
+        found = statements(query, self._dialect)
+        if not found:
+            raise QueryError("error in the query: it is empty")
+        if len(found) > 1:
+            raise QueryRefusedError(SEVERAL)
         raw = self._engine.raw_connection()
         try:
             if self._dialect == "sqlite":
-                return _sqlite_read_only(cast(sqlite3.Connection, raw.driver_connection), query)
-            return _postgresql_read_only(raw.driver_connection, query)
+                return _sqlite_read_only(cast(sqlite3.Connection, raw.driver_connection), found[0])
+            return _postgresql_read_only(raw.driver_connection, found[0])
         finally:
             # The connection was changed for this query: close it rather than pool it.
             raw.invalidate()
 
 
-def _sqlite_read_only(connection: sqlite3.Connection, query: str) -> QueryResult:
-    connection.set_authorizer(_read_only_authorizer)
+def _sqlite_read_only(connection: sqlite3.Connection, statement: Statement) -> QueryResult:
+    """A read form runs with only reading allowed; any other statement with nothing allowed,
+    so that it stops at its first action (nothing runs) or at its syntax."""
+    reads = statement.keyword in READ_FORMS
+    denied: list[int] = []
+
+    def authorizer(action: int, *_args: object) -> int:
+        if reads and action in _READ_ONLY_ACTIONS:
+            return sqlite3.SQLITE_OK
+        denied.append(action)
+        return sqlite3.SQLITE_DENY
+
+    connection.set_authorizer(authorizer)
     cursor = connection.cursor()
     try:
-        cursor.execute(query)
+        cursor.execute(statement.text)
+        if not reads:
+            raise QueryRefusedError(_not_a_read(statement))  # it asked for nothing
         columns = [column[0] for column in cursor.description or ()]
         return QueryResult(columns=columns, rows=[tuple(row) for row in cursor.fetchall()])
-    except (sqlite3.DatabaseError, sqlite3.ProgrammingError, sqlite3.Warning) as exc:
-        raise QueryRefusedError(_refusal(str(exc))) from None
+    except sqlite3.Error as exc:
+        if denied:
+            raise QueryRefusedError(WRITES if reads else _not_a_read(statement)) from None
+        raise QueryError(_mistake(exc)) from None
     finally:
         cursor.close()
 
 
-def _postgresql_read_only(connection: Any, query: str) -> QueryResult:
-    """A read-only transaction, rolled back, with a statement timeout. The query runs as a
-    subquery of a prepared statement, and PostgreSQL refuses several commands in one of those:
-    neither a second statement nor a COMMIT can slip in."""
+def _postgresql_read_only(connection: Any, statement: Statement) -> QueryResult:
+    """A read form runs in a read-only transaction, rolled back, with a statement timeout, as
+    a prepared statement (which PostgreSQL refuses to hold several commands); any other
+    statement is only parsed."""
     import psycopg
 
-    statement = "SELECT * FROM (\n" + re.sub(r"[\s;]+$", "", query) + "\n) AS tracker_sql"
     try:
         connection.read_only = True
         with connection.cursor() as cursor:
             cursor.execute(f"SET LOCAL statement_timeout = '{READ_ONLY_TIMEOUT_SECONDS}s'")
-            cursor.execute(statement, prepare=True)
+            if statement.keyword not in READ_FORMS:
+                _parse_only(connection, statement.text)
+                raise QueryRefusedError(_not_a_read(statement))
+            cursor.execute(statement.text, prepare=True)
             columns = [column.name for column in cursor.description or ()]
             rows = [tuple(row) for row in cursor.fetchall()]
         connection.rollback()
-    except psycopg.OperationalError as exc:
-        raise DatabaseError(f"the database failed: {str(exc).strip()}") from exc
+    except psycopg.errors.ReadOnlySqlTransaction:
+        raise QueryRefusedError(WRITES) from None
     except psycopg.Error as exc:
-        raise QueryRefusedError(_refusal(str(exc))) from None
+        if connection.broken:  # the server or the connection failed, not the query
+            raise DatabaseError(f"the database failed: {str(exc).strip()}") from exc
+        raise QueryError(_mistake(exc)) from None
     return QueryResult(columns=columns, rows=rows)
 
 
-def _read_only_authorizer(action: int, *_args: object) -> int:
-    return sqlite3.SQLITE_OK if action in _READ_ONLY_ACTIONS else sqlite3.SQLITE_DENY
+def _parse_only(connection: Any, text: str) -> None:
+    """Have the server parse ``text`` (the extended protocol's Parse) without running it;
+    QueryError if it cannot."""
+    from psycopg import pq
+
+    result = connection.pgconn.prepare(b"tracker_sql_parsed", text.encode())
+    if result.status == pq.ExecStatus.FATAL_ERROR:
+        message = result.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b""
+        raise QueryError(_mistake(message.decode(errors="replace")))
 
 
-def _refusal(message: str) -> str:
-    message = message.strip().splitlines()[0] if message.strip() else "invalid query"
-    if "not authorized" in message or "read-only transaction" in message:
-        return "refused: tracker sql runs read-only statements (SELECT, WITH) only"
-    if "one statement at a time" in message or "multiple commands" in message:
-        return "refused: tracker sql runs exactly one statement"
-    return f"refused: {message}"
+def _not_a_read(statement: Statement) -> str:
+    if not statement.keyword:
+        return WRITES
+    return f"{READ_ONLY}; this one is {statement.keyword.upper()}"
+
+
+def _mistake(error: Exception | str) -> str:
+    """The driver's first line, as the mistake it names."""
+    text = str(error).strip()
+    return f"error in the query: {text.splitlines()[0] if text else 'invalid query'}"

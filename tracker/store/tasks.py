@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import false, select, update
 from sqlalchemy.engine import Connection
 
-from tracker.core.models import AddResult, FinishReason, NewTask, RemoveResult
+from tracker.core.models import AddResult, FinishReason, NewEvent, NewTask, RemoveResult, Task
 from tracker.errors import UnknownTaskError
 from tracker.store.base import SQLStore, chunks
+from tracker.store.follow_ups import owe
+from tracker.store.polls import TASK_COLUMNS
 from tracker.store.schema import tasks
 
 
@@ -48,9 +50,15 @@ class TaskStore(SQLStore):
             added=[task.task_id for task in new], existing=[t for t in task_ids if t in existing]
         )
 
-    def remove_tasks(self, task_ids: Sequence[str], now: datetime) -> RemoveResult:
+    def remove_tasks(
+        self,
+        task_ids: Sequence[str],
+        now: datetime,
+        events_for: Callable[[Task], Sequence[NewEvent]] | None = None,
+    ) -> RemoveResult:
         """Finish the IDs as ``removed``; raise UnknownTaskError (changing nothing) if any is
-        not registered."""
+        not registered. ``events_for`` gives the notifications each task it finishes owes,
+        written in the same transaction."""
         with self._writing() as connection:
             unfinished: set[str] = set()
             known: set[str] = set()
@@ -64,8 +72,9 @@ class TaskStore(SQLStore):
             unknown = [task_id for task_id in task_ids if task_id not in known]
             if unknown:
                 raise UnknownTaskError(f"unknown task ID {unknown[0]!r}: nothing was removed")
+            owed: list[tuple[str, NewEvent]] = []
             for chunk in chunks(sorted(unfinished)):
-                connection.execute(
+                finished = connection.execute(
                     update(tasks)
                     .where(tasks.c.task_id.in_(chunk), tasks.c.finished == false())
                     .values(
@@ -75,7 +84,12 @@ class TaskStore(SQLStore):
                         lease_owner=None,
                         lease_expires_at=None,
                     )
+                    .returning(*TASK_COLUMNS)
                 )
+                for task in [Task(*row) for row in finished]:
+                    if events_for is not None:
+                        owed += [(task.task_id, event) for event in events_for(task)]
+            owe(connection, self._insert_ignoring_existing, [], owed, now)
         return RemoveResult(
             removed=[t for t in task_ids if t in unfinished],
             already_finished=[t for t in task_ids if t not in unfinished],

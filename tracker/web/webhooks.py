@@ -52,9 +52,11 @@ class Inbox:
         event_id = headers["webhook-id"]
         if event_id in self._handled:
             return Answer(200, {"received": True, "duplicate": True})
-        task_id = _video_event(body)
-        if task_id is None:
-            return Answer(400, {"detail": "Not a video event (video.completed, video.failed)."})
+        try:
+            task_id = video_event(body)
+        except NotAVideoEvent as exc:
+            logger.info("webhook %s not acted on: %s", event_id, exc)
+            return Answer(400, {"detail": f"Not a video event: {exc}."})
         try:
             polling = await self._act(task_id)
         except Exception as exc:
@@ -76,13 +78,20 @@ class Inbox:
         self._handled[event_id] = now
 
 
-def _video_event(body: bytes) -> str | None:
-    """The task a video event is about, or None if the body is not one."""
+class NotAVideoEvent(ValueError):
+    """A signed event the receiver does not act on: answered 400 (docs/follow-ups.md)."""
+
+
+def video_event(body: bytes) -> str:
+    """The task a ``video.completed`` or ``video.failed`` event is about; anything else raises
+    NotAVideoEvent saying what it is."""
     try:
         event: Any = json.loads(body)
         kind, task_id = event["type"], event["data"]["id"]
     except (ValueError, KeyError, TypeError):
-        return None
-    if kind not in EVENT_TYPES or not isinstance(task_id, str) or not task_id:
-        return None
+        raise NotAVideoEvent("not an event with a type and data.id") from None
+    if not isinstance(kind, str) or not isinstance(task_id, str) or not task_id:
+        raise NotAVideoEvent("not an event with a type and data.id")
+    if kind not in EVENT_TYPES:
+        raise NotAVideoEvent(f"{kind[:100]} is not one of {', '.join(sorted(EVENT_TYPES))}")
     return task_id
