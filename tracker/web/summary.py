@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 FRESH_SECONDS = 3.0
 COST_FACTOR = 10
+# A wait shorter than this that runs out marks the read as slow (the page's wait, not the
+# script's, which waits for the counts as long as they take).
+SLOW_WAIT = 1.0
 STATES = ("unfinished", *(reason.value for reason in FinishReason))
 
 
@@ -63,6 +66,7 @@ class Summary:
         self._latest: tuple[Stats, float, float] | None = None  # stats, read at, cost
         self._failed = False
         self._reading = False
+        self._slow = False  # a short wait for the read under way ran out
 
     def counts(self, wait: float) -> Counts | None:
         """The latest counts, a read started if they are stale; waits up to ``wait`` seconds
@@ -72,9 +76,11 @@ class Summary:
         with self._lock:
             if self._stale():
                 self._start()
-            while self._latest is None and self._reading:
+            while self._latest is None and self._reading and not self._slow:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._read.wait(left):
+                    # This read is slow: nobody else waits for it; pages go without.
+                    self._slow = wait < SLOW_WAIT
                     break
             if self._latest is None or self._failed:
                 return None
@@ -96,7 +102,7 @@ class Summary:
     def _start(self) -> None:
         if self._reading:
             return
-        self._reading = True
+        self._reading, self._slow = True, False
         threading.Thread(target=self._refresh, name="tracker-summary", daemon=True).start()
 
     def _refresh(self) -> None:

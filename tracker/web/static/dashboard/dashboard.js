@@ -1,15 +1,17 @@
 // The dashboard's script: keeps the server-rendered pages live without reloading them.
 // The overview moves its rows from /v1/events (one EventSource, only the unfinished tasks on
-// the page, changes applied once per animation frame) and swaps in fresh counts every few
-// seconds; a task's page swaps in its moving parts, rendered by the server, when its events
-// arrive. Everything still reads without this script; it adds liveness, local times and
-// the "/" shortcut (docs/dashboard.md).
+// the page, what changed in the last two seconds applied in one frame) and swaps in fresh
+// counts every few seconds; a task's page swaps in its moving parts, rendered by the server,
+// when its events arrive. Everything still reads without this script; it adds liveness,
+// local times and the "/" shortcut (docs/dashboard.md).
 (() => {
   "use strict";
 
   const page = document.body.dataset.page;
   const COUNTS_EVERY = 5000;
   const TASK_REFRESH_GAP = 1000;
+  const BEAT = 2000;
+  const beats = [];
   const serverNow = Date.parse(document.body.dataset.now || "") || Date.now();
   const skew = serverNow - Date.now(); // the server's clock, to age its timestamps
 
@@ -145,77 +147,95 @@
     const counts = document.getElementById("counts");
     const fresh = document.getElementById("fresh");
     const totalOf = () => Number((counts.querySelector("[data-total]") || {}).dataset?.total ?? NaN);
-    const firstTotal = totalOf();
+    let firstTotal = totalOf();
+    let lastCounts = "";
 
-    every(COUNTS_EVERY, async () => {
+    const refreshCounts = async () => {
       try {
         const html = await fetchHtml(counts.dataset.summary);
         if (html === null) return;
-        if (counts.innerHTML !== html) counts.innerHTML = html;
+        if (html !== lastCounts) { counts.innerHTML = html; lastCounts = html; }
         if (banner && banner.textContent.startsWith("Cannot reach")) say("");
       } catch {
         say("Cannot reach the server: the counts are not current. Trying again…");
         return;
       }
+      if (Number.isNaN(firstTotal)) firstTotal = totalOf();
       const added = totalOf() - firstTotal;
       if (fresh && fresh.dataset.first && added > 0) {
         fresh.firstElementChild.textContent = `${added.toLocaleString()} new ${added === 1 ? "task" : "tasks"} since this page was loaded.`;
         fresh.hidden = false;
       }
-    });
+    };
+    // Counts still being read when the page was made come as soon as they are ready.
+    if (Number.isNaN(firstTotal)) refreshCounts();
+    every(COUNTS_EVERY, refreshCounts);
 
     if (!table || !table.dataset.events) return;
     const rows = new Map([...table.tBodies[0].rows].map((row) => [row.dataset.task, row]));
     const pending = new Map();
-    let scheduled = false;
+    // Rows on the screen (or about to be) are moved each beat; the others keep their changes
+    // until they are scrolled to: a hundred rows cost what the fifteen in view cost.
+    const shown = new Set();
+    const watcher = new IntersectionObserver((entries) => {
+      for (const entry of entries) {
+        if (entry.isIntersecting) shown.add(entry.target.dataset.task);
+        else shown.delete(entry.target.dataset.task);
+      }
+    }, { rootMargin: "200px 0px" });
+    for (const row of rows.values()) watcher.observe(row);
+    beats.push(flush);
 
     const queue = (taskId, change) => {
       if (!rows.has(taskId)) return; // not on this page
       pending.set(taskId, Object.assign(pending.get(taskId) || {}, change));
-      if (!scheduled) { scheduled = true; requestAnimationFrame(flush); }
     };
 
     const setText = (el, text) => { if (el && el.textContent !== text) el.textContent = text; };
 
     function flush() {
-      scheduled = false;
       for (const [taskId, change] of pending) {
-        const row = rows.get(taskId);
-        if ("status" in change || "reason" in change) {
-          const kind = tone(change.status ?? null, change.reason ?? null);
-          const name = "t-" + kind;
-          if (row.className !== name) row.className = name;
-          const badge = row.querySelector("[data-status]");
-          if (badge) {
-            if ("status" in change) setText(badge, change.status);
-            badge.className = "status " + name;
-          }
-        }
-        if (change.progress != null) {
-          const bar = row.querySelector("progress");
-          if (bar && bar.value !== change.progress) bar.value = change.progress;
-          setText(row.querySelector("[data-pct]"), change.progress + "%");
-        }
-        if (change.polledAt) {
-          const cell = row.querySelector("[data-polled]");
-          let time = cell.querySelector("time");
-          if (!time) {
-            time = document.createElement("time");
-            time.dataset.ago = "";
-            cell.replaceChildren(time);
-          }
-          time.setAttribute("datetime", change.polledAt);
-          time.title = change.polledAt;
-          setText(time, age(Date.now() + skew - parse(change.polledAt)) + " ago");
-        }
-        if ("error" in change) {
-          const span = row.querySelector("[data-error] span");
-          setText(span, change.error);
-          if (span) span.title = change.error;
-        }
-        if (change.reason) setText(row.querySelector("[data-reason]"), change.reason.replaceAll("_", " "));
+        if (!shown.has(taskId)) continue;
+        pending.delete(taskId);
+        apply(rows.get(taskId), change);
       }
-      pending.clear();
+      for (const taskId of shown) tick(rows.get(taskId));
+    }
+
+    function apply(row, change) {
+      if ("status" in change || "reason" in change) {
+        const kind = tone(change.status ?? null, change.reason ?? null);
+        const name = "t-" + kind;
+        if (row.className !== name) row.className = name;
+        const badge = row.querySelector("[data-status]");
+        if (badge) {
+          if ("status" in change) setText(badge, change.status);
+          badge.className = "status " + name;
+        }
+      }
+      if (change.progress != null) {
+        const bar = row.querySelector("progress");
+        if (bar && bar.value !== change.progress) bar.value = change.progress;
+        setText(row.querySelector("[data-pct]"), change.progress + "%");
+      }
+      if (change.polledAt) {
+        const cell = row.querySelector("[data-polled]");
+        let time = cell.querySelector("time");
+        if (!time) {
+          time = document.createElement("time");
+          time.dataset.ago = "";
+          cell.replaceChildren(time);
+        }
+        time.setAttribute("datetime", change.polledAt);
+        time.title = change.polledAt;
+        setText(time, age(Date.now() + skew - parse(change.polledAt)) + " ago");
+      }
+      if ("error" in change) {
+        const span = row.querySelector("[data-error] span");
+        setText(span, change.error);
+        if (span) span.title = change.error;
+      }
+      if (change.reason) setText(row.querySelector("[data-reason]"), change.reason.replaceAll("_", " "));
     }
 
     follow(table.dataset.events, {
@@ -285,9 +305,12 @@
   });
 
   localize();
-  if (document.querySelector("time[data-age], time[data-ago]")) every(1000, () => tick());
   if (page === "overview") overview();
   if (page === "task") task();
+  // One beat every two seconds moves everything that changed since the last, in one frame: the
+  // rows of the events that came meanwhile, and the ages (docs/performance.md, The dashboard).
+  if (!beats.length) beats.push(() => tick());
+  every(BEAT, () => requestAnimationFrame(() => { for (const job of beats) job(); }));
   if (page === "login") {
     // A link followed from another site arrives without the SameSite=Strict cookie: a
     // browser that is signed in after all goes straight on.
