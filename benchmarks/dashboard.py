@@ -272,17 +272,11 @@ def live_cost(
             browser.close()
     spent = {name: after[name] - before[name] for name in after}
     wall = spent.pop("wall")
-    yield (
-        "live overview: row updates a second",
-        f"{spent.pop('polls') / wall:,.0f}",
-        f"{tasks} tasks",
-    )
+    what = "live overview" if polling else "the same, nothing moving"
+    yield f"{what}: row updates a second", f"{spent.pop('polls') / wall:,.0f}", f"{tasks} tasks"
     for name, value in spent.items():
-        yield (
-            f"live overview: {WATCHED.get(name, 'renderer CPU, all threads')}",
-            percent(value / wall),
-            "",
-        )
+        measure = WATCHED.get(name, "renderer CPU, all threads")
+        yield f"{what}: {measure}", percent(value / wall), ""
 
 
 WATCHED = {
