@@ -97,7 +97,7 @@ def test_a_rows_progress_moves_and_it_turns_completed_without_a_reload(
 ) -> None:
     """On the overview, a task's progress bar advances as polls arrive and its state turns
     completed in place: the page is never reloaded."""
-    video = running.simulator.add_video("video_live_row", queued=2, steps=20)
+    video = running.simulator.add_video("video_live_row", queued=2, steps=12)
     running.tracker.add([video], label="live-row")
     page.goto(f"{running.url}/?label=live-row")
     page.evaluate("window.stayed = true")
@@ -118,13 +118,25 @@ def test_a_rows_progress_moves_and_it_turns_completed_without_a_reload(
     assert page.evaluate("window.stayed") is True
 
 
+def test_the_overview_announces_tasks_registered_after_it_loaded(page: Page, running: Demo) -> None:
+    """Tasks registered while the overview is open are announced, with a link to the newest;
+    `/` puts the cursor in the ID search."""
+    page.goto(f"{running.url}/")
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "f-q"
+    running.tracker.add(["video_after_load_1", "video_after_load_2"])
+    expect(page.locator("#fresh")).to_contain_text("2 new tasks", timeout=LIVE_MS)
+    page.locator("#fresh").get_by_role("link").click()
+    expect(page.locator('tr[data-task="video_after_load_2"]')).to_have_count(1)
+
+
 def test_a_task_page_shows_its_chart_and_timeline_and_follows_it_live(
     page: Page, running: Demo
 ) -> None:
     """A task's page, opened while the task runs, turns completed without a reload; its chart
     has a band per status, the progress line and the failed poll marked; its timeline says how
     long each status lasted."""
-    video = running.simulator.script("video_live_page", showcase_script(polls=14))
+    video = running.simulator.script("video_live_page", showcase_script(polls=8))
     running.tracker.add([video])
     page.goto(f"{running.url}/tasks/{video}")
     page.evaluate("window.stayed = true")
