@@ -42,8 +42,10 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 LIVE_MS = 20_000  # how long Playwright waits for a live change
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One Chromium for the module. Not for the session: Playwright's sync API keeps an event
+    loop running on this thread while it is open, and later tests call asyncio.run."""
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM))
         yield chromium
