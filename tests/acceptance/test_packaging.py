@@ -124,3 +124,33 @@ def test_from_the_repository_root_the_commands_and_alembic_work(
         target,
     )
     assert "(head)" in current.stdout, current.stderr
+
+
+def test_the_wheel_carries_the_dashboards_templates_and_assets(
+    installed: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Every template and asset of the dashboard is in the wheel (no CDN: a machine without
+    internet serves it whole), and the installed app finds them in the installed package."""
+    wheel, target = installed
+    names = set(zipfile.ZipFile(wheel).namelist())
+    web = ROOT / "tracker" / "web"
+    shipped = [
+        path.relative_to(ROOT).as_posix()
+        for folder in ("templates", "static/dashboard")
+        for path in (web / folder).rglob("*")
+        if path.is_file()
+    ]
+    assert len(shipped) >= 10
+    assert set(shipped) <= names, sorted(set(shipped) - names)
+    probe = run(
+        [
+            "-c",
+            "import tracker.web.app as app, tracker.web.templating as t; "
+            "print(app.STATIC); print(t.TEMPLATES); print(len(t._ENVIRONMENT.list_templates()))",
+        ],
+        tmp_path,
+        target,
+    )
+    static, templates, count = probe.stdout.split()
+    assert static.startswith(str(target)) and templates.startswith(str(target)), probe.stderr
+    assert int(count) == len([name for name in shipped if name.endswith(".html")])

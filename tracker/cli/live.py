@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -19,6 +19,7 @@ from rich.text import Text
 
 from tracker.cli.common import pause_line
 from tracker.core.models import FinishReason, Stats, Task
+from tracker.core.texts import age, shorten_middle
 from tracker.errors import TrackerError
 
 BAR_WIDTH = 12
@@ -28,31 +29,6 @@ _GAP = 2  # between two columns
 # poll, polls, errors, each after a gap; and the finish reason when it is shown.
 _OTHER_COLUMNS = BAR_WIDTH + 4 + 11 + 5 + 9 + 5 + 6 + 7 * _GAP
 _FINISHED_COLUMN = len("not_found") + _GAP
-
-
-def age(delta: timedelta) -> str:
-    """2d3h, 4h05m, 12m30s, 45s: short enough for a column."""
-    seconds = max(0, int(delta.total_seconds()))
-    days, seconds = divmod(seconds, 86400)
-    hours, seconds = divmod(seconds, 3600)
-    minutes, seconds = divmod(seconds, 60)
-    if days:
-        return f"{days}d{hours}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{seconds:02d}s"
-    return f"{seconds}s"
-
-
-def shorten_middle(text: str, width: int) -> str:
-    """``text`` cut in the middle to ``width`` characters: relay IDs share their beginning
-    (``sora-2:task_…``) and differ at the end, so both ends stay."""
-    if len(text) <= width:
-        return text
-    head = (width - 1) // 2
-    tail = width - 1 - head
-    return f"{text[:head]}…{text[len(text) - tail :]}"
 
 
 def summary_lines(stats: Stats, rate: float | None = None) -> list[str]:

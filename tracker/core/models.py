@@ -129,6 +129,7 @@ class TaskFilter:
     label: str | None = None
     provider: str | None = None
     prefix: str | None = None  # task IDs starting with this
+    finish_reason: str | None = None  # how it finished (a FinishReason)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from functools import cached_property
 
 from tracker.core.backoff import Backoff
 from tracker.core.models import ClaimedTask, Failure, FetchResult, FinishReason, PollRecord
+from tracker.core.texts import error_line
 from tracker.core.video import Phase
 
 NOT_FOUND_LIMIT = 3
@@ -54,10 +55,7 @@ class Policy:
 
 def describe_error(fetch: FetchResult) -> str:
     """One line for ``tasks.last_error``."""
-    error = fetch.error
-    message = error.get("message") if isinstance(error, dict) else error
-    text = str(message) if message not in (None, "") else "request failed"
-    return f"HTTP {fetch.http_status}: {text}" if fetch.http_status is not None else text
+    return error_line(fetch.error, fetch.http_status)
 
 
 def decide(

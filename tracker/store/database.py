@@ -13,6 +13,7 @@ from tracker.store.prune import RetentionStore
 from tracker.store.reads import Reads
 from tracker.store.sandbox import ReadOnlySQL
 from tracker.store.tasks import TaskStore
+from tracker.store.timeline import Timelines
 
 
 class Database:
@@ -28,6 +29,7 @@ class Database:
         self.reads = Reads(engine)
         self.retention = RetentionStore(engine)
         self.sql = ReadOnlySQL(engine)
+        self.timelines = Timelines(engine)
 
     @classmethod
     def open(cls, url: str) -> Database:

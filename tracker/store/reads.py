@@ -22,6 +22,9 @@ _TASK_SIDE = frozenset({"label", "metadata", "finish_reason", "finished_at"})
 _FEED_COLUMNS = [
     (tasks if field.name in _TASK_SIDE else snapshots).c[field.name] for field in fields(FeedItem)
 ]
+# A prefix matching more tasks than this is broad: on SQLite its page is found sooner by walking
+# the registrations newest first than by sorting every match.
+_BROAD_PREFIX = 5000
 # Snapshots of the last minute are looked for among this many newest rows: bounded work on
 # any size of history; enough for 4,000 polls a second.
 _RECENT_SNAPSHOTS_SCANNED = 250_000
@@ -45,9 +48,10 @@ class Reads(SQLStore):
         """Up to ``limit`` tasks, newest first, after ``after`` (a page's last task): each page
         reads only its own rows through the registration indexes, however deep it is."""
         order = (tasks.c.registered_at.desc(), tasks.c.task_id.desc())
+        walk = self._dialect == "sqlite" and which.prefix and self._broad(which)
         query = (
             select(*TASK_COLUMNS)
-            .where(*_conditions(which, self._dialect))
+            .where(*_conditions(which, self._dialect, walk_registrations=bool(walk)))
             .order_by(*order)
             .limit(limit)
         )
@@ -61,6 +65,16 @@ class Reads(SQLStore):
             )
         with self._engine.connect() as connection:
             return [Task(*row) for row in connection.execute(query)]
+
+    def _broad(self, which: TaskFilter) -> bool:
+        """Whether ``which`` is a prefix alone that matches many tasks: SQLite's planner reads
+        any prefix by the key and sorts the matches, a million of them for ``video_``."""
+        if which != TaskFilter(prefix=which.prefix):
+            return False
+        some = select(tasks.c.task_id).where(*_conditions(which, self._dialect))
+        query = select(func.count()).select_from(some.limit(_BROAD_PREFIX).subquery())
+        with self._engine.connect() as connection:
+            return int(connection.scalar(query) or 0) >= _BROAD_PREFIX
 
     def count(self, which: TaskFilter) -> int:
         query = select(func.count()).select_from(tasks).where(*_conditions(which, self._dialect))
@@ -246,7 +260,11 @@ def _pauses(connection: Connection, now: datetime) -> list[Pause]:
     return [pause_of(row) for row in connection.execute(query)]
 
 
-def _conditions(which: TaskFilter, dialect: str) -> list[ColumnElement[bool]]:
+def _conditions(
+    which: TaskFilter, dialect: str, walk_registrations: bool = False
+) -> list[ColumnElement[bool]]:
+    """``walk_registrations`` hides the key from SQLite's planner (an expression on it is no
+    range on the index), so that it walks the registration index instead."""
     conditions: list[ColumnElement[bool]] = []
     if which.status is not None:
         conditions.append(func.lower(tasks.c.status) == which.status.lower())
@@ -256,11 +274,14 @@ def _conditions(which: TaskFilter, dialect: str) -> list[ColumnElement[bool]]:
         conditions.append(tasks.c.label == which.label)
     if which.provider is not None:
         conditions.append(tasks.c.provider == which.provider)
+    if which.finish_reason is not None:
+        conditions.append(tasks.c.finish_reason == which.finish_reason)
     if which.prefix and dialect == "sqlite":
         # SQLite's LIKE ignores case and every index; a range on the key (its BINARY order)
         # keeps the case and reads the index. Task IDs are printable ASCII, all below DEL.
-        conditions.append(tasks.c.task_id >= which.prefix)
-        conditions.append(tasks.c.task_id < which.prefix + "\x7f")
+        key = tasks.c.task_id.concat("") if walk_registrations else tasks.c.task_id
+        conditions.append(key >= which.prefix)
+        conditions.append(key < which.prefix + "\x7f")
     elif which.prefix:
         # PostgreSQL compares text by the database's collation, where a range is no prefix.
         conditions.append(tasks.c.task_id.startswith(which.prefix, autoescape=True))

@@ -6,7 +6,10 @@ stream; ``operations`` health, metrics, the API's webhooks (``webhooks``) and th
 ``auth`` server tokens and browser sessions; ``problems`` errors as RFC 9457 problem details;
 ``schemas`` what the API takes and gives; ``cursors`` paging; ``limits`` request sizes;
 ``server`` runs the app on uvicorn in a loop it does not own; ``service`` is what the app works
-with.
+with. The dashboard (docs/dashboard.md): ``pages`` its routes, ``login`` who may see a page and
+the login page, ``templating`` the Jinja2 templates (``templates/``) and the pages' headers,
+``views`` what its chart and timeline draw, ``summary`` the counts read in the background; its
+stylesheet and script are in ``static/dashboard``.
 
 May import ``tracker.store``, ``tracker.http`` (webhook signing), ``tracker.settings``,
 ``tracker.core`` and ``tracker.errors``; the daemon serves it, so it never imports the daemon.

@@ -64,10 +64,7 @@ def register(body: RegisterIn, service: ServiceOf) -> Registered:
     """Registers tasks to watch, due at once. Idempotent: tasks already registered are left as
     they are and listed under ``existing``. All or nothing: one invalid ID, metadata object or
     provider refuses the whole call, naming each offending field, and registers nothing."""
-    new_tasks = _new_tasks(body)
-    result = service.database.tasks.register(new_tasks, service.clock.now())
-    if result.added:
-        service.registered()
+    result = service.register(_new_tasks(body))
     return Registered(added=result.added, existing=result.existing)
 
 

@@ -13,11 +13,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from tracker._version import __version__
-from tracker.web import api, operations, problems
+from tracker.web import api, login, operations, pages, problems
 from tracker.web.auth import Access
 from tracker.web.events import Feed
 from tracker.web.limits import DEFAULT_BODY_BYTES, BodyLimit
 from tracker.web.service import Service
+from tracker.web.summary import Summary
 from tracker.web.webhooks import MAX_BODY_BYTES as WEBHOOK_BODY_BYTES
 
 STATIC = Path(str(files("tracker.web") / "static"))
@@ -50,11 +51,15 @@ def create_app(service: Service) -> FastAPI:
     app.state.stopping = asyncio.Event()
     app.state.feed = Feed(service.database.reads, app.state.stopping)
     app.state.inbox = operations.webhook_inbox(service)
+    app.state.summary = Summary(service.database.reads, service.clock)
     problems.install(
         app, lambda: [*app.router.routes, *api.router.routes, *operations.router.routes]
     )
     app.include_router(api.router)
     app.include_router(operations.router)
+    app.include_router(login.router)
+    app.include_router(pages.router)
+    login.install(app)
     operations.add_webhook_routes(app)
     operations.add_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

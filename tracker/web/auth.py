@@ -142,11 +142,16 @@ async def authenticate(request: Request) -> Caller:
     return Caller("session", session)
 
 
-async def _check_same_origin(request: Request, access: Access, session: str) -> None:
+def from_own_site(request: Request) -> bool:
+    """Whether the browser says the request comes from our own pages (or says nothing)."""
     site = request.headers.get("sec-fetch-site")
     origin = request.headers.get("origin")
     own = f"{request.url.scheme}://{request.url.netloc}"
-    if site not in (None, "same-origin") or (origin is not None and origin != own):
+    return site in (None, "same-origin") and origin in (None, own)
+
+
+async def _check_same_origin(request: Request, access: Access, session: str) -> None:
+    if not from_own_site(request):
         raise HTTPException(403, detail="A request from another site is refused.")
     presented = request.headers.get(CSRF_HEADER)
     content_type = request.headers.get("content-type", "")

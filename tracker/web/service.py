@@ -10,6 +10,7 @@ from typing import Protocol
 from fastapi import Request
 
 from tracker.core.clock import Clock
+from tracker.core.models import AddResult, NewTask
 from tracker.settings import Settings
 from tracker.store import Database
 
@@ -37,6 +38,14 @@ class Service:
     registered: Callable[[], None] = field(default=_nothing)
     #: The API said this task changed: a poller here keeps it due.
     made_due: Callable[[str], None] = field(default=_nothing)
+
+    def register(self, new_tasks: list[NewTask]) -> AddResult:
+        """Register tasks (the API's and the dashboard's way), waking a poller here if any
+        are new."""
+        result = self.database.tasks.register(new_tasks, self.clock.now())
+        if result.added:
+            self.registered()
+        return result
 
 
 def service_of(request: Request) -> Service:

@@ -1,0 +1,250 @@
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright against a daemon
+polling the simulator and serving the app on SQLite. Registered tasks are listed, rows and a
+task's page move live without a reload, the register form adds tasks or names the bad line,
+pages need a sign-in (the API a token), a phone's width never scrolls sideways, and a full
+page with its assets stays under 150 KB."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser import (
+    CHROMIUM,
+    REQUIRE_BROWSER,
+    Demo,
+    demo,
+    showcase_script,
+    sign_in,
+    take_screenshots,
+)
+from tests.web import TOKEN
+from tracker.core.models import Failure, FetchResult
+from tracker.daemon.poller import Policy, decide
+from tracker.settings import Settings
+from tracker.store import Database
+from tracker.testing import RunningApp
+
+if not CHROMIUM.exists():
+    reason = f"the browser tests need Chromium at {CHROMIUM} (apt-get install chromium)"
+    if REQUIRE_BROWSER:
+        pytest.fail(reason + "; TESTS_REQUIRE_BROWSER=1", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+LIVE_MS = 20_000  # how long Playwright waits for a live change
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One Chromium for the module. Not for the session: Playwright's sync API keeps an event
+    loop running on this thread while it is open, and later tests call asyncio.run."""
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """One daemon for the module: tasks in every state, polled every 0.3 s."""
+    database = tmp_path_factory.mktemp("dashboard") / "tracker.db"
+    with demo(f"sqlite:///{database}", poll_interval=0.3) as started:
+        yield started
+
+
+@pytest.fixture
+def page(browser: Browser, running: Demo) -> Iterator[Page]:
+    """A fresh browser context, signed in through the login page."""
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, running.url)
+    yield page
+    context.close()
+
+
+def test_without_a_token_pages_go_to_login_and_after_it_list_the_tasks(
+    browser: Browser, running: Demo
+) -> None:
+    """A browser without a session is sent to the login page and the API answers it 401;
+    after giving the token once, the overview lists every registered task. The token never
+    appears in a URL."""
+    context = browser.new_context()
+    page = context.new_page()
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    page.goto(f"{running.url}/tasks/{running.showcase}")
+    assert page.url == f"{running.url}/login?next=/tasks/{running.showcase}"
+    assert page.request.get(f"{running.url}/v1/tasks").status == 401
+    page.get_by_label("Server token").fill(TOKEN)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{running.url}/tasks/{running.showcase}")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Tasks").click()
+    for task_id in running.ids:
+        expect(page.locator(f'tr[data-task="{task_id}"]')).to_have_count(1)
+    assert page.request.get(f"{running.url}/v1/tasks").status == 200
+    assert not [url for url in urls if TOKEN in url]
+    context.close()
+
+
+def test_a_rows_progress_moves_and_it_turns_completed_without_a_reload(
+    page: Page, running: Demo
+) -> None:
+    """On the overview, a task's progress bar advances as polls arrive and its state turns
+    completed in place: the page is never reloaded."""
+    video = running.simulator.add_video("video_live_row", queued=2, steps=12)
+    running.tracker.add([video], label="live-row")
+    page.goto(f"{running.url}/?label=live-row")
+    page.evaluate("window.stayed = true")
+    row = page.locator(f'tr[data-task="{video}"]')
+    expect(row.locator("[data-status]")).not_to_have_text("completed")
+    bar = row.locator("progress")
+    first = int(bar.get_attribute("value") or 0)
+    page.wait_for_function(
+        "([selector, first]) => { const bar = document.querySelector(selector);"
+        " return bar.value > first && bar.value < 100; }",
+        arg=[f'tr[data-task="{video}"] progress', first],
+        timeout=LIVE_MS,
+    )
+    expect(row.locator("[data-status]")).to_have_text("completed", timeout=LIVE_MS)
+    expect(row.locator("[data-reason]")).to_have_text("completed")
+    expect(row.locator("[data-pct]")).to_have_text("100%")
+    assert row.get_attribute("class") == "t-done"
+    assert page.evaluate("window.stayed") is True
+
+
+def test_the_overview_announces_tasks_registered_after_it_loaded(page: Page, running: Demo) -> None:
+    """Tasks registered while the overview is open are announced, with a link to the newest;
+    `/` puts the cursor in the ID search."""
+    page.goto(f"{running.url}/")
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "f-q"
+    running.tracker.add(["video_after_load_1", "video_after_load_2"])
+    expect(page.locator("#fresh")).to_contain_text("2 new tasks", timeout=LIVE_MS)
+    page.locator("#fresh").get_by_role("link").click()
+    expect(page.locator('tr[data-task="video_after_load_2"]')).to_have_count(1)
+
+
+def test_a_task_page_shows_its_chart_and_timeline_and_follows_it_live(
+    page: Page, running: Demo
+) -> None:
+    """A task's page, opened while the task runs, turns completed without a reload; its chart
+    has a band per status, the progress line and the failed poll marked; its timeline says how
+    long each status lasted."""
+    video = running.simulator.script("video_live_page", showcase_script(polls=8))
+    running.tracker.add([video])
+    page.goto(f"{running.url}/tasks/{video}")
+    page.evaluate("window.stayed = true")
+    expect(page.locator(".summary [data-status]")).to_have_text("completed", timeout=LIVE_MS)
+    chart = page.locator("svg.plot")
+    expect(chart.locator("rect.band")).to_have_count(3)
+    expect(chart.locator("path.line")).to_have_count(1)
+    expect(chart.locator("line.mark")).to_have_count(1)
+    assert "upstream busy" in (chart.locator("line.mark title").text_content() or "")
+    sentence = page.locator(".sentence").text_content() or ""
+    assert re.fullmatch(r"queued \d+ s, in progress \d+ s, completed\.", sentence), sentence
+    rows = page.locator("section[aria-labelledby=h-timeline] tbody tr")
+    expect(rows).to_have_count(3)
+    expect(rows.nth(1)).to_contain_text("in_progress")
+    expect(page.locator("table.snapshots tbody tr.has-error")).to_have_count(1)
+    assert page.evaluate("window.stayed") is True
+
+
+def test_registering_from_the_form_adds_tasks_and_an_invalid_id_adds_none(
+    page: Page, running: Demo
+) -> None:
+    """The form names an invalid ID by its line and registers nothing; fixed, it registers
+    every ID with the label and says so."""
+    reads = running.tracker.database.reads
+    page.goto(f"{running.url}/register")
+    ids = page.get_by_label("Task IDs")
+    ids.fill("video_form_1\nbad id\nvideo_form_2")
+    page.get_by_label("Label").fill("from the form")
+    page.get_by_role("button", name="Register", exact=True).click()
+    expect(page.get_by_role("alert")).to_contain_text("Line 2: invalid task ID 'bad id'")
+    expect(ids).to_have_value("video_form_1\nbad id\nvideo_form_2")
+    assert reads.task("video_form_1") is None and reads.task("video_form_2") is None
+    ids.fill("video_form_1\nvideo_form_2")
+    page.get_by_role("button", name="Register", exact=True).click()
+    expect(page.locator("#register-result")).to_contain_text("2 added")
+    for task_id in ("video_form_1", "video_form_2"):
+        task = reads.task(task_id)
+        assert task is not None and task.label == "from the form"
+
+
+def test_pages_fit_a_phones_width_without_scrolling_sideways(
+    browser: Browser, running: Demo
+) -> None:
+    """At 375 px the overview, a task's page and the form are as wide as the screen."""
+    context = browser.new_context(viewport={"width": 375, "height": 740})
+    page = context.new_page()
+    sign_in(page, running.url)
+    for path in ("/", f"/tasks/{running.showcase}", "/register"):
+        page.goto(running.url + path)
+        page.wait_for_selector("main h1")
+        width, viewport = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert width <= viewport == 375, path
+    context.close()
+
+
+def test_a_full_overview_and_its_assets_weigh_under_150_kb(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """A hundred rows with long IDs, labels and errors, and every file the page loads, as
+    Chromium received them (headers included), stay under 150 KB."""
+    url_of_database = f"sqlite:///{tmp_path / 'weight.db'}"
+    database = Database.open(url_of_database)
+    write_failed_polls(database, 100)
+    received: list[int] = []
+    with RunningApp(Settings(database_url=url_of_database), database) as url:
+        context = browser.new_context()
+        page = context.new_page()
+        page.on("requestfinished", lambda request: received.append(transferred(request)))
+        page.goto(f"{url}/?limit=100", wait_until="load")
+        expect(page.locator("table.tasks tbody tr")).to_have_count(100)
+        context.close()
+    database.close()
+    names = [name for name, _ in received]
+    assert {"/", "/static/dashboard/dashboard.css", "/static/dashboard/dashboard.js"} <= set(names)
+    assert sum(size for _, size in received) < 150_000, received
+
+
+def transferred(request: Any) -> tuple[str, int]:
+    """A request's path, and the bytes of its answer on the wire (headers included)."""
+    sizes = request.sizes()
+    path = request.url.split("//", 1)[1].partition("/")[2].partition("?")[0]
+    return "/" + path, int(sizes["responseBodySize"] + sizes["responseHeadersSize"])
+
+
+def write_failed_polls(database: Database, count: int) -> None:
+    """``count`` tasks with 64-character IDs and labels, each with a failed poll recorded
+    the way the daemon records one (a long error message)."""
+    now = datetime.now(UTC)
+    ids = [f"sora-2:task_{index:04d}_" + "x" * 47 for index in range(count)]
+    database.tasks.add_tasks(ids, "a label of some length", now)
+    policy = Policy(interval=10, give_up_after=3600, request_timeout=5)
+    message = "The upstream relay answered with an error page instead of the video object " * 2
+    failed = FetchResult.failed(Failure.HTTP_STATUS, message, 12.0, http_status=502)
+    claimed = database.polls.claim_due("w", now, now + timedelta(60), count)
+    records = [decide(task, failed, now, policy, random.Random(1)) for task in claimed]
+    database.polls.record_polls("w", records)
+
+
+def test_the_docs_screenshots_are_taken_from_a_live_run(
+    browser: Browser, running: Demo, tmp_path: Path
+) -> None:
+    """The function docs/make_screenshots.py runs takes the overview (wide and narrow) and
+    the showcase task's page from this run, as PNGs of the viewport's width."""
+    shots = take_screenshots(browser, running, tmp_path)
+    assert [shot.name for shot in shots] == ["overview.png", "task.png", "overview-phone.png"]
+    for shot, width in zip(shots, (1280, 1280, 375), strict=True):
+        data = shot.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        assert int.from_bytes(data[16:20], "big") == width

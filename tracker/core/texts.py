@@ -1,0 +1,59 @@
+"""Short texts for people, the same in the terminal and in the browser: an age for a column
+(``4h05m``), a duration in words (``3 min 10 s``), a task ID cut in the middle, a poll's error in
+one line."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+_UNITS = (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
+
+
+def age(delta: timedelta) -> str:
+    """2d3h, 4h05m, 12m30s, 45s: short enough for a column."""
+    seconds = max(0, int(delta.total_seconds()))
+    days, seconds = divmod(seconds, 86400)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{seconds:02d}s"
+    return f"{seconds}s"
+
+
+def duration(delta: timedelta) -> str:
+    """42 s, 3 min 10 s, 2 h 5 min, 1 d 3 h: the two largest units, for sentences; under a
+    second reads ``0 s``."""
+    left = max(0, int(delta.total_seconds()))
+    parts: list[str] = []
+    for unit, size in _UNITS:
+        count, left = divmod(left, size)
+        if count or (parts and len(parts) < 2):
+            parts.append(f"{count} {unit}")
+        if len(parts) == 2:
+            break
+    if len(parts) == 2 and parts[1].startswith("0 "):
+        parts.pop()
+    return " ".join(parts) or "0 s"
+
+
+def shorten_middle(text: str, width: int) -> str:
+    """``text`` cut in the middle to ``width`` characters: relay IDs share their beginning
+    (``sora-2:task_…``) and differ at the end, so both ends stay."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    tail = width - 1 - head
+    return f"{text[:head]}…{text[len(text) - tail :]}"
+
+
+def error_line(error: Any, http_status: int | None) -> str:
+    """One line for what a poll's error object says: its message (or ``request failed``),
+    after the HTTP status when there was one."""
+    message = error.get("message") if isinstance(error, dict) else error
+    text = str(message) if message not in (None, "") else "request failed"
+    return f"HTTP {http_status}: {text}" if http_status is not None else text

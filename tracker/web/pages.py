@@ -1,0 +1,308 @@
+"""The dashboard's pages (docs/dashboard.md): the overview of every task (``/``), one task
+(``/tasks/{id}``), registering tasks (``/register``), and the fragments their script fetches
+to stay live (the counts, a task's moving parts). Server-rendered from the same store reads
+the API uses; the script in ``static/dashboard`` only moves what changes.
+
+Handlers that read the database are plain functions: FastAPI runs them on its thread pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Path, Request
+from fastapi.responses import RedirectResponse, Response
+
+from tracker.core.ids import check_task_id
+from tracker.core.models import FinishReason, NewTask, Position, TaskFilter
+from tracker.errors import DatabaseError, InvalidTaskIDError
+from tracker.store.engine import reported_errors
+from tracker.web import cursors
+from tracker.web.login import PageError, Seen
+from tracker.web.problems import ApiError
+from tracker.web.schemas import MAX_TASKS_PER_CALL
+from tracker.web.service import service_of
+from tracker.web.summary import STATES, Counts, Summary
+from tracker.web.templating import render, task_url
+from tracker.web.views import chart, timeline, tone, tone_words
+
+router = APIRouter(include_in_schema=False)
+PAGE_SIZES = (25, 50, 100)
+SNAPSHOTS_PER_PAGE = 50
+LABEL_LENGTH = 1000
+SHOWN_RESULTS = 200  # registered IDs listed back, of each kind
+# The counts a page waits for before it is sent without them (its script fills them in).
+COUNTS_WAIT_SECONDS = 0.05
+# A state the counts say is empty is not looked for when counting took this long: the table
+# is big, and finding nothing would read all of it.
+SLOW_COUNTS_SECONDS = 0.1
+TaskId = Annotated[str, Path()]
+
+
+@contextmanager
+def reading() -> Iterator[None]:
+    """The database's failures as a page that says so and tries again."""
+    try:
+        with reported_errors():
+            yield
+    except DatabaseError:
+        raise PageError(
+            503,
+            "The database cannot be reached",
+            "The dashboard could not read the database. This page tries again every 5 seconds.",
+            retry=True,
+        ) from None
+
+
+def summary_of(request: Request) -> Summary:
+    summary: Summary = request.app.state.summary
+    return summary
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the overview shows: a state, a label, an ID prefix, how many rows."""
+
+    state: str = "all"
+    label: str = ""
+    prefix: str = ""
+    limit: int = 50
+
+    @classmethod
+    def of(cls, state: str, label: str, prefix: str, limit: str) -> Filters:
+        """From the query string, forgiving: what is not a choice is the default."""
+        rows = int(limit) if limit.isdigit() and int(limit) in PAGE_SIZES else 50
+        return cls(state if state in STATES else "all", label, prefix.strip(), rows)
+
+    @property
+    def task_filter(self) -> TaskFilter:
+        return TaskFilter(
+            finished=False if self.state == "unfinished" else None,
+            finish_reason=None if self.state in ("all", "unfinished") else self.state,
+            label=self.label or None,
+            prefix=self.prefix or None,
+        )
+
+    @property
+    def narrowed(self) -> bool:
+        return self != Filters(limit=self.limit)
+
+    def query(self, **changes: Any) -> str:
+        """This view's query string, with ``changes``; defaults left out."""
+        values = {"state": self.state, "label": self.label, "q": self.prefix, "limit": self.limit}
+        values.update(changes)
+        defaults = {"state": "all", "label": "", "q": "", "limit": 50, "cursor": None}
+        kept = {key: value for key, value in values.items() if value != defaults.get(key)}
+        return "?" + urlencode(kept) if kept else ""
+
+
+@router.get("/")
+def overview(
+    request: Request,
+    seen: Seen,
+    state: str = "all",
+    label: str = "",
+    q: str = "",
+    limit: str = "50",
+    cursor: str | None = None,
+) -> Response:
+    service = service_of(request)
+    filters = Filters.of(state, label, q, limit)
+    counts = summary_of(request).counts(wait=COUNTS_WAIT_SECONDS)
+    after = _position(cursor)
+    with reading():
+        if _known_empty(filters, counts):
+            page = []
+        else:
+            page = service.database.reads.page(filters.task_filter, filters.limit + 1, after)
+        more = len(page) > filters.limit
+        page = page[: filters.limit]
+        failed = [task.task_id for task in page if task.finish_reason == FinishReason.FAILED]
+        reasons = service.database.timelines.final_errors(failed) if failed else {}
+    watched = [task.task_id for task in page if not task.finished]
+    context = {
+        "viewer": seen,
+        "now": service.clock.now(),
+        "filters": filters,
+        "counts": counts,
+        "counts_failed": summary_of(request).failed,
+        "tasks": page,
+        "reasons": reasons,
+        "tone": tone,
+        "tone_words": tone_words(),
+        "first_page": after is None,
+        "next_query": filters.query(cursor=cursors.after_task(page[-1])) if more else None,
+        "events": "/v1/events?" + urlencode([("task_id", i) for i in watched]) if watched else "",
+        "base_url": str(request.base_url).rstrip("/"),
+        "states": STATES,
+    }
+    return render(request, "overview.html", context)
+
+
+def _position(cursor: str | None) -> Position | None:
+    if not cursor:
+        return None
+    try:
+        return cursors.position(cursor)
+    except ApiError:
+        raise PageError(
+            400, "This page link is stale", "Start again from the first page."
+        ) from None
+
+
+def _known_empty(filters: Filters, counts: Counts | None) -> bool:
+    if counts is None or filters.state == "all" or counts.read_seconds < SLOW_COUNTS_SECONDS:
+        return False
+    return counts.by_state[filters.state] == 0
+
+
+@router.get("/summary")
+def summary(
+    request: Request,
+    seen: Seen,
+    state: str = "all",
+    label: str = "",
+    q: str = "",
+    limit: str = "50",
+) -> Response:
+    """The counts, for the overview's script to swap in every few seconds."""
+    summary = summary_of(request)
+    context = {
+        "counts": summary.counts(wait=5.0),
+        "counts_failed": summary.failed,
+        "filters": Filters.of(state, label, q, limit),
+        "states": STATES,
+    }
+    return render(request, "counts.html", context)
+
+
+@router.get("/tasks/{task_id}")
+def task_page(
+    request: Request,
+    task_id: TaskId,
+    seen: Seen,
+    after: str | None = None,
+    removed: bool = False,
+) -> Response:
+    context = _task_context(request, task_id, after)
+    context.update(viewer=seen, removed=removed, tone_words=tone_words())
+    return render(request, "task.html", context)
+
+
+@router.get("/tasks/{task_id}/live")
+def task_live(request: Request, task_id: TaskId, seen: Seen, after: str | None = None) -> Response:
+    """The parts of a task's page that move, for its script to swap in."""
+    context = _task_context(request, task_id, after)
+    return render(request, "task_live.html", {**context, "viewer": seen})
+
+
+def _task_context(request: Request, task_id: str, after: str | None) -> dict[str, Any]:
+    service = service_of(request)
+    database = service.database
+    try:
+        after_id = cursors.snapshot_id(after) if after else None
+    except ApiError:
+        raise PageError(400, "This page link is stale", "Open the task again.") from None
+    with reading():
+        task = database.reads.task(task_id)
+        if task is None:
+            raise PageError(404, "No such task", f"No task {task_id!r} is registered.")
+        points = database.timelines.points(task_id)
+        snapshots = database.reads.snapshots_page(task_id, SNAPSHOTS_PER_PAGE + 1, after_id)
+        last = list(database.reads.stream_history(task_id, last=1))
+        downloads = database.follow_ups.downloads(task_id)
+        notifications = database.follow_ups.events(task_id)
+    now = service.clock.now()
+    runs = timeline(points, task, now)
+    more = len(snapshots) > SNAPSHOTS_PER_PAGE
+    snapshots = snapshots[:SNAPSHOTS_PER_PAGE]
+    return {
+        "task": task,
+        "now": now,
+        "runs": runs,
+        "chart": chart(points, runs, task, now),
+        "failed_polls": sum(run.errors for run in runs),
+        "snapshots": snapshots,
+        "after": after or "",
+        "next_after": cursors.after_snapshot(snapshots[-1].id) if more else None,
+        "last_answer": last[0] if last else None,
+        "downloads": downloads,
+        "notifications": notifications,
+        "tone": tone,
+        "url": task_url(task_id),
+        "events": "" if task.finished else "/v1/events?" + urlencode({"task_id": task_id}),
+    }
+
+
+@router.post("/tasks/{task_id}/remove")
+def remove_task(request: Request, task_id: TaskId, seen: Seen) -> Response:
+    service = service_of(request)
+    with reading():
+        if service.database.reads.task(task_id) is None:
+            raise PageError(404, "No such task", f"No task {task_id!r} is registered.")
+        service.database.tasks.remove_tasks([task_id], service.clock.now())
+    return RedirectResponse(f"{task_url(task_id)}?removed=1", status_code=303)
+
+
+@router.get("/register")
+def register_form(request: Request, seen: Seen) -> Response:
+    return render(request, "register.html", _form(seen))
+
+
+def _form(seen: Any, **more: Any) -> dict[str, Any]:
+    context = {"viewer": seen, "ids": "", "label": "", "errors": [], "result": None}
+    context.update(more)
+    context["shown"] = SHOWN_RESULTS
+    return context
+
+
+@dataclass(frozen=True)
+class LineError:
+    line: int | None  # None: the form as a whole
+    message: str
+
+
+@router.post("/register")
+def register(
+    request: Request,
+    seen: Seen,
+    ids: Annotated[str, Form()] = "",
+    label: Annotated[str, Form()] = "",
+) -> Response:
+    """All or nothing, as the API: one invalid line registers nothing and is named."""
+    errors, task_ids = _read_ids(ids)
+    label = label.strip()
+    if len(label) > LABEL_LENGTH:
+        errors.append(LineError(None, f"The label is over {LABEL_LENGTH:,} characters."))
+    if errors:
+        context = _form(seen, ids=ids, label=label, errors=errors)
+        return render(request, "register.html", context, status=422)
+    service = service_of(request)
+    new = [NewTask(task_id, label or None) for task_id in task_ids]
+    with reading():
+        result = service.register(new)
+    return render(request, "register.html", _form(seen, label=label, result=result))
+
+
+def _read_ids(text: str) -> tuple[list[LineError], list[str]]:
+    """The IDs of the textarea, one a line (blank lines and spaces around an ID are left
+    out), each invalid one named with its line."""
+    errors: list[LineError] = []
+    task_ids: dict[str, None] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        candidate = line.strip()
+        if not candidate:
+            continue
+        try:
+            task_ids[check_task_id(candidate)] = None
+        except InvalidTaskIDError as exc:
+            errors.append(LineError(number, str(exc)))
+    if not task_ids and not errors:
+        errors.append(LineError(None, "Give at least one task ID, one a line."))
+    if len(task_ids) > MAX_TASKS_PER_CALL:
+        errors.append(LineError(None, f"At most {MAX_TASKS_PER_CALL:,} IDs at once."))
+    return errors, list(task_ids)

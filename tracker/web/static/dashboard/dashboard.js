@@ -1,0 +1,324 @@
+// The dashboard's script: keeps the server-rendered pages live without reloading them.
+// The overview moves its rows from /v1/events (one EventSource, only the unfinished tasks on
+// the page, what changed in the last two seconds applied in one frame) and swaps in fresh
+// counts every few seconds; a task's page swaps in its moving parts, rendered by the server,
+// when its events arrive. Everything still reads without this script; it adds liveness,
+// local times and the "/" shortcut (docs/dashboard.md).
+(() => {
+  "use strict";
+
+  const page = document.body.dataset.page;
+  const COUNTS_EVERY = 5000;
+  const TASK_REFRESH_GAP = 1000;
+  const BEAT = 2000;
+  const beats = [];
+  const serverNow = Date.parse(document.body.dataset.now || "") || Date.now();
+  const skew = serverNow - Date.now(); // the server's clock, to age its timestamps
+
+  // ---- times -----------------------------------------------------------------------------
+  function parse(iso) {
+    return Date.parse(String(iso).replace(/(\.\d{3})\d+/, "$1"));
+  }
+
+  // The same short ages as the server's (tracker.core.texts.age): 2d3h, 4h05m, 12m30s, 45s.
+  function age(ms) {
+    let s = Math.max(0, Math.floor(ms / 1000));
+    const d = Math.floor(s / 86400); s -= d * 86400;
+    const h = Math.floor(s / 3600); s -= h * 3600;
+    const m = Math.floor(s / 60); s -= m * 60;
+    const two = (n) => String(n).padStart(2, "0");
+    if (d) return `${d}d${h}h`;
+    if (h) return `${h}h${two(m)}m`;
+    if (m) return `${m}m${two(s)}s`;
+    return `${s}s`;
+  }
+
+  function tick(root) {
+    const now = Date.now() + skew;
+    for (const el of (root || document).querySelectorAll("time[data-age], time[data-ago]")) {
+      const at = parse(el.getAttribute("datetime"));
+      if (Number.isNaN(at)) continue;
+      const text = age(now - at) + ("ago" in el.dataset ? " ago" : "");
+      if (el.textContent !== text) el.textContent = text;
+    }
+  }
+
+  const localFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+  function localize(root) {
+    for (const el of (root || document).querySelectorAll("time[data-local]")) {
+      const at = parse(el.getAttribute("datetime"));
+      if (Number.isNaN(at)) continue;
+      el.title = el.textContent;
+      el.textContent = localFormat.format(new Date(at));
+    }
+  }
+
+  // ---- what the server says about a status ------------------------------------------------
+  const toneData = document.getElementById("tones");
+  const words = toneData ? JSON.parse(toneData.textContent) : {};
+  const sets = Object.fromEntries(Object.entries(words).map(([k, v]) => [k, new Set(v)]));
+
+  // The same tones as the server's (tracker.web.views.tone).
+  function tone(status, reason) {
+    if (reason === "completed") return "done";
+    if (reason === "failed") return "failed";
+    if (reason) return "ended";
+    if (status == null) return "unknown";
+    const word = String(status).trim().toLowerCase();
+    for (const kind of ["done", "failed", "queued"]) if (sets[kind] && sets[kind].has(word)) return kind;
+    return "running";
+  }
+
+  // The same line as the server's (tracker.core.texts.error_line).
+  function errorLine(error, httpStatus) {
+    if (error == null) return "";
+    const message = typeof error === "object" && !Array.isArray(error) ? error.message : error;
+    const text = message == null || message === "" ? "request failed" : String(message);
+    return httpStatus == null ? text : `HTTP ${httpStatus}: ${text}`;
+  }
+
+  // ---- the connection banner ----------------------------------------------------------------
+  const banner = document.getElementById("connection");
+  function say(text, link) {
+    if (!banner) return;
+    if (!text) { banner.hidden = true; banner.textContent = ""; return; }
+    banner.textContent = text + " ";
+    if (link) {
+      const a = document.createElement("a");
+      a.href = link.href; a.textContent = link.text;
+      banner.append(a);
+    }
+    banner.hidden = false;
+  }
+
+  function signIn() {
+    const next = location.pathname + location.search;
+    say("Your session has ended.", { href: "/login?next=" + encodeURIComponent(next), text: "Sign in again" });
+  }
+
+  async function signedOut() {
+    try { return (await fetch("/session", { cache: "no-store" })).status === 401; }
+    catch { return false; }
+  }
+
+  // One EventSource, reopened after a failure it does not recover from itself.
+  function follow(url, on) {
+    let source = null;
+    const open = () => {
+      source = new EventSource(url);
+      source.onopen = () => say("");
+      source.onerror = async () => {
+        if (source.readyState === EventSource.CLOSED) {
+          if (await signedOut()) { signIn(); return; }
+          say("Live updates stopped: the server cannot be reached. Trying again…");
+          setTimeout(open, 5000);
+        } else {
+          say("Live updates paused: reconnecting…");
+        }
+      };
+      for (const [name, handle] of Object.entries(on)) {
+        source.addEventListener(name, (event) => handle(JSON.parse(event.data)));
+      }
+    };
+    open();
+    return () => source && source.close();
+  }
+
+  async function fetchHtml(url) {
+    const response = await fetch(url, { cache: "no-store", headers: { Accept: "text/html" } });
+    if (response.redirected && new URL(response.url).pathname === "/login") { signIn(); return null; }
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    return response.text();
+  }
+
+  // Timers that rest while the page is hidden, and run at once when it shows again.
+  function every(ms, job) {
+    let timer = null;
+    const run = async () => { timer = null; await job(); if (!document.hidden) timer = setTimeout(run, ms); };
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden && timer === null) run();
+    });
+    timer = setTimeout(run, ms);
+  }
+
+  // ---- the overview ---------------------------------------------------------------------------
+  function overview() {
+    const table = document.querySelector("table.tasks");
+    const counts = document.getElementById("counts");
+    const fresh = document.getElementById("fresh");
+    const totalOf = () => Number((counts.querySelector("[data-total]") || {}).dataset?.total ?? NaN);
+    let firstTotal = totalOf();
+    let lastCounts = "";
+
+    const refreshCounts = async () => {
+      try {
+        const html = await fetchHtml(counts.dataset.summary);
+        if (html === null) return;
+        if (html !== lastCounts) { counts.innerHTML = html; lastCounts = html; }
+        if (banner && banner.textContent.startsWith("Cannot reach")) say("");
+      } catch {
+        say("Cannot reach the server: the counts are not current. Trying again…");
+        return;
+      }
+      if (Number.isNaN(firstTotal)) firstTotal = totalOf();
+      const added = totalOf() - firstTotal;
+      if (fresh && fresh.dataset.first && added > 0) {
+        fresh.firstElementChild.textContent = `${added.toLocaleString()} new ${added === 1 ? "task" : "tasks"} since this page was loaded.`;
+        fresh.hidden = false;
+      }
+    };
+    // Counts still being read when the page was made come as soon as they are ready.
+    if (Number.isNaN(firstTotal)) refreshCounts();
+    every(COUNTS_EVERY, refreshCounts);
+
+    if (!table || !table.dataset.events) return;
+    const rows = new Map([...table.tBodies[0].rows].map((row) => [row.dataset.task, row]));
+    const pending = new Map();
+    // Rows on the screen (or about to be) are moved each beat; the others keep their changes
+    // until they are scrolled to: a hundred rows cost what the fifteen in view cost.
+    const shown = new Set();
+    const watcher = new IntersectionObserver((entries) => {
+      for (const entry of entries) {
+        if (entry.isIntersecting) shown.add(entry.target.dataset.task);
+        else shown.delete(entry.target.dataset.task);
+      }
+    }, { rootMargin: "200px 0px" });
+    for (const row of rows.values()) watcher.observe(row);
+    beats.push(flush);
+
+    const queue = (taskId, change) => {
+      if (!rows.has(taskId)) return; // not on this page
+      pending.set(taskId, Object.assign(pending.get(taskId) || {}, change));
+    };
+
+    const setText = (el, text) => { if (el && el.textContent !== text) el.textContent = text; };
+
+    function flush() {
+      for (const [taskId, change] of pending) {
+        if (!shown.has(taskId)) continue;
+        pending.delete(taskId);
+        apply(rows.get(taskId), change);
+      }
+      for (const taskId of shown) tick(rows.get(taskId));
+    }
+
+    function apply(row, change) {
+      if ("status" in change || "reason" in change) {
+        const kind = tone(change.status ?? null, change.reason ?? null);
+        const name = "t-" + kind;
+        if (row.className !== name) row.className = name;
+        const badge = row.querySelector("[data-status]");
+        if (badge) {
+          if ("status" in change) setText(badge, change.status);
+          badge.className = "status " + name;
+        }
+      }
+      if (change.progress != null) {
+        const bar = row.querySelector("progress");
+        if (bar && bar.value !== change.progress) bar.value = change.progress;
+        setText(row.querySelector("[data-pct]"), change.progress + "%");
+      }
+      if (change.polledAt) {
+        const cell = row.querySelector("[data-polled]");
+        let time = cell.querySelector("time");
+        if (!time) {
+          time = document.createElement("time");
+          time.dataset.ago = "";
+          cell.replaceChildren(time);
+        }
+        time.setAttribute("datetime", change.polledAt);
+        time.title = change.polledAt;
+        setText(time, age(Date.now() + skew - parse(change.polledAt)) + " ago");
+      }
+      if ("error" in change) {
+        const span = row.querySelector("[data-error] span");
+        setText(span, change.error);
+        if (span) span.title = change.error;
+      }
+      if (change.reason) setText(row.querySelector("[data-reason]"), change.reason.replaceAll("_", " "));
+    }
+
+    follow(table.dataset.events, {
+      snapshot: (s) => {
+        const change = { polledAt: s.polled_at };
+        if (s.status != null) { change.status = s.status; change.progress = s.progress; }
+        change.error = errorLine(s.error, s.status == null ? s.http_status : null);
+        queue(s.task_id, change);
+      },
+      finished: (f) => queue(f.task_id, { status: f.status, progress: f.progress, reason: f.finish_reason }),
+    });
+  }
+
+  // ---- one task -----------------------------------------------------------------------------
+  function task() {
+    const live = document.getElementById("live");
+    const said = document.getElementById("said");
+    if (!live || !live.dataset.events) return;
+    let waiting = false;
+    let last = 0;
+    let stop = null;
+
+    async function refresh() {
+      waiting = false;
+      last = Date.now();
+      let html;
+      try { html = await fetchHtml(live.dataset.live); } catch { say("Cannot reach the server: this page is not current. Trying again…"); return; }
+      if (html === null) return;
+      say("");
+      const focused = document.activeElement && live.contains(document.activeElement) ? document.activeElement.id : "";
+      const open = [...live.querySelectorAll("details[open]")].map((d) => d.id).filter(Boolean);
+      live.innerHTML = html;
+      for (const id of open) { const d = document.getElementById(id); if (d) d.open = true; }
+      if (focused) { const el = document.getElementById(focused); if (el) el.focus(); }
+      localize(live);
+      tick(live);
+      const now = live.querySelector("[data-now]");
+      if (now && said && said.textContent !== now.dataset.now) said.textContent = now.dataset.now;
+      if (live.querySelector(".summary .reason") && stop) { stop(); stop = null; }
+    }
+
+    const soon = () => {
+      if (waiting) return;
+      waiting = true;
+      setTimeout(refresh, Math.max(0, last + TASK_REFRESH_GAP - Date.now()));
+    };
+    stop = follow(live.dataset.events, { snapshot: soon, finished: soon });
+  }
+
+  // ---- every page -----------------------------------------------------------------------------
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("[data-copy]");
+    if (!button || !navigator.clipboard) return;
+    navigator.clipboard.writeText(button.dataset.copy).then(() => {
+      const text = button.textContent;
+      button.textContent = "Copied";
+      setTimeout(() => { button.textContent = text; }, 1500);
+    });
+  });
+
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
+    const target = event.target;
+    if (target.closest && target.closest("input, textarea, select, [contenteditable]")) return;
+    const search = document.getElementById("f-q");
+    if (search) { event.preventDefault(); search.focus(); search.select(); }
+  });
+
+  localize();
+  if (page === "overview") overview();
+  if (page === "task") task();
+  // One beat every two seconds moves everything that changed since the last, in one frame: the
+  // rows of the events that came meanwhile, and the ages (docs/performance.md, The dashboard).
+  if (!beats.length) beats.push(() => tick());
+  every(BEAT, () => requestAnimationFrame(() => { for (const job of beats) job(); }));
+  if (page === "login") {
+    // A link followed from another site arrives without the SameSite=Strict cookie: a
+    // browser that is signed in after all goes straight on.
+    const form = document.querySelector("form[data-next]");
+    fetch("/session", { cache: "no-store" }).then((response) => {
+      if (response.status === 204 && form) location.replace(form.dataset.next);
+    }, () => {});
+  }
+  const focus = document.getElementById("register-errors") || document.getElementById("register-result");
+  if (focus) focus.focus();
+})();
