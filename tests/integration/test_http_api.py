@@ -3,6 +3,7 @@ daemon polling the simulator: registering, listing, following, removing; problem
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -168,7 +169,8 @@ def test_invalid_registrations_name_each_field_and_register_nothing(served: Serv
 
 
 def test_one_task_its_history_and_its_removal(served: Served) -> None:
-    """GET one task, page through its snapshots, DELETE it (history kept), 404 for unknown."""
+    """GET one task, DELETE it (its history kept, and ended by a snapshot of the removal),
+    404 for an unknown one."""
     _tracker, client = served
     client.post(
         "/v1/tasks",
@@ -187,10 +189,8 @@ def test_one_task_its_history_and_its_removal(served: Served) -> None:
     assert removed["removed"] is True and removed["task"]["finish_reason"] == "removed"
     again = client.delete("/v1/tasks/video_one").json()
     assert again["removed"] is False
-    assert client.get("/v1/tasks/video_one/snapshots").json() == {
-        "snapshots": [],
-        "next_cursor": None,
-    }
+    [mark] = client.get("/v1/tasks/video_one/snapshots").json()["snapshots"]
+    assert (mark["finished"], mark["http_status"], mark["error"]) == (True, None, None)
     stats = client.get("/v1/stats").json()
     assert stats["finished"] == {"removed": 1}
 
@@ -235,3 +235,23 @@ def test_an_unregistered_task_s_webhook_registers_it_when_asked(api: API, sqlite
                 )
             assert status == 200
         assert [task.task_id for task in tracker.tasks()] == ["video_hook_True"]
+
+
+def test_a_removal_is_told_to_event_streams(served: Served) -> None:
+    """A task removed through the API ends its stream's story too: a snapshot, then
+    `finished` with finish_reason removed and its metadata."""
+    _tracker, client = served
+    client.post("/v1/tasks", json={"ids": ["video_gone"], "metadata": {"order": 7}})
+    events: list[Event] = []
+
+    def follow() -> None:
+        events.extend(read_events(client, "/v1/events", until=2, params={"task_id": "video_gone"}))
+
+    reader = threading.Thread(target=follow, daemon=True)
+    reader.start()
+    time.sleep(0.5)
+    assert client.delete("/v1/tasks/video_gone").status_code == 200
+    reader.join(10)
+    assert [event.event for event in events] == ["snapshot", "finished"]
+    assert events[1].data["finish_reason"] == "removed"
+    assert events[1].data["metadata"] == {"order": 7}

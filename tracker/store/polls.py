@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, exists, false, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from tracker.core.models import ClaimedTask, FinishReason, NewEvent, PollRecord, Task
@@ -16,7 +17,7 @@ from tracker.core.pauses import Pause, PauseReason
 from tracker.store.base import SQLStore, chunks, lease_free
 from tracker.store.batch import PollWrites, without_answer
 from tracker.store.follow_ups import owe
-from tracker.store.schema import pauses, tasks
+from tracker.store.schema import pauses, snapshots, tasks
 
 TASK_COLUMNS = [tasks.c[field.name] for field in fields(Task)]
 _CLAIMED_COLUMNS = [tasks.c[field.name] for field in fields(ClaimedTask)]
@@ -174,6 +175,7 @@ class PollStore(SQLStore):
         )
         with self._writing() as connection:
             finished = [Task(*row) for row in connection.execute(statement)]
+            mark_finished(connection, finished, now)
             if events_for is not None:
                 owed = [(task.task_id, event) for task in finished for event in events_for(task)]
                 owe(connection, self._insert_ignoring_existing, [], owed, now)
@@ -209,3 +211,23 @@ class PollStore(SQLStore):
     def has_unfinished(self) -> bool:
         with self._engine.connect() as connection:
             return bool(connection.scalar(select(exists().where(tasks.c.finished == false()))))
+
+
+def mark_finished(connection: Connection, finished: Sequence[Task], now: datetime) -> None:
+    """The snapshot of a task finished without a poll (removed, or given up by the sweep), in
+    the transaction that finishes it: its history, and the event stream, end with it
+    (docs/tables.md). Its status and progress are the last seen; nothing else is set."""
+    if finished:
+        connection.execute(
+            snapshots.insert(),
+            [
+                {
+                    "task_id": task.task_id,
+                    "polled_at": now,
+                    "status": task.status,
+                    "progress": task.progress,
+                    "finished": True,
+                }
+                for task in finished
+            ],
+        )

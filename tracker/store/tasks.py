@@ -12,7 +12,7 @@ from tracker.core.models import AddResult, FinishReason, NewEvent, NewTask, Remo
 from tracker.errors import UnknownTaskError
 from tracker.store.base import SQLStore, chunks
 from tracker.store.follow_ups import owe
-from tracker.store.polls import TASK_COLUMNS
+from tracker.store.polls import TASK_COLUMNS, mark_finished
 from tracker.store.schema import tasks
 
 
@@ -86,7 +86,9 @@ class TaskStore(SQLStore):
                     )
                     .returning(*TASK_COLUMNS)
                 )
-                for task in [Task(*row) for row in finished]:
+                removed = [Task(*row) for row in finished]
+                mark_finished(connection, removed, now)
+                for task in removed:
                     if events_for is not None:
                         owed += [(task.task_id, event) for event in events_for(task)]
             owe(connection, self._insert_ignoring_existing, [], owed, now)

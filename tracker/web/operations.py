@@ -63,8 +63,9 @@ def webhook_inbox(service: Service) -> Inbox | None:
     registers = service.settings.webhook_registers
 
     async def act(task_id: str) -> bool:
-        service.made_due(task_id)
         polling = await asyncio.to_thread(database.tasks.poll_now, task_id, clock.now())
+        # Told once the database has it due: a poller woken before would find nothing to claim.
+        service.made_due(task_id)
         if not polling and registers:
             result = await asyncio.to_thread(
                 database.tasks.register, [NewTask(task_id, provider=DEFAULT_PROVIDER)], clock.now()
