@@ -18,8 +18,9 @@ that stay in progress, so every poll is a full round trip and a row written. Sec
               run), tasks every 2 s: how late polls come;
 - memory:     10,000 watched tasks: peak RSS of the daemon;
 - history:    the same daemon, twice, on databases holding 0, 0.5 and 5 million snapshots, and
-              `history`;
-- add:        `tracker add --file` with 100,000 IDs.
+              `history`.
+
+`tracker add --file`, `list` and `history` at a million tasks are measured by million.py.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ TOKEN = "bench-token"
 SATURATING_TASKS = 4_000
 SATURATING_INTERVAL = 0.2
 PRELOADED = 10_000  # videos the simulator serves; more tasks than this would see 404s
-SECTIONS = ("simulator", "peers", "throughput", "postgres", "lateness", "memory", "history", "add")
+SECTIONS = ("simulator", "peers", "throughput", "postgres", "lateness", "memory", "history")
 TRACKER = [sys.executable, "-m", "tracker"]
 RESULTS: list[tuple[str, str, str]] = []
 
@@ -516,11 +517,6 @@ def main() -> None:
                 "`tracker history` command, process start included",
                 f"{command_ms:.0f} ms",
             )
-        if "add" in wanted:
-            print("add: 100,000 IDs from a file")
-            database = directory / "add.db"
-            seconds = register(environment(url, database, 15), directory, 100_000)
-            report("add", "`tracker add --file` with 100,000 IDs", f"{seconds:.1f} s")
     print("\n| section | measure | result |\n|---|---|---|")
     for section, what, value in RESULTS:
         print(f"| {section} | {what} | {value} |")

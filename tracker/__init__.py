@@ -4,7 +4,15 @@ The public surface is what this module exports; the modules behind it may change
 """
 
 from tracker._version import __version__
-from tracker.core.models import AddResult, FinishReason, PassSummary, RemoveResult, Snapshot, Task
+from tracker.core.models import (
+    AddCount,
+    AddResult,
+    FinishReason,
+    PassSummary,
+    RemoveResult,
+    Snapshot,
+    Task,
+)
 from tracker.core.pauses import Pause
 from tracker.core.secrets import Secret
 from tracker.errors import (
@@ -22,6 +30,7 @@ from tracker.settings import Settings
 from tracker.store import QueryResult
 
 __all__ = [
+    "AddCount",
     "AddResult",
     "ConfigError",
     "DatabaseError",

@@ -5,24 +5,30 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from functools import cached_property, partial
+from itertools import islice
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from tracker.core.clock import Clock, SystemClock
 from tracker.core.eventloop import run_event_loop
-from tracker.core.ids import check_task_ids
+from tracker.core.follow_ups import Download
+from tracker.core.ids import check_task_id, check_task_ids
+from tracker.core.metadata import check_metadata
 from tracker.core.models import (
+    AddCount,
     AddResult,
-    Download,
     FinishReason,
     PassSummary,
+    Position,
     RemoveResult,
     Snapshot,
     Stats,
     Task,
+    TaskFilter,
 )
 from tracker.core.pauses import Pause
 from tracker.errors import ConfigError, UnknownTaskError, UsageError
@@ -105,13 +111,43 @@ class Tracker:
     ) -> None:
         self.close()
 
-    def add(self, task_ids: Iterable[str], label: str | None = None) -> AddResult:
-        """Register IDs; all or nothing: one invalid ID raises InvalidTaskIDError."""
+    def add(
+        self, task_ids: Iterable[str], label: str | None = None, metadata: Any = None
+    ) -> AddResult:
+        """Register IDs; all or nothing: one invalid ID raises InvalidTaskIDError. The IDs and
+        the result are lists in memory: for millions, ``add_stream``."""
         checked = check_task_ids(task_ids)  # before the database is opened: nothing written
-        result = self.database.tasks.add_tasks(checked, label, self._clock.now())
-        if result.added and "daemon" in self.__dict__:
-            self.daemon.wake()  # a daemon of this Tracker polls them at once
+        metadata = None if metadata is None else check_metadata(metadata)
+        result = self.database.tasks.add_tasks(checked, label, self._clock.now(), metadata)
+        self._registered(result.added)
         return result
+
+    def add_stream(
+        self, task_ids: Iterable[str], label: str | None = None, metadata: Any = None
+    ) -> AddCount:
+        """Register any number of IDs in flat memory. Every ID is checked before anything is
+        written (they wait in a temporary file), so one invalid ID raises InvalidTaskIDError
+        and writes nothing; then they are written 20,000 to a transaction, so a running
+        daemon's writes wait for one batch at most (some 0.1 s on SQLite). Should the database
+        fail part way, the batches written stay: adding the same IDs again adds the rest."""
+        metadata = None if metadata is None else check_metadata(metadata)
+        with tempfile.TemporaryFile("w+", encoding="ascii", newline="\n") as spool:
+            count = 0
+            checked = map(check_task_id, task_ids)  # each as it is read: the first bad one raises
+            while some := list(islice(checked, 10_000)):
+                spool.write("\n".join(some) + "\n")
+                count += len(some)
+            if not count:
+                return AddCount(added=0, existing=0)
+            spool.seek(0)
+            spooled = (line[:-1] for line in spool)
+            added = self.database.tasks.add_stream(spooled, label, metadata, self._clock)
+        self._registered(added.added)
+        return added
+
+    def _registered(self, added: object) -> None:
+        if added and "daemon" in self.__dict__:
+            self.daemon.wake()  # a daemon of this Tracker polls them at once
 
     def remove(self, task_ids: Iterable[str]) -> RemoveResult:
         """Stop watching; the history is kept. An unknown ID raises UnknownTaskError. With
@@ -131,6 +167,44 @@ class Tracker:
     ) -> list[Task]:
         return self.database.reads.tasks(status=status, unfinished=unfinished, limit=limit)
 
+    def stream_tasks(
+        self,
+        *,
+        status: str | None = None,
+        finished: bool | None = None,
+        label: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Task]:
+        """Tasks newest first, read a page at a time (flat memory at any number), those after
+        the task ``after`` (the last one of a previous page) and the first ``limit`` only if
+        given. An unknown ``after`` raises UnknownTaskError."""
+        which = TaskFilter(status=status, finished=finished, label=label)
+        position = self._position(after)
+        batch = 1000 if limit is None else max(1, min(limit, 1000))
+        rows = self.database.reads.stream(which, batch, position)
+        return rows if limit is None else islice(rows, limit)
+
+    def count_tasks(
+        self,
+        *,
+        status: str | None = None,
+        finished: bool | None = None,
+        label: str | None = None,
+        after: str | None = None,
+    ) -> int:
+        """How many tasks ``stream_tasks`` with the same arguments gives."""
+        which = TaskFilter(status=status, finished=finished, label=label)
+        return self.database.reads.count(which, self._position(after))
+
+    def _position(self, after: str | None) -> Position | None:
+        if after is None:
+            return None
+        task = self.database.reads.task(check_task_id(after))
+        if task is None:
+            raise UnknownTaskError(f"unknown task ID {after!r}")
+        return Position(task.registered_at, task.task_id)
+
     def history(self, task_id: str) -> list[Snapshot]:
         return self.database.reads.history(task_id)
 
@@ -138,6 +212,13 @@ class Tracker:
         """The pauses of the API in force now (a rate limit, a refused token): until when, why,
         and how many unfinished tasks they hold back."""
         return self.database.reads.pauses(self._clock.now())
+
+    def stream_history(
+        self, task_id: str, *, first: int | None = None, last: int | None = None
+    ) -> Iterator[Snapshot]:
+        """The task's snapshots, oldest first (the ``first`` or ``last`` N only), read a page
+        at a time. An unknown task raises UnknownTaskError."""
+        return self.database.reads.stream_history(check_task_id(task_id), first=first, last=last)
 
     def stats(self) -> Stats:
         """Counts of tasks, backlog, recent polls, downloads and notifications."""

@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import API, make_tracker, run_until_done
 from tests.doubles import NOTIFY_SECRET, Receiver
-from tracker.core.models import NewDownload
+from tracker.core.follow_ups import NewDownload
 from tracker.core.secrets import Secret, secret_key
 from tracker.http.signing import verify
 from tracker.simulator import Reply, content_of, send_webhook

@@ -11,12 +11,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import text
 
+from tests.doubles import FakeClock
 from tracker.core.models import FetchResult, Position, TaskFilter
 from tracker.core.video import Video
 from tracker.daemon.poller import Policy, decide
 from tracker.errors import UnknownTaskError
 from tracker.store import Database, migrations
+from tracker.store import tasks as task_store
 from tracker.store.engine import create_engine
+from tracker.store.schema import snapshots
 
 NOW = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
 POLICY = Policy(interval=10, give_up_after=3600, request_timeout=5)
@@ -261,3 +264,69 @@ def test_a_history_streams_its_first_or_last_snapshots(database: Database) -> No
     page = database.reads.snapshots_page("t", 4)
     more = database.reads.snapshots_page("t", 4, after_id=page[-1].id)
     assert [s.progress for s in page + more] == [0, 1, 2, 3, 4, 5]
+
+
+class TickingClock(FakeClock):
+    """A second later at every reading: each batch of a streamed add reads it once."""
+
+    def now(self) -> datetime:
+        self.advance(1)
+        return self.current
+
+
+def test_a_streamed_add_writes_each_batch_at_its_own_time_and_counts_what_was_there(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """IDs go in batches, each registered when it is written; IDs registered before, or
+    earlier in the same input, count as existing; label and metadata go with every new one."""
+    monkeypatch.setattr(task_store, "ADD_BATCH", 3)
+    database.tasks.add_tasks(["c"], None, NOW)
+    clock = TickingClock(NOW)
+    ids = iter(["a", "b", "c", "e", "d", "a", "f"])
+    count = database.tasks.add_stream(ids, "L", {"user": 42}, clock)
+    assert (count.added, count.existing) == (5, 2)
+    listed = list(database.reads.stream(TaskFilter(label="L"), batch=2))
+    assert [task.task_id for task in listed] == ["f", "e", "d", "b", "a"]
+    second = timedelta(seconds=1)
+    times = {task.task_id: task.registered_at for task in listed}
+    assert times == {"a": NOW + second, "b": NOW + second, "d": NOW + 2 * second} | {
+        "e": NOW + 2 * second,
+        "f": NOW + 3 * second,
+    }
+    assert {task.metadata["user"] for task in listed} == {42}
+    assert all(task.next_poll_at == task.registered_at for task in listed)
+
+
+def test_counting_and_streaming_after_a_position(database: Database) -> None:
+    """What is left after a page's last task: counted, and streamed page after page."""
+    for minute in range(10):
+        database.tasks.add_tasks([f"t{minute}"], None, NOW + timedelta(minutes=minute))
+    database.tasks.remove_tasks(["t2", "t5"], NOW)
+    t6 = Position(NOW + timedelta(minutes=6), "t6")
+    assert database.reads.count(TaskFilter(), t6) == 6
+    assert database.reads.count(TaskFilter(finished=False), t6) == 4
+    after = [task.task_id for task in database.reads.stream(TaskFilter(), batch=2, after=t6)]
+    assert after == ["t5", "t4", "t3", "t2", "t1", "t0"]
+
+
+def test_a_history_is_paged_in_order_through_equal_times(database: Database) -> None:
+    """Snapshots polled at the same instant keep their order across pages, from the start,
+    for the first N and for the last N."""
+    database.tasks.add_tasks(["t"], None, NOW)
+    with database.engine.begin() as connection:
+        connection.execute(
+            snapshots.insert(),
+            [
+                {"task_id": "t", "polled_at": NOW + timedelta(seconds=i // 3), "progress": i}
+                for i in range(10)
+            ],
+        )
+
+    def progress(**part: int) -> list[int | None]:
+        return [s.progress for s in database.reads.stream_history("t", batch=2, **part)]
+
+    assert progress() == list(range(10))
+    assert progress(first=5) == [0, 1, 2, 3, 4]
+    assert progress(last=4) == [6, 7, 8, 9]
+    assert progress(last=20) == list(range(10))
+    assert progress(first=0) == progress(last=0) == []

@@ -82,6 +82,7 @@ def test_every_part_says_what_it_owns_and_may_import() -> None:
 def test_the_public_names_are_the_documented_ones() -> None:
     """`from tracker import …` offers exactly these names (docs/python-api.md)."""
     assert sorted(tracker.__all__) == [
+        "AddCount",
         "AddResult",
         "ConfigError",
         "DatabaseError",

@@ -3,8 +3,9 @@
 ``main`` runs a command; ``parser`` declares them all (one table a reader can scan) and which
 settings each one reads; the handlers are grouped by what they touch: ``tasks`` (add, remove,
 list, history), ``polling`` (poll, run, download), ``operating`` (stats, watch, prune, export,
-sql, db, demo). ``render`` turns rows into text, ``live`` draws the live view (``watch`` and
-``demo``), ``logs`` configures log lines. May import everything below it; nothing imports it.
+sql, db, demo). ``id_files`` reads the IDs of ``add --file``, ``render`` turns rows into text,
+``live`` draws the live view (``watch`` and ``demo``), ``logs`` configures log lines. May
+import everything below it; nothing imports it.
 """
 
 from tracker.cli.main import main

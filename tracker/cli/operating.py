@@ -112,8 +112,7 @@ def _write_rows(rows: Iterator[dict[str, Any]], export_format: str, out: TextIO)
     writer = None
     for row in rows:
         if export_format == "jsonl":
-            document = {key: jsonable(value) for key, value in row.items()}
-            out.write(json.dumps(document, ensure_ascii=False) + "\n")
+            out.write(render.json_line(row) + "\n")
         else:
             if writer is None:
                 writer = csv.writer(out, lineterminator="\n")

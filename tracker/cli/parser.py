@@ -61,6 +61,24 @@ def _settings_flags(
         )
 
 
+def _count(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of 1 or more")
+    return value
+
+
+def _json_flags(parser: argparse.ArgumentParser, table: str) -> None:
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument(
+        "--json", action="store_true", help=f"a JSON array of {table} rows, written as read"
+    )
+    output.add_argument("--jsonl", action="store_true", help=f"{table} rows as JSON lines")
+
+
 def build_parser() -> argparse.ArgumentParser:
     # Global options are accepted before and after the command; SUPPRESS keeps a value given
     # in one place from being reset by the default of the other.
@@ -116,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("ids", nargs="*", metavar="ID")
     add.add_argument("--label", help="a label stored with every new task")
     add.add_argument(
+        "--metadata",
+        metavar="JSON",
+        help="a JSON object (at most 16 KiB) stored with every new task, e.g. '{\"user\": 42}'",
+    )
+    add.add_argument(
         "--file",
         metavar="PATH",
         help="read IDs from a file, one per line ('-': "
@@ -132,15 +155,33 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_flags(remove, REMOVE, "the events a removed task owes (delivered by tracker run)")
 
     listing = command(
-        "list", "watched tasks with latest status, progress, polls, last poll", tasks.listing
+        "list",
+        "tasks with latest status, progress, polls, last poll; newest first, "
+        f"{tasks.TERMINAL_PAGE} at a time on a terminal",
+        tasks.listing,
     )
     listing.add_argument("--status", help="only tasks whose last status is this (any case)")
-    listing.add_argument("--unfinished", action="store_true", help="only unfinished tasks")
-    listing.add_argument("--json", action="store_true", help="a JSON array of tasks rows")
+    listing.add_argument("--label", help="only tasks with this label")
+    state = listing.add_mutually_exclusive_group()
+    state.add_argument("--finished", action="store_true", help="only finished tasks")
+    state.add_argument("--unfinished", action="store_true", help="only unfinished tasks")
+    listing.add_argument(
+        "--limit",
+        type=_count,
+        metavar="N",
+        help=f"at most N tasks (default: {tasks.TERMINAL_PAGE} on a terminal, else all)",
+    )
+    listing.add_argument(
+        "--after", metavar="ID", help="the tasks after this one (where a previous page ended)"
+    )
+    _json_flags(listing, "tasks")
 
     history = command("history", "one task's snapshots, oldest first", tasks.history)
     history.add_argument("task_id", metavar="ID")
-    history.add_argument("--json", action="store_true", help="a JSON array of snapshots rows")
+    part = history.add_mutually_exclusive_group()
+    part.add_argument("--limit", type=_count, metavar="N", help="only the first N snapshots")
+    part.add_argument("--tail", type=_count, metavar="N", help="only the last N snapshots")
+    _json_flags(history, "snapshots")
 
     poll = command(
         "poll", "one pass: poll every due unfinished task once, write, exit", polling.poll, POLL

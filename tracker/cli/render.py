@@ -5,10 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import operator
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import fields
 from datetime import UTC, datetime
-from typing import Any
+from itertools import islice
+from typing import Any, TextIO
 
 from tracker.core.encoding import jsonable
 
@@ -24,6 +27,51 @@ def to_json(rows: Sequence[Mapping[str, Any]]) -> str:
         indent=2,
         allow_nan=False,
     )
+
+
+# Values JSON holds as they are go through the C encoder; jsonable sees only the rest.
+_ROW_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=jsonable)
+
+
+def json_line(row: Mapping[str, Any]) -> str:
+    """One row as a JSON object on one line."""
+    try:
+        return _ROW_ENCODER.encode(row)
+    except ValueError:  # NaN or an infinity, which jsonable writes as text
+        document = {key: jsonable(value) for key, value in row.items()}
+        return json.dumps(document, ensure_ascii=False, allow_nan=False)
+
+
+def write_json(rows: Iterable[Mapping[str, Any]], out: TextIO, lines: bool = False) -> int:
+    """Rows as they are read: a JSON array with an object per line (JSON lines, with
+    ``lines``). Nothing is written before the first row is read, so an error reading it
+    leaves no half of an array behind. Returns the number of rows."""
+    count = 0
+    for row in rows:
+        if not lines:
+            out.write(",\n" if count else "[\n")
+        out.write(json_line(row))
+        if lines:
+            out.write("\n")
+        count += 1
+    if not lines:
+        out.write("\n]\n" if count else "[]\n")
+    return count
+
+
+def record_row(record: Any) -> dict[str, Any]:
+    """A record (Task, Snapshot…) as a row keyed by its field names, its values as they are
+    (``dataclasses.asdict`` would copy every value, at a cost a long list feels)."""
+    kind = type(record)
+    known = _FIELDS.get(kind)
+    if known is None:
+        names = tuple(field.name for field in fields(record))
+        known = _FIELDS[kind] = (names, operator.attrgetter(*names))
+    names, values = known
+    return dict(zip(names, values(record), strict=True))
+
+
+_FIELDS: dict[type, tuple[tuple[str, ...], Callable[[Any], Any]]] = {}
 
 
 def query_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
@@ -79,16 +127,36 @@ def cell(value: Any) -> str:
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], max_width: int = 60) -> str:
     """An aligned plain-text table with a header line; long cells are cut at ``max_width``."""
-    cells = [[_clip(cell(value), max_width) for value in row] for row in rows]
+    return "\n".join(table_lines(columns, rows, max_width, sample=len(rows)))
+
+
+def table_lines(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    max_width: int = 60,
+    sample: int = 1000,
+) -> Iterator[str]:
+    """The table a line at a time, as rows are read: the columns are as wide as the header
+    and the first ``sample`` rows need; a wider cell further on widens its own line only."""
+    remaining = iter(rows)
+    first = [_cells(row, max_width) for row in islice(remaining, sample)]
     widths = [
-        max([len(column)] + [len(row[index]) for row in cells])
+        max([len(column)] + [len(row[index]) for row in first])
         for index, column in enumerate(columns)
     ]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
-    lines += [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
-    ]
-    return "\n".join(lines)
+    yield _aligned(columns, widths)
+    for cells in first:
+        yield _aligned(cells, widths)
+    for row in remaining:
+        yield _aligned(_cells(row, max_width), widths)
+
+
+def _cells(row: Sequence[Any], max_width: int) -> list[str]:
+    return [_clip(cell(value), max_width) for value in row]
+
+
+def _aligned(cells: Sequence[str], widths: Sequence[int]) -> str:
+    return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
 
 
 def _clip(text: str, width: int) -> str:

@@ -1,51 +1,68 @@
-"""``add``, ``remove``, ``list``, ``history``: the tasks themselves."""
+"""``add``, ``remove``, ``list``, ``history``: the tasks themselves. Lists and histories are
+written as they are read, so their memory stays flat however long they are."""
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
-from dataclasses import asdict
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime
-from pathlib import Path
+from itertools import chain
+from typing import Any, TypeVar
 
 from tracker.cli import render
-from tracker.cli.common import pause_line, plural, say, tracker_for
-from tracker.core.ids import check_task_id
-from tracker.errors import UsageError
+from tracker.cli.common import PROG, pause_line, plural, say, tracker_for
+from tracker.cli.id_files import id_lines
+from tracker.core.metadata import parse_metadata
+from tracker.core.models import Snapshot, Task
+from tracker.errors import InvalidTaskIDError, UsageError
+
+# Tasks `list` shows on a terminal unless --limit says otherwise; elsewhere it shows them all.
+TERMINAL_PAGE = 50
+_TASK_COLUMNS = [
+    "task_id",
+    "status",
+    "progress",
+    "polls",
+    "errors",
+    "last_polled_at",
+    "finish_reason",
+    "label",
+]
+_SNAPSHOT_COLUMNS = [
+    "polled_at",
+    "http_status",
+    "status",
+    "progress",
+    "latency_ms",
+    "finished",
+    "error",
+]
+_Row = TypeVar("_Row")
 
 
 def add(args: argparse.Namespace) -> int:
-    task_ids = list(args.ids)
-    if args.file is not None:
-        task_ids += _read_id_file(args.file)
-    if not task_ids:
+    metadata = None if args.metadata is None else parse_metadata(args.metadata)
+    with ExitStack() as stack:
+        lines = stack.enter_context(id_lines(args.file)) if args.file is not None else None
+        tracker = stack.enter_context(tracker_for(args))
+        task_ids = chain(args.ids, lines or ())
+        try:
+            count = tracker.add_stream(task_ids, label=args.label, metadata=metadata)
+        except InvalidTaskIDError as exc:
+            if lines is None or not lines.number:
+                raise
+            # The file is read as the IDs are checked: the invalid one is on its last line read.
+            raise InvalidTaskIDError(f"{exc} ({lines.where})") from None
+    if not count.added + count.existing:
         raise UsageError("no task IDs given (as arguments or with --file)")
-    with tracker_for(args) as tracker:
-        result = tracker.add(task_ids, label=args.label)
-    message = f"added {plural(len(result.added), 'task')}"
-    if result.existing:
-        message += f"; {len(result.existing):,} already registered"
+    message = f"added {plural(count.added, 'task')}"
+    if count.existing:
+        message += f"; {count.existing:,} already registered"
     say(message)
     return 0
-
-
-def _read_id_file(path: str) -> list[str]:
-    source = "standard input" if path == "-" else path
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
-        raise UsageError(f"--file {path!r}: cannot read: {reason}") from None
-    task_ids = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        try:
-            task_ids.append(check_task_id(stripped))
-        except UsageError as exc:
-            raise UsageError(f"{exc} (line {number} of {source})") from None
-    return task_ids
 
 
 def remove(args: argparse.Namespace) -> int:
@@ -59,54 +76,96 @@ def remove(args: argparse.Namespace) -> int:
 
 
 def listing(args: argparse.Namespace) -> int:
+    on_terminal = sys.stdout.isatty()
+    limit = args.limit if args.limit is not None or not on_terminal else TERMINAL_PAGE
+    which: dict[str, Any] = {
+        "status": args.status,
+        "finished": True if args.finished else False if args.unfinished else None,
+        "label": args.label,
+    }
     with tracker_for(args) as tracker:
-        tasks = tracker.tasks(status=args.status, unfinished=args.unfinished)
-        # A person at a terminal learns why nothing moves; a script reading the table does not
-        # get a line it does not expect.
-        pauses = tracker.pauses() if sys.stdout.isatty() and not args.json else []
-    if args.json:
-        say(render.to_json([asdict(task) for task in tasks]))
-        return 0
-    now = datetime.now(UTC)
-    for pause in pauses:
-        say(pause_line(pause, now))
-    columns = [
-        "task_id",
-        "status",
-        "progress",
-        "polls",
-        "errors",
-        "last_polled_at",
-        "finish_reason",
-        "label",
-    ]
-    rows = [
-        [
-            t.task_id,
-            t.status,
-            t.progress,
-            t.poll_count,
-            t.error_count,
-            t.last_polled_at,
-            t.finish_reason,
-            t.label,
-        ]
-        for t in tasks
-    ]
-    say(render.table(columns, rows) if tasks else "no tasks")
+        if on_terminal and not (args.json or args.jsonl):
+            # A person at a terminal learns why nothing moves; a script reading the table does
+            # not get a line it does not expect.
+            now = datetime.now(UTC)
+            for pause in tracker.pauses():
+                say(pause_line(pause, now))
+        shown = _Last(tracker.stream_tasks(**which, after=args.after, limit=limit))
+        if args.json or args.jsonl:
+            render.write_json(map(render.record_row, shown), sys.stdout, lines=args.jsonl)
+        else:
+            _write_table(_TASK_COLUMNS, map(_task_cells, shown), "no tasks")
+        if on_terminal and shown.last is not None and shown.count == limit:
+            more = tracker.count_tasks(**which, after=shown.last.task_id)
+            if more:
+                sys.stdout.flush()
+                next_page = _next_page(args, shown.last.task_id)
+                say(f"… {more:,} more; next page: {next_page}", sys.stderr)
     return 0
+
+
+def _task_cells(t: Task) -> list[Any]:
+    return [
+        t.task_id,
+        t.status,
+        t.progress,
+        t.poll_count,
+        t.error_count,
+        t.last_polled_at,
+        t.finish_reason,
+        t.label,
+    ]
+
+
+def _next_page(args: argparse.Namespace, last_task_id: str) -> str:
+    """The command that shows the next page: this one's filters, after the last task shown."""
+    words = [PROG, "list"]
+    for flag, value in (("--status", args.status), ("--label", args.label)):
+        if value is not None:
+            words += [flag, value]
+    words += ["--finished"] * args.finished + ["--unfinished"] * args.unfinished
+    if args.limit is not None:
+        words += ["--limit", str(args.limit)]
+    words += ["--json"] * args.json + ["--jsonl"] * args.jsonl
+    return shlex.join([*words, "--after", last_task_id])
 
 
 def history(args: argparse.Namespace) -> int:
     with tracker_for(args) as tracker:
-        snapshots = tracker.history(check_task_id(args.task_id))
-    if args.json:
-        say(render.to_json([asdict(snapshot) for snapshot in snapshots]))
-        return 0
-    columns = ["polled_at", "http_status", "status", "progress", "latency_ms", "finished", "error"]
-    rows = [
-        [s.polled_at, s.http_status, s.status, s.progress, s.latency_ms, s.finished, s.error]
-        for s in snapshots
-    ]
-    say(render.table(columns, rows) if snapshots else "not polled yet")
+        snapshots = tracker.stream_history(args.task_id, first=args.limit, last=args.tail)
+        if args.json or args.jsonl:
+            render.write_json(map(render.record_row, snapshots), sys.stdout, lines=args.jsonl)
+        else:
+            _write_table(_SNAPSHOT_COLUMNS, map(_snapshot_cells, snapshots), "not polled yet")
     return 0
+
+
+def _snapshot_cells(s: Snapshot) -> list[Any]:
+    return [s.polled_at, s.http_status, s.status, s.progress, s.latency_ms, s.finished, s.error]
+
+
+def _write_table(columns: list[str], rows: Iterable[list[Any]], empty: str) -> None:
+    """The rows as a table (its widths from the first page), or ``empty`` if there are none;
+    nothing is written before the first row is read."""
+    remaining = iter(rows)
+    first = next(remaining, None)
+    if first is None:
+        say(empty)
+        return
+    for line in render.table_lines(columns, chain([first], remaining), sample=TERMINAL_PAGE):
+        sys.stdout.write(line + "\n")
+
+
+class _Last(Iterator[_Row]):
+    """Rows passed through, remembering how many and the last one."""
+
+    def __init__(self, rows: Iterable[_Row]) -> None:
+        self._rows = iter(rows)
+        self.count = 0
+        self.last: _Row | None = None
+
+    def __next__(self) -> _Row:
+        row = next(self._rows)
+        self.count += 1
+        self.last = row
+        return row

@@ -30,7 +30,7 @@ from typing import BinaryIO, Protocol
 
 from tracker.core.backoff import Backoff
 from tracker.core.clock import Clock
-from tracker.core.models import DownloadJob, DownloadOutcome
+from tracker.core.follow_ups import DownloadJob, DownloadOutcome
 from tracker.core.video import ASSETS_LAST
 from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.workers import ClaimingWorker

@@ -9,15 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from tracker.core.encoding import jsonable
-from tracker.core.models import (
-    ClaimedTask,
-    FinishReason,
-    FollowUps,
-    NewDownload,
-    NewEvent,
-    PollRecord,
-    Task,
-)
+from tracker.core.follow_ups import FollowUps, NewDownload, NewEvent
+from tracker.core.models import ClaimedTask, FinishReason, PollRecord, Task
 from tracker.core.video import ASSETS_LAST
 
 

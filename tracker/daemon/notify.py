@@ -26,7 +26,7 @@ from typing import BinaryIO, Protocol
 
 from tracker.core.backoff import Backoff
 from tracker.core.clock import Clock
-from tracker.core.models import EventJob, EventOutcome
+from tracker.core.follow_ups import EventJob, EventOutcome
 from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.workers import ClaimingWorker
 from tracker.http.signing import signed_headers

@@ -21,15 +21,8 @@ from typing import Protocol
 
 from tracker.core.clock import Clock
 from tracker.core.eventloop import finish_or_cancel
-from tracker.core.models import (
-    ClaimedTask,
-    FetchResult,
-    FollowUps,
-    NewEvent,
-    PassSummary,
-    PollRecord,
-    Task,
-)
+from tracker.core.follow_ups import FollowUps, NewEvent
+from tracker.core.models import ClaimedTask, FetchResult, PassSummary, PollRecord, Task
 from tracker.daemon.claims import Claimer
 from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.events import owed_by_poll, owed_without_poll

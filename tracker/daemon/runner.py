@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tracker.core.clock import Clock
-from tracker.core.models import Download, FollowUps, NewDownload, PassSummary
+from tracker.core.follow_ups import Download, FollowUps, NewDownload
+from tracker.core.models import PassSummary
 from tracker.core.secrets import secret_key
 from tracker.core.video import ASSETS_LAST
 from tracker.daemon.dbthread import DatabaseThread

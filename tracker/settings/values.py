@@ -17,7 +17,7 @@ from urllib.parse import SplitResult, urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from tracker.core.models import VARIANTS
+from tracker.core.follow_ups import VARIANTS
 from tracker.core.secrets import Secret, secret_key
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)", re.IGNORECASE)

@@ -13,7 +13,7 @@ from sqlalchemy import Table, delete, exists, select, tuple_, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import ColumnElement
 
-from tracker.core.models import (
+from tracker.core.follow_ups import (
     Download,
     DownloadJob,
     DownloadOutcome,

@@ -12,7 +12,8 @@ from sqlalchemy import Engine, exists, false, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from tracker.core.models import ClaimedTask, FinishReason, NewEvent, PollRecord, Task
+from tracker.core.follow_ups import NewEvent
+from tracker.core.models import ClaimedTask, FinishReason, PollRecord, Task
 from tracker.core.pauses import Pause, PauseReason
 from tracker.store.base import SQLStore, chunks, lease_free
 from tracker.store.batch import PollWrites, without_answer

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -51,18 +51,13 @@ class Reads(SQLStore):
         walk = self._dialect == "sqlite" and which.prefix and self._broad(which)
         query = (
             select(*TASK_COLUMNS)
-            .where(*_conditions(which, self._dialect, walk_registrations=bool(walk)))
+            .where(
+                *_conditions(which, self._dialect, walk_registrations=bool(walk)),
+                *_after(after),
+            )
             .order_by(*order)
             .limit(limit)
         )
-        if after is not None:
-            query = query.where(
-                tuple_(tasks.c.registered_at, tasks.c.task_id)
-                < tuple_(
-                    literal(after.registered_at, tasks.c.registered_at.type),
-                    literal(after.task_id, tasks.c.task_id.type),
-                )
-            )
         with self._engine.connect() as connection:
             return [Task(*row) for row in connection.execute(query)]
 
@@ -76,15 +71,21 @@ class Reads(SQLStore):
         with self._engine.connect() as connection:
             return int(connection.scalar(query) or 0) >= _BROAD_PREFIX
 
-    def count(self, which: TaskFilter) -> int:
-        query = select(func.count()).select_from(tasks).where(*_conditions(which, self._dialect))
+    def count(self, which: TaskFilter, after: Position | None = None) -> int:
+        """How many tasks ``which`` selects (those after ``after``, newest first)."""
+        query = (
+            select(func.count())
+            .select_from(tasks)
+            .where(*_conditions(which, self._dialect), *_after(after))
+        )
         with self._engine.connect() as connection:
             return int(connection.scalar(query) or 0)
 
-    def stream(self, which: TaskFilter, batch: int = 1000) -> Iterator[Task]:
-        """Every task ``which`` selects, newest first, a page at a time: memory stays flat and
-        no read holds the database for long, however many tasks there are."""
-        after = None
+    def stream(
+        self, which: TaskFilter, batch: int = 1000, after: Position | None = None
+    ) -> Iterator[Task]:
+        """Every task ``which`` selects, newest first (after ``after``), a page at a time:
+        memory stays flat and no read holds the database for long, however many there are."""
         while True:
             page = self.page(which, batch, after)
             yield from page
@@ -103,34 +104,54 @@ class Reads(SQLStore):
         return list(self.stream_history(task_id))
 
     def stream_history(
-        self, task_id: str, *, first: int | None = None, last: int | None = None
+        self,
+        task_id: str,
+        *,
+        first: int | None = None,
+        last: int | None = None,
+        batch: int = 1000,
     ) -> Iterator[Snapshot]:
-        """The task's snapshots, oldest first (only the ``first`` or the ``last`` N), streamed;
-        UnknownTaskError if it is not registered."""
+        """The task's snapshots, oldest first (only the ``first`` or the ``last`` N), a page at
+        a time: memory stays flat, and no read holds the database (on SQLite, the WAL
+        checkpoint) while the reader is slow. UnknownTaskError if it is not registered."""
+        in_order = (snapshots.c.polled_at, snapshots.c.id)
         with self._engine.connect() as connection:
             known = connection.scalar(select(exists().where(tasks.c.task_id == task_id)))
             if not known:
                 raise UnknownTaskError(f"unknown task ID {task_id!r}")
-        if last is not None:
+            start: ColumnElement[bool] | None = None
+            if last == 0:
+                return
+            if last is not None:
+                # Where the last N begin: N entries back along the task's history index.
+                boundary = connection.execute(
+                    select(*in_order)
+                    .where(snapshots.c.task_id == task_id)
+                    .order_by(*(column.desc() for column in in_order))
+                    .offset(last - 1)
+                    .limit(1)
+                ).first()
+                if boundary is not None:
+                    start = tuple_(*in_order) >= _literal_tuple(in_order, boundary)
+        remaining = first
+        while remaining is None or remaining > 0:
+            size = batch if remaining is None else min(batch, remaining)
             query = (
                 select(*SNAPSHOT_COLUMNS)
                 .where(snapshots.c.task_id == task_id)
-                .order_by(snapshots.c.polled_at.desc(), snapshots.c.id.desc())
-                .limit(last)
+                .order_by(*in_order)
+                .limit(size)
             )
+            if start is not None:
+                query = query.where(start)
             with self._engine.connect() as connection:
-                rows = [Snapshot(*row) for row in connection.execute(query)]
-            yield from reversed(rows)
-            return
-        query = (
-            select(*SNAPSHOT_COLUMNS)
-            .where(snapshots.c.task_id == task_id)
-            .order_by(snapshots.c.polled_at, snapshots.c.id)
-            .limit(first)
-        )
-        with self._engine.connect() as connection:
-            for row in connection.execution_options(yield_per=1000).execute(query):
-                yield Snapshot(*row)
+                page = [Snapshot(*row) for row in connection.execute(query)]
+            yield from page
+            if len(page) < size:
+                return
+            if remaining is not None:
+                remaining -= len(page)
+            start = tuple_(*in_order) > _literal_tuple(in_order, (page[-1].polled_at, page[-1].id))
 
     def snapshots_page(
         self, task_id: str, limit: int, after_id: int | None = None
@@ -258,6 +279,22 @@ def _pauses(connection: Connection, now: datetime) -> list[Pause]:
         .order_by(pauses.c.provider)
     )
     return [pause_of(row) for row in connection.execute(query)]
+
+
+def _after(position: Position | None) -> list[ColumnElement[bool]]:
+    """Tasks after ``position`` in the newest-first order."""
+    if position is None:
+        return []
+    key = (tasks.c.registered_at, tasks.c.task_id)
+    return [tuple_(*key) < _literal_tuple(key, (position.registered_at, position.task_id))]
+
+
+def _literal_tuple(columns: Sequence[Any], values: Sequence[Any]) -> Any:
+    """``values`` as a row value to compare with ``columns``, each bound as its column's type
+    (on SQLite a timestamp then compares as the text it is stored as)."""
+    return tuple_(
+        *(literal(value, column.type) for column, value in zip(columns, values, strict=True))
+    )
 
 
 def _conditions(

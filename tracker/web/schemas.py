@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-from tracker.core.models import Download, Snapshot, Stats, Task
+from tracker.core.follow_ups import Download
+from tracker.core.models import Snapshot, Stats, Task
 
 MAX_TASKS_PER_CALL = 10_000
 MAX_METADATA_BYTES = 16 * 1024
