@@ -84,7 +84,8 @@ def test_metrics_scraped_during_a_run_agree_with_the_database(api: API, database
     assert scraped["tracker_tasks{state=unfinished}"] == 0
     assert scraped["tracker_database_write_seconds_count{}"] >= 1
     assert scraped["tracker_database_up{}"] == 1
-    assert scraped["tracker_api_paused_seconds{}"] == 0
+    assert scraped["tracker_api_paused_seconds{provider=default}"] == 0
+    assert scraped["tracker_provider_unfinished_tasks{provider=default}"] == 0
 
 
 def test_healthz_turns_503_while_the_database_is_locked(api: API, sqlite_url: str) -> None:

@@ -521,9 +521,9 @@ class CountingStore(PollStore):
         self.calls["claim_due"] += 1
         return super().claim_due(*args, **kwargs)
 
-    def next_due(self, now: datetime) -> datetime | None:
+    def next_due(self, now: datetime, provider: str | None = None) -> datetime | None:
         self.calls["next_due"] += 1
-        return super().next_due(now)
+        return super().next_due(now, provider)
 
 
 async def ticks(poller: Poller, clock: FakeClock, seconds: float, every: float = 0.1) -> None:

@@ -43,8 +43,8 @@ def test_a_count_that_drops_to_nothing_reads_zero() -> None:
     """Pending downloads all done: the pending gauge says 0, not its last value, so an alert
     on pending work clears; every known state and finish reason is present."""
     metrics = Metrics()
-    metrics.refresh(stats({"completed": 1}, {"pending": 5}), None, 0, True)
-    metrics.refresh(stats({"completed": 1}, {"done": 5}), None, 0, True)
+    metrics.refresh(stats({"completed": 1}, {"pending": 5}), True)
+    metrics.refresh(stats({"completed": 1}, {"done": 5}), True)
     follow_ups = samples(metrics, "tracker_follow_ups")
     assert follow_ups[("download", "pending")] == 0
     assert follow_ups[("download", "done")] == 5

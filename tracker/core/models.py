@@ -297,6 +297,7 @@ class Stats:
     downloads: dict[str, int]  # by state
     notifications: dict[str, int]  # by state
     paused: list[Pause] = field(default_factory=list)  # the pauses in force
+    unfinished_by_provider: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from tracker.core.models import ClaimedTask
+from tracker.core.models import DEFAULT_PROVIDER, ClaimedTask
 from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.rules import Policy
 from tracker.store.polls import PollStore
@@ -24,7 +24,9 @@ class Claimer:
         owner: str,
         policy: Policy,
         concurrency: int,
+        provider: str = DEFAULT_PROVIDER,
     ) -> None:
+        self._provider = provider
         self._store = store
         self._database = database
         self._owner = owner
@@ -51,6 +53,7 @@ class Claimer:
             limit,
             include_not_due=include_not_due,
             polled_before=polled_before,
+            provider=self._provider,
         )
 
     def may_start(self, claimed_at: datetime, now: datetime) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
@@ -19,11 +18,11 @@ from prometheus_client.exposition import generate_latest
 
 from tracker.core.clock import Clock
 from tracker.core.follow_ups import DOWNLOAD_STATES, EVENT_STATES
-from tracker.core.models import FinishReason, PollRecord, Stats
+from tracker.core.models import DEFAULT_PROVIDER, FinishReason, PollRecord, Stats
 from tracker.daemon.rules import PollOutcome
 
 if TYPE_CHECKING:
-    from tracker.daemon.poller import Poller
+    from tracker.daemon.lanes import Lanes
     from tracker.store.reads import Reads
 
 logger = logging.getLogger(__name__)
@@ -84,12 +83,24 @@ class Metrics:
         )
         self.paused = Gauge(
             "tracker_api_paused_seconds",
-            "Seconds until the API may be asked again after a 429, 401 or 403.",
+            "Seconds until a provider's API may be asked again after a 429, 401 or 403.",
+            ["provider"],
             registry=registry,
         )
         self.auth_failures = Gauge(
-            "tracker_api_auth_failures", "Consecutive refusals of the token.", registry=registry
+            "tracker_api_auth_failures",
+            "Consecutive refusals of a provider's token.",
+            ["provider"],
+            registry=registry,
         )
+        self.by_provider = Gauge(
+            "tracker_provider_unfinished_tasks",
+            "Unfinished tasks by provider.",
+            ["provider"],
+            registry=registry,
+        )
+        # Every provider seen: one that drops out must read 0, not keep its last value.
+        self._providers = {DEFAULT_PROVIDER}
         self.database_up = Gauge(
             "tracker_database_up", "1 while the database answers.", registry=registry
         )
@@ -116,13 +127,7 @@ class Metrics:
 
     # Gauges
 
-    def refresh(
-        self,
-        stats: Stats,
-        paused_until: datetime | None,
-        auth_failures: int,
-        database_up: bool,
-    ) -> None:
+    def refresh(self, stats: Stats, database_up: bool) -> None:
         self.tasks.labels("unfinished").set(stats.unfinished)
         # Every known label, zero when absent: a count that drops to nothing must read 0, not
         # keep its last value.
@@ -138,8 +143,14 @@ class Metrics:
         ):
             for state in states:
                 self.follow_ups.labels(kind, state).set(counts.get(state, 0))
-        self.paused.set(max(0.0, (paused_until - stats.at).total_seconds()) if paused_until else 0)
-        self.auth_failures.set(auth_failures)
+        pauses = {pause.provider: pause for pause in stats.paused}
+        self._providers |= set(pauses) | set(stats.unfinished_by_provider)
+        for provider in self._providers:
+            pause = pauses.get(provider)
+            left = (pause.paused_until - stats.at).total_seconds() if pause else 0.0
+            self.paused.labels(provider).set(max(0.0, left))
+            self.auth_failures.labels(provider).set(pause.refusals if pause else 0)
+            self.by_provider.labels(provider).set(stats.unfinished_by_provider.get(provider, 0))
         self.database_up.set(1 if database_up else 0)
 
     def healthy(self, database_up: bool) -> tuple[bool, dict[str, object]]:
@@ -161,7 +172,7 @@ class Probes:
         metrics: Metrics,
         reads: Reads,
         clock: Clock,
-        poller: Poller | None = None,
+        poller: Lanes | None = None,
         every: float = GAUGE_SECONDS,
     ) -> None:
         self._metrics = metrics
@@ -185,7 +196,7 @@ class Probes:
         return self._metrics.healthy(database_up)
 
     def _database_up(self) -> bool:
-        polling_writes = self._poller is None or self._poller.health.down_since is None
+        polling_writes = self._poller is None or self._poller.database_down_since is None
         return self._answered and polling_writes
 
     def _refresh(self) -> None:
@@ -203,10 +214,4 @@ class Probes:
                 self._metrics.database_up.set(0)
                 return
             self._answered = True
-            pause = self._poller.pause if self._poller is not None else None
-            self._metrics.refresh(
-                stats,
-                pause.until if pause else None,
-                pause.auth_failures if pause else 0,
-                self._database_up(),
-            )
+            self._metrics.refresh(stats, self._database_up())

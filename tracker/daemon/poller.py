@@ -22,7 +22,14 @@ from typing import Protocol
 from tracker.core.clock import Clock
 from tracker.core.eventloop import finish_or_cancel
 from tracker.core.follow_ups import FollowUps, NewEvent
-from tracker.core.models import ClaimedTask, FetchResult, PassSummary, PollRecord, Task
+from tracker.core.models import (
+    DEFAULT_PROVIDER,
+    ClaimedTask,
+    FetchResult,
+    PassSummary,
+    PollRecord,
+    Task,
+)
 from tracker.daemon.claims import Claimer
 from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.events import owed_by_poll, owed_without_poll
@@ -82,7 +89,9 @@ class Poller:
         follow_ups: FollowUps | None = None,
         record_changes_only: bool = False,
         observer: Observer | None = None,
+        provider: str = DEFAULT_PROVIDER,
     ) -> None:
+        self.provider = provider
         self._store = store
         self._api = api
         self._policy = policy
@@ -93,10 +102,10 @@ class Poller:
         self._record_changes_only = record_changes_only
         self._observer = observer or _Unobserved()
         self._slots = asyncio.Semaphore(concurrency)
-        self._claims = Claimer(store, database, owner, policy, concurrency)
+        self._claims = Claimer(store, database, owner, policy, concurrency, provider)
         self.health = DatabaseHealth(clock)
         self._writes = WriteBuffer(store, database, owner, self.health, self._observer)
-        self.pause = AccountPause(policy, clock, self._rng, self._writes.postpone)
+        self.pause = AccountPause(policy, clock, self._rng, self._writes.postpone, provider)
         self._in_flight: dict[str, asyncio.Task[PollRecord | None]] = {}
         # Tasks a webhook made due while a poll of theirs was under way (see poll_soon).
         self._due_again: set[str] = set()
@@ -175,7 +184,7 @@ class Poller:
         included: they are still leased): whether nothing is due at ``now`` either; then no
         claim until the earliest due time, and no query for up to IDLE_CHECK_SECONDS (or an
         interval, if shorter), unless woken."""
-        due = await self._database.run(self._store.next_due, now)
+        due = await self._database.run(self._store.next_due, now, self.provider)
         if due is not None and due <= now:
             return False
         check = now + timedelta(seconds=min(IDLE_CHECK_SECONDS, self._policy.interval))
@@ -224,7 +233,10 @@ class Poller:
             try:
                 events_for = self._timed_out_events if self._follow_ups.channels else None
                 timed_out = await self._database.run(
-                    self._store.finish_timed_out, now, cutoff, events_for
+                    partial(self._store.finish_timed_out, provider=self.provider),
+                    now,
+                    cutoff,
+                    events_for,
                 )
             except Exception as exc:
                 self.health.failed("finishing tasks past give-up-after", exc)
@@ -242,7 +254,7 @@ class Poller:
         return owed_without_poll(self._follow_ups.channels, task)
 
     async def has_unfinished(self) -> bool:
-        return await self._database.run(self._store.has_unfinished)
+        return await self._database.run(self._store.has_unfinished, self.provider)
 
     async def poll_pass(self, all_unfinished: bool = False) -> PassSummary:
         """Poll every due unfinished task once (every unfinished one with ``all_unfinished``)."""

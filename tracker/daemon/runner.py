@@ -17,6 +17,7 @@ from tracker.core.models import PassSummary
 from tracker.core.secrets import secret_key
 from tracker.core.video import ASSETS_LAST
 from tracker.daemon.dbthread import DatabaseThread
+from tracker.daemon.lanes import Lanes
 from tracker.daemon.leases import daemon_id, release_leases_of_dead_daemons
 from tracker.daemon.poller import Poller
 from tracker.daemon.rules import Policy
@@ -25,6 +26,7 @@ from tracker.daemon.serving import Listener, check_exposure, listeners
 from tracker.errors import ConfigError
 from tracker.settings import Settings
 from tracker.settings.options import WEBHOOK_SECRET_VARIABLE
+from tracker.settings.providers import Provider
 from tracker.store import Database
 
 if TYPE_CHECKING:
@@ -33,7 +35,6 @@ if TYPE_CHECKING:
     from tracker.daemon.downloads import Downloader
     from tracker.daemon.metrics import Metrics
     from tracker.daemon.notify import Notifier
-    from tracker.http.client import VideoClient
 
 logger = logging.getLogger(__name__)
 
@@ -53,15 +54,11 @@ class Daemon:
         self._database = database
         self._clock = clock
         self._transport = transport
-        self._policy = Policy(
-            interval=settings.poll_interval,
-            give_up_after=settings.give_up_after,
-            request_timeout=settings.request_timeout,
-        )
+        self._providers = settings.polled_providers()
         #: The ports its HTTP service listens on, by the flag that asked ("--http-port",
         #: "--metrics-port", "--webhook-port"), once it does.
         self.ports: dict[str, int] = {}
-        self._running: Poller | None = None
+        self._running: Lanes | None = None
 
     def wake(self) -> None:
         """A task was registered or made due in this process: a running daemon claims at its
@@ -91,15 +88,15 @@ class Daemon:
         try:
             await database.run(release_leases_of_dead_daemons, self._database.leases)
             async with AsyncExitStack() as stack:
-                client = await stack.enter_async_context(self._client())
                 metrics = None
                 if serving:
                     # prometheus-client is loaded by a daemon that serves metrics only
                     from tracker.daemon.metrics import Metrics
 
                     metrics = Metrics()
-                poller = self._poller(client, owner, database, follow_ups, metrics)
+                poller = await self._lanes(stack, owner, database, follow_ups, metrics)
                 await self._carry_on_pauses(poller, database)
+                await poller.name_unknown_providers()
                 self._running = poller
                 workers: list[Worker] = []
                 if metrics is not None:
@@ -122,7 +119,8 @@ class Daemon:
                     workers.append(await self._notifier(stack, owner, database, follow_ups))
                 await run_daemon(
                     poller,
-                    self._policy,
+                    # Ticks as often as the shortest interval needs.
+                    min(map(self._policy, self._providers), key=lambda policy: policy.interval),
                     until_done=until_done,
                     stop=stop,
                     handle_signals=handle_signals,
@@ -135,7 +133,7 @@ class Daemon:
             self._running = None
             database.close()
 
-    async def _carry_on_pauses(self, poller: Poller, database: DatabaseThread) -> None:
+    async def _carry_on_pauses(self, poller: Lanes, database: DatabaseThread) -> None:
         """A pause stored by an earlier run or another process still holds: said once, and
         waited out (the tasks' next_poll_at already hold it)."""
         now = self._clock.now()
@@ -145,15 +143,15 @@ class Daemon:
                 pause.waiting or 0,
                 pause.said(now),
             )
-            poller.pause.restore(pause)
+            poller.restore(pause)
 
     async def poll_pass(self, all_unfinished: bool = False) -> PassSummary:
         """Poll every due unfinished task once (every unfinished one with ``all_unfinished``)."""
         database = DatabaseThread()
         try:
             await database.run(release_leases_of_dead_daemons, self._database.leases)
-            async with self._client() as client:
-                poller = self._poller(client, daemon_id(), database)
+            async with AsyncExitStack() as stack:
+                poller = await self._lanes(stack, daemon_id(), database)
                 return await poller.poll_pass(all_unfinished)
         finally:
             database.close()
@@ -210,39 +208,58 @@ class Daemon:
 
         return owed
 
-    def _client(self) -> VideoClient:
-        from tracker.http.client import VideoClient  # HTTP is loaded by the commands that poll
-
-        return VideoClient(
-            self.settings.api_base,
-            self.settings.require_token(),
-            timeout=self.settings.request_timeout,
-            max_connections=self.settings.concurrency,
-            transport=self._transport,
-            status_path=self.settings.status_path,
-            proxies=self.settings.proxy,
+    def _policy(self, provider: Provider) -> Policy:
+        """A provider's polling rules: its own interval and timeout, else the daemon's."""
+        settings = self.settings
+        return Policy(
+            interval=provider.interval or settings.poll_interval,
+            give_up_after=settings.give_up_after,
+            request_timeout=provider.request_timeout or settings.request_timeout,
         )
 
-    def _poller(
+    async def _lanes(
         self,
-        client: VideoClient,
+        stack: AsyncExitStack,
         owner: str,
         database: DatabaseThread,
         follow_ups: FollowUps | None = None,
         observer: Metrics | None = None,
-    ) -> Poller:
-        return Poller(
-            self._database.polls,
-            client,
-            policy=self._policy,
-            owner=owner,
-            clock=self._clock,
-            database=database,
-            concurrency=self.settings.concurrency,
-            follow_ups=follow_ups,
-            record_changes_only=self.settings.record == "changes",
-            observer=observer,
-        )
+    ) -> Lanes:
+        """A poller per provider, each on a client of its own with its own requests in flight
+        (docs/providers.md)."""
+        from tracker.http.client import VideoClient  # HTTP is loaded by the commands that poll
+
+        settings = self.settings
+        pollers = []
+        for provider in self._providers:
+            policy = self._policy(provider)
+            concurrency = provider.concurrency or settings.concurrency
+            client = VideoClient(
+                provider.api_base,
+                provider.token or settings.require_token(),
+                timeout=policy.request_timeout,
+                max_connections=concurrency,
+                transport=self._transport,
+                status_path=provider.status_path,
+                proxies=provider.proxy or settings.proxy,
+            )
+            await stack.enter_async_context(client)
+            pollers.append(
+                Poller(
+                    self._database.polls,
+                    client,
+                    policy=policy,
+                    owner=owner,
+                    clock=self._clock,
+                    database=database,
+                    concurrency=concurrency,
+                    follow_ups=follow_ups,
+                    record_changes_only=settings.record == "changes",
+                    observer=observer,
+                    provider=provider.name,
+                )
+            )
+        return Lanes(pollers, database, self._database.polls.unfinished_providers)
 
     async def _downloader(
         self,
@@ -306,7 +323,7 @@ class Daemon:
             channels_claimed=follow_ups.channels,
         )
 
-    async def _serve(self, metrics: Metrics, poller: Poller, serving: list[Listener]) -> Worker:
+    async def _serve(self, metrics: Metrics, poller: Lanes, serving: list[Listener]) -> Worker:
         """The HTTP app, from this daemon, stopped with the polling (a worker that drains it)."""
         from tracker.daemon.metrics import Probes
         from tracker.daemon.serving import start_app

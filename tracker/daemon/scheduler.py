@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from tracker.daemon.poller import Poller
+from tracker.daemon.lanes import Lanes
 from tracker.daemon.rules import Policy
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class Worker(Protocol):
 
 
 async def run_daemon(
-    poller: Poller,
+    poller: Lanes,
     policy: Policy,
     *,
     until_done: bool = False,

@@ -21,6 +21,7 @@ from tracker.settings.options import (
     TOKEN_VARIABLE,
     Settings,
 )
+from tracker.settings.providers import read_providers
 from tracker.settings.proxies import resolve_proxies
 from tracker.settings.values import (
     checked_server_tokens,
@@ -53,6 +54,8 @@ def load_settings(
             values[name] = _parsed(name, raw, source)
     if "proxy" in fields:
         values["proxy"] = resolve_proxies(values.get("proxy"), environ)
+    if values.get("config"):
+        values["providers"] = read_providers(values["config"], environ)
     if "token" in fields:
         values["token"] = _load_token(flags.get("token_file"), environ)
     for name in ("notify_secret", "webhook_secret"):
@@ -90,6 +93,8 @@ def settings_from_keywords(base: Settings | None = None, **keywords: object) -> 
         else:
             text = ",".join(value) if isinstance(value, tuple | list) else str(value)
             values[name] = _parsed(name, text, f"{name}=")
+    if values.get("config"):  # token_env names a variable: the one place reading it is here
+        values["providers"] = read_providers(values["config"], os.environ)
     return Settings(**{**(vars(base) if base else {}), **values})
 
 

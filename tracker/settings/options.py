@@ -11,6 +11,7 @@ from typing import Any
 from tracker.core.ids import DEFAULT_STATUS_PATH, parse_status_path
 from tracker.core.secrets import Secret
 from tracker.errors import ConfigError
+from tracker.settings.providers import Provider, default_provider, parse_config_path
 from tracker.settings.proxies import DIRECT, Proxies, parse_proxy_choice, shown
 from tracker.settings.values import (
     DAY,
@@ -52,6 +53,9 @@ class Settings:
     log_format: str = "text"
     record: str = "all"
     proxy: Proxies = DIRECT
+    # A providers file (docs/providers.md): its providers replace the one made of the above.
+    config: str | None = None
+    providers: tuple[Provider, ...] = ()
     # After a task finishes (docs/follow-ups.md)
     download_dir: str | None = None
     download_variants: tuple[str, ...] = ("video",)
@@ -80,6 +84,13 @@ class Settings:
         with a notify URL, ``command`` with an on-finish command."""
         wanted = (("webhook", self.notify_url), ("command", self.on_finish))
         return tuple(channel for channel, setting in wanted if setting)
+
+    def polled_providers(self) -> tuple[Provider, ...]:
+        """The providers a daemon polls: those of the providers file, else ``default`` made of
+        the API base, the token, the status path and the proxy."""
+        if self.providers:
+            return self.providers
+        return (default_provider(self.api_base, self.token, self.status_path, self.proxy),)
 
     def require_token(self) -> Secret:
         if self.token is None:
@@ -144,6 +155,15 @@ OPTIONS = _options(
         "still applies",
         default_text="from HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY",
         mask=shown,
+    ),
+    Option(
+        "config",
+        "TRACKER_CONFIG",
+        "--config",
+        parse_config_path,
+        "a TOML file of [providers.NAME] tables: the APIs and keys tasks are polled on "
+        "(docs/providers.md)",
+        default_text="none: the one provider default, from the settings above",
     ),
     Option(
         "poll_interval",
@@ -318,6 +338,7 @@ POLLING = (
     "status_path",
     "token",
     "proxy",
+    "config",
     "poll_interval",
     "concurrency",
     "request_timeout",

@@ -77,6 +77,13 @@ def default_provider(
     return Provider(DEFAULT_PROVIDER, api_base, token, status_path, proxy=proxy)
 
 
+def parse_config_path(text: str) -> str:
+    path = text.strip()
+    if not path:
+        raise ValueError("a path to a TOML file")
+    return path
+
+
 def read_providers(path: str, environ: Mapping[str, str]) -> tuple[Provider, ...]:
     """The providers a TOML file declares; ConfigError naming the file, the provider and the
     key for anything that cannot be used (never a token's value)."""

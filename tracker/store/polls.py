@@ -8,7 +8,7 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, exists, false, select, update
+from sqlalchemy import ColumnElement, Engine, exists, false, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
@@ -29,6 +29,10 @@ def pause_of(row: Sequence[Any]) -> Pause:
     """A row of ``pauses`` (its columns in PAUSE_COLUMNS order, and ``waiting`` if read)."""
     provider, until, reason, refusals, updated_at, *waiting = row
     return Pause(provider, until, PauseReason(reason), refusals, updated_at, *waiting)
+
+
+def _of(provider: str | None) -> list[ColumnElement[bool]]:
+    return [] if provider is None else [tasks.c.provider == provider]
 
 
 def _pause_row(pause: Pause) -> dict[str, Any]:
@@ -52,10 +56,12 @@ class PollStore(SQLStore):
         *,
         include_not_due: bool = False,
         polled_before: datetime | None = None,
+        provider: str | None = None,
     ) -> list[ClaimedTask]:
         """Lease up to ``limit`` unfinished tasks nobody else holds, earliest due first: those due
-        by ``now`` (any, with ``include_not_due``), and not polled since ``polled_before``."""
-        conditions = [tasks.c.finished == false(), lease_free(tasks, now)]
+        by ``now`` (any, with ``include_not_due``), not polled since ``polled_before``, of
+        ``provider`` only if given."""
+        conditions = [tasks.c.finished == false(), lease_free(tasks, now), *_of(provider)]
         if not include_not_due:
             conditions.append(tasks.c.next_poll_at <= now)
         if polled_before is not None:
@@ -82,13 +88,13 @@ class PollStore(SQLStore):
         claimed.sort(key=lambda task: task.next_poll_at)
         return claimed
 
-    def next_due(self, now: datetime) -> datetime | None:
-        """When the earliest unfinished task nobody holds at ``now`` is due (perhaps already);
-        None without one. A read of the due index's first entry: what an idle daemon asks
-        instead of claiming."""
+    def next_due(self, now: datetime, provider: str | None = None) -> datetime | None:
+        """When the earliest unfinished task nobody holds at ``now`` (of ``provider`` only, if
+        given) is due (perhaps already); None without one. A read of the due index's first
+        entry: what an idle daemon asks instead of claiming."""
         query = (
             select(tasks.c.next_poll_at)
-            .where(tasks.c.finished == false(), lease_free(tasks, now))
+            .where(tasks.c.finished == false(), lease_free(tasks, now), *_of(provider))
             .order_by(tasks.c.next_poll_at)
             .limit(1)
         )
@@ -155,15 +161,18 @@ class PollStore(SQLStore):
         now: datetime,
         registered_before: datetime,
         events_for: Callable[[Task], Sequence[NewEvent]] | None = None,
+        provider: str | None = None,
     ) -> list[str]:
-        """Finish as ``timed_out`` the unheld, unfinished tasks registered before the cutoff;
-        ``events_for`` gives the notifications each one owes, written in the same transaction."""
+        """Finish as ``timed_out`` the unheld, unfinished tasks registered before the cutoff
+        (of ``provider`` only, if given); ``events_for`` gives the notifications each one owes,
+        written in the same transaction."""
         statement = (
             update(tasks)
             .where(
                 tasks.c.finished == false(),
                 tasks.c.registered_at < registered_before,
                 lease_free(tasks, now),
+                *_of(provider),
             )
             .values(
                 finished=True,
@@ -209,9 +218,17 @@ class PollStore(SQLStore):
                 .values(_pause_row(pause_of(stored).then(pause)))
             )
 
-    def has_unfinished(self) -> bool:
+    def has_unfinished(self, provider: str | None = None) -> bool:
+        """Whether a task (of ``provider`` only, if given) is unfinished."""
+        unfinished = exists().where(tasks.c.finished == false(), *_of(provider))
         with self._engine.connect() as connection:
-            return bool(connection.scalar(select(exists().where(tasks.c.finished == false()))))
+            return bool(connection.scalar(select(unfinished)))
+
+    def unfinished_providers(self) -> set[str]:
+        """The providers that unfinished tasks name."""
+        query = select(tasks.c.provider).where(tasks.c.finished == false()).distinct()
+        with self._engine.connect() as connection:
+            return set(connection.scalars(query))
 
 
 def mark_finished(connection: Connection, finished: Sequence[Task], now: datetime) -> None:

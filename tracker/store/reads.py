@@ -240,6 +240,7 @@ class Reads(SQLStore):
                 downloads=counts_by(connection, downloads.c.state),
                 notifications=counts_by(connection, outbox.c.state),
                 paused=_pauses(connection, now),
+                unfinished_by_provider=counts_by(connection, tasks.c.provider, unfinished),
             )
 
     def pauses(self, now: datetime) -> list[Pause]:
