@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 from tracker.core.clock import Clock, SystemClock
 from tracker.core.eventloop import run_event_loop
 from tracker.core.follow_ups import Download
-from tracker.core.ids import check_task_id, check_task_ids
+from tracker.core.ids import check_provider, check_task_id, check_task_ids
 from tracker.core.metadata import check_metadata
 from tracker.core.models import (
+    DEFAULT_PROVIDER,
     AddCount,
     AddResult,
     FinishReason,
@@ -112,18 +113,30 @@ class Tracker:
         self.close()
 
     def add(
-        self, task_ids: Iterable[str], label: str | None = None, metadata: Any = None
+        self,
+        task_ids: Iterable[str],
+        label: str | None = None,
+        metadata: Any = None,
+        provider: str = DEFAULT_PROVIDER,
     ) -> AddResult:
-        """Register IDs; all or nothing: one invalid ID raises InvalidTaskIDError. The IDs and
-        the result are lists in memory: for millions, ``add_stream``."""
+        """Register IDs, polled through ``provider`` (docs/providers.md); all or nothing: one
+        invalid ID raises InvalidTaskIDError. The IDs and the result are lists in memory: for
+        millions, ``add_stream``."""
         checked = check_task_ids(task_ids)  # before the database is opened: nothing written
         metadata = None if metadata is None else check_metadata(metadata)
-        result = self.database.tasks.add_tasks(checked, label, self._clock.now(), metadata)
+        now = self._clock.now()
+        result = self.database.tasks.add_tasks(
+            checked, label, now, metadata, check_provider(provider)
+        )
         self._registered(result.added)
         return result
 
     def add_stream(
-        self, task_ids: Iterable[str], label: str | None = None, metadata: Any = None
+        self,
+        task_ids: Iterable[str],
+        label: str | None = None,
+        metadata: Any = None,
+        provider: str = DEFAULT_PROVIDER,
     ) -> AddCount:
         """Register any number of IDs in flat memory. Every ID is checked before anything is
         written (they wait in a temporary file), so one invalid ID raises InvalidTaskIDError
@@ -131,6 +144,7 @@ class Tracker:
         daemon's writes wait for one batch at most (some 0.1 s on SQLite). Should the database
         fail part way, the batches written stay: adding the same IDs again adds the rest."""
         metadata = None if metadata is None else check_metadata(metadata)
+        check_provider(provider)
         with tempfile.TemporaryFile("w+", encoding="ascii", newline="\n") as spool:
             count = 0
             checked = map(check_task_id, task_ids)  # each as it is read: the first bad one raises
@@ -141,7 +155,7 @@ class Tracker:
                 return AddCount(added=0, existing=0)
             spool.seek(0)
             spooled = (line[:-1] for line in spool)
-            added = self.database.tasks.add_stream(spooled, label, metadata, self._clock)
+            added = self.database.tasks.add_stream(spooled, label, metadata, self._clock, provider)
         self._registered(added.added)
         return added
 
@@ -173,13 +187,14 @@ class Tracker:
         status: str | None = None,
         finished: bool | None = None,
         label: str | None = None,
+        provider: str | None = None,
         after: str | None = None,
         limit: int | None = None,
     ) -> Iterator[Task]:
         """Tasks newest first, read a page at a time (flat memory at any number), those after
         the task ``after`` (the last one of a previous page) and the first ``limit`` only if
         given. An unknown ``after`` raises UnknownTaskError."""
-        which = TaskFilter(status=status, finished=finished, label=label)
+        which = TaskFilter(status=status, finished=finished, label=label, provider=provider)
         position = self._position(after)
         batch = 1000 if limit is None else max(1, min(limit, 1000))
         rows = self.database.reads.stream(which, batch, position)
@@ -191,10 +206,11 @@ class Tracker:
         status: str | None = None,
         finished: bool | None = None,
         label: str | None = None,
+        provider: str | None = None,
         after: str | None = None,
     ) -> int:
         """How many tasks ``stream_tasks`` with the same arguments gives."""
-        which = TaskFilter(status=status, finished=finished, label=label)
+        which = TaskFilter(status=status, finished=finished, label=label, provider=provider)
         return self.database.reads.count(which, self._position(after))
 
     def _position(self, after: str | None) -> Position | None:

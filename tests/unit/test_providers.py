@@ -66,7 +66,7 @@ request_timeout = 20
         ("[providers.a]\napi_base = 'https://x'\ntoken_env = 'UNSET'\n", "'UNSET' is not set"),
         ("[providers.a]\napi_base = 'https://x'\ntoken_env = 'T'\ncolour = 1\n", "'colour'"),
         ("[providers.a]\napi_base = 'https://x'\ntoken_env = 'T'\nconcurrency = 0\n", "between"),
-        ("[providers.'a b']\napi_base = 'https://x'\ntoken_env = 'T'\n", "a name is"),
+        ("[providers.'a b']\napi_base = 'https://x'\ntoken_env = 'T'\n", "invalid provider 'a b'"),
         ("[other]\n", "unknown table 'other'"),
         ("", "no [providers.NAME] table"),
         ("[providers.a\n", "not TOML"),

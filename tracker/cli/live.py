@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tracker.cli.common import pause_line
-from tracker.core.models import FinishReason, Stats, Task
+from tracker.core.models import DEFAULT_PROVIDER, FinishReason, Stats, Task
 from tracker.core.texts import age, shorten_middle
 from tracker.errors import TrackerError
 
@@ -43,6 +43,10 @@ def summary_lines(stats: Stats, rate: float | None = None) -> list[str]:
     ]
     if stats.oldest_unfinished is not None:
         lines.append(f"oldest unfinished task: {age(stats.at - stats.oldest_unfinished)} old")
+    providers = stats.unfinished_by_provider
+    if set(providers) - {DEFAULT_PROVIDER}:
+        each = ", ".join(f"{providers[name]:,} {name}" for name in sorted(providers))
+        lines.append(f"unfinished by provider: {each}")
     lines += [f"paused: {pause_line(pause, stats.at)}" for pause in stats.paused]
     for kind, counts in (("downloads", stats.downloads), ("notifications", stats.notifications)):
         if counts:

@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 from tracker._version import __version__
 from tracker.cli import operating, polling, tasks
 from tracker.cli.common import PROG
+from tracker.core.models import DEFAULT_PROVIDER
 from tracker.settings import OPTIONS
 from tracker.settings.options import (
     DOWNLOAD,
@@ -134,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("ids", nargs="*", metavar="ID")
     add.add_argument("--label", help="a label stored with every new task")
     add.add_argument(
+        "--provider",
+        default=DEFAULT_PROVIDER,
+        help="the provider (API and key) the new tasks are polled on, as named in the daemon's "
+        "--config file (default: default)",
+    )
+    add.add_argument(
         "--metadata",
         metavar="JSON",
         help="a JSON object (at most 16 KiB) stored with every new task, e.g. '{\"user\": 42}'",
@@ -162,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.add_argument("--status", help="only tasks whose last status is this (any case)")
     listing.add_argument("--label", help="only tasks with this label")
+    listing.add_argument("--provider", help="only tasks of this provider")
     state = listing.add_mutually_exclusive_group()
     state.add_argument("--finished", action="store_true", help="only finished tasks")
     state.add_argument("--unfinished", action="store_true", help="only unfinished tasks")

@@ -9,14 +9,14 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from itertools import chain
+from itertools import chain, islice
 from typing import Any, TypeVar
 
 from tracker.cli import render
 from tracker.cli.common import PROG, pause_line, plural, say, tracker_for
 from tracker.cli.id_files import id_lines
 from tracker.core.metadata import parse_metadata
-from tracker.core.models import Snapshot, Task
+from tracker.core.models import DEFAULT_PROVIDER, Snapshot, Task
 from tracker.errors import InvalidTaskIDError, UsageError
 
 # Tasks `list` shows on a terminal unless --limit says otherwise; elsewhere it shows them all.
@@ -50,7 +50,9 @@ def add(args: argparse.Namespace) -> int:
         tracker = stack.enter_context(tracker_for(args))
         task_ids = chain(args.ids, lines or ())
         try:
-            count = tracker.add_stream(task_ids, label=args.label, metadata=metadata)
+            count = tracker.add_stream(
+                task_ids, label=args.label, metadata=metadata, provider=args.provider
+            )
         except InvalidTaskIDError as exc:
             if lines is None or not lines.number:
                 raise
@@ -82,6 +84,7 @@ def listing(args: argparse.Namespace) -> int:
         "status": args.status,
         "finished": True if args.finished else False if args.unfinished else None,
         "label": args.label,
+        "provider": args.provider,
     }
     with tracker_for(args) as tracker:
         if on_terminal and not (args.json or args.jsonl):
@@ -94,7 +97,7 @@ def listing(args: argparse.Namespace) -> int:
         if args.json or args.jsonl:
             render.write_json(map(render.record_row, shown), sys.stdout, lines=args.jsonl)
         else:
-            _write_table(_TASK_COLUMNS, map(_task_cells, shown), "no tasks")
+            _write_task_table(shown)
         if on_terminal and shown.last is not None and shown.count == limit:
             more = tracker.count_tasks(**which, after=shown.last.task_id)
             if more:
@@ -102,6 +105,18 @@ def listing(args: argparse.Namespace) -> int:
                 next_page = _next_page(args, shown.last.task_id)
                 say(f"… {more:,} more; next page: {next_page}", sys.stderr)
     return 0
+
+
+def _write_task_table(shown: Iterable[Task]) -> None:
+    """The tasks as a table, with a provider column when the first page holds a task of
+    another provider than ``default``."""
+    remaining = iter(shown)
+    first = list(islice(remaining, TERMINAL_PAGE))
+    columns = _TASK_COLUMNS
+    if any(task.provider != DEFAULT_PROVIDER for task in first):
+        columns = [*_TASK_COLUMNS, "provider"]
+    cells = (_task_cells(task)[: len(columns)] for task in chain(first, remaining))
+    _write_table(columns, cells, "no tasks")
 
 
 def _task_cells(t: Task) -> list[Any]:
@@ -114,13 +129,15 @@ def _task_cells(t: Task) -> list[Any]:
         t.last_polled_at,
         t.finish_reason,
         t.label,
+        t.provider,
     ]
 
 
 def _next_page(args: argparse.Namespace, last_task_id: str) -> str:
     """The command that shows the next page: this one's filters, after the last task shown."""
     words = [PROG, "list"]
-    for flag, value in (("--status", args.status), ("--label", args.label)):
+    filters = (("--status", args.status), ("--label", args.label), ("--provider", args.provider))
+    for flag, value in filters:
         if value is not None:
             words += [flag, value]
     words += ["--finished"] * args.finished + ["--unfinished"] * args.unfinished

@@ -1,5 +1,5 @@
 """Task IDs: what a valid one looks like, how it goes into a status URL, and when an
-ID an answer names is the one polled."""
+ID an answer names is the one polled; and what a provider's name may be."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import quote
 
-from tracker.errors import InvalidTaskIDError
+from tracker.errors import InvalidTaskIDError, UsageError
 
 MAX_LENGTH = 256
 _FORBIDDEN = frozenset("/?#%\\")
@@ -24,7 +24,20 @@ _SEGMENT_SAFE = "-._~!$&'()*+,;=:@"
 # (allowed in a query by RFC 3986, and how relays write "sora-2:task_…") stay as they are.
 _QUERY_SAFE = ":"
 DEFAULT_STATUS_PATH = "/v1/videos/{id}"
+# A provider's name (docs/providers.md): safe in a URL, a file name, a log line and a label.
+PROVIDER_NAME = "[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+_PROVIDER = re.compile(PROVIDER_NAME)
 _PLACEHOLDER = "{id}"
+
+
+def check_provider(name: str) -> str:
+    """Return ``name`` unchanged if it may name a provider, else raise UsageError."""
+    if _PROVIDER.fullmatch(name):
+        return name
+    raise UsageError(
+        f"invalid provider {name[:80]!r}: letters, digits, '.', '_' and '-', 64 at most, "
+        "starting with a letter or a digit"
+    )
 
 
 def check_task_id(task_id: str) -> str:

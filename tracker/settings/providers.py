@@ -17,17 +17,16 @@ variable or the file the provider names, and are never stored, printed or logged
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracker.core.ids import DEFAULT_STATUS_PATH, parse_status_path
+from tracker.core.ids import DEFAULT_STATUS_PATH, check_provider, parse_status_path
 from tracker.core.models import DEFAULT_PROVIDER
 from tracker.core.secrets import Secret
-from tracker.errors import ConfigError
+from tracker.errors import ConfigError, UsageError
 from tracker.settings.proxies import Proxies, parse_proxy_choice, resolve_proxies
 from tracker.settings.values import (
     checked_token,
@@ -36,7 +35,6 @@ from tracker.settings.values import (
     parse_short_duration,
 )
 
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _KEYS = frozenset(
     {
         "api_base",
@@ -104,8 +102,10 @@ def read_providers(path: str, environ: Mapping[str, str]) -> tuple[Provider, ...
 
 def _provider(path: str, name: str, table: Any, environ: Mapping[str, str]) -> Provider:
     where = f"config {path!r}, provider {name!r}"
-    if not NAME.fullmatch(name):
-        raise ConfigError(f"{where}: a name is letters, digits, '.', '_' and '-' (64 at most)")
+    try:
+        check_provider(name)
+    except UsageError as exc:
+        raise ConfigError(f"config {path!r}: {exc}") from None
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: not a table")
     extra = set(table) - _KEYS

@@ -10,11 +10,12 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from tracker.core.follow_ups import Download
+from tracker.core.ids import PROVIDER_NAME
 from tracker.core.models import Snapshot, Stats, Task
 
 MAX_TASKS_PER_CALL = 10_000
 MAX_METADATA_BYTES = 16 * 1024
-PROVIDER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+PROVIDER_PATTERN = f"^{PROVIDER_NAME}$"
 
 Metadata = dict[str, Any]
 
@@ -188,6 +189,17 @@ class SnapshotPage(BaseModel):
     next_cursor: str | None = Field(description="Pass it as `cursor` for the next page")
 
 
+class PauseOut(BaseModel):
+    """A provider's API paused as a whole: none of its tasks is polled before ``paused_until``."""
+
+    provider: str
+    paused_until: datetime
+    reason: str = Field(description="rate_limited (a 429) or refused (a 401 or 403)")
+    refusals: int
+    updated_at: datetime
+    waiting: int | None = Field(description="the provider's unfinished tasks")
+
+
 class StatsOut(BaseModel):
     """What ``tracker stats --json`` gives."""
 
@@ -202,10 +214,14 @@ class StatsOut(BaseModel):
     polls_total: int
     downloads: dict[str, int]
     notifications: dict[str, int]
+    paused: list[PauseOut]
+    unfinished_by_provider: dict[str, int]
 
     @classmethod
     def of(cls, stats: Stats) -> StatsOut:
-        return cls(**{name: getattr(stats, name) for name in cls.model_fields})
+        values = {name: getattr(stats, name) for name in cls.model_fields}
+        values["paused"] = [PauseOut.model_validate(vars(pause)) for pause in stats.paused]
+        return cls(**values)
 
 
 class Removed(BaseModel):
