@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING, Any
 from tracker.core.clock import Clock, SystemClock
 from tracker.core.eventloop import run_event_loop
 from tracker.core.follow_ups import Download
-from tracker.core.ids import check_provider, check_task_id, check_task_ids
+from tracker.core.ids import DEFAULT_PROVIDER, check_provider, check_task_id, check_task_ids
 from tracker.core.metadata import check_metadata
 from tracker.core.models import (
-    DEFAULT_PROVIDER,
     AddCount,
     AddResult,
     FinishReason,

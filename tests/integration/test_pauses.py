@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from tracker.core.models import DEFAULT_PROVIDER
+from tracker.core.ids import DEFAULT_PROVIDER
 from tracker.core.pauses import Pause, PauseReason
 from tracker.store import Database
 from tracker.store.schema import tasks

@@ -17,7 +17,8 @@ import pytest
 
 from tests.doubles import START, FakeClock, http_error, ok
 from tracker.core.follow_ups import FollowUps
-from tracker.core.models import DEFAULT_PROVIDER, ClaimedTask, FetchResult, PollRecord
+from tracker.core.ids import DEFAULT_PROVIDER
+from tracker.core.models import ClaimedTask, FetchResult, PollRecord
 from tracker.core.pauses import Pause, PauseReason
 from tracker.core.video import ASSETS_LAST
 from tracker.daemon.dbthread import DatabaseThread

@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from tests.doubles import START, FakeClock
-from tracker.core.models import DEFAULT_PROVIDER, FetchResult, PollRecord
+from tracker.core.ids import DEFAULT_PROVIDER
+from tracker.core.models import FetchResult, PollRecord
 from tracker.core.pauses import Pause, PauseReason
 from tracker.core.video import Video
 from tracker.daemon.claims import CLAIM_AHEAD, Claimer

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from tests.doubles import START, FakeClock
-from tracker.core.models import DEFAULT_PROVIDER, Failure, FetchResult, PollRecord
+from tracker.core.ids import DEFAULT_PROVIDER
+from tracker.core.models import Failure, FetchResult, PollRecord
 from tracker.core.pauses import Pause, PauseReason
 from tracker.core.video import Video
 from tracker.daemon.pause import AUTH_BACKOFF_CAP, AccountPause

@@ -18,7 +18,8 @@ from rich.table import Table
 from rich.text import Text
 
 from tracker.cli.common import pause_line
-from tracker.core.models import DEFAULT_PROVIDER, FinishReason, Stats, Task
+from tracker.core.ids import DEFAULT_PROVIDER
+from tracker.core.models import FinishReason, Stats, Task
 from tracker.core.texts import age, shorten_middle
 from tracker.errors import TrackerError
 

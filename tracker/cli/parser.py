@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 from tracker._version import __version__
 from tracker.cli import operating, polling, tasks
 from tracker.cli.common import PROG
-from tracker.core.models import DEFAULT_PROVIDER
+from tracker.core.ids import DEFAULT_PROVIDER
 from tracker.settings import OPTIONS
 from tracker.settings.options import (
     DOWNLOAD,

@@ -15,8 +15,9 @@ from typing import Any, TypeVar
 from tracker.cli import render
 from tracker.cli.common import PROG, pause_line, plural, say, tracker_for
 from tracker.cli.id_files import id_lines
+from tracker.core.ids import DEFAULT_PROVIDER
 from tracker.core.metadata import parse_metadata
-from tracker.core.models import DEFAULT_PROVIDER, Snapshot, Task
+from tracker.core.models import Snapshot, Task
 from tracker.errors import InvalidTaskIDError, UsageError
 
 # Tasks `list` shows on a terminal unless --limit says otherwise; elsewhere it shows them all.

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tracker.core.ids import DEFAULT_PROVIDER
+
 VARIANTS = ("video", "thumbnail", "spritesheet")
 CHANNELS = ("webhook", "command")
 DOWNLOAD_STATES = ("pending", "done", "expired", "failed")
@@ -50,6 +52,7 @@ class DownloadJob:
     attempts: int
     expires_at: datetime | None
     last_error: str | None = None
+    provider: str = DEFAULT_PROVIDER  # whose API (and key) serves the files
 
 
 @dataclass(frozen=True)

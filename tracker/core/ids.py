@@ -24,6 +24,8 @@ _SEGMENT_SAFE = "-._~!$&'()*+,;=:@"
 # (allowed in a query by RFC 3986, and how relays write "sora-2:task_…") stay as they are.
 _QUERY_SAFE = ":"
 DEFAULT_STATUS_PATH = "/v1/videos/{id}"
+# The provider of a task registered without one, and of every task when none are configured.
+DEFAULT_PROVIDER = "default"
 # A provider's name (docs/providers.md): safe in a URL, a file name, a log line and a label.
 PROVIDER_NAME = "[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 _PROVIDER = re.compile(PROVIDER_NAME)

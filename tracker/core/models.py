@@ -8,13 +8,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from tracker.core.follow_ups import NewDownload, NewEvent
+from tracker.core.ids import DEFAULT_PROVIDER
 from tracker.core.video import Video
 
 if TYPE_CHECKING:
     from tracker.core.pauses import Pause
-
-# The provider of a task registered without one, and of every task when none are configured.
-DEFAULT_PROVIDER = "default"
 
 
 class FinishReason(enum.StrEnum):

@@ -7,7 +7,7 @@ import enum
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from tracker.core.models import DEFAULT_PROVIDER
+from tracker.core.ids import DEFAULT_PROVIDER
 
 
 class PauseReason(enum.StrEnum):

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from tracker.core.models import DEFAULT_PROVIDER, ClaimedTask
+from tracker.core.ids import DEFAULT_PROVIDER
+from tracker.core.models import ClaimedTask
 from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.rules import Policy
 from tracker.store.polls import PollStore

@@ -23,7 +23,7 @@ import random
 import re
 import secrets
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -93,7 +93,7 @@ class Downloader(ClaimingWorker[DownloadJob]):
     def __init__(
         self,
         store: FollowUpStore,
-        source: ContentSource,
+        sources: Mapping[str, ContentSource],
         directory: Path,
         *,
         owner: str,
@@ -105,7 +105,7 @@ class Downloader(ClaimingWorker[DownloadJob]):
     ) -> None:
         super().__init__(database=database, clock=clock, concurrency=concurrency)
         self._store = store
-        self._source = source
+        self._sources = sources  # by provider
         self._directory = directory
         self._owner = owner
         self._rng = rng or random.Random()
@@ -170,8 +170,12 @@ class Downloader(ClaimingWorker[DownloadJob]):
                     digest.update(chunk)
                     size += len(chunk)
 
+                source = self._sources.get(job.provider)
+                if source is None:
+                    # Retried like any failure: the files wait for a configuration naming it.
+                    raise LookupError(f"the provider {job.provider!r} is not configured")
                 async with asyncio.timeout(ATTEMPT_TIMEOUT.total_seconds()):
-                    content_type = await self._source.download(job.task_id, job.variant, write)
+                    content_type = await source.download(job.task_id, job.variant, write)
                 await asyncio.to_thread(_flush_to_disk, file)
             final = self._directory / file_name(job.task_id, job.variant, content_type)
             os.replace(temporary, final)

@@ -18,7 +18,8 @@ from prometheus_client.exposition import generate_latest
 
 from tracker.core.clock import Clock
 from tracker.core.follow_ups import DOWNLOAD_STATES, EVENT_STATES
-from tracker.core.models import DEFAULT_PROVIDER, FinishReason, PollRecord, Stats
+from tracker.core.ids import DEFAULT_PROVIDER
+from tracker.core.models import FinishReason, PollRecord, Stats
 from tracker.daemon.rules import PollOutcome
 
 if TYPE_CHECKING:

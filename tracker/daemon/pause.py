@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 
 from tracker.core.backoff import Backoff
 from tracker.core.clock import Clock
-from tracker.core.models import DEFAULT_PROVIDER, PollRecord
+from tracker.core.ids import DEFAULT_PROVIDER
+from tracker.core.models import PollRecord
 from tracker.core.pauses import Pause, PauseReason
 from tracker.daemon.rules import Policy
 

@@ -22,8 +22,8 @@ from typing import Protocol
 from tracker.core.clock import Clock
 from tracker.core.eventloop import finish_or_cancel
 from tracker.core.follow_ups import FollowUps, NewEvent
+from tracker.core.ids import DEFAULT_PROVIDER
 from tracker.core.models import (
-    DEFAULT_PROVIDER,
     ClaimedTask,
     FetchResult,
     PassSummary,

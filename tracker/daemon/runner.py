@@ -274,16 +274,19 @@ class Daemon:
         from tracker.http.transfers import ContentClient
 
         Path(directory).mkdir(parents=True, exist_ok=True)
-        source = ContentClient(
-            self.settings.api_base,
-            self.settings.require_token(),
-            timeout=self.settings.request_timeout,
-            transport=proxy_router(self.settings.proxy),
-        )
-        stack.push_async_callback(source.aclose)
+        sources = {}
+        for provider in self._providers:  # a task's files come from the API that made it
+            source = ContentClient(
+                provider.api_base,
+                provider.token or self.settings.require_token(),
+                timeout=provider.request_timeout or self.settings.request_timeout,
+                transport=proxy_router(provider.proxy or self.settings.proxy),
+            )
+            stack.push_async_callback(source.aclose)
+            sources[provider.name] = source
         return Downloader(
             self._database.follow_ups,
-            source,
+            sources,
             Path(directory),
             owner=owner,
             database=database,

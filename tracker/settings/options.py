@@ -367,6 +367,14 @@ SERVE = (
     "forwarded_allow_ips",
 )
 RUN = (*POLL, *FOLLOW_UPS, *OPERATING, *SERVE)
-DOWNLOAD = ("api_base", "token", "proxy", "request_timeout", "download_dir", "download_variants")
+DOWNLOAD = (
+    "api_base",
+    "token",
+    "proxy",
+    "config",
+    "request_timeout",
+    "download_dir",
+    "download_variants",
+)
 # A task removed owes its events as any finished task (the daemons deliver them).
 REMOVE = ("notify_url", "on_finish")

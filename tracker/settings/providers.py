@@ -23,8 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracker.core.ids import DEFAULT_STATUS_PATH, check_provider, parse_status_path
-from tracker.core.models import DEFAULT_PROVIDER
+from tracker.core.ids import (
+    DEFAULT_PROVIDER,
+    DEFAULT_STATUS_PATH,
+    check_provider,
+    parse_status_path,
+)
 from tracker.core.secrets import Secret
 from tracker.errors import ConfigError, UsageError
 from tracker.settings.proxies import Proxies, parse_proxy_choice, resolve_proxies

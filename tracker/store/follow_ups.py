@@ -22,10 +22,13 @@ from tracker.core.follow_ups import (
     NewDownload,
     NewEvent,
 )
+from tracker.core.ids import DEFAULT_PROVIDER
 from tracker.store.base import SQLStore, due_pending, lease_free
-from tracker.store.schema import PENDING, downloads, outbox
+from tracker.store.schema import PENDING, downloads, outbox, tasks
 
 DOWNLOAD_COLUMNS = [downloads.c[field.name] for field in fields(Download)]
+# A claimed download's columns; its provider is the task's.
+_DOWNLOAD_JOB_COLUMNS = [downloads.c[f.name] for f in fields(DownloadJob) if f.name != "provider"]
 
 
 def owe(
@@ -107,10 +110,17 @@ class FollowUpStore(SQLStore):
             update(downloads)
             .where(tuple_(downloads.c.task_id, downloads.c.variant).in_(candidates))
             .values(lease_owner=owner, lease_expires_at=lease_until)
-            .returning(*(downloads.c[field.name] for field in fields(DownloadJob)))
+            .returning(*_DOWNLOAD_JOB_COLUMNS)
         )
         with self._writing() as connection:
-            return [DownloadJob(*row) for row in connection.execute(claim)]
+            claimed = list(connection.execute(claim))
+            ids = {row.task_id for row in claimed}
+            of_tasks = select(tasks.c.task_id, tasks.c.provider).where(tasks.c.task_id.in_(ids))
+            providers = {task_id: provider for task_id, provider in connection.execute(of_tasks)}
+        return [
+            DownloadJob(**row._mapping, provider=providers.get(row.task_id, DEFAULT_PROVIDER))
+            for row in claimed
+        ]
 
     def record_download(self, owner: str, job: DownloadJob, outcome: DownloadOutcome) -> None:
         """Write how a download attempt ended and give its lease back."""

@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-from tracker.core.models import DEFAULT_PROVIDER
+from tracker.core.ids import DEFAULT_PROVIDER
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

@@ -14,8 +14,8 @@ from sqlalchemy.engine import Connection
 
 from tracker.core.clock import Clock
 from tracker.core.follow_ups import NewEvent
+from tracker.core.ids import DEFAULT_PROVIDER
 from tracker.core.models import (
-    DEFAULT_PROVIDER,
     AddCount,
     AddResult,
     FinishReason,

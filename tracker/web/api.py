@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
-from tracker.core.ids import check_task_id
-from tracker.core.models import DEFAULT_PROVIDER, NewTask, TaskFilter
+from tracker.core.ids import DEFAULT_PROVIDER, check_task_id
+from tracker.core.models import NewTask, TaskFilter
 from tracker.errors import InvalidTaskIDError
 from tracker.web import cursors, problems
 from tracker.web.auth import caller

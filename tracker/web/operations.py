@@ -11,7 +11,8 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from tracker.core.models import DEFAULT_PROVIDER, NewTask
+from tracker.core.ids import DEFAULT_PROVIDER
+from tracker.core.models import NewTask
 from tracker.core.secrets import secret_key
 from tracker.web import problems
 from tracker.web.auth import authenticate
