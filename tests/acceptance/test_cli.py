@@ -10,20 +10,19 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from tests.acceptance.conftest import TRACKER, Run, assert_usage_error
 from tests.conftest import API
 from tracker._version import __version__
 from tracker.core.models import Snapshot, Task
 from tracker.simulator import content_of
 from tracker.store import migrations
 
-TRACKER = str(Path(sys.executable).with_name("tracker"))
 DOCUMENTED_TASK_COLUMNS = {
     "task_id",
     "label",
@@ -58,33 +57,6 @@ DOCUMENTED_SNAPSHOT_COLUMNS = {
     "latency_ms",
 }
 
-Run = Callable[..., subprocess.CompletedProcess[str]]
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    return tmp_path
-
-
-@pytest.fixture
-def tracker(workdir: Path) -> Run:
-    """Run `tracker ARGS…` in a fresh directory; the default database lands there."""
-
-    def run(
-        *args: str, env: dict[str, str] | None = None, stdin: str | None = None, timeout: float = 60
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [TRACKER, *args],
-            cwd=workdir,
-            env={**os.environ, **(env or {})},
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
-    return run
-
 
 def api_env(api: API, **extra: str) -> dict[str, str]:
     return {
@@ -100,15 +72,6 @@ def count_tasks(workdir: Path) -> int:
     if not database.exists():
         return 0
     return int(sqlite3.connect(database).execute("SELECT COUNT(*) FROM tasks").fetchone()[0])
-
-
-def assert_usage_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert result.returncode == 2, result
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def test_help_lists_every_command(tracker: Run) -> None:

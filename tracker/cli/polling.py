@@ -13,7 +13,7 @@ from tracker.errors import TrackerError
 
 
 def poll(args: argparse.Namespace) -> int:
-    settings_of(args).require_token()  # before the database is opened: nothing written
+    settings_of(args).require_tokens()  # before the database is opened: nothing written
     with tracker_for(args) as tracker:
         summary = tracker.poll_once(all_unfinished=args.all)
         pauses = tracker.pauses()
@@ -35,7 +35,7 @@ def poll(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings_of(args).require_token()
+    settings_of(args).require_tokens()
     with tracker_for(args) as tracker:
         tracker.run(until_done=args.until_done)
     return 0
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
 def download(args: argparse.Namespace) -> int:
     settings = settings_of(args)
-    settings.require_token()
+    settings.require_tokens()
     with tracker_for(args) as tracker:
         rows = tracker.download(check_task_id(args.task_id), settings.download_variants)
     if args.json:

@@ -59,11 +59,12 @@ class AccountPause:
             delay = self._auth_backoff.delay(self.auth_failures - 1)
             self._pause(self._refused_at + timedelta(seconds=delay), PauseReason.REFUSED)
             logger.error(
-                "the API refused the token (HTTP %s): pausing every task for %gs "
-                "(attempt %d); check TRACKER_API_TOKEN",
+                "%s refused the token (HTTP %s): pausing %s for %gs (attempt %d); check %s",
+                *self._whose(),
                 status,
                 delay,
                 self.auth_failures,
+                "TRACKER_API_TOKEN" if self.provider == DEFAULT_PROVIDER else "its token",
             )
         elif status == 429:
             wait = record.fetch.retry_after
@@ -71,13 +72,22 @@ class AccountPause:
                 wait = self._policy.backoff.delay(record.error_count - 1, self._rng)
             # Counted from the answer.
             self._pause(self._clock.now() + timedelta(seconds=wait), PauseReason.RATE_LIMITED)
-            logger.warning("rate limited (HTTP 429): pausing every task for %gs", wait)
+            the_api, tasks = self._whose()
+            logger.warning(
+                "%s answered 429 (rate limited): pausing %s for %gs", the_api, tasks, wait
+            )
         elif record.fetch.video is not None and not sent_before_refusal:
             self.auth_failures = 0
             self._refused_at = None
         if self.until is not None and record.next_poll_at < self.until:
             return replace(record, next_poll_at=self.until)
         return record
+
+    def _whose(self) -> tuple[str, str]:
+        """Whose API spoke and which tasks wait, for a log line."""
+        if self.provider == DEFAULT_PROVIDER:
+            return "the API", "every task"
+        return f"the API of provider {self.provider!r}", "its tasks"
 
     def restore(self, pause: Pause) -> None:
         """Carry on with a stored pause still in force (a daemon starting): no request before

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from tracker.core.clock import Clock
 from tracker.core.follow_ups import Download, FollowUps, NewDownload
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from tracker.daemon.notify import Notifier
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 NOTIFY_TIMEOUT = 10.0
 
@@ -212,9 +213,9 @@ class Daemon:
         """A provider's polling rules: its own interval and timeout, else the daemon's."""
         settings = self.settings
         return Policy(
-            interval=provider.interval or settings.poll_interval,
+            interval=_own(provider.interval, settings.poll_interval),
             give_up_after=settings.give_up_after,
-            request_timeout=provider.request_timeout or settings.request_timeout,
+            request_timeout=_own(provider.request_timeout, settings.request_timeout),
         )
 
     async def _lanes(
@@ -233,7 +234,7 @@ class Daemon:
         pollers = []
         for provider in self._providers:
             policy = self._policy(provider)
-            concurrency = provider.concurrency or settings.concurrency
+            concurrency = _own(provider.concurrency, settings.concurrency)
             client = VideoClient(
                 provider.api_base,
                 provider.token or settings.require_token(),
@@ -241,7 +242,7 @@ class Daemon:
                 max_connections=concurrency,
                 transport=self._transport,
                 status_path=provider.status_path,
-                proxies=provider.proxy or settings.proxy,
+                proxies=_own(provider.proxy, settings.proxy),
             )
             await stack.enter_async_context(client)
             pollers.append(
@@ -279,8 +280,8 @@ class Daemon:
             source = ContentClient(
                 provider.api_base,
                 provider.token or self.settings.require_token(),
-                timeout=provider.request_timeout or self.settings.request_timeout,
-                transport=proxy_router(provider.proxy or self.settings.proxy),
+                timeout=_own(provider.request_timeout, self.settings.request_timeout),
+                transport=proxy_router(_own(provider.proxy, self.settings.proxy)),
             )
             stack.push_async_callback(source.aclose)
             sources[provider.name] = source
@@ -361,6 +362,11 @@ class _Serving:
 
     async def drain(self, timeout: float) -> None:
         await self._stack.aclose()
+
+
+def _own(value: _T | None, daemons: _T) -> _T:
+    """A provider's own setting, else the daemon's (docs/providers.md)."""
+    return daemons if value is None else value
 
 
 def _saved_in(download: Download, directory: str) -> bool:

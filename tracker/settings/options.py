@@ -92,6 +92,11 @@ class Settings:
             return self.providers
         return (default_provider(self.api_base, self.token, self.status_path, self.proxy),)
 
+    def require_tokens(self) -> None:
+        """Raise ConfigError unless every provider polled has its token."""
+        if any(provider.token is None for provider in self.polled_providers()):
+            self.require_token()
+
     def require_token(self) -> Secret:
         if self.token is None:
             raise ConfigError(

@@ -66,11 +66,6 @@ class Provider:
     request_timeout: float | None = None
     proxy: Proxies | None = None
 
-    def require_token(self) -> Secret:
-        if self.token is None:
-            raise ConfigError(f"provider {self.name!r} has no token")
-        return self.token
-
 
 def default_provider(
     api_base: str, token: Secret | None, status_path: str, proxy: Proxies
