@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.proxy_server import ForwardProxy
 from tracker import Tracker
 from tracker.simulator import Reply, Simulator, SimulatorServer
 
@@ -195,3 +196,22 @@ def test_a_tasks_files_come_from_its_own_provider(
     assert downloads[video_a].state == downloads[video_b].state == "done"
     assert a.simulator.downloads == {(video_a, "video"): 1}
     assert b.simulator.downloads == {(video_b, "video"): 1}
+
+
+def test_a_providers_own_proxy_setting_wins_over_the_daemons(
+    tmp_path: Path, relays: tuple[Provider, Provider]
+) -> None:
+    """The daemon's proxy carries the requests of a provider that sets none; a provider's
+    `proxy = "none"` sends its own direct."""
+    a, b = relays
+    direct = a.simulator.add_video("video_direct", steps=1)
+    proxied = b.simulator.add_video("video_proxied", steps=1)
+    proxy = ForwardProxy()
+    with proxy, tracker_on(tmp_path, relays, extra='proxy = "none"', proxy=proxy.url) as tracker:
+        tracker.add([direct], provider="relay-a")
+        tracker.add([proxied], provider="relay-b")
+        tracker.run(until_done=True)
+        assert {task.finish_reason for task in tracker.tasks()} == {"completed"}
+    targets = {target for _, target in proxy.forwarded}
+    assert f"{b.url}/v1/video/query?id={proxied}" in targets
+    assert not any(a.url in target for target in targets)
