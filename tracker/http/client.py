@@ -2,7 +2,9 @@
 
 Nothing here raises for a failed poll: timeouts, refused connections, error statuses, bodies that
 are not JSON or not a video object all come back as a FetchResult with ``failure`` set, so the
-poller can write an error snapshot and carry on.
+poller can write an error snapshot and carry on. A request this machine had no resources for
+(``tracker.errors.LocalResourceError``: no open file, buffer, memory or port left) is raised
+instead: it is no answer about the task, and the poller sends it again (docs/failures.md).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tracker.core.ids import DEFAULT_STATUS_PATH, StatusPath
 from tracker.core.models import Failure, FetchResult
 from tracker.core.secrets import Secret
 from tracker.core.video import NotAVideoError, OtherTaskError, RelayError, parse_video, relay_error
+from tracker.errors import LocalResourceError
 from tracker.http.messages import Redactor, describe, excerpt
 from tracker.http.transport import HTTP1Transport
 from tracker.settings.proxies import Proxies
@@ -98,6 +101,10 @@ class VideoClient:
             message = f"no complete response within {self._timeout:g}s"
             return FetchResult.failed(Failure.TIMEOUT, message, _elapsed_ms(started))
         except httpx.HTTPError as exc:
+            # Another transport (httpx's own) says so in the OS error it raised from.
+            shortage = LocalResourceError.of(exc, "no connection to the API could be opened")
+            if shortage is not None:
+                raise shortage from exc
             message = self._redactor.text(describe(exc))
             return FetchResult.failed(Failure.CONNECTION, message, _elapsed_ms(started))
         latency_ms = _elapsed_ms(started)

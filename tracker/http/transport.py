@@ -17,7 +17,13 @@ and aiohttp both spend most of a poll's CPU on machinery a poll does not use
   requests in absolute form, https ones in a CONNECT tunnel, TLS verified against the API's
   name inside it; connections through a proxy are pooled apart from direct ones.
 
-Failures are httpx's exceptions: ``httpx.ConnectError`` when no connection could be made,
+- at most ``max_connections`` sockets open, idle ones included: an idle connection to another
+  origin is closed before a new one opens, so the daemon stays within the open files it
+  counted at start (docs/scaling.md).
+
+A connection this machine has no resources for (no descriptor, buffer, memory or port left) is
+``tracker.errors.LocalResourceError``: nothing was sent, and the task is not to blame.
+Other failures are httpx's exceptions: ``httpx.ConnectError`` when no connection could be made,
 ``httpx.RemoteProtocolError`` when the server closed it or answered something unreadable,
 ``httpx.ProxyError`` when the proxy refused (a 407 among others). A proxy is named as
 ``http://host:port`` only: its credentials appear in no message.
@@ -35,6 +41,7 @@ from typing import cast
 import httptools
 import httpx
 
+from tracker.errors import LocalResourceError
 from tracker.settings.proxies import Proxies, Proxy
 
 # Idle connections are dropped after this long: servers close theirs after 5 s or more, and a
@@ -93,7 +100,8 @@ class _Exchange(asyncio.Protocol):
         if self._headers_done and not self._delimited and exc is None:
             self._complete()  # a body that runs to the end of the connection
         elif exc is not None:
-            self._fail(httpx.RemoteProtocolError(f"the connection broke: {exc}"))
+            shortage = LocalResourceError.of(exc, "the connection broke")
+            self._fail(shortage or httpx.RemoteProtocolError(f"the connection broke: {exc}"))
         else:
             self._fail(httpx.RemoteProtocolError("the server closed the connection"))
 
@@ -200,6 +208,13 @@ class _TunnelAnswer(asyncio.Protocol):
             self.answer.set_exception(httpx.ProxyError(f"the proxy {self._proxy} {what}"))
 
 
+def not_connected(exc: OSError, where: str, request: httpx.Request) -> Exception:
+    """The error of a connection to ``where`` that could not be opened: this machine's
+    shortage, or the peer's failure."""
+    shortage = LocalResourceError.of(exc, f"no connection to {where} could be opened")
+    return shortage or httpx.ConnectError(f"cannot connect to {where}: {exc}", request=request)
+
+
 def proxy_refused(proxy: Proxy, answer: str, request: httpx.Request) -> httpx.ProxyError:
     """The error of a proxy that answered ``answer`` (``407 Proxy Authentication Required``)
     instead of serving the request."""
@@ -218,7 +233,9 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
         proxies: Proxies | None = None,
     ) -> None:
         self._max_body = max_body
+        self._max_connections = max_connections
         self._slots = asyncio.Semaphore(max_connections)
+        self._busy = 0  # connections carrying a request, or being opened for one
         self._idle: dict[_Route, deque[_Exchange]] = {}
         self._closed = False
         self._tls = tls  # default: httpx's, verifying against certifi's authorities
@@ -241,12 +258,16 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
             lines += [name, b": ", value, b"\r\n"]
         lines.append(b"\r\n")
         async with self._slots:
-            exchange = self._reuse(route) or await self._connect(route, request)
+            self._busy += 1
             try:
-                status, headers, body = await exchange.send(b"".join(lines) + request.content)
-            except BaseException:
-                exchange.close()  # cancelled or failed mid-exchange: never reused
-                raise
+                exchange = self._reuse(route) or await self._connect(route, request)
+                try:
+                    status, headers, body = await exchange.send(b"".join(lines) + request.content)
+                except BaseException:
+                    exchange.close()  # cancelled or failed mid-exchange: never reused
+                    raise
+            finally:
+                self._busy -= 1
             if exchange.reusable and not exchange.closed and not self._closed:
                 exchange.idle_since = time.monotonic()
                 self._idle.setdefault(route, deque()).append(exchange)
@@ -273,8 +294,21 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
             exchange.close()
         return None
 
+    def _make_room(self) -> None:
+        """Close the oldest idle connections (to other origins: this one has none idle) until
+        a new one keeps the sockets open within ``max_connections``."""
+        idle = sum(len(waiting) for waiting in self._idle.values())
+        while idle and self._busy + idle > self._max_connections:
+            oldest = min(
+                (waiting for waiting in self._idle.values() if waiting),
+                key=lambda waiting: waiting[0].idle_since,
+            )
+            oldest.popleft().close()
+            idle -= 1
+
     async def _connect(self, route: _Route, request: httpx.Request) -> _Exchange:
         scheme, host, port, proxy = route
+        self._make_room()
         tls = None
         if scheme == "https":
             tls = self._tls = self._tls or httpx.create_ssl_context(verify=True)
@@ -293,7 +327,7 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
             )
         except (OSError, ssl.SSLError) as exc:
             where = f"the proxy {proxy}" if proxy else f"{host}:{port}"
-            raise httpx.ConnectError(f"cannot connect to {where}: {exc}", request=request) from exc
+            raise not_connected(exc, where, request) from exc
         return exchange
 
     async def _tunnel(
@@ -307,9 +341,7 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
                 lambda: _TunnelAnswer(proxy), proxy.host, proxy.port
             )
         except OSError as exc:
-            raise httpx.ConnectError(
-                f"cannot connect to the proxy {proxy}: {exc}", request=request
-            ) from exc
+            raise not_connected(exc, f"the proxy {proxy}", request) from exc
         try:
             name = request.url.raw_host  # the A-label of an internationalised name
             authority = (b"[%s]" % name if b":" in name else name) + b":%d" % port
