@@ -52,9 +52,9 @@ class OpenFiles:
         return self.requests + self.own
 
 
-def ensure_open_files(needed: OpenFiles) -> int | None:
-    """Raise the soft open-file limit to the hard one; the limit then in force, or None where
-    there is none to read (Windows). Raises ConfigError (exit 2) when ``needed`` does not fit."""
+def raise_open_file_limit() -> int | None:
+    """Raise the soft open-file limit to the hard one; the limit then in force (None where
+    there is none to read, on Windows, or none at all)."""
     if sys.platform == "win32":
         return None
     import resource
@@ -68,12 +68,18 @@ def ensure_open_files(needed: OpenFiles) -> int | None:
         if raised != soft:
             logger.info("open-file limit raised from %d to %d (the hard limit)", soft, raised)
             soft = raised
-    if soft != resource.RLIM_INFINITY and needed.total > soft:
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def ensure_open_files(needed: OpenFiles) -> None:
+    """Raise the soft open-file limit to the hard one; ConfigError (exit 2) when ``needed``
+    does not fit under it."""
+    limit = raise_open_file_limit()
+    if limit is not None and needed.total > limit:
         raise ConfigError(
             f"--concurrency {needed.requests} needs {needed.total:,} open files ({needed.own:,} "
             f"for the database, servers and workers besides one per request), but this "
-            f"process may open {soft:,} (its hard limit): raise it with LimitNOFILE= in the "
+            f"process may open {limit:,} (its hard limit): raise it with LimitNOFILE= in the "
             "systemd unit or `ulimit -n` in the shell that starts tracker, or lower "
             "--concurrency (docs/scaling.md)"
         )
-    return soft
