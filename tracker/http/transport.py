@@ -208,14 +208,14 @@ class _TunnelAnswer(asyncio.Protocol):
             self.answer.set_exception(httpx.ProxyError(f"the proxy {self._proxy} {what}"))
 
 
-def not_connected(exc: OSError, where: str, request: httpx.Request) -> Exception:
+def not_connected(exc: OSError, where: str, request: httpx.Request | None) -> Exception:
     """The error of a connection to ``where`` that could not be opened: this machine's
     shortage, or the peer's failure."""
     shortage = LocalResourceError.of(exc, f"no connection to {where} could be opened")
     return shortage or httpx.ConnectError(f"cannot connect to {where}: {exc}", request=request)
 
 
-def proxy_refused(proxy: Proxy, answer: str, request: httpx.Request) -> httpx.ProxyError:
+def proxy_refused(proxy: Proxy, answer: str, request: httpx.Request | None) -> httpx.ProxyError:
     """The error of a proxy that answered ``answer`` (``407 Proxy Authentication Required``)
     instead of serving the request."""
     return httpx.ProxyError(f"the proxy {proxy} refused ({answer})", request=request)
@@ -244,25 +244,41 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
         self._routes: dict[_Origin, Proxy | None] = {}  # the few origins polled, chosen once
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
+        lines = [name + b": " + value + b"\r\n" for name, value in request.headers.raw]
+        status, headers, body = await self.exchange(
+            request.method.encode(), request.url, b"".join(lines), request.content, request
+        )
+        return httpx.Response(status, headers=headers, content=body, request=request)
+
+    async def exchange(
+        self,
+        method: bytes,
+        url: httpx.URL,
+        header_lines: bytes,
+        content: bytes = b"",
+        request: httpx.Request | None = None,
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """One exchange without httpx's Request and Response: status, headers and body (at
+        most ``max_body`` + 1 bytes). ``header_lines`` are ``Name: value\r\n`` lines, Host
+        among them. The API client calls this directly: building and reading httpx's objects
+        cost a poll as much as the rest of the exchange (docs/performance.md). ``request``, if
+        there is one, goes into the errors raised."""
         scheme, host = url.scheme, url.host
         port = url.port or (443 if scheme == "https" else 80)
         proxy = None if self._proxies is None else self._route(scheme, host, port)
         route = (scheme, host, port, proxy)
-        lines = [request.method.encode(), b" ", url.raw_path, b" HTTP/1.1\r\n"]
+        lines = [method, b" ", url.raw_path, b" HTTP/1.1\r\n"]
         if proxy is not None and scheme == "http":
             lines[2] = b"http://" + url.netloc + url.raw_path  # absolute form, for the proxy
             if proxy.authorization:
                 lines += [b"Proxy-Authorization: ", proxy.authorization.encode(), b"\r\n"]
-        for name, value in request.headers.raw:
-            lines += [name, b": ", value, b"\r\n"]
-        lines.append(b"\r\n")
+        lines += [header_lines, b"\r\n", content]
         async with self._slots:
             self._busy += 1
             try:
-                exchange = self._reuse(route) or await self._connect(route, request)
+                exchange = self._reuse(route) or await self._connect(route, url, request)
                 try:
-                    status, headers, body = await exchange.send(b"".join(lines) + request.content)
+                    status, headers, body = await exchange.send(b"".join(lines))
                 except BaseException:
                     exchange.close()  # cancelled or failed mid-exchange: never reused
                     raise
@@ -275,7 +291,7 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
                 exchange.close()
         if status == AUTHENTICATION_REQUIRED and proxy is not None:
             raise proxy_refused(proxy, "407 Proxy Authentication Required", request)
-        return httpx.Response(status, headers=headers, content=body, request=request)
+        return status, headers, body
 
     def _route(self, scheme: str, host: str, port: int) -> Proxy | None:
         origin = (scheme, host, port)
@@ -306,7 +322,9 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
             oldest.popleft().close()
             idle -= 1
 
-    async def _connect(self, route: _Route, request: httpx.Request) -> _Exchange:
+    async def _connect(
+        self, route: _Route, url: httpx.URL, request: httpx.Request | None
+    ) -> _Exchange:
         scheme, host, port, proxy = route
         self._make_room()
         tls = None
@@ -315,7 +333,7 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
         elif scheme != "http":
             raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}", request=request)
         if proxy is not None and tls is not None:
-            return await self._tunnel(host, port, proxy, tls, request)
+            return await self._tunnel(url, port, proxy, tls, request)
         loop = asyncio.get_running_loop()
         try:
             _transport, exchange = await loop.create_connection(
@@ -331,10 +349,16 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
         return exchange
 
     async def _tunnel(
-        self, host: str, port: int, proxy: Proxy, tls: ssl.SSLContext, request: httpx.Request
+        self,
+        url: httpx.URL,
+        port: int,
+        proxy: Proxy,
+        tls: ssl.SSLContext,
+        request: httpx.Request | None,
     ) -> _Exchange:
         """A connection to ``host:port`` through the proxy's CONNECT tunnel, TLS inside it
         verified against ``host``: the proxy sees only where the request goes."""
+        host = url.host
         loop = asyncio.get_running_loop()
         try:
             raw, opening = await loop.create_connection(
@@ -343,7 +367,7 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
         except OSError as exc:
             raise not_connected(exc, f"the proxy {proxy}", request) from exc
         try:
-            name = request.url.raw_host  # the A-label of an internationalised name
+            name = url.raw_host  # the A-label of an internationalised name
             authority = (b"[%s]" % name if b":" in name else name) + b":%d" % port
             lines = [b"CONNECT ", authority, b" HTTP/1.1\r\nHost: ", authority, b"\r\n"]
             if proxy.authorization:
