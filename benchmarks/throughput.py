@@ -304,7 +304,9 @@ def saturate(
     return result
 
 
-def lateness(database: Path, interval: float) -> list[float]:
+def lateness(database: Path, interval: float, since: float = 0.0) -> list[float]:
+    """Each gap between two polls of a task minus the interval, for the polls from ``since``
+    (seconds since the epoch) on."""
     connection = sqlite3.connect(database)
     late: list[float] = []
     previous: dict[str, float] = {}
@@ -313,7 +315,7 @@ def lateness(database: Path, interval: float) -> list[float]:
         "FROM snapshots ORDER BY polled_at"
     )
     for task_id, seconds in connection.execute(query):
-        if task_id in previous:
+        if task_id in previous and seconds >= since:
             late.append(seconds - previous[task_id] - interval)
         previous[task_id] = seconds
     connection.close()

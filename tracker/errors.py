@@ -7,12 +7,24 @@
     │   ├── UnknownTaskError      a command named a task that is not registered
     │   ├── QueryRefusedError     `tracker sql` was given a write or several statements
     │   └── QueryError            `tracker sql` was given a query with a mistake in it
-    └── DatabaseError             the database cannot be reached, opened or migrated; exit 1
+    ├── DatabaseError             the database cannot be reached, opened or migrated; exit 1
+    └── LocalResourceError        this machine ran out of open files, buffers, memory or ports
+                                  for a request: the daemon's trouble, not the task's
 
-Failures of single polls are not exceptions: the API client turns them into error snapshots.
+Failures of single polls are not exceptions: the API client turns them into error snapshots,
+except a LocalResourceError, which says nothing about the task (docs/failures.md).
 """
 
 from __future__ import annotations
+
+import errno
+import ssl
+
+# What the kernel says when this machine, not the peer, is out of something a connection needs:
+# descriptors (the process's, the system's), socket buffers, memory, ephemeral ports.
+_LOCAL_SHORTAGES = frozenset(
+    {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL}
+)
 
 
 class TrackerError(Exception):
@@ -46,3 +58,27 @@ class QueryError(UsageError):
 
 class DatabaseError(TrackerError):
     """The database cannot be reached, opened or brought to the current schema."""
+
+
+class LocalResourceError(TrackerError):
+    """A request could not be made for want of a local resource (an open file, socket buffers,
+    memory, an ephemeral port): nothing was learnt about the task, so it is retried, not
+    failed."""
+
+    @classmethod
+    def of(cls, exc: BaseException, what: str) -> LocalResourceError | None:
+        """The shortage behind ``exc`` (the OS error itself or one it was raised from), said as
+        ``what`` failed, or None when ``exc`` is some other failure."""
+        seen: set[int] = set()
+        cause: BaseException | None = exc
+        while cause is not None and id(cause) not in seen:
+            seen.add(id(cause))
+            # TLS errors number their own reasons: an errno there means something else.
+            if (
+                isinstance(cause, OSError)
+                and not isinstance(cause, ssl.SSLError)
+                and cause.errno in _LOCAL_SHORTAGES
+            ):
+                return cls(f"{what}: {cause.strerror or errno.errorcode[cause.errno]}")
+            cause = cause.__cause__ or cause.__context__
+        return None

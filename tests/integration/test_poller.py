@@ -5,6 +5,7 @@ checked against the rows the real stores wrote."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import threading
 from collections import Counter
@@ -24,6 +25,7 @@ from tracker.core.video import ASSETS_LAST
 from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.poller import Poller
 from tracker.daemon.rules import Policy, decide
+from tracker.errors import LocalResourceError
 from tracker.store import Database
 from tracker.store.polls import PollStore
 
@@ -599,3 +601,37 @@ def test_wake_makes_the_next_tick_claim_at_once(db: Database, db_thread: Databas
         assert (api.calls["elsewhere"], api.calls["here"]) == (1, 1)
 
     asyncio.run(go())
+
+
+class ShortAPI(ScriptedAPI):
+    """Out of open files for the first ``short`` requests of each task, then answers."""
+
+    def __init__(self, short: int) -> None:
+        super().__init__()
+        self.short = short
+        self.refused: Counter[str] = Counter()
+
+    async def fetch(self, task_id: str) -> FetchResult:
+        if self.refused[task_id] < self.short:
+            self.refused[task_id] += 1
+            raise LocalResourceError("no connection to the API could be opened: EMFILE")
+        return await super().fetch(task_id)
+
+
+def test_a_request_short_of_local_resources_is_sent_again_and_fails_nothing(
+    db: Database, db_thread: DatabaseThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The machine out of descriptors is not the task's failure: no error snapshot, no
+    error_count, no back-off; one ERROR line; the request is sent again and answered."""
+    db.tasks.add_tasks(["a", "b", "c"], None, START)
+    api = ShortAPI(short=2)
+    with caplog.at_level(logging.ERROR):
+        run_pass(make_poller(db, db_thread, api, FakeClock()))
+    assert api.calls == Counter({"a": 1, "b": 1, "c": 1})
+    for task in db.reads.tasks():
+        assert (task.poll_count, task.error_count, task.last_error) == (1, 0, None)
+        assert task.next_poll_at >= START + timedelta(seconds=POLICY.interval * 0.9)
+        [snapshot] = db.reads.history(task.task_id)
+        assert snapshot.error is None
+    shortages = [r for r in caplog.records if r.name == "tracker.daemon.shortage"]
+    assert len(shortages) == 1 and "EMFILE" in shortages[0].getMessage()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import resource
 import socket
 import ssl
 import struct
@@ -13,6 +16,7 @@ import httpx
 import pytest
 import trustme
 
+from tracker.errors import LocalResourceError
 from tracker.http.transport import HTTP1Transport
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -264,3 +268,66 @@ def test_tls_is_verified_and_works_with_a_trusted_authority() -> None:
         assert (await get(transport, url)).content == b"{}"
 
     run(handler, scenario, tls=(server_context, client_context))
+
+
+def test_a_connection_this_machine_has_no_descriptor_for_is_a_local_resource_error() -> None:
+    """Under a process limit of open files already reached, opening a connection fails with
+    EMFILE: a LocalResourceError (this machine's shortage), not an httpx.ConnectError that
+    would fail the task."""
+    handler, _ = answer_with(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+    held: list[int] = []
+
+    async def scenario(url: str, transport: HTTP1Transport) -> None:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 512), hard))
+        try:
+            with contextlib.suppress(OSError):
+                while True:
+                    held.append(os.open(os.devnull, os.O_RDONLY))
+            with pytest.raises(LocalResourceError, match="Too many open files"):
+                await get(transport, url)
+        finally:
+            for descriptor in held:
+                os.close(descriptor)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        assert (await get(transport, url)).content == b"{}"  # descriptors back: it connects
+
+    run(handler, scenario)
+
+
+def test_idle_connections_to_other_origins_are_closed_to_stay_within_the_cap() -> None:
+    """With max_connections 2, a third origin's request closes the oldest idle connection
+    first: never more than two sockets open."""
+    ended: list[int] = []
+
+    def server_for(index: int) -> Handler:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+                while True:
+                    await read_request(reader)
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                    await writer.drain()
+            ended.append(index)
+            writer.close()
+
+        return handle
+
+    async def scenario() -> None:
+        servers = [await asyncio.start_server(server_for(i), "127.0.0.1", 0) for i in range(3)]
+        urls = [f"http://127.0.0.1:{s.sockets[0].getsockname()[1]}" for s in servers]
+        transport = HTTP1Transport(max_connections=2, max_body=100)
+        try:
+            await get(transport, urls[0])
+            await get(transport, urls[1])
+            await get(transport, urls[2])
+            await asyncio.sleep(0.1)
+            assert ended == [0]  # the oldest idle one, to the first origin
+            await get(transport, urls[1])  # still pooled: no new connection, nothing closed
+            await asyncio.sleep(0.1)
+            assert ended == [0]
+        finally:
+            await transport.aclose()
+            for server in servers:
+                server.close()
+
+    asyncio.run(scenario())

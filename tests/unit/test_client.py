@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import os
 from collections.abc import Callable
 
 import httpx
@@ -11,6 +13,7 @@ import pytest
 
 from tracker.core.models import FetchResult
 from tracker.core.secrets import Secret
+from tracker.errors import LocalResourceError
 from tracker.http.client import MAX_BODY_BYTES, VideoClient
 from tracker.http.transfers import ContentClient, TransferError, TransferRefused
 
@@ -191,6 +194,37 @@ def test_timeouts_and_connection_errors_have_no_http_status() -> None:
     assert failed.http_status is None
     assert failed.error["type"] == "connection_error"
     assert "Connection refused" in failed.error["message"]
+
+
+@pytest.mark.parametrize(
+    ("number", "local"),
+    [
+        (errno.EMFILE, True),
+        (errno.ENFILE, True),
+        (errno.ENOBUFS, True),
+        (errno.ENOMEM, True),
+        (errno.ECONNREFUSED, False),
+        (errno.ECONNRESET, False),
+    ],
+)
+def test_another_transport_out_of_local_resources_raises_instead_of_failing_the_poll(
+    number: int, local: bool
+) -> None:
+    """httpx's own transport raises ConnectError from the OS error: a shortage of this
+    machine's (open files, buffers, memory) is raised as LocalResourceError, no FetchResult;
+    any other OS error stays a connection_error of the poll."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        try:
+            raise OSError(number, os.strerror(number))
+        except OSError as exc:
+            raise httpx.ConnectError(str(exc), request=request) from exc
+
+    if local:
+        with pytest.raises(LocalResourceError, match=os.strerror(number)):
+            fetch(handler)
+    else:
+        assert fetch(handler).error["type"] == "connection_error"
 
 
 def test_redirects_are_not_followed() -> None:

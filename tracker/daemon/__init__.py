@@ -2,11 +2,13 @@
 
 ``runner`` wires a daemon from its settings (and makes the one-off passes of ``poll`` and
 ``download``); ``scheduler`` drives its jobs on APScheduler; ``poller`` claims, polls and writes,
-following ``rules`` (one task), ``pause`` (the whole account), ``claims`` and ``writes``;
+following ``rules`` (one task), ``pause`` (the whole account), ``shortage`` (this machine's
+resources), ``claims`` and ``writes``;
 ``events`` builds what a finished task owes; ``workers`` claims and runs follow-up jobs:
 ``downloads`` and ``notify``; ``retention`` prunes; ``metrics`` counts and answers health;
 ``webhooks`` receives the API's own events; ``leases`` names the daemon and frees a dead one's
-leases; ``dbthread`` is the one thread its database calls run on.
+leases; ``dbthread`` is the one thread its database calls run on; ``descriptors`` raises
+the open-file limit and checks that the daemon fits under it.
 
 May import ``tracker.store``, ``tracker.http``, ``tracker.settings``, ``tracker.core`` and
 ``tracker.errors``; never the command line.

@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 # A failed attempt is tried again after 5 s, 10 s, 20 s…, at most 5 minutes apart.
 RETRY = Backoff(first=5.0, cap=300.0, jitter=0.2)
+DOWNLOADS_AT_ONCE = 4
 # Leases are short, so a dead daemon's downloads are soon taken over, and renewed while a
 # download runs; a single attempt may last at most ATTEMPT_TIMEOUT.
 LEASE = timedelta(minutes=2)
@@ -99,7 +100,7 @@ class Downloader(ClaimingWorker[DownloadJob]):
         owner: str,
         database: DatabaseThread,
         clock: Clock | None = None,
-        concurrency: int = 4,
+        concurrency: int = DOWNLOADS_AT_ONCE,
         rng: random.Random | None = None,
         task_id: str | None = None,
     ) -> None:

@@ -38,6 +38,7 @@ GIVE_UP_AFTER = timedelta(days=1)
 # A failed delivery is tried again after 2 s, 4 s, 8 s…, at most 5 minutes apart, for a day.
 RETRY = Backoff(first=2.0, cap=300.0, jitter=0.2)
 COMMAND_OUTPUT_KEPT = 500
+NOTIFICATIONS_AT_ONCE = 8
 
 
 class Poster(Protocol):
@@ -70,7 +71,7 @@ class Notifier(ClaimingWorker[EventJob]):
         owner: str,
         database: DatabaseThread,
         clock: Clock | None = None,
-        concurrency: int = 8,
+        concurrency: int = NOTIFICATIONS_AT_ONCE,
         rng: random.Random | None = None,
         timeout: float = 30.0,
         channels_claimed: tuple[str, ...] = ("webhook", "command"),

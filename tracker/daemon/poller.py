@@ -2,9 +2,10 @@
 writes the results back in one transaction per tick.
 
 The rules live beside it: ``rules`` (what one answer does to its task), ``pause`` (the
-account-wide pauses), ``claims`` (what to claim and when a claim may still start), ``writes``
-(results on their way to the database), ``events`` (what a finished task owes). The poller is
-handed its storage, its API client, its clock and the thread it runs database calls on.
+account-wide pauses), ``shortage`` (requests this machine has no resources for), ``claims``
+(what to claim and when a claim may still start), ``writes`` (results on their way to the
+database), ``events`` (what a finished task owes). The poller is handed its storage, its API
+client, its clock and the thread it runs database calls on.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.events import owed_by_poll, owed_without_poll
 from tracker.daemon.pause import AccountPause
 from tracker.daemon.rules import Policy, changed, decide
+from tracker.daemon.shortage import Shortage
 from tracker.daemon.writes import DatabaseHealth, WriteBuffer
+from tracker.errors import LocalResourceError
 from tracker.store.polls import PollStore
 
 logger = logging.getLogger(__name__)
@@ -49,7 +52,8 @@ IDLE_CHECK_SECONDS = 1.0
 
 class VideoAPI(Protocol):
     async def fetch(self, task_id: str) -> FetchResult:
-        """One status request; failures come back as a FetchResult with ``failure`` set."""
+        """One status request; failures come back as a FetchResult with ``failure`` set, but
+        for LocalResourceError, which is raised: this machine's trouble, not the task's."""
 
 
 class Observer(Protocol):
@@ -106,6 +110,7 @@ class Poller:
         self.health = DatabaseHealth(clock)
         self._writes = WriteBuffer(store, database, owner, self.health, self._observer)
         self.pause = AccountPause(policy, clock, self._rng, self._writes.postpone, provider)
+        self.shortage = Shortage(clock)
         self._in_flight: dict[str, asyncio.Task[PollRecord | None]] = {}
         # Tasks a webhook made due while a poll of theirs was under way (see poll_soon).
         self._due_again: set[str] = set()
@@ -307,12 +312,19 @@ class Poller:
         """Poll one claimed task; its result waits in memory for the next write."""
         try:
             async with self._slots:
-                now = self._clock.now()
-                late = not self._claims.may_start(claimed_at, now)
-                if self._stopping or late or self.pause.active(now):
-                    self._writes.give_back(task.task_id)
-                    return None
-                fetch = await self._api.fetch(task.task_id)
+                while True:
+                    now = self._clock.now()
+                    late = not self._claims.may_start(claimed_at, now)
+                    if self._stopping or late or self.pause.active(now):
+                        self._writes.give_back(task.task_id)
+                        return None
+                    try:
+                        fetch = await self._api.fetch(task.task_id)
+                    except LocalResourceError as exc:
+                        await self.shortage.wait(exc)  # the slot is kept: it is this request's
+                    else:
+                        break
+                self.shortage.answered()
             record = decide(task, fetch, now, self._policy, self._rng)
             if task.task_id in self._due_again:
                 self._due_again.discard(task.task_id)

@@ -17,6 +17,7 @@ from tracker.core.models import PassSummary
 from tracker.core.secrets import secret_key
 from tracker.core.video import ASSETS_LAST
 from tracker.daemon.dbthread import DatabaseThread
+from tracker.daemon.descriptors import OpenFiles, ensure_open_files
 from tracker.daemon.lanes import Lanes
 from tracker.daemon.leases import daemon_id, release_leases_of_dead_daemons
 from tracker.daemon.poller import Poller
@@ -83,9 +84,10 @@ class Daemon:
             )
         serving = listeners(settings)
         check_exposure(settings, serving)
+        follow_ups = self._follow_ups()
+        ensure_open_files(self._open_files(len(serving), follow_ups))
         owner = daemon_id()
         database = DatabaseThread()
-        follow_ups = self._follow_ups()
         try:
             await database.run(release_leases_of_dead_daemons, self._database.leases)
             async with AsyncExitStack() as stack:
@@ -148,6 +150,7 @@ class Daemon:
 
     async def poll_pass(self, all_unfinished: bool = False) -> PassSummary:
         """Poll every due unfinished task once (every unfinished one with ``all_unfinished``)."""
+        ensure_open_files(OpenFiles(requests=self._requests_at_once()))
         database = DatabaseThread()
         try:
             await database.run(release_leases_of_dead_daemons, self._database.leases)
@@ -193,6 +196,22 @@ class Daemon:
                     await database.run(self._database.leases.release_owners, [owner])
         finally:
             database.close()
+
+    def _open_files(self, listening: int, follow_ups: FollowUps) -> OpenFiles:
+        from tracker.daemon.downloads import DOWNLOADS_AT_ONCE
+        from tracker.daemon.notify import NOTIFICATIONS_AT_ONCE
+
+        return OpenFiles(
+            requests=self._requests_at_once(),
+            listeners=listening,
+            downloads=DOWNLOADS_AT_ONCE if self.settings.download_dir else 0,
+            notifications=NOTIFICATIONS_AT_ONCE if follow_ups.channels else 0,
+        )
+
+    def _requests_at_once(self) -> int:
+        """Every provider's requests in flight (docs/providers.md)."""
+        default = self.settings.concurrency
+        return sum(_own(provider.concurrency, default) for provider in self._providers)
 
     def _follow_ups(self) -> FollowUps:
         settings = self.settings

@@ -17,7 +17,8 @@ from tracker.daemon.dbthread import DatabaseThread
 
 logger = logging.getLogger(__name__)
 
-DATABASE_LOG_EVERY = timedelta(seconds=30)
+# A trouble that lasts (the database down, no open file left) is said again this often.
+REPEAT_ERROR_EVERY = timedelta(seconds=30)
 
 
 class ResultStore(Protocol):
@@ -48,7 +49,7 @@ class DatabaseHealth:
         first = self.down_since is None
         if first:
             self.down_since = now
-        elif self._logged_at and now - self._logged_at < DATABASE_LOG_EVERY:
+        elif self._logged_at and now - self._logged_at < REPEAT_ERROR_EVERY:
             return
         self._logged_at = now
         logger.error(

@@ -2,7 +2,9 @@
 
 Nothing here raises for a failed poll: timeouts, refused connections, error statuses, bodies that
 are not JSON or not a video object all come back as a FetchResult with ``failure`` set, so the
-poller can write an error snapshot and carry on.
+poller can write an error snapshot and carry on. A request this machine had no resources for
+(``tracker.errors.LocalResourceError``: no open file, buffer, memory or port left) is raised
+instead: it is no answer about the task, and the poller sends it again (docs/failures.md).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tracker.core.ids import DEFAULT_STATUS_PATH, StatusPath
 from tracker.core.models import Failure, FetchResult
 from tracker.core.secrets import Secret
 from tracker.core.video import NotAVideoError, OtherTaskError, RelayError, parse_video, relay_error
+from tracker.errors import LocalResourceError
 from tracker.http.messages import Redactor, describe, excerpt
 from tracker.http.transport import HTTP1Transport
 from tracker.settings.proxies import Proxies
@@ -43,7 +46,9 @@ class VideoClient:
 
     Requests go straight to the transport's ``handle_async_request``: httpx's AsyncClient layer
     (base URLs, cookies, auth and redirect machinery, none of which a poll needs) cost about as
-    much as the transport itself (docs/performance.md). Any httpx transport can be injected:
+    much as the transport itself (docs/performance.md); tracker's own transport is handed the
+    request's lines and gives back status, headers and body without httpx's Request and
+    Response objects, which cost as much again. Any httpx transport can be injected:
     ``httpx.MockTransport`` in unit tests, ``httpx.AsyncHTTPTransport`` for stock httpx.
     """
 
@@ -74,6 +79,12 @@ class VideoClient:
         self._extensions = {
             "timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
         }
+        # The same headers as lines, Host first as httpx sends it: for tracker's own transport,
+        # which is handed them without an httpx.Request.
+        self._header_lines = b"".join(
+            name + b": " + value + b"\r\n"
+            for name, value in [(b"Host", httpx.URL(self._base).netloc), *self._headers.raw]
+        )
         self._urls: dict[str, httpx.URL] = {}
         # A redirect could carry the token to another host: transports never follow them.
         self._transport = transport or HTTP1Transport(
@@ -98,6 +109,10 @@ class VideoClient:
             message = f"no complete response within {self._timeout:g}s"
             return FetchResult.failed(Failure.TIMEOUT, message, _elapsed_ms(started))
         except httpx.HTTPError as exc:
+            # Another transport (httpx's own) says so in the OS error it raised from.
+            shortage = LocalResourceError.of(exc, "no connection to the API could be opened")
+            if shortage is not None:
+                raise shortage from exc
             message = self._redactor.text(describe(exc))
             return FetchResult.failed(Failure.CONNECTION, message, _elapsed_ms(started))
         latency_ms = _elapsed_ms(started)
@@ -165,6 +180,14 @@ class VideoClient:
 
     async def _get(self, url: httpx.URL) -> tuple[int, dict[bytes, str], bytes | None]:
         """Status, the headers tracker reads, and the body (None past MAX_BODY_BYTES)."""
+        if isinstance(self._transport, HTTP1Transport):
+            status, raw, content = await self._transport.exchange(b"GET", url, self._header_lines)
+            headers = {
+                lowered: value.decode("latin-1")
+                for name, value in raw
+                if (lowered := name.lower()) in _HEADERS_READ
+            }
+            return status, headers, None if len(content) > MAX_BODY_BYTES else content
         request = httpx.Request("GET", url, headers=self._headers, extensions=self._extensions)
         response = await self._transport.handle_async_request(request)
         try:

@@ -10,7 +10,7 @@ import ssl
 
 import httpx
 
-from tracker.http.transport import AUTHENTICATION_REQUIRED, proxy_refused
+from tracker.http.connection import AUTHENTICATION_REQUIRED, proxy_refused
 from tracker.settings.proxies import DEFAULT_PORTS, Proxies, Proxy
 
 

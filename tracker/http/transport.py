@@ -9,15 +9,20 @@ and aiohttp both spend most of a poll's CPU on machinery a poll does not use
 - bodies by Content-Length, chunked, or until the connection closes (cleanly);
 - interim 1xx answers skipped: the exchange ends with the final answer;
 - at most ``max_body`` + 1 bytes of a body are kept: enough to tell that it is too large, and at
-  most MAX_HEADER_BYTES of headers;
+  most ``connection.MAX_HEADER_BYTES`` of headers;
 - never a redirect, never a retry: one request is one exchange, and its failure is reported;
 - GET and POST: a HEAD answer has no body, which the parser is not told; and no time limits of
   its own: the caller's (``asyncio.timeout``) cancels the exchange;
 - through an http:// proxy when ``proxies`` chooses one for the URL (docs/proxies.md): http
   requests in absolute form, https ones in a CONNECT tunnel, TLS verified against the API's
-  name inside it; connections through a proxy are pooled apart from direct ones.
+  name inside it; connections through a proxy are pooled apart from direct ones;
+- at most ``max_connections`` sockets open, idle ones included: an idle connection to another
+  origin is closed before a new one opens, so the daemon stays within the open files it
+  counted at start (docs/scaling.md).
 
-Failures are httpx's exceptions: ``httpx.ConnectError`` when no connection could be made,
+A connection this machine has no resources for (no descriptor, buffer, memory or port left) is
+``tracker.errors.LocalResourceError``: nothing was sent, and the task is not to blame.
+Other failures are httpx's exceptions: ``httpx.ConnectError`` when no connection could be made,
 ``httpx.RemoteProtocolError`` when the server closed it or answered something unreadable,
 ``httpx.ProxyError`` when the proxy refused (a 407 among others). A proxy is named as
 ``http://host:port`` only: its credentials appear in no message.
@@ -30,180 +35,25 @@ import asyncio
 import ssl
 import time
 from collections import deque
-from typing import cast
 
-import httptools
 import httpx
 
+from tracker.http.connection import (
+    AUTHENTICATION_REQUIRED,
+    Exchange,
+    TunnelAnswer,
+    not_connected,
+    proxy_refused,
+)
 from tracker.settings.proxies import Proxies, Proxy
 
 # Idle connections are dropped after this long: servers close theirs after 5 s or more, and a
 # request sent on a connection the server is closing fails.
 KEEPALIVE_SECONDS = 4.0
-# As httpx's own HTTP/1.1 parser (h11): headers past this are a broken or hostile server.
-MAX_HEADER_BYTES = 64 * 1024
 
 _Origin = tuple[str, str, int]
 # An origin and the proxy its requests go through (None: direct): what a connection serves.
 _Route = tuple[str, str, int, Proxy | None]
-AUTHENTICATION_REQUIRED = 407
-
-
-class _Exchange(asyncio.Protocol):
-    """One connection, carrying one request at a time."""
-
-    def __init__(self, max_body: int) -> None:
-        self._max_body = max_body
-        self._parser = httptools.HttpResponseParser(self)
-        self._transport: asyncio.Transport | None = None
-        self._answer: asyncio.Future[tuple[int, list[tuple[bytes, bytes]], bytes]] | None = None
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._header_bytes = 0
-        self._body = bytearray()
-        self._headers_done = False
-        self._interim = False  # a 1xx answer (100 Continue, 103 Early Hints) before the real one
-        self._delimited = False  # the body has a length or chunks, rather than running to EOF
-        self.reusable = False
-        self.closed = False
-        self.idle_since = 0.0
-
-    # asyncio.Protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not asyncio.Transport subclasses, but have the same methods.
-        self._transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._fail(httpx.RemoteProtocolError("the server switched protocols"))
-        except httptools.HttpParserError as exc:
-            self._fail(httpx.RemoteProtocolError(f"unreadable answer: {exc}"))
-        if not self._headers_done:
-            # Counted here, not per header: the parser holds a header until it ends.
-            self._header_bytes += len(data)
-            if self._header_bytes > MAX_HEADER_BYTES:
-                self._fail(httpx.RemoteProtocolError(f"headers over {MAX_HEADER_BYTES} bytes"))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if self._answer is None or self._answer.done():
-            return
-        if self._headers_done and not self._delimited and exc is None:
-            self._complete()  # a body that runs to the end of the connection
-        elif exc is not None:
-            self._fail(httpx.RemoteProtocolError(f"the connection broke: {exc}"))
-        else:
-            self._fail(httpx.RemoteProtocolError("the server closed the connection"))
-
-    # httptools callbacks
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
-
-    def on_headers_complete(self) -> None:
-        if 100 <= self._parser.get_status_code() < 200:
-            self._interim = True
-            return
-        self._headers_done = True
-        for name, value in self._headers:
-            lowered = name.lower()
-            if lowered == b"content-length" or (
-                lowered == b"transfer-encoding" and b"chunked" in value.lower()
-            ):
-                self._delimited = True
-
-    def on_body(self, body: bytes) -> None:
-        if self.closed:
-            return
-        self._body += body[: self._max_body + 1 - len(self._body)]
-        if len(self._body) > self._max_body:
-            self.reusable = False
-            self._complete()  # enough to say it is too large; the rest is not read
-            self.close()
-
-    def on_message_complete(self) -> None:
-        if self._interim:
-            # Not the answer: the final one follows on the same connection.
-            self._interim = False
-            self._headers, self._header_bytes = [], 0
-            return
-        self.reusable = self._parser.should_keep_alive()
-        self._complete()
-
-    # the exchange
-
-    async def send(self, request: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        assert self._transport is not None
-        self._answer = asyncio.get_running_loop().create_future()
-        self._headers, self._header_bytes = [], 0
-        self._body = bytearray()
-        self._headers_done = self._delimited = self._interim = self.reusable = False
-        self._transport.write(request)
-        return await self._answer
-
-    def close(self) -> None:
-        self.closed = True
-        if self._transport is not None:
-            self._transport.close()
-
-    def _complete(self) -> None:
-        if self._answer is not None and not self._answer.done():
-            status = self._parser.get_status_code()
-            self._answer.set_result((status, self._headers, bytes(self._body)))
-
-    def _fail(self, error: Exception) -> None:
-        self.reusable = False
-        if self._answer is not None and not self._answer.done():
-            self._answer.set_exception(error)
-        self.close()
-
-
-class _TunnelAnswer(asyncio.Protocol):
-    """A proxy's answer to CONNECT, up to the end of its headers: its status and reason."""
-
-    def __init__(self, proxy: Proxy) -> None:
-        self.answer: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
-        self._proxy = proxy
-        self._parser = httptools.HttpResponseParser(self)
-        self._reason = b""
-        self._size = 0
-
-    def data_received(self, data: bytes) -> None:
-        if self.answer.done():
-            return
-        self._size += len(data)
-        try:
-            self._parser.feed_data(data)
-        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
-            self._fail("answered CONNECT with something unreadable")
-        if self._size > MAX_HEADER_BYTES:
-            self._fail(f"answered CONNECT with headers over {MAX_HEADER_BYTES} bytes")
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._fail("closed the connection without answering CONNECT")
-
-    def on_status(self, status: bytes) -> None:
-        self._reason += status
-
-    def on_headers_complete(self) -> None:
-        status = self._parser.get_status_code()
-        if status < 200:
-            self._reason = b""  # an interim answer: the real one follows
-        elif not self.answer.done():
-            reason = self._reason.decode("latin-1")
-            self.answer.set_result((status, "".join(c for c in reason if c.isprintable())[:100]))
-
-    def _fail(self, what: str) -> None:
-        if not self.answer.done():
-            self.answer.set_exception(httpx.ProxyError(f"the proxy {self._proxy} {what}"))
-
-
-def proxy_refused(proxy: Proxy, answer: str, request: httpx.Request) -> httpx.ProxyError:
-    """The error of a proxy that answered ``answer`` (``407 Proxy Authentication Required``)
-    instead of serving the request."""
-    return httpx.ProxyError(f"the proxy {proxy} refused ({answer})", request=request)
 
 
 class HTTP1Transport(httpx.AsyncBaseTransport):
@@ -218,8 +68,10 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
         proxies: Proxies | None = None,
     ) -> None:
         self._max_body = max_body
+        self._max_connections = max_connections
         self._slots = asyncio.Semaphore(max_connections)
-        self._idle: dict[_Route, deque[_Exchange]] = {}
+        self._busy = 0  # connections carrying a request, or being opened for one
+        self._idle: dict[_Route, deque[Exchange]] = {}
         self._closed = False
         self._tls = tls  # default: httpx's, verifying against certifi's authorities
         # None without any proxy, the usual case: then no request pays for choosing one.
@@ -227,26 +79,46 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
         self._routes: dict[_Origin, Proxy | None] = {}  # the few origins polled, chosen once
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
+        lines = [name + b": " + value + b"\r\n" for name, value in request.headers.raw]
+        status, headers, body = await self.exchange(
+            request.method.encode(), request.url, b"".join(lines), request.content, request
+        )
+        return httpx.Response(status, headers=headers, content=body, request=request)
+
+    async def exchange(
+        self,
+        method: bytes,
+        url: httpx.URL,
+        header_lines: bytes,
+        content: bytes = b"",
+        request: httpx.Request | None = None,
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """One exchange without httpx's Request and Response: status, headers and body (at
+        most ``max_body`` + 1 bytes). ``header_lines`` are ``Name: value\r\n`` lines, Host
+        among them. The API client calls this directly: building and reading httpx's objects
+        cost a poll as much as the rest of the exchange (docs/performance.md). ``request``, if
+        there is one, goes into the errors raised."""
         scheme, host = url.scheme, url.host
         port = url.port or (443 if scheme == "https" else 80)
         proxy = None if self._proxies is None else self._route(scheme, host, port)
         route = (scheme, host, port, proxy)
-        lines = [request.method.encode(), b" ", url.raw_path, b" HTTP/1.1\r\n"]
+        lines = [method, b" ", url.raw_path, b" HTTP/1.1\r\n"]
         if proxy is not None and scheme == "http":
             lines[2] = b"http://" + url.netloc + url.raw_path  # absolute form, for the proxy
             if proxy.authorization:
                 lines += [b"Proxy-Authorization: ", proxy.authorization.encode(), b"\r\n"]
-        for name, value in request.headers.raw:
-            lines += [name, b": ", value, b"\r\n"]
-        lines.append(b"\r\n")
+        lines += [header_lines, b"\r\n", content]
         async with self._slots:
-            exchange = self._reuse(route) or await self._connect(route, request)
+            self._busy += 1
             try:
-                status, headers, body = await exchange.send(b"".join(lines) + request.content)
-            except BaseException:
-                exchange.close()  # cancelled or failed mid-exchange: never reused
-                raise
+                exchange = self._reuse(route) or await self._connect(route, url, request)
+                try:
+                    status, headers, body = await exchange.send(b"".join(lines))
+                except BaseException:
+                    exchange.close()  # cancelled or failed mid-exchange: never reused
+                    raise
+            finally:
+                self._busy -= 1
             if exchange.reusable and not exchange.closed and not self._closed:
                 exchange.idle_since = time.monotonic()
                 self._idle.setdefault(route, deque()).append(exchange)
@@ -254,7 +126,7 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
                 exchange.close()
         if status == AUTHENTICATION_REQUIRED and proxy is not None:
             raise proxy_refused(proxy, "407 Proxy Authentication Required", request)
-        return httpx.Response(status, headers=headers, content=body, request=request)
+        return status, headers, body
 
     def _route(self, scheme: str, host: str, port: int) -> Proxy | None:
         origin = (scheme, host, port)
@@ -263,7 +135,7 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
             self._routes[origin] = self._proxies.proxy_for(scheme, host, port)
         return self._routes[origin]
 
-    def _reuse(self, route: _Route) -> _Exchange | None:
+    def _reuse(self, route: _Route) -> Exchange | None:
         idle = self._idle.get(route)
         now = time.monotonic()
         while idle:
@@ -273,19 +145,34 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
             exchange.close()
         return None
 
-    async def _connect(self, route: _Route, request: httpx.Request) -> _Exchange:
+    def _make_room(self) -> None:
+        """Close the oldest idle connections (to other origins: this one has none idle) until
+        a new one keeps the sockets open within ``max_connections``."""
+        idle = sum(len(waiting) for waiting in self._idle.values())
+        while idle and self._busy + idle > self._max_connections:
+            oldest = min(
+                (waiting for waiting in self._idle.values() if waiting),
+                key=lambda waiting: waiting[0].idle_since,
+            )
+            oldest.popleft().close()
+            idle -= 1
+
+    async def _connect(
+        self, route: _Route, url: httpx.URL, request: httpx.Request | None
+    ) -> Exchange:
         scheme, host, port, proxy = route
+        self._make_room()
         tls = None
         if scheme == "https":
             tls = self._tls = self._tls or httpx.create_ssl_context(verify=True)
         elif scheme != "http":
             raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}", request=request)
         if proxy is not None and tls is not None:
-            return await self._tunnel(host, port, proxy, tls, request)
+            return await self._tunnel(url, port, proxy, tls, request)
         loop = asyncio.get_running_loop()
         try:
             _transport, exchange = await loop.create_connection(
-                lambda: _Exchange(self._max_body),
+                lambda: Exchange(self._max_body),
                 proxy.host if proxy else host,
                 proxy.port if proxy else port,
                 ssl=tls,
@@ -293,25 +180,29 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
             )
         except (OSError, ssl.SSLError) as exc:
             where = f"the proxy {proxy}" if proxy else f"{host}:{port}"
-            raise httpx.ConnectError(f"cannot connect to {where}: {exc}", request=request) from exc
+            raise not_connected(exc, where, request) from exc
         return exchange
 
     async def _tunnel(
-        self, host: str, port: int, proxy: Proxy, tls: ssl.SSLContext, request: httpx.Request
-    ) -> _Exchange:
+        self,
+        url: httpx.URL,
+        port: int,
+        proxy: Proxy,
+        tls: ssl.SSLContext,
+        request: httpx.Request | None,
+    ) -> Exchange:
         """A connection to ``host:port`` through the proxy's CONNECT tunnel, TLS inside it
         verified against ``host``: the proxy sees only where the request goes."""
+        host = url.host
         loop = asyncio.get_running_loop()
         try:
             raw, opening = await loop.create_connection(
-                lambda: _TunnelAnswer(proxy), proxy.host, proxy.port
+                lambda: TunnelAnswer(proxy), proxy.host, proxy.port
             )
         except OSError as exc:
-            raise httpx.ConnectError(
-                f"cannot connect to the proxy {proxy}: {exc}", request=request
-            ) from exc
+            raise not_connected(exc, f"the proxy {proxy}", request) from exc
         try:
-            name = request.url.raw_host  # the A-label of an internationalised name
+            name = url.raw_host  # the A-label of an internationalised name
             authority = (b"[%s]" % name if b":" in name else name) + b":%d" % port
             lines = [b"CONNECT ", authority, b" HTTP/1.1\r\nHost: ", authority, b"\r\n"]
             if proxy.authorization:
@@ -323,7 +214,7 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
                 raise httpx.ProxyError(str(exc), request=request) from None
             if not 200 <= status < 300:
                 raise proxy_refused(proxy, f"{status} {reason}".strip(), request)
-            exchange = _Exchange(self._max_body)
+            exchange = Exchange(self._max_body)
             try:
                 secure = await loop.start_tls(raw, exchange, tls, server_hostname=host)
             except (OSError, ssl.SSLError) as exc:
