@@ -1,9 +1,10 @@
 """The daemon: what runs while ``tracker run`` does.
 
 ``runner`` wires a daemon from its settings (and makes the one-off passes of ``poll`` and
-``download``); ``scheduler`` drives its jobs on APScheduler; ``poller`` claims, polls and writes,
-following ``rules`` (one task), ``pause`` (the whole account), ``shortage`` (this machine's
-resources), ``claims`` and ``writes``;
+``download``); ``scheduler`` drives its jobs on APScheduler; ``lanes`` runs a poller per
+provider as one; ``poller`` claims, polls and writes, following ``rules`` (one task), ``pause``
+(the whole account of its provider), ``shortage`` (this machine's resources), ``claims`` and
+``writes``, and tells ``observing`` what it did;
 ``events`` builds what a finished task owes; ``workers`` claims and runs follow-up jobs:
 ``downloads`` and ``notify``; ``retention`` prunes; ``metrics`` counts and answers health;
 ``webhooks`` receives the API's own events; ``leases`` names the daemon and frees a dead one's

@@ -34,6 +34,7 @@ from tracker.core.models import (
 from tracker.daemon.claims import Claimer
 from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.events import owed_by_poll, owed_without_poll
+from tracker.daemon.observing import Observer, Unobserved, log_poll
 from tracker.daemon.pause import AccountPause
 from tracker.daemon.rules import Policy, changed, decide
 from tracker.daemon.shortage import Shortage
@@ -54,28 +55,6 @@ class VideoAPI(Protocol):
     async def fetch(self, task_id: str) -> FetchResult:
         """One status request; failures come back as a FetchResult with ``failure`` set, but
         for LocalResourceError, which is raised: this machine's trouble, not the task's."""
-
-
-class Observer(Protocol):
-    """Is told what the poller does (the metrics, ``tracker.daemon.metrics``); must not block."""
-
-    def polled(self, record: PollRecord, lateness: float) -> None: ...
-
-    def wrote(self, seconds: float) -> None: ...
-
-    def ticked(self) -> None:
-        """A tick wrote and claimed (or found the database down) and is done."""
-
-
-class _Unobserved:
-    def polled(self, record: PollRecord, lateness: float) -> None:
-        pass
-
-    def wrote(self, seconds: float) -> None:
-        pass
-
-    def ticked(self) -> None:
-        pass
 
 
 class Poller:
@@ -104,7 +83,7 @@ class Poller:
         self._rng = rng or random.Random()
         self._follow_ups = follow_ups or FollowUps()
         self._record_changes_only = record_changes_only
-        self._observer = observer or _Unobserved()
+        self._observer = observer or Unobserved()
         self._slots = asyncio.Semaphore(concurrency)
         self._claims = Claimer(store, database, owner, policy, concurrency, provider)
         self.health = DatabaseHealth(clock)
@@ -345,7 +324,7 @@ class Poller:
         self.finished += record.finished
         lateness = (now - task.next_poll_at).total_seconds()
         self._observer.polled(record, lateness)
-        _log_poll(record)
+        log_poll(record)
         return record
 
     def poll_soon(self, task_id: str) -> None:
@@ -368,34 +347,3 @@ def _due_at_once(record: PollRecord, now: datetime) -> PollRecord:
     if record.finished or record.next_poll_at <= now:
         return record
     return replace(record, next_poll_at=now)
-
-
-def _log_poll(record: PollRecord) -> None:
-    fetch = record.fetch
-    video = fetch.video
-    fields = {
-        "task_id": record.task_id,
-        "status": video.status if video else None,
-        "http_status": fetch.http_status,
-        "latency_ms": fetch.latency_ms,
-    }
-    if record.finish_reason is not None:
-        fields["finish_reason"] = record.finish_reason.value
-        logger.info(
-            "task %s finished: %s (status %s)",
-            record.task_id,
-            record.finish_reason.value,
-            video.status if video else fetch.http_status,
-            extra=fields,
-        )
-    elif fetch.error is not None:
-        fields["error"] = record.last_error
-        logger.warning("task %s: poll failed: %s", record.task_id, record.last_error, extra=fields)
-    elif logger.isEnabledFor(logging.DEBUG):
-        logger.debug(
-            "task %s: %s %s%%",
-            record.task_id,
-            video and video.status,
-            video and video.progress,
-            extra=fields,
-        )
