@@ -58,10 +58,12 @@ class AccountPause:
             self._refused_at = self._clock.now()
             delay = self._auth_backoff.delay(self.auth_failures - 1)
             self._pause(self._refused_at + timedelta(seconds=delay), PauseReason.REFUSED)
+            the_api, tasks = self._whose()
             logger.error(
                 "%s refused the token (HTTP %s): pausing %s for %gs (attempt %d); check %s",
-                *self._whose(),
+                the_api,
                 status,
+                tasks,
                 delay,
                 self.auth_failures,
                 "TRACKER_API_TOKEN" if self.provider == DEFAULT_PROVIDER else "its token",
