@@ -4,6 +4,8 @@ names are the ones documented, and no module grows past a newcomer's sitting."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,3 +108,18 @@ def test_the_public_names_are_the_documented_ones() -> None:
     ]
     for name in tracker.__all__:
         assert getattr(tracker, name) is not None
+
+
+def test_a_daemon_serving_nothing_does_not_load_the_web_stack() -> None:
+    """`tracker run` without a port imports no FastAPI, uvicorn, Jinja2, pydantic or
+    prometheus-client: they would cost it some 28 MB (docs/performance.md, Before and after the
+    redesign)."""
+    code = (
+        "import sys, tracker.cli.main, tracker.daemon.runner, tracker.python_api\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules}"
+        " & {'fastapi', 'uvicorn', 'jinja2', 'pydantic', 'starlette', 'prometheus_client'}))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "[]"

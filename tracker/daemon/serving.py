@@ -3,6 +3,10 @@
 
 Without a server token the app asks nobody for one, so it listens on the loopback address only:
 asked to listen anywhere else, it refuses (docs/http-api.md, Security).
+
+The web stack (FastAPI, uvicorn, Jinja2, pydantic) and prometheus-client are imported when
+serving only: a daemon that serves nothing does not load them, which would cost it some 28 MB
+of memory (docs/performance.md, Before and after the redesign).
 """
 
 from __future__ import annotations
@@ -13,15 +17,16 @@ import signal
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tracker.core.clock import Clock
-from tracker.daemon.metrics import Metrics, Probes
 from tracker.errors import ConfigError
 from tracker.settings import Settings
 from tracker.store import Database
-from tracker.web.app import create_app
-from tracker.web.server import Limits, WebServer, bind, is_loopback
-from tracker.web.service import Service
+
+if TYPE_CHECKING:
+    from tracker.daemon.metrics import Probes
+    from tracker.web.server import Limits
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +56,10 @@ def _either(port: int | None, default: int | None) -> int | None:
 
 
 def check_exposure(settings: Settings, wanted: list[Listener]) -> None:
-    if settings.server_tokens:
+    if settings.server_tokens or not wanted:
         return
+    from tracker.web.server import is_loopback
+
     for listener in wanted:
         if not is_loopback(listener.host):
             raise ConfigError(
@@ -75,6 +82,10 @@ async def start_app(
     limits: Limits | None = None,
 ) -> dict[str, int]:
     """Serve the app on ``wanted`` until ``stack`` closes; the ports bound, by flag."""
+    from tracker.web.app import create_app
+    from tracker.web.server import Limits, WebServer, bind
+    from tracker.web.service import Service
+
     check_exposure(settings, wanted)
     service = Service(database, settings, clock, probes)
     if registered is not None:
@@ -128,6 +139,8 @@ async def serve(
     limits: Limits | None = None,
 ) -> None:
     """``tracker serve``: the app alone, until ``stop`` or a signal."""
+    from tracker.daemon.metrics import Metrics, Probes
+
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT) if handle_signals else ()
