@@ -38,7 +38,7 @@ import tempfile
 import time
 import urllib.request
 import warnings
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -267,12 +267,18 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def run_daemon(
-    url: str, database: Path | str, interval: float, warmup: float, window: float
+    url: str,
+    database: Path | str,
+    interval: float,
+    warmup: float,
+    window: float,
+    options: Sequence[str] = (),
 ) -> dict[str, float]:
-    """Run `tracker run` and measure a steady window; stop it; check rows against requests."""
+    """Run `tracker run OPTIONS` and measure a steady window; stop it; check rows against
+    requests."""
     env = environment(url, database, interval)
     rows_before, served_before = rows(database), served(url)
-    daemon = subprocess.Popen([*TRACKER, "-q", "run"], env=env)
+    daemon = subprocess.Popen([*TRACKER, "-q", "run", *options], env=env)
     time.sleep(warmup)
     start_rows, start_time = rows(database), time.monotonic()
     time.sleep(window)
@@ -291,13 +297,19 @@ def run_daemon(
 
 
 def saturate(
-    url: str, database: Path | str, directory: Path, window: float, registered: bool = False
+    url: str,
+    database: Path | str,
+    directory: Path,
+    window: float,
+    registered: bool = False,
+    options: Sequence[str] = (),
 ) -> dict[str, float]:
-    """The daemon offered far more due work than it can do: its capacity."""
+    """The daemon (`tracker run OPTIONS`) offered far more due work than it can do: its
+    capacity."""
     env = environment(url, database, SATURATING_INTERVAL)
     if not registered:
         register(env, directory, SATURATING_TASKS)
-    result = run_daemon(url, database, SATURATING_INTERVAL, 3.0, window)
+    result = run_daemon(url, database, SATURATING_INTERVAL, 3.0, window, options)
     offered = SATURATING_TASKS / SATURATING_INTERVAL
     if result["rate"] > 0.9 * offered:
         print(f"  warning: the daemon kept up with the {offered:,.0f}/s offered: offer more")
