@@ -15,9 +15,9 @@ a server token (TRACKER_SERVER_TOKENS), and every client speaks HTTP through htt
             on the million of the list section; then the same 10,000 again (all existing);
 - events:   one `tracker serve` with --clients `/v1/events` streams held open (each from one of
             a few loopback addresses, as the server caps connections per address), while a
-            `tracker run` polls 1,100 simulated videos once a second each (some 1,000/s): for every snapshot,
-            how long after its poll the first and the last stream had it, whether every stream
-            had every snapshot, and the server's RSS (from /proc);
+            `tracker run` polls 1,100 simulated videos once a second each (some 1,000/s): for
+            every snapshot, how long after its poll the first and the last stream had it,
+            whether every stream had every snapshot, and the server's RSS (from /proc);
 - daemon:   `tracker run` offered far more work than it can do (throughput.py's `saturate`),
             alone, serving the app (--http-port), and serving it to one event stream that
             follows everything, in turns: polls per second.
