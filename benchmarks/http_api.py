@@ -363,7 +363,7 @@ async def events_run(
     whole = sum(f.snapshots == final for f in followers)
     report(
         "events",
-        f"streams that had every one of the {final:,} snapshots, none twice",
+        f"streams given as many snapshot events as snapshots written ({final:,})",
         f"{whole:,} of {clients:,}",
     )
     errors = [f.error for f in followers if f.error]
