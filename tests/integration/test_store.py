@@ -6,10 +6,11 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from tests.doubles import FakeClock
 from tracker.core.models import FetchResult, Position, TaskFilter
@@ -247,6 +248,34 @@ def test_filters_select_by_status_state_label_and_id_prefix(database: Database) 
     assert ids(TaskFilter(label="L", finished=False)) == ["Video_c", "sora-2:task_x", "video_a"]
     assert ids(TaskFilter(finished=True)) == ["video_b"]
     assert database.reads.count(TaskFilter(label="L")) == 4
+
+
+def test_a_page_of_one_status_reads_the_status_index(database: Database) -> None:
+    """A page of one status's tasks (in any case) is read along the status index, newest first,
+    so a status few tasks have, or none, is a short read rather than a walk through every
+    registration."""
+    statements: list[tuple[str, Any]] = []
+
+    def keep(*args: Any) -> None:
+        if "FROM tasks" in args[2]:  # the page's, not a connection's set-up
+            statements.append((args[2], args[3]))
+
+    event.listen(database.engine, "before_cursor_execute", keep)
+    try:
+        database.reads.page(TaskFilter(status="FAILED"), 10, Position(NOW, "t"))
+    finally:
+        event.remove(database.engine, "before_cursor_execute", keep)
+    [(statement, parameters)] = statements
+    with database.engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # An empty table gives the planner no reason to prefer an index.
+            for kind in ("seqscan", "bitmapscan", "sort"):
+                connection.exec_driver_sql(f"SET enable_{kind} = off")
+            explain = "EXPLAIN "
+        else:
+            explain = "EXPLAIN QUERY PLAN "
+        plan = connection.exec_driver_sql(explain + statement, parameters).all()
+    assert any("ix_tasks_status_registered_at_task_id" in str(row) for row in plan), plan
 
 
 def test_a_history_streams_its_first_or_last_snapshots(database: Database) -> None:

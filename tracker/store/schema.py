@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     false,
+    func,
     literal_column,
 )
 from sqlalchemy.types import TypeDecorator
@@ -145,6 +146,14 @@ Index(
 # Listing newest first, all tasks, one label's or the unfinished ones, page after page.
 Index("ix_tasks_registered_at_task_id", tasks.c.registered_at, tasks.c.task_id)
 Index("ix_tasks_label_registered_at_task_id", tasks.c.label, tasks.c.registered_at, tasks.c.task_id)
+# The status filter compares in any case; by this index a status few tasks have (or none) is as
+# quick to page through as a common one.
+Index(
+    "ix_tasks_status_registered_at_task_id",
+    func.lower(tasks.c.status),
+    tasks.c.registered_at,
+    tasks.c.task_id,
+)
 Index(
     "ix_tasks_unfinished_registered_at_task_id",
     tasks.c.registered_at,

@@ -1,0 +1,531 @@
+"""What the HTTP API (docs/http-api.md) costs: registering, paging through a million tasks, a
+thousand event streams on one server, and what serving it costs a daemon.
+
+    python benchmarks/http_api.py                       # every section, some ten minutes
+    python benchmarks/http_api.py --only events --clients 1000 --seconds 20
+
+Every server is a real `tracker serve` or `tracker run --http-port` process on 127.0.0.1 with
+a server token (TRACKER_SERVER_TOKENS); clients speak HTTP through httpx, but for the thousand
+event streams, read straight off their sockets (see Follower). Sections:
+
+- list:     an SQLite database of --tasks tasks (filled by million.py's `fill`: 19 in 20
+            finished, one in ten labelled `batch`); `GET /v1/tasks?limit=100` followed page by
+            page through its `next_cursor` to the last page (or --pages pages), unfiltered and
+            with each filter: the time of every page as the client sees it;
+- register: `POST /v1/tasks` with 10,000 new IDs (label and metadata), on an empty database and
+            on the million of the list section; then the same 10,000 again (all existing);
+- events:   one `tracker serve` with --clients `/v1/events` streams held open (each from one of
+            a few loopback addresses, as the server caps connections per address), while a
+            `tracker run` polls 1,100 simulated videos once a second each (some 1,000/s): for
+            every snapshot, how long after its poll the first and the last stream had it,
+            whether every stream had every snapshot, and the server's RSS (from /proc);
+- daemon:   `tracker run` offered far more work than it can do (throughput.py's `saturate`),
+            alone, serving the app (--http-port), and serving it to one event stream that
+            follows everything, in turns: polls per second.
+
+The figures are in docs/performance.md (The HTTP API).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import secrets
+import socket
+import sqlite3
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import cast
+
+import httpx
+from million import fill
+from throughput import (
+    RESULTS,
+    TRACKER,
+    cpu_seconds,
+    environment,
+    percentile,
+    register,
+    report,
+    saturate,
+    simulator,
+)
+
+SECTIONS = ("list", "register", "events", "daemon")
+TOKEN = secrets.token_urlsafe(32)
+AUTHORIZATION = {"Authorization": f"Bearer {TOKEN}"}
+# The server lets one address hold 256 connections (tracker/web/server.py); the streams come
+# from this many loopback addresses, as clients of a real service come from many.
+SOURCE_ADDRESSES = [f"127.0.0.{n}" for n in range(2, 10)]
+PAGE_FILTERS: list[tuple[str, dict[str, str]]] = [
+    ("no filter", {}),
+    ("finished=false", {"finished": "false"}),
+    ("finished=true", {"finished": "true"}),
+    ("label=batch", {"label": "batch"}),
+    ("label=batch&finished=false", {"label": "batch", "finished": "false"}),
+    ("status=in_progress", {"status": "in_progress"}),
+    ("status=completed", {"status": "completed"}),
+    ("status=failed (no such task)", {"status": "failed"}),
+    ("label=nobody (no such task)", {"label": "nobody"}),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serving(database_url: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`tracker serve` on a port of its own, once it answers ``/healthz``."""
+    port = free_port()
+    env = {**os.environ, "TRACKER_DATABASE_URL": database_url}
+    process = subprocess.Popen([*TRACKER, "-q", "serve", "--port", str(port)], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url)
+        yield url, process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def wait_until_up(url: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not come up")
+        time.sleep(0.1)
+
+
+def rss_mb(pid: int, field_name: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field_name}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.1f} ms"
+
+
+def spread(times: list[float]) -> str:
+    """p50 / p99 / max of ``times`` (seconds)."""
+    return (
+        f"{percentile(times, 0.5) * 1000:,.1f} / {percentile(times, 0.99) * 1000:,.1f} / "
+        f"{max(times) * 1000:,.1f} ms"
+    )
+
+
+def load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+# list
+
+
+def walk(client: httpx.Client, query: dict[str, str], pages: int) -> tuple[list[float], int]:
+    """Follow ``next_cursor`` from the first page: each page's time, and the tasks seen."""
+    times: list[float] = []
+    seen = 0
+    cursor: str | None = None
+    while pages <= 0 or len(times) < pages:
+        params = {**query, "limit": "100", **({"cursor": cursor} if cursor else {})}
+        began = time.perf_counter()
+        response = client.get("/v1/tasks", params=params)
+        times.append(time.perf_counter() - began)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        seen += len(page["tasks"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    return times, seen
+
+
+def list_section(database: Path, pages: int) -> None:
+    with (
+        serving(f"sqlite:///{database}") as (url, _),
+        httpx.Client(base_url=url, headers=AUTHORIZATION, timeout=60) as client,
+    ):
+        walk(client, {}, 1)  # the server's first request: its warm-up is not a page's cost
+        for name, query in PAGE_FILTERS:
+            times, seen = walk(client, query, pages)
+            while len(times) < 20:  # a filter of a page or two: timed again, not by one sample
+                times += walk(client, query, pages)[0]
+            report(
+                "list",
+                f"GET /v1/tasks?limit=100 {name}: {seen:,} tasks, {len(times):,} pages timed",
+                f"first {ms(times[0])}; p50 / p99 / max {spread(times)}; last "
+                f"{ms(times[-1])}; {sum(t > 0.05 for t in times):,} over 50 ms",
+            )
+
+
+# register
+
+
+def openai_like_ids(count: int, seed: int) -> list[str]:
+    """IDs shaped like OpenAI's: the time they were made in hex, then random hex."""
+    rng = random.Random(seed)
+    start = int(time.time())
+    return [f"video_{start + i // 100:08x}{rng.getrandbits(96):024x}" for i in range(count)]
+
+
+def register_section(database_url: str, where: str, rounds: int, seed: int) -> None:
+    with (
+        serving(database_url) as (url, _),
+        httpx.Client(base_url=url, headers=AUTHORIZATION, timeout=60) as client,
+    ):
+        client.get("/v1/stats")  # the server's warm-up
+        times = []
+        ids: list[str] = []
+        for round_ in range(rounds):
+            ids = openai_like_ids(10_000, seed + round_)
+            body = {"ids": ids, "label": "bench", "metadata": {"user": 42, "order": "A-17"}}
+            began = time.perf_counter()
+            response = client.post("/v1/tasks", json=body)
+            times.append(time.perf_counter() - began)
+            assert response.status_code == 201, response.text
+            assert len(response.json()["added"]) == 10_000
+        report(
+            "register",
+            f"POST /v1/tasks, 10,000 new IDs, {where}: {rounds} calls, first; median; max",
+            f"{ms(times[0])}; {ms(statistics.median(times))}; {ms(max(times))}",
+        )
+        began = time.perf_counter()
+        response = client.post("/v1/tasks", json={"ids": ids, "label": "bench"})
+        again = time.perf_counter() - began
+        assert response.status_code == 201 and len(response.json()["existing"]) == 10_000
+        report("register", f"  the last 10,000 again (all existing), {where}", ms(again))
+
+
+# events
+
+
+class Follower(asyncio.Protocol):
+    """One event stream, read straight off its socket: when each complete part of it arrived,
+    and the highest snapshot id it held. httpx here cost more CPU than the server it measured
+    (h11 parses the chunked body in Python), and on two shared cores that CPU is taken from the
+    server; bytes are only counted here, which the server's chunking leaves whole."""
+
+    def __init__(self, request: bytes) -> None:
+        self.receipts: list[tuple[float, int]] = []
+        self.snapshots = 0
+        self.connected = False
+        self.error: str | None = None
+        self._request = request
+        self._carry = b""
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass of it
+        self._transport.write(self._request)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time()
+        if not self.connected:
+            if not data.startswith(b"HTTP/1.1 200 "):
+                self.error = repr(data[:80])
+                self.close()
+                return
+            self.connected = True
+        data = self._carry + data
+        end = data.rfind(b"\n\n") + 2  # events are whole only up to a blank line
+        whole, self._carry = data[:end], data[end:]
+        self.snapshots += whole.count(b"event: snapshot")
+        at = whole.rfind(b"id: ")
+        if at >= 0:
+            self.receipts.append((now, int(whole[at + 4 : whole.index(b"\n", at)])))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is not None:  # not closed here: the server ended it
+            self.error = self.error or f"closed by the server ({exc!r})"
+
+    def close(self) -> None:
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
+
+
+def polled_at(database: Path, after: int) -> dict[int, float]:
+    """Each snapshot's poll time (seconds since the epoch), by id."""
+    connection = sqlite3.connect(database)
+    try:
+        rows = connection.execute("SELECT id, polled_at FROM snapshots WHERE id > ?", (after,))
+        return {
+            id_: datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() for id_, text in rows
+        }
+    finally:
+        connection.close()
+
+
+def newest_id(database: Path) -> int:
+    connection = sqlite3.connect(database)
+    try:
+        return int(connection.execute("SELECT COALESCE(MAX(id), 0) FROM snapshots").fetchone()[0])
+    finally:
+        connection.close()
+
+
+def arrivals(followers: list[Follower]) -> tuple[dict[int, float], dict[int, float]]:
+    """For each snapshot id, when the first and when the last stream had it. Streams are
+    handed the same chunks, so their parts cover few distinct id ranges: each range is
+    expanded once."""
+    ranges: dict[tuple[int, int], list[float]] = {}
+    for follower in followers:
+        previous = 0
+        for moment, newest in follower.receipts:
+            if newest > previous:
+                span = ranges.setdefault((previous + 1, newest), [moment, moment])
+                span[0] = min(span[0], moment)
+                span[1] = max(span[1], moment)
+                previous = newest
+    first: dict[int, float] = {}
+    last: dict[int, float] = {}
+    for (low, high), (earliest, latest) in ranges.items():
+        for id_ in range(low, high + 1):
+            first[id_] = min(first.get(id_, earliest), earliest)
+            last[id_] = max(last.get(id_, latest), latest)
+    return first, last
+
+
+async def hold_streams(url: str, count: int) -> list[Follower]:
+    """``count`` streams, connected and answered."""
+    port = int(url.rpartition(":")[2])
+    request = (
+        f"GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nAccept: text/event-stream\r\n\r\n"
+    ).encode()
+    loop = asyncio.get_running_loop()
+    followers = [Follower(request) for _ in range(count)]
+    for index, follower in enumerate(followers):
+        address = SOURCE_ADDRESSES[index % len(SOURCE_ADDRESSES)]
+        await loop.create_connection(
+            lambda follower=follower: follower, "127.0.0.1", port, local_addr=(address, 0)
+        )
+    deadline = time.monotonic() + 60
+    while not all(f.connected or f.error for f in followers) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    return followers
+
+
+async def events_run(
+    url: str, serve_pid: int, database: Path, env: dict[str, str], clients: int, window: float
+) -> None:
+    began = time.perf_counter()
+    followers = await hold_streams(url, clients)
+    connected = sum(f.connected for f in followers)
+    report(
+        "events",
+        f"{clients:,} streams: connected, in",
+        f"{connected:,}, {time.perf_counter() - began:.1f} s",
+    )
+    report("events", "  `tracker serve` RSS, the streams open, nothing polled", mb(serve_pid))
+    daemon = subprocess.Popen([*TRACKER, "-q", "run"], env=env)
+    await asyncio.sleep(3)  # the daemon started and polling at its pace
+    first_id, first_time = newest_id(database), time.monotonic()
+    cpu_before, own_before = cpu_seconds(serve_pid), time.process_time()
+    peak = 0.0
+    while time.monotonic() - first_time < window:
+        await asyncio.sleep(0.5)
+        peak = max(peak, rss_mb(serve_pid))
+    last_id, last_time = newest_id(database), time.monotonic()
+    serve_cpu = (cpu_seconds(serve_pid) - cpu_before) / (last_time - first_time)
+    own_cpu = (time.process_time() - own_before) / (last_time - first_time)
+    daemon.terminate()
+    daemon.wait(timeout=30)
+    final = newest_id(database)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(
+        not f.error and (not f.receipts or f.receipts[-1][1] < final) for f in followers
+    ):
+        await asyncio.sleep(0.2)
+    for follower in followers:
+        follower.close()
+
+    rate = (last_id - first_id) / (last_time - first_time)
+    report("events", "the daemon's polls/s meanwhile (every poll a snapshot)", f"{rate:,.0f}/s")
+    whole = sum(f.snapshots == final for f in followers)
+    report(
+        "events",
+        f"streams given as many snapshot events as snapshots written ({final:,})",
+        f"{whole:,} of {clients:,}",
+    )
+    errors = [f.error for f in followers if f.error]
+    if errors:
+        report("events", "streams that failed", f"{len(errors)} (the first: {errors[0]})")
+    polls = polled_at(database, first_id)
+    first, last = arrivals(followers)
+    window_ids = [id_ for id_ in range(first_id + 1, last_id + 1) if id_ in last]
+    to_first = [first[id_] - polls[id_] for id_ in window_ids]
+    to_last = [last[id_] - polls[id_] for id_ in window_ids]
+    report(
+        "events",
+        f"{len(window_ids):,} snapshots: poll to the first stream, p50 / p99 / max",
+        spread(to_first),
+    )
+    report("events", "  poll to the last of the streams, p50 / p99 / max", spread(to_last))
+    report(
+        "events",
+        "  `tracker serve` RSS: most while polled; peak (VmHWM)",
+        f"{peak:.0f} MB; {rss_mb(serve_pid, 'VmHWM'):.0f} MB",
+    )
+    report(
+        "events",
+        "  CPU: `tracker serve`; the streams' clients (this process)",
+        f"{serve_cpu:.0%}; {own_cpu:.0%} of a core",
+    )
+
+
+def mb(pid: int) -> str:
+    return f"{rss_mb(pid):.0f} MB"
+
+
+def events_section(directory: Path, clients: int, window: float) -> None:
+    """One `tracker serve`, ``clients`` streams and a daemon polling, on a database of their
+    own."""
+    from tracker.core.eventloop import run_event_loop
+
+    # Each poll is due a second after the last was sent, so it answers a little later: 1,100
+    # videos polled once a second each come to some 1,000 polls a second.
+    tasks = 1_100
+    database = directory / f"events-{clients}.db"
+    with simulator(preload=tasks) as api:
+        env = environment(api, database, 1.0)
+        register(env, directory, tasks)
+        with serving(f"sqlite:///{database}") as (url, process):
+            run_event_loop(events_run(url, process.pid, database, env, clients, window))
+
+
+# daemon
+
+
+@contextmanager
+def one_stream(port: int) -> Iterator[list[int]]:
+    """A client following every event from the daemon's app once it is up (in a thread): the
+    number of snapshot events it had."""
+    counted = [0]
+    stop = threading.Event()
+
+    def run() -> None:
+        url = f"http://127.0.0.1:{port}"
+        while not stop.is_set():
+            try:
+                with (
+                    httpx.Client(base_url=url, headers=AUTHORIZATION, timeout=5) as client,
+                    client.stream("GET", "/v1/events") as response,
+                ):
+                    for data in response.iter_raw():
+                        counted[0] += data.count(b"event: snapshot")
+                        if stop.is_set():
+                            return
+            except httpx.HTTPError:
+                time.sleep(0.1)  # not up yet, or gone
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield counted
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def daemon_section(directory: Path, window: float, rounds: int) -> None:
+    kinds = ("alone", "--http-port", "--http-port, 1 stream")
+    runs: dict[str, list[dict[str, float]]] = {how: [] for how in kinds}
+    with simulator(preload=10_000) as api:
+        for round_ in range(rounds):
+            for how in kinds:
+                database = directory / f"daemon-{round_}-{kinds.index(how)}.db"
+                port = free_port()
+                options = [] if how == "alone" else ["--http-port", str(port)]
+                with one_stream(port) if how.endswith("stream") else nullcontext([0]) as counted:
+                    result = saturate(api, database, directory, window, options=options)
+                runs[how].append(result)
+                shown = f", the stream had {counted[0]:,} events" if counted[0] else ""
+                print(
+                    f"  round {round_ + 1}, {how}: {result['rate']:,.0f}/s, "
+                    f"{result['cpu_ms_per_poll']:.3f} ms of CPU a poll{shown}",
+                    flush=True,
+                )
+    alone = {key: statistics.mean(run[key] for run in runs["alone"]) for key in runs["alone"][0]}
+    for how, results in runs.items():
+        rate = statistics.mean(result["rate"] for result in results)
+        cpu = statistics.mean(result["cpu_ms_per_poll"] for result in results)
+        changes = (
+            ""
+            if how == "alone"
+            else f" ({rate / alone['rate'] - 1:+.1%}; {cpu / alone['cpu_ms_per_poll'] - 1:+.1%})"
+        )
+        report(
+            "daemon",
+            f"`tracker run` {how}: polls/s, each run; mean; CPU a poll",
+            " / ".join(f"{result['rate']:,.0f}" for result in results)
+            + f"; {rate:,.0f}/s; {cpu:.3f} ms{changes}",
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    parser.add_argument("--tasks", type=int, default=1_000_000, help="for list and register")
+    parser.add_argument("--pages", type=int, default=0, help="pages walked per filter (0: all)")
+    parser.add_argument("--database", type=Path, help="keep (or reuse) the million's file here")
+    parser.add_argument(
+        "--clients", default="1000", help="event streams held (comma-separated: a run each)"
+    )
+    parser.add_argument("--seconds", type=float, default=20.0, help="each measuring window")
+    parser.add_argument("--rounds", type=int, default=2, help="daemon runs of each kind")
+    args = parser.parse_args()
+    wanted = set(args.only.split(","))
+    os.environ["TRACKER_SERVER_TOKENS"] = TOKEN
+    print(f"tracker HTTP API benchmark: {os.cpu_count()} CPUs, load average {load()}")
+    with tempfile.TemporaryDirectory(prefix="tracker-http-") as scratch:
+        directory = Path(scratch)
+        if wanted & {"list", "register"}:
+            million = args.database or directory / "million.db"
+            if not million.exists():
+                print(f"filling {million} with {args.tasks:,} tasks …", flush=True)
+                fill(million, args.tasks, 0)
+        if "list" in wanted:
+            print(f"list (load average {load()})")
+            list_section(million, args.pages)
+        if "register" in wanted:
+            print(f"register (load average {load()})")
+            empty = directory / "register.db"
+            subprocess.run([*TRACKER, "--db", f"sqlite:///{empty}", "db", "upgrade"], check=True)
+            register_section(f"sqlite:///{empty}", "empty database", 5, seed=1)
+            register_section(f"sqlite:///{million}", f"on {args.tasks:,} tasks", 5, seed=100)
+        if "events" in wanted:
+            for clients in (int(count) for count in args.clients.split(",")):
+                print(f"events, {clients:,} streams (load average {load()})")
+                events_section(directory, clients, args.seconds)
+        if "daemon" in wanted:
+            print(f"daemon (load average {load()})")
+            daemon_section(directory, args.seconds, args.rounds)
+    print(f"\n(load average at the end: {load()})")
+    print("\n| section | measure | result |\n|---|---|---|")
+    for section, what, value in RESULTS:
+        print(f"| {section} | {what} | {value} |")
+
+
+if __name__ == "__main__":
+    main()
