@@ -80,7 +80,7 @@ def main() -> None:
             if mode == "all":
                 with Tracker(database_url=f"sqlite:///{database}") as tracker:
                     cutoff = datetime.now(UTC) + timedelta(days=1)  # everything counts as old
-                    prune(tracker.store.repository, cutoff)
+                    prune(tracker.database.retention, cutoff)
                 results.append(("--record all, then prune", *size(database)))
     print(
         f"\n| per 10,000 tasks (43 polls each; measured with {args.tasks:,}, scaled) "
