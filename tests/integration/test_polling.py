@@ -252,8 +252,8 @@ def test_tasks_past_give_up_after_are_finished_as_timed_out(api: API, database_u
     """A task that never ends is finished as timed_out once give-up-after has passed."""
     forever = api.simulator.add_video("video_forever", steps=100000)
     with make_tracker(api, database_url, give_up_after=1.0, poll_interval=0.2) as tracker:
+        started = time.monotonic()  # before registration: give-up-after counts from it
         tracker.add([forever])
-        started = time.monotonic()
         asyncio.run(tracker.run_async(until_done=True))
         [task] = tracker.tasks()
     assert task.finish_reason == "timed_out"
