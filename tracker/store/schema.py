@@ -161,6 +161,16 @@ Index(
     sqlite_where=tasks.c.finished == false(),
     postgresql_where=tasks.c.finished == false(),
 )
+# One label's unfinished tasks (the dashboard's common filter): without it, a label whose tasks
+# are nearly all finished walks all of them to fill a page. Polls change none of its columns.
+Index(
+    "ix_tasks_unfinished_label_registered_at_task_id",
+    tasks.c.label,
+    tasks.c.registered_at,
+    tasks.c.task_id,
+    sqlite_where=tasks.c.finished == false(),
+    postgresql_where=tasks.c.finished == false(),
+)
 # Serves the claim of one provider's due tasks, for a fair share of the requests in flight.
 Index(
     "ix_tasks_provider_due",
