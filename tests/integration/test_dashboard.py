@@ -120,6 +120,35 @@ def test_a_rows_progress_moves_and_it_turns_completed_without_a_reload(
     assert page.evaluate("window.stayed") is True
 
 
+def test_a_row_out_of_view_is_not_followed_and_is_current_once_scrolled_to(
+    page: Page, running: Demo
+) -> None:
+    """The overview follows only the rows in view: a task below them finishes unseen, and
+    shows completed once it is scrolled to, without a reload."""
+    video = running.simulator.add_video("video_below", queued=2, steps=6)
+    running.tracker.add([video], label="below")
+    above = [running.simulator.add_video(queued=2, steps=2) for _ in range(30)]
+    running.tracker.add(above, label="below")
+    page.set_viewport_size({"width": 1280, "height": 500})
+    page.goto(f"{running.url}/?label=below")
+    page.evaluate("window.stayed = true")
+    row = page.locator(f'tr[data-task="{video}"]')
+    expect(row.locator("[data-status]")).not_to_have_text("completed")
+    page.wait_for_function(
+        "url => fetch(url).then(r => r.json()).then(t => t.finished)",
+        arg=f"{running.url}/v1/tasks/{video}",
+        polling=300,
+        timeout=LIVE_MS,
+    )
+    page.wait_for_timeout(2500)  # a beat: a followed row would have moved by now
+    expect(row.locator("[data-status]")).not_to_have_text("completed")
+    row.scroll_into_view_if_needed()
+    expect(row.locator("[data-status]")).to_have_text("completed", timeout=LIVE_MS)
+    expect(row.locator("[data-reason]")).to_have_text("completed")
+    expect(row.locator("[data-pct]")).to_have_text("100%")
+    assert page.evaluate("window.stayed") is True
+
+
 def test_the_overview_announces_tasks_registered_after_it_loaded(page: Page, running: Demo) -> None:
     """Tasks registered while the overview is open are announced, with a link to the newest;
     `/` puts the cursor in the ID search."""

@@ -1,9 +1,9 @@
 // The dashboard's script: keeps the server-rendered pages live without reloading them.
-// The overview moves its rows from /v1/events (one EventSource, only the unfinished tasks on
-// the page, what changed in the last two seconds applied in one frame) and swaps in fresh
-// counts every few seconds; a task's page swaps in its moving parts, rendered by the server,
-// when its events arrive. Everything still reads without this script; it adds liveness,
-// local times and the "/" shortcut (docs/dashboard.md).
+// The overview moves its rows from /v1/events (one EventSource, only the unfinished tasks in
+// view, what changed in the last two seconds applied in one frame) and swaps in fresh counts
+// every few seconds, in that same frame; a task's page swaps in its moving parts, rendered by
+// the server, when its events arrive. Everything still reads without this script; it adds
+// liveness, local times and the "/" shortcut (docs/dashboard.md).
 (() => {
   "use strict";
 
@@ -11,6 +11,8 @@
   const COUNTS_EVERY = 5000;
   const TASK_REFRESH_GAP = 1000;
   const BEAT = 2000;
+  const SETTLE = 500; // ms the overview stands still before it follows the rows then in view
+  const OVERLAP = 2000; // ms two streams overlap when the rows followed change
   const beats = [];
   const serverNow = Date.parse(document.body.dataset.now || "") || Date.now();
   const skew = serverNow - Date.now(); // the server's clock, to age its timestamps
@@ -101,12 +103,18 @@
     catch { return false; }
   }
 
-  // One EventSource, reopened after a failure it does not recover from itself.
-  function follow(url, on) {
+  // One EventSource, reopened after a failure it does not recover from itself, until the
+  // returned function stops it; `opened` runs once, when it first connects.
+  function follow(url, on, opened) {
     let source = null;
+    let stopped = false;
     const open = () => {
+      if (stopped) return;
       source = new EventSource(url);
-      source.onopen = () => say("");
+      source.onopen = () => {
+        say("");
+        if (opened) { opened(); opened = null; }
+      };
       source.onerror = async () => {
         if (source.readyState === EventSource.CLOSED) {
           if (await signedOut()) { signIn(); return; }
@@ -121,7 +129,7 @@
       }
     };
     open();
-    return () => source && source.close();
+    return () => { stopped = true; if (source) source.close(); };
   }
 
   async function fetchHtml(url) {
@@ -150,16 +158,21 @@
     let firstTotal = totalOf();
     let lastCounts = "";
 
+    let due = null; // counts read, to be shown in the next beat's frame
     const refreshCounts = async () => {
       try {
         const html = await fetchHtml(counts.dataset.summary);
         if (html === null) return;
-        if (html !== lastCounts) { counts.innerHTML = html; lastCounts = html; }
+        if (html !== lastCounts) { due = html; lastCounts = html; }
         if (banner && banner.textContent.startsWith("Cannot reach")) say("");
       } catch {
         say("Cannot reach the server: the counts are not current. Trying again…");
-        return;
       }
+    };
+    const showCounts = () => {
+      if (due === null) return;
+      counts.innerHTML = due;
+      due = null;
       if (Number.isNaN(firstTotal)) firstTotal = totalOf();
       const added = totalOf() - firstTotal;
       if (fresh && fresh.dataset.first && added > 0) {
@@ -167,24 +180,79 @@
         fresh.hidden = false;
       }
     };
+    beats.push(showCounts);
     // Counts still being read when the page was made come as soon as they are ready.
     if (Number.isNaN(firstTotal)) refreshCounts();
     every(COUNTS_EVERY, refreshCounts);
 
-    if (!table || !table.dataset.events) return;
+    if (!table || !table.dataset.events) { beats.push(() => tick()); return; }
     const rows = new Map([...table.tBodies[0].rows].map((row) => [row.dataset.task, row]));
+    const unfinished = new Set(new URL(table.dataset.events, location.href).searchParams.getAll("task_id"));
     const pending = new Map();
-    // Rows on the screen (or about to be) are moved each beat; the others keep their changes
-    // until they are scrolled to: a hundred rows cost what the fifteen in view cost.
+    // Only the rows on the screen (or about to be) are followed: each event costs the browser
+    // more than drawing it, and a hundred rows would send a hundred a second where the fifteen
+    // in view send fifteen. A row scrolled to is read afresh, since it missed its events.
     const shown = new Set();
+    let followed = null; // none yet: the rows followed first are as fresh as the page
+    let stopFollowing = null;
+    let settling = null;
+    let first = true;
     const watcher = new IntersectionObserver((entries) => {
       for (const entry of entries) {
         if (entry.isIntersecting) shown.add(entry.target.dataset.task);
         else shown.delete(entry.target.dataset.task);
       }
+      // Not a new stream per scrolled pixel: once the page has stood still a moment.
+      clearTimeout(settling);
+      settling = setTimeout(followShown, first ? 0 : SETTLE);
+      first = false;
     }, { rootMargin: "200px 0px" });
     for (const row of rows.values()) watcher.observe(row);
     beats.push(flush);
+
+    const handlers = {
+      snapshot: (s) => {
+        const change = { polledAt: s.polled_at };
+        if (s.status != null) { change.status = s.status; change.progress = s.progress; }
+        change.error = errorLine(s.error, s.status == null ? s.http_status : null);
+        queue(s.task_id, change);
+      },
+      finished: (f) => {
+        unfinished.delete(f.task_id);
+        queue(f.task_id, { status: f.status, progress: f.progress, reason: f.finish_reason });
+      },
+    };
+
+    function followShown() {
+      const wanted = [...shown].filter((taskId) => unfinished.has(taskId)).sort();
+      if (followed !== null && wanted.join("\n") === followed.join("\n")) return;
+      const back = followed === null ? [] : wanted.filter((taskId) => !followed.includes(taskId));
+      const previous = stopFollowing;
+      followed = wanted;
+      stopFollowing = null;
+      if (!wanted.length) { if (previous) previous(); return; }
+      const url = "/v1/events?" + new URLSearchParams(wanted.map((taskId) => ["task_id", taskId]));
+      stopFollowing = follow(url, handlers, () => {
+        // The old stream runs on a moment, so that the rows both follow miss nothing between
+        // the two; an event twice only writes the same values twice.
+        if (previous) setTimeout(previous, OVERLAP);
+        for (const taskId of back) reread(taskId);
+      });
+    }
+
+    // A row's task as it is now, from the API, once it is followed again.
+    async function reread(taskId) {
+      let task;
+      try {
+        const response = await fetch("/v1/tasks/" + encodeURIComponent(taskId), { cache: "no-store" });
+        if (!response.ok) return; // its next event moves it
+        task = await response.json();
+      } catch { return; }
+      if (task.finished) unfinished.delete(taskId);
+      const change = { status: task.status, progress: task.progress, reason: task.finish_reason, polledAt: task.last_polled_at };
+      if (task.last_error != null) change.error = task.last_error;
+      queue(taskId, change);
+    }
 
     const queue = (taskId, change) => {
       if (!rows.has(taskId)) return; // not on this page
@@ -210,7 +278,7 @@
         const badge = row.querySelector("[data-status]");
         if (badge) {
           if ("status" in change) setText(badge, change.status);
-          badge.className = "status " + name;
+          if (badge.className !== "status " + name) badge.className = "status " + name;
         }
       }
       if (change.progress != null) {
@@ -237,16 +305,6 @@
       }
       if (change.reason) setText(row.querySelector("[data-reason]"), change.reason.replaceAll("_", " "));
     }
-
-    follow(table.dataset.events, {
-      snapshot: (s) => {
-        const change = { polledAt: s.polled_at };
-        if (s.status != null) { change.status = s.status; change.progress = s.progress; }
-        change.error = errorLine(s.error, s.status == null ? s.http_status : null);
-        queue(s.task_id, change);
-      },
-      finished: (f) => queue(f.task_id, { status: f.status, progress: f.progress, reason: f.finish_reason }),
-    });
   }
 
   // ---- one task -----------------------------------------------------------------------------
@@ -308,8 +366,9 @@
   if (page === "overview") overview();
   if (page === "task") task();
   // One beat every two seconds moves everything that changed since the last, in one frame: the
-  // rows of the events that came meanwhile, and the ages (docs/performance.md, The dashboard).
-  if (!beats.length) beats.push(() => tick());
+  // rows of the events that came meanwhile, the counts, and the ages (docs/performance.md, The
+  // dashboard).
+  if (page !== "overview") beats.push(() => tick());
   every(BEAT, () => requestAnimationFrame(() => { for (const job of beats) job(); }));
   if (page === "login") {
     // A link followed from another site arrives without the SameSite=Strict cookie: a
