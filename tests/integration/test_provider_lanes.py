@@ -10,10 +10,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from tests.proxy_server import ForwardProxy
 from tracker import Tracker
+from tracker.errors import ConfigError
 from tracker.simulator import Reply, Simulator, SimulatorServer
+from tracker.store.schema import tasks
 
 TOKEN_A = "sk-provider-a-51d2"
 TOKEN_B = "sk-provider-b-9e07"
@@ -215,3 +218,18 @@ def test_a_providers_own_proxy_setting_wins_over_the_daemons(
     targets = {target for _, target in proxy.forwarded}
     assert f"{b.url}/v1/video/query?id={proxied}" in targets
     assert not any(a.url in target for target in targets)
+
+
+def test_downloading_a_task_of_an_undeclared_provider_is_refused_at_once(
+    tmp_path: Path, relays: tuple[Provider, Provider]
+) -> None:
+    """`tracker download ID` for a completed task whose provider the file does not declare is
+    a ConfigError naming it, not an hour of retries."""
+    with tracker_on(tmp_path, relays) as tracker:
+        tracker.add(["video_elsewhere"], provider="relay-c")
+        with tracker.database.engine.begin() as connection:
+            connection.execute(
+                update(tasks).values(finished=True, finish_reason="completed", status="completed")
+            )
+        with pytest.raises(ConfigError, match="'relay-c'"):
+            tracker.download("video_elsewhere", directory=str(tmp_path / "videos"))

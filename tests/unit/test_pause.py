@@ -262,16 +262,25 @@ def test_a_pause_decided_later_wins_when_it_ends_later() -> None:
 
 
 @pytest.mark.parametrize(
-    ("provider", "refusal", "rate_limit"),
+    ("provider", "named", "refusal", "rate_limit"),
     [
         (
             DEFAULT_PROVIDER,
+            False,
             "the API refused the token (HTTP 401): pausing every task for 10s (attempt 1); "
             "check TRACKER_API_TOKEN",
             "the API answered 429 (rate limited): pausing every task for 30s",
         ),
         (
+            DEFAULT_PROVIDER,
+            True,
+            "the API of provider 'default' refused the token (HTTP 401): pausing its tasks "
+            "for 10s (attempt 1); check its token",
+            "the API of provider 'default' answered 429 (rate limited): pausing its tasks for 30s",
+        ),
+        (
             "relay-b",
+            False,
             "the API of provider 'relay-b' refused the token (HTTP 401): pausing its tasks "
             "for 10s (attempt 1); check its token",
             "the API of provider 'relay-b' answered 429 (rate limited): pausing its tasks for 30s",
@@ -279,12 +288,13 @@ def test_a_pause_decided_later_wins_when_it_ends_later() -> None:
     ],
 )
 def test_the_log_line_of_a_pause_says_whose_api_and_which_tasks(
-    provider: str, refusal: str, rate_limit: str, caplog: pytest.LogCaptureFixture
+    provider: str, named: bool, refusal: str, rate_limit: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Without providers the lines read as they always did; a named provider's say whose API
-    spoke, that its tasks wait, and not to look at TRACKER_API_TOKEN."""
+    """Without a providers file the lines read as they always did; with one (``named``, and
+    always for a provider other than default) they say whose API spoke, that its tasks wait,
+    and not to look at TRACKER_API_TOKEN."""
     clock = FakeClock()
-    pause = AccountPause(POLICY, clock, random.Random(1), lambda p: None, provider=provider)
+    pause = AccountPause(POLICY, clock, random.Random(1), lambda p: None, provider, named)
     with caplog.at_level("WARNING", logger="tracker"):
         pause.apply(answer(401, clock.now()))
         clock.advance(60)

@@ -9,6 +9,8 @@ import pytest
 
 from tracker.core.secrets import Secret
 from tracker.errors import ConfigError
+from tracker.settings import child_environment, load_settings
+from tracker.settings.options import POLL
 from tracker.settings.providers import read_providers
 
 TOKEN_B = "sk-relay-b-0123456789"
@@ -89,3 +91,55 @@ def test_a_bad_token_is_refused_without_showing_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         read_providers(path, {"T": "sk with a space 123"})
     assert "sk with a space" not in str(caught.value)
+
+
+def test_a_token_written_where_its_variable_belongs_is_refused_unquoted(tmp_path: Path) -> None:
+    """`token_env = "sk-…"` (the token itself, by mistake): refused, and the value is not in
+    the message, which reaches a terminal or a journal."""
+    path = write(tmp_path, f"[providers.a]\napi_base = 'https://x'\ntoken_env = '{TOKEN_B}'\n")
+    with pytest.raises(ConfigError) as caught:
+        read_providers(path, {})
+    assert "token_env must be the name of an environment variable" in str(caught.value)
+    assert TOKEN_B not in str(caught.value)
+
+
+def test_a_bad_proxy_is_quoted_without_its_password(tmp_path: Path) -> None:
+    """A proxy URL the file gets wrong (https:// to the proxy) is refused naming it, its
+    password masked as --proxy's is."""
+    text = (
+        "[providers.a]\napi_base = 'https://x'\ntoken_env = 'T'\n"
+        "proxy = 'https://user:pr0xy-s3cret@proxy.corp:3128'\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        read_providers(write(tmp_path, text), {"T": TOKEN_B})
+    assert "provider 'a': proxy" in str(caught.value)
+    assert "pr0xy-s3cret" not in str(caught.value)
+
+
+def test_the_token_variables_are_kept_from_the_commands_tracker_runs(tmp_path: Path) -> None:
+    """The variable a provider's token came from is remembered, and an --on-finish command's
+    environment is made without it."""
+    path = write(tmp_path, "[providers.a]\napi_base = 'https://x'\ntoken_env = 'RELAY_KEY'\n")
+    environ = {"RELAY_KEY": TOKEN_B, "PATH": "/usr/bin"}
+    [provider] = read_providers(path, environ)
+    assert provider.token_env == "RELAY_KEY"
+    assert child_environment(environ, also_hidden=[provider.token_env]) == {"PATH": "/usr/bin"}
+
+
+def test_with_a_providers_file_the_single_providers_settings_are_not_read(
+    tmp_path: Path,
+) -> None:
+    """With --config, TRACKER_API_BASE, TRACKER_STATUS_PATH and the token variables are not
+    read: a stale, unreadable TRACKER_API_TOKEN_FILE in a shared environment does not stop the
+    daemon, whose providers name their own tokens."""
+    path = write(tmp_path, "[providers.a]\napi_base = 'https://x'\ntoken_env = 'T'\n")
+    environ = {
+        "T": TOKEN_B,
+        "TRACKER_API_TOKEN_FILE": str(tmp_path / "gone.token"),
+        "TRACKER_API_BASE": "not a url",
+    }
+    settings = load_settings(POLL, {"config": path}, environ)
+    assert [p.name for p in settings.polled_providers()] == ["a"]
+    assert settings.token is None
+    with pytest.raises(ConfigError, match="TRACKER_API_BASE"):  # read without the file
+        load_settings(POLL, {}, environ)

@@ -52,6 +52,9 @@ def configure_logging(args: argparse.Namespace, settings: Settings, shift: int =
         for s in (settings.token, settings.notify_secret, settings.webhook_secret)
         if s is not None
     ] + settings.proxy.secrets()
+    for provider in settings.providers:
+        secrets += [provider.token.reveal()] if provider.token is not None else []
+        secrets += provider.proxy.secrets() if provider.proxy is not None else []
     logs.configure(level, libraries_level, settings.log_format, secrets)
 
 

@@ -116,7 +116,13 @@ class Downloader(ClaimingWorker[DownloadJob]):
 
     async def _claim(self, now: datetime, room: int) -> list[DownloadJob]:
         return await self._database.run(
-            self._store.claim_downloads, self._owner, now, now + LEASE, room, self._task_id
+            self._store.claim_downloads,
+            self._owner,
+            now,
+            now + LEASE,
+            room,
+            self._task_id,
+            list(self._sources),
         )
 
     def _key(self, job: DownloadJob) -> Hashable:

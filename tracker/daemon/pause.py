@@ -33,8 +33,11 @@ class AccountPause:
         rng: random.Random,
         postpone: Callable[[Pause], None],
         provider: str = DEFAULT_PROVIDER,
+        named: bool = False,
     ) -> None:
         self.provider = provider
+        # With a providers file even `default` is one provider among others, its token its own.
+        self._named = named or provider != DEFAULT_PROVIDER
         self._policy = policy
         self._clock = clock
         self._rng = rng
@@ -66,7 +69,7 @@ class AccountPause:
                 tasks,
                 delay,
                 self.auth_failures,
-                "TRACKER_API_TOKEN" if self.provider == DEFAULT_PROVIDER else "its token",
+                "its token" if self._named else "TRACKER_API_TOKEN",
             )
         elif status == 429:
             wait = record.fetch.retry_after
@@ -87,7 +90,7 @@ class AccountPause:
 
     def _whose(self) -> tuple[str, str]:
         """Whose API spoke and which tasks wait, for a log line."""
-        if self.provider == DEFAULT_PROVIDER:
+        if not self._named:
             return "the API", "every task"
         return f"the API of provider {self.provider!r}", "its tasks"
 

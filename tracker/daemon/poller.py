@@ -73,6 +73,7 @@ class Poller:
         record_changes_only: bool = False,
         observer: Observer | None = None,
         provider: str = DEFAULT_PROVIDER,
+        provider_named: bool = False,
     ) -> None:
         self.provider = provider
         self._store = store
@@ -88,7 +89,9 @@ class Poller:
         self._claims = Claimer(store, database, owner, policy, concurrency, provider)
         self.health = DatabaseHealth(clock)
         self._writes = WriteBuffer(store, database, owner, self.health, self._observer)
-        self.pause = AccountPause(policy, clock, self._rng, self._writes.postpone, provider)
+        self.pause = AccountPause(
+            policy, clock, self._rng, self._writes.postpone, provider, provider_named
+        )
         self.shortage = Shortage(clock)
         self._in_flight: dict[str, asyncio.Task[PollRecord | None]] = {}
         # Tasks a webhook made due while a poll of theirs was under way (see poll_soon).

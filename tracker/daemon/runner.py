@@ -168,6 +168,11 @@ class Daemon:
         follow_ups = self._database.follow_ups
         task = await asyncio.to_thread(self._database.reads.task, task_id)
         assert task is not None
+        if task.provider not in {provider.name for provider in self._providers}:
+            raise ConfigError(
+                f"task {task_id!r} belongs to the provider {task.provider!r}, which the "
+                "configuration does not declare (docs/providers.md)"
+            )
         now = self._clock.now()
         expires_at = task.expires_at or now + ASSETS_LAST
         requested = list(dict.fromkeys(variants))
@@ -222,9 +227,12 @@ class Daemon:
         self, database: DatabaseThread, follow_ups: FollowUps
     ) -> Callable[[], Awaitable[bool]]:
         downloading = self.settings.download_dir is not None
+        providers = [provider.name for provider in self._providers]
 
         def owed() -> Awaitable[bool]:
-            return database.run(self._database.follow_ups.owed, downloading, follow_ups.channels)
+            return database.run(
+                self._database.follow_ups.owed, downloading, follow_ups.channels, providers
+            )
 
         return owed
 
@@ -277,6 +285,7 @@ class Daemon:
                     record_changes_only=settings.record == "changes",
                     observer=observer,
                     provider=provider.name,
+                    provider_named=bool(settings.providers),
                 )
             )
         return Lanes(pollers, database, self._database.polls.unfinished_providers)
@@ -327,7 +336,9 @@ class Daemon:
         if settings.notify_url is not None:
             poster = EventPoster(timeout=NOTIFY_TIMEOUT, transport=proxy_router(settings.proxy))
             stack.push_async_callback(poster.aclose)
-        environment = child_environment()
+        environment = child_environment(
+            also_hidden=[p.token_env for p in self._providers if p.token_env is not None]
+        )
         environment["TRACKER_DATABASE_URL"] = settings.database_url
         channels = Channels(
             url=settings.notify_url,
@@ -349,7 +360,7 @@ class Daemon:
     async def _serve(self, metrics: Metrics, poller: Lanes, serving: list[Listener]) -> Worker:
         """The HTTP app, from this daemon, stopped with the polling (a worker that drains it)."""
         from tracker.daemon.metrics import Probes
-        from tracker.daemon.serving import start_app
+        from tracker.daemon.serving import ServingWorker, start_app
 
         stack = AsyncExitStack()
         probes = Probes(metrics, self._database.reads, self._clock, poller)
@@ -363,24 +374,7 @@ class Daemon:
             registered=self.wake,
             made_due=poller.poll_soon,
         )
-        return _Serving(stack)
-
-
-class _Serving:
-    """The HTTP app as one of the daemon's workers: nothing to tick; stopped when they drain."""
-
-    def __init__(self, stack: AsyncExitStack) -> None:
-        self._stack = stack
-
-    @property
-    def busy(self) -> bool:
-        return False
-
-    async def tick(self) -> None:
-        pass
-
-    async def drain(self, timeout: float) -> None:
-        await self._stack.aclose()
+        return ServingWorker(stack)
 
 
 def _own(value: _T | None, daemons: _T) -> _T:

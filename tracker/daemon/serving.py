@@ -165,3 +165,20 @@ async def serve(
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
+
+
+class ServingWorker:
+    """The HTTP app as one of the daemon's workers: nothing to tick; stopped when they drain."""
+
+    def __init__(self, stack: AsyncExitStack) -> None:
+        self._stack = stack
+
+    @property
+    def busy(self) -> bool:
+        return False
+
+    async def tick(self) -> None:
+        pass
+
+    async def drain(self, timeout: float) -> None:
+        await self._stack.aclose()

@@ -29,6 +29,8 @@ from tracker.settings.values import (
     checked_webhook_secret,
 )
 
+_SINGLE_PROVIDER = ("api_base", "status_path", "token")
+
 
 def load_settings(
     fields: Collection[str],
@@ -42,6 +44,10 @@ def load_settings(
     """
     flags = flags or {}
     environ = os.environ if environ is None else environ
+    if "config" in fields and (flags.get("config") or environ.get(OPTIONS["config"].variable)):
+        # The providers file names every API and token: the single provider's settings are
+        # not read, so a stale one in the environment cannot stop the daemon.
+        fields = [name for name in fields if name not in _SINGLE_PROVIDER]
     values: dict[str, Any] = {}
     for name in fields:
         option = OPTIONS.get(name)
@@ -163,12 +169,15 @@ def _load_server_tokens(environ: Mapping[str, str]) -> tuple[Secret, ...]:
     return tuple(dict.fromkeys(tokens))
 
 
-def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def child_environment(
+    environ: Mapping[str, str] | None = None, also_hidden: Collection[str] = ()
+) -> dict[str, str]:
     """The environment for commands tracker runs (``--on-finish``): this one without the
-    secrets (the API token, its file, the notification and webhook secrets) and without
-    PostgreSQL's password variables."""
+    secrets (the API token, its file, the notification and webhook secrets, and the variables
+    in ``also_hidden``: the providers' tokens) and without PostgreSQL's password variables."""
     environ = os.environ if environ is None else environ
     hidden = {
+        *also_hidden,
         *SECRET_VARIABLES.values(),
         TOKEN_FILE_VARIABLE,
         SERVER_TOKENS_FILE_VARIABLE,

@@ -17,6 +17,7 @@ variable or the file the provider names, and are never stored, printed or logged
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from tracker.core.ids import (
 )
 from tracker.core.secrets import Secret
 from tracker.errors import ConfigError, UsageError
-from tracker.settings.proxies import Proxies, parse_proxy_choice, resolve_proxies
+from tracker.settings.proxies import Proxies, parse_proxy_choice, resolve_proxies, shown
 from tracker.settings.values import (
     checked_token,
     parse_api_base,
@@ -39,6 +40,7 @@ from tracker.settings.values import (
     parse_short_duration,
 )
 
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEYS = frozenset(
     {
         "api_base",
@@ -60,6 +62,8 @@ class Provider:
     name: str
     api_base: str
     token: Secret | None = field(default=None, repr=False)
+    # The variable the token came from, kept from the commands tracker runs (--on-finish).
+    token_env: str | None = None
     status_path: str = DEFAULT_STATUS_PATH
     concurrency: int | None = None
     interval: float | None = None
@@ -126,12 +130,16 @@ def _provider(path: str, name: str, table: Any, environ: Mapping[str, str]) -> P
             try:
                 values[key] = parse(str(raw))
             except ValueError as exc:
-                raise ConfigError(f"{where}: {key} {raw!r}: {exc}") from None
+                # A proxy URL may hold a password: quoted as --proxy's is.
+                quoted = shown(str(raw)) if key == "proxy" else str(raw)
+                raise ConfigError(f"{where}: {key} {quoted!r}: {exc}") from None
     if "api_base" not in values:
         raise ConfigError(f"{where}: api_base is missing")
     if "proxy" in values:
         values["proxy"] = resolve_proxies(values["proxy"], environ)
     values["token"] = _token(where, table, environ)
+    if table.get("token_env") is not None:
+        values["token_env"] = str(table["token_env"])
     return Provider(name, **values)
 
 
@@ -140,7 +148,10 @@ def _token(where: str, table: Mapping[str, Any], environ: Mapping[str, str]) -> 
     if (variable is None) == (path is None):
         raise ConfigError(f"{where}: give token_env (a variable's name) or token_file")
     if variable is not None:
-        text = environ.get(str(variable), "")
+        if not isinstance(variable, str) or not _VARIABLE.fullmatch(variable):
+            # Not quoted: a token written here by mistake must not reach a log.
+            raise ConfigError(f"{where}: token_env must be the name of an environment variable")
+        text = environ.get(variable, "")
         source = f"{where}: the variable {variable!r}"
         if not text:
             raise ConfigError(f"{source} is not set")

@@ -4,7 +4,7 @@ written in the transaction that finishes it, then claimed and settled by the dae
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import fields, replace
 from datetime import datetime
 from typing import Any
@@ -102,9 +102,12 @@ class FollowUpStore(SQLStore):
         lease_until: datetime,
         limit: int,
         task_id: str | None = None,
+        providers: Collection[str] | None = None,
     ) -> list[DownloadJob]:
-        """Claim due downloads (of one task only, with ``task_id``)."""
+        """Claim due downloads (of one task only, with ``task_id``; of tasks of ``providers``
+        only, if given: another daemon may have the others' keys)."""
         only = [downloads.c.task_id == task_id] if task_id is not None else []
+        only += _of_providers(providers)
         candidates = due_pending(downloads, now, limit, *only)
         claim = (
             update(downloads)
@@ -215,16 +218,29 @@ class FollowUpStore(SQLStore):
         with self._engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
 
-    def owed(self, downloading: bool, channels: tuple[str, ...]) -> bool:
+    def owed(
+        self,
+        downloading: bool,
+        channels: tuple[str, ...],
+        providers: Collection[str] | None = None,
+    ) -> bool:
         """Whether a daemon that downloads (or not) and delivers on ``channels`` still owes
-        work: pending downloads it can do, pending notifications it can deliver."""
+        work: pending downloads it can do (of tasks of ``providers``, if given), pending
+        notifications it can deliver."""
         owed: ColumnElement[bool] = exists().where(
             outbox.c.state == PENDING, outbox.c.channel.in_(channels)
         )
         if downloading:
-            owed = owed | exists().where(downloads.c.state == PENDING)
+            owed = owed | exists().where(downloads.c.state == PENDING, *_of_providers(providers))
         with self._engine.connect() as connection:
             return bool(connection.scalar(select(owed)))
+
+
+def _of_providers(providers: Collection[str] | None) -> list[ColumnElement[bool]]:
+    if providers is None:
+        return []
+    of_tasks = select(tasks.c.task_id).where(tasks.c.provider.in_(providers))
+    return [downloads.c.task_id.in_(of_tasks)]
 
 
 def _held_download(owner: str, job: DownloadJob) -> list[ColumnElement[bool]]:
