@@ -62,20 +62,20 @@ class Provider:
     name: str
     api_base: str
     token: Secret | None = field(default=None, repr=False)
-    # The variable the token came from, kept from the commands tracker runs (--on-finish).
-    token_env: str | None = None
     status_path: str = DEFAULT_STATUS_PATH
     concurrency: int | None = None
     interval: float | None = None
     request_timeout: float | None = None
     proxy: Proxies | None = None
+    # The variable the token came from, kept from the commands tracker runs (--on-finish).
+    token_env: str | None = None
 
 
 def default_provider(
     api_base: str, token: Secret | None, status_path: str, proxy: Proxies
 ) -> Provider:
     """The provider of a tracker without a providers file."""
-    return Provider(DEFAULT_PROVIDER, api_base, token, status_path, proxy=proxy)
+    return Provider(DEFAULT_PROVIDER, api_base, token, status_path=status_path, proxy=proxy)
 
 
 def parse_config_path(text: str) -> str:
