@@ -35,10 +35,11 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from throughput import postgres_database
 
 TRACKER = [sys.executable, "-m", "tracker"]
 RESULTS: list[tuple[str, str, str]] = []
@@ -256,22 +257,6 @@ def add(label: str, args: list[str], directory: Path, count: int, probe: WritePr
         f"{result.seconds:.1f} s; {count / result.seconds:,.0f}/s{waited}",
     )
     report("add", f"  the same: peak RSS ({label})", f"{result.peak_mb:.0f} MB")
-
-
-@contextmanager
-def postgres_database(server: str) -> Iterator[str]:
-    """A database of its own on ``server``, dropped afterwards."""
-    import psycopg
-
-    name = f"tracker_million_{os.getpid()}"
-    admin_url = server.replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            base = admin_url.rpartition("/")[0]
-            yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
-        finally:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def main() -> None:
