@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,16 +69,24 @@ def read_events(
     until: int | Callable[[list[Event]], bool],
     headers: dict[str, str] | None = None,
     params: Any = None,
+    opened: threading.Event | None = None,
+    seconds: float = 60,
 ) -> list[Event]:
     """Read events from an event stream until ``until`` of them came, or ``until(events)`` is
-    true (heartbeats and ``retry`` lines are not events), then hang up."""
+    true (heartbeats and ``retry`` lines are not events), then hang up. ``opened`` is set once
+    the server follows the stream (its ``retry`` line came); past ``seconds`` the test fails
+    rather than waiting on heartbeats for ever."""
     done = until if callable(until) else lambda events: len(events) >= until
+    deadline = time.monotonic() + seconds
     events: list[Event] = []
     fields: dict[str, str] = {}
     with client.stream("GET", url, headers=headers, params=params) as response:
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
         for line in response.iter_lines():
+            assert time.monotonic() < deadline, f"only these events came: {events}"
+            if line.startswith("retry:") and opened is not None:
+                opened.set()
             if line == "":
                 if "data" in fields:
                     data = json.loads(fields["data"])

@@ -3,10 +3,13 @@ daemon polling the simulator: registering, listing, following, removing; problem
 
 from __future__ import annotations
 
+import itertools
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -16,6 +19,7 @@ from tests.web import AUTH, TOKEN, Event, daemon_running, read_events
 from tracker import Secret, Tracker
 from tracker.settings import Settings
 from tracker.testing import RunningApp
+from tracker.web import events as feed
 
 
 def with_http(settings: Settings, **more: object) -> Settings:
@@ -34,12 +38,13 @@ def test_a_task_registered_over_http_is_followed_to_its_end_through_events(
         with daemon_running(tracker):
             url = wait_for_port(tracker)
             with httpx.Client(base_url=url, headers=AUTH, timeout=30) as client:
+                events, reader = follow_in_background(client, until=6, params={"task_id": video})
                 created = client.post(
                     "/v1/tasks", json={"ids": [video], "label": "L", "metadata": {"user": 42}}
                 )
                 assert created.status_code == 201
                 assert created.json() == {"added": [video], "existing": []}
-                events = read_events(client, "/v1/events", until=6, params={"task_id": video})
+                reader.join(60)
                 task = client.get(f"/v1/tasks/{video}").json()
     kinds = [event.event for event in events]
     assert kinds == ["snapshot"] * 5 + ["finished"]
@@ -88,6 +93,23 @@ def test_reconnecting_with_last_event_id_misses_nothing_and_repeats_nothing(
     assert len(seen) == len(set(seen)), "an event came twice"
     assert seen == sorted(seen)
     assert seen == [i for i in stored if i >= seen[0]]
+
+
+def follow_in_background(
+    client: httpx.Client, *, until: int, params: dict[str, str]
+) -> tuple[list[Event], threading.Thread]:
+    """A thread reading ``/v1/events`` into the list it returns, started and followed by the
+    server (so nothing written from here on can be missed) when this returns."""
+    events: list[Event] = []
+    opened = threading.Event()
+
+    def follow() -> None:
+        events.extend(read_events(client, "/v1/events", until=until, params=params, opened=opened))
+
+    reader = threading.Thread(target=follow, daemon=True)
+    reader.start()
+    assert opened.wait(30), "the event stream did not open"
+    return events, reader
 
 
 def wait_for_port(tracker: Tracker) -> str:
@@ -242,16 +264,63 @@ def test_a_removal_is_told_to_event_streams(served: Served) -> None:
     `finished` with finish_reason removed and its metadata."""
     _tracker, client = served
     client.post("/v1/tasks", json={"ids": ["video_gone"], "metadata": {"order": 7}})
-    events: list[Event] = []
-
-    def follow() -> None:
-        events.extend(read_events(client, "/v1/events", until=2, params={"task_id": "video_gone"}))
-
-    reader = threading.Thread(target=follow, daemon=True)
-    reader.start()
-    time.sleep(0.5)
+    events, reader = follow_in_background(client, until=2, params={"task_id": "video_gone"})
     assert client.delete("/v1/tasks/video_gone").status_code == 200
     reader.join(10)
     assert [event.event for event in events] == ["snapshot", "finished"]
     assert events[1].data["finish_reason"] == "removed"
     assert events[1].data["metadata"] == {"order": 7}
+
+
+def test_a_stream_too_far_behind_is_ended_and_its_client_misses_nothing(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that stops reading while events pile up is let go once the server no longer
+    keeps what it owes (BACKLOG_BYTES, small here): it reads what it was sent, a comment saying
+    so, and the end of the stream; reconnecting with its Last-Event-ID, it gets every later
+    event, once."""
+    monkeypatch.setattr(feed, "BACKLOG_BYTES", 64 * 1024)
+    tracker, client = served
+    ids = [f"video_slow_{index:03d}" for index in range(600)]
+    # Some 12 kB of metadata in each `finished`: 7 MB in all, more than the kernel holds for
+    # one connection (the server's send buffer grows to 4 MiB); the client's small segments
+    # and receive buffer still let it read them quickly once it does.
+    client.post("/v1/tasks", json={"ids": ids, "metadata": {"pad": "x" * 12_000}})
+    window = [
+        (socket.SOL_SOCKET, socket.SO_RCVBUF, 65536),
+        (socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1024),
+    ]
+    with (
+        httpx.Client(
+            base_url=client.base_url,
+            headers=AUTH,
+            timeout=30,
+            transport=httpx.HTTPTransport(socket_options=window),
+        ) as slow,
+        slow.stream("GET", "/v1/events") as response,
+    ):
+        lines = response.iter_lines()
+        assert next(lines).startswith("retry:")  # the stream is followed from here on
+        for start in range(0, len(ids), 60):  # ten reads of the feed, each over the log's bound
+            tracker.database.tasks.remove_tasks(ids[start : start + 60], datetime.now(UTC))
+            time.sleep(2 * feed.READ_SECONDS)
+        first = list(lines)  # only now read, until the server ends the stream
+    got = [
+        (line.removeprefix("id: "), kind.removeprefix("event: "))
+        for line, kind in itertools.pairwise(first)
+        if line.startswith("id: ")
+    ]
+    assert feed.BEHIND.decode().strip() in first
+    assert 0 < len(got) < 2 * len(ids)
+    rest = read_events(
+        client,
+        "/v1/events",
+        until=lambda events: (
+            events[-1].data.get("task_id") == ids[-1] and events[-1].event == "finished"
+        ),
+        headers={"Last-Event-ID": got[-1][0]},
+    )
+    got += [(str(event.id), event.event) for event in rest]
+    assert [kind for _, kind in got] == ["snapshot", "finished"] * len(ids)
+    numbers = [int(id_) for id_, _ in got]
+    assert numbers == sorted(numbers) and len(set(numbers)) == len(ids)

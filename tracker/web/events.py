@@ -2,10 +2,11 @@
 every daemon on it, not one process's memory (docs/http-api.md, Events).
 
 One ``Feed`` per server reads the snapshots written since it last looked, a few times a second,
-and hands each stream the events it follows in one chunk per read: a thousand streams cost a
-thousand writes per read, not one per event each. Each event's ``id`` is its snapshot's, so a
-client that reconnects with ``Last-Event-ID`` is first given what it missed, from the database,
-then the live chunks, without a gap or a repeat.
+encodes them once, and wakes each stream that follows them to send them in one chunk: a
+thousand streams cost a thousand writes per read, not one per event each, and a stream that
+follows everything sends the very bytes every other such stream does. Each event's ``id`` is
+its snapshot's, so a client that reconnects with ``Last-Event-ID`` is first given what it
+missed, from the database, then the live chunks, without a gap or a repeat.
 
 PostgreSQL hands out snapshot IDs before the transactions holding them commit, so a newer ID
 can be seen before an older one: the feed moves past a missing ID only once it has stayed
@@ -18,8 +19,9 @@ import asyncio
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tracker.core.encoding import jsonable
 from tracker.core.models import FeedItem
@@ -31,8 +33,16 @@ READ_SECONDS = 0.25
 GAP_SECONDS = 2.0
 HEARTBEAT_SECONDS = 15.0
 BATCH = 2000
-QUEUED_CHUNKS = 256  # a stream this far behind is ended; its client reconnects and catches up
 RETRY_MILLISECONDS = 3000
+# A read is kept in pieces of about this size, and a stream that owes several sends them in
+# chunks of about this size: what one slow client holds in the server's buffers is about one
+# chunk besides the transport's own 64 KiB, rather than all it owes.
+PIECE_BYTES = CHUNK_BYTES = 128 * 1024
+# What is kept for streams to send, besides the newest read: some 16 s of 1,000 snapshots a
+# second. A stream further behind is ended with BEHIND; its client reconnects with
+# Last-Event-ID and catches up from the database.
+BACKLOG_BYTES = 4 * 1024 * 1024
+BEHIND = b": too far behind: reconnect with Last-Event-ID\n\n"
 
 
 @dataclass(frozen=True)
@@ -85,21 +95,70 @@ def _json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+@dataclass(frozen=True)
+class _Piece:
+    """A run of consecutive events read together, encoded once for every stream: ``text`` is
+    all of them, ``ends[i]`` where ``items[i]``'s events end in it."""
+
+    after: int  # the snapshot before its first
+    last: int
+    items: tuple[FeedItem, ...]
+    ends: tuple[int, ...]
+    text: bytes
+
+    def for_stream(self, stream: _Stream) -> bytes:
+        if stream.interest.everything and self.after >= stream.after:
+            return self.text  # the same object for every such stream: nothing copied
+        view, start, wanted = memoryview(self.text), 0, []
+        for item, end in zip(self.items, self.ends, strict=True):
+            if item.id > stream.after and stream.interest.wants(item):
+                wanted.append(view[start:end])
+            start = end
+        return b"".join(wanted)
+
+
+def pieces(after: int, items: list[FeedItem]) -> list[_Piece]:
+    """``items`` in pieces of up to ``PIECE_BYTES`` (or one item, if it is larger)."""
+    made: list[_Piece] = []
+    run: list[FeedItem] = []
+    texts: list[bytes] = []
+    ends: list[int] = []
+    for item in items:
+        text = encode(item)
+        if run and ends[-1] + len(text) > PIECE_BYTES:
+            made.append(_Piece(after, run[-1].id, tuple(run), tuple(ends), b"".join(texts)))
+            after, run, texts, ends = run[-1].id, [], [], []
+        run.append(item)
+        texts.append(text)
+        ends.append((ends[-1] if ends else 0) + len(text))
+    if run:
+        made.append(_Piece(after, run[-1].id, tuple(run), tuple(ends), b"".join(texts)))
+    return made
+
+
 @dataclass(eq=False)
 class _Stream:
     interest: Interest
-    after: int  # only snapshots after this one are handed to it
-    queue: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(QUEUED_CHUNKS))
+    after: int  # everything up to this snapshot was sent to it, or held nothing for it
+    wake: asyncio.Future[bool] | None = None  # set while it waits: True for news, False if none
 
 
 class Feed:
-    """Reads new snapshots while anyone follows them, and hands them to every stream."""
+    """Reads new snapshots while anyone follows them, and hands them to every stream.
+
+    What was read stays in a log of pieces (up to ``BACKLOG_BYTES``) that every stream sends
+    from at its own pace, so a waiting stream costs one wake-up per read, and a stream that
+    falls behind sends what it owes in a few large chunks. One that falls off the log's start
+    is ended (``BEHIND``); its client reconnects and catches up from the database: memory does
+    not grow with slow clients."""
 
     def __init__(self, reads: Reads, stopping: asyncio.Event) -> None:
         self._reads = reads
         self._stopping = stopping
         self._streams: set[_Stream] = set()
-        self._cursor = 0  # every snapshot up to here was handed out
+        self._cursor = 0  # every snapshot up to here is in the log
+        self._log: deque[_Piece] = deque()
+        self._logged = 0  # bytes in the log
         self._gap_since: float | None = None
         self._reader: asyncio.Task[None] | None = None
         self._starting = asyncio.Lock()
@@ -110,13 +169,15 @@ class Feed:
 
     async def stream(self, interest: Interest, last_event_id: int | None) -> AsyncIterator[bytes]:
         """The body of one event stream: what was missed since ``last_event_id``, then the live
-        events, heartbeats while nothing happens, and a last ``retry`` when the server stops."""
+        events, heartbeats while nothing happens; it ends when the server stops."""
         async with self._starting:
             if self._reader is None or self._reader.done():
                 self._cursor = await asyncio.to_thread(self._reads.newest_snapshot_id)
+                self._log.clear()
+                self._logged = 0
                 self._reader = asyncio.create_task(self._read_while_followed())
-            # From here on the reader hands this stream what comes after the cursor; what came
-            # before it, after the client's last event, is read from the database below.
+            # From here on the log holds what comes after the cursor; what came before it,
+            # after the client's last event, is read from the database below.
             up_to = self._cursor
             stream = _Stream(interest, after=max(up_to, last_event_id or 0))
             self._streams.add(stream)
@@ -126,32 +187,51 @@ class Feed:
                 async for chunk in self._missed(interest, last_event_id, up_to):
                     yield chunk
             while not self._stopping.is_set():
-                live = await self._next(stream.queue)
-                if live is None:
-                    return  # too far behind, or stopping: the client reconnects and catches up
-                yield live
+                owed = self._owed(stream)
+                if owed is None:
+                    yield BEHIND  # the client reconnects with its Last-Event-ID and catches up
+                    return
+                if owed:
+                    yield owed
+                elif not await self._wait(stream):
+                    yield b": ping\n\n"
         finally:
             self._streams.discard(stream)
 
-    async def _next(self, queue: asyncio.Queue[bytes | None]) -> bytes | None:
-        getting = asyncio.ensure_future(queue.get())
-        stopping = asyncio.ensure_future(self._stopping.wait())
-        try:
-            done, _ = await asyncio.wait(
-                {getting, stopping}, timeout=HEARTBEAT_SECONDS, return_when="FIRST_COMPLETED"
-            )
-        finally:
-            for waiter in (getting, stopping):
-                waiter.cancel()
-        if getting in done:
-            return getting.result()
-        if stopping in done:
+    def _owed(self, stream: _Stream) -> bytes | None:
+        """What the log holds for ``stream`` (up to about ``CHUNK_BYTES``), or None if part of
+        it has left the log."""
+        if self._log and stream.after < self._log[0].after:
             return None
-        return b": ping\n\n"
+        new: list[_Piece] = []
+        for piece in reversed(self._log):  # most streams owe the newest piece or nothing
+            if piece.last <= stream.after:
+                break
+            new.append(piece)
+        chunks: list[bytes] = []
+        size = 0  # pieces with nothing for a filtered stream are passed over, however many
+        while new and (not size or size + len(new[-1].text) <= CHUNK_BYTES):
+            piece = new.pop()
+            chunks.append(piece.for_stream(stream))
+            size += len(chunks[-1])
+            stream.after = piece.last
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)  # b"": it owes nothing
+
+    async def _wait(self, stream: _Stream) -> bool:
+        """Until the feed has news or stops (True), or ``HEARTBEAT_SECONDS`` (False)."""
+        loop = asyncio.get_running_loop()
+        wake: asyncio.Future[bool] = loop.create_future()
+        stream.wake = wake
+        quiet = loop.call_later(HEARTBEAT_SECONDS, _ring, wake, False)
+        try:
+            return await wake
+        finally:
+            quiet.cancel()
+            stream.wake = None
 
     async def _missed(self, interest: Interest, after: int, up_to: int) -> AsyncIterator[bytes]:
         """What a reconnecting client missed, read from the database a page at a time, up to
-        where the live chunks it will get next begin."""
+        where the log it will send from next begins."""
         while after < up_to:
             items = await asyncio.to_thread(
                 self._reads.feed,
@@ -167,32 +247,40 @@ class Feed:
             after = items[-1].id
 
     async def _read_while_followed(self) -> None:
-        while self._streams and not self._stopping.is_set():
-            try:
-                await self._read_once()
-            except Exception as exc:  # the database away: the streams wait, the feed goes on
-                logger.warning("reading new snapshots for the event streams failed: %s", exc)
-            await asyncio.sleep(READ_SECONDS)
+        stopped = asyncio.ensure_future(self._stopping.wait())
+        stopped.add_done_callback(lambda _: self._wake(list(self._streams)))
+        try:
+            while self._streams and not self._stopping.is_set():
+                try:
+                    await self._read_once()
+                except Exception as exc:  # the database away: the streams wait, the feed goes on
+                    logger.warning("reading new snapshots for the event streams failed: %s", exc)
+                await asyncio.wait({stopped}, timeout=READ_SECONDS)
+        finally:
+            stopped.cancel()
 
     async def _read_once(self) -> None:
         items = await asyncio.to_thread(self._reads.feed, self._cursor, BATCH)
         ready = self._contiguous(items, time.monotonic())
         if not ready:
             return
+        new = pieces(self._cursor, ready)
+        self._log.extend(new)
+        self._logged += sum(len(piece.text) for piece in new)
+        # Past the bounds, the oldest pieces go, but never this read's: a stream waiting now
+        # is owed all of it.
+        while self._log[0].after < self._cursor and self._logged > BACKLOG_BYTES:
+            self._logged -= len(self._log.popleft().text)
         self._cursor = ready[-1].id
-        encoded = [(item, encode(item)) for item in ready]
-        everything = b"".join(chunk for _, chunk in encoded)
-        for stream in list(self._streams):
-            if stream.interest.everything and stream.after < ready[0].id:
-                chunk = everything
-            else:
-                chunk = b"".join(
-                    c
-                    for item, c in encoded
-                    if item.id > stream.after and stream.interest.wants(item)
-                )
-            if chunk:
-                self._hand(stream, chunk)
+        waiting = [stream for stream in self._streams if stream.wake is not None]
+        for stream in waiting:
+            # A waiting stream has sent all that came before; one filtered out of all of this
+            # moves past it here rather than being woken for nothing (and falling off the log).
+            if not stream.interest.everything and not any(
+                stream.interest.wants(item) for item in ready
+            ):
+                stream.after = self._cursor
+        self._wake([stream for stream in waiting if stream.after < self._cursor])
 
     def _contiguous(self, items: list[FeedItem], now: float) -> list[FeedItem]:
         """The items up to the first missing ID; past it once it has been missing too long."""
@@ -208,16 +296,16 @@ class Feed:
         self._gap_since = None
         return items
 
-    def _hand(self, stream: _Stream, chunk: bytes) -> None:
-        try:
-            stream.queue.put_nowait(chunk)
-        except asyncio.QueueFull:
-            # A client that does not keep up is let go rather than holding everyone back.
-            self._streams.discard(stream)
-            with_room = stream.queue
-            while not with_room.empty():
-                with_room.get_nowait()
-            with_room.put_nowait(None)
+    @staticmethod
+    def _wake(streams: list[_Stream]) -> None:
+        for stream in streams:
+            if stream.wake is not None:
+                _ring(stream.wake, True)
+
+
+def _ring(wake: asyncio.Future[bool], news: bool) -> None:
+    if not wake.done():
+        wake.set_result(news)
 
 
 def parse_last_event_id(value: str | None) -> int | None:
