@@ -3,6 +3,7 @@ browser.
 
     python benchmarks/dashboard.py [--tasks 1000000] [--snapshots 3] [--database PATH]
                                    [--live-tasks 100] [--live-seconds 20] [--trace PATH]
+                                   [--live-only] [--rounds 1]
 
 Fills an SQLite file the way a year of use would leave it (most tasks finished, by every
 reason, the newest half percent still watched, a few snapshots each; with ``--database``, a
@@ -13,9 +14,13 @@ a task's page, the counts, and the store reads behind them on their own; and the
 overview sends, compressed as browsers ask.
 
 Then the live page: a daemon polls ``--live-tasks`` simulated videos once a second each
-(each poll moves its progress), Chromium (/usr/bin/chromium, through Playwright) shows them on
-the overview, and the renderer's CPU time is read from Chromium over ``--live-seconds``; then
-the same page with no daemon, nothing moving but the ages. The figures are in
+(each poll moves its progress) and Chromium (/usr/bin/chromium) shows them on the overview,
+first launched plainly, as a user's browser runs, its renderers' CPU read from /proc over
+``--live-seconds``, then driven by Playwright, for Chromium's own breakdown (DevTools being
+attached makes the renderer report every chunk and event it receives, which costs it some
+0.3 to 0.6% of a core more); then the same page with no daemon, nothing moving but the ages.
+An empty page's renderers are measured last, for what Chromium costs with nothing shown.
+``--live-only`` skips the million; ``--rounds`` repeats the live part. The figures are in
 docs/performance.md (The dashboard).
 """
 
@@ -23,9 +28,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -217,8 +224,10 @@ def live_cost(
     tasks: int, seconds: float, polling: bool = True, trace: Path | None = None
 ) -> Iterator[tuple[str, str, str]]:
     """The renderer's CPU while the overview shows ``tasks`` tasks each polled once a second
-    (or, ``polling`` off, the same page with nothing moving); ``trace`` keeps Chromium's
-    timeline trace of the window, for chrome://tracing."""
+    (or, ``polling`` off, the same page with nothing moving): first in a Chromium nobody drives,
+    as a user's is, its CPU read from /proc; then in one driven by Playwright, whose DevTools
+    connection has the renderer report every chunk and event it receives, which costs the
+    renderer too, but gives the breakdown (``trace`` keeps its timeline for chrome://tracing)."""
     from playwright.sync_api import sync_playwright
 
     from tracker import Tracker
@@ -227,6 +236,7 @@ def live_cost(
     simulator = Simulator(token="benchmark")
     rising = [Reply(video={"status": "in_progress", "progress": n % 100}) for n in range(10_000)]
     ids = [simulator.script(f"video_live_{index:03d}", rising) for index in range(tasks)]
+    what = "live overview" if polling else "the same, nothing moving"
     with (
         tempfile.TemporaryDirectory(prefix="tracker-live-") as scratch,
         SimulatorServer(simulator) as api_base,
@@ -242,41 +252,105 @@ def live_cost(
         with (
             daemon(tracker) if polling else nullcontext(),
             RunningApp(settings, tracker.database) as url,
-            sync_playwright() as playwright,
         ):
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium")
-            page = browser.new_page()
-            page.goto(f"{url}/?state=unfinished&limit=100")
-            page.wait_for_selector("table.tasks")
-            system = browser.new_browser_cdp_session()
-            metrics = page.context.new_cdp_session(page)
-            metrics.send("Performance.enable")
-            time.sleep(3)  # the stream open and the rows moving
+            overview = f"{url}/?state=unfinished&limit=100"
 
-            def sample() -> dict[str, float]:
-                processes = system.send("SystemInfo.getProcessInfo")["processInfo"]
-                got = metrics.send("Performance.getMetrics")["metrics"]
-                values = {m["name"]: float(m["value"]) for m in got if m["name"] in WATCHED}
-                values["renderer"] = sum(p["cpuTime"] for p in processes if p["type"] == "renderer")
-                values["polls"] = tracker.database.reads.stats(SystemClock().now()).polls_total
-                values["wall"] = time.monotonic()
-                return values
+            def polls() -> int:
+                return tracker.database.reads.stats(SystemClock().now()).polls_total
 
-            before = sample()
-            if trace is not None:
-                browser.start_tracing(page=page, categories=["devtools.timeline"])
-            time.sleep(seconds)
-            after = sample()
-            if trace is not None:
-                trace.write_bytes(browser.stop_tracing())
-            browser.close()
+            started, polled = time.monotonic(), polls()
+            page, every = plain_renderers(overview, Path(scratch) / "profile", seconds)
+            rate = (polls() - polled) / (time.monotonic() - started)
+            yield f"{what}: row updates a second", f"{rate:,.0f}", f"{tasks} tasks"
+            yield f"{what}, plain Chromium: the page's renderer", percent(page), ""
+            yield f"{what}, plain Chromium: every renderer", percent(every), ""
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM)
+                tab = browser.new_page()
+                tab.goto(overview)
+                tab.wait_for_selector("table.tasks")
+                system = browser.new_browser_cdp_session()
+                metrics = tab.context.new_cdp_session(tab)
+                metrics.send("Performance.enable")
+                time.sleep(SETTLE_SECONDS)
+
+                def sample() -> dict[str, float]:
+                    processes = system.send("SystemInfo.getProcessInfo")["processInfo"]
+                    got = metrics.send("Performance.getMetrics")["metrics"]
+                    values = {m["name"]: float(m["value"]) for m in got if m["name"] in WATCHED}
+                    values["renderer"] = sum(
+                        p["cpuTime"] for p in processes if p["type"] == "renderer"
+                    )
+                    values["wall"] = time.monotonic()
+                    return values
+
+                before = sample()
+                if trace is not None:
+                    browser.start_tracing(page=tab, categories=["devtools.timeline"])
+                time.sleep(seconds)
+                after = sample()
+                if trace is not None:
+                    trace.write_bytes(browser.stop_tracing())
+                browser.close()
     spent = {name: after[name] - before[name] for name in after}
     wall = spent.pop("wall")
-    what = "live overview" if polling else "the same, nothing moving"
-    yield f"{what}: row updates a second", f"{spent.pop('polls') / wall:,.0f}", f"{tasks} tasks"
     for name, value in spent.items():
         measure = WATCHED.get(name, "renderer CPU, all threads")
-        yield f"{what}: {measure}", percent(value / wall), ""
+        yield f"{what}, driven by Playwright: {measure}", percent(value / wall), ""
+
+
+CHROMIUM = "/usr/bin/chromium"
+SETTLE_SECONDS = 4  # the page loaded, its stream open and the rows moving
+
+
+def plain_renderers(url: str, profile: Path, seconds: float) -> tuple[float, float]:
+    """Chromium showing ``url`` with no DevTools attached: the share of a core its busiest
+    renderer (the page's) and all its renderers used over ``seconds``."""
+    browser = subprocess.Popen(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--no-first-run",
+            "--window-size=1280,720",
+            f"--user-data-dir={profile}",
+            url,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(SETTLE_SECONDS)
+        renderers = [
+            pid
+            for pid, command in processes()
+            if str(profile) in command and "--type=renderer" in command
+        ]
+        before = {pid: cpu_seconds(pid) for pid in renderers}
+        started = time.monotonic()
+        time.sleep(seconds)
+        used = {pid: cpu_seconds(pid) - before[pid] for pid in renderers}
+        wall = time.monotonic() - started
+    finally:
+        browser.terminate()
+        browser.wait(30)
+    return max(used.values()) / wall, sum(used.values()) / wall
+
+
+def processes() -> Iterator[tuple[int, str]]:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue  # gone meanwhile
+            yield int(entry.name), command
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system time of ``pid`` (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 WATCHED = {
@@ -324,22 +398,33 @@ def main() -> None:
     parser.add_argument("--live-tasks", type=int, default=100)
     parser.add_argument("--live-seconds", type=float, default=20, help="0 skips the browser")
     parser.add_argument("--trace", type=Path, help="write the live window's Chromium trace here")
+    parser.add_argument("--live-only", action="store_true", help="only the live page's cost")
+    parser.add_argument("--rounds", type=int, default=1, help="of the live page's cost")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="tracker-dashboard-") as scratch:
-        path = args.database or Path(scratch) / "dashboard.db"
-        if not path.exists():
-            print(f"filling {path} with {args.tasks:,} tasks …", flush=True)
-            started = time.perf_counter()
-            fill(path, args.tasks, args.snapshots)
-            print(f"filled in {time.perf_counter() - started:.0f} s", flush=True)
-        print("\n| measure | first | median |\n|---|---|---|")
-        for name, first, median in measure(path, args.repeat):
-            print(f"| {name} | {first} | {median} |", flush=True)
+    if not args.live_only:
+        with tempfile.TemporaryDirectory(prefix="tracker-dashboard-") as scratch:
+            path = args.database or Path(scratch) / "dashboard.db"
+            if not path.exists():
+                print(f"filling {path} with {args.tasks:,} tasks …", flush=True)
+                started = time.perf_counter()
+                fill(path, args.tasks, args.snapshots)
+                print(f"filled in {time.perf_counter() - started:.0f} s", flush=True)
+            print("\n| measure | first | median |\n|---|---|---|")
+            for name, first, median in measure(path, args.repeat):
+                print(f"| {name} | {first} | {median} |", flush=True)
     if args.live_seconds > 0:
-        for polling in (True, False):
-            trace = args.trace if polling else None
-            for name, value, note in live_cost(args.live_tasks, args.live_seconds, polling, trace):
-                print(f"| {name} | {value} | {note} |", flush=True)
+        print("\n| measure | value | note |\n|---|---|---|")
+        for _ in range(args.rounds):
+            for polling in (True, False):
+                trace = args.trace if polling else None
+                for name, value, note in live_cost(
+                    args.live_tasks, args.live_seconds, polling, trace
+                ):
+                    print(f"| {name} | {value} | {note} |", flush=True)
+        with tempfile.TemporaryDirectory(prefix="tracker-blank-") as scratch:
+            _, blank = plain_renderers("about:blank", Path(scratch), args.live_seconds)
+        empty = "an empty page (about:blank), plain Chromium: every renderer"
+        print(f"| {empty} | {percent(blank)} | |")
     sys.stdout.flush()
 
 

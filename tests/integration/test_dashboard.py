@@ -140,7 +140,9 @@ def test_a_row_out_of_view_is_not_followed_and_is_current_once_scrolled_to(
         polling=300,
         timeout=LIVE_MS,
     )
-    page.wait_for_timeout(2500)  # a beat: a followed row would have moved by now
+    # A followed row would have moved by now: its events come once a beat (3 s), and are drawn
+    # at the next beat.
+    page.wait_for_timeout(6500)
     expect(row.locator("[data-status]")).not_to_have_text("completed")
     row.scroll_into_view_if_needed()
     expect(row.locator("[data-status]")).to_have_text("completed", timeout=LIVE_MS)

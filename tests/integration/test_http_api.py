@@ -4,6 +4,7 @@ daemon polling the simulator: registering, listing, following, removing; problem
 from __future__ import annotations
 
 import itertools
+import json
 import socket
 import threading
 import time
@@ -324,3 +325,42 @@ def test_a_stream_too_far_behind_is_ended_and_its_client_misses_nothing(
     assert [kind for _, kind in got] == ["snapshot", "finished"] * len(ids)
     numbers = [int(id_) for id_, _ in got]
     assert numbers == sorted(numbers) and len(set(numbers)) == len(ids)
+
+
+def test_a_stream_with_an_interval_sends_what_came_meanwhile_together(served: Served) -> None:
+    """With ?interval=1.5 the first event after a quiet spell goes out at once, and what comes
+    in the next 1.5 s waits for the rest to end, then goes out together; every event comes, in
+    order. An interval out of range is a 422 naming it."""
+    tracker, client = served
+    ids = ["video_i1", "video_i2", "video_i3"]
+    client.post("/v1/tasks", json={"ids": ids})
+    arrivals: list[tuple[float, str, str]] = []
+    with client.stream("GET", "/v1/events", params={"interval": 1.5}) as response:
+        lines = response.iter_lines()
+        assert next(lines).startswith("retry:")
+        removed_first = time.monotonic()
+        tracker.database.tasks.remove_tasks(ids[:1], datetime.now(UTC))
+        event = ""
+        for line in lines:
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                task_id = json.loads(line.removeprefix("data: "))["task_id"]
+                arrivals.append((time.monotonic(), task_id, event))
+                if len(arrivals) == 2:  # the first task's snapshot and finished
+                    tracker.database.tasks.remove_tasks(ids[1:2], datetime.now(UTC))
+                    time.sleep(0.3)
+                    tracker.database.tasks.remove_tasks(ids[2:], datetime.now(UTC))
+                if len(arrivals) == 6:
+                    break
+    assert [(task_id, event) for _, task_id, event in arrivals] == [
+        (task_id, event) for task_id in ids for event in ("snapshot", "finished")
+    ]
+    first, second, third = arrivals[0][0], arrivals[2][0], arrivals[4][0]
+    assert first - removed_first < 1.5  # not held back: nothing was sent before it
+    assert second - first >= 1.4  # held for the rest of the interval
+    assert third - second < 0.1  # came in the same chunk as the second
+    for wrong in ("11", "-1", "soon"):
+        problem = client.get("/v1/events", params={"interval": wrong})
+        assert problem.status_code == 422
+        assert problem.json()["errors"][0]["parameter"] == "interval"

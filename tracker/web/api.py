@@ -14,7 +14,7 @@ from tracker.core.models import NewTask, TaskFilter
 from tracker.errors import InvalidTaskIDError
 from tracker.web import cursors, problems
 from tracker.web.auth import caller
-from tracker.web.events import Feed, interest_of, parse_last_event_id
+from tracker.web.events import MAX_INTERVAL_SECONDS, Feed, interest_of, parse_last_event_id
 from tracker.web.problems import ApiError, FieldError, NotFound, pointer
 from tracker.web.schemas import (
     MAX_METADATA_BYTES,
@@ -224,13 +224,24 @@ async def events(
     request: Request,
     task_id: Annotated[list[str] | None, Query(description="Only these tasks (repeatable)")] = None,
     label: Annotated[str | None, Query(description="Only tasks with this label")] = None,
+    interval: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_INTERVAL_SECONDS,
+            description="Send at most once every this many seconds, what came meanwhile "
+            "together (for clients that draw in frames); 0, the default: as soon as read",
+        ),
+    ] = 0,
     last_event_id: Annotated[
         str | None, Header(description="Resume after this event: nothing missed, nothing twice")
     ] = None,
 ) -> StreamingResponse:
     """Reads the database, so it sees every daemon's work; heartbeats every 15 s."""
     feed: Feed = request.app.state.feed
-    body = feed.stream(interest_of(task_id or (), label), parse_last_event_id(last_event_id))
+    body = feed.stream(
+        interest_of(task_id or (), label), parse_last_event_id(last_event_id), interval
+    )
     return StreamingResponse(
         body,
         media_type="text/event-stream",

@@ -16,6 +16,7 @@ missing for ``GAP_SECONDS`` (a transaction that rolled back).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -34,6 +35,9 @@ GAP_SECONDS = 2.0
 HEARTBEAT_SECONDS = 15.0
 BATCH = 2000
 RETRY_MILLISECONDS = 3000
+# A stream asked to send at most once every so many seconds holds what it owes meanwhile in
+# the log, which keeps some 16 s of a busy feed: past this it would fall off and start over.
+MAX_INTERVAL_SECONDS = 10.0
 # A read is kept in pieces of about this size, and a stream that owes several sends them in
 # chunks of about this size: what one slow client holds in the server's buffers is about one
 # chunk besides the transport's own 64 KiB, rather than all it owes.
@@ -167,9 +171,13 @@ class Feed:
     def followers(self) -> int:
         return len(self._streams)
 
-    async def stream(self, interest: Interest, last_event_id: int | None) -> AsyncIterator[bytes]:
+    async def stream(
+        self, interest: Interest, last_event_id: int | None, interval: float = 0.0
+    ) -> AsyncIterator[bytes]:
         """The body of one event stream: what was missed since ``last_event_id``, then the live
-        events, heartbeats while nothing happens; it ends when the server stops."""
+        events, heartbeats while nothing happens; it ends when the server stops. With an
+        ``interval``, a send is followed by that long a rest, and what came meanwhile goes out
+        together after it: one chunk for a client that draws once an interval, not a few."""
         async with self._starting:
             if self._reader is None or self._reader.done():
                 self._cursor = await asyncio.to_thread(self._reads.newest_snapshot_id)
@@ -186,6 +194,7 @@ class Feed:
             if last_event_id is not None:
                 async for chunk in self._missed(interest, last_event_id, up_to):
                     yield chunk
+            rest = False  # whether it sent since its last rest
             while not self._stopping.is_set():
                 owed = self._owed(stream)
                 if owed is None:
@@ -193,6 +202,10 @@ class Feed:
                     return
                 if owed:
                     yield owed
+                    rest = interval > 0
+                elif rest:
+                    rest = False
+                    await self._rest(interval)
                 elif not await self._wait(stream):
                     yield b": ping\n\n"
         finally:
@@ -228,6 +241,10 @@ class Feed:
         finally:
             quiet.cancel()
             stream.wake = None
+
+    async def _rest(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _missed(self, interest: Interest, after: int, up_to: int) -> AsyncIterator[bytes]:
         """What a reconnecting client missed, read from the database a page at a time, up to

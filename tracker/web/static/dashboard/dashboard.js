@@ -10,7 +10,7 @@
   const page = document.body.dataset.page;
   const COUNTS_EVERY = 5000;
   const TASK_REFRESH_GAP = 1000;
-  const BEAT = 2000;
+  const BEAT = 3000;
   const SETTLE = 500; // ms the overview stands still before it follows the rows then in view
   const OVERLAP = 2000; // ms two streams overlap when the rows followed change
   const beats = [];
@@ -231,7 +231,11 @@
       followed = wanted;
       stopFollowing = null;
       if (!wanted.length) { if (previous) previous(); return; }
-      const url = "/v1/events?" + new URLSearchParams(wanted.map((taskId) => ["task_id", taskId]));
+      // The rows move once a beat, so the server sends once a beat too: one chunk to take in
+      // where a read four times a second would bring four.
+      const query = wanted.map((taskId) => ["task_id", taskId]);
+      query.push(["interval", String(BEAT / 1000)]);
+      const url = "/v1/events?" + new URLSearchParams(query);
       stopFollowing = follow(url, handlers, () => {
         // The old stream runs on a moment, so that the rows both follow miss nothing between
         // the two; an event twice only writes the same values twice.
