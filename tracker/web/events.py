@@ -288,16 +288,20 @@ class Feed:
         # is owed all of it.
         while self._log[0].after < self._cursor and self._logged > BACKLOG_BYTES:
             self._logged -= len(self._log.popleft().text)
-        self._cursor = ready[-1].id
-        waiting = [stream for stream in self._streams if stream.wake is not None]
-        for stream in waiting:
-            # A waiting stream has sent all that came before; one filtered out of all of this
-            # moves past it here rather than being woken for nothing (and falling off the log).
-            if not stream.interest.everything and not any(
-                stream.interest.wants(item) for item in ready
-            ):
-                stream.after = self._cursor
-        self._wake([stream for stream in waiting if stream.after < self._cursor])
+        before, self._cursor = self._cursor, ready[-1].id
+        # A filtered stream that owes nothing before this read (waiting, resting out its
+        # interval, or sending its last chunk) and wants none of it moves past it here, rather
+        # than being woken for nothing or falling off the log while it rests.
+        unwanted = [
+            stream
+            for stream in self._streams
+            if stream.after == before
+            and not stream.interest.everything
+            and not any(stream.interest.wants(item) for item in ready)
+        ]
+        for stream in unwanted:
+            stream.after = self._cursor
+        self._wake([s for s in self._streams if s.wake is not None and s.after < self._cursor])
 
     def _contiguous(self, items: list[FeedItem], now: float) -> list[FeedItem]:
         """The items up to the first missing ID; past it once it has been missing too long."""

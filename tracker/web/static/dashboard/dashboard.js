@@ -12,7 +12,9 @@
   const TASK_REFRESH_GAP = 1000;
   const BEAT = 3000;
   const SETTLE = 500; // ms the overview stands still before it follows the rows then in view
-  const OVERLAP = 2000; // ms two streams overlap when the rows followed change
+  // ms two streams overlap when the rows followed change: more than a beat, as the old stream
+  // may be resting out its interval (a beat) with events the new one starts after.
+  const OVERLAP = BEAT + 2000;
   const beats = [];
   const serverNow = Date.parse(document.body.dataset.now || "") || Date.now();
   const skew = serverNow - Date.now(); // the server's clock, to age its timestamps
