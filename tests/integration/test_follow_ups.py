@@ -8,6 +8,7 @@ import hashlib
 import itertools
 import json
 import socket
+import statistics
 import sys
 import time
 from dataclasses import replace
@@ -308,7 +309,10 @@ def test_a_receiver_that_never_answers_does_not_slow_polling(api: API, database_
         for history in histories
         for a, b in itertools.pairwise(history)
     ]
-    assert max(gaps) <= interval * 1.1 + 0.15, max(gaps)
+    # Waiting on the black hole would hold a poll for the notification's 30 s timeout; a busy
+    # machine can delay one by a few hundred milliseconds, which is not what this pins.
+    assert statistics.median(gaps) <= interval * 1.1 + 0.05, gaps
+    assert max(gaps) <= interval + 1.0, gaps
     assert len(outbox) == 10 and {row["state"] for row in outbox} == {"pending"}
 
 
