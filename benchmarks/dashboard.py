@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import sqlite3
 import statistics
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from throughput import cpu_seconds
 
 from tracker.core.clock import SystemClock
 from tracker.core.models import TaskFilter
@@ -345,12 +345,6 @@ def processes() -> Iterator[tuple[int, str]]:
             except OSError:
                 continue  # gone meanwhile
             yield int(entry.name), command
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system time of ``pid`` (/proc/PID/stat fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 WATCHED = {

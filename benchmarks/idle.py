@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from throughput import cpu_seconds
+
 TOKEN = "bench-token"
 WARM_UP = 4.0  # seconds for the daemon to start (imports, schema) before measuring
 TRACKER = [sys.executable, "-m", "tracker"]
@@ -75,12 +77,6 @@ def polls(url: str) -> int:
 
     with urllib.request.urlopen(f"{url}/_simulator/stats") as answer:
         return int(json.loads(answer.read())["requests"])
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run(command: list[str], env: dict[str, str], seconds: float, url: str) -> dict[str, float]:

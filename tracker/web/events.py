@@ -243,6 +243,7 @@ class Feed:
             stream.wake = None
 
     async def _rest(self, seconds: float) -> None:
+        """``seconds``, or until the server stops."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
@@ -272,7 +273,7 @@ class Feed:
                     await self._read_once()
                 except Exception as exc:  # the database away: the streams wait, the feed goes on
                     logger.warning("reading new snapshots for the event streams failed: %s", exc)
-                await asyncio.wait({stopped}, timeout=READ_SECONDS)
+                await self._rest(READ_SECONDS)
         finally:
             stopped.cancel()
 
