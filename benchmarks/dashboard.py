@@ -31,7 +31,6 @@ import asyncio
 import random
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from throughput import cpu_seconds
+from plain_chromium import CHROMIUM, SETTLE_SECONDS, plain_renderers
 
 from tracker.core.clock import SystemClock
 from tracker.core.models import TaskFilter
@@ -297,54 +296,6 @@ def live_cost(
     for name, value in spent.items():
         measure = WATCHED.get(name, "renderer CPU, all threads")
         yield f"{what}, driven by Playwright: {measure}", percent(value / wall), ""
-
-
-CHROMIUM = "/usr/bin/chromium"
-SETTLE_SECONDS = 4  # the page loaded, its stream open and the rows moving
-
-
-def plain_renderers(url: str, profile: Path, seconds: float) -> tuple[float, float]:
-    """Chromium showing ``url`` with no DevTools attached: the share of a core its busiest
-    renderer (the page's) and all its renderers used over ``seconds``."""
-    browser = subprocess.Popen(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--no-first-run",
-            "--window-size=1280,720",
-            f"--user-data-dir={profile}",
-            url,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        time.sleep(SETTLE_SECONDS)
-        renderers = [
-            pid
-            for pid, command in processes()
-            if str(profile) in command and "--type=renderer" in command
-        ]
-        before = {pid: cpu_seconds(pid) for pid in renderers}
-        started = time.monotonic()
-        time.sleep(seconds)
-        used = {pid: cpu_seconds(pid) - before[pid] for pid in renderers}
-        wall = time.monotonic() - started
-    finally:
-        browser.terminate()
-        browser.wait(30)
-    return max(used.values()) / wall, sum(used.values()) / wall
-
-
-def processes() -> Iterator[tuple[int, str]]:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue  # gone meanwhile
-            yield int(entry.name), command
 
 
 WATCHED = {
