@@ -7,7 +7,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -57,7 +57,7 @@ def daemon_running(tracker: Tracker) -> Iterator[None]:
 
 @dataclass
 class Event:
-    id: str | None
+    id: str | None  # the last ID the stream gave, as a browser's EventSource keeps it
     event: str
     data: Any
 
@@ -79,22 +79,34 @@ def read_events(
     done = until if callable(until) else lambda events: len(events) >= until
     deadline = time.monotonic() + seconds
     events: list[Event] = []
-    fields: dict[str, str] = {}
     with client.stream("GET", url, headers=headers, params=params) as response:
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
-        for line in response.iter_lines():
-            assert time.monotonic() < deadline, f"only these events came: {events}"
-            if line.startswith("retry:") and opened is not None:
-                opened.set()
-            if line == "":
-                if "data" in fields:
-                    data = json.loads(fields["data"])
-                    events.append(Event(fields.get("id"), fields.get("event", "message"), data))
-                    if done(events):
-                        return events
-                fields = {}
-            elif not line.startswith(":"):
-                name, _, value = line.partition(":")
-                fields[name] = value.removeprefix(" ")
+
+        def lines() -> Iterator[str]:
+            for line in response.iter_lines():
+                assert time.monotonic() < deadline, f"only these events came: {events}"
+                if line.startswith("retry:") and opened is not None:
+                    opened.set()
+                yield line
+
+        for event in events_of(lines()):
+            events.append(event)
+            if done(events):
+                return events
     return events
+
+
+def events_of(lines: Iterable[str]) -> Iterator[Event]:
+    """The events of an event stream's lines, as a browser's EventSource dispatches them."""
+    fields: dict[str, str] = {}
+    last_id: str | None = None
+    for line in lines:
+        if line == "":
+            last_id = fields.get("id", last_id)
+            if "data" in fields:
+                yield Event(last_id, fields.get("event", "message"), json.loads(fields["data"]))
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            fields[name] = value.removeprefix(" ")

@@ -8,7 +8,7 @@ import asyncio
 import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
-from functools import cached_property, partial
+from functools import cached_property
 from itertools import islice
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -168,12 +168,7 @@ class Tracker:
         finished task does (a daemon with that channel delivers it)."""
         checked = check_task_ids(task_ids)
         channels = self.settings.notification_channels()
-        events_for = None
-        if channels:
-            from tracker.daemon.events import owed_without_poll
-
-            events_for = partial(owed_without_poll, channels)
-        return self.database.tasks.remove_tasks(checked, self._clock.now(), events_for)
+        return self.database.tasks.remove_tasks(checked, self._clock.now(), channels=channels)
 
     def tasks(
         self, status: str | None = None, unfinished: bool = False, limit: int | None = None

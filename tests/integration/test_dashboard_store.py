@@ -44,7 +44,7 @@ def test_tasks_are_listed_by_how_they_finished(database: Database) -> None:
     """The overview's states: a finish reason selects exactly the tasks that ended so."""
     database.tasks.add_tasks(["done", "gone", "open"], None, NOW)
     poll(database, "done", video("completed", 100), NOW)
-    database.tasks.remove_tasks(["gone"], NOW)
+    database.tasks.remove_tasks(["gone"], NOW, channels=())
 
     def ids(reason: str) -> list[str]:
         return [task.task_id for task in database.reads.page(TaskFilter(finish_reason=reason), 10)]

@@ -3,7 +3,6 @@ daemon polling the simulator: registering, listing, following, removing; problem
 
 from __future__ import annotations
 
-import itertools
 import json
 import socket
 import threading
@@ -11,16 +10,20 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 
 import httpx
 import pytest
 
 from tests.conftest import API, make_tracker
-from tests.web import AUTH, TOKEN, Event, daemon_running, read_events
+from tests.web import AUTH, TOKEN, Event, daemon_running, events_of, read_events
 from tracker import Secret, Tracker
+from tracker.core.feed import FeedPosition
 from tracker.settings import Settings
 from tracker.testing import RunningApp
 from tracker.web import events as feed
+
+NOW = partial(datetime.now, UTC)
 
 
 def with_http(settings: Settings, **more: object) -> Settings:
@@ -58,9 +61,11 @@ def test_a_task_registered_over_http_is_followed_to_its_end_through_events(
     ]
     assert events[-1].data["metadata"] == {"user": 42} and events[-1].data["label"] == "L"
     assert events[-1].data["finish_reason"] == "completed"
-    assert events[-1].id == events[-2].id  # the finishing snapshot's ID
-    ids = [int(event.id) for event in events[:5]]
-    assert ids == sorted(ids)
+    # The finished event carries the finishing snapshot's place in the feed.
+    positions = [FeedPosition.parse(event.id or "") for event in events[:4]]
+    positions.append(FeedPosition.parse(events[-1].id or ""))
+    assert positions == sorted(p for p in positions if p is not None)
+    assert positions[-1] is not None and positions[-1].id == events[-2].data["id"]
     assert task["finish_reason"] == "completed" and task["metadata"] == {"user": 42}
 
 
@@ -303,14 +308,10 @@ def test_a_stream_too_far_behind_is_ended_and_its_client_misses_nothing(
         lines = response.iter_lines()
         assert next(lines).startswith("retry:")  # the stream is followed from here on
         for start in range(0, len(ids), 60):  # ten reads of the feed, each over the log's bound
-            tracker.database.tasks.remove_tasks(ids[start : start + 60], datetime.now(UTC))
-            time.sleep(2 * feed.READ_SECONDS)
+            tracker.database.tasks.remove_tasks(ids[start : start + 60], NOW(), channels=())
+            time.sleep(0.5)
         first = list(lines)  # only now read, until the server ends the stream
-    got = [
-        (line.removeprefix("id: "), kind.removeprefix("event: "))
-        for line, kind in itertools.pairwise(first)
-        if line.startswith("id: ")
-    ]
+    got = list(events_of(first))
     assert feed.BEHIND.decode().strip() in first
     assert 0 < len(got) < 2 * len(ids)
     rest = read_events(
@@ -319,12 +320,12 @@ def test_a_stream_too_far_behind_is_ended_and_its_client_misses_nothing(
         until=lambda events: (
             events[-1].data.get("task_id") == ids[-1] and events[-1].event == "finished"
         ),
-        headers={"Last-Event-ID": got[-1][0]},
+        headers={"Last-Event-ID": got[-1].id or ""},
     )
-    got += [(str(event.id), event.event) for event in rest]
-    assert [kind for _, kind in got] == ["snapshot", "finished"] * len(ids)
-    numbers = [int(id_) for id_, _ in got]
-    assert numbers == sorted(numbers) and len(set(numbers)) == len(ids)
+    got += rest
+    assert [event.event for event in got] == ["snapshot", "finished"] * len(ids)
+    places = [FeedPosition.parse(event.id or "") for event in got if event.event == "finished"]
+    assert places == sorted(places) and len(set(places)) == len(ids)  # type: ignore[type-var]
 
 
 def test_a_stream_with_an_interval_sends_what_came_meanwhile_together(served: Served) -> None:
@@ -339,7 +340,7 @@ def test_a_stream_with_an_interval_sends_what_came_meanwhile_together(served: Se
         lines = response.iter_lines()
         assert next(lines).startswith("retry:")
         removed_first = time.monotonic()
-        tracker.database.tasks.remove_tasks(ids[:1], datetime.now(UTC))
+        tracker.database.tasks.remove_tasks(ids[:1], NOW(), channels=())
         event = ""
         for line in lines:
             assert time.monotonic() - removed_first < 30, f"only these came: {arrivals}"
@@ -349,9 +350,9 @@ def test_a_stream_with_an_interval_sends_what_came_meanwhile_together(served: Se
                 task_id = json.loads(line.removeprefix("data: "))["task_id"]
                 arrivals.append((time.monotonic(), task_id, event))
                 if len(arrivals) == 2:  # the first task's snapshot and finished
-                    tracker.database.tasks.remove_tasks(ids[1:2], datetime.now(UTC))
+                    tracker.database.tasks.remove_tasks(ids[1:2], NOW(), channels=())
                     time.sleep(0.3)
-                    tracker.database.tasks.remove_tasks(ids[2:], datetime.now(UTC))
+                    tracker.database.tasks.remove_tasks(ids[2:], NOW(), channels=())
                 if len(arrivals) == 6:
                     break
     assert [(task_id, event) for _, task_id, event in arrivals] == [

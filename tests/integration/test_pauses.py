@@ -46,7 +46,7 @@ def test_a_pause_holds_its_providers_unfinished_tasks_and_says_so(database: Data
             update(tasks).where(tasks.c.task_id == "later").values(next_poll_at=at(600))
         )
         connection.execute(update(tasks).where(tasks.c.task_id == "other").values(provider="relay"))
-    database.tasks.remove_tasks(["done"], NOW)
+    database.tasks.remove_tasks(["done"], NOW, channels=())
     database.polls.postpone(pause(60, PauseReason.REFUSED, refusals=1))
     assert next_polls(database) == {"due": at(60), "later": at(600), "done": NOW, "other": NOW}
     assert database.reads.pauses(at(1)) == [

@@ -179,7 +179,7 @@ def test_results_for_a_lost_lease_are_dropped(db: Database) -> None:
     removed."""
     db.tasks.add_tasks(["t"], None, START)
     [task] = db.polls.claim_due(OWNER, START, START + timedelta(minutes=1), 10)
-    db.tasks.remove_tasks(["t"], START)
+    db.tasks.remove_tasks(["t"], START, channels=())
     record = decide(task, ok("completed", 100), START, POLICY, random.Random(1))
     assert db.polls.record_polls(OWNER, [record]) == 0
     [removal] = db.reads.history("t")  # the removal's own snapshot, none from the poll

@@ -77,9 +77,9 @@ def test_removing_an_unknown_id_changes_nothing(database: Database) -> None:
     """One unknown ID rejects the whole remove: the known ones stay unfinished."""
     database.tasks.add_tasks(["a"], None, NOW)
     with pytest.raises(UnknownTaskError, match="'nope'"):
-        database.tasks.remove_tasks(["a", "nope"], NOW)
+        database.tasks.remove_tasks(["a", "nope"], NOW, channels=())
     assert not database.reads.tasks()[0].finished
-    result = database.tasks.remove_tasks(["a", "a"][:1], NOW)
+    result = database.tasks.remove_tasks(["a", "a"][:1], NOW, channels=())
     assert result.removed == ["a"]
     [task] = database.reads.tasks()
     assert (task.finished, task.finish_reason, task.finished_at) == (True, "removed", NOW)
@@ -142,7 +142,7 @@ def test_timed_out_sweep_finishes_only_old_unheld_unfinished_tasks(
         "d", NOW, NOW + timedelta(60), 10, include_not_due=True, polled_before=None
     )
     database.polls.release("d", ["old"])
-    assert database.polls.finish_timed_out(NOW, NOW - timedelta(hours=24)) == ["old"]
+    assert database.polls.finish_timed_out(NOW, NOW - timedelta(hours=24), channels=()) == ["old"]
     reasons = {task.task_id: task.finish_reason for task in database.reads.tasks()}
     assert reasons == {"old": "timed_out", "old-held": None, "young": None}
 
@@ -237,7 +237,7 @@ def test_filters_select_by_status_state_label_and_id_prefix(database: Database) 
     """Each filter narrows the list; the ID prefix is exact, in case and characters."""
     database.tasks.add_tasks(["video_a", "video_b", "Video_c", "sora-2:task_x"], "L", NOW)
     database.tasks.add_tasks(["other_1"], None, NOW)
-    database.tasks.remove_tasks(["video_b"], NOW)
+    database.tasks.remove_tasks(["video_b"], NOW, channels=())
 
     def ids(which: TaskFilter) -> list[str]:
         return sorted(task.task_id for task in database.reads.stream(which, batch=2))
@@ -342,7 +342,7 @@ def test_counting_and_streaming_after_a_position(database: Database) -> None:
     """What is left after a page's last task: counted, and streamed page after page."""
     for minute in range(10):
         database.tasks.add_tasks([f"t{minute}"], None, NOW + timedelta(minutes=minute))
-    database.tasks.remove_tasks(["t2", "t5"], NOW)
+    database.tasks.remove_tasks(["t2", "t5"], NOW, channels=())
     t6 = Position(NOW + timedelta(minutes=6), "t6")
     assert database.reads.count(TaskFilter(), t6) == 6
     assert database.reads.count(TaskFilter(finished=False), t6) == 4

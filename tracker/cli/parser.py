@@ -20,6 +20,7 @@ from tracker.settings.options import (
     REMOVE,
     RUN,
     SERVE,
+    SERVE_ALONE,
     TOKEN_FILE_VARIABLE,
 )
 
@@ -215,11 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         "the HTTP API and the dashboard alone, beside daemons anywhere (the database is shared)",
         operating.serve,
-        SERVE,
+        SERVE_ALONE,
     )
     _settings_flags(
         serve, SERVE, SERVING_TITLE, aliases={"http_host": ("--host",), "http_port": ("--port",)}
     )
+    _settings_flags(serve, REMOVE, "the events a task removed over HTTP owes (sent by tracker run)")
 
     download = command(
         "download",

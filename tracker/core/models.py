@@ -157,24 +157,6 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
-class FeedItem:
-    """A snapshot as the event stream tells it, with what its task is and how it ended."""
-
-    id: int
-    task_id: str
-    polled_at: datetime
-    http_status: int | None
-    status: str | None
-    progress: int | None
-    error: Any
-    finished: bool
-    label: str | None
-    metadata: Any
-    finish_reason: str | None
-    finished_at: datetime | None
-
-
-@dataclass(frozen=True)
 class ClaimedTask:
     """What the poller needs to know about a task it holds the lease on."""
 

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -22,18 +22,17 @@ from typing import Protocol
 
 from tracker.core.clock import Clock
 from tracker.core.eventloop import finish_or_cancel
-from tracker.core.follow_ups import FollowUps, NewEvent
+from tracker.core.follow_ups import FollowUps
 from tracker.core.ids import DEFAULT_PROVIDER
 from tracker.core.models import (
     ClaimedTask,
     FetchResult,
     PassSummary,
     PollRecord,
-    Task,
 )
+from tracker.core.owed import owed_by_poll
 from tracker.daemon.claims import Claimer
 from tracker.daemon.dbthread import DatabaseThread
-from tracker.daemon.events import owed_by_poll, owed_without_poll
 from tracker.daemon.observing import Observer, Unobserved, log_poll
 from tracker.daemon.pause import AccountPause
 from tracker.daemon.rules import Policy, changed, decide
@@ -218,12 +217,14 @@ class Poller:
             now = self._clock.now()
             cutoff = now - timedelta(seconds=self._policy.give_up_after)
             try:
-                events_for = self._timed_out_events if self._follow_ups.channels else None
                 timed_out = await self._database.run(
-                    partial(self._store.finish_timed_out, provider=self.provider),
+                    partial(
+                        self._store.finish_timed_out,
+                        channels=self._follow_ups.channels,
+                        provider=self.provider,
+                    ),
                     now,
                     cutoff,
-                    events_for,
                 )
             except Exception as exc:
                 self.health.failed("finishing tasks past give-up-after", exc)
@@ -236,9 +237,6 @@ class Poller:
             )
         self.finished += len(timed_out)
         return timed_out
-
-    def _timed_out_events(self, task: Task) -> Sequence[NewEvent]:
-        return owed_without_poll(self._follow_ups.channels, task)
 
     async def has_unfinished(self) -> bool:
         return await self._database.run(self._store.has_unfinished, self.provider)

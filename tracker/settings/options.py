@@ -381,5 +381,7 @@ DOWNLOAD = (
     "download_dir",
     "download_variants",
 )
-# A task removed owes its events as any finished task (the daemons deliver them).
+# A task removed owes its events as any finished task (the daemons deliver them), whether
+# `tracker remove` or the HTTP service of `tracker serve` removes it.
 REMOVE = ("notify_url", "on_finish")
+SERVE_ALONE = (*SERVE, *REMOVE)

@@ -13,6 +13,7 @@ from sqlalchemy.sql.expression import ColumnElement
 
 from tracker.store.engine import WRITE
 from tracker.store.schema import PENDING
+from tracker.store.wakeups import Wakeups, told
 
 # SQLite before 3.32 allows 999 variables per statement; stay well under it in IN lists.
 CHUNK = 500
@@ -22,17 +23,26 @@ class SQLStore:
     """A store on a SQLAlchemy engine (SQLite or PostgreSQL); methods are synchronous and run
     on the caller's thread (the daemon's database thread, or a command's)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, wakeups: Wakeups | None = None) -> None:
         self._engine = engine
         self._dialect = engine.dialect.name
+        self._wakeups = wakeups or Wakeups(engine)
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
-        """A transaction that writes (on SQLite it takes the write lock at BEGIN)."""
+        """A transaction that writes (on SQLite it takes the write lock at BEGIN); once it has
+        committed, this process's waiters of the topics it told are woken."""
         with self._engine.connect() as connection:
             connection.execution_options(**WRITE)
-            with connection.begin():
-                yield connection
+            try:
+                with connection.begin():
+                    yield connection
+            except BaseException:
+                told(connection)
+                raise
+            topics = told(connection)
+        if topics:
+            self._wakeups.announce(topics)
 
     def _insert_ignoring_existing(self, table: Table, keys: list[str]) -> Any:
         """INSERT … ON CONFLICT DO NOTHING, from the dialect in use only: importing

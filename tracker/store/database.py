@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from tracker.store.engine import create_engine
+from tracker.store.feed import FeedStore
 from tracker.store.follow_ups import FollowUpStore
 from tracker.store.leases import LeaseStore
 from tracker.store.migrations import ensure_schema
@@ -14,6 +15,7 @@ from tracker.store.reads import Reads
 from tracker.store.sandbox import ReadOnlySQL
 from tracker.store.tasks import TaskStore
 from tracker.store.timeline import Timelines
+from tracker.store.wakeups import Wakeups
 
 
 class Database:
@@ -22,11 +24,14 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.tasks = TaskStore(engine)
-        self.polls = PollStore(engine)
-        self.leases = LeaseStore(engine)
-        self.follow_ups = FollowUpStore(engine)
+        #: Who waits on which writes, in this process; on PostgreSQL, other processes' too.
+        self.wakeups = Wakeups(engine)
+        self.tasks = TaskStore(engine, self.wakeups)
+        self.polls = PollStore(engine, self.wakeups)
+        self.leases = LeaseStore(engine, self.wakeups)
+        self.follow_ups = FollowUpStore(engine, self.wakeups)
         self.reads = Reads(engine)
+        self.feed = FeedStore(engine)
         self.retention = RetentionStore(engine)
         self.sql = ReadOnlySQL(engine)
         self.timelines = Timelines(engine)

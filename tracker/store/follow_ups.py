@@ -25,6 +25,7 @@ from tracker.core.follow_ups import (
 from tracker.core.ids import DEFAULT_PROVIDER
 from tracker.store.base import SQLStore, due_pending, lease_free
 from tracker.store.schema import PENDING, downloads, outbox, tasks
+from tracker.store.wakeups import Topic, tell
 
 DOWNLOAD_COLUMNS = [downloads.c[field.name] for field in fields(Download)]
 # A claimed download's columns; its provider is the task's.
@@ -39,6 +40,8 @@ def owe(
     now: datetime,
 ) -> None:
     """Write what finished tasks owe, inside the caller's transaction (the one finishing them)."""
+    if new_downloads or new_events:
+        tell(connection, Topic.FOLLOW_UPS)
     if new_downloads:
         connection.execute(
             insert_ignoring_existing(downloads, ["task_id", "variant"]),
@@ -139,6 +142,7 @@ class FollowUpStore(SQLStore):
             connection.execute(
                 update(downloads).where(*_held_download(owner, job)).values(**values)
             )
+            tell(connection, Topic.FOLLOW_UPS)  # its task's notifications may go now
 
     def renew_download(self, owner: str, job: DownloadJob, lease_until: datetime) -> None:
         """Keep the lease of a download that is still running."""

@@ -8,6 +8,7 @@ from sqlalchemy import select, union, update
 
 from tracker.store.base import SQLStore
 from tracker.store.schema import downloads, outbox, tasks
+from tracker.store.wakeups import Topic, tell
 
 _LEASED = (tasks, downloads, outbox)
 
@@ -33,3 +34,4 @@ class LeaseStore(SQLStore):
                     .where(table.c.lease_owner.in_(owners))
                     .values(lease_owner=None, lease_expires_at=None)
                 )
+            tell(connection, Topic.TASKS, Topic.FOLLOW_UPS)

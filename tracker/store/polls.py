@@ -3,7 +3,7 @@ saw, giving tasks back, finishing those past give-up-after, pausing a provider's
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
@@ -12,13 +12,14 @@ from sqlalchemy import ColumnElement, Engine, exists, false, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from tracker.core.follow_ups import NewEvent
 from tracker.core.models import ClaimedTask, FinishReason, PollRecord, Task
+from tracker.core.owed import owed_without_poll
 from tracker.core.pauses import Pause, PauseReason
 from tracker.store.base import SQLStore, chunks, lease_free
 from tracker.store.batch import PollWrites, without_answer
 from tracker.store.follow_ups import owe
 from tracker.store.schema import pauses, snapshots, tasks
+from tracker.store.wakeups import Topic, Wakeups, tell
 
 TASK_COLUMNS = [tasks.c[field.name] for field in fields(Task)]
 _CLAIMED_COLUMNS = [tasks.c[field.name] for field in fields(ClaimedTask)]
@@ -43,8 +44,8 @@ class PollStore(SQLStore):
     """Leases on due tasks and the writes of their polls (docs/scaling.md: how daemons share
     the work)."""
 
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(engine)
+    def __init__(self, engine: Engine, wakeups: Wakeups | None = None) -> None:
+        super().__init__(engine, wakeups)
         self._writes = PollWrites(engine.dialect)
 
     def claim_due(
@@ -137,6 +138,8 @@ class PollStore(SQLStore):
             if not kept:
                 return 0
             self._writes.write(connection, kept)
+            if any(record.store_snapshot for record in kept):
+                tell(connection, Topic.SNAPSHOTS)
             owe(
                 connection,
                 self._insert_ignoring_existing,
@@ -155,17 +158,19 @@ class PollStore(SQLStore):
                     .where(tasks.c.task_id.in_(chunk), tasks.c.lease_owner == owner)
                     .values(lease_owner=None, lease_expires_at=None)
                 )
+            tell(connection, Topic.TASKS)  # another daemon may take them now
 
     def finish_timed_out(
         self,
         now: datetime,
         registered_before: datetime,
-        events_for: Callable[[Task], Sequence[NewEvent]] | None = None,
+        *,
+        channels: tuple[str, ...],
         provider: str | None = None,
     ) -> list[str]:
         """Finish as ``timed_out`` the unheld, unfinished tasks registered before the cutoff
-        (of ``provider`` only, if given); ``events_for`` gives the notifications each one owes,
-        written in the same transaction."""
+        (of ``provider`` only, if given); each owes an event on each notification channel
+        (tracker/core/owed.py), written in the same transaction."""
         statement = (
             update(tasks)
             .where(
@@ -186,9 +191,12 @@ class PollStore(SQLStore):
         with self._writing() as connection:
             finished = [Task(*row) for row in connection.execute(statement)]
             mark_finished(connection, finished, now)
-            if events_for is not None:
-                owed = [(task.task_id, event) for task in finished for event in events_for(task)]
-                owe(connection, self._insert_ignoring_existing, [], owed, now)
+            owed = [
+                (task.task_id, event)
+                for task in finished
+                for event in owed_without_poll(channels, task)
+            ]
+            owe(connection, self._insert_ignoring_existing, [], owed, now)
         return [task.task_id for task in finished]
 
     def postpone(self, pause: Pause) -> None:
@@ -236,6 +244,7 @@ def mark_finished(connection: Connection, finished: Sequence[Task], now: datetim
     the transaction that finishes it: its history, and the event stream, end with it
     (docs/tables.md). Its status and progress are the last seen; nothing else is set."""
     if finished:
+        tell(connection, Topic.SNAPSHOTS)
         connection.execute(
             snapshots.insert(),
             [

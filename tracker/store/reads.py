@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, exists, false, func, literal, select, true, tuple_
 from sqlalchemy.engine import Connection
 
-from tracker.core.models import FeedItem, Position, Snapshot, Stats, Task, TaskFilter
+from tracker.core.models import Position, Snapshot, Stats, Task, TaskFilter
 from tracker.core.pauses import Pause
 from tracker.errors import UnknownTaskError
 from tracker.store.base import SQLStore, aware, counts_by, lease_free
@@ -18,10 +18,6 @@ from tracker.store.polls import PAUSE_COLUMNS, TASK_COLUMNS, pause_of
 from tracker.store.schema import downloads, outbox, pauses, snapshots, tasks
 
 SNAPSHOT_COLUMNS = [snapshots.c[field.name] for field in fields(Snapshot)]
-_TASK_SIDE = frozenset({"label", "metadata", "finish_reason", "finished_at"})
-_FEED_COLUMNS = [
-    (tasks if field.name in _TASK_SIDE else snapshots).c[field.name] for field in fields(FeedItem)
-]
 # A prefix matching more tasks than this is broad: on SQLite its page is found sooner by walking
 # the registrations newest first than by sorting every match.
 _BROAD_PREFIX = 5000
@@ -168,37 +164,6 @@ class Reads(SQLStore):
             query = query.where(snapshots.c.id > after_id)
         with self._engine.connect() as connection:
             return [Snapshot(*row) for row in connection.execute(query)]
-
-    def feed(
-        self,
-        after_id: int,
-        limit: int,
-        *,
-        up_to_id: int | None = None,
-        task_ids: Collection[str] = (),
-        label: str | None = None,
-    ) -> list[FeedItem]:
-        """Snapshots after ``after_id`` (up to ``up_to_id``), oldest first, with their tasks'
-        label, metadata and end: what ``/v1/events`` tells, read by the snapshots' key."""
-        query = (
-            select(*_FEED_COLUMNS)
-            .join(tasks, tasks.c.task_id == snapshots.c.task_id)
-            .where(snapshots.c.id > after_id)
-            .order_by(snapshots.c.id)
-            .limit(limit)
-        )
-        if up_to_id is not None:
-            query = query.where(snapshots.c.id <= up_to_id)
-        if task_ids:
-            query = query.where(snapshots.c.task_id.in_(list(task_ids)))
-        if label is not None:
-            query = query.where(tasks.c.label == label)
-        with self._engine.connect() as connection:
-            return [FeedItem(*row) for row in connection.execute(query)]
-
-    def newest_snapshot_id(self) -> int:
-        with self._engine.connect() as connection:
-            return int(connection.scalar(select(func.max(snapshots.c.id))) or 0)
 
     def stats(self, now: datetime) -> Stats:
         """Counts for `tracker stats`, `watch` and the metrics: cheap on any size of history

@@ -27,6 +27,9 @@ from sqlalchemy import (
     func,
     literal_column,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 from tracker.core.ids import DEFAULT_PROVIDER
@@ -180,6 +183,25 @@ Index(
     postgresql_where=tasks.c.finished == false(),
 )
 
+
+class writing_transaction(FunctionElement[int]):
+    """The ID of the transaction that writes the row, for reading the event feed in commit
+    order (tracker/core/feed.py); 0 on SQLite, whose writers commit one at a time."""
+
+    type = BigInteger()
+    inherit_cache = True
+
+
+@compiles(writing_transaction, "postgresql")
+def _postgresql_transaction(element: writing_transaction, compiler: SQLCompiler, **kw: Any) -> str:
+    return "(pg_current_xact_id()::text::bigint)"
+
+
+@compiles(writing_transaction)
+def _no_transaction(element: writing_transaction, compiler: SQLCompiler, **kw: Any) -> str:
+    return "0"
+
+
 snapshots = Table(
     "snapshots",
     metadata,
@@ -198,9 +220,18 @@ snapshots = Table(
     Column("body", JSONDocument),
     Column("finished", Boolean, nullable=False, server_default=false()),
     Column("latency_ms", Float),
+    # Rows written before migration 0006 read as transaction 0: they come first in the feed.
+    Column("xid", BigInteger, nullable=False, server_default=writing_transaction()),
 )
 
 Index("ix_snapshots_task_id_polled_at", snapshots.c.task_id, snapshots.c.polled_at)
+# The event feed's order on PostgreSQL. SQLite's is the IDs' own: it needs none.
+Index(
+    "ix_snapshots_xid_id",
+    snapshots.c.xid,
+    snapshots.c.id,
+    info={"only_on": "postgresql"},
+).ddl_if(dialect="postgresql")
 
 # A finished video's files: one row per task and variant, from pending to done,
 # expired (its assets were gone before it could be fetched) or failed (the API refused it).

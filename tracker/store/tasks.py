@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import cached_property
 from itertools import islice
@@ -23,11 +23,13 @@ from tracker.core.models import (
     RemoveResult,
     Task,
 )
+from tracker.core.owed import owed_without_poll
 from tracker.errors import UnknownTaskError
 from tracker.store.base import SQLStore, chunks
 from tracker.store.follow_ups import owe
 from tracker.store.polls import TASK_COLUMNS, mark_finished
 from tracker.store.schema import tasks
+from tracker.store.wakeups import Topic, tell
 
 # IDs written per transaction: on SQLite the write lock is held some 0.1 s at a time, so a
 # running daemon's writes wait that long at most; fewer, larger batches rewrite fewer pages
@@ -117,6 +119,8 @@ class TaskStore(SQLStore):
                 "provider": provider,
             },
         )
+        if result.rowcount:
+            tell(connection, Topic.TASKS)
         return int(result.rowcount)
 
     @cached_property
@@ -152,11 +156,12 @@ class TaskStore(SQLStore):
         self,
         task_ids: Sequence[str],
         now: datetime,
-        events_for: Callable[[Task], Sequence[NewEvent]] | None = None,
+        *,
+        channels: tuple[str, ...],
     ) -> RemoveResult:
         """Finish the IDs as ``removed``; raise UnknownTaskError (changing nothing) if any is
-        not registered. ``events_for`` gives the notifications each task it finishes owes,
-        written in the same transaction."""
+        not registered. Each task it finishes owes an event on each notification channel
+        (tracker/core/owed.py), written in the same transaction."""
         with self._writing() as connection:
             unfinished: set[str] = set()
             known: set[str] = set()
@@ -186,9 +191,11 @@ class TaskStore(SQLStore):
                 )
                 removed = [Task(*row) for row in finished]
                 mark_finished(connection, removed, now)
-                for task in removed:
-                    if events_for is not None:
-                        owed += [(task.task_id, event) for event in events_for(task)]
+                owed += [
+                    (task.task_id, event)
+                    for task in removed
+                    for event in owed_without_poll(channels, task)
+                ]
             owe(connection, self._insert_ignoring_existing, [], owed, now)
         return RemoveResult(
             removed=[t for t in task_ids if t in unfinished],
@@ -203,6 +210,8 @@ class TaskStore(SQLStore):
                 .where(tasks.c.task_id == task_id, tasks.c.finished == false())
                 .values(next_poll_at=now)
             )
+            if result.rowcount:
+                tell(connection, Topic.TASKS)
             return bool(result.rowcount)
 
     def _existing(self, connection: Connection, task_ids: Sequence[str]) -> set[str]:

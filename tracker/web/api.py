@@ -9,12 +9,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
+from tracker.core.feed import FeedPosition
 from tracker.core.ids import DEFAULT_PROVIDER, check_task_id
 from tracker.core.models import NewTask, TaskFilter
 from tracker.errors import InvalidTaskIDError
 from tracker.web import cursors, problems
 from tracker.web.auth import caller
-from tracker.web.events import MAX_INTERVAL_SECONDS, Feed, interest_of, parse_last_event_id
+from tracker.web.events import MAX_INTERVAL_SECONDS, Feed, interest_of
 from tracker.web.problems import ApiError, FieldError, NotFound, pointer
 from tracker.web.schemas import (
     MAX_METADATA_BYTES,
@@ -46,7 +47,7 @@ EVENT_SCHEMA = {
     "required": ["data"],
     "properties": {
         "id": {"type": "string"},
-        "event": {"type": "string", "enum": ["snapshot", "finished"]},
+        "event": {"type": "string", "enum": ["snapshot", "finished", "reset"]},
         "data": {"type": "string", "contentMediaType": "application/json"},
         "retry": {"type": "integer"},
     },
@@ -194,7 +195,7 @@ def remove(task_id: TaskIdPath, service: ServiceOf) -> Removed:
     database = service.database
     if database.reads.task(task_id) is None:
         raise NotFound(f"No task {task_id!r} is registered.")
-    result = database.tasks.remove_tasks([task_id], service.clock.now())
+    result = service.remove([task_id])
     task = database.reads.task(task_id)
     assert task is not None
     return Removed(task=TaskOut.of(task), removed=bool(result.removed))
@@ -214,10 +215,11 @@ def stats(service: ServiceOf) -> StatsOut:
     responses={
         200: {
             "description": "An event stream: `snapshot` per new snapshot, `finished` per "
-            "finished task; each event's `id` is its snapshot's",
+            "finished task, `reset` when `Last-Event-ID` was never sent by this database; each "
+            "event's `id` is its place in the feed, to resume after with `Last-Event-ID`",
             "content": {"text/event-stream": {"schema": EVENT_SCHEMA}},
         },
-        **problems.responses(422),
+        **problems.responses(400, 422),
     },
 )
 async def events(
@@ -234,14 +236,22 @@ async def events(
         ),
     ] = 0,
     last_event_id: Annotated[
-        str | None, Header(description="Resume after this event: nothing missed, nothing twice")
+        str | None,
+        Header(description="Resume after this event's `id`: nothing missed, nothing twice"),
     ] = None,
 ) -> StreamingResponse:
     """Reads the database, so it sees every daemon's work; heartbeats every 15 s."""
     feed: Feed = request.app.state.feed
-    body = feed.stream(
-        interest_of(task_id or (), label), parse_last_event_id(last_event_id), interval
-    )
+    resume = None
+    if last_event_id is not None:
+        resume = FeedPosition.parse(last_event_id)
+        if resume is None:
+            detail = "not an event ID of this stream: send the `id` of the last event received"
+            raise ApiError(
+                "Last-Event-ID is not a place in the event feed.",
+                errors=[FieldError(detail=detail, parameter="Last-Event-ID")],
+            )
+    body = feed.stream(interest_of(task_id or (), label), resume, interval)
     return StreamingResponse(
         body,
         media_type="text/event-stream",

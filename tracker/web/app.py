@@ -49,7 +49,7 @@ def create_app(service: Service) -> FastAPI:
     app.state.service = service
     app.state.access = Access(service.settings.server_tokens, service.clock)
     app.state.stopping = asyncio.Event()
-    app.state.feed = Feed(service.database.reads, app.state.stopping)
+    app.state.feed = Feed(service.database, app.state.stopping)
     app.state.inbox = operations.webhook_inbox(service)
     app.state.summary = Summary(service.database.reads, service.clock)
     problems.install(

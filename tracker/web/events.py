@@ -1,16 +1,14 @@
 """``GET /v1/events``: Server-Sent Events read from the database, so a stream sees the work of
 every daemon on it, not one process's memory (docs/http-api.md, Events).
 
-One ``Feed`` per server reads the snapshots written since it last looked, a few times a second,
-encodes them once, and wakes each stream that follows them to send them in one chunk: a
-thousand streams cost a thousand writes per read, not one per event each, and a stream that
-follows everything sends the very bytes every other such stream does. Each event's ``id`` is
-its snapshot's, so a client that reconnects with ``Last-Event-ID`` is first given what it
-missed, from the database, then the live chunks, without a gap or a repeat.
-
-PostgreSQL hands out snapshot IDs before the transactions holding them commit, so a newer ID
-can be seen before an older one: the feed moves past a missing ID only once it has stayed
-missing for ``GAP_SECONDS`` (a transaction that rolled back).
+One ``Feed`` per server reads the snapshots committed since it last looked, in the feed's order
+(tracker/core/feed.py), when a write says there are some (tracker/store/wakeups.py) and now and
+then besides; it encodes them once and wakes each stream that follows them to send them in one
+chunk: a thousand streams cost a thousand writes per read, not one per event each, and a stream
+that follows everything sends the very bytes every other such stream does. Each event's ``id``
+is its place in the feed, so a client that reconnects with ``Last-Event-ID`` is first given
+what it missed, from the database, then the live chunks, without a gap or a repeat, whatever
+order the writers committed in.
 """
 
 from __future__ import annotations
@@ -19,19 +17,25 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 
 from tracker.core.encoding import jsonable
-from tracker.core.models import FeedItem
-from tracker.store.reads import Reads
+from tracker.core.feed import FeedItem, FeedPosition
+from tracker.store import Database
+from tracker.store.wakeups import Topic
 
 logger = logging.getLogger(__name__)
 
-READ_SECONDS = 0.25
-GAP_SECONDS = 2.0
+# How often the feed looks without news: a write on PostgreSQL says so while the server's
+# LISTEN connection is up; otherwise (SQLite written by another process, the connection lost)
+# the feed looks a few times a second.
+LOOK_SECONDS = 5.0
+UNHEARD_LOOK_SECONDS = 0.25
+# Committed snapshots waiting for an older transaction to end are looked at again this soon,
+# then less often while it lasts.
+HELD_BACK_SECONDS = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 HEARTBEAT_SECONDS = 15.0
 BATCH = 2000
 RETRY_MILLISECONDS = 3000
@@ -68,7 +72,9 @@ class Interest:
 
 def encode(item: FeedItem) -> bytes:
     """The item's events: a ``snapshot``, and a ``finished`` after the snapshot that ended its
-    task, both with the snapshot's ID."""
+    task. The last of them carries the item's place in the feed as its ``id``: a client cut off
+    between the two resumes before both, and is sent the snapshot again rather than never told
+    that its task finished."""
     snapshot = {
         "id": item.id,
         "task_id": item.task_id,
@@ -80,7 +86,8 @@ def encode(item: FeedItem) -> bytes:
         "error": item.error,
         "finished": item.finished,
     }
-    text = f"id: {item.id}\nevent: snapshot\ndata: {_json(snapshot)}\n\n"
+    position = f"id: {item.position}\n"
+    text = f"{'' if item.finished else position}event: snapshot\ndata: {_json(snapshot)}\n\n"
     if item.finished:
         finished = {
             "task_id": item.task_id,
@@ -91,8 +98,19 @@ def encode(item: FeedItem) -> bytes:
             "finish_reason": item.finish_reason,
             "finished_at": jsonable(item.finished_at),
         }
-        text += f"id: {item.id}\nevent: finished\ndata: {_json(finished)}\n\n"
+        text += f"{position}event: finished\ndata: {_json(finished)}\n\n"
     return text.encode()
+
+
+def reset(position: FeedPosition, asked: FeedPosition) -> bytes:
+    """The event that says a stream starts at ``position``, not after ``asked``, which this
+    database never gave out (it was recreated, or the ID came from another tracker)."""
+    data = {
+        "position": str(position),
+        "detail": f"Last-Event-ID {asked} was never sent by this server's database: "
+        "events from here on; read what you follow afresh",
+    }
+    return f"id: {position}\nevent: reset\ndata: {_json(data)}\n\n".encode()
 
 
 def _json(value: object) -> str:
@@ -104,8 +122,8 @@ class _Piece:
     """A run of consecutive events read together, encoded once for every stream: ``text`` is
     all of them, ``ends[i]`` where ``items[i]``'s events end in it."""
 
-    after: int  # the snapshot before its first
-    last: int
+    after: FeedPosition  # the place before its first
+    last: FeedPosition
     items: tuple[FeedItem, ...]
     ends: tuple[int, ...]
     text: bytes
@@ -115,13 +133,13 @@ class _Piece:
             return self.text  # the same object for every such stream: nothing copied
         view, start, wanted = memoryview(self.text), 0, []
         for item, end in zip(self.items, self.ends, strict=True):
-            if item.id > stream.after and stream.interest.wants(item):
+            if item.position > stream.after and stream.interest.wants(item):
                 wanted.append(view[start:end])
             start = end
         return b"".join(wanted)
 
 
-def pieces(after: int, items: list[FeedItem]) -> list[_Piece]:
+def pieces(after: FeedPosition, items: list[FeedItem]) -> list[_Piece]:
     """``items`` in pieces of up to ``PIECE_BYTES`` (or one item, if it is larger)."""
     made: list[_Piece] = []
     run: list[FeedItem] = []
@@ -130,20 +148,24 @@ def pieces(after: int, items: list[FeedItem]) -> list[_Piece]:
     for item in items:
         text = encode(item)
         if run and ends[-1] + len(text) > PIECE_BYTES:
-            made.append(_Piece(after, run[-1].id, tuple(run), tuple(ends), b"".join(texts)))
-            after, run, texts, ends = run[-1].id, [], [], []
+            made.append(_piece(after, run, ends, texts))
+            after, run, texts, ends = run[-1].position, [], [], []
         run.append(item)
         texts.append(text)
         ends.append((ends[-1] if ends else 0) + len(text))
     if run:
-        made.append(_Piece(after, run[-1].id, tuple(run), tuple(ends), b"".join(texts)))
+        made.append(_piece(after, run, ends, texts))
     return made
+
+
+def _piece(after: FeedPosition, run: list[FeedItem], ends: list[int], texts: list[bytes]) -> _Piece:
+    return _Piece(after, run[-1].position, tuple(run), tuple(ends), b"".join(texts))
 
 
 @dataclass(eq=False)
 class _Stream:
     interest: Interest
-    after: int  # everything up to this snapshot was sent to it, or held nothing for it
+    after: FeedPosition  # everything up to here was sent to it, or held nothing for it
     wake: asyncio.Future[bool] | None = None  # set while it waits: True for news, False if none
 
 
@@ -156,14 +178,14 @@ class Feed:
     is ended (``BEHIND``); its client reconnects and catches up from the database: memory does
     not grow with slow clients."""
 
-    def __init__(self, reads: Reads, stopping: asyncio.Event) -> None:
-        self._reads = reads
+    def __init__(self, database: Database, stopping: asyncio.Event) -> None:
+        self._store = database.feed
+        self._wakeups = database.wakeups
         self._stopping = stopping
         self._streams: set[_Stream] = set()
-        self._cursor = 0  # every snapshot up to here is in the log
+        self._cursor = FeedPosition(0, 0)  # everything up to here is in the log
         self._log: deque[_Piece] = deque()
         self._logged = 0  # bytes in the log
-        self._gap_since: float | None = None
         self._reader: asyncio.Task[None] | None = None
         self._starting = asyncio.Lock()
 
@@ -172,27 +194,33 @@ class Feed:
         return len(self._streams)
 
     async def stream(
-        self, interest: Interest, last_event_id: int | None, interval: float = 0.0
+        self, interest: Interest, last_event_id: FeedPosition | None, interval: float = 0.0
     ) -> AsyncIterator[bytes]:
         """The body of one event stream: what was missed since ``last_event_id``, then the live
-        events, heartbeats while nothing happens; it ends when the server stops. With an
+        events, heartbeats while nothing happens; it ends when the server stops. An ID this
+        database never gave out is answered with a ``reset`` to the live events. With an
         ``interval``, a send is followed by that long a rest, and what came meanwhile goes out
         together after it: one chunk for a client that draws once an interval, not a few."""
+        resume = last_event_id
+        if resume is not None and not await asyncio.to_thread(self._store.issued, resume):
+            resume = None
         async with self._starting:
             if self._reader is None or self._reader.done():
-                self._cursor = await asyncio.to_thread(self._reads.newest_snapshot_id)
+                self._cursor = await asyncio.to_thread(self._store.head)
                 self._log.clear()
                 self._logged = 0
                 self._reader = asyncio.create_task(self._read_while_followed())
             # From here on the log holds what comes after the cursor; what came before it,
             # after the client's last event, is read from the database below.
             up_to = self._cursor
-            stream = _Stream(interest, after=max(up_to, last_event_id or 0))
+            stream = _Stream(interest, after=max(up_to, resume or up_to))
             self._streams.add(stream)
         try:
             yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
-            if last_event_id is not None:
-                async for chunk in self._missed(interest, last_event_id, up_to):
+            if last_event_id is not None and resume is None:
+                yield reset(up_to, last_event_id)
+            elif resume is not None:
+                async for chunk in self._missed(interest, resume, up_to):
                     yield chunk
             rest = False  # whether it sent since its last rest
             while not self._stopping.is_set():
@@ -247,41 +275,64 @@ class Feed:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
-    async def _missed(self, interest: Interest, after: int, up_to: int) -> AsyncIterator[bytes]:
+    async def _missed(
+        self, interest: Interest, after: FeedPosition, up_to: FeedPosition
+    ) -> AsyncIterator[bytes]:
         """What a reconnecting client missed, read from the database a page at a time, up to
         where the log it will send from next begins."""
         while after < up_to:
-            items = await asyncio.to_thread(
-                self._reads.feed,
+            read = await asyncio.to_thread(
+                self._store.read,
                 after,
                 BATCH,
-                up_to_id=up_to,
+                up_to=up_to,
                 task_ids=interest.task_ids,
                 label=interest.label,
             )
-            if not items:
+            if not read.items:
                 return
-            yield b"".join(encode(item) for item in items)
-            after = items[-1].id
+            yield b"".join(encode(item) for item in read.items)
+            after = read.items[-1].position
 
     async def _read_while_followed(self) -> None:
-        stopped = asyncio.ensure_future(self._stopping.wait())
-        stopped.add_done_callback(lambda _: self._wake(list(self._streams)))
-        try:
-            while self._streams and not self._stopping.is_set():
-                try:
-                    await self._read_once()
-                except Exception as exc:  # the database away: the streams wait, the feed goes on
-                    logger.warning("reading new snapshots for the event streams failed: %s", exc)
-                await self._rest(READ_SECONDS)
-        finally:
-            stopped.cancel()
+        with self._wakeups.signal(Topic.SNAPSHOTS) as news:
 
-    async def _read_once(self) -> None:
-        items = await asyncio.to_thread(self._reads.feed, self._cursor, BATCH)
-        ready = self._contiguous(items, time.monotonic())
+            def stopped(_: object) -> None:
+                news.set()
+                self._wake(list(self._streams))
+
+            stopping = asyncio.ensure_future(self._stopping.wait())
+            stopping.add_done_callback(stopped)
+            held_back = 0  # reads in a row that found committed snapshots behind a running one
+            try:
+                while self._streams and not self._stopping.is_set():
+                    news.clear()
+                    try:
+                        full, waiting = await self._read_once()
+                    except Exception as exc:  # the database away: the streams wait
+                        logger.warning("reading snapshots for the event streams failed: %s", exc)
+                        full, waiting = False, False
+                    if full:
+                        continue
+                    held_back = held_back + 1 if waiting else 0
+                    await news.wait(self._next_look(held_back))
+            finally:
+                stopping.cancel()
+
+    def _next_look(self, held_back: int) -> float:
+        """How long until the next read unless a write says there is news: soon while committed
+        snapshots wait behind an older transaction (whose end may be heard of by no one)."""
+        if held_back:
+            return HELD_BACK_SECONDS[min(held_back, len(HELD_BACK_SECONDS)) - 1]
+        return LOOK_SECONDS if self._wakeups.listening else UNHEARD_LOOK_SECONDS
+
+    async def _read_once(self) -> tuple[bool, bool]:
+        """Read what was committed after the cursor; whether the read was full (more wait) and
+        whether committed snapshots wait behind a transaction still running."""
+        read = await asyncio.to_thread(self._store.read, self._cursor, BATCH)
+        ready = read.items
         if not ready:
-            return
+            return False, read.held_back
         new = pieces(self._cursor, ready)
         self._log.extend(new)
         self._logged += sum(len(piece.text) for piece in new)
@@ -289,7 +340,7 @@ class Feed:
         # is owed all of it.
         while self._log[0].after < self._cursor and self._logged > BACKLOG_BYTES:
             self._logged -= len(self._log.popleft().text)
-        before, self._cursor = self._cursor, ready[-1].id
+        before, self._cursor = self._cursor, ready[-1].position
         # A filtered stream that owes nothing before this read (waiting, resting out its
         # interval, or sending its last chunk) and wants none of it moves past it here, rather
         # than being woken for nothing or falling off the log while it rests.
@@ -303,20 +354,7 @@ class Feed:
         for stream in unwanted:
             stream.after = self._cursor
         self._wake([s for s in self._streams if s.wake is not None and s.after < self._cursor])
-
-    def _contiguous(self, items: list[FeedItem], now: float) -> list[FeedItem]:
-        """The items up to the first missing ID; past it once it has been missing too long."""
-        expected = self._cursor + 1
-        for index, item in enumerate(items):
-            if item.id != expected:
-                if self._gap_since is None:
-                    self._gap_since = now
-                if now - self._gap_since < GAP_SECONDS:
-                    return items[:index]
-                self._gap_since = None  # a transaction that never committed: move on
-            expected = item.id + 1
-        self._gap_since = None
-        return items
+        return len(ready) >= BATCH, read.held_back
 
     @staticmethod
     def _wake(streams: list[_Stream]) -> None:
@@ -328,12 +366,6 @@ class Feed:
 def _ring(wake: asyncio.Future[bool], news: bool) -> None:
     if not wake.done():
         wake.set_result(news)
-
-
-def parse_last_event_id(value: str | None) -> int | None:
-    if value is None or not value.strip().isdigit():
-        return None
-    return int(value.strip())
 
 
 def interest_of(task_ids: Collection[str], label: str | None) -> Interest:

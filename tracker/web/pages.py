@@ -244,7 +244,7 @@ def remove_task(request: Request, task_id: TaskId, seen: Seen) -> Response:
     with reading():
         if service.database.reads.task(task_id) is None:
             raise PageError(404, "No such task", f"No task {task_id!r} is registered.")
-        service.database.tasks.remove_tasks([task_id], service.clock.now())
+        service.remove([task_id])
     return RedirectResponse(f"{task_url(task_id)}?removed=1", status_code=303)
 
 

@@ -10,7 +10,7 @@ from typing import Protocol
 from fastapi import Request
 
 from tracker.core.clock import Clock
-from tracker.core.models import AddResult, NewTask
+from tracker.core.models import AddResult, NewTask, RemoveResult
 from tracker.settings import Settings
 from tracker.store import Database
 
@@ -46,6 +46,13 @@ class Service:
         if result.added:
             self.registered()
         return result
+
+    def remove(self, task_ids: list[str]) -> RemoveResult:
+        """Finish tasks as ``removed`` (the API's and the dashboard's way), each owing what any
+        finished task owes on the notification channels this process is configured with: the
+        same as ``tracker remove`` and a daemon would, whichever process finishes it."""
+        channels = self.settings.notification_channels()
+        return self.database.tasks.remove_tasks(task_ids, self.clock.now(), channels=channels)
 
 
 def service_of(request: Request) -> Service:

@@ -1,5 +1,8 @@
 """What a task owes when it finishes: its files if it completed, and one event per
-notification channel, built here and written by the transaction that finishes it."""
+notification channel, built here and written by the transaction that finishes it, whichever
+path finishes it: a poll (completed, failed, not found, timed out), the give-up sweep, or a
+removal from the command line, the Python API, the HTTP API or the dashboard
+(docs/follow-ups.md)."""
 
 from __future__ import annotations
 
