@@ -42,6 +42,21 @@ class Failure(enum.StrEnum):
     UNSTORABLE = "unstorable"
 
 
+class Answer(enum.Enum):
+    """What one request for a task's status says, decided once (``FetchResult.answer``) for
+    the polling rules, the account's pauses and the metrics alike (docs/failures.md)."""
+
+    VIDEO = "video"  # a video object about the task
+    NOT_FOUND = "not_found"  # 404
+    REFUSED = "refused"  # 401 or 403: the account's token, not the task
+    RATE_LIMITED = "rate_limited"  # 429: the account's pace
+    SERVER_ERROR = "server_error"  # 5xx
+    CLIENT_ERROR = "client_error"  # another 4xx, or 3xx
+    INVALID_ANSWER = "invalid_answer"  # 2xx without a video object about the task
+    TIMEOUT = "timeout"  # no answer in time
+    CONNECTION_ERROR = "connection_error"  # no answer at all
+
+
 @dataclass(frozen=True)
 class Task:
     """One row of ``tasks``; field names are the column names (docs/tables.md)."""
@@ -210,6 +225,25 @@ class FetchResult:
         return cls(
             http_status, latency_ms, body, None, error, retry_after, poll_after, failure=failure
         )
+
+    @property
+    def answer(self) -> Answer:
+        status = self.http_status
+        if self.video is not None:
+            return Answer.VIDEO
+        if status is None:
+            return Answer.TIMEOUT if self.failure is Failure.TIMEOUT else Answer.CONNECTION_ERROR
+        if status == 404:
+            return Answer.NOT_FOUND
+        if status in (401, 403):
+            return Answer.REFUSED
+        if status == 429:
+            return Answer.RATE_LIMITED
+        if status >= 500:
+            return Answer.SERVER_ERROR
+        if 200 <= status < 300:
+            return Answer.INVALID_ANSWER
+        return Answer.CLIENT_ERROR
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from tracker.core.backoff import Backoff
 from tracker.core.clock import Clock
 from tracker.core.ids import DEFAULT_PROVIDER
-from tracker.core.models import PollRecord
+from tracker.core.models import Answer, PollRecord
 from tracker.core.pauses import Pause, PauseReason
 from tracker.daemon.rules import Policy
 
@@ -54,9 +54,10 @@ class AccountPause:
         """Count the answer against the account's rules; the record, its next poll no earlier
         than the end of a pause in force."""
         status = record.fetch.http_status
+        answer = record.fetch.answer
         # Requests already in flight when a refusal came back say nothing new about the token.
         sent_before_refusal = self._refused_at is not None and record.polled_at <= self._refused_at
-        if status in (401, 403) and not sent_before_refusal:
+        if answer is Answer.REFUSED and not sent_before_refusal:
             self.auth_failures += 1
             self._refused_at = self._clock.now()
             delay = self._auth_backoff.delay(self.auth_failures - 1)
@@ -71,7 +72,7 @@ class AccountPause:
                 self.auth_failures,
                 "its token" if self._named else "TRACKER_API_TOKEN",
             )
-        elif status == 429:
+        elif answer is Answer.RATE_LIMITED:
             wait = record.fetch.retry_after
             if wait is None:
                 wait = self._policy.backoff.delay(record.error_count - 1, self._rng)
@@ -81,7 +82,7 @@ class AccountPause:
             logger.warning(
                 "%s answered 429 (rate limited): pausing %s for %gs", the_api, tasks, wait
             )
-        elif record.fetch.video is not None and not sent_before_refusal:
+        elif answer is Answer.VIDEO and not sent_before_refusal:
             self.auth_failures = 0
             self._refused_at = None
         if self.until is not None and record.next_poll_at < self.until:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 
 from tracker.core.backoff import Backoff
-from tracker.core.models import ClaimedTask, Failure, FetchResult, FinishReason, PollRecord
+from tracker.core.models import Answer, ClaimedTask, FetchResult, FinishReason, PollRecord
 from tracker.core.texts import error_line
 from tracker.core.video import Phase
 
@@ -69,19 +69,20 @@ def decide(
     answered_at = polled_at + timedelta(milliseconds=fetch.latency_ms)
     timed_out = answered_at - task.registered_at >= timedelta(seconds=policy.give_up_after)
     video = fetch.video
-    not_found_count = task.not_found_count + 1 if fetch.http_status == 404 else 0
+    answer = fetch.answer
+    not_found_count = task.not_found_count + 1 if answer is Answer.NOT_FOUND else 0
     if video is not None:
         # Success keeps the rhythm: the next poll is one interval after this one was sent.
         error_count, next_poll_at = 0, polled_at + timedelta(seconds=policy.next_interval(rng))
         reason = {Phase.SUCCEEDED: FinishReason.COMPLETED, Phase.FAILED: FinishReason.FAILED}.get(
             video.phase
         )
-    elif fetch.http_status in (401, 403):
+    elif answer is Answer.REFUSED:
         # The account's trouble, not the task's: no per-task back-off; the pause covers all.
         error_count = task.error_count
         next_poll_at = answered_at + timedelta(seconds=policy.next_interval(rng))
         reason = None
-    elif fetch.http_status == 404:
+    elif answer is Answer.NOT_FOUND:
         # A task just created may not be visible yet on every replica: poll at the usual pace.
         error_count = task.error_count + 1
         next_poll_at = answered_at + timedelta(seconds=policy.next_interval(rng))
@@ -134,20 +135,7 @@ class PollOutcome(enum.StrEnum):
 
     @classmethod
     def of(cls, record: PollRecord) -> PollOutcome:
-        fetch = record.fetch
-        status = fetch.http_status
-        if fetch.video is not None:
+        answer = record.fetch.answer
+        if answer is Answer.VIDEO:
             return cls.FINISHED if record.finished else cls.OK
-        if status is None:
-            return cls.TIMEOUT if fetch.failure is Failure.TIMEOUT else cls.CONNECTION_ERROR
-        if status == 404:
-            return cls.NOT_FOUND
-        if status in (401, 403):
-            return cls.REFUSED
-        if status == 429:
-            return cls.RATE_LIMITED
-        if status >= 500:
-            return cls.SERVER_ERROR
-        if 200 <= status < 300:
-            return cls.INVALID_ANSWER
-        return cls.CLIENT_ERROR
+        return cls(answer.value)
