@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import os
 import random
 import secrets
 import socket
-import sqlite3
 import statistics
 import subprocess
 import tempfile
@@ -44,7 +44,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import httpx
 from million import fill
@@ -54,13 +54,15 @@ from throughput import (
     cpu_seconds,
     environment,
     percentile,
+    postgres_database,
     register,
     report,
     saturate,
     simulator,
 )
 
-SECTIONS = ("list", "register", "events", "daemon")
+SECTIONS = ("list", "register", "events", "wake", "daemon")
+Place = tuple[int, int]  # an event's place in the feed: (transaction, snapshot id)
 TOKEN = secrets.token_urlsafe(32)
 AUTHORIZATION = {"Authorization": f"Bearer {TOKEN}"}
 # The server lets one address hold 256 connections (tracker/web/server.py); the streams come
@@ -224,7 +226,7 @@ class Follower(asyncio.Protocol):
     server; bytes are only counted here, which the server's chunking leaves whole."""
 
     def __init__(self, request: bytes) -> None:
-        self.receipts: list[tuple[float, int]] = []
+        self.receipts: list[tuple[float, Place]] = []
         self.snapshots = 0
         self.connected = False
         self.error: str | None = None
@@ -250,7 +252,8 @@ class Follower(asyncio.Protocol):
         self.snapshots += whole.count(b"event: snapshot")
         at = whole.rfind(b"id: ")
         if at >= 0:
-            self.receipts.append((now, int(whole[at + 4 : whole.index(b"\n", at)])))
+            xid, _, id_ = whole[at + 4 : whole.index(b"\n", at)].partition(b"-")
+            self.receipts.append((now, (int(xid), int(id_))))
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._transport is not None:  # not closed here: the server ended it
@@ -262,45 +265,65 @@ class Follower(asyncio.Protocol):
             transport.close()
 
 
-def polled_at(database: Path, after: int) -> dict[int, float]:
-    """Each snapshot's poll time (seconds since the epoch), by id."""
-    connection = sqlite3.connect(database)
+def snapshots_since(database_url: str, after: int) -> list[tuple[Place, float]]:
+    """Each snapshot after id ``after``: its place in the event feed and its poll time
+    (seconds since the epoch), in the feed's order."""
+    from sqlalchemy import text
+
+    from tracker.store.engine import create_engine
+
+    engine = create_engine(database_url)
     try:
-        rows = connection.execute("SELECT id, polled_at FROM snapshots WHERE id > ?", (after,))
-        return {
-            id_: datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() for id_, text in rows
-        }
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT xid, id, polled_at FROM snapshots WHERE id > :after"),
+                {"after": after},
+            ).all()
     finally:
-        connection.close()
+        engine.dispose()
+    return sorted(((int(xid), int(id_)), _epoch(polled)) for xid, id_, polled in rows)
 
 
-def newest_id(database: Path) -> int:
-    connection = sqlite3.connect(database)
+def _epoch(value: datetime | str) -> float:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def newest_id(database_url: str) -> int:
+    from sqlalchemy import text
+
+    from tracker.store.engine import create_engine
+
+    engine = create_engine(database_url)
     try:
-        return int(connection.execute("SELECT COALESCE(MAX(id), 0) FROM snapshots").fetchone()[0])
+        with engine.connect() as connection:
+            return int(connection.scalar(text("SELECT COALESCE(MAX(id), 0) FROM snapshots")) or 0)
     finally:
-        connection.close()
+        engine.dispose()
 
 
-def arrivals(followers: list[Follower]) -> tuple[dict[int, float], dict[int, float]]:
-    """For each snapshot id, when the first and when the last stream had it. Streams are
-    handed the same chunks, so their parts cover few distinct id ranges: each range is
-    expanded once."""
+def arrivals(
+    followers: list[Follower], places: list[Place]
+) -> tuple[dict[Place, float], dict[Place, float]]:
+    """For each place in ``places`` (the feed's order), when the first and when the last stream
+    had it. A receipt of place P holds every place up to P; streams are handed the same
+    chunks, so their receipts cover few distinct ranges: each range is expanded once."""
     ranges: dict[tuple[int, int], list[float]] = {}
     for follower in followers:
         previous = 0
         for moment, newest in follower.receipts:
-            if newest > previous:
-                span = ranges.setdefault((previous + 1, newest), [moment, moment])
+            upto = bisect.bisect_right(places, newest)
+            if upto > previous:
+                span = ranges.setdefault((previous, upto), [moment, moment])
                 span[0] = min(span[0], moment)
                 span[1] = max(span[1], moment)
-                previous = newest
-    first: dict[int, float] = {}
-    last: dict[int, float] = {}
+                previous = upto
+    first: dict[Place, float] = {}
+    last: dict[Place, float] = {}
     for (low, high), (earliest, latest) in ranges.items():
-        for id_ in range(low, high + 1):
-            first[id_] = min(first.get(id_, earliest), earliest)
-            last[id_] = max(last.get(id_, latest), latest)
+        for place in places[low:high]:
+            first[place] = min(first.get(place, earliest), earliest)
+            last[place] = max(last.get(place, latest), latest)
     return first, last
 
 
@@ -325,7 +348,7 @@ async def hold_streams(url: str, count: int) -> list[Follower]:
 
 
 async def events_run(
-    url: str, serve_pid: int, database: Path, env: dict[str, str], clients: int, window: float
+    url: str, serve_pid: int, database: str, env: dict[str, str], clients: int, window: float
 ) -> None:
     began = time.perf_counter()
     followers = await hold_streams(url, clients)
@@ -349,7 +372,8 @@ async def events_run(
     own_cpu = (time.process_time() - own_before) / (last_time - first_time)
     daemon.terminate()
     daemon.wait(timeout=30)
-    final = newest_id(database)
+    every = snapshots_since(database, 0)
+    final = every[-1][0]
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(
         not f.error and (not f.receipts or f.receipts[-1][1] < final) for f in followers
@@ -360,23 +384,24 @@ async def events_run(
 
     rate = (last_id - first_id) / (last_time - first_time)
     report("events", "the daemon's polls/s meanwhile (every poll a snapshot)", f"{rate:,.0f}/s")
-    whole = sum(f.snapshots == final for f in followers)
+    whole = sum(f.snapshots == len(every) for f in followers)
     report(
         "events",
-        f"streams given as many snapshot events as snapshots written ({final:,})",
+        f"streams given as many snapshot events as snapshots written ({len(every):,})",
         f"{whole:,} of {clients:,}",
     )
     errors = [f.error for f in followers if f.error]
     if errors:
         report("events", "streams that failed", f"{len(errors)} (the first: {errors[0]})")
-    polls = polled_at(database, first_id)
-    first, last = arrivals(followers)
-    window_ids = [id_ for id_ in range(first_id + 1, last_id + 1) if id_ in last]
-    to_first = [first[id_] - polls[id_] for id_ in window_ids]
-    to_last = [last[id_] - polls[id_] for id_ in window_ids]
+    written = [(place, at) for place, at in every if place[1] > first_id]
+    places = [place for place, _ in every]
+    first, last = arrivals(followers, places)
+    measured = [(place, at) for place, at in written if place[1] <= last_id and place in last]
+    to_first = [first[place] - at for place, at in measured]
+    to_last = [last[place] - at for place, at in measured]
     report(
         "events",
-        f"{len(window_ids):,} snapshots: poll to the first stream, p50 / p99 / max",
+        f"{len(measured):,} snapshots: poll to the first stream, p50 / p99 / max",
         spread(to_first),
     )
     report("events", "  poll to the last of the streams, p50 / p99 / max", spread(to_last))
@@ -396,20 +421,83 @@ def mb(pid: int) -> str:
     return f"{rss_mb(pid):.0f} MB"
 
 
-def events_section(directory: Path, clients: int, window: float) -> None:
+def events_section(directory: Path, clients: int, window: float, postgres: str | None) -> None:
     """One `tracker serve`, ``clients`` streams and a daemon polling, on a database of their
-    own."""
+    own (on the PostgreSQL server ``postgres`` if given, else an SQLite file)."""
     from tracker.core.eventloop import run_event_loop
 
     # Each poll is due a second after the last was sent, so it answers a little later: 1,100
     # videos polled once a second each come to some 1,000 polls a second.
     tasks = 1_100
-    database = directory / f"events-{clients}.db"
-    with simulator(preload=tasks) as api:
+    with (
+        postgres_database(postgres)
+        if postgres
+        else nullcontext(f"sqlite:///{directory / f'events-{clients}.db'}") as database,
+        simulator(preload=tasks) as api,
+    ):
         env = environment(api, database, 1.0)
         register(env, directory, tasks)
-        with serving(f"sqlite:///{database}") as (url, process):
+        with serving(database) as (url, process):
             run_event_loop(events_run(url, process.pid, database, env, clients, window))
+
+
+# wake
+
+
+def first_polled(engine: Any, task_id: str) -> float | None:
+    from sqlalchemy import text
+
+    with engine.connect() as connection:
+        polled = connection.scalar(
+            text("SELECT MIN(polled_at) FROM snapshots WHERE task_id = :task"), {"task": task_id}
+        )
+    return None if polled is None else _epoch(polled)
+
+
+def wake_section(postgres: str, registrations: int) -> None:
+    """An idle `tracker run` (one task at a 15 s interval) and a `tracker serve` in processes
+    of their own on one PostgreSQL database: a task registered with `POST /v1/tasks`, at a
+    random moment of the daemon's rest, is first polled how long after the request was sent
+    (the snapshot's polled_at against this process's clock: the same machine's)."""
+    from tracker.store.engine import create_engine
+
+    with (
+        postgres_database(postgres) as database,
+        simulator(preload=registrations + 1) as api,
+    ):
+        env = environment(api, database, 15.0)
+        subprocess.run([*TRACKER, "add", "video_0"], env=env, check=True, capture_output=True)
+        daemon = subprocess.Popen([*TRACKER, "-q", "run"], env=env)
+        engine = create_engine(database)
+        try:
+            with (
+                serving(database) as (url, _),
+                httpx.Client(base_url=url, headers=AUTHORIZATION, timeout=30) as client,
+            ):
+                time.sleep(3)  # the daemon polled its task and rests
+                waits = []
+                rng = random.Random(7)
+                for index in range(1, registrations + 1):
+                    time.sleep(rng.uniform(0.5, 2.0))
+                    task_id = f"video_{index}"
+                    sent = time.time()
+                    response = client.post("/v1/tasks", json={"ids": [task_id]})
+                    assert response.status_code == 201, response.text
+                    deadline = time.monotonic() + 10
+                    while (polled := first_polled(engine, task_id)) is None:
+                        assert time.monotonic() < deadline, f"{task_id} was never polled"
+                        time.sleep(0.005)
+                    waits.append(polled - sent)
+        finally:
+            engine.dispose()
+            daemon.terminate()
+            daemon.wait(timeout=30)
+    report(
+        "wake",
+        f"registered over HTTP to first polled by an idle daemon elsewhere, {registrations} "
+        "tasks: p50 / p99 / max",
+        spread(waits),
+    )
 
 
 # daemon
@@ -494,6 +582,12 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=20.0, help="each measuring window")
     parser.add_argument("--rounds", type=int, default=2, help="daemon runs of each kind")
+    parser.add_argument(
+        "--postgres",
+        help="a PostgreSQL server (e.g. postgresql://postgres@127.0.0.1:5432/test): the events "
+        "section runs on a database created on it, and the wake section needs it",
+    )
+    parser.add_argument("--registrations", type=int, default=40, help="tasks the wake section adds")
     args = parser.parse_args()
     wanted = set(args.only.split(","))
     os.environ["TRACKER_SERVER_TOKENS"] = TOKEN
@@ -517,7 +611,10 @@ def main() -> None:
         if "events" in wanted:
             for clients in (int(count) for count in args.clients.split(",")):
                 print(f"events, {clients:,} streams (load average {load()})")
-                events_section(directory, clients, args.seconds)
+                events_section(directory, clients, args.seconds, args.postgres)
+        if "wake" in wanted and args.postgres:
+            print(f"wake (load average {load()})")
+            wake_section(args.postgres, args.registrations)
         if "daemon" in wanted:
             print(f"daemon (load average {load()})")
             daemon_section(directory, args.seconds, args.rounds)

@@ -103,12 +103,15 @@ def postgres_url() -> Iterator[str]:
     """A database of its own on the test PostgreSQL server, dropped afterwards."""
     from sqlalchemy.engine import make_url
 
-    admin = _postgres_admin()
     name = f"tracker_test_{secrets.token_hex(6)}"
+    admin = _postgres_admin()
     admin.execute(f'CREATE DATABASE "{name}"')  # type: ignore[attr-defined]
+    admin.close()  # type: ignore[attr-defined]
     try:
         yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     finally:
+        # A connection of its own: the test may have restarted the server meanwhile.
+        admin = _postgres_admin()
         admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
         admin.close()  # type: ignore[attr-defined]
 

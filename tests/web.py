@@ -110,3 +110,28 @@ def events_of(lines: Iterable[str]) -> Iterator[Event]:
         elif not line.startswith(":"):
             name, _, value = line.partition(":")
             fields[name] = value.removeprefix(" ")
+
+
+def follow_in_background(
+    client: httpx.Client,
+    *,
+    until: int,
+    params: Any = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[list[Event], threading.Thread]:
+    """A thread reading ``/v1/events`` into the list it returns, started and followed by the
+    server (so nothing written from here on can be missed) when this returns."""
+    events: list[Event] = []
+    opened = threading.Event()
+
+    def follow() -> None:
+        events.extend(
+            read_events(
+                client, "/v1/events", until=until, params=params, headers=headers, opened=opened
+            )
+        )
+
+    reader = threading.Thread(target=follow, daemon=True)
+    reader.start()
+    assert opened.wait(30), "the event stream did not open"
+    return events, reader

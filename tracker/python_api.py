@@ -127,7 +127,6 @@ class Tracker:
         result = self.database.tasks.add_tasks(
             checked, label, now, metadata, check_provider(provider)
         )
-        self._registered(result.added)
         return result
 
     def add_stream(
@@ -155,12 +154,7 @@ class Tracker:
             spool.seek(0)
             spooled = (line[:-1] for line in spool)
             added = self.database.tasks.add_stream(spooled, label, metadata, self._clock, provider)
-        self._registered(added.added)
         return added
-
-    def _registered(self, added: object) -> None:
-        if added and "daemon" in self.__dict__:
-            self.daemon.wake()  # a daemon of this Tracker polls them at once
 
     def remove(self, task_ids: Iterable[str]) -> RemoveResult:
         """Stop watching; the history is kept. An unknown ID raises UnknownTaskError. With

@@ -5,7 +5,9 @@ answered plainly."""
 
 from __future__ import annotations
 
-import threading
+import logging
+import socket
+import struct
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -15,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import insert
 
-from tests.web import AUTH, TOKEN, Event, read_events
+from tests.web import AUTH, TOKEN, follow_in_background, read_events
 from tracker import Secret
 from tracker.core.feed import START, FeedPosition
 from tracker.settings import Settings
@@ -74,15 +76,7 @@ def test_a_late_commit_reaches_live_and_resuming_streams_once(database: Database
         RunningApp(settings, database) as url,
         httpx.Client(base_url=url, headers=AUTH, timeout=30) as client,
     ):
-        live: list[Event] = []
-        opened = threading.Event()
-
-        def follow() -> None:
-            live.extend(read_events(client, "/v1/events", until=5, opened=opened))
-
-        reader = threading.Thread(target=follow, daemon=True)
-        reader.start()
-        assert opened.wait(30)
+        live, reader = follow_in_background(client, until=5)
         before = str(database.feed.head())
         connection, transaction = _hold_a_snapshot(database, "held")
         database.tasks.remove_tasks(["other"], NOW, channels=())
@@ -122,23 +116,9 @@ def test_resume_points_that_are_not_places_or_were_never_given(database_url: str
             assert refused.headers["content-type"] == "application/problem+json"
             assert refused.json()["errors"][0]["parameter"] == "Last-Event-ID"
             head = str(database.feed.head())
-            got: list[Event] = []
-            opened = threading.Event()
-
-            def follow() -> None:
-                got.extend(
-                    read_events(
-                        client,
-                        "/v1/events",
-                        until=3,
-                        headers={"Last-Event-ID": "999999999"},
-                        opened=opened,
-                    )
-                )
-
-            reader = threading.Thread(target=follow, daemon=True)
-            reader.start()
-            assert opened.wait(30)
+            got, reader = follow_in_background(
+                client, until=3, headers={"Last-Event-ID": "999999999"}
+            )
             database.tasks.remove_tasks(["after"], NOW, channels=())
             reader.join(30)
     finally:
@@ -149,3 +129,46 @@ def test_resume_points_that_are_not_places_or_were_never_given(database_url: str
         ("snapshot", "after"),
         ("finished", "after"),
     ]
+
+
+def test_a_client_that_hangs_up_mid_event_costs_nothing_and_misses_nothing(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client reads part of an event and resets the connection: the server says nothing
+    amiss and goes on; resuming from before that event, the client gets it whole, once."""
+    database = Database.open(database_url)
+    database.tasks.add_tasks(["a", "b"], None, NOW)
+    settings = replace(Settings(database_url=database_url), server_tokens=(Secret(TOKEN),))
+    caplog.set_level(logging.WARNING)
+    try:
+        with RunningApp(settings, database) as url:
+            before = str(database.feed.head())
+            port = int(url.rpartition(":")[2])
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(
+                    f"GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}"
+                    "\r\n\r\n".encode()
+                )
+                received = b""
+                while b"retry:" not in received:
+                    received += sock.recv(4096)
+                database.tasks.remove_tasks(["a"], NOW, channels=())
+                while b"event: snapshot" not in received:
+                    received += sock.recv(64)
+                linger = struct.pack("ii", 1, 0)  # a reset, not a polite close
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+            database.tasks.remove_tasks(["b"], NOW, channels=())
+            with httpx.Client(base_url=url, headers=AUTH, timeout=30) as client:
+                assert client.get("/healthz").status_code == 200
+                resumed = read_events(
+                    client, "/v1/events", until=4, headers={"Last-Event-ID": before}
+                )
+    finally:
+        database.close()
+    assert [(e.event, e.data["task_id"]) for e in resumed] == [
+        ("snapshot", "a"),
+        ("finished", "a"),
+        ("snapshot", "b"),
+        ("finished", "b"),
+    ]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text

@@ -7,19 +7,24 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import update
 
 from tests.conftest import API, make_tracker, run_until_done
 from tests.doubles import Receiver
-from tracker import Tracker
+from tracker import Secret, Tracker
 from tracker.simulator import send_webhook
 from tracker.store.schema import tasks
+from tracker.testing import RunningApp
+from tracker.web.auth import CSRF_FIELD
 
 TRACKER = str(Path(sys.executable).with_name("tracker"))
 METADATA = {"order": 7, "customer": "ACME", "tags": ["launch", "ü"]}
@@ -211,3 +216,45 @@ def test_a_signed_event_that_is_not_a_video_event_is_answered_400(sqlite_url: st
         ]
     database.close()
     assert statuses == [400, 400, 200]
+
+
+def test_removing_over_http_or_from_the_dashboard_owes_the_same_event(
+    api: API, database_url: str
+) -> None:
+    """`tracker serve` with the same notification settings as the daemon: a task removed with
+    DELETE /v1/tasks/{id}, and one removed with the dashboard's button, each owe their event,
+    which a daemon with that channel delivers; a serve without them owes none."""
+    receiver = Receiver()
+    token = "server-token-for-removals-0123"
+    with make_tracker(api, database_url, notify_url=receiver.url) as tracker:
+        tracker.add(["video_api", "video_page", "video_unowed"], label="gone")
+        served = replace(tracker.settings, server_tokens=(Secret(token),), notify_url=receiver.url)
+        bare = replace(served, notify_url=None)
+        try:
+            with RunningApp(bare, tracker.database) as url:
+                gone = httpx.delete(
+                    f"{url}/v1/tasks/video_unowed", headers={"Authorization": f"Bearer {token}"}
+                )
+                assert gone.status_code == 200
+            with (
+                RunningApp(served, tracker.database) as url,
+                httpx.Client(base_url=url, timeout=30) as browser,
+            ):
+                answer = httpx.delete(
+                    f"{url}/v1/tasks/video_api", headers={"Authorization": f"Bearer {token}"}
+                )
+                assert answer.status_code == 200 and answer.json()["removed"] is True
+                browser.post("/login", data={"token": token, "next": "/"})
+                page = browser.get("/tasks/video_page").text
+                [csrf] = set(re.findall(rf'name="{CSRF_FIELD}" value="([^"]+)"', page))
+                pressed = browser.post("/tasks/video_page/remove", data={CSRF_FIELD: csrf})
+                assert pressed.status_code == 303
+            owed = tracker.database.follow_ups.events()
+            assert sorted(row["task_id"] for row in owed) == ["video_api", "video_page"]
+            run_until_done(tracker)
+        finally:
+            receiver.close()
+    posted = {event["task_id"]: event for _headers, event in receiver.deliveries()}
+    assert sorted(posted) == ["video_api", "video_page"]
+    assert {event["finish_reason"] for event in posted.values()} == {"removed"}
+    assert {event["label"] for event in posted.values()} == {"gone"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -16,7 +15,15 @@ import httpx
 import pytest
 
 from tests.conftest import API, make_tracker
-from tests.web import AUTH, TOKEN, Event, daemon_running, events_of, read_events
+from tests.web import (
+    AUTH,
+    TOKEN,
+    Event,
+    daemon_running,
+    events_of,
+    follow_in_background,
+    read_events,
+)
 from tracker import Secret, Tracker
 from tracker.core.feed import FeedPosition
 from tracker.settings import Settings
@@ -99,23 +106,6 @@ def test_reconnecting_with_last_event_id_misses_nothing_and_repeats_nothing(
     assert len(seen) == len(set(seen)), "an event came twice"
     assert seen == sorted(seen)
     assert seen == [i for i in stored if i >= seen[0]]
-
-
-def follow_in_background(
-    client: httpx.Client, *, until: int, params: dict[str, str]
-) -> tuple[list[Event], threading.Thread]:
-    """A thread reading ``/v1/events`` into the list it returns, started and followed by the
-    server (so nothing written from here on can be missed) when this returns."""
-    events: list[Event] = []
-    opened = threading.Event()
-
-    def follow() -> None:
-        events.extend(read_events(client, "/v1/events", until=until, params=params, opened=opened))
-
-    reader = threading.Thread(target=follow, daemon=True)
-    reader.start()
-    assert opened.wait(30), "the event stream did not open"
-    return events, reader
 
 
 def wait_for_port(tracker: Tracker) -> str:

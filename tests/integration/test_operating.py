@@ -18,9 +18,11 @@ from rich.console import Console
 
 from tests.conftest import API, make_tracker
 from tracker.cli.live import LiveView, view
+from tracker.core.clock import SystemClock
 from tracker.core.models import Stats, Task
 from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.retention import Retention
+from tracker.daemon.running import Crew
 from tracker.errors import DatabaseError
 from tracker.simulator import Reply
 from tracker.store import Database, migrations
@@ -342,13 +344,9 @@ def test_a_prune_batch_reads_about_as_many_snapshots_as_it_is_given(
 def test_the_daemon_prunes_by_itself_with_retain(history: Database) -> None:
     """--retain runs the same pruning from the scheduler, in batches."""
     database = DatabaseThread()
-    retention = Retention(history.retention, keep=30 * 86400, database=database, first_run_after=0)
-
-    async def run() -> None:
-        await retention.tick()
-        await retention.tick()  # not due again for a day: nothing more
-
-    asyncio.run(run())
+    crew = Crew("test-daemon", database, SystemClock(), history.wakeups)
+    retention = Retention(history.retention, 30 * 86400, crew)
+    asyncio.run(retention.prune())
     database.close()
     assert retention.pruned == 6
     assert len(history.reads.history("done")) == 5

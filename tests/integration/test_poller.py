@@ -23,8 +23,9 @@ from tracker.core.models import ClaimedTask, FetchResult, PollRecord
 from tracker.core.pauses import Pause, PauseReason
 from tracker.core.video import ASSETS_LAST
 from tracker.daemon.dbthread import DatabaseThread
-from tracker.daemon.poller import Poller
+from tracker.daemon.poller import Lane, Poller
 from tracker.daemon.rules import Policy, decide
+from tracker.daemon.running import Crew
 from tracker.errors import LocalResourceError
 from tracker.store import Database
 from tracker.store.polls import PollStore
@@ -83,19 +84,13 @@ def make_poller(
     *,
     concurrency: int = 4,
     store: PollStore | None = None,
+    policy: Policy = POLICY,
+    record_changes_only: bool = False,
     **options: Any,
 ) -> Poller:
-    return Poller(
-        store or db.polls,
-        api,
-        policy=POLICY,
-        owner=OWNER,
-        clock=clock,
-        database=db_thread,
-        concurrency=concurrency,
-        rng=random.Random(5),
-        **options,
-    )
+    lane = Lane(policy, concurrency=concurrency, record_changes_only=record_changes_only)
+    crew = Crew(OWNER, db_thread, clock, db.wakeups, random.Random(5))
+    return Poller(store or db.polls, api, lane, crew, **options)
 
 
 def run_pass(poller: Poller, all_unfinished: bool = False) -> None:
@@ -548,15 +543,8 @@ def test_with_nothing_due_the_poller_asks_the_database_once_a_second(
     and still polls the task the tick its time comes."""
     db.tasks.add_tasks(["t"], None, START)
     store, clock, api = CountingStore(db), FakeClock(), ScriptedAPI()
-    poller = Poller(
-        store,
-        api,
-        policy=Policy(interval=15.0, give_up_after=3600.0, request_timeout=5.0),
-        owner=OWNER,
-        clock=clock,
-        database=db_thread,
-        rng=random.Random(5),
-    )
+    policy = Policy(interval=15.0, give_up_after=3600.0, request_timeout=5.0)
+    poller = make_poller(db, db_thread, api, clock, store=store, policy=policy)
 
     async def go() -> None:
         await ticks(poller, clock, 0.1)  # polls it, writes it
@@ -577,13 +565,33 @@ def test_with_nothing_due_the_poller_asks_the_database_once_a_second(
     asyncio.run(go())
 
 
+def test_while_other_processes_writes_are_heard_the_poller_looks_every_five_seconds(
+    db: Database, db_thread: DatabaseThread
+) -> None:
+    """With the LISTEN connection up, a write that makes work wakes the daemon: between two
+    polls of its one task (15 s apart) it asks the database once in five seconds, not once a
+    second."""
+    db.tasks.add_tasks(["t"], None, START)
+    store, clock, api = CountingStore(db), FakeClock(), ScriptedAPI()
+    policy = Policy(interval=15.0, give_up_after=3600.0, request_timeout=5.0)
+    poller = make_poller(db, db_thread, api, clock, store=store, policy=policy)
+    db.wakeups.listening = True
+
+    async def go() -> None:
+        await ticks(poller, clock, 0.1)
+        store.calls.clear()
+        await ticks(poller, clock, 12.0)
+        assert store.calls["claim_due"] == 0 and store.calls["next_due"] <= 3
+
+    asyncio.run(go())
+
+
 def test_wake_makes_the_next_tick_claim_at_once(db: Database, db_thread: DatabaseThread) -> None:
-    """A task registered by another process waits for the idle check (a second at most); one
-    registered in this process wakes the poller, and the very next tick claims and polls it."""
+    """A task registered unheard of waits for the idle look (a second at most); once the poller
+    is woken (the daemon's loop does it on news of tasks), the very next tick claims and polls
+    it."""
     store, clock, api = CountingStore(db), FakeClock(), ScriptedAPI()
     poller = make_poller(db, db_thread, api, clock, store=store)
-    woken: list[bool] = []
-    poller.when_woken(lambda: woken.append(True))
 
     async def go() -> None:
         await ticks(poller, clock, 0.2)  # nothing registered: it goes quiet
@@ -594,7 +602,7 @@ def test_wake_makes_the_next_tick_claim_at_once(db: Database, db_thread: Databas
         assert store.calls["claim_due"] == claims and api.calls["elsewhere"] == 0
         db.tasks.add_tasks(["here"], None, clock.now())
         poller.wake()
-        assert woken == [True] and poller.rest_seconds() == 0
+        assert poller.rest_seconds() == 0
         await poller.tick()
         assert store.calls["claim_due"] == claims + 1 and poller.busy
         await ticks(poller, clock, 0.1)

@@ -173,7 +173,8 @@ def test_a_task_added_through_the_running_daemons_own_tracker_wakes_it(
     registered through its own Tracker wakes it, and is polled at once."""
     from tracker.daemon import poller
 
-    monkeypatch.setattr(poller, "IDLE_CHECK_SECONDS", 60.0)
+    monkeypatch.setattr(poller, "UNHEARD_LOOK_SECONDS", 60.0)
+    monkeypatch.setattr(poller, "LOOK_SECONDS", 60.0)
     slow = api.simulator.add_video("video_long", steps=1000)
     late = api.simulator.add_video("video_late", steps=1000)
     with make_tracker(api, database_url, poll_interval=60.0) as tracker:

@@ -31,6 +31,7 @@ ALLOWED = {
     | {"core", "settings", "store", "http", "web", "daemon", "python_api", "simulator"},
 }
 LONGEST_MODULE = 400
+MOST_ARGUMENTS = 8
 
 
 def part_of(path: Path) -> str:
@@ -72,6 +73,20 @@ def test_no_module_is_longer_than_a_sitting(path: Path) -> None:
     """No module passes about 400 lines."""
     lines = len(path.read_text().splitlines())
     assert lines <= LONGEST_MODULE, f"{path.relative_to(PACKAGE)} has {lines} lines"
+
+
+@pytest.mark.parametrize(
+    "path", sorted((PACKAGE / "daemon").glob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE))
+)
+def test_no_constructor_in_the_daemon_takes_more_than_eight_arguments(path: Path) -> None:
+    """What many parts share travels together (``Crew``, a poller's ``Lane``), not as a long
+    list of arguments."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef) and node.name == "__init__":
+            arguments = node.args
+            named = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+            count = len(named) - 1 + bool(arguments.vararg) + bool(arguments.kwarg)
+            assert count <= MOST_ARGUMENTS, f"{path.name}:{node.lineno} takes {count}"
 
 
 def test_every_part_says_what_it_owns_and_may_import() -> None:

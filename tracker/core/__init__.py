@@ -1,5 +1,6 @@
-"""The vocabulary every layer shares: the records that pass between them (``models``), how a
-video object is read (``video``), task IDs and status paths (``ids``), a task's metadata
+"""The vocabulary every layer shares: the records that pass between them (``models``), the event
+feed's positions (``feed``), what a finished task owes (``owed``), how a video object is read
+(``video``), task IDs and status paths (``ids``), a task's metadata
 (``metadata``), time (``clock``), the back-off rule (``backoff``), a provider's pause
 (``pauses``), secrets (``secrets``), JSON values (``encoding``), the event loop (``eventloop``)
 and short texts for people (``texts``: ages, durations, IDs cut short).

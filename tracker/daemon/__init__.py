@@ -1,15 +1,17 @@
-"""The daemon: what runs while ``tracker run`` does.
+"""The daemon: what runs while ``tracker run`` (or ``tracker serve``) does.
 
-``runner`` wires a daemon from its settings (and makes the one-off passes of ``poll`` and
-``download``); ``scheduler`` drives its jobs on APScheduler; ``lanes`` runs a poller per
-provider as one; ``poller`` claims, polls and writes, following ``rules`` (one task), ``pause``
-(the whole account of its provider), ``shortage`` (this machine's resources), ``claims`` and
-``writes``, and tells ``observing`` what it did;
-``events`` builds what a finished task owes; ``workers`` claims and runs follow-up jobs:
-``downloads`` and ``notify``; ``retention`` prunes; ``metrics`` counts and answers health;
-``webhooks`` receives the API's own events; ``leases`` names the daemon and frees a dead one's
-leases; ``dbthread`` is the one thread its database calls run on; ``descriptors`` raises
-the open-file limit and checks that the daemon fits under it.
+``lifecycle`` owns the process's life: it starts the parts, handles the signals, waits for the
+stop and drains within a bounded time. ``runner`` wires a daemon from its settings (and makes
+the one-off passes of ``poll`` and ``download``); ``lanes`` runs a poller per provider as one
+loop, woken by writes; ``poller`` claims, polls and writes, following ``rules`` (one task),
+``pause`` (the whole account of its provider), ``shortage`` (this machine's resources),
+``claims`` and ``writes``, and tells ``observing`` what it did; ``running`` holds what the parts
+share (``Crew``) and how they run what they claim (``Running``); ``workers`` is the follow-up
+workers' loop, ``downloads`` and ``notify`` the workers, ``follow_up_workers`` makes them from
+the settings; ``scheduler`` runs the periodic jobs (the sweep, ``retention``); ``metrics``
+counts and answers health; ``serving`` is the HTTP service as a part; ``leases`` names the
+daemon and frees a dead one's leases; ``dbthread`` is the one thread its database calls run
+on; ``descriptors`` raises the open-file limit and checks that the daemon fits under it.
 
 May import ``tracker.store``, ``tracker.http``, ``tracker.settings``, ``tracker.core`` and
 ``tracker.errors``; never the command line.

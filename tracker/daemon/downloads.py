@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import random
 import re
 import secrets
 import time
@@ -29,10 +28,9 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from tracker.core.backoff import Backoff
-from tracker.core.clock import Clock
 from tracker.core.follow_ups import DownloadJob, DownloadOutcome
 from tracker.core.video import ASSETS_LAST
-from tracker.daemon.dbthread import DatabaseThread
+from tracker.daemon.running import Crew
 from tracker.daemon.workers import ClaimingWorker
 from tracker.http.transfers import TransferRefused
 from tracker.store.follow_ups import FollowUpStore
@@ -96,20 +94,17 @@ class Downloader(ClaimingWorker[DownloadJob]):
         store: FollowUpStore,
         sources: Mapping[str, ContentSource],
         directory: Path,
+        crew: Crew,
         *,
-        owner: str,
-        database: DatabaseThread,
-        clock: Clock | None = None,
         concurrency: int = DOWNLOADS_AT_ONCE,
-        rng: random.Random | None = None,
         task_id: str | None = None,
     ) -> None:
-        super().__init__(database=database, clock=clock, concurrency=concurrency)
+        super().__init__(crew, concurrency=concurrency)
         self._store = store
         self._sources = sources  # by provider
         self._directory = directory
-        self._owner = owner
-        self._rng = rng or random.Random()
+        self._owner = crew.owner
+        self._rng = crew.rng
         self._task_id = task_id  # `tracker download ID`: that task's files only
         self.done = 0
         _remove_stale_parts(directory)
@@ -149,6 +144,8 @@ class Downloader(ClaimingWorker[DownloadJob]):
             await self._database.run(self._store.record_download, self._owner, job, outcome)
         except Exception as exc:  # not written: the lease ends and the download is tried again
             logger.warning("recording the download of %s failed: %s", job.task_id, exc)
+        if outcome.next_attempt_at is not None:
+            self._retry_at(outcome.next_attempt_at)
         return outcome
 
     async def _renew(self, job: DownloadJob) -> None:

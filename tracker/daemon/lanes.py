@@ -1,7 +1,13 @@
-"""One poller per provider (docs/providers.md), driven as one: each provider's tasks are
+"""One poller per provider (docs/providers.md), driven as one loop: each provider's tasks are
 claimed, paused and given requests in flight on their own, so a slow or paused API holds up
 its own tasks only. Tasks of a provider the configuration does not name wait, and are named
-once in an ERROR line."""
+once in an ERROR line.
+
+The loop (``run``) ticks while there is work: it writes what the polls brought, claims what is
+due and starts it, as often as the shortest interval needs. With nothing to do it rests until
+the earliest due time, the end of a pause or a look now and then, and a write that registers
+tasks, makes one due or gives leases back ends the rest at once, in this process or, on
+PostgreSQL, in any (tracker/store/wakeups.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +18,18 @@ from datetime import datetime
 
 from tracker.core.models import PassSummary
 from tracker.core.pauses import Pause
-from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.poller import Poller
+from tracker.daemon.rules import Policy
+from tracker.daemon.running import Crew
+from tracker.store.wakeups import Signal, Topic
 
 logger = logging.getLogger(__name__)
+
+
+def tick_seconds(policy: Policy) -> float:
+    """How often results are written and due tasks claimed while there is work: often enough
+    that claims keep up with thousands of polls a second and lateness stays small."""
+    return min(0.1, max(0.02, policy.interval / 20))
 
 
 class Lanes:
@@ -24,15 +38,42 @@ class Lanes:
     def __init__(
         self,
         pollers: Sequence[Poller],
-        database: DatabaseThread,
+        crew: Crew,
         unfinished_providers: Callable[[], set[str]],
+        policy: Policy,
     ) -> None:
         if not pollers:
             raise ValueError("a daemon polls at least one provider")
         self.pollers = tuple(pollers)
-        self._database = database
+        self._crew = crew
+        self._database = crew.database
         self._unfinished_providers = unfinished_providers
         self._named: set[str] = set()  # unknown providers already said in the log
+        self._period = tick_seconds(policy)
+        self._news: Signal | None = None
+        self._stopping = False
+
+    async def run(
+        self,
+        stopping: asyncio.Event,
+        after_tick: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Tick until ``stopping`` is set or a drain begins; ``after_tick`` after each."""
+        with self._crew.wakeups.signal(Topic.TASKS) as news:
+            self._news = news
+            try:
+                while not (stopping.is_set() or self._stopping):
+                    news.clear()  # before the tick: news during it is not missed
+                    await self.tick()
+                    if after_tick is not None:
+                        await after_tick()
+                    if stopping.is_set() or self._stopping:
+                        break
+                    if await news.wait(max(self._period, self.rest_seconds())):
+                        for poller in self.pollers:
+                            poller.wake()
+            finally:
+                self._news = None
 
     @property
     def busy(self) -> bool:
@@ -60,6 +101,11 @@ class Lanes:
         await self.name_unknown_providers()
 
     async def drain(self, timeout: float) -> None:
+        """Stop the loop and every poller: requests in flight get ``timeout`` seconds, then
+        everything is written and what was not started given back."""
+        self._stopping = True
+        if self._news is not None:
+            self._news.set()
         await self._each(lambda poller: poller.drain(timeout))
 
     async def has_unfinished(self) -> bool:
@@ -70,17 +116,12 @@ class Lanes:
     def rest_seconds(self) -> float:
         return min(poller.rest_seconds() for poller in self.pollers)
 
-    def wake(self) -> None:
-        for poller in self.pollers:
-            poller.wake()
-
-    def when_woken(self, callback: Callable[[], None]) -> None:
-        for poller in self.pollers:
-            poller.when_woken(callback)
-
     def poll_soon(self, task_id: str) -> None:
+        """A webhook received on this loop said the task changed; the database has it due."""
         for poller in self.pollers:
             poller.poll_soon(task_id)
+        if self._news is not None:
+            self._news.set()
 
     def restore(self, pause: Pause) -> None:
         for poller in self.pollers:

@@ -16,7 +16,6 @@ import contextlib
 import json
 import logging
 import os
-import random
 import signal
 import tempfile
 from collections.abc import Hashable
@@ -25,9 +24,8 @@ from datetime import datetime, timedelta
 from typing import BinaryIO, Protocol
 
 from tracker.core.backoff import Backoff
-from tracker.core.clock import Clock
 from tracker.core.follow_ups import EventJob, EventOutcome
-from tracker.daemon.dbthread import DatabaseThread
+from tracker.daemon.running import Crew
 from tracker.daemon.workers import ClaimingWorker
 from tracker.http.signing import signed_headers
 from tracker.store.follow_ups import FollowUpStore
@@ -67,21 +65,18 @@ class Notifier(ClaimingWorker[EventJob]):
         self,
         outbox: FollowUpStore,
         channels: Channels,
+        crew: Crew,
         *,
-        owner: str,
-        database: DatabaseThread,
-        clock: Clock | None = None,
         concurrency: int = NOTIFICATIONS_AT_ONCE,
-        rng: random.Random | None = None,
         timeout: float = 30.0,
         channels_claimed: tuple[str, ...] = ("webhook", "command"),
     ) -> None:
-        super().__init__(database=database, clock=clock, concurrency=concurrency)
+        super().__init__(crew, concurrency=concurrency)
         self._channels_claimed = channels_claimed
         self._outbox = outbox
         self._channels = channels
-        self._owner = owner
-        self._rng = rng or random.Random()
+        self._owner = crew.owner
+        self._rng = crew.rng
         # Every delivery ends (or is killed) well within its lease: never two at once.
         self._timeout = timeout
         self._lease = timedelta(seconds=max(channels.command_timeout, timeout) + 60)
@@ -134,6 +129,8 @@ class Notifier(ClaimingWorker[EventJob]):
         except Exception as exc:
             # Not written: the lease ends and the event is delivered again (at least once).
             logger.warning("recording the delivery of %s failed: %s", job.event_id, exc)
+        if outcome.next_attempt_at is not None:
+            self._retry_at(outcome.next_attempt_at)
 
     async def _send(self, job: EventJob) -> str | None:
         """Deliver on the job's channel; None on success, else what went wrong."""

@@ -4,24 +4,21 @@ writes the results back in one transaction per tick.
 The rules live beside it: ``rules`` (what one answer does to its task), ``pause`` (the
 account-wide pauses), ``shortage`` (requests this machine has no resources for), ``claims``
 (what to claim and when a claim may still start), ``writes`` (results on their way to the
-database), ``events`` (what a finished task owes). The poller is handed its storage, its API
-client, its clock and the thread it runs database calls on.
+database); what a finished task owes is ``tracker.core.owed``'s rule. The poller is handed its
+storage, its API client, its lane (one provider's settings) and the daemon's crew (its clock,
+its database thread, its wakeups).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Protocol
 
-from tracker.core.clock import Clock
-from tracker.core.eventloop import finish_or_cancel
 from tracker.core.follow_ups import FollowUps
 from tracker.core.ids import DEFAULT_PROVIDER
 from tracker.core.models import (
@@ -32,10 +29,10 @@ from tracker.core.models import (
 )
 from tracker.core.owed import owed_by_poll
 from tracker.daemon.claims import Claimer
-from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.observing import Observer, Unobserved, log_poll
 from tracker.daemon.pause import AccountPause
 from tracker.daemon.rules import Policy, changed, decide
+from tracker.daemon.running import Crew, Running
 from tracker.daemon.shortage import Shortage
 from tracker.daemon.writes import DatabaseHealth, WriteBuffer
 from tracker.errors import LocalResourceError
@@ -46,8 +43,11 @@ logger = logging.getLogger(__name__)
 # While the database is down and no result waits, a claim tries it this often.
 PROBE_SECONDS = 1.0
 # While nothing is due or in flight, the database is asked at most this often (and at the
-# earliest due time): a task another process registers is polled within a second.
-IDLE_CHECK_SECONDS = 1.0
+# earliest due time): on PostgreSQL, while the daemon hears other processes' writes, a task
+# registered or made due anywhere wakes it (docs/scaling.md); otherwise a task another process
+# registers is polled within a second.
+LOOK_SECONDS = 5.0
+UNHEARD_LOOK_SECONDS = 1.0
 
 
 class VideoAPI(Protocol):
@@ -56,43 +56,58 @@ class VideoAPI(Protocol):
         for LocalResourceError, which is raised: this machine's trouble, not the task's."""
 
 
+@dataclass(frozen=True)
+class Lane:
+    """One provider's polling (docs/providers.md): its rules, its requests in flight, what it
+    records."""
+
+    policy: Policy
+    provider: str = DEFAULT_PROVIDER
+    concurrency: int = 32
+    record_changes_only: bool = False
+    # With a providers file even `default` is one provider among others, named in log lines.
+    provider_named: bool = False
+
+
 class Poller:
     def __init__(
         self,
         store: PollStore,
         api: VideoAPI,
+        lane: Lane,
+        crew: Crew,
         *,
-        policy: Policy,
-        owner: str,
-        clock: Clock,
-        database: DatabaseThread,
-        concurrency: int = 32,
-        rng: random.Random | None = None,
         follow_ups: FollowUps | None = None,
-        record_changes_only: bool = False,
         observer: Observer | None = None,
-        provider: str = DEFAULT_PROVIDER,
-        provider_named: bool = False,
     ) -> None:
-        self.provider = provider
+        self.provider = lane.provider
         self._store = store
         self._api = api
-        self._policy = policy
-        self._clock = clock
-        self._database = database
-        self._rng = rng or random.Random()
+        self._policy = policy = lane.policy
+        self._clock = crew.clock
+        self._database = crew.database
+        self._wakeups = crew.wakeups
+        self._rng = crew.rng
         self._follow_ups = follow_ups or FollowUps()
-        self._record_changes_only = record_changes_only
+        self._record_changes_only = lane.record_changes_only
         self._observer = observer or Unobserved()
-        self._slots = asyncio.Semaphore(concurrency)
-        self._claims = Claimer(store, database, owner, policy, concurrency, provider)
-        self.health = DatabaseHealth(clock)
-        self._writes = WriteBuffer(store, database, owner, self.health, self._observer)
-        self.pause = AccountPause(
-            policy, clock, self._rng, self._writes.postpone, provider, provider_named
+        self._slots = asyncio.Semaphore(lane.concurrency)
+        self._claims = Claimer(
+            store, crew.database, crew.owner, policy, lane.concurrency, lane.provider
         )
-        self.shortage = Shortage(clock)
-        self._in_flight: dict[str, asyncio.Task[PollRecord | None]] = {}
+        self.health = DatabaseHealth(crew.clock)
+        self._writes = WriteBuffer(store, crew.database, crew.owner, self.health, self._observer)
+        self.pause = AccountPause(
+            policy,
+            crew.clock,
+            self._rng,
+            self._writes.postpone,
+            lane.provider,
+            lane.provider_named,
+        )
+        self.shortage = Shortage(crew.clock)
+        # Claimed tasks being polled; one cancelled by a drain is given back.
+        self._in_flight: Running[str, PollRecord | None] = Running(self._writes.give_back)
         # Tasks a webhook made due while a poll of theirs was under way (see poll_soon).
         self._due_again: set[str] = set()
         self._stopping = False
@@ -104,7 +119,6 @@ class Poller:
         # time, else look for one first.
         self._quiet_until: datetime | None = None
         self._quiet_until_due = False
-        self._on_wake: Callable[[], None] | None = None
         self.polls = 0
         self.finished = 0
 
@@ -157,42 +171,32 @@ class Poller:
                 return
         claimed = await self._claims.claim(now, room)
         for task in claimed:
-            if task.task_id in self._in_flight:
-                continue  # our own lease ran out while it waited; it is still going
-            job = asyncio.create_task(self._poll(task, now))
-            self._in_flight[task.task_id] = job
-            job.add_done_callback(partial(self._forget, task.task_id))
+            # One whose own lease ran out while it waited is still going: not started again.
+            self._in_flight.start(task.task_id, self._poll(task, now))
         if not claimed and not self.busy:
             await self._quiet(now)
 
     async def _quiet(self, now: datetime) -> bool:
         """With nothing claimed, nothing in flight and nothing to write (tasks given back
         included: they are still leased): whether nothing is due at ``now`` either; then no
-        claim until the earliest due time, and no query for up to IDLE_CHECK_SECONDS (or an
+        claim until the earliest due time, and no query for up to a look's time (or an
         interval, if shorter), unless woken."""
         due = await self._database.run(self._store.next_due, now, self.provider)
         if due is not None and due <= now:
             return False
-        check = now + timedelta(seconds=min(IDLE_CHECK_SECONDS, self._policy.interval))
+        check = now + timedelta(seconds=min(self._look_seconds(), self._policy.interval))
         self._quiet_until_due = due is not None and due <= check
         self._quiet_until = due if due is not None and self._quiet_until_due else check
         return True
 
     def wake(self) -> None:
-        """A task was registered or made due in this process: the next tick claims, whatever
-        the idle wait said, and comes at once (any thread may call this)."""
-        resting = self._quiet_until is not None
+        """Tasks were registered, made due or given back: the next tick claims, whatever the
+        idle wait said."""
         self._quiet_until = None
-        if resting and self._on_wake is not None:
-            self._on_wake()
-
-    def when_woken(self, callback: Callable[[], None]) -> None:
-        """Have ``callback`` called when ``wake`` ends a rest (the scheduler ticks at once)."""
-        self._on_wake = callback
 
     def rest_seconds(self) -> float:
-        """How long the poller has nothing to do unless woken: until its idle check or the end
-        of a pause, at most IDLE_CHECK_SECONDS; 0 while it has work."""
+        """How long the poller has nothing to do unless woken: until its next look or the end
+        of a pause, at most a look's time; 0 while it has work."""
         if self.busy:
             return 0.0
         now = self._clock.now()
@@ -201,13 +205,10 @@ class Poller:
             until = self.pause.until
         if until is None:
             return 0.0
-        return min(IDLE_CHECK_SECONDS, max(0.0, (until - now).total_seconds()))
+        return min(self._look_seconds(), max(0.0, (until - now).total_seconds()))
 
-    def _forget(self, task_id: str, job: asyncio.Task[PollRecord | None]) -> None:
-        if self._in_flight.get(task_id) is job:
-            del self._in_flight[task_id]
-        if job.cancelled():
-            self._writes.give_back(task_id)
+    def _look_seconds(self) -> float:
+        return LOOK_SECONDS if self._wakeups.listening else UNHEARD_LOOK_SECONDS
 
     async def sweep(self) -> list[str]:
         """Finish as ``timed_out`` the tasks past give-up-after that no poll will reach first."""
@@ -279,7 +280,7 @@ class Poller:
         self._stopping = True
         # A tick still claiming finishes first, so what it claimed is polled or given back.
         async with self._database_work:
-            await finish_or_cancel(list(self._in_flight.values()), timeout)
+            await self._in_flight.drain(timeout)
             await self._writes.flush()
         if self._writes.results:
             logger.error(

@@ -14,8 +14,7 @@ import logging
 import time
 from datetime import datetime, timedelta
 
-from tracker.core.clock import Clock, SystemClock
-from tracker.daemon.dbthread import DatabaseThread
+from tracker.daemon.running import Crew
 from tracker.store.prune import RetentionStore
 
 logger = logging.getLogger(__name__)
@@ -35,39 +34,31 @@ def prune(store: RetentionStore, older_than: datetime, dry_run: bool = False) ->
 
 
 class Retention:
-    """The daemon's daily pruning (a worker of the scheduler, like downloads)."""
+    """The daemon's daily pruning, a periodic job (``tracker.daemon.scheduler``): a minute
+    after the start, then every day."""
 
     def __init__(
         self,
         store: RetentionStore,
         keep: float,
+        crew: Crew,
         *,
-        database: DatabaseThread,
-        clock: Clock | None = None,
-        first_run_after: float = 60.0,
+        first_after: float = 60.0,
         every: float = 86400.0,
     ) -> None:
         self._store = store
         self._keep = timedelta(seconds=keep)
-        self._database = database
-        self._clock = clock or SystemClock()
-        self._every = every
-        self._next_run = time.monotonic() + first_run_after
-        self._stopping = False
+        self._database = crew.database
+        self._clock = crew.clock
+        self.first_after = first_after
+        self.every = every
         self.pruned = 0
 
-    @property
-    def busy(self) -> bool:
-        return False  # pruning is never owed: --until-done does not wait for it
-
-    async def tick(self) -> None:
-        if self._stopping or time.monotonic() < self._next_run:
-            return
-        self._next_run = time.monotonic() + self._every
+    async def prune(self) -> None:
         older_than = self._clock.now() - self._keep
         began, total, after = time.monotonic(), 0, None
         try:
-            while not self._stopping:
+            while True:
                 count, after = await self._database.run(
                     self._store.prune_batch, older_than, after, SNAPSHOTS_PER_BATCH, False
                 )
@@ -84,6 +75,3 @@ class Retention:
             older_than.isoformat(timespec="seconds"),
             time.monotonic() - began,
         )
-
-    async def drain(self, timeout: float) -> None:
-        self._stopping = True

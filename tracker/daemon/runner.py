@@ -9,38 +9,37 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from tracker.core.clock import Clock
 from tracker.core.follow_ups import Download, FollowUps, NewDownload
 from tracker.core.models import PassSummary
-from tracker.core.secrets import secret_key
 from tracker.core.video import ASSETS_LAST
+from tracker.daemon import follow_up_workers
 from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.descriptors import OpenFiles, ensure_open_files
 from tracker.daemon.lanes import Lanes
 from tracker.daemon.leases import daemon_id, release_leases_of_dead_daemons
-from tracker.daemon.poller import Poller
+from tracker.daemon.lifecycle import DRAIN_SECONDS, Lifecycle, Loop, Service
+from tracker.daemon.poller import Lane, Poller
 from tracker.daemon.rules import Policy
-from tracker.daemon.scheduler import DRAIN_SECONDS, Worker, run_daemon
+from tracker.daemon.running import Crew
+from tracker.daemon.scheduler import Job, Periodic, sweep_seconds
 from tracker.daemon.serving import Listener, check_exposure, listeners
 from tracker.errors import ConfigError
 from tracker.settings import Settings
 from tracker.settings.options import WEBHOOK_SECRET_VARIABLE
-from tracker.settings.providers import Provider
+from tracker.settings.providers import Provider, provider_setting
 from tracker.store import Database
 
 if TYPE_CHECKING:
     import httpx
 
-    from tracker.daemon.downloads import Downloader
     from tracker.daemon.metrics import Metrics
-    from tracker.daemon.notify import Notifier
+    from tracker.daemon.serving import Serving
 
 logger = logging.getLogger(__name__)
-_T = TypeVar("_T")
-
-NOTIFY_TIMEOUT = 10.0
+SUMMARY_SECONDS = 60.0
 
 
 class Daemon:
@@ -60,13 +59,6 @@ class Daemon:
         #: The ports its HTTP service listens on, by the flag that asked ("--http-port",
         #: "--metrics-port", "--webhook-port"), once it does.
         self.ports: dict[str, int] = {}
-        self._running: Lanes | None = None
-
-    def wake(self) -> None:
-        """A task was registered or made due in this process: a running daemon claims at its
-        next tick instead of waiting out its idle check (any thread may call this)."""
-        if self._running is not None:
-            self._running.wake()
 
     async def run(
         self,
@@ -86,55 +78,89 @@ class Daemon:
         check_exposure(settings, serving)
         follow_ups = self._follow_ups()
         ensure_open_files(self._open_files(len(serving), follow_ups))
-        owner = daemon_id()
-        database = DatabaseThread()
+        crew = self._crew()
         try:
-            await database.run(release_leases_of_dead_daemons, self._database.leases)
+            await crew.database.run(release_leases_of_dead_daemons, self._database.leases)
             async with AsyncExitStack() as stack:
-                metrics = None
-                if serving:
-                    # prometheus-client is loaded by a daemon that serves metrics only
-                    from tracker.daemon.metrics import Metrics
-
-                    metrics = Metrics()
-                poller = await self._lanes(stack, owner, database, follow_ups, metrics)
-                await self._carry_on_pauses(poller, database)
-                await poller.name_unknown_providers()
-                self._running = poller
-                workers: list[Worker] = []
-                if metrics is not None:
-                    workers.append(await self._serve(metrics, poller, serving))
-                if settings.retain is not None:
-                    from tracker.daemon.retention import Retention
-
-                    workers.append(
-                        Retention(
-                            self._database.retention,
-                            settings.retain,
-                            database=database,
-                            clock=self._clock,
-                        )
-                    )
-                if settings.download_dir is not None:
-                    directory = settings.download_dir
-                    workers.append(await self._downloader(stack, owner, database, directory))
-                if follow_ups.channels:
-                    workers.append(await self._notifier(stack, owner, database, follow_ups))
-                await run_daemon(
-                    poller,
-                    # Ticks as often as the shortest interval needs.
-                    min(map(self._policy, self._providers), key=lambda policy: policy.interval),
-                    until_done=until_done,
-                    stop=stop,
-                    handle_signals=handle_signals,
-                    workers=workers,
-                    owed=self._owed(database, follow_ups) if follow_ups else None,
+                lifecycle, lanes = await self._lifecycle(
+                    stack, crew, follow_ups, serving, until_done
                 )
+                await lifecycle.serve(stop=stop, handle_signals=handle_signals)
+                logger.info("stopped after %d polls", lanes.polls)
                 # Give back whatever is still claimed: a restart or another daemon takes it.
-                await database.run(self._database.leases.release_owners, [owner])
+                await crew.database.run(self._database.leases.release_owners, [crew.owner])
         finally:
-            self._running = None
-            database.close()
+            crew.database.close()
+
+    def _crew(self) -> Crew:
+        return Crew(daemon_id(), DatabaseThread(), self._clock, self._database.wakeups)
+
+    async def _lifecycle(
+        self,
+        stack: AsyncExitStack,
+        crew: Crew,
+        follow_ups: FollowUps,
+        serving: list[Listener],
+        until_done: bool,
+    ) -> tuple[Lifecycle, Lanes]:
+        """The daemon's parts: the polling, the follow-up workers, the HTTP service and the
+        periodic jobs, under one lifecycle."""
+        settings = self.settings
+        metrics = None
+        if serving:
+            # prometheus-client is loaded by a daemon that serves metrics only
+            from tracker.daemon.metrics import Metrics
+
+            metrics = Metrics()
+        lanes = await self._lanes(stack, crew, follow_ups, metrics)
+        await self._carry_on_pauses(lanes, crew.database)
+        await lanes.name_unknown_providers()
+        loops: list[Loop] = [lanes]
+        services: list[Service] = []
+        if metrics is not None:
+            services.append(self._serving(metrics, lanes, serving))
+        if settings.download_dir is not None:
+            loops.append(
+                await follow_up_workers.downloader(settings, self._database.follow_ups, crew, stack)
+            )
+        if follow_ups.channels:
+            loops.append(
+                await follow_up_workers.notifier(
+                    settings, self._database.follow_ups, crew, stack, follow_ups
+                )
+            )
+        services.append(Periodic(self._jobs(lanes, crew)))
+        done = self._done(lanes, crew.database, follow_ups) if until_done else None
+        logger.info("polling every %gs", self._fastest().interval)
+        return Lifecycle(crew.wakeups, loops=loops, services=services, done=done), lanes
+
+    def _jobs(self, lanes: Lanes, crew: Crew) -> list[Job]:
+        last_summary = [0]
+
+        async def summary() -> None:
+            polls = lanes.polls - last_summary[0]
+            last_summary[0] = lanes.polls
+            logger.info(
+                "%d polls in the last %gs; %d tasks finished since start",
+                polls,
+                SUMMARY_SECONDS,
+                lanes.finished,
+            )
+
+        jobs = [
+            Job("sweep", sweep_seconds(self._fastest()), lanes.sweep),
+            Job("summary", SUMMARY_SECONDS, summary, first_after=SUMMARY_SECONDS),
+        ]
+        if self.settings.retain is not None:
+            from tracker.daemon.retention import Retention
+
+            retention = Retention(self._database.retention, self.settings.retain, crew)
+            jobs.append(Job("retention", retention.every, retention.prune, retention.first_after))
+        return jobs
+
+    def _fastest(self) -> Policy:
+        """The policy of the provider polled most often: the daemon ticks as it needs."""
+        return min(map(self._policy, self._providers), key=lambda policy: policy.interval)
 
     async def _carry_on_pauses(self, poller: Lanes, database: DatabaseThread) -> None:
         """A pause stored by an earlier run or another process still holds: said once, and
@@ -151,14 +177,14 @@ class Daemon:
     async def poll_pass(self, all_unfinished: bool = False) -> PassSummary:
         """Poll every due unfinished task once (every unfinished one with ``all_unfinished``)."""
         ensure_open_files(OpenFiles(requests=self._requests_at_once()))
-        database = DatabaseThread()
+        crew = self._crew()
         try:
-            await database.run(release_leases_of_dead_daemons, self._database.leases)
+            await crew.database.run(release_leases_of_dead_daemons, self._database.leases)
             async with AsyncExitStack() as stack:
-                poller = await self._lanes(stack, daemon_id(), database)
-                return await poller.poll_pass(all_unfinished)
+                lanes = await self._lanes(stack, crew)
+                return await lanes.poll_pass(all_unfinished)
         finally:
-            database.close()
+            crew.database.close()
 
     async def download(
         self, task_id: str, variants: Iterable[str], directory: str
@@ -184,23 +210,24 @@ class Daemon:
         wanted = [NewDownload(v, expires_at) for v in requested if v not in saved]
         if wanted:
             await asyncio.to_thread(follow_ups.schedule_downloads, task_id, wanted, now)
-        owner = daemon_id()
-        database = DatabaseThread()
+        crew = self._crew()
         try:
             async with AsyncExitStack() as stack:
-                downloader = await self._downloader(stack, owner, database, directory, task_id)
+                downloader = await follow_up_workers.downloader(
+                    self.settings, follow_ups, crew, stack, directory, task_id
+                )
                 try:
                     while True:
-                        rows = await database.run(follow_ups.downloads, task_id)
+                        rows = await crew.database.run(follow_ups.downloads, task_id)
                         if not any(row.state == "pending" for row in rows):
                             return [row for row in rows if row.variant in requested]
                         await downloader.tick()
                         await asyncio.sleep(0.2)
                 finally:
                     await downloader.drain(DRAIN_SECONDS)
-                    await database.run(self._database.leases.release_owners, [owner])
+                    await crew.database.run(self._database.leases.release_owners, [crew.owner])
         finally:
-            database.close()
+            crew.database.close()
 
     def _open_files(self, listening: int, follow_ups: FollowUps) -> OpenFiles:
         from tracker.daemon.downloads import DOWNLOADS_AT_ONCE
@@ -216,40 +243,45 @@ class Daemon:
     def _requests_at_once(self) -> int:
         """Every provider's requests in flight (docs/providers.md)."""
         default = self.settings.concurrency
-        return sum(_own(provider.concurrency, default) for provider in self._providers)
+        return sum(provider_setting(provider.concurrency, default) for provider in self._providers)
 
     def _follow_ups(self) -> FollowUps:
         settings = self.settings
         variants = settings.download_variants if settings.download_dir else ()
         return FollowUps(variants=variants, channels=settings.notification_channels())
 
-    def _owed(
-        self, database: DatabaseThread, follow_ups: FollowUps
+    def _done(
+        self, lanes: Lanes, database: DatabaseThread, follow_ups: FollowUps
     ) -> Callable[[], Awaitable[bool]]:
+        """Whether ``run --until-done`` is done: no task of a polled provider unfinished, no
+        download or notification this daemon would settle still owed."""
         downloading = self.settings.download_dir is not None
         providers = [provider.name for provider in self._providers]
 
-        def owed() -> Awaitable[bool]:
-            return database.run(
+        async def done() -> bool:
+            if await lanes.has_unfinished():
+                return False
+            if not follow_ups:
+                return True
+            return not await database.run(
                 self._database.follow_ups.owed, downloading, follow_ups.channels, providers
             )
 
-        return owed
+        return done
 
     def _policy(self, provider: Provider) -> Policy:
         """A provider's polling rules: its own interval and timeout, else the daemon's."""
         settings = self.settings
         return Policy(
-            interval=_own(provider.interval, settings.poll_interval),
+            interval=provider_setting(provider.interval, settings.poll_interval),
             give_up_after=settings.give_up_after,
-            request_timeout=_own(provider.request_timeout, settings.request_timeout),
+            request_timeout=provider_setting(provider.request_timeout, settings.request_timeout),
         )
 
     async def _lanes(
         self,
         stack: AsyncExitStack,
-        owner: str,
-        database: DatabaseThread,
+        crew: Crew,
         follow_ups: FollowUps | None = None,
         observer: Metrics | None = None,
     ) -> Lanes:
@@ -261,7 +293,7 @@ class Daemon:
         pollers = []
         for provider in self._providers:
             policy = self._policy(provider)
-            concurrency = _own(provider.concurrency, settings.concurrency)
+            concurrency = provider_setting(provider.concurrency, settings.concurrency)
             client = VideoClient(
                 provider.api_base,
                 provider.token or settings.require_token(),
@@ -269,117 +301,45 @@ class Daemon:
                 max_connections=concurrency,
                 transport=self._transport,
                 status_path=provider.status_path,
-                proxies=_own(provider.proxy, settings.proxy),
+                proxies=provider_setting(provider.proxy, settings.proxy),
             )
             await stack.enter_async_context(client)
+            lane = Lane(
+                policy,
+                provider=provider.name,
+                concurrency=concurrency,
+                record_changes_only=settings.record == "changes",
+                provider_named=bool(settings.providers),
+            )
             pollers.append(
                 Poller(
                     self._database.polls,
                     client,
-                    policy=policy,
-                    owner=owner,
-                    clock=self._clock,
-                    database=database,
-                    concurrency=concurrency,
+                    lane,
+                    crew,
                     follow_ups=follow_ups,
-                    record_changes_only=settings.record == "changes",
                     observer=observer,
-                    provider=provider.name,
-                    provider_named=bool(settings.providers),
                 )
             )
-        return Lanes(pollers, database, self._database.polls.unfinished_providers)
+        unfinished = self._database.polls.unfinished_providers
+        return Lanes(pollers, crew, unfinished, self._fastest())
 
-    async def _downloader(
-        self,
-        stack: AsyncExitStack,
-        owner: str,
-        database: DatabaseThread,
-        directory: str,
-        task_id: str | None = None,
-    ) -> Downloader:
-        from tracker.daemon.downloads import Downloader
-        from tracker.http.proxy_router import proxy_router
-        from tracker.http.transfers import ContentClient
-
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        sources = {}
-        for provider in self._providers:  # a task's files come from the API that made it
-            source = ContentClient(
-                provider.api_base,
-                provider.token or self.settings.require_token(),
-                timeout=_own(provider.request_timeout, self.settings.request_timeout),
-                transport=proxy_router(_own(provider.proxy, self.settings.proxy)),
-            )
-            stack.push_async_callback(source.aclose)
-            sources[provider.name] = source
-        return Downloader(
-            self._database.follow_ups,
-            sources,
-            Path(directory),
-            owner=owner,
-            database=database,
-            clock=self._clock,
-            task_id=task_id,
-        )
-
-    async def _notifier(
-        self, stack: AsyncExitStack, owner: str, database: DatabaseThread, follow_ups: FollowUps
-    ) -> Notifier:
-        from tracker.daemon.notify import Channels, Notifier
-        from tracker.http.proxy_router import proxy_router
-        from tracker.http.transfers import EventPoster
-        from tracker.settings import child_environment
-
-        settings = self.settings
-        poster = None
-        if settings.notify_url is not None:
-            poster = EventPoster(timeout=NOTIFY_TIMEOUT, transport=proxy_router(settings.proxy))
-            stack.push_async_callback(poster.aclose)
-        environment = child_environment(
-            also_hidden=[p.token_env for p in self._providers if p.token_env is not None]
-        )
-        environment["TRACKER_DATABASE_URL"] = settings.database_url
-        channels = Channels(
-            url=settings.notify_url,
-            poster=poster,
-            key=secret_key(settings.notify_secret.reveal()) if settings.notify_secret else None,
-            command=settings.on_finish or (),
-            command_timeout=settings.on_finish_timeout,
-            command_environment=environment,
-        )
-        return Notifier(
-            self._database.follow_ups,
-            channels,
-            owner=owner,
-            database=database,
-            clock=self._clock,
-            channels_claimed=follow_ups.channels,
-        )
-
-    async def _serve(self, metrics: Metrics, poller: Lanes, serving: list[Listener]) -> Worker:
-        """The HTTP app, from this daemon, stopped with the polling (a worker that drains it)."""
+    def _serving(self, metrics: Metrics, lanes: Lanes, serving: list[Listener]) -> Serving:
+        """The HTTP app, from this daemon: its health is the polling's."""
         from tracker.daemon.metrics import Probes
-        from tracker.daemon.serving import ServingWorker, start_app
+        from tracker.daemon.serving import prepare_app
 
-        stack = AsyncExitStack()
-        probes = Probes(metrics, self._database.reads, self._clock, poller)
-        self.ports = await start_app(
-            stack,
+        probes = Probes(metrics, self._database.reads, self._clock, lanes)
+        web = prepare_app(
             self.settings,
             self._database,
             self._clock,
             probes,
             wanted=serving,
-            registered=self.wake,
-            made_due=poller.poll_soon,
+            made_due=lanes.poll_soon,
         )
-        return ServingWorker(stack)
-
-
-def _own(value: _T | None, daemons: _T) -> _T:
-    """A provider's own setting, else the daemon's (docs/providers.md)."""
-    return daemons if value is None else value
+        self.ports = web.ports
+        return web
 
 
 def _saved_in(download: Download, directory: str) -> bool:

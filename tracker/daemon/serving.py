@@ -13,20 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
+import socket
 from collections.abc import Callable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tracker.core.clock import Clock
+from tracker.daemon.lifecycle import DRAIN_SECONDS, Lifecycle
 from tracker.errors import ConfigError
 from tracker.settings import Settings
 from tracker.store import Database
 
 if TYPE_CHECKING:
     from tracker.daemon.metrics import Probes
-    from tracker.web.server import Limits
+    from tracker.web.server import Limits, WebServer
 
 logger = logging.getLogger(__name__)
 
@@ -69,27 +69,24 @@ def check_exposure(settings: Settings, wanted: list[Listener]) -> None:
             )
 
 
-async def start_app(
-    stack: AsyncExitStack,
+def prepare_app(
     settings: Settings,
     database: Database,
     clock: Clock,
     probes: Probes,
     *,
     wanted: list[Listener],
-    registered: Callable[[], None] | None = None,
     made_due: Callable[[str], None] | None = None,
     limits: Limits | None = None,
-) -> dict[str, int]:
-    """Serve the app on ``wanted`` until ``stack`` closes; the ports bound, by flag."""
+) -> Serving:
+    """The app over ``database``, on sockets bound now (a port in use is a ConfigError before
+    anything starts), served once the lifecycle starts it."""
     from tracker.web.app import create_app
     from tracker.web.server import Limits, WebServer, bind
     from tracker.web.service import Service
 
     check_exposure(settings, wanted)
     service = Service(database, settings, clock, probes)
-    if registered is not None:
-        service.registered = registered
     if made_due is not None:
         service.made_due = made_due
     app = create_app(service)
@@ -112,20 +109,44 @@ async def start_app(
         app.state.stopping,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         limits=limits or Limits(),
+        drain_seconds=DRAIN_SECONDS,
     )
-    await server.start(sockets)
-    stack.push_async_callback(server.stop)
-    ports = {}
-    for listener, sock in zip(wanted, sockets, strict=True):
-        port = int(sock.getsockname()[1])
-        ports[listener.flag] = port
-        logger.info("HTTP service on http://%s:%d/", listener.host, port)
-    if not settings.server_tokens:
-        logger.warning(
-            "no server token is set (TRACKER_SERVER_TOKENS): the HTTP service asks for none "
-            "and listens on the loopback address only"
-        )
-    return ports
+    return Serving(server, sockets, wanted, warn_open=not settings.server_tokens)
+
+
+class Serving:
+    """The HTTP service as a part of the lifecycle: listening once started, its requests under
+    way finished (within the drain time) when stopped. ``ports``: the ports bound, by flag."""
+
+    def __init__(
+        self,
+        server: WebServer,
+        sockets: list[socket.socket],
+        wanted: list[Listener],
+        *,
+        warn_open: bool,
+    ) -> None:
+        self._server = server
+        self._sockets = sockets
+        self._warn_open = warn_open
+        self.ports = {
+            listener.flag: int(sock.getsockname()[1])
+            for listener, sock in zip(wanted, sockets, strict=True)
+        }
+        self._wanted = wanted
+
+    async def start(self) -> None:
+        await self._server.start(self._sockets)
+        for listener in self._wanted:
+            logger.info("HTTP service on http://%s:%d/", listener.host, self.ports[listener.flag])
+        if self._warn_open:
+            logger.warning(
+                "no server token is set (TRACKER_SERVER_TOKENS): the HTTP service asks for none "
+                "and listens on the loopback address only"
+            )
+
+    async def stop(self, timeout: float) -> None:
+        await self._server.stop()
 
 
 async def serve(
@@ -141,44 +162,14 @@ async def serve(
     """``tracker serve``: the app alone, until ``stop`` or a signal."""
     from tracker.daemon.metrics import Metrics, Probes
 
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    signals = (signal.SIGTERM, signal.SIGINT) if handle_signals else ()
-    for signum in signals:
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        async with AsyncExitStack() as stack:
-            probes = Probes(Metrics(), database.reads, clock)
-            ports = await start_app(
-                stack,
-                settings,
-                database,
-                clock,
-                probes,
-                wanted=listeners(settings, SERVE_PORT),
-                limits=limits,
-            )
-            if on_ready is not None:
-                on_ready(ports)
-            await stop.wait()
-            logger.info("stopping: finishing the requests under way")
-    finally:
-        for signum in signals:
-            loop.remove_signal_handler(signum)
+    probes = Probes(Metrics(), database.reads, clock)
+    serving = prepare_app(
+        settings, database, clock, probes, wanted=listeners(settings, SERVE_PORT), limits=limits
+    )
+    lifecycle = Lifecycle(database.wakeups, services=[serving])
 
+    async def started() -> None:
+        if on_ready is not None:
+            on_ready(serving.ports)
 
-class ServingWorker:
-    """The HTTP app as one of the daemon's workers: nothing to tick; stopped when they drain."""
-
-    def __init__(self, stack: AsyncExitStack) -> None:
-        self._stack = stack
-
-    @property
-    def busy(self) -> bool:
-        return False
-
-    async def tick(self) -> None:
-        pass
-
-    async def drain(self, timeout: float) -> None:
-        await self._stack.aclose()
+    await lifecycle.serve(stop=stop, handle_signals=handle_signals, started=started)

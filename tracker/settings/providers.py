@@ -22,7 +22,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tracker.core.ids import (
     DEFAULT_PROVIDER,
@@ -69,6 +69,14 @@ class Provider:
     proxy: Proxies | None = None
     # The variable the token came from, kept from the commands tracker runs (--on-finish).
     token_env: str | None = None
+
+
+T = TypeVar("T")
+
+
+def provider_setting(own: T | None, daemons: T) -> T:
+    """A provider's own setting, else the daemon's (docs/providers.md)."""
+    return daemons if own is None else own
 
 
 def default_provider(

@@ -71,9 +71,7 @@ def webhook_inbox(service: Service) -> Inbox | None:
             result = await asyncio.to_thread(
                 database.tasks.register, [NewTask(task_id, provider=DEFAULT_PROVIDER)], clock.now()
             )
-            polling = bool(result.added)
-            if polling:
-                service.registered()
+            return bool(result.added)
         return polling
 
     return Inbox(secret_key(secret.reveal()), act, lambda: clock.now().timestamp())

@@ -8,7 +8,7 @@ exit); and each connection runs the ``Guarded`` protocol, which times out a requ
 received within ``REQUEST_SECONDS`` (408) and caps connections in all and per client address,
 so that a few hundred idle or half-open connections cannot keep others out (docs/http-api.md,
 Limits). Shutdown first tells the event streams to end (``stopping``), then lets requests under
-way finish within ``DRAIN_SECONDS``.
+way finish within the drain time its owner gives.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 REQUEST_SECONDS = 10.0
 MAX_CONNECTIONS = 2048
 MAX_CONNECTIONS_PER_CLIENT = 256
-DRAIN_SECONDS = 3.0
 KEEPALIVE_SECONDS = 5
 _TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
@@ -158,7 +157,13 @@ class WebServer:
     """The app on uvicorn, on one or more addresses, in the running loop."""
 
     def __init__(
-        self, app: Any, stopping: asyncio.Event, *, forwarded_allow_ips: str, limits: Limits
+        self,
+        app: Any,
+        stopping: asyncio.Event,
+        *,
+        forwarded_allow_ips: str,
+        limits: Limits,
+        drain_seconds: float,
     ) -> None:
         self._stopping = stopping
         self.limits = limits
@@ -171,7 +176,7 @@ class WebServer:
             proxy_headers=True,
             forwarded_allow_ips=forwarded_allow_ips,
             timeout_keep_alive=KEEPALIVE_SECONDS,
-            timeout_graceful_shutdown=int(DRAIN_SECONDS),
+            timeout_graceful_shutdown=max(1, round(drain_seconds)),
             server_header=False,
         )
         self._server = _Embedded(config)

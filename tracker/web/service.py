@@ -1,5 +1,6 @@
-"""What the app works with: the database, the settings, the time, and the hooks the process
-serving it offers (a daemon serving it wakes its poller; ``tracker serve`` has none)."""
+"""What the app works with: the database, the settings, the time, and the hook the process
+serving it offers (a daemon serving it keeps a task a webhook made due due; ``tracker serve``
+has none)."""
 
 from __future__ import annotations
 
@@ -34,18 +35,13 @@ class Service:
     settings: Settings
     clock: Clock
     probes: Probes
-    #: Tasks were registered through this process: a poller here may look at once.
-    registered: Callable[[], None] = field(default=_nothing)
     #: The API said this task changed: a poller here keeps it due.
     made_due: Callable[[str], None] = field(default=_nothing)
 
     def register(self, new_tasks: list[NewTask]) -> AddResult:
-        """Register tasks (the API's and the dashboard's way), waking a poller here if any
-        are new."""
-        result = self.database.tasks.register(new_tasks, self.clock.now())
-        if result.added:
-            self.registered()
-        return result
+        """Register tasks (the API's and the dashboard's way); the write wakes the daemons
+        (tracker/store/wakeups.py)."""
+        return self.database.tasks.register(new_tasks, self.clock.now())
 
     def remove(self, task_ids: list[str]) -> RemoveResult:
         """Finish tasks as ``removed`` (the API's and the dashboard's way), each owing what any
