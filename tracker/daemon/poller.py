@@ -119,6 +119,7 @@ class Poller:
         # time, else look for one first.
         self._quiet_until: datetime | None = None
         self._quiet_until_due = False
+        self._claimed_all_due = False
         self.polls = 0
         self.finished = 0
 
@@ -169,7 +170,14 @@ class Poller:
             self._quiet_until = None
             if look_first and await self._quiet(now):
                 return
+        elif self._claimed_all_due and not self.busy:
+            # The last claim took everything then due, and it is done: whether more is due
+            # now is a read of the due index's first entry, cheaper than a claim.
+            self._claimed_all_due = False
+            if await self._quiet(now):
+                return
         claimed = await self._claims.claim(now, room)
+        self._claimed_all_due = 0 < len(claimed) < room
         for task in claimed:
             # One whose own lease ran out while it waited is still going: not started again.
             self._in_flight.start(task.task_id, self._poll(task, now))
