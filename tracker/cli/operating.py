@@ -20,8 +20,10 @@ from tracker.core.encoding import jsonable
 from tracker.core.eventloop import run_event_loop
 from tracker.core.models import Stats, Task
 from tracker.errors import UsageError
-from tracker.settings.values import DAY, parse_count, parse_duration
+from tracker.settings.values import DAY, parse_count, parse_database_url, parse_duration
 from tracker.store import engine, migrations
+
+DEMO_DATABASE_URL = "sqlite:///tracker-demo.db"
 
 
 def _parsed(parse: Any, raw: str, flag: str) -> Any:
@@ -164,6 +166,9 @@ def demo(args: argparse.Namespace) -> int:
     from tracker.cli.demo import run_demo
     from tracker.cli.main import configure_logging
 
+    # Its own default, never TRACKER_DATABASE_URL: the demo replaces the file it names.
+    raw = getattr(args, "database_url", DEMO_DATABASE_URL)
+    database_url = _parsed(parse_database_url, raw, "--db")
     # The live view already shows what the daemon's INFO lines would say.
     configure_logging(args, settings_of(args), shift=-1)
-    return run_demo(sys.stdout)
+    return run_demo(sys.stdout, database_url)

@@ -80,16 +80,13 @@ def _json_flags(parser: argparse.ArgumentParser, table: str) -> None:
     output.add_argument("--jsonl", action="store_true", help=f"{table} rows as JSON lines")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    # Global options are accepted before and after the command; SUPPRESS keeps a value given
-    # in one place from being reset by the default of the other.
+def _global_options(database: str) -> _Parser:
+    """The options every command takes, before or after its name, ``--db`` described as
+    ``database``. SUPPRESS keeps a value given in one place from being reset by the default
+    of the other."""
     common = _Parser(add_help=False)
     common.add_argument(
-        "--db",
-        dest="database_url",
-        metavar="URL",
-        default=argparse.SUPPRESS,
-        help=OPTIONS["database_url"].describe(),
+        "--db", dest="database_url", metavar="URL", default=argparse.SUPPRESS, help=database
     )
     common.add_argument(
         "-v",
@@ -108,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help=OPTIONS["log_format"].describe(),
     )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _global_options(OPTIONS["database_url"].describe())
     parser = _Parser(
         prog=PROG,
         parents=[common],
@@ -124,8 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
         help_text: str,
         handler: Callable[[argparse.Namespace], int],
         fields: Sequence[str] = (),
+        options: _Parser = common,
     ) -> Any:
-        sub = commands.add_parser(name, help=help_text, description=help_text, parents=[common])
+        sub = commands.add_parser(name, help=help_text, description=help_text, parents=[options])
         sub.set_defaults(handler=handler, fields=(*EVERY_COMMAND, *fields))
         return sub
 
@@ -294,10 +297,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     database.add_argument("action", choices=["upgrade", "current"])
 
-    command(
+    demo = command(
         "demo",
-        "run the daemon against a built-in simulated API on a temporary "
-        "database; needs no token and no network",
+        "run the daemon against a built-in simulated API, watch it live, then query what it "
+        "stored; needs no token and no network",
         operating.demo,
+        options=_global_options(
+            f"the demo's SQLite database (default: {operating.DEMO_DATABASE_URL}; "
+            "TRACKER_DATABASE_URL is not read): made afresh, replacing a previous demo's; "
+            "any other file there is left alone"
+        ),
     )
+    demo.set_defaults(fields=tuple(field for field in EVERY_COMMAND if field != "database_url"))
     return parser

@@ -115,12 +115,14 @@ class Simulator:
         size: str = "720x1280",
     ) -> str:
         """A video that is queued for ``queued`` polls, in progress for ``steps`` polls with
-        rising progress, then ``outcome`` for good. Returns its ID."""
+        rising progress, then ``outcome`` for good (a failure at the progress it reached).
+        Returns its ID."""
         words = _STATUS_WORDS[style]
         script = [Reply(video={"status": words["queued"], "progress": 0})] * queued
+        progress: int | str = 0
         for step in range(1, steps + 1):
             percent = round(100 * step / (steps + 1))
-            progress: int | str = percent if style == "openai" else f"{percent}%"
+            progress = percent if style == "openai" else f"{percent}%"
             script.append(Reply(video={"status": words["running"], "progress": progress}))
         finished_at = time.time()
         if outcome == "completed":
@@ -139,7 +141,7 @@ class Simulator:
                 Reply(
                     video={
                         "status": words["failed"],
-                        "progress": 0,
+                        "progress": progress,  # where it stopped
                         "error": {
                             "code": "moderation_blocked",
                             "message": "The prompt was blocked.",
