@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -14,10 +15,13 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.acceptance.conftest import TRACKER, Run, assert_usage_error
+from tests.acceptance.test_serve import serving
 from tests.conftest import API
+from tests.web import AUTH
 from tracker._version import __version__
 from tracker.core.models import Snapshot, Task
 from tracker.simulator import content_of
@@ -455,21 +459,73 @@ def test_quiet_hides_routine_logs(tracker: Run, api: API) -> None:
     assert "INFO" not in result.stderr
 
 
-def test_demo_needs_no_token_and_ends_with_history_and_a_query(tracker: Run) -> None:
-    """`demo` runs the daemon against the built-in simulator and shows what it stored."""
-    result = tracker("demo", timeout=120)
+WIDE = {"COLUMNS": "200"}  # help text on one line
+DEMO_OUTCOMES = {
+    "video_sunrise": "completed",
+    "video_ocean": "completed",
+    "video_city": "failed",
+    "video_missing": "not_found",
+    "sora-2:task_relay": "completed",
+}
+
+
+def test_demo_needs_no_token_and_leaves_a_database_to_explore(tracker: Run, workdir: Path) -> None:
+    """`demo` runs the daemon against the built-in simulator, drawn in 80 columns with whole
+    IDs and words, and ends with commands that work on the database it leaves behind in
+    tracker-demo.db (not TRACKER_DATABASE_URL's): list, history, sql and serve."""
+    elsewhere = workdir / "elsewhere.db"
+    env = {"COLUMNS": "80", "TRACKER_DATABASE_URL": f"sqlite:///{elsewhere}"}
+    result = tracker("demo", env=env, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "History of video_demo_sunrise" in result.stdout
-    assert "An example query" in result.stdout
-    final_rows = result.stdout.split("An example query")[1]
-    for task_id, reason in [
-        ("video_demo_sunrise", "completed"),
-        ("video_demo_city", "failed"),
-        ("video_demo_missing", "not_found"),
-        ("sora-2:task_demo_relay", "completed"),
-    ]:
-        line = next(line for line in final_rows.splitlines() if line.startswith(task_id + " "))
-        assert reason in line
+    assert (workdir / "tracker-demo.db").is_file() and not elsewhere.exists()
+    frame = result.stdout.split("Registered")[1].split("History of")[0].splitlines()
+    assert all(len(line) <= 80 for line in frame), frame
+    for task_id, reason in DEMO_OUTCOMES.items():
+        row = next(line for line in frame if line.startswith(task_id + " "))
+        assert row.split()[-1] == reason
+    explore = result.stdout.split("Explore it:\n")[1].splitlines()
+    commands = [shlex.split(line.split("    (")[0]) for line in explore]
+    assert [command[:2] for command in commands] == [
+        ["tracker", "list"],
+        ["tracker", "history"],
+        ["tracker", "sql"],
+        ["tracker", "serve"],
+    ]
+    assert all(command[-2:] == ["--db", "sqlite:///tracker-demo.db"] for command in commands)
+    listed, history, query = (tracker(*command[1:]) for command in commands[:3])
+    for done in (listed, history, query):
+        assert done.returncode == 0, done.stderr
+    assert all(task_id in listed.stdout for task_id in DEMO_OUTCOMES)
+    last = history.stdout.splitlines()[-1].split()
+    assert "completed" in last and last[-1] == "yes"
+    counts = {line.split()[0]: line.split()[1] for line in query.stdout.splitlines()[1:-1]}
+    assert counts == {"completed": "3", "failed": "1", "not_found": "1"}
+    with serving(f"sqlite:///{workdir / 'tracker-demo.db'}") as (url, _):
+        sunrise = httpx.get(f"{url}/v1/tasks/video_sunrise", headers=AUTH)
+    assert sunrise.json()["finish_reason"] == "completed"
+
+
+def test_demo_replaces_its_own_database_and_leaves_any_other_alone(
+    tracker: Run, workdir: Path
+) -> None:
+    """Run again, the demo starts its database afresh; a file that is not a demo's database
+    (another tracker database, or not a database) stops it with exit 2, the file unchanged;
+    `--db` names another file, and `demo --help` says so."""
+    assert "(default: sqlite:///tracker-demo.db;" in tracker("demo", "--help", env=WIDE).stdout
+    mine = tracker("add", "video_mine", "--db", "sqlite:///tracker-demo.db")
+    assert mine.returncode == 0, mine.stderr
+    (workdir / "notes.db").write_text("my notes")
+    for name in ("tracker-demo.db", "notes.db"):
+        before = (workdir / name).read_bytes()
+        refused = tracker("demo", "--db", f"sqlite:///{name}")
+        assert_usage_error(refused, name, "not a database the demo made", "--db")
+        assert (workdir / name).read_bytes() == before
+    first = tracker("demo", "--db", "sqlite:///demo-two.db", timeout=120)
+    again = tracker("demo", "--db", "sqlite:///demo-two.db", timeout=120)
+    assert (first.returncode, again.returncode) == (0, 0), again.stderr
+    assert "replacing the previous demo's" in again.stdout
+    tasks = sqlite3.connect(workdir / "demo-two.db").execute("SELECT COUNT(*) FROM tasks")
+    assert tasks.fetchone()[0] == len(DEMO_OUTCOMES)
 
 
 def test_the_token_stays_secret_when_things_go_wrong(tracker: Run, api: API, workdir: Path) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import time
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -37,6 +39,62 @@ def test_a_created_video_plays_its_lifecycle_one_step_per_get(api: API) -> None:
         "completed",
     ]
     assert api.simulator.polls(created["id"]) == 7
+
+
+def lifecycle(client: httpx.Client, video_id: str, polls: int) -> list[httpx.Response]:
+    return [client.get(f"/v1/videos/{video_id}") for _ in range(polls)]
+
+
+def test_the_prompt_of_a_created_video_picks_what_it_does(api: API) -> None:
+    """POST /v1/videos: a prompt naming `fail` fails, `vanish` answers 404 once its progress
+    is over, `relay` and `envelope` answer in those shapes under a relay's ID; any other
+    completes (docs/simulator.md)."""
+    headers = {"Authorization": f"Bearer {api.token}"}
+    with httpx.Client(base_url=api.url, headers=headers) as client:
+
+        def create(prompt: str) -> dict[str, Any]:
+            answer = client.post("/v1/videos", json={"model": "sora-2", "prompt": prompt})
+            assert answer.status_code == 200
+            return cast(dict[str, Any], answer.json())
+
+        completes, fails, vanishes = (create(p) for p in ("a sunrise", "FAIL it", "vanish"))
+        relay, envelope = create("a relay's"), create("an envelope, and fail")
+        assert completes["id"].startswith("video_") and completes["status"] == "queued"
+        assert lifecycle(client, completes["id"], 6)[-1].json()["status"] == "completed"
+        failed = lifecycle(client, fails["id"], 6)[-1].json()
+        assert (failed["status"], failed["progress"]) == ("failed", 75)
+        assert failed["error"]["code"] == "moderation_blocked"
+        gone = lifecycle(client, vanishes["id"], 7)
+        assert [answer.status_code for answer in gone] == [200] * 4 + [404] * 3
+        assert gone[-1].json()["error"]["code"] == "video_not_found"
+        assert relay["id"].startswith("sora-2:task_") and relay["status"] == "SUBMITTED"
+        relayed = lifecycle(client, relay["id"], 6)
+        assert [answer.json()["status"] for answer in relayed[1:3]] == ["IN_PROGRESS"] * 2
+        assert (relayed[1].json()["progress"], relayed[-1].json()["status"]) == ("25%", "SUCCESS")
+        assert envelope["data"]["task_id"].startswith("sora-2:task_")
+        assert envelope["data"]["state"] == "SUBMITTED"
+        ended = lifecycle(client, envelope["data"]["task_id"], 6)[-1].json()
+        assert (ended["code"], ended["data"]["state"]) == (0, "FAILURE")
+
+
+def test_a_video_completes_when_its_completed_answer_is_first_served(api: API) -> None:
+    """`completed_at` is the time the video completed, not the time it was created, and stays
+    that time; its files expire an hour after it (a relay's times are in milliseconds)."""
+    video = api.simulator.add_video("sora-2:task_timed", steps=1, style="relay")
+    headers = {"Authorization": f"Bearer {api.token}"}
+    with httpx.Client(base_url=api.url, headers=headers) as client:
+        lifecycle(client, video, 2)
+        time.sleep(0.3)
+        before = time.time() * 1000
+        completed = client.get(f"/v1/videos/{video}").json()
+        after = time.time() * 1000
+        time.sleep(0.05)
+        again = client.get(f"/v1/videos/{video}").json()
+    assert completed["status"] == "SUCCESS"
+    assert completed["completed_at"] - completed["created_at"] >= 300
+    assert before - 1 <= completed["completed_at"] <= after
+    assert completed["expires_at"] == completed["completed_at"] + 3600 * 1000
+    assert again["completed_at"] == completed["completed_at"]
 
 
 def test_unknown_ids_get_404_with_an_error_body(api: API) -> None:

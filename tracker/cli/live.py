@@ -24,12 +24,24 @@ from tracker.core.texts import age, shorten_middle
 from tracker.errors import TrackerError
 
 BAR_WIDTH = 12
+NARROW_BAR_WIDTH = 8
 SHORTEST_ID = 12
+# IDs this wide (or whole) tell the tasks apart by their ends: before a column gives way for
+# them, they get at least this much.
+ROOMY_ID = 16
 _GAP = 2  # between two columns
-# The columns beside the ID, as wide as their widest value: bar, percent, status, age, last
-# poll, polls, errors, each after a gap; and the finish reason when it is shown.
-_OTHER_COLUMNS = BAR_WIDTH + 4 + 11 + 5 + 9 + 5 + 6 + 7 * _GAP
-_FINISHED_COLUMN = len("not_found") + _GAP
+# Each column beside the ID, as wide as its widest value (the bar apart): the optional ones
+# give way, in this order, when the terminal is too narrow for the IDs.
+_WIDTHS = {
+    "": 4,
+    "status": 11,
+    "age": 6,
+    "last poll": 10,
+    "polls": 5,
+    "errors": 6,
+    "finished": len("not_found"),
+}
+_GIVE_WAY = ("age", "last poll")
 
 
 def summary_lines(stats: Stats, rate: float | None = None) -> list[str]:
@@ -69,35 +81,33 @@ def view(
     when some did)."""
     shown = tasks[:limit]
     finishing = any(task.finished for task in shown)
-    id_width = max(SHORTEST_ID, width - _OTHER_COLUMNS - (_FINISHED_COLUMN if finishing else 0))
+    longest = max((len(task.task_id) for task in shown), default=0)
+    bar_width, columns, id_width = _layout(width, finishing, longest)
     table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
     table.add_column("task", no_wrap=True)
-    table.add_column("progress", no_wrap=True, width=BAR_WIDTH)
-    for column, column_width in (("", 4), ("status", 11), ("age", 5), ("last poll", 9)):
-        table.add_column(column, no_wrap=True, min_width=column_width)
-    for column in ("polls", "errors"):
-        table.add_column(column, no_wrap=True, min_width=len(column), justify="right")
-    if finishing:
-        table.add_column("finished", no_wrap=True)
-    for task in shown:
-        bar: RenderableType = (
-            ProgressBar(total=100, completed=task.progress, width=BAR_WIDTH)
-            if task.progress is not None
-            else Text("·" * BAR_WIDTH, style="dim")
+    table.add_column("progress", no_wrap=True, width=bar_width)
+    for column in columns:
+        right = column in ("polls", "errors")
+        table.add_column(
+            column, no_wrap=True, min_width=_WIDTHS[column], justify="right" if right else "left"
         )
-        cells: list[RenderableType] = [
+    for task in shown:
+        cells: dict[str, RenderableType] = {
+            "": f"{task.progress}%" if task.progress is not None else "",
+            "status": task.status or "…",
+            "age": age(now - task.registered_at),
+            "last poll": (
+                f"{age(now - task.last_polled_at)} ago" if task.last_polled_at else "never"
+            ),
+            "polls": str(task.poll_count),
+            "errors": Text(str(task.error_count), style="red") if task.error_count else "0",
+            "finished": task.finish_reason or "",
+        }
+        table.add_row(
             shorten_middle(task.task_id, id_width),
-            bar,
-            f"{task.progress}%" if task.progress is not None else "",
-            task.status or "…",
-            age(now - task.registered_at),
-            f"{age(now - task.last_polled_at)} ago" if task.last_polled_at else "never",
-            str(task.poll_count),
-            Text(str(task.error_count), style="red") if task.error_count else "0",
-        ]
-        if finishing:
-            cells.append(task.finish_reason or "")
-        table.add_row(*cells)
+            _bar(task, bar_width),
+            *(cells[column] for column in columns),
+        )
     parts: list[RenderableType] = [Text("\n".join(summary_lines(stats, rate))), Text(""), table]
     unshown = stats.unfinished - sum(not task.finished for task in shown)
     if unshown > 0:
@@ -105,6 +115,34 @@ def view(
     if not shown:
         parts.append(Text("no unfinished task", style="dim"))
     return Group(*parts)
+
+
+def _layout(width: int, finishing: bool, longest_id: int) -> tuple[int, list[str], int]:
+    """The bar's width, the columns after it and the IDs' width for a terminal ``width`` wide:
+    the bar narrows, then the age column goes, then the last poll's, until the IDs have
+    ROOMY_ID characters (or all they need); they are cut in the middle to what is left."""
+    wanted = [name for name in _WIDTHS if finishing or name != "finished"]
+    layouts = [(BAR_WIDTH, wanted), (NARROW_BAR_WIDTH, wanted)]
+    for name in _GIVE_WAY:
+        wanted = [column for column in wanted if column != name]
+        layouts.append((NARROW_BAR_WIDTH, wanted))
+    for bar_width, columns in layouts:
+        beside = bar_width + sum(_WIDTHS[name] + _GAP for name in columns) + _GAP
+        room = width - beside
+        if room >= min(longest_id, ROOMY_ID):
+            break
+    return bar_width, columns, max(SHORTEST_ID, room)
+
+
+def _bar(task: Task, width: int) -> RenderableType:
+    """A failed task's bar stops in red where its progress stopped; what it never did is a
+    dashed line, unlike the grey of work still to come."""
+    if task.progress is None:
+        return Text("·" * width, style="dim")
+    if task.finish_reason == FinishReason.FAILED:
+        done = round(width * task.progress / 100)
+        return Text.assemble(("━" * done, "red"), ("╌" * (width - done), "dim red"))
+    return ProgressBar(total=100, completed=task.progress, width=width)
 
 
 class LiveView:

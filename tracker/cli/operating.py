@@ -1,4 +1,5 @@
-"""``stats``, ``watch``, ``prune``, ``export``, ``sql``, ``db``, ``demo``: looking after it."""
+"""``stats``, ``watch``, ``prune``, ``export``, ``sql``, ``db``: looking after it; ``demo`` and
+``simulator``: trying it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ import argparse
 import contextlib
 import csv
 import json
+import os
+import shlex
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -20,8 +25,20 @@ from tracker.core.encoding import jsonable
 from tracker.core.eventloop import run_event_loop
 from tracker.core.models import Stats, Task
 from tracker.errors import UsageError
-from tracker.settings.values import DAY, parse_count, parse_duration
+from tracker.settings.values import (
+    DAY,
+    parse_count,
+    parse_database_url,
+    parse_duration,
+    parse_host,
+    parse_port,
+)
 from tracker.store import engine, migrations
+
+DEMO_DATABASE_URL = "sqlite:///tracker-demo.db"
+# Where `tracker simulator` suggests keeping its tasks: apart from real ones, which a daemon
+# pointed at the simulator would find missing there.
+SIMULATED_DATABASE_URL = "sqlite:///tracker-simulated.db"
 
 
 def _parsed(parse: Any, raw: str, flag: str) -> Any:
@@ -164,6 +181,66 @@ def demo(args: argparse.Namespace) -> int:
     from tracker.cli.demo import run_demo
     from tracker.cli.main import configure_logging
 
+    # Its own default, never TRACKER_DATABASE_URL: the demo replaces the file it names.
+    raw = getattr(args, "database_url", DEMO_DATABASE_URL)
+    database_url = _parsed(parse_database_url, raw, "--db")
     # The live view already shows what the daemon's INFO lines would say.
     configure_logging(args, settings_of(args), shift=-1)
-    return run_demo(sys.stdout)
+    return run_demo(sys.stdout, database_url)
+
+
+def simulator(args: argparse.Namespace) -> int:
+    """The simulated API with one video of each kind, until Ctrl-C or SIGTERM (exit 0)."""
+    from tracker.simulator import Simulator, SimulatorServer
+    from tracker.simulator.lifecycles import TOUR
+
+    host = _parsed(parse_host, args.host, "--host")
+    port = _parsed(parse_port, args.port, "--port")
+    token = args.token.strip()
+    if not token or any(char.isspace() for char in token):
+        raise UsageError(f"--token {args.token!r}: not one word")
+    api = Simulator(token=token)
+    for video_id, (_, lifecycle) in TOUR.items():
+        api.add_video(video_id, **lifecycle)
+    server = SimulatorServer(api, host=host, port=port)
+    stopped = threading.Event()
+    previous = {
+        number: signal.signal(number, lambda *_: stopped.set())
+        for number in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        try:
+            url = server.start()
+        except OSError as exc:
+            # asyncio words a refused bind at length; the system's own words are enough.
+            number = exc.errno or 0  # negative for a host name that cannot be resolved
+            reason = os.strerror(number) if number > 0 else exc.strerror or exc
+            raise UsageError(f"cannot listen on {host} port {port}: {reason}") from None
+        try:
+            _say_how_to_use(url, token)
+            stopped.wait()
+        finally:
+            server.stop()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    return 0
+
+
+def _say_how_to_use(url: str, token: str) -> None:
+    from tracker.simulator.lifecycles import TOUR
+
+    videos = "\n".join(f"  {video_id}: {kind}" for video_id, (kind, _) in TOUR.items())
+    say(
+        f"Simulated video API at {url}, taking the token {token}; Ctrl-C stops it.\n"
+        "Point tracker at it from another terminal, on a database of its own:\n\n"
+        f"  export TRACKER_API_BASE={shlex.quote(url)} TRACKER_API_TOKEN={shlex.quote(token)} "
+        f"TRACKER_DATABASE_URL={SIMULATED_DATABASE_URL}\n"
+        f"  tracker add {' '.join(TOUR)}\n"
+        "  tracker run --interval 2 --until-done\n"
+        "  tracker serve    (the dashboard, at http://127.0.0.1:8080/)\n\n"
+        f"Each GET of a video moves it one step on. Its videos:\n{videos}\n"
+        "POST /v1/videos makes more: a prompt with 'fail' in it fails, 'vanish' vanishes, "
+        "'relay' or 'envelope' answers in that shape; any other completes."
+    )
+    sys.stdout.flush()

@@ -24,6 +24,8 @@ from tracker.settings.options import (
     TOKEN_FILE_VARIABLE,
 )
 
+SIMULATOR_PORT = 8000
+SIMULATOR_TOKEN = "sim-token"
 SERVING_TITLE = (
     "the HTTP service (server tokens come from the environment only: TRACKER_SERVER_TOKENS or "
     "TRACKER_SERVER_TOKENS_FILE)"
@@ -81,17 +83,15 @@ def _json_flags(parser: argparse.ArgumentParser, table: str) -> None:
     output.add_argument("--jsonl", action="store_true", help=f"{table} rows as JSON lines")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    # Global options are accepted before and after the command; SUPPRESS keeps a value given
-    # in one place from being reset by the default of the other.
+def _global_options(database: str | None) -> _Parser:
+    """The options every command takes, before or after its name: ``--db`` described as
+    ``database`` (none without it). SUPPRESS keeps a value given in one place from being reset
+    by the default of the other."""
     common = _Parser(add_help=False)
-    common.add_argument(
-        "--db",
-        dest="database_url",
-        metavar="URL",
-        default=argparse.SUPPRESS,
-        help=OPTIONS["database_url"].describe(),
-    )
+    if database is not None:
+        common.add_argument(
+            "--db", dest="database_url", metavar="URL", default=argparse.SUPPRESS, help=database
+        )
     common.add_argument(
         "-v",
         "--verbose",
@@ -109,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help=OPTIONS["log_format"].describe(),
     )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _global_options(OPTIONS["database_url"].describe())
     parser = _Parser(
         prog=PROG,
         parents=[common],
@@ -125,8 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
         help_text: str,
         handler: Callable[[argparse.Namespace], int],
         fields: Sequence[str] = (),
+        options: _Parser = common,
     ) -> Any:
-        sub = commands.add_parser(name, help=help_text, description=help_text, parents=[common])
+        sub = commands.add_parser(name, help=help_text, description=help_text, parents=[options])
         sub.set_defaults(handler=handler, fields=(*EVERY_COMMAND, *fields))
         return sub
 
@@ -296,10 +302,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     database.add_argument("action", choices=["upgrade", "current"])
 
-    command(
+    demo = command(
         "demo",
-        "run the daemon against a built-in simulated API on a temporary "
-        "database; needs no token and no network",
+        "run the daemon against a built-in simulated API, watch it live, then query what it "
+        "stored; needs no token and no network",
         operating.demo,
+        options=_global_options(
+            f"the demo's SQLite database (default: {operating.DEMO_DATABASE_URL}; "
+            "TRACKER_DATABASE_URL is not read): made afresh, replacing a previous demo's; "
+            "any other file there is left alone"
+        ),
+    )
+    without_database = tuple(field for field in EVERY_COMMAND if field != "database_url")
+    demo.set_defaults(fields=without_database)
+
+    simulator = command(
+        "simulator",
+        "serve a simulated video API (videos that complete, fail, vanish, or answer as relays "
+        "do) until Ctrl-C or SIGTERM, and print how to point tracker at it",
+        operating.simulator,
+        options=_global_options(None),
+    )
+    simulator.set_defaults(fields=without_database)
+    simulator.add_argument(
+        "--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)"
+    )
+    simulator.add_argument(
+        "--port",
+        default=str(SIMULATOR_PORT),
+        help=f"the port to listen on (default {SIMULATOR_PORT}; 0 picks a free one)",
+    )
+    simulator.add_argument(
+        "--token",
+        default=SIMULATOR_TOKEN,
+        metavar="TEXT",
+        help=f"the bearer token it accepts (default {SIMULATOR_TOKEN}); not a secret",
     )
     return parser

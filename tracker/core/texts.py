@@ -42,11 +42,12 @@ def duration(delta: timedelta) -> str:
 
 
 def shorten_middle(text: str, width: int) -> str:
-    """``text`` cut in the middle to ``width`` characters: relay IDs share their beginning
-    (``sora-2:task_…``) and differ at the end, so both ends stay."""
+    """``text`` cut in the middle to ``width`` characters. The IDs of one API share their
+    beginning (``video_``, ``sora-2:task_`` and a ULID's timestamp) and differ at the end, so a
+    third is kept of the beginning, which says what kind of ID it is, and the rest of the end."""
     if len(text) <= width:
         return text
-    head = (width - 1) // 2
+    head = (width - 1) // 3
     tail = width - 1 - head
     return f"{text[:head]}…{text[len(text) - tail :]}"
 

@@ -1,11 +1,13 @@
-"""``python -m tracker.simulator``: the simulated API on its own, until interrupted."""
+"""``python -m tracker.simulator``: the simulated API on its own, until interrupted, with the
+benchmarks' preloaded videos; ``tracker simulator`` is the one for trying tracker."""
 
 from __future__ import annotations
 
 import argparse
 import threading
 
-from tracker.simulator.api import Reply, Simulator
+from tracker.simulator.api import Simulator
+from tracker.simulator.lifecycles import Reply
 from tracker.simulator.server import SimulatorServer
 
 

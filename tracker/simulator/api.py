@@ -10,8 +10,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tracker.core.video import Phase
@@ -21,40 +21,16 @@ from tracker.simulator.http import (
     Truncated,
     error_body,
 )
-
-Style = Literal["openai", "relay", "envelope"]
-
-_STATUS_WORDS: dict[Style, dict[str, str]] = {
-    "openai": {
-        "queued": "queued",
-        "running": "in_progress",
-        "completed": "completed",
-        "failed": "failed",
-    },
-    "relay": {
-        "queued": "SUBMITTED",
-        "running": "IN_PROGRESS",
-        "completed": "SUCCESS",
-        "failed": "FAILURE",
-    },
-}
-_STATUS_WORDS["envelope"] = _STATUS_WORDS["relay"]
-
-
-@dataclass(frozen=True)
-class Reply:
-    """One scripted answer to a GET of a video.
-
-    ``video`` fields are merged over the video's base object; ``raw`` replaces the whole body.
-    ``delay`` holds the answer back; ``drop`` closes the connection without answering.
-    """
-
-    status: int = 200
-    video: dict[str, Any] = field(default_factory=dict)
-    raw: bytes | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    drop: bool = False
+from tracker.simulator.lifecycles import (
+    Outcome,
+    Reply,
+    Style,
+    chosen_by,
+    completion,
+    lifecycle,
+    not_found,
+    timestamp,
+)
 
 
 @dataclass
@@ -64,12 +40,17 @@ class _Video:
     served: int = 0
     completed: bool = False  # a completed status was served: its content can be downloaded
     envelope: bool = False
+    #: A lifecycle's: its completed answer gets the time it is first served, in this style.
+    stamped: Style | None = None
 
     def next_reply(self) -> Reply:
-        reply = self.script[min(self.served, len(self.script) - 1)]
+        index = min(self.served, len(self.script) - 1)
+        reply = self.script[index]
         self.served += 1
         status = reply.video.get("status")
         if reply.status == 200 and isinstance(status, str) and Phase.of(status) is Phase.SUCCEEDED:
+            if not self.completed and self.stamped is not None:
+                reply = self.script[index] = completion(reply, self.stamped)
             self.completed = True
         return reply
 
@@ -106,7 +87,7 @@ class Simulator:
         self,
         video_id: str | None = None,
         *,
-        outcome: Literal["completed", "failed"] = "completed",
+        outcome: Outcome = "completed",
         queued: int = 1,
         steps: int = 3,
         style: Style = "openai",
@@ -115,39 +96,15 @@ class Simulator:
         size: str = "720x1280",
     ) -> str:
         """A video that is queued for ``queued`` polls, in progress for ``steps`` polls with
-        rising progress, then ``outcome`` for good. Returns its ID."""
-        words = _STATUS_WORDS[style]
-        script = [Reply(video={"status": words["queued"], "progress": 0})] * queued
-        for step in range(1, steps + 1):
-            percent = round(100 * step / (steps + 1))
-            progress: int | str = percent if style == "openai" else f"{percent}%"
-            script.append(Reply(video={"status": words["running"], "progress": progress}))
-        finished_at = time.time()
-        if outcome == "completed":
-            script.append(
-                Reply(
-                    video={
-                        "status": words["completed"],
-                        "progress": 100,
-                        "completed_at": _timestamp(finished_at, style),
-                        "expires_at": _timestamp(finished_at + 3600, style),
-                    }
-                )
-            )
-        else:
-            script.append(
-                Reply(
-                    video={
-                        "status": words["failed"],
-                        "progress": 0,
-                        "error": {
-                            "code": "moderation_blocked",
-                            "message": "The prompt was blocked.",
-                        },
-                    }
-                )
-            )
-        return self.script(video_id, script, style=style, model=model, seconds=seconds, size=size)
+        rising progress, then ``outcome`` for good: ``completed`` (at the time that answer is
+        first served), ``failed`` (at the progress it reached) or ``vanished`` (404). Without
+        an ID it gets one of its style's kind (``video_…``, or ``sora-2:task_…`` for relays).
+        Returns its ID."""
+        if video_id is None:
+            made = secrets.token_hex(12)
+            video_id = f"video_{made}" if style == "openai" else f"{model}:task_{made}"
+        replies = lifecycle(video_id, outcome, queued, steps, style)
+        return self._add(video_id, replies, style, model, seconds, size, stamped=True)
 
     def script(
         self,
@@ -163,10 +120,22 @@ class Simulator:
         if not replies:
             raise ValueError("a script needs at least one reply")
         video_id = video_id or f"video_{secrets.token_hex(12)}"
+        return self._add(video_id, replies, style, model, seconds, size, stamped=False)
+
+    def _add(
+        self,
+        video_id: str,
+        replies: list[Reply],
+        style: Style,
+        model: str,
+        seconds: str,
+        size: str,
+        stamped: bool,
+    ) -> str:
         base = {
             "id": video_id,
             "object": "video",
-            "created_at": _timestamp(time.time(), style),
+            "created_at": timestamp(time.time(), style),
             "status": "queued",
             "completed_at": None,
             "error": None,
@@ -177,10 +146,14 @@ class Simulator:
             "seconds": seconds,
             "size": size,
         }
+        video = _Video(
+            base=base,
+            script=list(replies),
+            envelope=style == "envelope",
+            stamped=style if stamped else None,
+        )
         with self._lock:
-            self._videos[video_id] = _Video(
-                base=base, script=list(replies), envelope=style == "envelope"
-            )
+            self._videos[video_id] = video
         return video_id
 
     def polls(self, video_id: str) -> int:
@@ -243,15 +216,7 @@ class Simulator:
             reply = video.next_reply() if video is not None else None
         try:
             if reply is None:
-                return (
-                    404,
-                    {},
-                    error_body(
-                        f"Video with id '{video_id}' not found.",
-                        "invalid_request_error",
-                        "video_not_found",
-                    ),
-                )
+                return 404, {}, not_found(video_id)
             await _wait_unless(client_gone, reply.delay)
             if reply.drop:
                 raise DropConnection
@@ -303,19 +268,26 @@ class Simulator:
         return 200, headers, content
 
     def _create(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """A new video; its prompt picks what it does (``chosen_by``)."""
         try:
             request = json.loads(body or b"{}")
         except ValueError:
             return 400, {}, error_body("The body is not JSON.", "invalid_request_error")
         if not isinstance(request, dict):
             return 400, {}, error_body("The body is not a JSON object.", "invalid_request_error")
+        outcome, style = chosen_by(str(request.get("prompt", "")))
         video_id = self.add_video(
+            outcome=outcome,
+            style=style,
             model=str(request.get("model", "sora-2")),
             seconds=str(request.get("seconds", "4")),
             size=str(request.get("size", "720x1280")),
         )
         with self._lock:
-            document = {**self._videos[video_id].base}
+            video = self._videos[video_id]
+            document = {**video.base, **video.script[0].video}
+        if video.envelope:
+            document = _in_envelope(document)
         return 200, {}, json.dumps(document).encode()
 
 
@@ -327,10 +299,6 @@ async def _wait_unless(gone: Callable[[], bool], seconds: float) -> None:
         if gone():
             raise DropConnection
         await asyncio.sleep(min(0.01, remaining))
-
-
-def _timestamp(seconds: float, style: Style) -> int:
-    return int(seconds) if style == "openai" else int(seconds * 1000)
 
 
 def _in_envelope(video: dict[str, Any]) -> dict[str, Any]:
