@@ -14,15 +14,17 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import httpx
+import psycopg
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, update
+from sqlalchemy.engine import make_url
 
 from tests.web import AUTH, TOKEN, follow_in_background, read_events
 from tracker import Secret
 from tracker.core.feed import START, FeedPosition
 from tracker.settings import Settings
 from tracker.store import Database
-from tracker.store.schema import snapshots
+from tracker.store.schema import snapshots, tasks
 from tracker.testing import RunningApp
 
 NOW = datetime(2026, 12, 6, 12, tzinfo=UTC)
@@ -63,6 +65,28 @@ def test_a_snapshot_committed_late_is_read_in_its_place(database: Database) -> N
     assert read.items == sorted(read.items, key=lambda item: item.position)
     assert database.feed.head() == read.items[-1].position
     assert database.feed.read(read.items[0].position, 100).items == read.items[1:]
+
+
+def test_transactions_that_write_no_snapshots_hold_nothing_back(
+    database: Database, postgres_url: str
+) -> None:
+    """A write transaction left open on another table, and one in another database of the
+    server, are no writers of snapshots: what is committed meanwhile is read at once."""
+    address = make_url(postgres_url)
+    with (
+        database.engine.connect() as busy,
+        psycopg.connect(
+            host=address.host, port=address.port, user=address.username, dbname="postgres"
+        ) as elsewhere,
+    ):
+        transaction = busy.begin()
+        busy.execute(update(tasks).where(tasks.c.task_id == "third").values(label="busy"))
+        elsewhere.execute("SELECT pg_current_xact_id()")  # holds a transaction ID, uncommitted
+        database.tasks.remove_tasks(["other"], NOW, channels=())
+        read = database.feed.read(START, 100)
+        transaction.rollback()
+    assert [item.task_id for item in read.items] == ["other"]
+    assert not read.held_back
 
 
 def test_a_late_commit_reaches_live_and_resuming_streams_once(database: Database) -> None:

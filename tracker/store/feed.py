@@ -2,9 +2,13 @@
 transaction that may still commit (tracker/core/feed.py, docs/http-api.md: Events).
 
 On PostgreSQL a snapshot's place is (its writing transaction, its ID), and the watermark is the
-oldest transaction still running anywhere on the server, ``pg_snapshot_xmin``: every row below
-it is committed or never will be, so a reader that moves only below it skips nothing and sends
-nothing twice. On SQLite every transaction is 0 and the IDs are in commit order already.
+oldest transaction still running that may write snapshots here: every row below it is committed
+or never will be, so a reader that moves only below it skips nothing and sends nothing twice.
+A transaction that writes snapshots takes the table's write lock before it writes anything else
+(``will_write_snapshots``), so one holding that lock is a writer, and one that holds only its
+own transaction's lock is not (another table's writes, another database's); a transaction the
+reader cannot place either way (it ended meanwhile) counts as a writer. On SQLite every
+transaction is 0 and the IDs are in commit order already.
 """
 
 from __future__ import annotations
@@ -13,11 +17,41 @@ from collections.abc import Collection
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import BigInteger, Text, cast, func, literal, select, tuple_
+from sqlalchemy import BigInteger, func, literal, literal_column, select, tuple_
+from sqlalchemy.engine import Connection
 
 from tracker.core.feed import START, FeedItem, FeedPosition, FeedRead
 from tracker.store.base import SQLStore
 from tracker.store.schema import snapshots, tasks
+
+# The first transaction still running that may write snapshots in this database, else the
+# first one still to come: every transaction running now that is not known to write none.
+_WATERMARK = literal_column(
+    """(
+    SELECT COALESCE(MIN(running.xid), pg_snapshot_xmax(pg_current_snapshot()))::text::bigint
+    FROM pg_snapshot_xip(pg_current_snapshot()) AS running(xid)
+    WHERE running.xid::xid NOT IN (
+        SELECT own.transactionid FROM pg_locks AS own
+        WHERE own.locktype = 'transactionid' AND own.mode = 'ExclusiveLock' AND own.granted
+        AND NOT EXISTS (
+            SELECT FROM pg_locks AS writing
+            WHERE writing.virtualtransaction = own.virtualtransaction
+            AND writing.locktype = 'relation'
+            AND writing.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND writing.relation = 'snapshots'::regclass
+        )
+    )
+)""",
+    BigInteger(),
+)
+
+
+def will_write_snapshots(connection: Connection) -> None:
+    """First thing in a transaction that writes snapshots, before any other write of its
+    own: the feed's readers then know it for a writer (see the module's docstring)."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("LOCK TABLE snapshots IN ROW EXCLUSIVE MODE")
+
 
 _TASK_SIDE = frozenset({"label", "metadata", "finish_reason", "finished_at"})
 _COLUMNS = [
@@ -27,11 +61,11 @@ _COLUMNS = [
 
 class FeedStore(SQLStore):
     def _watermark(self) -> Any:
-        """The first transaction that may still commit, as SQL (SQLite: none past 0)."""
+        """The first transaction whose snapshots may still commit, as SQL (SQLite: none past
+        0)."""
         if self._dialect != "postgresql":
             return literal(1, BigInteger())
-        oldest_running = func.pg_snapshot_xmin(func.pg_current_snapshot())
-        return cast(cast(oldest_running, Text), BigInteger)
+        return _WATERMARK
 
     def _order(self) -> tuple[Any, ...]:
         if self._dialect != "postgresql":

@@ -17,6 +17,7 @@ from tracker.core.owed import owed_without_poll
 from tracker.core.pauses import Pause, PauseReason
 from tracker.store.base import SQLStore, chunks, lease_free
 from tracker.store.batch import PollWrites, without_answer
+from tracker.store.feed import will_write_snapshots
 from tracker.store.follow_ups import owe
 from tracker.store.schema import pauses, snapshots, tasks
 from tracker.store.wakeups import Topic, Wakeups, tell
@@ -125,6 +126,7 @@ class PollStore(SQLStore):
 
     def _record_polls(self, owner: str, records: Sequence[PollRecord]) -> int:
         with self._writing() as connection:
+            will_write_snapshots(connection)
             held: set[str] = set()
             for chunk in chunks([record.task_id for record in records]):
                 held.update(
@@ -189,6 +191,7 @@ class PollStore(SQLStore):
             .returning(*TASK_COLUMNS)
         )
         with self._writing() as connection:
+            will_write_snapshots(connection)
             finished = [Task(*row) for row in connection.execute(statement)]
             mark_finished(connection, finished, now)
             owed = [

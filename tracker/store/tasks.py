@@ -26,6 +26,7 @@ from tracker.core.models import (
 from tracker.core.owed import owed_without_poll
 from tracker.errors import UnknownTaskError
 from tracker.store.base import SQLStore, chunks
+from tracker.store.feed import will_write_snapshots
 from tracker.store.follow_ups import owe
 from tracker.store.polls import TASK_COLUMNS, mark_finished
 from tracker.store.schema import tasks
@@ -163,6 +164,7 @@ class TaskStore(SQLStore):
         not registered. Each task it finishes owes an event on each notification channel
         (tracker/core/owed.py), written in the same transaction."""
         with self._writing() as connection:
+            will_write_snapshots(connection)
             unfinished: set[str] = set()
             known: set[str] = set()
             for chunk in chunks(task_ids):
