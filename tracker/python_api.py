@@ -267,6 +267,55 @@ class Tracker:
         """The daemon inside a running event loop; returns once ``stop`` is set."""
         await self.daemon.run(until_done=until_done, stop=stop, handle_signals=handle_signals)
 
+    def wait(self, task_ids: Iterable[str], timeout: float | None = None) -> list[Task]:
+        """Run the daemon until these tasks have finished and what they owe (downloads,
+        notifications configured here) is settled; the tasks as they ended, in the order
+        given. Other due tasks are polled meanwhile. After ``timeout`` seconds the daemon stops
+        and TimeoutError is raised; an unknown ID raises UnknownTaskError, a task of a provider
+        the settings do not declare ConfigError (nothing here would ever poll it)."""
+        return run_event_loop(self.wait_async(task_ids, timeout, handle_signals=True))
+
+    async def wait_async(
+        self, task_ids: Iterable[str], timeout: float | None = None, handle_signals: bool = False
+    ) -> list[Task]:
+        """``wait`` inside a running event loop."""
+        checked = list(dict.fromkeys(check_task_ids(task_ids)))
+        tasks = await asyncio.to_thread(self._waited_for, checked)
+        stop = asyncio.Event()
+        late = None
+        if timeout is not None:
+            late = asyncio.get_running_loop().call_later(timeout, stop.set)
+        try:
+            await self.daemon.run(
+                until_done=True, only=checked, stop=stop, handle_signals=handle_signals
+            )
+        finally:
+            if late is not None:
+                late.cancel()
+        tasks = await asyncio.to_thread(self._waited_for, checked)
+        unfinished = [task.task_id for task in tasks if not task.finished]
+        if unfinished:
+            raise TimeoutError(
+                f"{len(unfinished)} of {len(tasks)} tasks still unfinished after {timeout:g}s "
+                f"(the first: {unfinished[0]!r})"
+            )
+        return tasks
+
+    def _waited_for(self, task_ids: list[str]) -> list[Task]:
+        tasks = []
+        polled = {provider.name for provider in self.settings.polled_providers()}
+        for task_id in task_ids:
+            task = self.database.reads.task(task_id)
+            if task is None:
+                raise UnknownTaskError(f"unknown task ID {task_id!r}")
+            if not task.finished and task.provider not in polled:
+                raise ConfigError(
+                    f"task {task_id!r} belongs to the provider {task.provider!r}, which the "
+                    "settings do not declare: nothing here would poll it (docs/providers.md)"
+                )
+            tasks.append(task)
+        return tasks
+
     def download(
         self, task_id: str, variants: Iterable[str] = ("video",), directory: str | None = None
     ) -> list[Download]:

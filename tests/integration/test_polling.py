@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.conftest import API, make_tracker, run_until_done
-from tracker import Tracker
+from tracker import Tracker, UnknownTaskError
 from tracker.simulator import Reply
 
 
@@ -296,3 +296,25 @@ def test_a_removed_task_is_not_polled_again(api: API, database_url: str) -> None
         history = tracker.history(video)
     assert task.finish_reason == "removed"
     assert len(history) >= 1  # a result in flight at removal is dropped, the rest kept
+
+
+def test_wait_returns_the_tasks_it_was_given_once_they_end(api: API, database_url: str) -> None:
+    """`Tracker.wait(ids)` polls until those tasks end, whatever the others do, and gives them
+    back as they ended; past its timeout it stops and says how many did not end; an unknown ID
+    is refused before anything runs. The async twin does the same inside a running loop."""
+    quick = [api.simulator.add_video(f"video_quick_{i}", steps=2) for i in range(2)]
+    slow = api.simulator.add_video("video_slow", steps=1000)
+    with make_tracker(api, database_url) as tracker:
+        tracker.add([*quick, slow])
+        began = time.monotonic()
+        ended = tracker.wait(reversed(quick), timeout=30)
+        assert [task.task_id for task in ended] == list(reversed(quick))
+        assert {task.finish_reason for task in ended} == {"completed"}
+        assert time.monotonic() - began < 10
+        assert not tracker.history(slow)[-1].finished
+        with pytest.raises(TimeoutError, match=r"1 of 1 tasks still unfinished after 0\.5s"):
+            tracker.wait([slow], timeout=0.5)
+        with pytest.raises(UnknownTaskError):
+            tracker.wait(["video_never_added"])
+        again = asyncio.run(tracker.wait_async(quick))
+        assert [task.task_id for task in again] == quick

@@ -248,7 +248,7 @@ class Poller:
         return timed_out
 
     async def has_unfinished(self) -> bool:
-        return await self._database.run(self._store.has_unfinished, self.provider)
+        return await self._database.run(self._store.has_unfinished, [self.provider])
 
     async def poll_pass(self, all_unfinished: bool = False) -> PassSummary:
         """Poll every due unfinished task once (every unfinished one with ``all_unfinished``)."""

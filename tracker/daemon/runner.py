@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,11 +64,13 @@ class Daemon:
         self,
         *,
         until_done: bool = False,
+        only: Collection[str] | None = None,
         stop: asyncio.Event | None = None,
         handle_signals: bool = False,
     ) -> None:
         """Poll until ``stop`` is set (or a signal arrives, with ``handle_signals``), or with
-        ``until_done`` until nothing unfinished and nothing owed is left."""
+        ``until_done`` until nothing unfinished and nothing owed is left (of the tasks ``only``
+        names, if given)."""
         settings = self.settings
         if settings.webhook_port is not None and settings.webhook_secret is None:
             raise ConfigError(
@@ -82,9 +84,8 @@ class Daemon:
         try:
             await crew.database.run(release_leases_of_dead_daemons, self._database.leases)
             async with AsyncExitStack() as stack:
-                lifecycle, lanes = await self._lifecycle(
-                    stack, crew, follow_ups, serving, until_done
-                )
+                done = self._done(crew.database, follow_ups, only) if until_done else None
+                lifecycle, lanes = await self._lifecycle(stack, crew, follow_ups, serving, done)
                 await lifecycle.serve(stop=stop, handle_signals=handle_signals)
                 logger.info("stopped after %d polls", lanes.polls)
                 # Give back whatever is still claimed: a restart or another daemon takes it.
@@ -101,7 +102,7 @@ class Daemon:
         crew: Crew,
         follow_ups: FollowUps,
         serving: list[Listener],
-        until_done: bool,
+        done: Callable[[], Awaitable[bool]] | None,
     ) -> tuple[Lifecycle, Lanes]:
         """The daemon's parts: the polling, the follow-up workers, the HTTP service and the
         periodic jobs, under one lifecycle."""
@@ -130,7 +131,6 @@ class Daemon:
                 )
             )
         services.append(Periodic(self._jobs(lanes, crew)))
-        done = self._done(lanes, crew.database, follow_ups) if until_done else None
         logger.info("polling every %gs", self._fastest().interval)
         return Lifecycle(crew.wakeups, loops=loops, services=services, done=done), lanes
 
@@ -251,20 +251,22 @@ class Daemon:
         return FollowUps(variants=variants, channels=settings.notification_channels())
 
     def _done(
-        self, lanes: Lanes, database: DatabaseThread, follow_ups: FollowUps
+        self, database: DatabaseThread, follow_ups: FollowUps, only: Collection[str] | None
     ) -> Callable[[], Awaitable[bool]]:
-        """Whether ``run --until-done`` is done: no task of a polled provider unfinished, no
-        download or notification this daemon would settle still owed."""
+        """Whether ``run --until-done`` is done: no task of a polled provider unfinished (of
+        ``only``, if given), no download or notification this daemon would settle still
+        owed (for them)."""
         downloading = self.settings.download_dir is not None
         providers = [provider.name for provider in self._providers]
+        store = self._database
 
         async def done() -> bool:
-            if await lanes.has_unfinished():
+            if await database.run(store.polls.has_unfinished, providers, only):
                 return False
             if not follow_ups:
                 return True
             return not await database.run(
-                self._database.follow_ups.owed, downloading, follow_ups.channels, providers
+                store.follow_ups.owed, downloading, follow_ups.channels, providers, only
             )
 
         return done

@@ -227,15 +227,23 @@ class FollowUpStore(SQLStore):
         downloading: bool,
         channels: tuple[str, ...],
         providers: Collection[str] | None = None,
+        task_ids: Collection[str] | None = None,
     ) -> bool:
         """Whether a daemon that downloads (or not) and delivers on ``channels`` still owes
         work: pending downloads it can do (of tasks of ``providers``, if given), pending
-        notifications it can deliver."""
+        notifications it can deliver (of ``task_ids`` only, if given)."""
+        of_tasks: list[ColumnElement[bool]] = []
+        if task_ids is not None:
+            of_tasks = [outbox.c.task_id.in_(list(task_ids))]
         owed: ColumnElement[bool] = exists().where(
-            outbox.c.state == PENDING, outbox.c.channel.in_(channels)
+            outbox.c.state == PENDING, outbox.c.channel.in_(channels), *of_tasks
         )
         if downloading:
-            owed = owed | exists().where(downloads.c.state == PENDING, *_of_providers(providers))
+            if task_ids is not None:
+                of_tasks = [downloads.c.task_id.in_(list(task_ids))]
+            owed = owed | exists().where(
+                downloads.c.state == PENDING, *_of_providers(providers), *of_tasks
+            )
         with self._engine.connect() as connection:
             return bool(connection.scalar(select(owed)))
 

@@ -3,7 +3,7 @@ saw, giving tasks back, finishing those past give-up-after, pausing a provider's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
@@ -229,9 +229,16 @@ class PollStore(SQLStore):
                 .values(_pause_row(pause_of(stored).then(pause)))
             )
 
-    def has_unfinished(self, provider: str | None = None) -> bool:
-        """Whether a task (of ``provider`` only, if given) is unfinished."""
-        unfinished = exists().where(tasks.c.finished == false(), *_of(provider))
+    def has_unfinished(
+        self, providers: Collection[str] | None = None, task_ids: Collection[str] | None = None
+    ) -> bool:
+        """Whether a task (of ``providers`` only, among ``task_ids`` only, if given) is
+        unfinished."""
+        unfinished = exists().where(tasks.c.finished == false())
+        if providers is not None:
+            unfinished = unfinished.where(tasks.c.provider.in_(list(providers)))
+        if task_ids is not None:
+            unfinished = unfinished.where(tasks.c.task_id.in_(list(task_ids)))
         with self._engine.connect() as connection:
             return bool(connection.scalar(select(unfinished)))
 
