@@ -3,13 +3,14 @@ reading only its own settings."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from tracker.errors import ConfigError
 from tracker.settings import OPTIONS, Secret, Settings, load_settings, parse_duration
-from tracker.settings.options import DOWNLOAD, EVERY_COMMAND, RUN
+from tracker.settings.options import DOWNLOAD, EVERY_COMMAND, RUN, SECRET_VARIABLES
 
 ALL = (*RUN, *OPTIONS)
 
@@ -224,3 +225,14 @@ def test_the_python_api_names_keywords_not_flags(keyword: str, value: object) ->
     message = str(raised.value)
     assert message.startswith(f"{keyword}= ")
     assert "--" not in message and "TRACKER_" not in message
+
+
+def test_the_python_api_documents_every_keyword_it_takes() -> None:
+    """docs/python-api.md names every setting `Tracker(...)` takes as a keyword (those of the
+    options table and the secrets), and each one it names is taken."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "python-api.md").read_text()
+    section = doc[doc.index("## Settings\n") : doc.index("## Methods\n")]
+    named = set(re.findall(r"`([a-z_]+)`", section))
+    keywords = {*OPTIONS, *SECRET_VARIABLES}
+    assert keywords - named == set()
+    assert named & set(vars(Settings())) <= keywords

@@ -1,8 +1,9 @@
 """The vocabulary every layer shares: the records that pass between them (``models``), how a
 video object is read (``video``), task IDs and status paths (``ids``), a task's metadata
-(``metadata``), time (``clock``), the back-off rule (``backoff``), a provider's pause
-(``pauses``), secrets (``secrets``), JSON values (``encoding``), the event loop (``eventloop``)
-and short texts for people (``texts``: ages, durations, IDs cut short).
+(``metadata``), what a finished task owes (``follow_ups``), time (``clock``), the back-off rule
+(``backoff``), a provider's pause (``pauses``), secrets (``secrets``), JSON values
+(``encoding``), the event loop (``eventloop``) and short texts for people (``texts``: ages,
+durations, IDs cut short).
 
 Imports nothing of tracker but ``tracker.errors``; every other layer may import it.
 """

@@ -6,9 +6,9 @@ answer. Each GET of a video consumes the next answer of its script; the last one
 is also answered at ``/v1/video/query?id=…``, as some relays do. It backs ``tracker demo`` and
 the tests; ``python -m tracker.simulator`` serves it on its own.
 
-``api`` holds the simulated API's state and answers, ``server`` serves it, ``events`` sends the
-API's own webhooks. May import ``tracker.core`` and ``tracker.http`` (its small server and the
-webhook signing); nothing of the store, the daemon or the command line.
+``api`` holds the simulated API's state and answers, ``server`` serves it on ``http`` (a small
+HTTP/1.1 server), ``events`` sends the API's own webhooks. May import ``tracker.core`` and
+``tracker.http`` (the webhook signing); nothing of the store, the daemon or the command line.
 
     simulator = Simulator(token="sk-test")
     simulator.add_video("video_1", steps=3)
