@@ -62,4 +62,4 @@ def _load(args: argparse.Namespace) -> Settings:
     """The settings the command uses, and only those (docs: README, Settings)."""
     flags = {field: getattr(args, field, None) for field in OPTIONS}
     flags["token_file"] = getattr(args, "token_file", None)
-    return load_settings(args.fields, flags)
+    return load_settings(args.fields, flags, spelled=getattr(args, "spelled", None))

@@ -34,6 +34,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class _Spelled(argparse.Action):
+    """Stores a setting's text and the flag it was given with (``--host`` or ``--http-host``),
+    in ``spelled``: messages about the value name the flag the user wrote."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        if option_string is not None:
+            namespace.spelled = {**getattr(namespace, "spelled", {}), self.dest: option_string}
+
+
 def _settings_flags(
     parser: argparse.ArgumentParser,
     fields: Sequence[str],
@@ -52,7 +68,9 @@ def _settings_flags(
                     *flags, dest=field, action="store_const", const="1", help=option.describe()
                 )
             else:
-                group.add_argument(*flags, dest=field, metavar="VALUE", help=option.describe())
+                group.add_argument(
+                    *flags, dest=field, metavar="VALUE", action=_Spelled, help=option.describe()
+                )
     if "token" in fields:
         group.add_argument(
             "--token-file",
