@@ -22,6 +22,7 @@ from tracker.errors import (
     QueryError,
     QueryRefusedError,
     TrackerError,
+    UndeclaredProviderError,
     UnknownTaskError,
     UsageError,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "Task",
     "Tracker",
     "TrackerError",
+    "UndeclaredProviderError",
     "UnknownTaskError",
     "UsageError",
     "__version__",

@@ -8,6 +8,8 @@
     │   ├── QueryRefusedError     `tracker sql` was given a write or several statements
     │   └── QueryError            `tracker sql` was given a query with a mistake in it
     ├── DatabaseError             the database cannot be reached, opened or migrated; exit 1
+    ├── UndeclaredProviderError   `run --until-done` beside unfinished tasks of a provider the
+    │                             configuration does not declare: they would never be done
     └── LocalResourceError        this machine ran out of open files, buffers, memory or ports
                                   for a request: the daemon's trouble, not the task's
 
@@ -58,6 +60,20 @@ class QueryError(UsageError):
 
 class DatabaseError(TrackerError):
     """The database cannot be reached, opened or brought to the current schema."""
+
+
+class UndeclaredProviderError(TrackerError):
+    """Running until done is refused: unfinished tasks name providers the configuration does
+    not declare, so they would never be polled, and the run would end as if they were done."""
+
+    def __init__(self, providers: list[str]) -> None:
+        names = ", ".join(repr(name) for name in providers)
+        super().__init__(
+            f"unfinished tasks name the provider{'s' * (len(providers) > 1)} {names}, which "
+            "the configuration does not declare: they would never be done; declare it, or "
+            "move the tasks to a declared provider (docs/providers.md)"
+        )
+        self.providers = providers
 
 
 class LocalResourceError(TrackerError):

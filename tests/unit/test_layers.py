@@ -118,6 +118,7 @@ def test_the_public_names_are_the_documented_ones() -> None:
         "Task",
         "Tracker",
         "TrackerError",
+        "UndeclaredProviderError",
         "UnknownTaskError",
         "UsageError",
         "__version__",

@@ -24,6 +24,7 @@ from tracker.daemon.poller import Poller
 from tracker.daemon.rules import Policy
 from tracker.daemon.scheduler import DRAIN_SECONDS, Worker, run_daemon
 from tracker.daemon.serving import Listener, check_exposure, listeners
+from tracker.daemon.until_done import refuse_undeclared
 from tracker.errors import ConfigError
 from tracker.settings import Settings
 from tracker.settings.options import WEBHOOK_SECRET_VARIABLE
@@ -88,7 +89,10 @@ class Daemon:
         ensure_open_files(self._open_files(len(serving), follow_ups))
         owner = daemon_id()
         database = DatabaseThread()
+        declared = [provider.name for provider in self._providers]
         try:
+            if until_done:
+                await refuse_undeclared(database, self._database.polls, declared)
             await database.run(release_leases_of_dead_daemons, self._database.leases)
             async with AsyncExitStack() as stack:
                 metrics = None
@@ -132,6 +136,8 @@ class Daemon:
                 )
                 # Give back whatever is still claimed: a restart or another daemon takes it.
                 await database.run(self._database.leases.release_owners, [owner])
+            if until_done:  # such a task may have been registered while it ran
+                await refuse_undeclared(database, self._database.polls, declared)
         finally:
             self._running = None
             database.close()
