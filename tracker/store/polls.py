@@ -178,6 +178,7 @@ class PollStore(SQLStore):
                 finished=True,
                 finish_reason=FinishReason.TIMED_OUT.value,
                 finished_at=now,
+                next_poll_at=now,
                 lease_owner=None,
                 lease_expires_at=None,
             )
