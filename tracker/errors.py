@@ -8,6 +8,7 @@
     │   ├── QueryRefusedError     `tracker sql` was given a write or several statements
     │   └── QueryError            `tracker sql` was given a query with a mistake in it
     ├── DatabaseError             the database cannot be reached, opened or migrated; exit 1
+    ├── QueryTimeoutError         `tracker sql` stopped a query at its timeout; exit 1
     ├── UndeclaredProviderError   `run --until-done` beside unfinished tasks of a provider the
     │                             configuration does not declare: they would never be done
     └── LocalResourceError        this machine ran out of open files, buffers, memory or ports
@@ -60,6 +61,18 @@ class QueryError(UsageError):
 
 class DatabaseError(TrackerError):
     """The database cannot be reached, opened or brought to the current schema."""
+
+
+class QueryTimeoutError(TrackerError):
+    """`tracker sql` stopped a query that ran past its timeout; nothing is wrong with it but
+    its cost."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"stopped: the query ran past its timeout of {seconds:g}s "
+            "(tracker sql --timeout gives it longer)"
+        )
+        self.seconds = seconds
 
 
 class UndeclaredProviderError(TrackerError):

@@ -35,6 +35,7 @@ from tracker.errors import ConfigError, UnknownTaskError, UsageError
 from tracker.settings import Settings, settings_from_keywords
 from tracker.settings.values import parse_download_dir
 from tracker.store import Database, QueryResult
+from tracker.store.sandbox import DEFAULT_TIMEOUT_SECONDS
 
 if TYPE_CHECKING:
     import httpx
@@ -253,10 +254,11 @@ class Tracker:
             raise UsageError(f"unknown table {table!r}: tasks or snapshots")
         return self.database.reads.export_rows(table, since)
 
-    def sql(self, query: str) -> QueryResult:
+    def sql(self, query: str, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> QueryResult:
         """Run one read-only SQL statement; a write or several statements raise
-        QueryRefusedError, a mistake in the query QueryError."""
-        return self.database.sql.run_read_only(query)
+        QueryRefusedError, a mistake in the query QueryError, a query still running after
+        ``timeout`` seconds QueryTimeoutError."""
+        return self.database.sql.run_read_only(query, timeout)
 
     def poll_once(self, all_unfinished: bool = False) -> PassSummary:
         """Poll every due unfinished task once (every unfinished one with ``all_unfinished``)."""

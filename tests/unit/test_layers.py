@@ -111,6 +111,7 @@ def test_the_public_names_are_the_documented_ones() -> None:
         "QueryError",
         "QueryRefusedError",
         "QueryResult",
+        "QueryTimeoutError",
         "RemoveResult",
         "Secret",
         "Settings",

@@ -33,6 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         fail(exc)
         return 1
     except KeyboardInterrupt:
+        # Ctrl-C: said in one line, as a failure is, instead of Python's traceback.
+        fail(TrackerError("interrupted"))
         return 130
     except BrokenPipeError:
         # The reader (e.g. `head`) went away: not an error of ours. Silence the final flush.

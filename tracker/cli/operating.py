@@ -20,8 +20,9 @@ from tracker.core.encoding import jsonable
 from tracker.core.eventloop import run_event_loop
 from tracker.core.models import Stats, Task
 from tracker.errors import UsageError
-from tracker.settings.values import DAY, parse_count, parse_duration
+from tracker.settings.values import DAY, parse_count, parse_duration, parse_short_duration
 from tracker.store import engine, migrations
+from tracker.store.sandbox import DEFAULT_TIMEOUT_SECONDS
 
 
 def _parsed(parse: Any, raw: str, flag: str) -> Any:
@@ -123,8 +124,11 @@ def _write_rows(rows: Iterator[dict[str, Any]], export_format: str, out: TextIO)
 
 
 def sql(args: argparse.Namespace) -> int:
+    timeout = DEFAULT_TIMEOUT_SECONDS
+    if args.timeout is not None:
+        timeout = _parsed(parse_short_duration, args.timeout, "--timeout")
     with tracker_for(args) as tracker:
-        result = tracker.sql(args.query)
+        result = tracker.sql(args.query, timeout)
     if args.json:
         say(render.to_json(render.query_rows(result.columns, result.rows)))
     elif args.csv:

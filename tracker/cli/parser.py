@@ -22,6 +22,7 @@ from tracker.settings.options import (
     SERVE,
     TOKEN_FILE_VARIABLE,
 )
+from tracker.store.sandbox import DEFAULT_TIMEOUT_SECONDS
 
 SERVING_TITLE = (
     "the HTTP service (server tokens come from the environment only: TRACKER_SERVER_TOKENS or "
@@ -303,6 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sql = command("sql", "run one read-only SQL statement and print the result", operating.sql)
     sql.add_argument("query", metavar="QUERY")
+    sql.add_argument(
+        "--timeout",
+        metavar="DURATION",
+        help=f"stop the query after this long (30s, 5m; default {DEFAULT_TIMEOUT_SECONDS:g}s)",
+    )
     output = sql.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="a JSON array of result rows")
     output.add_argument("--csv", action="store_true", help="CSV with a header line")
