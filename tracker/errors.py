@@ -5,6 +5,7 @@
     │   ├── ConfigError           a setting (flag, variable or token file) that cannot be used
     │   ├── InvalidTaskIDError    a task ID outside the rules (README, Commands)
     │   ├── UnknownTaskError      a command named a task that is not registered
+    │   ├── NoDatabaseError       a command that only reads named an SQLite file that is not there
     │   ├── QueryRefusedError     `tracker sql` was given a write or several statements
     │   └── QueryError            `tracker sql` was given a query with a mistake in it
     ├── DatabaseError             the database cannot be reached, opened or migrated; exit 1
@@ -48,6 +49,17 @@ class InvalidTaskIDError(UsageError):
 
 class UnknownTaskError(UsageError):
     """A command named a task ID that is not registered."""
+
+
+class NoDatabaseError(UsageError):
+    """Reading was asked of an SQLite file that does not exist; none was created."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"no database at {path}: `tracker add` creates one; --db (or TRACKER_DATABASE_URL) "
+            "names another"
+        )
+        self.path = path
 
 
 class QueryRefusedError(UsageError):

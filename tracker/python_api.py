@@ -56,7 +56,8 @@ class Tracker:
     ``give_up_after``, ``download_dir``, ``notify_url``, ``record``, …), given as a value or as
     the text its flag takes (``give_up_after="7d"``), and checked as the command line checks
     it: a bad one raises ConfigError naming the keyword. Or pass ``settings=`` whole. The
-    environment is never read. The database is brought to the newest schema on first use.
+    environment is never read. The database is brought to the newest schema on first use;
+    with ``read_only=True`` it is only read (``Database.open_for_reading``).
     """
 
     def __init__(
@@ -68,6 +69,7 @@ class Tracker:
         settings: Settings | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock | None = None,
+        read_only: bool = False,
         **options: object,
     ) -> None:
         given = {"database_url": database_url, "api_base": api_base, "token": token, **options}
@@ -76,6 +78,7 @@ class Tracker:
         )
         self._transport = transport
         self._clock = clock or SystemClock()
+        self._read_only = read_only
 
     @classmethod
     def from_settings(
@@ -84,11 +87,14 @@ class Tracker:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock | None = None,
+        read_only: bool = False,
     ) -> Tracker:
-        return cls(settings=settings, transport=transport, clock=clock)
+        return cls(settings=settings, transport=transport, clock=clock, read_only=read_only)
 
     @cached_property
     def database(self) -> Database:
+        if self._read_only:
+            return Database.open_for_reading(self.settings.database_url)
         return Database.open(self.settings.database_url)
 
     @cached_property

@@ -97,8 +97,9 @@ def test_what_a_providers_file_gets_wrong_stops_the_daemon_in_one_line(
     assert RELAY_TOKEN not in unknown.stderr and api.token not in unknown.stderr
 
 
-def test_a_provider_name_that_cannot_be_one_is_refused(tracker: Run) -> None:
-    """`add --provider` with a space in the name: exit 2, nothing registered."""
+def test_a_provider_name_that_cannot_be_one_is_refused(tracker: Run, workdir: Path) -> None:
+    """`add --provider` with a space in the name: exit 2, nothing registered (not even a
+    database made)."""
     result = tracker("add", "--provider", "relay b", "video_x")
     assert_usage_error(result, "invalid provider 'relay b'")
-    assert tracker("list", "--json").stdout.strip() == "[]"
+    assert not (workdir / "tracker.db").exists()

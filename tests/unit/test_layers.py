@@ -106,6 +106,7 @@ def test_the_public_names_are_the_documented_ones() -> None:
         "DatabaseError",
         "FinishReason",
         "InvalidTaskIDError",
+        "NoDatabaseError",
         "PassSummary",
         "Pause",
         "QueryError",

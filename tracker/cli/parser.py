@@ -143,9 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
         help_text: str,
         handler: Callable[[argparse.Namespace], int],
         fields: Sequence[str] = (),
+        *,
+        reads_only: bool = False,
     ) -> Any:
+        """A command; ``reads_only`` for one that never writes the database (tracker_for)."""
         sub = commands.add_parser(name, help=help_text, description=help_text, parents=[common])
-        sub.set_defaults(handler=handler, fields=(*EVERY_COMMAND, *fields))
+        sub.set_defaults(handler=handler, fields=(*EVERY_COMMAND, *fields), reads_only=reads_only)
         return sub
 
     add = command(
@@ -185,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         "tasks with latest status, progress, polls, last poll; newest first, "
         f"{tasks.TERMINAL_PAGE} at a time on a terminal",
         tasks.listing,
+        reads_only=True,
     )
     listing.add_argument("--status", help="only tasks whose last status is this (any case)")
     listing.add_argument("--label", help="only tasks with this label")
@@ -203,7 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _json_flags(listing, "tasks")
 
-    history = command("history", "one task's snapshots, oldest first", tasks.history)
+    history = command(
+        "history", "one task's snapshots, oldest first", tasks.history, reads_only=True
+    )
     history.add_argument("task_id", metavar="ID")
     part = history.add_mutually_exclusive_group()
     part.add_argument("--limit", type=_count, metavar="N", help="only the first N snapshots")
@@ -251,12 +257,18 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_flags(download, DOWNLOAD, "downloading")
 
     stats = command(
-        "stats", "a summary: tasks by state, backlog, recent polls, downloads", operating.stats
+        "stats",
+        "a summary: tasks by state, backlog, recent polls, downloads",
+        operating.stats,
+        reads_only=True,
     )
     stats.add_argument("--json", action="store_true", help="one JSON object")
 
     watch = command(
-        "watch", "a live view of the unfinished tasks, refreshed in place", operating.watch
+        "watch",
+        "a live view of the unfinished tasks, refreshed in place",
+        operating.watch,
+        reads_only=True,
     )
     watch.add_argument(
         "--refresh", default="2", metavar="SECONDS", help="time between two refreshes (default 2)"
@@ -280,7 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--dry-run", action="store_true", help="count only, delete nothing")
 
     export = command(
-        "export", "tasks and snapshots as CSV or JSON lines, for other tools", operating.export
+        "export",
+        "tasks and snapshots as CSV or JSON lines, for other tools",
+        operating.export,
+        reads_only=True,
     )
     export.add_argument(
         "--format",
@@ -302,7 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--since", metavar="WHEN", help="only rows since a date (2026-11-01) or an age (7d)"
     )
 
-    sql = command("sql", "run one read-only SQL statement and print the result", operating.sql)
+    sql = command(
+        "sql",
+        "run one read-only SQL statement and print the result",
+        operating.sql,
+        reads_only=True,
+    )
     sql.add_argument("query", metavar="QUERY")
     sql.add_argument(
         "--timeout",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from tracker.store.engine import create_engine
+from tracker.errors import NoDatabaseError
+from tracker.store.engine import create_engine, sqlite_path
 from tracker.store.follow_ups import FollowUpStore
 from tracker.store.leases import LeaseStore
 from tracker.store.migrations import ensure_schema
@@ -35,6 +36,21 @@ class Database:
     def open(cls, url: str) -> Database:
         engine = create_engine(url)
         try:
+            ensure_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
+
+    @classmethod
+    def open_for_reading(cls, url: str) -> Database:
+        """The database at ``url``, for reading: an SQLite file that does not exist raises
+        NoDatabaseError, and none is created."""
+        engine = create_engine(url)
+        path = sqlite_path(engine)
+        try:
+            if path is not None and not path.exists():
+                raise NoDatabaseError(str(path))
             ensure_schema(engine)
         except BaseException:
             engine.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,6 +37,13 @@ def create_engine(url: str, *, busy_timeout: float = 5.0) -> Engine:
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine, busy_timeout)
     return engine
+
+
+def sqlite_path(engine: Engine) -> Path | None:
+    """The file of an SQLite engine, absolute; None for another database."""
+    if engine.dialect.name != "sqlite" or not engine.url.database:
+        return None
+    return Path(engine.url.database).expanduser().absolute()
 
 
 def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
