@@ -57,7 +57,7 @@ class Tracker:
     the text its flag takes (``give_up_after="7d"``), and checked as the command line checks
     it: a bad one raises ConfigError naming the keyword. Or pass ``settings=`` whole. The
     environment is never read. The database is brought to the newest schema on first use;
-    with ``read_only=True`` it is only read (``Database.open_for_reading``).
+    with ``read_only=True`` it is only read, as it is (``Database.open_for_reading``).
     """
 
     def __init__(
