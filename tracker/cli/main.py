@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         fail(exc)
         return 1
     except KeyboardInterrupt:
-        # Ctrl-C: said in one line, as a failure is, instead of Python's traceback.
+        # Ctrl-C: one line says why the command ended before its work was done.
         fail(TrackerError("interrupted"))
         return 130
     except BrokenPipeError:

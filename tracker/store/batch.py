@@ -205,8 +205,8 @@ def _task_row(record: PollRecord) -> dict[str, Any]:
     row: dict[str, Any] = {
         "b_task_id": record.task_id,
         "b_polled_at": record.polled_at,
-        # A finished task is never polled again: its next poll is when it finished
-        # (docs/tables.md), as in every statement that finishes one.
+        # A finished task is never polled again: its next_poll_at is the time it finished, as
+        # every statement that finishes a task sets it (docs/tables.md).
         "b_next_poll_at": finished_at or record.next_poll_at,
         "b_error_count": record.error_count,
         "b_not_found_count": record.not_found_count,
