@@ -5,9 +5,13 @@
     │   ├── ConfigError           a setting (flag, variable or token file) that cannot be used
     │   ├── InvalidTaskIDError    a task ID outside the rules (README, Commands)
     │   ├── UnknownTaskError      a command named a task that is not registered
+    │   ├── NoDatabaseError       a command that only reads named an SQLite file that is not there
     │   ├── QueryRefusedError     `tracker sql` was given a write or several statements
     │   └── QueryError            `tracker sql` was given a query with a mistake in it
     ├── DatabaseError             the database cannot be reached, opened or migrated; exit 1
+    ├── QueryTimeoutError         `tracker sql` stopped a query at its timeout; exit 1
+    ├── UndeclaredProviderError   `run --until-done` beside unfinished tasks of a provider the
+    │                             configuration does not declare: they would never be done
     └── LocalResourceError        this machine ran out of open files, buffers, memory or ports
                                   for a request: the daemon's trouble, not the task's
 
@@ -47,6 +51,17 @@ class UnknownTaskError(UsageError):
     """A command named a task ID that is not registered."""
 
 
+class NoDatabaseError(UsageError):
+    """Reading was asked of an SQLite file that does not exist; none was created."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"no database at {path}: `tracker add` creates one; --db (or TRACKER_DATABASE_URL) "
+            "names another"
+        )
+        self.path = path
+
+
 class QueryRefusedError(UsageError):
     """`tracker sql` refused to run a query: a statement that writes, or several statements."""
 
@@ -58,6 +73,32 @@ class QueryError(UsageError):
 
 class DatabaseError(TrackerError):
     """The database cannot be reached, opened or brought to the current schema."""
+
+
+class QueryTimeoutError(TrackerError):
+    """`tracker sql` stopped a query that ran past its timeout; nothing is wrong with it but
+    its cost."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"stopped: the query ran past its timeout of {seconds:g}s "
+            "(tracker sql --timeout gives it longer)"
+        )
+        self.seconds = seconds
+
+
+class UndeclaredProviderError(TrackerError):
+    """Running until done is refused: unfinished tasks name providers the configuration does
+    not declare, so they would never be polled, and the run would end as if they were done."""
+
+    def __init__(self, providers: list[str]) -> None:
+        names = ", ".join(repr(name) for name in providers)
+        super().__init__(
+            f"unfinished tasks name the provider{'s' * (len(providers) > 1)} {names}, which "
+            "the configuration does not declare: they would never be done; declare it, or "
+            "move the tasks to a declared provider (docs/providers.md)"
+        )
+        self.providers = providers
 
 
 class LocalResourceError(TrackerError):

@@ -35,6 +35,7 @@ from tracker.errors import ConfigError, UnknownTaskError, UsageError
 from tracker.settings import Settings, settings_from_keywords
 from tracker.settings.values import parse_download_dir
 from tracker.store import Database, QueryResult
+from tracker.store.sandbox import DEFAULT_TIMEOUT_SECONDS
 
 if TYPE_CHECKING:
     import httpx
@@ -55,7 +56,8 @@ class Tracker:
     ``give_up_after``, ``download_dir``, ``notify_url``, ``record``, …), given as a value or as
     the text its flag takes (``give_up_after="7d"``), and checked as the command line checks
     it: a bad one raises ConfigError naming the keyword. Or pass ``settings=`` whole. The
-    environment is never read. The database is brought to the newest schema on first use.
+    environment is never read. The database is brought to the newest schema on first use;
+    with ``read_only=True`` it is only read, as it is (``Database.open_for_reading``).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class Tracker:
         settings: Settings | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock | None = None,
+        read_only: bool = False,
         **options: object,
     ) -> None:
         given = {"database_url": database_url, "api_base": api_base, "token": token, **options}
@@ -75,6 +78,7 @@ class Tracker:
         )
         self._transport = transport
         self._clock = clock or SystemClock()
+        self._read_only = read_only
 
     @classmethod
     def from_settings(
@@ -83,11 +87,14 @@ class Tracker:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock | None = None,
+        read_only: bool = False,
     ) -> Tracker:
-        return cls(settings=settings, transport=transport, clock=clock)
+        return cls(settings=settings, transport=transport, clock=clock, read_only=read_only)
 
     @cached_property
     def database(self) -> Database:
+        if self._read_only:
+            return Database.open_for_reading(self.settings.database_url)
         return Database.open(self.settings.database_url)
 
     @cached_property
@@ -242,10 +249,11 @@ class Tracker:
             raise UsageError(f"unknown table {table!r}: tasks or snapshots")
         return self.database.reads.export_rows(table, since)
 
-    def sql(self, query: str) -> QueryResult:
+    def sql(self, query: str, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> QueryResult:
         """Run one read-only SQL statement; a write or several statements raise
-        QueryRefusedError, a mistake in the query QueryError."""
-        return self.database.sql.run_read_only(query)
+        QueryRefusedError, a mistake in the query QueryError, a query still running after
+        ``timeout`` seconds QueryTimeoutError."""
+        return self.database.sql.run_read_only(query, timeout)
 
     def poll_once(self, all_unfinished: bool = False) -> PassSummary:
         """Poll every due unfinished task once (every unfinished one with ``all_unfinished``)."""
@@ -272,7 +280,8 @@ class Tracker:
         notifications configured here) is settled; the tasks as they ended, in the order
         given. Other due tasks are polled meanwhile. After ``timeout`` seconds the daemon stops
         and TimeoutError is raised; an unknown ID raises UnknownTaskError, a task of a provider
-        the settings do not declare ConfigError (nothing here would ever poll it)."""
+        the settings do not declare UndeclaredProviderError (nothing here would ever poll
+        it)."""
         return run_event_loop(self.wait_async(task_ids, timeout, handle_signals=True))
 
     async def wait_async(
@@ -303,16 +312,10 @@ class Tracker:
 
     def _waited_for(self, task_ids: list[str]) -> list[Task]:
         tasks = []
-        polled = {provider.name for provider in self.settings.polled_providers()}
         for task_id in task_ids:
             task = self.database.reads.task(task_id)
             if task is None:
                 raise UnknownTaskError(f"unknown task ID {task_id!r}")
-            if not task.finished and task.provider not in polled:
-                raise ConfigError(
-                    f"task {task_id!r} belongs to the provider {task.provider!r}, which the "
-                    "settings do not declare: nothing here would poll it (docs/providers.md)"
-                )
             tasks.append(task)
         return tasks
 

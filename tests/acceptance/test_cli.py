@@ -96,14 +96,18 @@ def test_version_prints_the_installed_version(tracker: Run, workdir: Path) -> No
 
 def test_python_dash_m_tracker_is_the_same_command(workdir: Path) -> None:
     """`python -m tracker` works where the script is not on PATH."""
-    result = subprocess.run(
-        [sys.executable, "-m", "tracker", "list"],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert (result.returncode, result.stdout.strip()) == (0, "no tasks")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tracker", *args],
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert run("add", "video_a").returncode == 0
+    assert run("list").stdout.splitlines()[1].split()[0] == "video_a"
 
 
 def test_add_from_arguments_file_and_stdin_is_idempotent(tracker: Run, workdir: Path) -> None:
@@ -184,7 +188,7 @@ def test_add_is_all_or_nothing(
         (("run",), {}, ("no API token", "TRACKER_API_TOKEN")),
         (("poll",), {}, ("no API token",)),
         (("poll", "--token-file", "nope.txt"), {}, ("--token-file 'nope.txt'",)),
-        (("history", "never-added"), {}, ("unknown task ID 'never-added'",)),
+        (("history", "never-added"), {}, ("no database at", "`tracker add` creates one")),
         (("remove", "never-added"), {}, ("unknown task ID 'never-added'",)),
         (("frobnicate",), {}, ("invalid choice: 'frobnicate'",)),
         (("run", "--retain=-5d"), {"TRACKER_API_TOKEN": "sk-x"}, ("--retain '-5d'",)),
@@ -635,12 +639,14 @@ def test_settings_only_the_daemon_needs_do_not_stop_other_commands(tracker: Run)
     """A shared environment with --webhook-port but its secret missing: `list` works, `run`
     refuses to start (exit 2, one line)."""
     env = {"TRACKER_WEBHOOK_PORT": "8080", "TRACKER_API_TOKEN": "sk-x"}
+    assert tracker("add", "video_a", env=env).returncode == 0
     assert tracker("list", env=env).returncode == 0
     assert_usage_error(tracker("run", env=env), "--webhook-port needs TRACKER_WEBHOOK_SECRET")
 
 
 def test_with_json_logs_the_error_line_is_json_too(tracker: Run) -> None:
     """Under --log-format json, a failing command's last line is a JSON object as well."""
+    assert tracker("add", "video_a").returncode == 0
     result = tracker("--log-format", "json", "history", "video_unknown")
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()

@@ -47,22 +47,28 @@ concurrency = 4
 def test_tasks_of_two_providers_and_one_undeclared(
     tracker: Run, api: API, relay: API, workdir: Path
 ) -> None:
-    """`run --config` polls each task through its provider to the end; the task of a provider
-    the file does not name waits, named once on stderr; `list` shows a provider column and
-    filters by provider; `stats` counts the waiting task under its provider."""
+    """`run --config` polls each task through its provider to the end; beside a task of a
+    provider the file does not name, `run --until-done` exits 1 at once with one line naming
+    it (it would end as if that task were done); `list` shows a provider column and filters
+    by provider; `stats` counts the waiting task under its provider."""
     config = write_config(workdir, api, relay)
     env = {"OPENAI_KEY": api.token, "TRACKER_POLL_INTERVAL": "0.1", "TRACKER_CONFIG": str(config)}
     own = api.simulator.add_video("video_own_key", steps=2)
     relayed = relay.simulator.add_video("sora-2:task_on_relay", steps=2)
     assert tracker("add", own).returncode == 0
     assert tracker("add", "--provider", "relay-b", relayed).returncode == 0
-    assert tracker("add", "--provider", "relay-c", "task_nobody_polls").returncode == 0
-
     ran = tracker("run", "--until-done", env=env)
     assert ran.returncode == 0, ran.stderr
-    named = [line for line in ran.stderr.splitlines() if "'relay-c'" in line]
-    assert len(named) == 1 and "ERROR" in named[0]
     assert RELAY_TOKEN not in ran.stderr and api.token not in ran.stderr
+
+    assert tracker("add", "--provider", "relay-c", "task_nobody_polls").returncode == 0
+    refused = tracker("run", "--until-done", env=env)
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines() == [
+        "tracker: error: unfinished tasks name the provider 'relay-c', which the configuration "
+        "does not declare: they would never be done; declare it, or move the tasks to a "
+        "declared provider (docs/providers.md)"
+    ]
 
     table = tracker("list").stdout.splitlines()
     assert table[0].split()[-1] == "provider"
@@ -91,8 +97,9 @@ def test_what_a_providers_file_gets_wrong_stops_the_daemon_in_one_line(
     assert RELAY_TOKEN not in unknown.stderr and api.token not in unknown.stderr
 
 
-def test_a_provider_name_that_cannot_be_one_is_refused(tracker: Run) -> None:
-    """`add --provider` with a space in the name: exit 2, nothing registered."""
+def test_a_provider_name_that_cannot_be_one_is_refused(tracker: Run, workdir: Path) -> None:
+    """`add --provider` with a space in the name: exit 2, nothing registered (not even a
+    database made)."""
     result = tracker("add", "--provider", "relay b", "video_x")
     assert_usage_error(result, "invalid provider 'relay b'")
-    assert tracker("list", "--json").stdout.strip() == "[]"
+    assert not (workdir / "tracker.db").exists()

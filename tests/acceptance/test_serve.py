@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.web import AUTH, TOKEN
 
@@ -52,19 +53,38 @@ def serving(
             process.wait(15)
 
 
-def test_without_a_token_it_refuses_to_listen_beyond_the_loopback(tmp_path: Path) -> None:
-    """Asked to listen on every interface with no server token, `serve` exits 2 saying why,
-    without a traceback."""
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (["serve", "--host", "0.0.0.0"], {}, "--host '0.0.0.0'"),
+        (["serve", "--http-host", "0.0.0.0"], {}, "--http-host '0.0.0.0'"),
+        (["serve"], {"TRACKER_HTTP_HOST": "0.0.0.0"}, "TRACKER_HTTP_HOST '0.0.0.0'"),
+        (
+            ["run", "--metrics-port", "0", "--metrics-host", "0.0.0.0"],
+            {"TRACKER_API_TOKEN": "sk-test-0123456789"},
+            "--metrics-host '0.0.0.0'",
+        ),
+    ],
+)
+def test_without_a_token_it_refuses_to_listen_beyond_the_loopback(
+    tmp_path: Path, args: list[str], env: dict[str, str], named: str
+) -> None:
+    """Asked to listen on every interface with no server token, `serve` (or `run`) exits 2
+    with one line saying why, naming the address as the user gave it: the flag typed (`--host`
+    or `--http-host`) or the variable."""
     result = subprocess.run(
-        [TRACKER, "--db", f"sqlite:///{tmp_path / 't.db'}", "serve", "--host", "0.0.0.0"],
-        env={k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")},
+        [TRACKER, "--db", f"sqlite:///{tmp_path / 't.db'}", *args],
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}, **env},
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 2
-    assert "TRACKER_SERVER_TOKENS" in result.stderr and "loopback" in result.stderr
-    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"tracker: error: {named}: without a server token ")
+    assert "TRACKER_SERVER_TOKENS" in lines[0] and "loopback" in lines[0]
+    assert "-port" not in lines[0]
 
 
 def test_two_servers_on_one_postgresql_database_serve_the_same_tasks(postgres_url: str) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import update
 
 from tests.proxy_server import ForwardProxy
 from tracker import Tracker
-from tracker.errors import ConfigError
+from tracker.errors import ConfigError, UndeclaredProviderError
 from tracker.simulator import Reply, Simulator, SimulatorServer
 from tracker.store.schema import tasks
 
@@ -180,6 +180,51 @@ def test_tasks_of_an_undeclared_provider_wait_and_are_named_once(
     assert stats.unfinished_by_provider == {"relay-c": 1}
     named = [r for r in caplog.records if r.levelno == logging.ERROR and "relay-c" in r.message]
     assert len(named) == 1
+
+
+def test_until_done_refuses_to_start_beside_tasks_of_an_undeclared_provider(
+    tmp_path: Path, relays: tuple[Provider, Provider]
+) -> None:
+    """`run --until-done` with an unfinished task of a provider the file does not declare
+    would end as if done while that task waits for ever: it raises UndeclaredProviderError
+    naming the provider before it polls anything."""
+    a, _ = relays
+    video = a.simulator.add_video("video_declared", steps=1)
+    with tracker_on(tmp_path, relays) as tracker:
+        tracker.add([video], provider="relay-a")
+        tracker.add(["task_of_nobody"], provider="relay-c")
+        with pytest.raises(UndeclaredProviderError, match="provider 'relay-c'"):
+            tracker.run(until_done=True)
+        assert {task.task_id: task.poll_count for task in tracker.tasks()} == {
+            video: 0,
+            "task_of_nobody": 0,
+        }
+    assert a.simulator.polls(video) == 0
+
+
+def test_until_done_ends_in_an_error_when_such_a_task_came_while_it_ran(
+    tmp_path: Path, relays: tuple[Provider, Provider]
+) -> None:
+    """A task of an undeclared provider registered while `run --until-done` runs: the tasks
+    it polls are done, then it raises UndeclaredProviderError naming the provider instead of
+    returning as if everything were."""
+    a, _ = relays
+    video = a.simulator.add_video("video_declared", steps=3)
+    with tracker_on(tmp_path, relays) as tracker:
+        tracker.add([video], provider="relay-a")
+
+        async def scenario() -> None:
+            daemon = asyncio.create_task(tracker.run_async(until_done=True))
+            while a.simulator.polls(video) == 0:
+                assert not daemon.done(), "the daemon stopped"
+                await asyncio.sleep(0.02)
+            await asyncio.to_thread(tracker.add, ["task_of_nobody"], provider="relay-c")
+            await asyncio.wait_for(daemon, 30)
+
+        with pytest.raises(UndeclaredProviderError, match="provider 'relay-c'"):
+            asyncio.run(scenario())
+        finished = {task.task_id: task.finish_reason for task in tracker.tasks()}
+    assert finished == {video: "completed", "task_of_nobody": None}
 
 
 def test_a_tasks_files_come_from_its_own_provider(

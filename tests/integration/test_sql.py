@@ -5,13 +5,14 @@ mistake in the query is an error of the query (QueryError); the same on both dat
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from tracker import QueryError, QueryRefusedError, Tracker
+from tracker import QueryError, QueryRefusedError, QueryTimeoutError, Tracker
 from tracker.store.statements import statements
 
 NOW = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
@@ -100,6 +101,21 @@ def test_a_mistake_in_the_query_is_told_from_a_refusal(
         tracker.sql(query)
     assert not isinstance(raised.value, QueryRefusedError)
     assert str(raised.value) == (sqlite if database_url.startswith("sqlite") else postgresql)
+
+
+RUNAWAY = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) FROM c"
+
+
+def test_a_query_past_its_timeout_is_stopped(tracker: Tracker) -> None:
+    """A query that would run for ever stops at its timeout, with QueryTimeoutError naming
+    it (not a mistake in the query), on both databases; the next query runs as usual."""
+    started = time.monotonic()
+    with pytest.raises(QueryTimeoutError) as stopped:
+        tracker.sql(RUNAWAY, timeout=0.5)
+    assert 0.5 <= time.monotonic() - started < 5
+    assert not isinstance(stopped.value, QueryError)
+    assert str(stopped.value).startswith("stopped: the query ran past its timeout of 0.5s")
+    assert tracker.sql("SELECT COUNT(*) FROM tasks", timeout=0.5).rows == [(1,)]
 
 
 def test_sqlite_refuses_what_its_authorizer_denies(sqlite_url: str, tmp_path: Path) -> None:

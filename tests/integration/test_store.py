@@ -147,6 +147,34 @@ def test_timed_out_sweep_finishes_only_old_unheld_unfinished_tasks(
     assert reasons == {"old": "timed_out", "old-held": None, "young": None}
 
 
+def test_a_finished_task_has_no_poll_to_come(database: Database) -> None:
+    """However a task finishes (a poll saw it complete, `remove`, the give-up sweep), its
+    next_poll_at is the time it finished: nothing reading it sees a poll coming. A task still
+    watched keeps its own, and the claim takes it as before."""
+    database.tasks.add_tasks(["polled", "removed", "given-up"], None, NOW)
+    claimed = {task.task_id: task for task in database.polls.claim_due("d", NOW, NOW, 10)}
+    fetch = FetchResult(200, 5, '{"status":"completed"}', Video("completed", 100), None)
+    polled = decide(claimed["polled"], fetch, NOW, POLICY, random.Random(1))
+    assert polled.finished and polled.next_poll_at > NOW
+    database.polls.record_polls("d", [polled])
+    database.polls.release("d", ["removed", "given-up"])
+    removed_at, swept_at = NOW + timedelta(seconds=3), NOW + timedelta(seconds=7)
+    database.tasks.remove_tasks(["removed"], removed_at)
+    database.tasks.add_tasks(["watched"], None, swept_at)
+    database.polls.finish_timed_out(swept_at, NOW + timedelta(seconds=1))
+    stored = {task.task_id: task for task in database.reads.tasks()}
+    assert {name: (t.finished_at, t.next_poll_at) for name, t in stored.items()} == {
+        "polled": (NOW, NOW),
+        "removed": (removed_at, removed_at),
+        "given-up": (swept_at, swept_at),
+        "watched": (None, swept_at),
+    }
+    assert database.polls.next_due(swept_at) == swept_at
+    later = swept_at + timedelta(seconds=1)
+    claimed = database.polls.claim_due("d", later, later + timedelta(60), 10)
+    assert [task.task_id for task in claimed] == ["watched"]
+
+
 def test_the_due_claim_uses_the_partial_index(database: Database) -> None:
     """The claim reads a partial index of unfinished tasks (ix_tasks_due, or the provider's),
     so its cost follows unfinished tasks, not history."""

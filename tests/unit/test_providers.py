@@ -11,7 +11,7 @@ from tracker.core.secrets import Secret
 from tracker.errors import ConfigError
 from tracker.settings import child_environment, load_settings
 from tracker.settings.options import POLL
-from tracker.settings.providers import read_providers
+from tracker.settings.providers import Provider, read_providers
 
 TOKEN_B = "sk-relay-b-0123456789"
 
@@ -143,3 +143,12 @@ def test_with_a_providers_file_the_single_providers_settings_are_not_read(
     assert settings.token is None
     with pytest.raises(ConfigError, match="TRACKER_API_BASE"):  # read without the file
         load_settings(POLL, {}, environ)
+
+
+def test_a_provider_is_made_of_named_fields_only() -> None:
+    """A Provider takes its fields by name: with a token, a status path and limits all of one
+    type, a positional call could put one in another's place."""
+    with pytest.raises(TypeError):
+        Provider("relay-b", "https://relay-b.example")  # type: ignore[misc]
+    provider = Provider(name="relay-b", api_base="https://relay-b.example", concurrency=4)
+    assert (provider.name, provider.concurrency, provider.interval) == ("relay-b", 4, None)

@@ -3,13 +3,21 @@ reading only its own settings."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from tracker.errors import ConfigError
-from tracker.settings import OPTIONS, Secret, Settings, load_settings, parse_duration
-from tracker.settings.options import DOWNLOAD, EVERY_COMMAND, RUN
+from tracker.settings import (
+    OPTIONS,
+    Secret,
+    Settings,
+    load_settings,
+    parse_duration,
+    settings_from_keywords,
+)
+from tracker.settings.options import DOWNLOAD, EVERY_COMMAND, RUN, SECRET_VARIABLES
 
 ALL = (*RUN, *OPTIONS)
 
@@ -224,3 +232,34 @@ def test_the_python_api_names_keywords_not_flags(keyword: str, value: object) ->
     message = str(raised.value)
     assert message.startswith(f"{keyword}= ")
     assert "--" not in message and "TRACKER_" not in message
+
+
+def test_the_python_api_documents_every_keyword_it_takes() -> None:
+    """docs/python-api.md names every setting `Tracker(...)` takes as a keyword (those of the
+    options table and the secrets), and each one it names is taken."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "python-api.md").read_text()
+    section = doc[doc.index("## Settings\n") : doc.index("## Methods\n")]
+    named = set(re.findall(r"`([a-z_]+)`", section))
+    keywords = {*OPTIONS, *SECRET_VARIABLES}
+    assert keywords - named == set()
+    assert named & set(vars(Settings())) <= keywords
+
+
+def test_a_setting_is_named_as_it_was_given() -> None:
+    """A message about a setting names it as the user gave it: the alias typed, the variable,
+    the keyword; one not given is named by its flag."""
+    settings = load_settings(
+        ["http_host", "http_port", "metrics_host"],
+        {"http_host": "0.0.0.0", "http_port": None, "metrics_host": "::"},
+        environ={"TRACKER_HTTP_PORT": "8081"},
+        spelled={"http_host": "--host"},
+    )
+    assert settings.source("http_host") == "--host"
+    assert settings.source("metrics_host") == "--metrics-host"
+    assert settings.source("http_port") == "TRACKER_HTTP_PORT"
+    assert settings.source("webhook_host") == "--webhook-host"
+    with pytest.raises(ConfigError, match=r"^--port 'x': "):
+        load_settings(
+            ["http_port"], {"http_port": "x"}, environ={}, spelled={"http_port": "--port"}
+        )
+    assert settings_from_keywords(http_host="0.0.0.0").source("http_host") == "http_host="

@@ -22,7 +22,9 @@ def settings_of(args: argparse.Namespace) -> Settings:
 
 
 def tracker_for(args: argparse.Namespace) -> Tracker:
-    return Tracker.from_settings(settings_of(args))
+    """The command's Tracker: one that only reads for a command declared as reading (it creates
+    no database and migrates none, and reads one it may not write)."""
+    return Tracker.from_settings(settings_of(args), read_only=args.reads_only)
 
 
 def say(text: str, stream: TextIO | None = None) -> None:

@@ -21,7 +21,7 @@ from tracker.cli.common import pause_line
 from tracker.core.ids import DEFAULT_PROVIDER
 from tracker.core.models import FinishReason, Stats, Task
 from tracker.core.texts import age, shorten_middle
-from tracker.errors import TrackerError
+from tracker.errors import TrackerError, UsageError
 
 BAR_WIDTH = 12
 NARROW_BAR_WIDTH = 8
@@ -169,6 +169,8 @@ class LiveView:
     def refresh(self, live: Live, retry: float) -> None:
         try:
             stats, tasks = self._read()
+        except UsageError:
+            raise  # no database there: waiting will not bring one
         except TrackerError as exc:
             trying = f"{exc}; trying again every {retry:g}s"
             live.update(Text(trying, style="red"), refresh=True)

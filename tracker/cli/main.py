@@ -33,6 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         fail(exc)
         return 1
     except KeyboardInterrupt:
+        # Ctrl-C: one line says why the command ended before its work was done.
+        fail(TrackerError("interrupted"))
         return 130
     except BrokenPipeError:
         # The reader (e.g. `head`) went away: not an error of ours. Silence the final flush.
@@ -62,4 +64,4 @@ def _load(args: argparse.Namespace) -> Settings:
     """The settings the command uses, and only those (docs: README, Settings)."""
     flags = {field: getattr(args, field, None) for field in OPTIONS}
     flags["token_file"] = getattr(args, "token_file", None)
-    return load_settings(args.fields, flags)
+    return load_settings(args.fields, flags, spelled=getattr(args, "spelled", None))

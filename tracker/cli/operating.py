@@ -32,8 +32,10 @@ from tracker.settings.values import (
     parse_duration,
     parse_host,
     parse_port,
+    parse_short_duration,
 )
 from tracker.store import engine, migrations
+from tracker.store.sandbox import DEFAULT_TIMEOUT_SECONDS
 
 DEMO_DATABASE_URL = "sqlite:///tracker-demo.db"
 # Where `tracker simulator` suggests keeping its tasks: apart from real ones, which a daemon
@@ -140,8 +142,11 @@ def _write_rows(rows: Iterator[dict[str, Any]], export_format: str, out: TextIO)
 
 
 def sql(args: argparse.Namespace) -> int:
+    timeout = DEFAULT_TIMEOUT_SECONDS
+    if args.timeout is not None:
+        timeout = _parsed(parse_short_duration, args.timeout, "--timeout")
     with tracker_for(args) as tracker:
-        result = tracker.sql(args.query)
+        result = tracker.sql(args.query, timeout)
     if args.json:
         say(render.to_json(render.query_rows(result.columns, result.rows)))
     elif args.csv:

@@ -23,6 +23,7 @@ from tracker.settings.options import (
     SERVE_ALONE,
     TOKEN_FILE_VARIABLE,
 )
+from tracker.store.sandbox import DEFAULT_TIMEOUT_SECONDS
 
 SIMULATOR_PORT = 8000
 SIMULATOR_TOKEN = "sim-token"
@@ -35,6 +36,22 @@ SERVING_TITLE = (
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _Spelled(argparse.Action):
+    """Stores a setting's text and the flag it was given with (``--host`` or ``--http-host``),
+    in ``spelled``: messages about the value name the flag the user wrote."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        if option_string is not None:
+            namespace.spelled = {**getattr(namespace, "spelled", {}), self.dest: option_string}
 
 
 def _settings_flags(
@@ -55,7 +72,9 @@ def _settings_flags(
                     *flags, dest=field, action="store_const", const="1", help=option.describe()
                 )
             else:
-                group.add_argument(*flags, dest=field, metavar="VALUE", help=option.describe())
+                group.add_argument(
+                    *flags, dest=field, metavar="VALUE", action=_Spelled, help=option.describe()
+                )
     if "token" in fields:
         group.add_argument(
             "--token-file",
@@ -131,9 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
         handler: Callable[[argparse.Namespace], int],
         fields: Sequence[str] = (),
         options: _Parser = common,
+        *,
+        reads_only: bool = False,
     ) -> Any:
+        """A command; ``reads_only`` for one that never writes the database (tracker_for)."""
         sub = commands.add_parser(name, help=help_text, description=help_text, parents=[options])
-        sub.set_defaults(handler=handler, fields=(*EVERY_COMMAND, *fields))
+        sub.set_defaults(handler=handler, fields=(*EVERY_COMMAND, *fields), reads_only=reads_only)
         return sub
 
     add = command(
@@ -173,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         "tasks with latest status, progress, polls, last poll; newest first, "
         f"{tasks.TERMINAL_PAGE} at a time on a terminal",
         tasks.listing,
+        reads_only=True,
     )
     listing.add_argument("--status", help="only tasks whose last status is this (any case)")
     listing.add_argument("--label", help="only tasks with this label")
@@ -191,7 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _json_flags(listing, "tasks")
 
-    history = command("history", "one task's snapshots, oldest first", tasks.history)
+    history = command(
+        "history", "one task's snapshots, oldest first", tasks.history, reads_only=True
+    )
     history.add_argument("task_id", metavar="ID")
     part = history.add_mutually_exclusive_group()
     part.add_argument("--limit", type=_count, metavar="N", help="only the first N snapshots")
@@ -240,12 +265,18 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_flags(download, DOWNLOAD, "downloading")
 
     stats = command(
-        "stats", "a summary: tasks by state, backlog, recent polls, downloads", operating.stats
+        "stats",
+        "a summary: tasks by state, backlog, recent polls, downloads",
+        operating.stats,
+        reads_only=True,
     )
     stats.add_argument("--json", action="store_true", help="one JSON object")
 
     watch = command(
-        "watch", "a live view of the unfinished tasks, refreshed in place", operating.watch
+        "watch",
+        "a live view of the unfinished tasks, refreshed in place",
+        operating.watch,
+        reads_only=True,
     )
     watch.add_argument(
         "--refresh", default="2", metavar="SECONDS", help="time between two refreshes (default 2)"
@@ -269,7 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--dry-run", action="store_true", help="count only, delete nothing")
 
     export = command(
-        "export", "tasks and snapshots as CSV or JSON lines, for other tools", operating.export
+        "export",
+        "tasks and snapshots as CSV or JSON lines, for other tools",
+        operating.export,
+        reads_only=True,
     )
     export.add_argument(
         "--format",
@@ -291,8 +325,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--since", metavar="WHEN", help="only rows since a date (2026-11-01) or an age (7d)"
     )
 
-    sql = command("sql", "run one read-only SQL statement and print the result", operating.sql)
+    sql = command(
+        "sql",
+        "run one read-only SQL statement and print the result",
+        operating.sql,
+        reads_only=True,
+    )
     sql.add_argument("query", metavar="QUERY")
+    sql.add_argument(
+        "--timeout",
+        metavar="DURATION",
+        help=f"stop the query after this long (30s, 5m; default {DEFAULT_TIMEOUT_SECONDS:g}s)",
+    )
     output = sql.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="a JSON array of result rows")
     output.add_argument("--csv", action="store_true", help="CSV with a header line")

@@ -26,6 +26,7 @@ from tracker.daemon.rules import Policy
 from tracker.daemon.running import Crew
 from tracker.daemon.scheduler import Job, Periodic, sweep_seconds
 from tracker.daemon.serving import Listener, check_exposure, listeners
+from tracker.daemon.until_done import refuse_undeclared
 from tracker.errors import ConfigError
 from tracker.settings import Settings
 from tracker.settings.options import WEBHOOK_SECRET_VARIABLE
@@ -81,7 +82,10 @@ class Daemon:
         follow_ups = self._follow_ups()
         ensure_open_files(self._open_files(len(serving), follow_ups))
         crew = self._crew()
+        declared = [provider.name for provider in self._providers]
         try:
+            if until_done:
+                await refuse_undeclared(crew.database, self._database.polls, declared, only)
             await crew.database.run(release_leases_of_dead_daemons, self._database.leases)
             async with AsyncExitStack() as stack:
                 done = self._done(crew.database, follow_ups, only) if until_done else None
@@ -90,6 +94,8 @@ class Daemon:
                 logger.info("stopped after %d polls", lanes.polls)
                 # Give back whatever is still claimed: a restart or another daemon takes it.
                 await crew.database.run(self._database.leases.release_owners, [crew.owner])
+            if until_done:  # such a task may have been registered while it ran
+                await refuse_undeclared(crew.database, self._database.polls, declared, only)
         finally:
             crew.database.close()
 

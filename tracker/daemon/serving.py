@@ -37,18 +37,31 @@ SERVE_PORT = 8080
 class Listener:
     host: str
     port: int
-    flag: str  # the option that asked for it, for messages
+    flag: str  # the option that asked for it: the key of the ports bound
+    # The settings of the address, for messages naming them as the user gave them.
+    host_setting: str
+    port_setting: str
 
 
 def listeners(settings: Settings, default_port: int | None = None) -> list[Listener]:
     """The addresses to serve on: ``--http-port``, and the ports the metrics and the webhook
     receiver had before they joined the app (each serves the whole app)."""
     wanted = [
-        (settings.http_host, _either(settings.http_port, default_port), "--http-port"),
-        (settings.metrics_host, settings.metrics_port, "--metrics-port"),
-        (settings.webhook_host, settings.webhook_port, "--webhook-port"),
+        ("http", _either(settings.http_port, default_port)),
+        ("metrics", settings.metrics_port),
+        ("webhook", settings.webhook_port),
     ]
-    return [Listener(host, port, flag) for host, port, flag in wanted if port is not None]
+    return [
+        Listener(
+            getattr(settings, f"{name}_host"),
+            port,
+            f"--{name}-port",
+            host_setting=f"{name}_host",
+            port_setting=f"{name}_port",
+        )
+        for name, port in wanted
+        if port is not None
+    ]
 
 
 def _either(port: int | None, default: int | None) -> int | None:
@@ -63,9 +76,9 @@ def check_exposure(settings: Settings, wanted: list[Listener]) -> None:
     for listener in wanted:
         if not is_loopback(listener.host):
             raise ConfigError(
-                f"{listener.flag} on {listener.host}: without a server token the HTTP service "
-                "listens on the loopback address only; set TRACKER_SERVER_TOKENS (or "
-                "TRACKER_SERVER_TOKENS_FILE) to listen elsewhere"
+                f"{settings.source(listener.host_setting)} {listener.host!r}: without a server "
+                "token the HTTP service listens on the loopback address only; set "
+                "TRACKER_SERVER_TOKENS (or TRACKER_SERVER_TOKENS_FILE) to listen elsewhere"
             )
 
 
@@ -97,8 +110,8 @@ def prepare_app(
                 sockets.append(bind(listener.host, listener.port))
             except OSError as exc:
                 raise ConfigError(
-                    f"{listener.flag} {listener.port}: cannot listen on {listener.host}: "
-                    f"{exc.strerror or exc}"
+                    f"{settings.source(listener.port_setting)} {listener.port}: cannot listen "
+                    f"on {listener.host}: {exc.strerror or exc}"
                 ) from None
     except BaseException:
         for sock in sockets:

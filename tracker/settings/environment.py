@@ -36,28 +36,34 @@ def load_settings(
     fields: Collection[str],
     flags: Mapping[str, str | None] | None = None,
     environ: Mapping[str, str] | None = None,
+    spelled: Mapping[str, str] | None = None,
 ) -> Settings:
     """The settings named in ``fields`` (the others keep their defaults), each from its flag
     (``flags`` maps fields, and ``token_file``, to text or None), else its variable.
+    ``spelled`` maps fields to the flag given when it was another spelling (an alias) than
+    the option's own.
 
-    Raises ConfigError naming the offending flag or variable.
+    Raises ConfigError naming the offending flag or variable, as it was given.
     """
     flags = flags or {}
+    spelled = spelled or {}
     environ = os.environ if environ is None else environ
     if "config" in fields and (flags.get("config") or environ.get(OPTIONS["config"].variable)):
         # The providers file names every API and token: the single provider's settings are
         # not read, so a stale one in the environment cannot stop the daemon.
         fields = [name for name in fields if name not in _SINGLE_PROVIDER]
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for name in fields:
         option = OPTIONS.get(name)
         if option is None:
             continue
-        raw, source = flags.get(name), option.flag
+        raw, source = flags.get(name), spelled.get(name, option.flag)
         if raw is None:
             raw, source = environ.get(option.variable) or None, option.variable
         if raw is not None:
             values[name] = _parsed(name, raw, source)
+            sources[name] = source
     if "proxy" in fields:
         values["proxy"] = resolve_proxies(values.get("proxy"), environ)
     if values.get("config"):
@@ -70,13 +76,14 @@ def load_settings(
             values[name] = _secret(name, environ[variable], variable)
     if "server_tokens" in fields:
         values["server_tokens"] = _load_server_tokens(environ)
-    return Settings(**values)
+    return Settings(**values, sources=sources)
 
 
 def settings_from_keywords(base: Settings | None = None, **keywords: object) -> Settings:
     """Settings for the Python API: each keyword is a field of Settings, given as its value or
     as the text a flag would take; errors name the keyword."""
     values: dict[str, Any] = {}
+    sources = {**(base.sources if base else {}), **{name: f"{name}=" for name in keywords}}
     for name, value in keywords.items():
         if name == "token":
             values[name] = (
@@ -101,7 +108,7 @@ def settings_from_keywords(base: Settings | None = None, **keywords: object) -> 
             values[name] = _parsed(name, text, f"{name}=")
     if values.get("config"):  # token_env names a variable: the one place reading it is here
         values["providers"] = read_providers(values["config"], os.environ)
-    return Settings(**{**(vars(base) if base else {}), **values})
+    return Settings(**{**(vars(base) if base else {}), **values, "sources": sources})
 
 
 def _parsed(name: str, raw: str, source: str) -> Any:

@@ -4,7 +4,7 @@ daemon's setting shared through the environment never stops ``tracker list``).""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +78,13 @@ class Settings:
     metrics_public: bool = False
     webhook_registers: bool = False
     forwarded_allow_ips: str = "127.0.0.1,::1"
+    # Where each setting that was given came from, as the user wrote it (the flag or its alias,
+    # the variable, the keyword): what a message about its value names.
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def source(self, name: str) -> str:
+        """How to name the setting ``name`` in a message: as it was given, else its flag."""
+        return self.sources.get(name) or OPTIONS[name].flag
 
     def notification_channels(self) -> tuple[str, ...]:
         """The channels every finished task is notified on (docs/follow-ups.md): ``webhook``

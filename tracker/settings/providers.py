@@ -55,7 +55,7 @@ _KEYS = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Provider:
     """One API and key. Unset limits (None) take the daemon's own settings."""
 
@@ -83,7 +83,9 @@ def default_provider(
     api_base: str, token: Secret | None, status_path: str, proxy: Proxies
 ) -> Provider:
     """The provider of a tracker without a providers file."""
-    return Provider(DEFAULT_PROVIDER, api_base, token, status_path=status_path, proxy=proxy)
+    return Provider(
+        name=DEFAULT_PROVIDER, api_base=api_base, token=token, status_path=status_path, proxy=proxy
+    )
 
 
 def parse_config_path(text: str) -> str:
@@ -148,7 +150,7 @@ def _provider(path: str, name: str, table: Any, environ: Mapping[str, str]) -> P
     values["token"] = _token(where, table, environ)
     if table.get("token_env") is not None:
         values["token_env"] = str(table["token_env"])
-    return Provider(name, **values)
+    return Provider(name=name, **values)
 
 
 def _token(where: str, table: Mapping[str, Any], environ: Mapping[str, str]) -> Secret:

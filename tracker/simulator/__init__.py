@@ -9,9 +9,9 @@ its lifecycle. It backs ``tracker simulator``, ``tracker demo`` and the tests;
 ``python -m tracker.simulator`` serves it for the benchmarks (docs/simulator.md).
 
 ``lifecycles`` holds the scripted answers and the lifecycles made of them, ``api`` the simulated
-API's state and answers, ``server`` serves it, ``events`` sends the API's own webhooks. May
-import ``tracker.core`` and ``tracker.http`` (its small server and the webhook signing); nothing
-of the store, the daemon or the command line.
+API's state and answers, ``server`` serves it on ``http`` (a small HTTP/1.1 server), ``events``
+sends the API's own webhooks. May import ``tracker.core`` and ``tracker.http`` (the webhook
+signing); nothing of the store, the daemon or the command line.
 
     simulator = Simulator(token="sk-test")
     simulator.add_video("video_1", steps=3)

@@ -1,5 +1,5 @@
-"""A small HTTP/1.1 server for the two servers tracker runs: the simulator of the video API and
-the receiver of the API's webhooks. Keep-alive, Content-Length bodies, JSON answers."""
+"""The small HTTP/1.1 server the simulator of the video API runs on (``server``): keep-alive,
+Content-Length bodies, JSON answers."""
 
 from __future__ import annotations
 

@@ -201,16 +201,19 @@ def _snapshot_row(record: PollRecord) -> dict[str, Any]:
 
 def _task_row(record: PollRecord) -> dict[str, Any]:
     video = record.fetch.video
+    finished_at = record.polled_at if record.finished else None
     row: dict[str, Any] = {
         "b_task_id": record.task_id,
         "b_polled_at": record.polled_at,
-        "b_next_poll_at": record.next_poll_at,
+        # A finished task is never polled again: its next_poll_at is the time it finished, as
+        # every statement that finishes a task sets it (docs/tables.md).
+        "b_next_poll_at": finished_at or record.next_poll_at,
         "b_error_count": record.error_count,
         "b_not_found_count": record.not_found_count,
         "b_last_error": record.last_error,
         "b_finished": record.finished,
         "b_finish_reason": record.finish_reason.value if record.finish_reason else None,
-        "b_finished_at": record.polled_at if record.finished else None,
+        "b_finished_at": finished_at,
     }
     if video is not None:
         row.update(

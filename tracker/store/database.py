@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from tracker.store.engine import create_engine
+from tracker.errors import DatabaseError, NoDatabaseError
+from tracker.store.engine import as_it_stands, cannot_write_here, create_engine, sqlite_path
 from tracker.store.feed import FeedStore
 from tracker.store.follow_ups import FollowUpStore
 from tracker.store.leases import LeaseStore
-from tracker.store.migrations import ensure_schema
+from tracker.store.migrations import ensure_schema, require_head
 from tracker.store.polls import PollStore
 from tracker.store.prune import RetentionStore
 from tracker.store.reads import Reads
@@ -41,6 +42,30 @@ class Database:
         engine = create_engine(url)
         try:
             ensure_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
+
+    @classmethod
+    def open_for_reading(cls, url: str) -> Database:
+        """The database at ``url`` as it is, nothing written to it: an SQLite file that does
+        not exist raises NoDatabaseError (none is created), a schema other than the newest
+        DatabaseError (it is not migrated); an SQLite file this process may not write, or in
+        a directory it may not write, is read all the same."""
+        engine = create_engine(url, read_only=True)
+        path = sqlite_path(engine)
+        try:
+            if path is not None and not path.exists():
+                raise NoDatabaseError(str(path))
+            try:
+                require_head(engine)
+            except DatabaseError as exc:
+                if path is None or not cannot_write_here(exc.__cause__):
+                    raise
+                engine.dispose()
+                engine = as_it_stands(path)
+                require_head(engine)
         except BaseException:
             engine.dispose()
             raise

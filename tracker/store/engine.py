@@ -3,9 +3,12 @@ read in one line."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -20,8 +23,10 @@ from tracker.store.schema import serialize_json
 WRITE = {"tracker_write": True}
 
 
-def create_engine(url: str, *, busy_timeout: float = 5.0) -> Engine:
+def create_engine(url: str, *, busy_timeout: float = 5.0, read_only: bool = False) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and enforced foreign keys.
+    ``read_only``: nothing run on it writes (SQLite's query_only, PostgreSQL's read-only
+    transactions), and SQLite's journal mode is left as it is.
 
     The daemon's own writes take milliseconds, so five seconds only run out when something
     else holds the lock; the daemon then keeps its results in memory and retries, and a
@@ -32,13 +37,38 @@ def create_engine(url: str, *, busy_timeout: float = 5.0) -> Engine:
         # A server restarted or a connection killed: found out at checkout and replaced.
         options["pool_pre_ping"] = True
         options["connect_args"] = {"connect_timeout": 10}
+        if read_only:
+            options["connect_args"]["options"] = "-c default_transaction_read_only=on"
     engine = sa.create_engine(url, **options)
     if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine, busy_timeout)
+        _configure_sqlite(engine, busy_timeout, read_only)
     return engine
 
 
-def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
+def sqlite_path(engine: Engine) -> Path | None:
+    """The file of an SQLite engine, absolute; None for another database."""
+    if engine.dialect.name != "sqlite" or not engine.url.database:
+        return None
+    return Path(engine.url.database).expanduser().absolute()
+
+
+def as_it_stands(path: Path) -> Engine:
+    """A read-only engine on the SQLite file ``path`` opened as immutable: what reads a WAL
+    database in a directory this process may not write, where SQLite cannot make the shared
+    memory file it reads through. No writer can be at work there (it would have made that
+    file), so reading the file as it stands reads what was last written."""
+    return create_engine(f"sqlite:///file:{quote(str(path))}?immutable=1&uri=true", read_only=True)
+
+
+def cannot_write_here(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is SQLite failing for want of the right to write the file or its
+    directory (or to open the file for writing)."""
+    original = getattr(exc, "orig", None)
+    code = getattr(original, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN)
+
+
+def _configure_sqlite(engine: Engine, busy_timeout: float, read_only: bool) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # The sqlite3 module's own transaction handling defers BEGIN and skips it for DDL;
@@ -46,7 +76,7 @@ def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA query_only = ON" if read_only else "PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         # 32 MiB of page cache (the default is 2): the history index's pages that polls write
         # to stay in memory as the table grows (docs/performance.md).

@@ -84,6 +84,37 @@ def upgrade(engine: Engine) -> None:
         ) from exc
 
 
+def require_head(engine: Engine) -> None:
+    """For reading without writing: DatabaseError, saying what to do, unless the schema is the
+    newest (a read never migrates)."""
+    revision = current_revision(engine)
+    if revision == HEAD_REVISION:
+        return
+    where = f"the database {describe(engine)}"
+    if revision is None:
+        raise DatabaseError(f"{where} has no tracker tables: `tracker db upgrade` creates them")
+    if not _known(revision):
+        raise DatabaseError(
+            f"{where} is at revision {revision}, which this tracker does not know: is this "
+            "tracker older than the one that last migrated it?"
+        )
+    raise DatabaseError(
+        f"{where} is at revision {revision} and this tracker reads {HEAD_REVISION}: "
+        "`tracker db upgrade` migrates it (reading does not)"
+    )
+
+
+def _known(revision: str) -> bool:
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    try:
+        ScriptDirectory.from_config(alembic_config()).get_revision(revision)
+    except CommandError:
+        return False
+    return True
+
+
 def ensure_schema(engine: Engine) -> None:
     """Bring the database to head unless it is there already (the common, cheap case)."""
     if _stored_revision(engine) != HEAD_REVISION:

@@ -185,6 +185,7 @@ class PollStore(SQLStore):
                 finished=True,
                 finish_reason=FinishReason.TIMED_OUT.value,
                 finished_at=now,
+                next_poll_at=now,
                 lease_owner=None,
                 lease_expires_at=None,
             )
@@ -242,9 +243,11 @@ class PollStore(SQLStore):
         with self._engine.connect() as connection:
             return bool(connection.scalar(select(unfinished)))
 
-    def unfinished_providers(self) -> set[str]:
-        """The providers that unfinished tasks name."""
+    def unfinished_providers(self, task_ids: Collection[str] | None = None) -> set[str]:
+        """The providers that unfinished tasks (among ``task_ids``, if given) name."""
         query = select(tasks.c.provider).where(tasks.c.finished == false()).distinct()
+        if task_ids is not None:
+            query = query.where(tasks.c.task_id.in_(list(task_ids)))
         with self._engine.connect() as connection:
             return set(connection.scalars(query))
 

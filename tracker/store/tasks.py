@@ -186,6 +186,7 @@ class TaskStore(SQLStore):
                         finished=True,
                         finish_reason=FinishReason.REMOVED.value,
                         finished_at=now,
+                        next_poll_at=now,
                         lease_owner=None,
                         lease_expires_at=None,
                     )

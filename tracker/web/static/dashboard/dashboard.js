@@ -1,7 +1,7 @@
 // The dashboard's script: keeps the server-rendered pages live without reloading them.
 // The overview moves its rows from /v1/events (one EventSource, only the unfinished tasks in
-// view, what changed in the last two seconds applied in one frame) and swaps in fresh counts
-// every few seconds, in that same frame; a task's page swaps in its moving parts, rendered by
+// view, what changed during a beat (BEAT) applied in one frame) and swaps in fresh counts
+// every few seconds, in such a frame; a task's page swaps in its moving parts, rendered by
 // the server, when its events arrive. Everything still reads without this script; it adds
 // liveness, local times and the "/" shortcut (docs/dashboard.md).
 (() => {
@@ -371,7 +371,7 @@
   localize();
   if (page === "overview") overview();
   if (page === "task") task();
-  // One beat every two seconds moves everything that changed since the last, in one frame: the
+  // One beat (BEAT) moves everything that changed since the last, in one frame: the
   // rows of the events that came meanwhile, the counts, and the ages (docs/performance.md, The
   // dashboard).
   if (page !== "overview") beats.push(() => tick());
