@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
+import sqlite3
 import ssl
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import trustme
+from sqlalchemy.exc import OperationalError
 
 from tests.conftest import API, run_until_done
 from tracker import Snapshot, Tracker
@@ -339,3 +344,81 @@ def test_answers_with_characters_no_column_can_hold_are_stored_cleaned(
     assert reasons == {video: "completed", healthy: "completed"}
     assert history[0].status == "in\ufffdprog\ufffdress"
     assert history[1].error["type"] == "invalid_json"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A file system of its own, 8 MB, to fill up (a tmpfs: mounting needs root)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], capture_output=True
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here: {made.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill(disk: Path) -> Path:
+    """Write until the file system is full; the filler, to remove for the room back."""
+    filler = disk / "filler"
+    with filler.open("wb") as out, contextlib.suppress(OSError):
+        while True:
+            out.write(b"\0" * 65536)
+            out.flush()
+    return filler
+
+
+def test_a_stop_while_the_disk_is_full_ends_as_any_stop(
+    api: API, small_disk: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk under an SQLite database full: the daemon keeps its results and goes on, and
+    stopping it then ends as any stop does, without an error, even when giving its claims back
+    fails too (whether that write finds room in SQLite's log is chance: it is made to fail
+    here), saying so; with room again, a restart polls those tasks again."""
+    videos = [api.simulator.add_video(f"video_full_{i}", steps=1000) for i in range(20)]
+    caplog.set_level(logging.INFO)
+    database_url = f"sqlite:///{small_disk / 'tracker.db'}"
+    with make_tracker(api.url, database_url, api.token) as tracker:
+        tracker.add(videos)
+        leases = tracker.database.leases
+
+        def no_room(owners: object) -> None:
+            raise OperationalError(
+                "UPDATE tasks", {}, sqlite3.OperationalError("database or disk is full")
+            )
+
+        async def scenario() -> Path:
+            stop = asyncio.Event()
+            daemon = asyncio.create_task(tracker.run_async(stop=stop))
+            while len(tracker.history(videos[0])) < 2:
+                await asyncio.sleep(0.05)
+            filler = await asyncio.to_thread(fill, small_disk)
+            while "database or disk is full" not in caplog.text:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # more polls, none of them written
+            monkeypatch.setattr(leases, "release_owners", no_room)
+            stop.set()
+            await daemon  # no exception: a stop that ends well
+            monkeypatch.undo()
+            return filler
+
+        filler = asyncio.run(asyncio.wait_for(scenario(), 60))
+        polls = len(tracker.history(videos[0]))
+        filler.unlink()
+        assert asyncio.run(asyncio.wait_for(_one_more_poll(tracker, videos[0], polls), 30))
+    assert "giving the claimed tasks back failed (database or disk is full)" in caplog.text
+    assert "stopped after" in caplog.text
+
+
+async def _one_more_poll(tracker: Tracker, video: str, polls: int) -> bool:
+    stop = asyncio.Event()
+    daemon = asyncio.create_task(tracker.run_async(stop=stop))
+    while len(tracker.history(video)) <= polls:
+        await asyncio.sleep(0.05)
+    stop.set()
+    await daemon
+    return True

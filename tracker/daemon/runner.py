@@ -32,6 +32,7 @@ from tracker.settings import Settings
 from tracker.settings.options import WEBHOOK_SECRET_VARIABLE
 from tracker.settings.providers import Provider, provider_setting
 from tracker.store import Database
+from tracker.store.engine import reason
 
 if TYPE_CHECKING:
     import httpx
@@ -92,12 +93,24 @@ class Daemon:
                 lifecycle, lanes = await self._lifecycle(stack, crew, follow_ups, serving, done)
                 await lifecycle.serve(stop=stop, handle_signals=handle_signals)
                 logger.info("stopped after %d polls", lanes.polls)
-                # Give back whatever is still claimed: a restart or another daemon takes it.
-                await crew.database.run(self._database.leases.release_owners, [crew.owner])
+                await self._give_back(crew)
             if until_done:  # such a task may have been registered while it ran
                 await refuse_undeclared(crew.database, self._database.polls, declared, only)
         finally:
             crew.database.close()
+
+    async def _give_back(self, crew: Crew) -> None:
+        """Give back whatever is still claimed, so that a restart or another daemon takes it
+        at once. A database that refuses (a full disk) does not make the stop a failure:
+        the leases end by themselves."""
+        try:
+            await crew.database.run(self._database.leases.release_owners, [crew.owner])
+        except Exception as exc:
+            logger.error(
+                "giving the claimed tasks back failed (%s); they are polled again once their "
+                "leases end, within the lease time",
+                reason(exc),
+            )
 
     def _crew(self) -> Crew:
         return Crew(daemon_id(), DatabaseThread(), self._clock, self._database.wakeups)

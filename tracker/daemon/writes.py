@@ -14,6 +14,7 @@ from tracker.core.clock import Clock
 from tracker.core.models import PollRecord
 from tracker.core.pauses import Pause
 from tracker.daemon.dbthread import DatabaseThread
+from tracker.store.engine import reason
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class DatabaseHealth:
             "%s failed (%s: %s); results stay in memory and are retried every tick",
             action,
             type(exc).__name__,
-            str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+            reason(exc),
             exc_info=first and logger.isEnabledFor(logging.DEBUG),
         )
 

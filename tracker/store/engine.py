@@ -105,7 +105,9 @@ def reported_errors() -> Iterator[None]:
         raise DatabaseError(f"the database failed: {reason(exc)}") from exc
 
 
-def reason(exc: SQLAlchemyError) -> str:
-    """The driver's own first line, without SQLAlchemy's wrapping."""
+def reason(exc: BaseException) -> str:
+    """The driver's own first line, without SQLAlchemy's wrapping (the type's name for an
+    exception that says nothing)."""
     original = getattr(exc, "orig", None)
-    return str(original if original is not None else exc).strip().splitlines()[0]
+    text = str(original if original is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

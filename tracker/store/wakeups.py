@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
+from tracker.store.engine import reason as engine_reason
+
 logger = logging.getLogger(__name__)
 
 _TOLD = "tracker_told"  # the topics a transaction has told, on its connection's info
@@ -148,7 +150,7 @@ class Wakeups:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                reason = _one_line(exc)
+                reason = engine_reason(exc)
             finally:
                 self.listening = False
             if not lost:
@@ -183,8 +185,3 @@ class Wakeups:
         except ValueError:
             return
         self.announce((topic,))
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
