@@ -8,8 +8,9 @@
     │   ├── QueryRefusedError     `tracker sql` was given a write or several statements
     │   └── QueryError            `tracker sql` was given a query with a mistake in it
     ├── DatabaseError             the database cannot be reached, opened or migrated; exit 1
-    └── LocalResourceError        this machine ran out of open files, buffers, memory or ports
-                                  for a request: the daemon's trouble, not the task's
+    ├── LocalResourceError        this machine ran out of open files, buffers, memory or ports
+    │                             for a request: the daemon's trouble, not the task's
+    └── client.ClientError        what tracker.client raises: its own tree is in its docstring
 
 Failures of single polls are not exceptions: the API client turns them into error snapshots,
 except a LocalResourceError, which says nothing about the task (docs/failures.md).
