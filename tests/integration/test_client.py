@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +33,7 @@ from tracker.client import (
     Unauthorized,
     WaitTimeout,
 )
+from tracker.simulator.api import content_of
 from tracker.testing import RunningApp
 
 
@@ -263,3 +266,25 @@ def test_the_async_client_waits_follows_and_refuses(api: API, polled: Served) ->
             assert len(history) == len(seen) - 1
 
     asyncio.run(main())
+
+
+def test_the_documented_example_creates_a_video_registers_it_and_waits_for_it(
+    api: API, polled: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/client.md's first example, as written, with OpenAI's SDK (installed with the
+    `bench` extra) creating the video on the simulator: it registers the video, waits for it
+    and downloads it."""
+    pytest.importorskip("openai")
+    text = (Path(__file__).resolve().parents[2] / "docs" / "client.md").read_text()
+    example = text.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.setenv("OPENAI_API_KEY", api.token)
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{api.url}/v1")
+    monkeypatch.setenv("TRACKER_URL", polled.url)
+    monkeypatch.setenv("TRACKER_TOKEN", TOKEN)
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, Any] = {"__name__": "example"}
+    exec(compile(example, "docs/client.md", "exec"), scope)
+    video_id = scope["video"].id
+    assert scope["task"].finish_reason is FinishReason.COMPLETED
+    assert scope["task"].metadata == {"order": "A-17"}
+    assert (tmp_path / "lighthouse.mp4").read_bytes() == content_of(video_id, "video")

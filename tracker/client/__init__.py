@@ -10,7 +10,7 @@ the same answers (``_calls``, ``_feed``), into the same records (``_models``). T
 
     ClientError                 anything tracker.client raises on purpose (a tracker.TrackerError)
     ├── ProblemError            the server refused: status, title, detail, errors (RFC 9457)
-    │   ├── InvalidRequest      400, 413, 422: nothing was written; errors names each field
+    │   ├── InvalidRequest      400, 413, 422: refused as sent; errors names each field
     │   ├── Unauthorized        401: no server token, or a wrong one
     │   ├── NotFound            404: no such task
     │   └── ServerError         5xx: the server or its database failed; try again

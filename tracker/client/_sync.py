@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import Future
 from contextlib import closing, contextmanager
@@ -144,13 +143,11 @@ class Client(Connection):
         """The task once it has finished (at once if it has); ``WaitTimeout`` after
         ``timeout`` seconds."""
         if timeout is None:
-            done = self._wait(task_id, threading.Event())
-            assert done is not None
-            return done
+            return self._wait(task_id, threading.Event())
         # A blocking read cannot be cut short: the waiting is done in a thread, which ends at
         # its stream's next line once told to stop.
         stop = threading.Event()
-        result: Future[TaskDetail | None] = Future()
+        result: Future[TaskDetail] = Future()
 
         def run() -> None:
             try:
@@ -160,20 +157,17 @@ class Client(Connection):
 
         threading.Thread(target=run, name=f"tracker-wait-{task_id}", daemon=True).start()
         try:
-            task = result.result(timeout)
+            return result.result(timeout)
         except TimeoutError:
             raise WaitTimeout(task_id, timeout) from None
         finally:
             stop.set()
-        assert task is not None
-        return task
 
-    def _wait(self, task_id: str, stop: threading.Event) -> TaskDetail | None:
+    def _wait(self, task_id: str, stop: threading.Event) -> TaskDetail:
+        """The task once finished; ``_Stopped`` if told to stop first."""
         waiting = Waiting(task_id)
         with closing(self._follow(waiting.subscription, stop)) as items:
             for item in items:
-                if stop.is_set():
-                    return None
                 if waiting.wants_read(item):
                     try:
                         task = waiting.read(self._send(waiting.call))
@@ -182,25 +176,25 @@ class Client(Connection):
                         continue
                     if task is not None:
                         return task
-        return None
+        raise _Stopped
 
     def _follow(
         self, subscription: Subscription, stop: threading.Event | None = None
     ) -> Generator[Item]:
-        while stop is None or not stop.is_set():
+        """The items of the stream, across connections, until ``stop`` is set."""
+        stop = stop or threading.Event()
+        while not stop.is_set():
             call = subscription.connecting()
             failure: ClientError | None = None
             try:
                 with self._stream(call, subscription) as lines:
                     for line in lines:
                         yield from subscription.line(line)
+                        if stop.is_set():
+                            return
             except ClientError as exc:
                 failure = exc
-            delay = subscription.lost(failure)
-            if stop is None:
-                time.sleep(delay)
-            elif stop.wait(delay):
-                return
+            _rest(stop, subscription.lost(failure))
 
     @contextmanager
     def _stream(self, call: Call, subscription: Subscription) -> Iterator[Iterator[str]]:
@@ -223,3 +217,12 @@ class Client(Connection):
         except httpx.RequestError as exc:
             raise connection_failed(str(call), self._origin, exc) from exc
         return answer(call, response)
+
+
+class _Stopped(Exception):
+    """A wait given up by its caller (its timeout passed): nobody reads what it ends with."""
+
+
+def _rest(stop: threading.Event, seconds: float) -> None:
+    """Before the next connection: ``seconds``, or until told to stop."""
+    stop.wait(seconds)
