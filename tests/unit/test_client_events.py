@@ -3,6 +3,7 @@ the server's own encoding read back, and what a follower and a waiter do with ea
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 import httpx
@@ -188,6 +189,22 @@ def test_failures_are_retried_once_followed_and_refusals_never() -> None:
     assert subscription.lost(down) == subscription.lost(failing) == 0.01
     with pytest.raises(Unauthorized):
         subscription.lost(refused)
+
+
+def test_an_outage_is_logged_as_a_warning_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Every failed attempt to reconnect is logged, but only the first of an outage as a
+    warning; once a connection is followed, the next outage is warned of again."""
+    down = ConnectionFailed("GET /v1/events to http://127.0.0.1:1: refused")
+    subscription = Subscription(None, None, None)
+    caplog.set_level(logging.DEBUG, logger="tracker.client")
+    for _ in range(2):
+        follow(subscription, b": ping\n\n")
+        for _ in range(3):
+            subscription.connecting()
+            subscription.lost(down)
+    levels = [record.levelno for record in caplog.records]
+    assert levels == [logging.WARNING, logging.DEBUG, logging.DEBUG] * 2
+    assert all("refused" in record.getMessage() for record in caplog.records)
 
 
 def test_a_stream_refused_or_not_a_stream_is_an_error() -> None:

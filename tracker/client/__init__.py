@@ -19,7 +19,7 @@ the same answers (``_calls``, ``_feed``), into the same records (``_models``). T
     └── WaitTimeout             wait() ran out of time (also a TimeoutError)
 
 It talks to the server over HTTP only: it imports nothing of tracker but ``tracker.errors``
-(and httpx), so it never loads the server's side.
+and the version (and httpx besides), never the server's side.
 """
 
 from tracker.client._async import AsyncClient

@@ -82,7 +82,7 @@ class Connection:
     ) -> dict[str, Any]:
         headers = {"User-Agent": f"tracker-client/{__version__}", "Accept": "application/json"}
         if token is not None:
-            if not (token.isascii() and token.isprintable() and token.strip() == token and token):
+            if not token or not (token.isascii() and token.isprintable()) or " " in token:
                 # Said without the token: httpx's own error would quote it.
                 raise ValueError("the server token must be printable ASCII without spaces")
             headers["Authorization"] = f"Bearer {token}"

@@ -82,6 +82,7 @@ class Subscription:
         self._opened = False  # the current connection has sent a line
         self._followed = False  # some connection has
         self._behind = False  # the server let the current connection go for being slow
+        self._failures = 0  # connections failed since one was last followed
 
     @property
     def last_event_id(self) -> str | None:
@@ -109,6 +110,7 @@ class Subscription:
         items: list[Item] = []
         if not self._opened:
             self._opened = self._followed = True
+            self._failures = 0
             items.append(CONNECTED)
         message = self._decoder.line(line)
         if isinstance(message, Comment):
@@ -132,8 +134,11 @@ class Subscription:
         seconds = (DEFAULT_RETRY_MILLISECONDS if retry_ms is None else retry_ms) / 1000
         if failure is None:
             logger.info("the event stream ended; reconnecting in %.3g s", seconds)
-        else:
-            logger.warning("the event stream failed (%s); reconnecting in %.3g s", failure, seconds)
+            return seconds
+        self._failures += 1
+        # Said once an outage; each further attempt only for those who look closer.
+        level = logging.WARNING if self._failures == 1 else logging.DEBUG
+        logger.log(level, "the event stream failed (%s); reconnecting in %.3g s", failure, seconds)
         return seconds
 
 
