@@ -30,6 +30,7 @@ from tracker.client import (
     NotFound,
     ResetEvent,
     SnapshotEvent,
+    TaskDetail,
     Unauthorized,
     WaitTimeout,
 )
@@ -104,24 +105,28 @@ def test_wait_times_out_with_a_typed_error(served: Served) -> None:
     assert 1.0 <= time.monotonic() - started < 3.0
 
 
-def test_events_resume_across_a_server_restart_missing_nothing_and_repeating_nothing(
+def test_events_and_wait_ride_out_a_server_restart_missing_nothing_and_repeating_nothing(
     api: API, database_url: str
 ) -> None:
     """The server is stopped mid-stream while the daemon goes on polling, and another started
-    on the same database and port: the client reconnects by itself with its Last-Event-ID and
-    gets every snapshot of its tasks once, in order, and each `finished`."""
+    on the same database and port some seconds later: the client reconnects by itself with
+    its Last-Event-ID and gets every snapshot of its tasks once, in order, and each
+    `finished`; a wait for a task that finished while no server was there returns it."""
     videos = [api.simulator.add_video(f"video_restart_{i}", steps=80) for i in range(3)]
+    quick = api.simulator.add_video("video_restart_quick", steps=10)
     with make_tracker(api, database_url) as tracker, ExitStack() as first:
         settings = with_http(tracker.settings)
         url = first.enter_context(RunningApp(settings, tracker.database))
         port = int(url.rsplit(":", 1)[1])
+        with Client(url, token=TOKEN) as client:
+            client.add([*videos, quick])
         received: list[SnapshotEvent | FinishedEvent | ResetEvent] = []
+        waited: list[TaskDetail] = []
         failure: list[BaseException] = []
 
         def follow() -> None:
             try:
                 with Client(url, token=TOKEN) as client:
-                    client.add(videos)
                     # "0": from the feed's start, so that the test sees every snapshot.
                     for event in client.events(task_ids=videos, last_event_id="0"):
                         received.append(event)
@@ -130,28 +135,42 @@ def test_events_resume_across_a_server_restart_missing_nothing_and_repeating_not
             except BaseException as exc:
                 failure.append(exc)
 
-        reader = threading.Thread(target=follow, daemon=True)
+        def wait() -> None:
+            try:
+                with Client(url, token=TOKEN) as client:
+                    waited.append(client.wait(quick, timeout=90))
+            except BaseException as exc:
+                failure.append(exc)
+
+        threads = [threading.Thread(target=go, daemon=True) for go in (follow, wait)]
         with daemon_running(tracker):
-            reader.start()
+            for thread in threads:
+                thread.start()
             deadline = time.monotonic() + 30
             while len(received) < 10:
                 assert time.monotonic() < deadline and not failure, failure
                 time.sleep(0.05)
             first.close()
             before_restart = len(received)
-            # The daemon writes on while no server is there, past the client's first try.
+            # The daemon writes on (and finishes the quick task) while no server is there,
+            # past the clients' first try to reconnect.
             time.sleep(4.0)
+            assert not waited and tracker.history(quick)[-1].finished
             with RunningApp(replace(settings, http_port=port), tracker.database):
-                reader.join(90)
-            assert not reader.is_alive() and not failure, failure
+                for thread in threads:
+                    thread.join(90)
+            assert not any(thread.is_alive() for thread in threads) and not failure, failure
         stored = [s.id for video in videos for s in tracker.history(video)]
     snapshots = [e.id for e in received if isinstance(e, SnapshotEvent)]
     assert 10 <= before_restart < len(received)
     assert len(snapshots) == len(set(snapshots)), "a snapshot came twice"
     assert sorted(snapshots) == sorted(stored), "a snapshot was missed"
+    assert snapshots == sorted(snapshots), "out of order"
     finished = [e.task_id for e in received if isinstance(e, FinishedEvent)]
     assert sorted(finished) == sorted(videos)
     assert not any(isinstance(e, ResetEvent) for e in received)
+    [task] = waited
+    assert task.task_id == quick and task.finish_reason is FinishReason.COMPLETED
 
 
 def test_a_resume_point_the_server_never_gave_is_told_as_a_reset(served: Served) -> None:
