@@ -12,8 +12,9 @@
     ├── QueryTimeoutError         `tracker sql` stopped a query at its timeout; exit 1
     ├── UndeclaredProviderError   `run --until-done` beside unfinished tasks of a provider the
     │                             configuration does not declare: they would never be done
-    └── LocalResourceError        this machine ran out of open files, buffers, memory or ports
-                                  for a request: the daemon's trouble, not the task's
+    ├── LocalResourceError        this machine ran out of open files, buffers, memory or ports
+    │                             for a request: the daemon's trouble, not the task's
+    └── client.ClientError        what tracker.client raises: its own tree is in its docstring
 
 Failures of single polls are not exceptions: the API client turns them into error snapshots,
 except a LocalResourceError, which says nothing about the task (docs/failures.md).

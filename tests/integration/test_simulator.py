@@ -97,6 +97,16 @@ def test_a_video_completes_when_its_completed_answer_is_first_served(api: API) -
     assert again["completed_at"] == completed["completed_at"]
 
 
+def test_a_video_is_created_from_a_form_as_openais_sdk_sends_it(api: API) -> None:
+    """POST /v1/videos takes multipart/form-data too (OpenAI's SDK sends its fields so)."""
+    headers = {"Authorization": f"Bearer {api.token}"}
+    form = {"model": (None, "sora-2-pro"), "prompt": (None, "a boat"), "seconds": (None, "12")}
+    created = httpx.post(f"{api.url}/v1/videos", headers=headers, files=form)
+    assert created.status_code == 200, created.text
+    assert created.request.headers["content-type"].startswith("multipart/form-data")
+    assert (created.json()["model"], created.json()["seconds"]) == ("sora-2-pro", "12")
+
+
 def test_unknown_ids_get_404_with_an_error_body(api: API) -> None:
     """An ID the simulator never created answers 404 video_not_found."""
     response = httpx.get(

@@ -20,6 +20,7 @@ ALLOWED = {
     "errors": set(),
     "_version": set(),
     "core": BOTTOM,
+    "client": BOTTOM,
     "settings": BOTTOM | {"core"},
     "store": BOTTOM | {"core", "settings"},
     "http": BOTTOM | {"core", "settings"},

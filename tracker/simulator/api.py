@@ -11,6 +11,8 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -186,7 +188,7 @@ class Simulator:
             )
             return 401, {}, error_body(message, "invalid_request_error", "invalid_api_key")
         if path == "/v1/videos" and method == "POST":
-            return self._create(body)
+            return self._create(body, headers.get("content-type", ""))
         if path == "/v1/video/query" and method == "GET":
             asked = parse_qs(split.query).get("id")
             if not asked:
@@ -267,12 +269,15 @@ class Simulator:
             return 200, headers, Truncated(content, len(content) // 2)
         return 200, headers, content
 
-    def _create(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def _create(self, body: bytes, content_type: str) -> tuple[int, dict[str, str], bytes]:
         """A new video; its prompt picks what it does (``chosen_by``)."""
-        try:
-            request = json.loads(body or b"{}")
-        except ValueError:
-            return 400, {}, error_body("The body is not JSON.", "invalid_request_error")
+        if content_type.startswith("multipart/form-data"):
+            request: object = _form_fields(body, content_type)  # as OpenAI's SDK sends it
+        else:
+            try:
+                request = json.loads(body or b"{}")
+            except ValueError:
+                return 400, {}, error_body("The body is not JSON.", "invalid_request_error")
         if not isinstance(request, dict):
             return 400, {}, error_body("The body is not a JSON object.", "invalid_request_error")
         outcome, style = chosen_by(str(request.get("prompt", "")))
@@ -309,3 +314,15 @@ def _in_envelope(video: dict[str, Any]) -> dict[str, Any]:
     if isinstance(error, dict):
         data["fail_reason"] = error.get("message")
     return {"code": 0, "msg": "success", "data": data}
+
+
+def _form_fields(body: bytes, content_type: str) -> dict[str, str]:
+    """The text fields of a ``multipart/form-data`` body."""
+    head = f"Content-Type: {content_type}\r\n\r\n".encode()
+    form = BytesParser(policy=HTTP).parsebytes(head + body)
+    fields = {}
+    for part in form.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if isinstance(name, str) and part.get_content_maintype() == "text":
+            fields[name] = str(part.get_content())
+    return fields
