@@ -5,8 +5,9 @@ videos: register tasks, read them, follow their events and wait for them to fini
         tracker.add([video.id], metadata={"order": "A-17"})
         task = tracker.wait(video.id, timeout=3600)
 
-``Client`` is for blocking code, ``AsyncClient`` for asyncio; both send the same calls and read
-the same answers (``_calls``, ``_feed``), into the same records (``_models``). The exceptions:
+``Client`` (in ``_sync``) is for blocking code, ``AsyncClient`` (in ``_async``) for asyncio;
+both send the same calls and read the same answers (``_calls``, ``_feed``, the event stream's
+lines read by ``_sse``), into the same records (``_models``). The exceptions (``_errors``):
 
     ClientError                 anything tracker.client raises on purpose (a tracker.TrackerError)
     ├── ProblemError            the server refused: status, title, detail, errors (RFC 9457)
