@@ -5,6 +5,7 @@ simulator fail with EMFILE (docs/failures.md, The database and the process)."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import multiprocessing
 import os
@@ -13,6 +14,7 @@ import sqlite3
 from pathlib import Path
 
 from tests.conftest import API, TOKEN
+from tests.doubles import Receiver
 from tracker.simulator import Reply
 
 TASKS = 16
@@ -89,3 +91,83 @@ def test_a_daemon_out_of_descriptors_waits_instead_of_failing_its_tasks(
     assert errors == 0
     assert len(counts) == TASKS
     assert all(polls >= 2 and failures == 0 for polls, failures in counts), counts
+
+
+def _starved_notifier(url: str, database: str, log: str, receiver: str) -> None:
+    """The child: a daemon owing notifications of NOTIFIED removed tasks, FREE descriptors."""
+    from tracker import Tracker
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (LIMIT, LIMIT))
+    handler = logging.FileHandler(log)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    tracker = Tracker(
+        database_url=database,
+        api_base=url,
+        token=TOKEN,
+        concurrency=4,
+        request_timeout=5,
+        notify_url=receiver,
+    )
+    ids = [f"video_told_{i}" for i in range(NOTIFIED)]
+    tracker.add(ids)
+    tracker.remove(ids)
+    tracker.database.engine.connect().close()  # its connection open before the files run out
+    # Its modules loaded before the files run out, as a daemon's are once it runs.
+    importlib.import_module("tracker.daemon.follow_up_workers")
+    importlib.import_module("tracker.http.client")
+    importlib.import_module("tracker.http.proxy_router")
+    importlib.import_module("tracker.http.transfers")
+    tracker.daemon  # noqa: B018
+    held = []
+    try:
+        while True:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        pass
+    # Room for the database thread's connection (three files on SQLite) and a few of the
+    # eight deliveries the notifier makes at once.
+    for descriptor in held[len(held) - 6 :]:
+        os.close(descriptor)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(4.0, stop.set)
+        await tracker.run_async(stop=stop)
+
+    asyncio.run(run())
+    tracker.close()
+
+
+NOTIFIED = 12
+
+
+def test_notifications_out_of_descriptors_wait_and_count_no_failed_attempt(
+    api: API, tmp_path: Path
+) -> None:
+    """Deliveries refused by the process's own open-file limit are this machine's trouble, as
+    polls are: no attempt is counted against them, no back-off; they wait for a connection to
+    free and go again, and every event is delivered once, on its first counted attempt."""
+    receiver = Receiver()
+    database, log = tmp_path / "tracker.db", tmp_path / "daemon.log"
+    child = multiprocessing.get_context("spawn").Process(
+        target=_starved_notifier,
+        args=(api.url, f"sqlite:///{database}", str(log), receiver.url),
+    )
+    try:
+        child.start()
+        child.join(60)
+    finally:
+        receiver.close()
+    assert child.exitcode == 0
+    lines = log.read_text().splitlines()
+    assert sum("Too many open files" in line for line in lines if line.startswith("ERROR")) == 1
+    assert not [line for line in lines if "notifying" in line and "failed" in line], lines
+    delivered = sorted(event["task_id"] for _headers, event in receiver.deliveries())
+    assert delivered == sorted(f"video_told_{i}" for i in range(NOTIFIED))
+    connection = sqlite3.connect(database)
+    try:
+        rows = connection.execute("SELECT state, attempts FROM outbox").fetchall()
+    finally:
+        connection.close()
+    assert rows == [("delivered", 1)] * NOTIFIED

@@ -32,6 +32,7 @@ from tracker.core.follow_ups import DownloadJob, DownloadOutcome
 from tracker.core.video import ASSETS_LAST
 from tracker.daemon.running import Crew
 from tracker.daemon.workers import ClaimingWorker
+from tracker.errors import LocalResourceError
 from tracker.http.transfers import TransferRefused
 from tracker.store.follow_ups import FollowUpStore
 
@@ -188,6 +189,11 @@ class Downloader(ClaimingWorker[DownloadJob]):
             temporary.unlink(missing_ok=True)
             if not isinstance(exc, Exception):
                 raise  # cancelled: nothing recorded, the row stays pending
+            shortage = exc if isinstance(exc, LocalResourceError) else None
+            if isinstance(exc, OSError):
+                shortage = LocalResourceError.of(exc, "no file for a download could be opened")
+            if shortage is not None:
+                raise shortage from None  # this machine's, not the download's: tried again
             error = (
                 f"no complete download within {ATTEMPT_TIMEOUT}"
                 if isinstance(exc, TimeoutError)

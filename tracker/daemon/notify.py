@@ -27,6 +27,7 @@ from tracker.core.backoff import Backoff
 from tracker.core.follow_ups import EventJob, EventOutcome
 from tracker.daemon.running import Crew
 from tracker.daemon.workers import ClaimingWorker
+from tracker.errors import LocalResourceError
 from tracker.http.signing import signed_headers
 from tracker.store.follow_ups import FollowUpStore
 
@@ -101,6 +102,8 @@ class Notifier(ClaimingWorker[EventJob]):
     async def _deliver(self, job: EventJob) -> None:
         try:
             error = await self._send(job)
+        except LocalResourceError:
+            raise  # this machine's shortage, not the receiver's: sent again, no attempt counted
         except Exception as exc:  # a bug must not lose the event: it is retried
             logger.exception("delivering %s failed unexpectedly", job.event_id)
             error = f"{type(exc).__name__}: {exc}"
@@ -148,6 +151,8 @@ class Notifier(ClaimingWorker[EventJob]):
                     await channels.poster.post(channels.url, body, headers)
             except TimeoutError:
                 return f"no answer within {self._timeout:g}s"
+            except LocalResourceError:
+                raise
             except Exception as exc:
                 return str(exc)
             return None
@@ -197,6 +202,9 @@ class Notifier(ClaimingWorker[EventJob]):
                     start_new_session=True,
                 )
             except OSError as exc:
+                shortage = LocalResourceError.of(exc, "--on-finish could not be started")
+                if shortage is not None:
+                    raise shortage from None
                 return f"cannot run {channels.command[0]!r}: {exc.strerror or exc}"
             try:
                 await asyncio.wait_for(process.wait(), channels.command_timeout)

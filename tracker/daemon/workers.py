@@ -15,6 +15,8 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from tracker.daemon.running import Crew, Running
+from tracker.daemon.shortage import Shortage
+from tracker.errors import LocalResourceError
 from tracker.store.wakeups import Signal, Topic
 
 logger = logging.getLogger(__name__)
@@ -33,7 +35,9 @@ class ClaimingWorker(Generic[Job]):
     A job still running is never started again, even if its lease lapsed and it was claimed
     anew; claims that land after shutdown began are not started (the daemon gives its leases
     back). Subclasses say how to claim (``_claim``), what identifies a job (``_key``) and what
-    to do with one (``_run``), and tell ``_retry_at`` when they put one off.
+    to do with one (``_run``), and tell ``_retry_at`` when they put one off. A job this machine
+    has no resources for (``LocalResourceError``: no open file left) is no failed attempt: it
+    waits, as a poll does, until another job ends or a second has passed, and goes again.
     """
 
     kind = "jobs"  # for log lines
@@ -48,6 +52,7 @@ class ClaimingWorker(Generic[Job]):
         self._stopping = False
         self._news: Signal | None = None
         self._next_retry: datetime | None = None
+        self.shortage = Shortage(crew.clock)
 
     @property
     def busy(self) -> bool:
@@ -95,7 +100,17 @@ class ClaimingWorker(Generic[Job]):
             for job in jobs:
                 if self._stopping:
                     break
-                self._running.start(self._key(job), self._run(job))
+                self._running.start(self._key(job), self._through_shortage(job))
+
+    async def _through_shortage(self, job: Job) -> Any:
+        while True:
+            try:
+                done = await self._run(job)
+            except LocalResourceError as exc:
+                await self.shortage.wait(exc)
+            else:
+                self.shortage.answered()
+                return done
 
     async def drain(self, timeout: float) -> None:
         """Start nothing more; jobs under way get ``timeout`` seconds, then they are cancelled

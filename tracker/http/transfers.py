@@ -1,5 +1,6 @@
 """The rare, large or slow exchanges beside the polls: a finished video's files, and the
-notifications tracker sends. Both over stock httpx, with pools of their own."""
+notifications tracker sends. Both over stock httpx, with pools of their own. A request this
+machine has no resources for raises LocalResourceError, as a poll's does: nothing was tried."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import httpx
 
 from tracker.core.ids import path_segment
 from tracker.core.secrets import Secret
+from tracker.errors import LocalResourceError
 from tracker.http.messages import Redactor, describe, excerpt
 
 # The API's own refusals of a download: asking again would get the same answer.
@@ -74,6 +76,9 @@ class ContentClient:
                     write(chunk)
                 return str(response.headers.get("content-type", "application/octet-stream"))
         except httpx.HTTPError as exc:
+            shortage = LocalResourceError.of(exc, "no connection for a download could be opened")
+            if shortage is not None:
+                raise shortage from None
             raise TransferError(self._redactor.text(describe(exc))) from None
 
 
@@ -95,6 +100,11 @@ class EventPoster:
                 url, content=body, headers={"Content-Type": "application/json", **headers}
             )
         except httpx.HTTPError as exc:
+            shortage = LocalResourceError.of(
+                exc, "no connection for a notification could be opened"
+            )
+            if shortage is not None:
+                raise shortage from None
             raise TransferError(describe(exc)) from None
         if not response.is_success:
             raise TransferError(f"HTTP {response.status_code}: {excerpt(response.content)}")
