@@ -40,7 +40,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
         capture_output=True,
         timeout=300,
     )
-    [wheel] = wheels.glob("tracker-*.whl")
+    [wheel] = wheels.glob("video_task_tracker-*.whl")
     target = work / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), wheel],

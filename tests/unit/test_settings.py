@@ -263,3 +263,23 @@ def test_a_setting_is_named_as_it_was_given() -> None:
             ["http_port"], {"http_port": "x"}, environ={}, spelled={"http_port": "--port"}
         )
     assert settings_from_keywords(http_host="0.0.0.0").source("http_host") == "http_host="
+
+
+def test_a_missing_postgresql_driver_is_named_by_this_distribution(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hint installs this project's extra, not the unrelated `tracker` on PyPI."""
+    import importlib.metadata
+    import importlib.util
+
+    from tracker.settings import values
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "psycopg" else real(name, *a)
+    )
+    with pytest.raises(ValueError, match=r"pip install 'video-task-tracker\[postgres\]'"):
+        values.parse_database_url("postgresql://db.internal/tracker")
+    assert importlib.metadata.distribution(values.DISTRIBUTION).metadata["Name"] == (
+        values.DISTRIBUTION
+    )

@@ -92,6 +92,10 @@ def parse_api_base(raw: str) -> str:
     return base.removesuffix("/v1")
 
 
+# The name this package is installed by (`tracker` on PyPI is another project's).
+DISTRIBUTION = "video-task-tracker"
+
+
 def parse_database_url(raw: str) -> str:
     """A SQLAlchemy URL for SQLite or PostgreSQL; ``postgresql://`` and ``postgres://`` (what
     hosting panels hand out) mean psycopg 3."""
@@ -106,7 +110,7 @@ def parse_database_url(raw: str) -> str:
         if driver not in ("", "psycopg"):
             raise ValueError("PostgreSQL is supported through psycopg 3: postgresql+psycopg://")
         if importlib.util.find_spec("psycopg") is None:
-            raise ValueError("PostgreSQL needs its driver: pip install 'tracker[postgres]'")
+            raise ValueError(f"PostgreSQL needs its driver: pip install '{DISTRIBUTION}[postgres]'")
         url = url.set(drivername="postgresql+psycopg")
     elif backend == "sqlite":
         if driver not in ("", "pysqlite"):
