@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 
 import httpx
 import pytest
@@ -253,6 +254,43 @@ def test_an_unregistered_task_s_webhook_registers_it_when_asked(api: API, sqlite
                 )
             assert status == 200
         assert [task.task_id for task in tracker.tasks()] == ["video_hook_True"]
+
+
+def test_a_webhook_registers_its_task_under_the_provider_whose_secret_signed_it(
+    api: API, sqlite_url: str, tmp_path: Path
+) -> None:
+    """With a providers file, each provider's own webhook secret names it: an unregistered
+    task's event signed by relay-b's secret registers the task under relay-b, one signed by
+    `default`'s under default."""
+    from tracker.settings.providers import read_providers
+    from tracker.simulator import send_webhook
+
+    secrets = {
+        "DEFAULT_WEBHOOKS": "whsec_YS1sb25nLWVub3VnaC13ZWJob29rLXNlY3JldA==",
+        "RELAY_B_WEBHOOKS": "relay-b-signs-its-webhooks-with-this-0123",
+    }
+    config = tmp_path / "tracker.toml"
+    config.write_text(
+        f'[providers.default]\napi_base = "{api.url}"\ntoken_env = "TOKEN"\n'
+        'webhook_secret_env = "DEFAULT_WEBHOOKS"\n'
+        f'[providers.relay-b]\napi_base = "{api.url}"\ntoken_env = "TOKEN"\n'
+        'webhook_secret_env = "RELAY_B_WEBHOOKS"\n'
+    )
+    providers = read_providers(str(config), {"TOKEN": api.token, **secrets})
+    with make_tracker(api, sqlite_url) as tracker:
+        settings = with_http(tracker.settings, providers=providers, webhook_registers=True)
+        with RunningApp(settings, tracker.database) as url:
+            for variable, task_id in (("RELAY_B_WEBHOOKS", "task_b"), ("DEFAULT_WEBHOOKS", "vid")):
+                status = send_webhook(
+                    f"{url}/webhooks", secrets[variable], "video.completed", task_id
+                )
+                assert status == 200
+            forged = send_webhook(
+                f"{url}/webhooks", "nobody-configured-this-secret-0123", "video.completed", "x"
+            )
+            assert forged == 401
+        providers_of = {task.task_id: task.provider for task in tracker.tasks()}
+    assert providers_of == {"task_b": "relay-b", "vid": "default"}
 
 
 def test_a_removal_is_told_to_event_streams(served: Served) -> None:

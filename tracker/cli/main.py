@@ -56,6 +56,8 @@ def configure_logging(args: argparse.Namespace, settings: Settings, shift: int =
     ] + settings.proxy.secrets()
     for provider in settings.providers:
         secrets += [provider.token.reveal()] if provider.token is not None else []
+        if provider.webhook_secret is not None:
+            secrets.append(provider.webhook_secret.reveal())
         secrets += provider.proxy.secrets() if provider.proxy is not None else []
     logs.configure(level, libraries_level, settings.log_format, secrets)
 

@@ -63,9 +63,8 @@ async def notifier(
         poster = EventPoster(timeout=NOTIFY_TIMEOUT, transport=proxy_router(settings.proxy))
         stack.push_async_callback(poster.aclose)
     providers = settings.polled_providers()
-    environment = child_environment(
-        also_hidden=[p.token_env for p in providers if p.token_env is not None]
-    )
+    hidden = [p.token_env for p in providers] + [p.webhook_secret_env for p in providers]
+    environment = child_environment(also_hidden=[name for name in hidden if name is not None])
     environment["TRACKER_DATABASE_URL"] = settings.database_url
     channels = Channels(
         url=settings.notify_url,

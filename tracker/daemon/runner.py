@@ -74,9 +74,10 @@ class Daemon:
         ``until_done`` until nothing unfinished and nothing owed is left (of the tasks ``only``
         names, if given)."""
         settings = self.settings
-        if settings.webhook_port is not None and settings.webhook_secret is None:
+        if settings.webhook_port is not None and not settings.webhook_secrets():
             raise ConfigError(
-                f"--webhook-port needs {WEBHOOK_SECRET_VARIABLE}: unsigned webhooks are refused"
+                f"--webhook-port needs {WEBHOOK_SECRET_VARIABLE} (or a provider's "
+                "webhook_secret_env): unsigned webhooks are refused"
             )
         serving = listeners(settings)
         check_exposure(settings, serving)

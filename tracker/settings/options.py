@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracker.core.ids import DEFAULT_STATUS_PATH, parse_status_path
+from tracker.core.ids import DEFAULT_PROVIDER, DEFAULT_STATUS_PATH, parse_status_path
 from tracker.core.secrets import Secret
 from tracker.errors import ConfigError
 from tracker.settings.providers import Provider, default_provider, parse_config_path
@@ -91,6 +91,15 @@ class Settings:
         with a notify URL, ``command`` with an on-finish command."""
         wanted = (("webhook", self.notify_url), ("command", self.on_finish))
         return tuple(channel for channel, setting in wanted if setting)
+
+    def webhook_secrets(self) -> dict[str, Secret]:
+        """Whose webhooks the receiver takes, by the secret that signs them: each provider's
+        own (its file's ``webhook_secret_env``/``_file``), and TRACKER_WEBHOOK_SECRET for
+        ``default`` unless it declares its own (docs/follow-ups.md)."""
+        secrets = {p.name: p.webhook_secret for p in self.providers if p.webhook_secret}
+        if self.webhook_secret is not None:
+            secrets.setdefault(DEFAULT_PROVIDER, self.webhook_secret)
+        return secrets
 
     def polled_providers(self) -> tuple[Provider, ...]:
         """The providers a daemon polls: those of the providers file, else ``default`` made of

@@ -9,6 +9,7 @@ file, one table per provider:
     interval = "10s"
     request_timeout = "20s"
     proxy = "http://proxy.corp:3128"   # or "none"
+    webhook_secret_env = "RELAY_B_WEBHOOK_SECRET"   # or webhook_secret_file = "…"
 
 Without a file, the one provider ``default`` is made of ``TRACKER_API_BASE``, the token and the
 polling settings, so nothing changes for a tracker without one. Tokens are read here, from the
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,6 +36,7 @@ from tracker.errors import ConfigError, UsageError
 from tracker.settings.proxies import Proxies, parse_proxy_choice, resolve_proxies, shown
 from tracker.settings.values import (
     checked_token,
+    checked_webhook_secret,
     parse_api_base,
     parse_concurrency,
     parse_short_duration,
@@ -51,6 +53,8 @@ _KEYS = frozenset(
         "interval",
         "request_timeout",
         "proxy",
+        "webhook_secret_env",
+        "webhook_secret_file",
     }
 )
 
@@ -69,6 +73,9 @@ class Provider:
     proxy: Proxies | None = None
     # The variable the token came from, kept from the commands tracker runs (--on-finish).
     token_env: str | None = None
+    # What this API signs its own webhooks with: a webhook it signs names this provider.
+    webhook_secret: Secret | None = field(default=None, repr=False)
+    webhook_secret_env: str | None = None
 
 
 T = TypeVar("T")
@@ -147,32 +154,45 @@ def _provider(path: str, name: str, table: Any, environ: Mapping[str, str]) -> P
         raise ConfigError(f"{where}: api_base is missing")
     if "proxy" in values:
         values["proxy"] = resolve_proxies(values["proxy"], environ)
-    values["token"] = _token(where, table, environ)
+    values["token"] = _secret(where, "token", table, environ, checked_token)
     if table.get("token_env") is not None:
         values["token_env"] = str(table["token_env"])
+    if "webhook_secret_env" in table or "webhook_secret_file" in table:
+        values["webhook_secret"] = _secret(
+            where, "webhook_secret", table, environ, checked_webhook_secret
+        )
+        if table.get("webhook_secret_env") is not None:
+            values["webhook_secret_env"] = str(table["webhook_secret_env"])
     return Provider(name=name, **values)
 
 
-def _token(where: str, table: Mapping[str, Any], environ: Mapping[str, str]) -> Secret:
-    variable, path = table.get("token_env"), table.get("token_file")
+def _secret(
+    where: str,
+    key: str,
+    table: Mapping[str, Any],
+    environ: Mapping[str, str],
+    check: Callable[[str], Secret],
+) -> Secret:
+    """The secret ``key_env`` (a variable's name) or ``key_file`` gives, checked."""
+    variable, path = table.get(f"{key}_env"), table.get(f"{key}_file")
     if (variable is None) == (path is None):
-        raise ConfigError(f"{where}: give token_env (a variable's name) or token_file")
+        raise ConfigError(f"{where}: give {key}_env (a variable's name) or {key}_file")
     if variable is not None:
         if not isinstance(variable, str) or not _VARIABLE.fullmatch(variable):
-            # Not quoted: a token written here by mistake must not reach a log.
-            raise ConfigError(f"{where}: token_env must be the name of an environment variable")
+            # Not quoted: a secret written here by mistake must not reach a log.
+            raise ConfigError(f"{where}: {key}_env must be the name of an environment variable")
         text = environ.get(variable, "")
         source = f"{where}: the variable {variable!r}"
         if not text:
             raise ConfigError(f"{source} is not set")
     else:
-        source = f"{where}: token_file {path!r}"
+        source = f"{where}: {key}_file {path!r}"
         try:
             text = Path(str(path)).expanduser().read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
             raise ConfigError(f"{source}: cannot read it: {reason}") from None
     try:
-        return checked_token(text)
+        return check(text)
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from None

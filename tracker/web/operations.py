@@ -11,7 +11,6 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from tracker.core.ids import DEFAULT_PROVIDER
 from tracker.core.models import NewTask
 from tracker.core.secrets import secret_key
 from tracker.web import problems
@@ -56,25 +55,27 @@ async def metrics(request: Request, service: ServiceOf) -> Response:
 
 
 def webhook_inbox(service: Service) -> Inbox | None:
-    """The receiver, when the API's signing secret is set."""
-    secret = service.settings.webhook_secret
-    if secret is None:
+    """The receiver, when a signing secret is set (TRACKER_WEBHOOK_SECRET, a provider's)."""
+    secrets = service.settings.webhook_secrets()
+    if not secrets:
         return None
     database, clock = service.database, service.clock
     registers = service.settings.webhook_registers
 
-    async def act(task_id: str) -> bool:
+    async def act(task_id: str, provider: str) -> bool:
         polling = await asyncio.to_thread(database.tasks.poll_now, task_id, clock.now())
         # Told once the database has it due: a poller woken before would find nothing to claim.
         service.made_due(task_id)
         if not polling and registers:
+            # Registered under the provider whose secret signed it: its API made the task.
             result = await asyncio.to_thread(
-                database.tasks.register, [NewTask(task_id, provider=DEFAULT_PROVIDER)], clock.now()
+                database.tasks.register, [NewTask(task_id, provider=provider)], clock.now()
             )
             return bool(result.added)
         return polling
 
-    return Inbox(secret_key(secret.reveal()), act, lambda: clock.now().timestamp())
+    keys = {provider: secret_key(secret.reveal()) for provider, secret in secrets.items()}
+    return Inbox(keys, act, lambda: clock.now().timestamp())
 
 
 async def receive_webhook(request: Request) -> JSONResponse:

@@ -30,12 +30,17 @@ class Answer:
 
 
 class Inbox:
-    """Checks and acts on events; ``act(task_id)`` says whether the task will be polled now."""
+    """Checks and acts on events; ``act(task_id, provider)`` says whether the task will be
+    polled now. ``keys`` are the secrets events are signed with, by provider: the one that
+    verifies an event names whose API sent it."""
 
     def __init__(
-        self, key: bytes, act: Callable[[str], Awaitable[bool]], clock: Callable[[], float]
+        self,
+        keys: Mapping[str, bytes],
+        act: Callable[[str, str], Awaitable[bool]],
+        clock: Callable[[], float],
     ) -> None:
-        self._key = key
+        self._keys = dict(keys)
         self._act = act
         self._clock = clock
         # Events handled, by ID, kept past the tolerance: a sender's retry (or a captured
@@ -45,7 +50,7 @@ class Inbox:
     async def receive(self, headers: Mapping[str, str], body: bytes) -> Answer:
         now = self._clock()
         try:
-            verify(self._key, dict(headers), body, now)
+            provider = self._signer(dict(headers), body, now)
         except InvalidSignature as exc:
             logger.warning("webhook refused: %s", exc)
             return Answer(401, {"detail": f"Refused: {exc}."})
@@ -58,7 +63,7 @@ class Inbox:
             logger.info("webhook %s not acted on: %s", event_id, exc)
             return Answer(400, {"detail": f"Not a video event: {exc}."})
         try:
-            polling = await self._act(task_id)
+            polling = await self._act(task_id, provider)
         except Exception as exc:
             # Not remembered: the sender's retry of this event gets another chance.
             logger.warning("webhook for %s not acted on: %s", task_id, exc)
@@ -66,6 +71,18 @@ class Inbox:
         self._remember(event_id, now)
         logger.info("webhook for %s%s", task_id, ": polling it now" if polling else "")
         return Answer(200, {"received": True, "polling": polling})
+
+    def _signer(self, headers: dict[str, str], body: bytes, now: float) -> str:
+        """The provider whose secret signs the event; InvalidSignature if none does."""
+        refusal = InvalidSignature("no secret configured")
+        for provider, key in self._keys.items():
+            try:
+                verify(key, headers, body, now)
+            except InvalidSignature as exc:
+                refusal = exc
+            else:
+                return provider
+        raise refusal
 
     def _remember(self, event_id: str, now: float) -> None:
         """Note a handled event; forget those too old to pass the timestamp check again."""
