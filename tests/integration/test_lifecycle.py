@@ -136,3 +136,21 @@ def test_a_loop_that_fails_stops_the_others_and_is_raised(wakeups: Wakeups) -> N
     with pytest.raises(RuntimeError, match="a bug in a loop"):
         asyncio.run(asyncio.wait_for(main(), 10))
     assert steady.drained
+
+
+def test_a_done_condition_that_cannot_be_read_is_asked_again(wakeups: Wakeups) -> None:
+    """`run --until-done` whose question fails (the database's connections killed) goes on
+    and stops once it can be answered, rather than ending with the error."""
+    answers: list[bool | Exception] = [RuntimeError("connection killed"), False, True]
+
+    async def done() -> bool:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def main() -> None:
+        await Lifecycle(wakeups, loops=[Loop()], done=done).serve()
+
+    asyncio.run(asyncio.wait_for(main(), 10))
+    assert answers == []

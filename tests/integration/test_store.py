@@ -159,9 +159,9 @@ def test_a_finished_task_has_no_poll_to_come(database: Database) -> None:
     database.polls.record_polls("d", [polled])
     database.polls.release("d", ["removed", "given-up"])
     removed_at, swept_at = NOW + timedelta(seconds=3), NOW + timedelta(seconds=7)
-    database.tasks.remove_tasks(["removed"], removed_at)
+    database.tasks.remove_tasks(["removed"], removed_at, channels=())
     database.tasks.add_tasks(["watched"], None, swept_at)
-    database.polls.finish_timed_out(swept_at, NOW + timedelta(seconds=1))
+    database.polls.finish_timed_out(swept_at, NOW + timedelta(seconds=1), channels=())
     stored = {task.task_id: task for task in database.reads.tasks()}
     assert {name: (t.finished_at, t.next_poll_at) for name, t in stored.items()} == {
         "polled": (NOW, NOW),

@@ -10,7 +10,7 @@ import pytest
 from tracker.core.secrets import Secret
 from tracker.errors import ConfigError
 from tracker.settings import child_environment, load_settings
-from tracker.settings.options import POLL
+from tracker.settings.commands import POLL
 from tracker.settings.providers import Provider, read_providers
 
 TOKEN_B = "sk-relay-b-0123456789"

@@ -17,7 +17,8 @@ from tracker.settings import (
     parse_duration,
     settings_from_keywords,
 )
-from tracker.settings.options import DOWNLOAD, EVERY_COMMAND, RUN, SECRET_VARIABLES
+from tracker.settings.commands import DOWNLOAD, EVERY_COMMAND, RUN
+from tracker.settings.options import SECRET_VARIABLES
 
 ALL = (*RUN, *OPTIONS)
 

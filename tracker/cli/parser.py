@@ -11,7 +11,7 @@ from tracker.cli import operating, polling, tasks
 from tracker.cli.common import PROG
 from tracker.core.ids import DEFAULT_PROVIDER
 from tracker.settings import OPTIONS
-from tracker.settings.options import (
+from tracker.settings.commands import (
     DOWNLOAD,
     EVERY_COMMAND,
     FOLLOW_UPS,
@@ -21,6 +21,8 @@ from tracker.settings.options import (
     RUN,
     SERVE,
     SERVE_ALONE,
+)
+from tracker.settings.options import (
     TOKEN_FILE_VARIABLE,
 )
 from tracker.store.sandbox import DEFAULT_TIMEOUT_SECONDS

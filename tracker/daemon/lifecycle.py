@@ -119,7 +119,7 @@ class Lifecycle:
                 )
                 if any(loop.done() for loop in loops):
                     break
-                if self._done is not None and not self.busy and await self._done():
+                if self._done is not None and not self.busy and await self._is_done():
                     logger.info("no unfinished task left, nothing owed")
                     break
         finally:
@@ -127,6 +127,16 @@ class Lifecycle:
         for loop in loops:
             if loop.done() and not loop.cancelled() and loop.exception() is not None:
                 raise loop.exception()  # type: ignore[misc]
+
+    async def _is_done(self) -> bool:
+        """``done``, where a database that cannot say (a connection lost, a lock) means not
+        yet: the loops report its trouble, and it is asked again in a moment."""
+        assert self._done is not None
+        try:
+            return await self._done()
+        except Exception as exc:
+            logger.debug("whether the work is done could not be read: %s", exc)
+            return False
 
     async def _shutdown(self, services: list[Service], loops: list[asyncio.Task[None]]) -> None:
         self.stopping.set()

@@ -1,9 +1,9 @@
 """Settings: one ``Settings`` dataclass, one parser per kind of value, one table of options.
 
-``options`` holds each setting once (field, flag, variable, parser, help) and which commands
-use which; ``values`` the parsers; ``providers`` reads the providers file and ``proxies`` the
-proxy settings; ``environment`` reads flags over ``TRACKER_*`` variables and is the only code
-that reads the environment. May import ``tracker.core`` and ``tracker.errors``.
+``options`` holds each setting once (field, flag, variable, parser, help), ``commands`` which
+commands read which; ``values`` the parsers; ``providers`` reads the providers file and
+``proxies`` the proxy settings; ``environment`` reads flags over ``TRACKER_*`` variables and is
+the only code that reads the environment. May import ``tracker.core`` and ``tracker.errors``.
 """
 
 from tracker.core.secrets import Secret
