@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from tracker.core.clock import Clock, SystemClock
+from tracker.core.daemons import DaemonRow
 from tracker.core.eventloop import run_event_loop
 from tracker.core.follow_ups import Download
 from tracker.core.ids import DEFAULT_PROVIDER, check_provider, check_task_id, check_task_ids
@@ -230,6 +231,11 @@ class Tracker:
         """The task's snapshots, oldest first (the ``first`` or ``last`` N only), read a page
         at a time. An unknown task raises UnknownTaskError."""
         return self.database.reads.stream_history(check_task_id(task_id), first=first, last=last)
+
+    def daemons(self) -> list[DaemonRow]:
+        """The daemons at work on the database, and those that stopped or were lost in the last
+        day, the most recently started first; ``state(now)`` says which."""
+        return self.database.daemons.rows()
 
     def stats(self) -> Stats:
         """Counts of tasks, backlog, recent polls, downloads and notifications."""

@@ -24,6 +24,7 @@ from tracker.core.clock import SystemClock
 from tracker.core.encoding import jsonable
 from tracker.core.eventloop import run_event_loop
 from tracker.core.models import Stats, Task
+from tracker.core.texts import age
 from tracker.errors import UsageError
 from tracker.settings.values import (
     DAY,
@@ -63,6 +64,38 @@ def stats(args: argparse.Namespace) -> int:
         from tracker.cli.live import summary_lines  # rich is loaded by the commands that draw
 
         say("\n".join(summary_lines(summary)))
+    return 0
+
+
+def daemons(args: argparse.Namespace) -> int:
+    with tracker_for(args) as tracker:
+        rows = tracker.daemons()
+    now = datetime.now(UTC)
+    if args.json:
+        say(render.to_json([{**asdict(row), "state": row.state(now)} for row in rows]))
+        return 0
+    if not rows:
+        say("no daemon has run on this database in the last day")
+        return 0
+    columns = ["host", "pid", "state", "providers", "holds", "polls/min", "started", "last seen"]
+    say(
+        render.table(
+            columns,
+            [
+                [
+                    row.host,
+                    row.pid,
+                    row.state(now),
+                    ", ".join(row.providers),
+                    row.held,
+                    row.polls_last_minute,
+                    f"{age(now - row.started_at)} ago",
+                    f"{age(now - (row.stopped_at or row.last_seen_at))} ago",
+                ]
+                for row in rows
+            ],
+        )
+    )
     return 0
 
 

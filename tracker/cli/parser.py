@@ -266,6 +266,14 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--json", action="store_true", help="a JSON array of downloads rows")
     _settings_flags(download, DOWNLOAD, "downloading")
 
+    daemons = command(
+        "daemons",
+        "the daemons at work on the database: where, since when, what they hold, lost ones",
+        operating.daemons,
+        reads_only=True,
+    )
+    daemons.add_argument("--json", action="store_true", help="a JSON array of daemons rows")
+
     stats = command(
         "stats",
         "a summary: tasks by state, backlog, recent polls, downloads",

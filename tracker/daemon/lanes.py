@@ -80,6 +80,11 @@ class Lanes:
         return any(poller.busy for poller in self.pollers)
 
     @property
+    def held(self) -> int:
+        """Tasks claimed and not yet written back: the leases held."""
+        return sum(poller.held for poller in self.pollers)
+
+    @property
     def polls(self) -> int:
         return sum(poller.polls for poller in self.pollers)
 

@@ -124,6 +124,10 @@ class Poller:
         self.finished = 0
 
     @property
+    def held(self) -> int:
+        return len(self._in_flight) + len(self._writes.results)
+
+    @property
     def busy(self) -> bool:
         """Polls in flight or results not written yet."""
         return bool(self._in_flight) or self._writes.pending

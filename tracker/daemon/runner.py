@@ -22,6 +22,7 @@ from tracker.daemon.lanes import Lanes
 from tracker.daemon.leases import daemon_id, release_leases_of_dead_daemons
 from tracker.daemon.lifecycle import DRAIN_SECONDS, Lifecycle, Loop, Service
 from tracker.daemon.poller import Lane, Poller
+from tracker.daemon.presence import Presence
 from tracker.daemon.rules import Policy
 from tracker.daemon.running import Crew
 from tracker.daemon.scheduler import Job, Periodic, sweep_seconds
@@ -150,7 +151,8 @@ class Daemon:
                     settings, self._database.follow_ups, crew, stack, follow_ups
                 )
             )
-        services.append(Periodic(self._jobs(lanes, crew)))
+        presence = Presence(self._database.daemons, lanes, crew)
+        services += [presence, Periodic([*self._jobs(lanes, crew), presence.job()])]
         logger.info("polling every %gs", self._fastest().interval)
         return Lifecycle(crew.wakeups, loops=loops, services=services, done=done), lanes
 

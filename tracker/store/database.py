@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from tracker.errors import DatabaseError, NoDatabaseError
+from tracker.store.daemons import DaemonStore
 from tracker.store.engine import as_it_stands, cannot_write_here, create_engine, sqlite_path
 from tracker.store.feed import FeedStore
 from tracker.store.follow_ups import FollowUpStore
@@ -36,6 +37,7 @@ class Database:
         self.retention = RetentionStore(engine)
         self.sql = ReadOnlySQL(engine)
         self.timelines = Timelines(engine)
+        self.daemons = DaemonStore(engine)
 
     @classmethod
     def open(cls, url: str) -> Database:

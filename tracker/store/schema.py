@@ -303,6 +303,23 @@ Index(
 )
 Index("ix_outbox_task_id", outbox.c.task_id)
 
+# The daemons at work on the database, each refreshing its own row every beat
+# (tracker/core/daemons.py): who polls, since when, and who was lost.
+daemons = Table(
+    "daemons",
+    metadata,
+    Column("daemon_id", String(128), primary_key=True),
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("version", String(32), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("stopped_at", UTCDateTime),
+    Column("providers", JSONDocument, nullable=False),
+    Column("held", Integer, nullable=False, server_default="0"),
+    Column("polls_last_minute", Integer, nullable=False, server_default="0"),
+)
+
 # A provider's API paused as a whole (a rate limit, a refused token), so that every command
 # and daemon knows until when and why (docs/failures.md).
 pauses = Table(

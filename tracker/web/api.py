@@ -19,6 +19,8 @@ from tracker.web.events import MAX_INTERVAL_SECONDS, Feed, interest_of
 from tracker.web.problems import ApiError, FieldError, NotFound, pointer
 from tracker.web.schemas import (
     MAX_METADATA_BYTES,
+    DaemonList,
+    DaemonOut,
     DownloadOut,
     NotificationOut,
     Registered,
@@ -206,6 +208,15 @@ def stats(service: ServiceOf) -> StatsOut:
     """Tasks by state, the backlog due now, the last minute's polls, downloads and
     notifications: what ``tracker stats --json`` prints."""
     return StatsOut.of(service.database.reads.stats(service.clock.now()))
+
+
+@router.get("/daemons", response_model=DaemonList, summary="The daemons at work")
+def daemons(service: ServiceOf) -> DaemonList:
+    """Every daemon that refreshed its row in the last day, the most recently started first:
+    where it runs, its providers, the tasks it holds, its polls of the last minute, and
+    whether it runs, stopped, or was lost (not seen for three beats)."""
+    now = service.clock.now()
+    return DaemonList(daemons=[DaemonOut.of(row, now) for row in service.database.daemons.rows()])
 
 
 @router.get(

@@ -306,3 +306,15 @@ def _read_ids(text: str) -> tuple[list[LineError], list[str]]:
     if len(task_ids) > MAX_TASKS_PER_CALL:
         errors.append(LineError(None, f"At most {MAX_TASKS_PER_CALL:,} IDs at once."))
     return errors, list(task_ids)
+
+
+@router.get("/daemons")
+def daemons_page(request: Request, seen: Seen) -> Response:
+    """The daemons at work: where they run, their providers, what they hold, their pace."""
+    service = service_of(request)
+    now = service.clock.now()
+    with reading():
+        rows = service.database.daemons.rows()
+    states = {"running": "running", "lost": "failed", "stopped": "ended"}
+    daemons = [(row, row.state(now), states[row.state(now)]) for row in rows]
+    return render(request, "daemons.html", {"daemons": daemons, "now": now, "viewer": seen})

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
+from tracker.core.daemons import DaemonRow, DaemonState
 from tracker.core.follow_ups import Download
 from tracker.core.ids import PROVIDER_NAME
 from tracker.core.models import Snapshot, Stats, Task
@@ -222,6 +223,32 @@ class StatsOut(BaseModel):
         values = {name: getattr(stats, name) for name in cls.model_fields}
         values["paused"] = [PauseOut.model_validate(vars(pause)) for pause in stats.paused]
         return cls(**values)
+
+
+class DaemonOut(BaseModel):
+    """A daemon at work on the database, or that was: a row of ``daemons`` and its state."""
+
+    daemon_id: str = Field(description="what its leases name as their owner")
+    host: str
+    pid: int
+    version: str
+    started_at: datetime
+    last_seen_at: datetime
+    stopped_at: datetime | None
+    providers: list[str]
+    held: int = Field(description="tasks it held the lease of at its last beat")
+    polls_last_minute: int
+    state: DaemonState = Field(
+        description="lost: not seen for three beats (15 s) without having stopped"
+    )
+
+    @classmethod
+    def of(cls, row: DaemonRow, now: datetime) -> DaemonOut:
+        return cls(**vars(row), state=row.state(now))
+
+
+class DaemonList(BaseModel):
+    daemons: list[DaemonOut]
 
 
 class Removed(BaseModel):
