@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import event, text
 
 from tests.doubles import FakeClock
+from tracker import Tracker, python_api
 from tracker.core.models import FetchResult, Position, TaskFilter
 from tracker.core.video import Video
 from tracker.daemon.poller import Policy, decide
@@ -21,6 +22,7 @@ from tracker.store import Database, migrations
 from tracker.store import tasks as task_store
 from tracker.store.engine import create_engine
 from tracker.store.schema import snapshots
+from tracker.store.tasks import TaskStore
 
 NOW = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
 POLICY = Policy(interval=10, give_up_after=3600, request_timeout=5)
@@ -399,3 +401,32 @@ def test_a_history_is_paged_in_order_through_equal_times(database: Database) -> 
     assert progress(last=4) == [6, 7, 8, 9]
     assert progress(last=20) == list(range(10))
     assert progress(first=0) == progress(last=0) == []
+
+
+def test_ids_added_in_any_order_are_written_in_order(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`Tracker.add_stream` sorts what it is given, a run at a time in memory and merged from
+    disk, so each batch written holds neighbouring IDs: every ID is registered once,
+    duplicates and IDs registered before count as existing, and the batches' IDs follow each
+    other (what makes IDs in random order as fast to add as IDs in order)."""
+    monkeypatch.setattr(python_api, "SORTED_RUN", 4)
+    monkeypatch.setattr(task_store, "ADD_BATCH", 5)
+    written: list[list[str]] = []
+    insert = TaskStore._insert
+
+    def recording(self: TaskStore, connection: Any, task_ids: list[str], *args: Any) -> int:
+        written.append(sorted(task_ids))
+        return insert(self, connection, task_ids, *args)
+
+    monkeypatch.setattr(TaskStore, "_insert", recording)
+    ids = [f"video_{n:02d}" for n in random.Random(3).sample(range(30), 30)]
+    with Tracker(database_url) as tracker:
+        tracker.add(["video_07"])
+        written.clear()
+        count = tracker.add_stream([*ids, "video_12", "video_29"])
+        registered = sorted(task.task_id for task in tracker.tasks())
+    assert (count.added, count.existing) == (29, 3)
+    assert registered == sorted(ids)
+    given = sorted([*ids, "video_12", "video_29"])
+    assert [task_id for batch in written for task_id in batch] == given
