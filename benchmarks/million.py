@@ -13,6 +13,8 @@ video object; the commands then run as users run them, each in a process of its 
            random hex) on top of the tasks already there, and again with IDs in random order;
            meanwhile another connection writes a row every 10 ms, as a daemon would, and its
            longest wait for the write lock is reported;
+- metrics: the gauges `/metrics` reads, timed in this process, and `GET /metrics` of a
+           `tracker serve` on the database, each read afresh;
 - history: `tracker history ID --tail 10`, and `history ID --json` read to the end;
 - refusal: `tracker add --file` with a 300 MB file of one line.
 
@@ -28,13 +30,16 @@ import os
 import pty
 import random
 import resource
+import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -195,6 +200,11 @@ def fill(database: Path, tasks: int, snapshots: int) -> None:
             for i in range(snapshots)
         ),
     )
+    # The counts kept as they change, as migration 0008 counts what was there.
+    connection.execute(
+        "INSERT INTO tallies (kind, key, delta) SELECT 'finished', finish_reason, COUNT(*)"
+        " FROM tasks WHERE finished AND finish_reason IS NOT NULL GROUP BY finish_reason"
+    )
     connection.execute("COMMIT")
     connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     connection.close()
@@ -259,6 +269,65 @@ def add(label: str, args: list[str], directory: Path, count: int, probe: WritePr
     report("add", f"  the same: peak RSS ({label})", f"{result.peak_mb:.0f} MB")
 
 
+def metrics_section(database: Path, tasks: int) -> None:
+    """What `/metrics` reads from the database: the gauges, read afresh each time (a scrape
+    reads them at most every 2 s, so every scrape spaced more widely pays for one read); and
+    `GET /metrics` of a `tracker serve` on the database, scraped every 2.1 s."""
+    from tracker.store import Database
+
+    opened = Database.open(f"sqlite:///{database}")
+    try:
+        reads = [timed(lambda: opened.reads.gauges(datetime.now(UTC))) for _ in range(20)]
+    finally:
+        opened.close()
+    report(
+        "metrics",
+        f"the gauges of /metrics over {tasks:,} tasks, read 20 times: median; max",
+        f"{statistics.median(reads) * 1000:.1f} ms; {max(reads) * 1000:.1f} ms",
+    )
+    port = free_port()
+    env = {**os.environ, "TRACKER_DATABASE_URL": f"sqlite:///{database}"}
+    server = subprocess.Popen([*TRACKER, "-q", "serve", "--port", str(port)], env=env)
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        deadline = time.monotonic() + 30
+        while not answers(url):
+            assert time.monotonic() < deadline, "tracker serve did not come up"
+            time.sleep(0.1)
+        scrapes = []
+        for _ in range(10):
+            time.sleep(2.1)  # past the gauges' 2 s: each scrape reads them afresh
+            scrapes.append(timed(lambda: urllib.request.urlopen(url, timeout=30).read()))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    report(
+        "metrics",
+        f"`GET /metrics` of `tracker serve`, {tasks:,} tasks, 10 scrapes 2.1 s apart: median; max",
+        f"{statistics.median(scrapes) * 1000:.1f} ms; {max(scrapes) * 1000:.1f} ms",
+    )
+
+
+def timed(work: Callable[[], object]) -> float:
+    began = time.perf_counter()
+    work()
+    return time.perf_counter() - began
+
+
+def answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=1).read()
+    except OSError:
+        return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -295,6 +364,9 @@ def main() -> None:
         )
         last = measure([*db, "list", "--unfinished", "--limit", "100"], directory)
         report("list", "`tracker list --unfinished --limit 100`", f"{last.seconds:.2f} s")
+
+        print("metrics:")
+        metrics_section(database, args.tasks)
 
         print("history:")
         tail = measure([*db, "history", HISTORY_TASK, "--tail", "10"], directory)

@@ -7,25 +7,23 @@ from datetime import UTC, datetime
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tracker.core.models import Stats
+from tracker.core.models import Gauges
 from tracker.daemon.metrics import Metrics
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
-def stats(finished: dict[str, int], downloads: dict[str, int]) -> Stats:
-    return Stats(
+def stats(finished: dict[str, int], downloads: dict[str, int]) -> Gauges:
+    return Gauges(
         at=NOW,
         unfinished=0,
         finished=finished,
         due=0,
-        held=0,
         oldest_unfinished=None,
-        snapshots_last_minute=0,
-        errors_last_minute=0,
-        polls_total=0,
         downloads=downloads,
         notifications={},
+        paused=[],
+        unfinished_by_provider={},
     )
 
 

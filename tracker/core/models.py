@@ -296,8 +296,26 @@ class RemoveResult:
 
 
 @dataclass(frozen=True)
+class Gauges:
+    """What the metrics show of the database at one moment, each read in bounded time at any
+    size: counts kept as they change (finished tasks, settled follow-ups), indexes of the
+    unfinished tasks, and the backlog counted up to a bound (docs/operating.md)."""
+
+    at: datetime
+    unfinished: int
+    finished: dict[str, int]  # by finish_reason
+    due: int  # unfinished, due now, held by nobody: counted up to DUE_COUNTED_UP_TO
+    oldest_unfinished: datetime | None
+    downloads: dict[str, int]  # by state
+    notifications: dict[str, int]  # by state
+    paused: list[Pause]  # the pauses in force
+    unfinished_by_provider: dict[str, int]
+
+
+@dataclass(frozen=True)
 class Stats:
-    """A summary of the database at one moment (`tracker stats`, `watch`, the metrics)."""
+    """A summary of the database at one moment (`tracker stats`, `watch`): the gauges, and
+    what costs a look at every task (what is held, the polls in all)."""
 
     at: datetime
     unfinished: int

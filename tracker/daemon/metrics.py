@@ -19,7 +19,7 @@ from prometheus_client.exposition import generate_latest
 from tracker.core.clock import Clock
 from tracker.core.follow_ups import DOWNLOAD_STATES, EVENT_STATES
 from tracker.core.ids import DEFAULT_PROVIDER
-from tracker.core.models import FinishReason, PollRecord, Stats
+from tracker.core.models import FinishReason, Gauges, PollRecord
 from tracker.daemon.rules import PollOutcome
 
 if TYPE_CHECKING:
@@ -128,30 +128,32 @@ class Metrics:
 
     # Gauges
 
-    def refresh(self, stats: Stats, database_up: bool) -> None:
-        self.tasks.labels("unfinished").set(stats.unfinished)
+    def refresh(self, gauges: Gauges, database_up: bool) -> None:
+        self.tasks.labels("unfinished").set(gauges.unfinished)
         # Every known label, zero when absent: a count that drops to nothing must read 0, not
         # keep its last value.
         for reason in FinishReason:
-            self.tasks.labels(reason.value).set(stats.finished.get(reason.value, 0))
-        self.due.set(stats.due)
+            self.tasks.labels(reason.value).set(gauges.finished.get(reason.value, 0))
+        self.due.set(gauges.due)
         self.oldest.set(
-            (stats.at - stats.oldest_unfinished).total_seconds() if stats.oldest_unfinished else 0
+            (gauges.at - gauges.oldest_unfinished).total_seconds()
+            if gauges.oldest_unfinished
+            else 0
         )
         for kind, counts, states in (
-            ("download", stats.downloads, DOWNLOAD_STATES),
-            ("notification", stats.notifications, EVENT_STATES),
+            ("download", gauges.downloads, DOWNLOAD_STATES),
+            ("notification", gauges.notifications, EVENT_STATES),
         ):
             for state in states:
                 self.follow_ups.labels(kind, state).set(counts.get(state, 0))
-        pauses = {pause.provider: pause for pause in stats.paused}
-        self._providers |= set(pauses) | set(stats.unfinished_by_provider)
+        pauses = {pause.provider: pause for pause in gauges.paused}
+        self._providers |= set(pauses) | set(gauges.unfinished_by_provider)
         for provider in self._providers:
             pause = pauses.get(provider)
-            left = (pause.paused_until - stats.at).total_seconds() if pause else 0.0
+            left = (pause.paused_until - gauges.at).total_seconds() if pause else 0.0
             self.paused.labels(provider).set(max(0.0, left))
             self.auth_failures.labels(provider).set(pause.refusals if pause else 0)
-            self.by_provider.labels(provider).set(stats.unfinished_by_provider.get(provider, 0))
+            self.by_provider.labels(provider).set(gauges.unfinished_by_provider.get(provider, 0))
         self.database_up.set(1 if database_up else 0)
 
     def healthy(self, database_up: bool) -> tuple[bool, dict[str, object]]:
@@ -207,7 +209,7 @@ class Probes:
                 return
             self._read_at = time.monotonic()
             try:
-                stats = self._reads.stats(self._clock.now())
+                gauges = self._reads.gauges(self._clock.now())
             except Exception as exc:
                 if self._answered:
                     logger.warning("reading the metrics' counts failed: %s", exc)
@@ -215,4 +217,4 @@ class Probes:
                 self._metrics.database_up.set(0)
                 return
             self._answered = True
-            self._metrics.refresh(stats, self._database_up())
+            self._metrics.refresh(gauges, self._database_up())

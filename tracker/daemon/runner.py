@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 SUMMARY_SECONDS = 60.0
+# The counts kept as they change are folded this often (tracker/store/tallies.py).
+FOLD_SECONDS = 60.0
 
 
 class Daemon:
@@ -169,9 +171,13 @@ class Daemon:
                 lanes.finished,
             )
 
+        async def fold() -> None:
+            await crew.database.run(self._database.tallies.fold)
+
         jobs = [
             Job("sweep", sweep_seconds(self._fastest()), lanes.sweep),
             Job("summary", SUMMARY_SECONDS, summary, first_after=SUMMARY_SECONDS),
+            Job("fold", FOLD_SECONDS, fold, first_after=FOLD_SECONDS),
         ]
         if self.settings.retain is not None:
             from tracker.daemon.retention import Retention

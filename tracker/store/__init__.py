@@ -6,11 +6,11 @@ way to the newest migration (``migrations``) and the stores built on them, each 
 ``batch``), ``leases``, ``follow_ups`` (downloads and the outbox), ``reads`` (lists, history,
 counts, exports), ``feed`` (the event feed, in commit order), ``wakeups`` (who waits on which
 writes: NOTIFY, the LISTEN connection, in-process signals), ``timeline`` (a task's course, for
-the dashboard), ``daemons`` (the daemons at work, a row each), ``prune`` (retention) and
-``sandbox`` (read-only SQL for ``tracker sql``, cut into statements by ``statements``).
-``Database`` (in ``database``) holds one of each on an engine. Methods are synchronous: the
-daemon calls them on its database thread, never on the event loop; only the wakeups'
-listening and waiting are the loop's.
+the dashboard), ``daemons`` (the daemons at work, a row each), ``tallies`` (counts kept as they
+change), ``prune`` (retention) and ``sandbox`` (read-only SQL for ``tracker sql``, cut into
+statements by ``statements``). ``Database`` (in ``database``) holds one of each on an engine.
+Methods are synchronous: the daemon calls them on its database thread, never on the event loop;
+only the wakeups' listening and waiting are the loop's.
 
 May import ``tracker.core`` and ``tracker.errors``; nothing above it (http, daemon, web, cli).
 """

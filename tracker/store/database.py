@@ -15,6 +15,7 @@ from tracker.store.polls import PollStore
 from tracker.store.prune import RetentionStore
 from tracker.store.reads import Reads
 from tracker.store.sandbox import ReadOnlySQL
+from tracker.store.tallies import Tallies
 from tracker.store.tasks import TaskStore
 from tracker.store.timeline import Timelines
 from tracker.store.wakeups import Wakeups
@@ -38,6 +39,7 @@ class Database:
         self.sql = ReadOnlySQL(engine)
         self.timelines = Timelines(engine)
         self.daemons = DaemonStore(engine)
+        self.tallies = Tallies(engine)
 
     @classmethod
     def open(cls, url: str) -> Database:

@@ -4,6 +4,7 @@ written in the transaction that finishes it, then claimed and settled by the dae
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import fields, replace
 from datetime import datetime
@@ -25,6 +26,7 @@ from tracker.core.follow_ups import (
 from tracker.core.ids import DEFAULT_PROVIDER
 from tracker.store.base import SQLStore, due_pending, lease_free
 from tracker.store.schema import PENDING, downloads, outbox, tasks
+from tracker.store.tallies import tally
 from tracker.store.wakeups import Topic, tell
 
 DOWNLOAD_COLUMNS = [downloads.c[field.name] for field in fields(Download)]
@@ -84,7 +86,14 @@ class FollowUpStore(SQLStore):
         of_these = [downloads.c.task_id == task_id, downloads.c.variant.in_(variants)]
         pending = downloads.c.state == PENDING
         with self._writing() as connection:
-            connection.execute(delete(downloads).where(*of_these, ~pending))
+            settled = connection.execute(
+                delete(downloads).where(*of_these, ~pending).returning(downloads.c.state)
+            )
+            tally(
+                connection,
+                "downloads",
+                {state: -n for state, n in Counter(settled.scalars()).items()},
+            )
             connection.execute(
                 update(downloads)
                 .where(*of_these, pending, lease_free(downloads, now))
@@ -139,9 +148,14 @@ class FollowUpStore(SQLStore):
                 downloaded_at=outcome.at,
             )
         with self._writing() as connection:
-            connection.execute(
-                update(downloads).where(*_held_download(owner, job)).values(**values)
+            written = connection.execute(
+                update(downloads)
+                .where(*_held_download(owner, job))
+                .values(**values)
+                .execution_options(preserve_rowcount=True)
             )
+            if written.rowcount and outcome.state != "pending":
+                tally(connection, "downloads", {outcome.state: 1})
             tell(connection, Topic.FOLLOW_UPS)  # its task's notifications may go now
 
     def renew_download(self, owner: str, job: DownloadJob, lease_until: datetime) -> None:
@@ -209,11 +223,14 @@ class FollowUpStore(SQLStore):
         if outcome.state == "delivered":
             values["delivered_at"] = outcome.at
         with self._writing() as connection:
-            connection.execute(
+            written = connection.execute(
                 update(outbox)
                 .where(outbox.c.id == job.id, outbox.c.lease_owner == owner)
                 .values(**values)
+                .execution_options(preserve_rowcount=True)
             )
+            if written.rowcount and outcome.state != "pending":
+                tally(connection, "notifications", {outcome.state: 1})
 
     def events(self, task_id: str | None = None) -> list[dict[str, Any]]:
         query = select(outbox).order_by(outbox.c.id)

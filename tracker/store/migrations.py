@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 # The newest migration. Every command checks the database against it before anything else, so
 # it is a constant rather than Alembic's answer (loading Alembic and the migrations costs a
 # quarter of a second); a test keeps it equal to the head of migrations/versions.
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 
 
 def _migrations_dir() -> Path:
@@ -61,9 +61,9 @@ def current_revision(engine: Engine) -> str | None:
         raise DatabaseError(f"cannot read the database {describe(engine)}: {reason(exc)}") from exc
 
 
-def upgrade(engine: Engine) -> None:
-    """Migrate to head; concurrent callers wait for each other (SQLite write lock, PostgreSQL
-    advisory lock in env.py) and the later ones find nothing left to do."""
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate to head (or ``revision``); concurrent callers wait for each other (SQLite write
+    lock, PostgreSQL advisory lock in env.py) and the later ones find nothing left to do."""
     from alembic import command
     from alembic.util import CommandError
 
@@ -72,7 +72,7 @@ def upgrade(engine: Engine) -> None:
         with engine.connect() as connection:
             connection.execution_options(**WRITE)
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
     except SQLAlchemyError as exc:
         raise DatabaseError(
             f"cannot migrate the database {describe(engine)}: {reason(exc)}"

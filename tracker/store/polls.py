@@ -3,6 +3,7 @@ saw, giving tasks back, finishing those past give-up-after, pausing a provider's
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import fields
 from datetime import datetime
@@ -20,6 +21,7 @@ from tracker.store.batch import PollWrites, without_answer
 from tracker.store.feed import will_write_snapshots
 from tracker.store.follow_ups import owe
 from tracker.store.schema import pauses, snapshots, tasks
+from tracker.store.tallies import tally
 from tracker.store.wakeups import Topic, Wakeups, tell
 
 TASK_COLUMNS = [tasks.c[field.name] for field in fields(Task)]
@@ -142,6 +144,8 @@ class PollStore(SQLStore):
             self._writes.write(connection, kept)
             if any(record.store_snapshot for record in kept):
                 tell(connection, Topic.SNAPSHOTS)
+            reasons = Counter(r.finish_reason.value for r in kept if r.finish_reason is not None)
+            tally(connection, "finished", reasons)
             owe(
                 connection,
                 self._insert_ignoring_existing,
@@ -195,6 +199,7 @@ class PollStore(SQLStore):
             will_write_snapshots(connection)
             finished = [Task(*row) for row in connection.execute(statement)]
             mark_finished(connection, finished, now)
+            tally(connection, "finished", {FinishReason.TIMED_OUT.value: len(finished)})
             owed = [
                 (task.task_id, event)
                 for task in finished

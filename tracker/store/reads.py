@@ -7,15 +7,16 @@ from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, false, func, literal, select, true, tuple_
+from sqlalchemy import ColumnElement, Table, exists, false, func, literal, select, true, tuple_
 from sqlalchemy.engine import Connection
 
-from tracker.core.models import Position, Snapshot, Stats, Task, TaskFilter
+from tracker.core.models import Gauges, Position, Snapshot, Stats, Task, TaskFilter
 from tracker.core.pauses import Pause
 from tracker.errors import UnknownTaskError
 from tracker.store.base import SQLStore, aware, counts_by, lease_free
 from tracker.store.polls import PAUSE_COLUMNS, TASK_COLUMNS, pause_of
-from tracker.store.schema import downloads, outbox, pauses, snapshots, tasks
+from tracker.store.schema import PENDING, downloads, outbox, pauses, snapshots, tasks
+from tracker.store.tallies import tallied as tallied_counts
 
 SNAPSHOT_COLUMNS = [snapshots.c[field.name] for field in fields(Snapshot)]
 # A prefix matching more tasks than this is broad: on SQLite its page is found sooner by walking
@@ -24,6 +25,8 @@ _BROAD_PREFIX = 5000
 # Snapshots of the last minute are looked for among this many newest rows: bounded work on
 # any size of history; enough for 4,000 polls a second.
 _RECENT_SNAPSHOTS_SCANNED = 250_000
+# The backlog due now is counted up to this: a bigger one reads this (docs/operating.md).
+DUE_COUNTED_UP_TO = 10_000
 
 
 class Reads(SQLStore):
@@ -165,11 +168,15 @@ class Reads(SQLStore):
         with self._engine.connect() as connection:
             return [Snapshot(*row) for row in connection.execute(query)]
 
+    def gauges(self, now: datetime) -> Gauges:
+        """What the metrics show, each in bounded time at any size (docs/operating.md)."""
+        with self._engine.connect() as connection:
+            return _gauges(connection, now)
+
     def stats(self, now: datetime) -> Stats:
-        """Counts for `tracker stats`, `watch` and the metrics: cheap on any size of history
-        (recent snapshots are counted among the newest rows only)."""
-        unfinished = tasks.c.finished == false()
-        free = lease_free(tasks, now)
+        """Counts for `tracker stats` and `watch`: the gauges, what is held and the polls in
+        all (a look at every task), and the last minute's snapshots (among the newest rows
+        only)."""
         newest = (
             select(snapshots.c.polled_at, snapshots.c.error)
             .order_by(snapshots.c.id.desc())
@@ -178,12 +185,10 @@ class Reads(SQLStore):
         )
         minute_ago = now - timedelta(minutes=1)
         with self._engine.connect() as connection:
-            counts = connection.execute(
+            gauges = _gauges(connection, now)
+            held, polls = connection.execute(
                 select(
-                    func.count().filter(unfinished),
-                    func.count().filter(unfinished, tasks.c.next_poll_at <= now, free),
                     func.count().filter(tasks.c.lease_expires_at > now),
-                    func.min(tasks.c.registered_at).filter(unfinished),
                     func.coalesce(func.sum(tasks.c.poll_count), 0),
                 )
             ).one()
@@ -192,21 +197,13 @@ class Reads(SQLStore):
                     newest.c.polled_at > minute_ago
                 )
             ).one()
-            return Stats(
-                at=now,
-                unfinished=counts[0],
-                finished=counts_by(connection, tasks.c.finish_reason, tasks.c.finished == true()),
-                due=counts[1],
-                held=counts[2],
-                oldest_unfinished=aware(counts[3]),
-                snapshots_last_minute=recent[0],
-                errors_last_minute=recent[1],
-                polls_total=int(counts[4]),
-                downloads=counts_by(connection, downloads.c.state),
-                notifications=counts_by(connection, outbox.c.state),
-                paused=_pauses(connection, now),
-                unfinished_by_provider=counts_by(connection, tasks.c.provider, unfinished),
-            )
+        return Stats(
+            **{field.name: getattr(gauges, field.name) for field in fields(Gauges)},
+            held=held,
+            snapshots_last_minute=recent[0],
+            errors_last_minute=recent[1],
+            polls_total=int(polls),
+        )
 
     def pauses(self, now: datetime) -> list[Pause]:
         """The pauses in force at ``now``, by provider, each with the number of unfinished
@@ -231,6 +228,38 @@ class Reads(SQLStore):
             result = connection.execution_options(yield_per=2000).execute(query)
             for row in result:
                 yield dict(row._mapping)
+
+
+def _gauges(connection: Connection, now: datetime) -> Gauges:
+    unfinished = tasks.c.finished == false()
+    # By the index of unfinished tasks by provider: the finished ones are never read.
+    by_provider = counts_by(connection, tasks.c.provider, unfinished)
+    due = (
+        select(tasks.c.task_id)
+        .where(unfinished, tasks.c.next_poll_at <= now, lease_free(tasks, now))
+        .limit(DUE_COUNTED_UP_TO)
+        .subquery()
+    )
+    tallied = tallied_counts(connection)
+    return Gauges(
+        at=now,
+        unfinished=sum(by_provider.values()),
+        finished=tallied["finished"],
+        due=int(connection.scalar(select(func.count()).select_from(due)) or 0),
+        oldest_unfinished=aware(
+            connection.scalar(select(func.min(tasks.c.registered_at)).where(unfinished))
+        ),
+        downloads=_with_pending(connection, downloads, tallied["downloads"]),
+        notifications=_with_pending(connection, outbox, tallied["notifications"]),
+        paused=_pauses(connection, now),
+        unfinished_by_provider=by_provider,
+    )
+
+
+def _with_pending(connection: Connection, table: Table, settled: dict[str, int]) -> dict[str, int]:
+    """The settled counts, and the pending rows counted by their partial index."""
+    pending = connection.scalar(select(func.count()).where(table.c.state == PENDING))
+    return {**settled, "pending": int(pending)} if pending else settled
 
 
 def _pauses(connection: Connection, now: datetime) -> list[Pause]:

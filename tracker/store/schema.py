@@ -320,6 +320,17 @@ daemons = Table(
     Column("polls_last_minute", Integer, nullable=False, server_default="0"),
 )
 
+# Counts kept as they change (tracker/store/tallies.py): rows of deltas, added up when read
+# and folded into one row per count now and then.
+tallies = Table(
+    "tallies",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("key", String(32), nullable=False),
+    Column("delta", BigInteger, nullable=False),
+)
+
 # A provider's API paused as a whole (a rate limit, a refused token), so that every command
 # and daemon knows until when and why (docs/failures.md).
 pauses = Table(

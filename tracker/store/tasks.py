@@ -30,6 +30,7 @@ from tracker.store.feed import will_write_snapshots
 from tracker.store.follow_ups import owe
 from tracker.store.polls import TASK_COLUMNS, mark_finished
 from tracker.store.schema import tasks
+from tracker.store.tallies import tally
 from tracker.store.wakeups import Topic, tell
 
 # IDs written per transaction: on SQLite the write lock is held some 0.1 s at a time, so a
@@ -194,6 +195,7 @@ class TaskStore(SQLStore):
                 )
                 removed = [Task(*row) for row in finished]
                 mark_finished(connection, removed, now)
+                tally(connection, "finished", {FinishReason.REMOVED.value: len(removed)})
                 owed += [
                     (task.task_id, event)
                     for task in removed
