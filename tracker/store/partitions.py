@@ -1,0 +1,122 @@
+"""The days of ``snapshots`` on PostgreSQL (migration 0009): the snapshots retention keeps
+(``kept``) in a partition of their own, the rest in a partition a day, so that retention drops
+whole days, in constant time, rather than deleting rows (docs/operating.md, Retention).
+
+Days are made ahead (``make_days_ahead``, by every daemon as it starts and every hour); a
+snapshot for a day not made yet lands in ``snapshots_polls_default``, whose rows move into
+their day's partition when it is made. SQLite has no partitions: there retention deletes rows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from tracker.store.base import SQLStore
+
+DAYS_AHEAD = 7
+_DAY = re.compile(r"snapshots_polls_(\d{8})")
+_BEFORE = re.compile(r"snapshots_polls_before_(\d{8})")
+
+
+@dataclass(frozen=True)
+class Day:
+    """A partition of ``snapshots_polls``: its table and the end of the time it holds."""
+
+    table: str
+    ends: datetime
+
+
+def day_start(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+class Partitions(SQLStore):
+    @property
+    def partitioned(self) -> bool:
+        return self._dialect == "postgresql"
+
+    def days(self) -> list[Day]:
+        """The day partitions there are (and the one of all days before the migration)."""
+        query = text(
+            "SELECT child.relname FROM pg_inherits JOIN pg_class child ON child.oid = inhrelid "
+            "WHERE inhparent = 'snapshots_polls'::regclass"
+        )
+        with self._engine.connect() as connection:
+            names = list(connection.scalars(query))
+        days = []
+        for name in names:
+            if match := _DAY.fullmatch(name):
+                begins = datetime.strptime(match[1], "%Y%m%d").replace(tzinfo=UTC)
+                days.append(Day(name, begins + timedelta(days=1)))
+            elif match := _BEFORE.fullmatch(name):
+                days.append(Day(name, datetime.strptime(match[1], "%Y%m%d").replace(tzinfo=UTC)))
+        return sorted(days, key=lambda day: day.ends)
+
+    def make_days_ahead(self, now: datetime, days: int = DAYS_AHEAD) -> list[str]:
+        """Make the partitions of today and the next ``days`` that are missing; the names
+        made."""
+        if not self.partitioned:
+            return []
+        there = {day.table for day in self.days()}
+        made = []
+        for offset in range(days + 1):
+            begins = day_start(now) + timedelta(days=offset)
+            name = f"snapshots_polls_{begins:%Y%m%d}"
+            if name not in there:
+                with self._writing() as connection:
+                    _make_day(connection, name, begins)
+                made.append(name)
+        return made
+
+    def drop_days_before(self, cutoff: datetime, dry_run: bool = False) -> int:
+        """Drop (or with ``dry_run`` only count) the day partitions wholly before ``cutoff``,
+        and the default partition's rows before it: the snapshots gone, as PostgreSQL's
+        statistics count a day's (kept current by autovacuum), to keep a drop constant-time."""
+        gone = 0
+        for day in self.days():
+            if day.ends > cutoff:
+                continue
+            with self._writing() as connection:
+                gone += _rows_about(connection, day.table)
+                if not dry_run:
+                    connection.exec_driver_sql(f"DROP TABLE {day.table}")
+        stray = "FROM snapshots_polls_default WHERE polled_at < :cutoff"
+        with self._writing() as connection:
+            if dry_run:
+                found = connection.scalar(text(f"SELECT COUNT(*) {stray}"), {"cutoff": cutoff})
+            else:
+                found = connection.execute(text(f"DELETE {stray}"), {"cutoff": cutoff}).rowcount
+        return gone + int(found or 0)
+
+
+def _rows_about(connection: Connection, table: str) -> int:
+    rows = connection.scalar(
+        text("SELECT reltuples FROM pg_class WHERE oid = CAST(:table AS regclass)"),
+        {"table": table},
+    )
+    return max(0, int(rows or 0))
+
+
+def _make_day(connection: Connection, name: str, begins: datetime) -> None:
+    """The partition of the day from ``begins``, with what the default partition held of it:
+    moved first, as PostgreSQL refuses a partition whose rows the default still holds."""
+    ends = begins + timedelta(days=1)
+    bounds = {"begins": begins, "ends": ends}
+    connection.exec_driver_sql(f"CREATE TABLE {name} (LIKE snapshots_polls INCLUDING DEFAULTS)")
+    connection.execute(
+        text(
+            f"WITH moved AS (DELETE FROM snapshots_polls_default "
+            f"WHERE polled_at >= :begins AND polled_at < :ends RETURNING *) "
+            f"INSERT INTO {name} SELECT * FROM moved"
+        ),
+        bounds,
+    )
+    connection.exec_driver_sql(
+        f"ALTER TABLE snapshots_polls ATTACH PARTITION {name} "
+        f"FOR VALUES FROM ('{begins.isoformat()}') TO ('{ends.isoformat()}')"
+    )
