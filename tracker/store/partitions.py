@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
@@ -36,9 +37,14 @@ def day_start(moment: datetime) -> datetime:
 
 
 class Partitions(SQLStore):
-    @property
+    @cached_property
     def partitioned(self) -> bool:
-        return self._dialect == "postgresql"
+        """Whether snapshots are in partitions (PostgreSQL, from migration 0009 on)."""
+        if self._dialect != "postgresql":
+            return False
+        with self._engine.connect() as connection:
+            found = connection.scalar(text("SELECT to_regclass('snapshots_polls') IS NOT NULL"))
+        return bool(found)
 
     def days(self) -> list[Day]:
         """The day partitions there are (and the one of all days before the migration)."""
