@@ -28,6 +28,8 @@ from tests.web import TOKEN
 from tracker.core.models import Failure, FetchResult
 from tracker.daemon.poller import Policy, decide
 from tracker.settings import Settings
+from tracker.simulator import Reply
+from tracker.simulator.lifecycles import not_found
 from tracker.store import Database
 from tracker.testing import RunningApp
 
@@ -118,6 +120,26 @@ def test_a_rows_progress_moves_and_it_turns_completed_without_a_reload(
     expect(row.locator("[data-pct]")).to_have_text("100%")
     assert row.get_attribute("class") == "t-done"
     assert page.evaluate("window.stayed") is True
+
+
+def test_a_task_the_api_never_knew_reads_no_status_when_it_finishes_in_view(
+    page: Page, running: Demo
+) -> None:
+    """A task whose every poll is a 404 finishes as not found while its row is in view: its
+    badge says "no status" in the ended tone, word for word as after a reload."""
+    video = "video_never_known_live"
+    slow_404 = Reply(status=404, raw=not_found(video), delay=1.0)
+    running.simulator.script(video, [slow_404])
+    running.tracker.add([video], label="never-known")
+    page.goto(f"{running.url}/?label=never-known")
+    row = page.locator(f'tr[data-task="{video}"]')
+    expect(row.locator("[data-reason]")).to_have_text("", timeout=1)
+    expect(row.locator("[data-reason]")).to_have_text("not found", timeout=LIVE_MS)
+    badge = row.locator("[data-status]")
+    live = (badge.text_content(), badge.get_attribute("class"))
+    page.reload()
+    reloaded = (badge.text_content(), badge.get_attribute("class"))
+    assert live == reloaded == ("no status", "status t-ended")
 
 
 def test_a_row_out_of_view_is_not_followed_and_is_current_once_scrolled_to(

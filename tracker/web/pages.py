@@ -28,7 +28,7 @@ from tracker.web.schemas import MAX_TASKS_PER_CALL
 from tracker.web.service import service_of
 from tracker.web.summary import STATES, Counts, Summary
 from tracker.web.templating import render, task_url
-from tracker.web.views import chart, timeline, tone, tone_words
+from tracker.web.views import chart, timeline, tone
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZES = (25, 50, 100)
@@ -133,7 +133,6 @@ def overview(
         "tasks": page,
         "reasons": reasons,
         "tone": tone,
-        "tone_words": tone_words(),
         "first_page": after is None,
         "next_query": filters.query(cursor=cursors.after_task(page[-1])) if more else None,
         "events": "/v1/events?" + urlencode([("task_id", i) for i in watched]) if watched else "",
@@ -189,7 +188,7 @@ def task_page(
     removed: bool = False,
 ) -> Response:
     context = _task_context(request, task_id, after)
-    context.update(viewer=seen, removed=removed, tone_words=tone_words())
+    context.update(viewer=seen, removed=removed)
     return render(request, "task.html", context)
 
 

@@ -25,6 +25,8 @@ TONE_NAMES = {
     "failed": "failed",
     "ended": "ended",
 }
+# A badge's words for a task no poll has given a status yet (or ever: a 404 from the start).
+NO_STATUS = "no status"
 CHART_WIDTH = 1000  # the viewBox's units; the chart stretches to its box
 MARK_COLUMNS = 250  # errors closer than a 250th of the chart share one mark
 
@@ -56,12 +58,21 @@ def state_tones() -> dict[str, str]:
     }
 
 
-def tone_words() -> dict[str, list[str]]:
-    """The spellings ``tone`` knows, for the pages' script to colour live updates alike."""
+def status_text(status: str | None) -> str:
+    """What a status badge says."""
+    return status or NO_STATUS
+
+
+def script_rules() -> dict[str, Any]:
+    """What the pages' script needs to write live updates as the server writes them: the
+    spellings ``tone`` knows, and a badge's words without a status."""
     return {
-        "done": sorted(SUCCESS_STATUSES),
-        "failed": sorted(FAILURE_STATUSES),
-        "queued": sorted(QUEUED_STATUSES),
+        "tones": {
+            "done": sorted(SUCCESS_STATUSES),
+            "failed": sorted(FAILURE_STATUSES),
+            "queued": sorted(QUEUED_STATUSES),
+        },
+        "no_status": NO_STATUS,
     }
 
 

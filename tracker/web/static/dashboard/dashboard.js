@@ -58,9 +58,14 @@
   }
 
   // ---- what the server says about a status ------------------------------------------------
-  const toneData = document.getElementById("tones");
-  const words = toneData ? JSON.parse(toneData.textContent) : {};
-  const sets = Object.fromEntries(Object.entries(words).map(([k, v]) => [k, new Set(v)]));
+  const rulesData = document.getElementById("rules");
+  const rules = rulesData ? JSON.parse(rulesData.textContent) : { tones: {}, no_status: "" };
+  const sets = Object.fromEntries(Object.entries(rules.tones).map(([k, v]) => [k, new Set(v)]));
+
+  // The same words as the server's badge (tracker.web.views.status_text).
+  function statusText(status) {
+    return status || rules.no_status;
+  }
 
   // The same tones as the server's (tracker.web.views.tone).
   function tone(status, reason) {
@@ -283,7 +288,7 @@
         if (row.className !== name) row.className = name;
         const badge = row.querySelector("[data-status]");
         if (badge) {
-          if ("status" in change) setText(badge, change.status);
+          if ("status" in change) setText(badge, statusText(change.status));
           if (badge.className !== "status " + name) badge.className = "status " + name;
         }
       }
