@@ -96,6 +96,30 @@ def test_without_a_token_pages_go_to_login_and_after_it_list_the_tasks(
     context.close()
 
 
+def test_signing_in_leaves_the_browsers_console_clean(browser: Browser, running: Demo) -> None:
+    """From the login page to the overview and its first live beats, the browser logs
+    nothing and no request fails: not being signed in yet is no error. A signed-in browser
+    shown the login page (a link from another site comes without the cookie) goes on."""
+    context = browser.new_context()
+    page = context.new_page()
+    logged: list[str] = []
+    page.on("console", lambda message: logged.append(f"{message.type}: {message.text}"))
+    page.on("pageerror", lambda error: logged.append(f"uncaught: {error}"))
+    failed: list[str] = []
+    page.on(
+        "response",
+        lambda answer: answer.status < 400 or failed.append(f"{answer.status} {answer.url}"),
+    )
+    page.goto(f"{running.url}/")
+    page.wait_for_load_state("networkidle")
+    sign_in(page, running.url)
+    page.wait_for_timeout(4000)  # the first beat: the counts read, the rows' events
+    page.goto(f"{running.url}/login?next=/register")
+    page.wait_for_url(f"{running.url}/register")
+    context.close()
+    assert logged == [] and failed == []
+
+
 def test_a_rows_progress_moves_and_it_turns_completed_without_a_reload(
     page: Page, running: Demo
 ) -> None:

@@ -63,6 +63,8 @@ def test_pages_take_the_token_the_api_takes_and_send_browsers_to_login(served: S
         assert wrong.status_code == 401 and "text/html" in wrong.headers["content-type"]
         login = client.get("/login")
         assert login.status_code == 200 and 'type="password"' in login.text
+        session = client.get("/session")
+        assert session.status_code == 200 and session.json() == {"signed_in": False}
 
 
 def test_signing_in_sets_a_strict_httponly_cookie_and_signing_out_drops_it(
@@ -85,7 +87,7 @@ def test_signing_in_sets_a_strict_httponly_cookie_and_signing_out_drops_it(
     with signed_in(url) as (client, csrf):
         assert client.get("/").status_code == 200
         assert client.get("/v1/stats").status_code == 200
-        assert client.get("/session").status_code == 204
+        assert client.get("/session").json() == {"signed_in": True}
         assert client.post("/logout").status_code == 403
         out = client.post("/logout", data={CSRF_FIELD: csrf})
         assert out.status_code == 303 and out.headers["location"] == "/login"

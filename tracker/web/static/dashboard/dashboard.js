@@ -105,8 +105,13 @@
     say("Your session has ended.", { href: "/login?next=" + encodeURIComponent(next), text: "Sign in again" });
   }
 
+  async function signedIn() {
+    const response = await fetch("/session", { cache: "no-store" });
+    return (await response.json()).signed_in === true;
+  }
+
   async function signedOut() {
-    try { return (await fetch("/session", { cache: "no-store" })).status === 401; }
+    try { return !(await signedIn()); }
     catch { return false; }
   }
 
@@ -385,8 +390,8 @@
     // A link followed from another site arrives without the SameSite=Strict cookie: a
     // browser that is signed in after all goes straight on.
     const form = document.querySelector("form[data-next]");
-    fetch("/session", { cache: "no-store" }).then((response) => {
-      if (response.status === 204 && form) location.replace(form.dataset.next);
+    signedIn().then((yes) => {
+      if (yes && form) location.replace(form.dataset.next);
     }, () => {});
   }
   const focus = document.getElementById("register-errors") || document.getElementById("register-result");
