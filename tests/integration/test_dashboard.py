@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, Page, expect
 
 from tests.browser import (
-    CHROMIUM,
-    REQUIRE_BROWSER,
     Demo,
+    chromium,
     demo,
+    require_chromium,
     showcase_script,
     sign_in,
     take_screenshots,
@@ -33,25 +34,16 @@ from tracker.simulator.lifecycles import not_found
 from tracker.store import Database
 from tracker.testing import RunningApp
 
-if not CHROMIUM.exists():
-    reason = f"the browser tests need Chromium at {CHROMIUM} (apt-get install chromium)"
-    if REQUIRE_BROWSER:
-        pytest.fail(reason + "; TESTS_REQUIRE_BROWSER=1", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
-
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+require_chromium()
 
 LIVE_MS = 20_000  # how long Playwright waits for a live change
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One Chromium for the module. Not for the session: Playwright's sync API keeps an event
-    loop running on this thread while it is open, and later tests call asyncio.run."""
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM))
-        yield chromium
-        chromium.close()
+    """One Chromium for the module."""
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,9 @@ TONE_NAMES = {
     "failed": "failed",
     "ended": "ended",
 }
+# Every character with a case mapping of its own, or that is white space, is in the first two
+# planes of Unicode.
+CASED_PLANES = 0x20000
 # A badge's words for a task no poll has given a status yet (or ever: a 404 from the start).
 NO_STATUS = "no status"
 CHART_WIDTH = 1000  # the viewBox's units; the chart stretches to its box
@@ -65,15 +68,27 @@ def status_text(status: str | None) -> str:
 
 def script_rules() -> dict[str, Any]:
     """What the pages' script needs to write live updates as the server writes them: the
-    spellings ``tone`` knows, and a badge's words without a status."""
-    return {
-        "tones": {
-            "done": sorted(SUCCESS_STATUSES),
-            "failed": sorted(FAILURE_STATUSES),
-            "queued": sorted(QUEUED_STATUSES),
-        },
-        "no_status": NO_STATUS,
+    spellings ``tone`` knows; Python's white space (``str.strip``'s, which is not
+    JavaScript's ``trim``'s) and the characters whose case folding is not their lower case
+    (which ``toLowerCase`` gives) where either could spell one of those words (a sharp s folds
+    to ``ss``, a long s to ``s``), so that the script's ``tone`` is this one; a badge's words
+    without a status."""
+    words = {
+        "done": sorted(SUCCESS_STATUSES),
+        "failed": sorted(FAILURE_STATUSES),
+        "queued": sorted(QUEUED_STATUSES),
     }
+    letters = set("".join(word for spellings in words.values() for word in spellings))
+    folds: dict[str, str] = {}
+    spaces: list[str] = []
+    for code in range(CASED_PLANES):
+        char = chr(code)
+        folded, lowered = char.casefold(), char.lower()
+        if folded != lowered and (set(folded) <= letters or set(lowered) <= letters):
+            folds[char] = folded
+        if char.isspace():
+            spaces.append(char)
+    return {"tones": words, "folds": folds, "spaces": "".join(spaces), "no_status": NO_STATUS}
 
 
 def failed_poll(point: Point) -> bool:

@@ -24,7 +24,7 @@
     return Date.parse(String(iso).replace(/(\.\d{3})\d+/, "$1"));
   }
 
-  // The same short ages as the server's (tracker.core.texts.age): 2d3h, 4h05m, 12m30s, 45s.
+  // tracker.core.texts.age: 2d3h, 4h05m, 12m30s, 45s (held to it with the rules below).
   function age(ms) {
     let s = Math.max(0, Math.floor(ms / 1000));
     const d = Math.floor(s / 86400); s -= d * 86400;
@@ -57,34 +57,54 @@
     }
   }
 
-  // ---- what the server says about a status ------------------------------------------------
+  // ---- the server's rules, repeated -------------------------------------------------------
+  // tests/integration/test_dashboard_rules.py holds each function here to the Python rule it
+  // repeats, over the same inputs; what differs between the languages comes from the server.
   const rulesData = document.getElementById("rules");
-  const rules = rulesData ? JSON.parse(rulesData.textContent) : { tones: {}, no_status: "" };
+  const rules = rulesData
+    ? JSON.parse(rulesData.textContent)
+    : { tones: {}, folds: {}, spaces: "", no_status: "" };
   const sets = Object.fromEntries(Object.entries(rules.tones).map(([k, v]) => [k, new Set(v)]));
+  const spaces = new Set(rules.spaces);
 
-  // The same words as the server's badge (tracker.web.views.status_text).
-  function statusText(status) {
-    return status || rules.no_status;
+  // Python's status.strip().casefold(), as far as telling the words of `rules.tones` goes.
+  function folded(status) {
+    const chars = [...status];
+    let start = 0;
+    let end = chars.length;
+    while (start < end && spaces.has(chars[start])) start++;
+    while (end > start && spaces.has(chars[end - 1])) end--;
+    return chars.slice(start, end).map((c) => rules.folds[c] ?? c.toLowerCase()).join("");
   }
 
-  // The same tones as the server's (tracker.web.views.tone).
+  // tracker.web.views.tone
   function tone(status, reason) {
     if (reason === "completed") return "done";
     if (reason === "failed") return "failed";
-    if (reason) return "ended";
+    if (reason != null) return "ended";
     if (status == null) return "unknown";
-    const word = String(status).trim().toLowerCase();
+    const word = folded(String(status));
     for (const kind of ["done", "failed", "queued"]) if (sets[kind] && sets[kind].has(word)) return kind;
     return "running";
   }
 
-  // The same line as the server's (tracker.core.texts.error_line).
+  // tracker.web.views.status_text
+  function statusText(status) {
+    return status || rules.no_status;
+  }
+
+  // tracker.core.texts.error_line
   function errorLine(error, httpStatus) {
-    if (error == null) return "";
-    const message = typeof error === "object" && !Array.isArray(error) ? error.message : error;
-    const text = message == null || message === "" ? "request failed" : String(message);
+    const inObject = error !== null && typeof error === "object" && !Array.isArray(error);
+    const message = inObject ? error.message : error;
+    const text = message == null || message === ""
+      ? "request failed"
+      : typeof message === "string" ? message : JSON.stringify(message);
     return httpStatus == null ? text : `HTTP ${httpStatus}: ${text}`;
   }
+
+  // For the test that holds these to the server's rules.
+  window.dashboardRules = Object.freeze({ age, tone, errorLine, statusText });
 
   // ---- the connection banner ----------------------------------------------------------------
   const banner = document.getElementById("connection");
@@ -226,7 +246,7 @@
       snapshot: (s) => {
         const change = { polledAt: s.polled_at };
         if (s.status != null) { change.status = s.status; change.progress = s.progress; }
-        change.error = errorLine(s.error, s.status == null ? s.http_status : null);
+        change.error = s.error == null ? "" : errorLine(s.error, s.status == null ? s.http_status : null);
         queue(s.task_id, change);
       },
       finished: (f) => {
