@@ -1,21 +1,22 @@
 // The dashboard's script: keeps the server-rendered pages live without reloading them.
 // The overview moves its rows from /v1/events (one EventSource, only the unfinished tasks in
-// view, what changed in the last two seconds applied in one frame) and swaps in fresh counts
-// every few seconds, in that same frame; a task's page swaps in its moving parts, rendered by
-// the server, when its events arrive. Everything still reads without this script; it adds
+// view, what changed in the last beat applied in one frame) and swaps in the counts, read at
+// the start of each beat, in that same frame; a task's page swaps in its moving parts,
+// rendered by the server, when its events arrive. Everything still reads without this script; it adds
 // liveness, local times and the "/" shortcut (docs/dashboard.md).
 (() => {
   "use strict";
 
   const page = document.body.dataset.page;
-  const COUNTS_EVERY = 5000;
   const TASK_REFRESH_GAP = 1000;
   const BEAT = 3000;
+  const READ_WAIT = 1000; // ms a beat waits for what it reads before it draws without it
   const SETTLE = 500; // ms the overview stands still before it follows the rows then in view
   // ms two streams overlap when the rows followed change: more than a beat, as the old stream
   // may be resting out its interval (a beat) with events the new one starts after.
   const OVERLAP = BEAT + 2000;
-  const beats = [];
+  const reads = []; // what each beat reads before it draws
+  const beats = []; // what each beat draws, in one frame
   const serverNow = Date.parse(document.body.dataset.now || "") || Date.now();
   const skew = serverNow - Date.now(); // the server's clock, to age its timestamps
 
@@ -106,6 +107,8 @@
   // For the test that holds these to the server's rules.
   window.dashboardRules = Object.freeze({ age, tone, errorLine, statusText });
 
+  const setText = (el, text) => { if (el && el.textContent !== text) el.textContent = text; };
+
   // ---- the connection banner ----------------------------------------------------------------
   const banner = document.getElementById("connection");
   function say(text, link) {
@@ -186,12 +189,10 @@
     const table = document.querySelector("table.tasks");
     const counts = document.getElementById("counts");
     const fresh = document.getElementById("fresh");
-    const totalOf = () => Number((counts.querySelector("[data-total]") || {}).dataset?.total ?? NaN);
-    let firstTotal = totalOf();
     let lastCounts = "";
 
     let due = null; // counts read, to be shown in the next beat's frame
-    const refreshCounts = async () => {
+    const readCounts = async () => {
       try {
         const html = await fetchHtml(counts.dataset.summary);
         if (html === null) return;
@@ -201,21 +202,23 @@
         say("Cannot reach the server: the counts are not current. Trying again…");
       }
     };
+    let reading = null; // one read at a time: a slow one is waited for by the next beat too
+    const refreshCounts = () => (reading ??= readCounts().finally(() => { reading = null; }));
     const showCounts = () => {
       if (due === null) return;
       counts.innerHTML = due;
       due = null;
-      if (Number.isNaN(firstTotal)) firstTotal = totalOf();
-      const added = totalOf() - firstTotal;
-      if (fresh && fresh.dataset.first && added > 0) {
-        fresh.firstElementChild.textContent = `${added.toLocaleString()} new ${added === 1 ? "task" : "tasks"} since this page was loaded.`;
+      // The server counts the tasks registered after the newest this page showed.
+      const news = counts.querySelector("[data-new]");
+      if (fresh && news) {
+        setText(fresh.firstElementChild, news.textContent);
         fresh.hidden = false;
       }
     };
+    reads.push(refreshCounts);
     beats.push(showCounts);
-    // Counts still being read when the page was made come as soon as they are ready.
-    if (Number.isNaN(firstTotal)) refreshCounts();
-    every(COUNTS_EVERY, refreshCounts);
+    // Counts still being read when the page was made are asked for at once.
+    if (!counts.querySelector("ul.counts")) refreshCounts();
 
     if (!table || !table.dataset.events) { beats.push(() => tick()); return; }
     const rows = new Map([...table.tBodies[0].rows].map((row) => [row.dataset.task, row]));
@@ -294,8 +297,6 @@
       if (!rows.has(taskId)) return; // not on this page
       pending.set(taskId, Object.assign(pending.get(taskId) || {}, change));
     };
-
-    const setText = (el, text) => { if (el && el.textContent !== text) el.textContent = text; };
 
     function flush() {
       for (const [taskId, change] of pending) {
@@ -401,11 +402,15 @@
   localize();
   if (page === "overview") overview();
   if (page === "task") task();
-  // One beat every two seconds moves everything that changed since the last, in one frame: the
-  // rows of the events that came meanwhile, the counts, and the ages (docs/performance.md, The
-  // dashboard).
+  // One beat every three seconds reads the counts, then moves everything that changed since the
+  // last in one frame: the rows of the events that came meanwhile, the counts, and the ages
+  // (docs/performance.md, The dashboard).
   if (page !== "overview") beats.push(() => tick());
-  every(BEAT, () => requestAnimationFrame(() => { for (const job of beats) job(); }));
+  every(BEAT, async () => {
+    const read = Promise.all(reads.map((job) => job()));
+    await Promise.race([read, new Promise((done) => { setTimeout(done, READ_WAIT); })]);
+    requestAnimationFrame(() => { for (const job of beats) job(); });
+  });
   if (page === "login") {
     // A link followed from another site arrives without the SameSite=Strict cookie: a
     // browser that is signed in after all goes straight on.
