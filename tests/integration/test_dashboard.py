@@ -1,17 +1,14 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright against a daemon
 polling the simulator and serving the app on SQLite. Registered tasks are listed, rows and a
 task's page move live without a reload, the register form adds tasks or names the bad line,
-pages need a sign-in (the API a token), a phone's width never scrolls sideways, and a full
-page with its assets stays under 150 KB."""
+pages need a sign-in (the API a token) and leave the console clean, and a phone's width never
+scrolls sideways (test_dashboard_layout.py holds the layout and the page's weight)."""
 
 from __future__ import annotations
 
-import random
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -26,13 +23,9 @@ from tests.browser import (
     take_screenshots,
 )
 from tests.web import TOKEN
-from tracker.core.models import Failure, FetchResult, TaskFilter
-from tracker.daemon.poller import Policy, decide
-from tracker.settings import Settings
+from tracker.core.models import TaskFilter
 from tracker.simulator import Reply
 from tracker.simulator.lifecycles import not_found
-from tracker.store import Database
-from tracker.testing import RunningApp
 
 require_chromium()
 
@@ -276,49 +269,6 @@ def test_pages_fit_a_phones_width_without_scrolling_sideways(
         width, viewport = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
         assert width <= viewport == 375, path
     context.close()
-
-
-def test_a_full_overview_and_its_assets_weigh_under_150_kb(
-    browser: Browser, tmp_path: Path
-) -> None:
-    """A hundred rows with long IDs, labels and errors, and every file the page loads, as
-    Chromium received them (headers included), stay under 150 KB."""
-    url_of_database = f"sqlite:///{tmp_path / 'weight.db'}"
-    database = Database.open(url_of_database)
-    write_failed_polls(database, 100)
-    received: list[int] = []
-    with RunningApp(Settings(database_url=url_of_database), database) as url:
-        context = browser.new_context()
-        page = context.new_page()
-        page.on("requestfinished", lambda request: received.append(transferred(request)))
-        page.goto(f"{url}/?limit=100", wait_until="load")
-        expect(page.locator("table.tasks tbody tr")).to_have_count(100)
-        context.close()
-    database.close()
-    names = [name for name, _ in received]
-    assert {"/", "/static/dashboard/dashboard.css", "/static/dashboard/dashboard.js"} <= set(names)
-    assert sum(size for _, size in received) < 150_000, received
-
-
-def transferred(request: Any) -> tuple[str, int]:
-    """A request's path, and the bytes of its answer on the wire (headers included)."""
-    sizes = request.sizes()
-    path = request.url.split("//", 1)[1].partition("/")[2].partition("?")[0]
-    return "/" + path, int(sizes["responseBodySize"] + sizes["responseHeadersSize"])
-
-
-def write_failed_polls(database: Database, count: int) -> None:
-    """``count`` tasks with 64-character IDs and labels, each with a failed poll recorded
-    the way the daemon records one (a long error message)."""
-    now = datetime.now(UTC)
-    ids = [f"sora-2:task_{index:04d}_" + "x" * 47 for index in range(count)]
-    database.tasks.add_tasks(ids, "a label of some length", now)
-    policy = Policy(interval=10, give_up_after=3600, request_timeout=5)
-    message = "The upstream relay answered with an error page instead of the video object " * 2
-    failed = FetchResult.failed(Failure.HTTP_STATUS, message, 12.0, http_status=502)
-    claimed = database.polls.claim_due("w", now, now + timedelta(60), count)
-    records = [decide(task, failed, now, policy, random.Random(1)) for task in claimed]
-    database.polls.record_polls("w", records)
 
 
 def test_the_docs_screenshots_are_taken_from_a_live_run(

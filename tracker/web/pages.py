@@ -28,7 +28,7 @@ from tracker.web.schemas import MAX_TASKS_PER_CALL
 from tracker.web.service import Service, service_of
 from tracker.web.summary import STATES, Counts, Summary
 from tracker.web.templating import render, task_url
-from tracker.web.views import chart, timeline, tone
+from tracker.web.views import chart, label_width, timeline, tone
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZES = (25, 50, 100)
@@ -142,6 +142,7 @@ def overview(
         "counts": counts,
         "counts_failed": summary_of(request).failed,
         "tasks": page,
+        "label_width": label_width(task.label for task in page),
         "reasons": reasons,
         "tone": tone,
         "first_page": after is None,

@@ -4,7 +4,7 @@ the chart of its progress over time (an inline SVG, drawn here, with no script).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +30,9 @@ TONE_NAMES = {
 CASED_PLANES = 0x20000
 # A badge's words for a task no poll has given a status yet (or ever: a 404 from the start).
 NO_STATUS = "no status"
+# The overview's label column, in characters (dashboard.css, .labels-N): the narrowest step that
+# holds the page's longest label, so that the last error has the rest; a longer one is cut.
+LABEL_WIDTHS = (8, 12, 16, 20)
 CHART_WIDTH = 1000  # the viewBox's units; the chart stretches to its box
 MARK_COLUMNS = 250  # errors closer than a 250th of the chart share one mark
 
@@ -64,6 +67,12 @@ def state_tones() -> dict[str, str]:
 def status_text(status: str | None) -> str:
     """What a status badge says."""
     return status or NO_STATUS
+
+
+def label_width(labels: Iterable[str | None]) -> int:
+    """The label column's width for these labels: a step of ``LABEL_WIDTHS``."""
+    longest = max((len(label) for label in labels if label), default=0)
+    return next((width for width in LABEL_WIDTHS if longest <= width), LABEL_WIDTHS[-1])
 
 
 def script_rules() -> dict[str, Any]:
