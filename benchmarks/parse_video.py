@@ -1,5 +1,5 @@
-"""How long reading one answer takes: tracker.core.video.parse_video on the shapes of README, Relay
-answers, the polled ID checked as the client checks it.
+"""How long reading one answer takes: tracker.core.video.parse_video on the shapes of
+docs/relays.md, the polled ID checked as the client checks it.
 
     python benchmarks/parse_video.py [--number 100000] [--repeat 15]
 

@@ -17,9 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from playwright.sync_api import sync_playwright  # noqa: E402
-
-from tests.browser import CHROMIUM, demo, take_screenshots  # noqa: E402
+from tests.browser import chromium, demo, take_screenshots  # noqa: E402
 
 
 def main() -> None:
@@ -29,12 +27,10 @@ def main() -> None:
     with (
         tempfile.TemporaryDirectory(prefix="tracker-screenshots-") as scratch,
         demo(f"sqlite:///{Path(scratch) / 'demo.db'}", poll_interval=0.6) as running,
-        sync_playwright() as playwright,
+        chromium() as browser,
     ):
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
         for path in take_screenshots(browser, running, args.out):
             print(path)
-        browser.close()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.web import TOKEN, daemon_running
 from tracker import Secret, Tracker
 from tracker.simulator import Reply, Simulator, SimulatorServer
@@ -21,6 +23,30 @@ CHROMIUM = Path("/usr/bin/chromium")
 # CI sets it: a missing browser then fails the run instead of skipping the browser tests.
 REQUIRE_BROWSER = os.environ.get("TESTS_REQUIRE_BROWSER") == "1"
 SIMULATOR_TOKEN = "sk-dashboard-demo"
+
+
+def require_chromium() -> None:
+    """Skips the calling test module when Chromium is not installed; fails it instead when
+    the run requires the browser tests (TESTS_REQUIRE_BROWSER=1)."""
+    if CHROMIUM.exists():
+        return
+    reason = f"the browser tests need Chromium at {CHROMIUM} (apt-get install chromium)"
+    if REQUIRE_BROWSER:
+        pytest.fail(reason + "; TESTS_REQUIRE_BROWSER=1", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium, driven by Playwright, until the block ends. Not for a whole test
+    session: Playwright's sync API keeps an event loop running on this thread while it is
+    open, and later tests call asyncio.run."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        yield browser
+        browser.close()
 
 
 def showcase_script(polls: int = 8) -> list[Reply]:

@@ -3,7 +3,7 @@
     TrackerError                  anything tracker raises on purpose
     ├── UsageError                bad input from the user; the CLI exits 2
     │   ├── ConfigError           a setting (flag, variable or token file) that cannot be used
-    │   ├── InvalidTaskIDError    a task ID outside the rules (README, Commands)
+    │   ├── InvalidTaskIDError    a task ID outside the rules (docs/cli.md, Task IDs)
     │   ├── UnknownTaskError      a command named a task that is not registered
     │   ├── NoDatabaseError       a command that only reads named an SQLite file that is not there
     │   ├── QueryRefusedError     `tracker sql` was given a write or several statements
@@ -45,7 +45,7 @@ class ConfigError(UsageError):
 
 
 class InvalidTaskIDError(UsageError):
-    """A task ID breaks the rules (README, Commands)."""
+    """A task ID breaks the rules (docs/cli.md, Task IDs)."""
 
 
 class UnknownTaskError(UsageError):

@@ -1,6 +1,6 @@
 """Long inputs and long lists through the installed `tracker` command: IDs read as a stream,
 lists and histories written as they are read, pages that follow each other, and memory that
-stays flat (README, Commands; docs/performance.md)."""
+stays flat (docs/cli.md, list; docs/performance.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The installed `tracker` command with proxies (README, Proxies): the environment's
+"""The installed `tracker` command with proxies (docs/proxies.md): the environment's
 variables, --proxy and TRACKER_PROXY, and a password that never reaches the terminal."""
 
 from __future__ import annotations

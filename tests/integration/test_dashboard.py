@@ -1,55 +1,42 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright against a daemon
 polling the simulator and serving the app on SQLite. Registered tasks are listed, rows and a
 task's page move live without a reload, the register form adds tasks or names the bad line,
-pages need a sign-in (the API a token), a phone's width never scrolls sideways, and a full
-page with its assets stays under 150 KB."""
+pages need a sign-in (the API a token) and leave the console clean, and a phone's width never
+scrolls sideways (test_dashboard_layout.py holds the layout and the page's weight)."""
 
 from __future__ import annotations
 
-import random
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, Page, expect
 
 from tests.browser import (
-    CHROMIUM,
-    REQUIRE_BROWSER,
     Demo,
+    chromium,
     demo,
+    require_chromium,
     showcase_script,
     sign_in,
     take_screenshots,
 )
 from tests.web import TOKEN
-from tracker.core.models import Failure, FetchResult
-from tracker.daemon.poller import Policy, decide
-from tracker.settings import Settings
-from tracker.store import Database
-from tracker.testing import RunningApp
+from tracker.core.models import TaskFilter
+from tracker.simulator import Reply
+from tracker.simulator.lifecycles import not_found
 
-if not CHROMIUM.exists():
-    reason = f"the browser tests need Chromium at {CHROMIUM} (apt-get install chromium)"
-    if REQUIRE_BROWSER:
-        pytest.fail(reason + "; TESTS_REQUIRE_BROWSER=1", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
-
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+require_chromium()
 
 LIVE_MS = 20_000  # how long Playwright waits for a live change
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One Chromium for the module. Not for the session: Playwright's sync API keeps an event
-    loop running on this thread while it is open, and later tests call asyncio.run."""
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM))
-        yield chromium
-        chromium.close()
+    """One Chromium for the module."""
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +81,30 @@ def test_without_a_token_pages_go_to_login_and_after_it_list_the_tasks(
     context.close()
 
 
+def test_signing_in_leaves_the_browsers_console_clean(browser: Browser, running: Demo) -> None:
+    """From the login page to the overview and its first live beats, the browser logs
+    nothing and no request fails: not being signed in yet is no error. A signed-in browser
+    shown the login page (a link from another site comes without the cookie) goes on."""
+    context = browser.new_context()
+    page = context.new_page()
+    logged: list[str] = []
+    page.on("console", lambda message: logged.append(f"{message.type}: {message.text}"))
+    page.on("pageerror", lambda error: logged.append(f"uncaught: {error}"))
+    failed: list[str] = []
+    page.on(
+        "response",
+        lambda answer: answer.status < 400 or failed.append(f"{answer.status} {answer.url}"),
+    )
+    page.goto(f"{running.url}/")
+    page.wait_for_load_state("networkidle")
+    sign_in(page, running.url)
+    page.wait_for_timeout(4000)  # the first beat: the counts read, the rows' events
+    page.goto(f"{running.url}/login?next=/register")
+    page.wait_for_url(f"{running.url}/register")
+    context.close()
+    assert logged == [] and failed == []
+
+
 def test_a_rows_progress_moves_and_it_turns_completed_without_a_reload(
     page: Page, running: Demo
 ) -> None:
@@ -118,6 +129,26 @@ def test_a_rows_progress_moves_and_it_turns_completed_without_a_reload(
     expect(row.locator("[data-pct]")).to_have_text("100%")
     assert row.get_attribute("class") == "t-done"
     assert page.evaluate("window.stayed") is True
+
+
+def test_a_task_the_api_never_knew_reads_no_status_when_it_finishes_in_view(
+    page: Page, running: Demo
+) -> None:
+    """A task whose every poll is a 404 finishes as not found while its row is in view: its
+    badge says "no status" in the ended tone, word for word as after a reload."""
+    video = "video_never_known_live"
+    slow_404 = Reply(status=404, raw=not_found(video), delay=1.0)
+    running.simulator.script(video, [slow_404])
+    running.tracker.add([video], label="never-known")
+    page.goto(f"{running.url}/?label=never-known")
+    row = page.locator(f'tr[data-task="{video}"]')
+    expect(row.locator("[data-reason]")).to_have_text("", timeout=1)
+    expect(row.locator("[data-reason]")).to_have_text("not found", timeout=LIVE_MS)
+    badge = row.locator("[data-status]")
+    live = (badge.text_content(), badge.get_attribute("class"))
+    page.reload()
+    reloaded = (badge.text_content(), badge.get_attribute("class"))
+    assert live == reloaded == ("no status", "status t-ended")
 
 
 def test_a_row_out_of_view_is_not_followed_and_is_current_once_scrolled_to(
@@ -151,14 +182,29 @@ def test_a_row_out_of_view_is_not_followed_and_is_current_once_scrolled_to(
     assert page.evaluate("window.stayed") is True
 
 
-def test_the_overview_announces_tasks_registered_after_it_loaded(page: Page, running: Demo) -> None:
-    """Tasks registered while the overview is open are announced, with a link to the newest;
-    `/` puts the cursor in the ID search."""
+def test_the_overview_announces_new_tasks_soon_and_never_one_it_shows(
+    page: Page, running: Demo
+) -> None:
+    """A task registered just before the overview loaded is on it and never announced, even
+    when the counts the page came with were read before it was registered; tasks registered
+    after it loaded are announced within two beats, with a link to the newest; `/` puts the
+    cursor in the ID search."""
+    summary = f"{running.url}/summary"
+    page.request.get(summary)
+    page.wait_for_timeout(300)
+    page.request.get(summary)  # the counts, just read, are served as they are for 3 s
+    running.tracker.add(["video_before_load"])
     page.goto(f"{running.url}/")
+    expect(page.locator('tr[data-task="video_before_load"]')).to_have_count(1)
+    total = running.tracker.database.reads.count(TaskFilter())
+    all_tasks = page.locator("#counts .t-all .n")
+    expect(all_tasks).to_have_text(f"{total:,}", timeout=LIVE_MS)
+    page.wait_for_timeout(3500)  # a beat more
+    expect(page.locator("#fresh")).to_be_hidden()
     page.keyboard.press("/")
     assert page.evaluate("document.activeElement.id") == "f-q"
     running.tracker.add(["video_after_load_1", "video_after_load_2"])
-    expect(page.locator("#fresh")).to_contain_text("2 new tasks", timeout=LIVE_MS)
+    expect(page.locator("#fresh")).to_contain_text("2 new tasks", timeout=5000)
     page.locator("#fresh").get_by_role("link").click()
     expect(page.locator('tr[data-task="video_after_load_2"]')).to_have_count(1)
 
@@ -223,49 +269,6 @@ def test_pages_fit_a_phones_width_without_scrolling_sideways(
         width, viewport = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
         assert width <= viewport == 375, path
     context.close()
-
-
-def test_a_full_overview_and_its_assets_weigh_under_150_kb(
-    browser: Browser, tmp_path: Path
-) -> None:
-    """A hundred rows with long IDs, labels and errors, and every file the page loads, as
-    Chromium received them (headers included), stay under 150 KB."""
-    url_of_database = f"sqlite:///{tmp_path / 'weight.db'}"
-    database = Database.open(url_of_database)
-    write_failed_polls(database, 100)
-    received: list[int] = []
-    with RunningApp(Settings(database_url=url_of_database), database) as url:
-        context = browser.new_context()
-        page = context.new_page()
-        page.on("requestfinished", lambda request: received.append(transferred(request)))
-        page.goto(f"{url}/?limit=100", wait_until="load")
-        expect(page.locator("table.tasks tbody tr")).to_have_count(100)
-        context.close()
-    database.close()
-    names = [name for name, _ in received]
-    assert {"/", "/static/dashboard/dashboard.css", "/static/dashboard/dashboard.js"} <= set(names)
-    assert sum(size for _, size in received) < 150_000, received
-
-
-def transferred(request: Any) -> tuple[str, int]:
-    """A request's path, and the bytes of its answer on the wire (headers included)."""
-    sizes = request.sizes()
-    path = request.url.split("//", 1)[1].partition("/")[2].partition("?")[0]
-    return "/" + path, int(sizes["responseBodySize"] + sizes["responseHeadersSize"])
-
-
-def write_failed_polls(database: Database, count: int) -> None:
-    """``count`` tasks with 64-character IDs and labels, each with a failed poll recorded
-    the way the daemon records one (a long error message)."""
-    now = datetime.now(UTC)
-    ids = [f"sora-2:task_{index:04d}_" + "x" * 47 for index in range(count)]
-    database.tasks.add_tasks(ids, "a label of some length", now)
-    policy = Policy(interval=10, give_up_after=3600, request_timeout=5)
-    message = "The upstream relay answered with an error page instead of the video object " * 2
-    failed = FetchResult.failed(Failure.HTTP_STATUS, message, 12.0, http_status=502)
-    claimed = database.polls.claim_due("w", now, now + timedelta(60), count)
-    records = [decide(task, failed, now, policy, random.Random(1)) for task in claimed]
-    database.polls.record_polls("w", records)
 
 
 def test_the_docs_screenshots_are_taken_from_a_live_run(

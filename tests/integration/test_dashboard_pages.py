@@ -4,11 +4,12 @@ their CSRF tokens, the headers every page carries, and the pages when the databa
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -63,6 +64,8 @@ def test_pages_take_the_token_the_api_takes_and_send_browsers_to_login(served: S
         assert wrong.status_code == 401 and "text/html" in wrong.headers["content-type"]
         login = client.get("/login")
         assert login.status_code == 200 and 'type="password"' in login.text
+        session = client.get("/session")
+        assert session.status_code == 200 and session.json() == {"signed_in": False}
 
 
 def test_signing_in_sets_a_strict_httponly_cookie_and_signing_out_drops_it(
@@ -85,7 +88,7 @@ def test_signing_in_sets_a_strict_httponly_cookie_and_signing_out_drops_it(
     with signed_in(url) as (client, csrf):
         assert client.get("/").status_code == 200
         assert client.get("/v1/stats").status_code == 200
-        assert client.get("/session").status_code == 204
+        assert client.get("/session").json() == {"signed_in": True}
         assert client.post("/logout").status_code == 403
         out = client.post("/logout", data={CSRF_FIELD: csrf})
         assert out.status_code == 303 and out.headers["location"] == "/login"
@@ -115,6 +118,31 @@ def test_forms_need_the_sessions_csrf_token(served: Served) -> None:
         assert removed.headers["location"] == "/tasks/video_x?removed=1"
     task = database.reads.task("video_x")
     assert task is not None and task.finish_reason == "removed"
+
+
+def test_the_counts_say_how_many_tasks_came_after_the_newest_of_all_when_a_page_loaded(
+    served: Served,
+) -> None:
+    """The first page of the overview (filtered or not) names the newest task of all for its
+    script to ask the counts how many came after it: none at first, then each one registered
+    since, "more than 100" past a hundred; a page further on asks nothing."""
+    database, url = served
+    start = datetime.now(UTC)
+    database.tasks.add_tasks(["video_a"], "L", start)
+    database.tasks.add_tasks(["video_b"], "M", start + timedelta(seconds=1))
+    with httpx.Client(base_url=url, headers=AUTH, timeout=30) as client:
+        first = client.get("/?label=L").text
+        [asked] = re.findall(r'data-summary="(/summary[^"]*since=[^"]+)"', first)
+        summary = html.unescape(asked)
+        assert "data-new" not in client.get(summary).text
+        database.tasks.add_tasks(["video_c"], None, start + timedelta(seconds=2))
+        assert "1 new task since this page was loaded." in client.get(summary).text
+        later = [f"video_n{number}" for number in range(100)]
+        database.tasks.add_tasks(later, None, start + timedelta(seconds=3))
+        assert "More than 100 new tasks since" in client.get(summary).text
+        [older] = re.findall(r'href="/(\?[^"]*cursor=[^"]+)" rel="next"', client.get("/").text)
+        further = client.get("/" + html.unescape(older)).text
+        assert "since=" not in further and 'data-summary="/summary' in further
 
 
 def test_an_invalid_line_is_named_and_nothing_is_registered(served: Served) -> None:

@@ -1,4 +1,4 @@
-"""Proxies (README, Proxies) through real sockets: a forwarding proxy on 127.0.0.1
+"""Proxies (docs/proxies.md) through real sockets: a forwarding proxy on 127.0.0.1
 (tests/proxy_server.py), the simulator over HTTP and over TLS, polls, downloads and
 notifications."""
 

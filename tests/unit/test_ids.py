@@ -1,4 +1,4 @@
-"""Task ID rules (README, Commands) and their URL encoding."""
+"""Task ID rules (docs/cli.md, Task IDs) and their URL encoding."""
 
 from __future__ import annotations
 

@@ -147,8 +147,7 @@ def test_the_public_names_are_the_documented_ones() -> None:
 
 def test_a_daemon_serving_nothing_does_not_load_the_web_stack() -> None:
     """`tracker run` without a port imports no FastAPI, uvicorn, Jinja2, pydantic or
-    prometheus-client: they would cost it some 28 MB (docs/performance.md, Before and after the
-    redesign)."""
+    prometheus-client: they would cost it some 28 MB (docs/performance.md, Memory)."""
     code = (
         "import sys, tracker.cli.main, tracker.daemon.runner, tracker.python_api\n"
         "print(sorted({m.split('.')[0] for m in sys.modules}"

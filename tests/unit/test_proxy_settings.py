@@ -1,4 +1,4 @@
-"""Choosing a proxy (README, Proxies): proxy URLs, NO_PROXY, the environment's variables against
+"""Choosing a proxy (docs/proxies.md): proxy URLs, NO_PROXY, the environment's variables against
 --proxy and TRACKER_PROXY, and credentials that never show."""
 
 from __future__ import annotations

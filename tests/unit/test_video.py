@@ -135,12 +135,12 @@ def test_documents_without_a_status_are_not_videos(document: object) -> None:
 
 def test_a_fraction_in_progress_is_read_as_a_percentage() -> None:
     """0.45 is 0 %, not 45 %: no relay is known to send a fraction under ``progress``, and 1
-    could mean either 1 % or all of it (README, Relay answers)."""
+    could mean either 1 % or all of it (docs/relays.md)."""
     assert parse_progress(0.45) == 0
     assert parse_progress(1) == 1
 
 
-# Relay answers: envelopes, other field names, the ID check (README, Relay answers)
+# Relay answers: envelopes, other field names, the ID check (docs/relays.md)
 
 
 @pytest.mark.parametrize(

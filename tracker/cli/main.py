@@ -63,7 +63,7 @@ def configure_logging(args: argparse.Namespace, settings: Settings, shift: int =
 
 
 def _load(args: argparse.Namespace) -> Settings:
-    """The settings the command uses, and only those (docs: README, Settings)."""
+    """The settings the command uses, and only those (docs: docs/cli.md, Settings)."""
     flags = {field: getattr(args, field, None) for field in OPTIONS}
     flags["token_file"] = getattr(args, "token_file", None)
     return load_settings(args.fields, flags, spelled=getattr(args, "spelled", None))

@@ -1,5 +1,5 @@
 """A task's metadata: the application's own JSON object, stored with the task and given back
-wherever the task is (README, Commands)."""
+wherever the task is (docs/cli.md, add)."""
 
 from __future__ import annotations
 

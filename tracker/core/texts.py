@@ -4,6 +4,7 @@ one line."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -54,7 +55,13 @@ def shorten_middle(text: str, width: int) -> str:
 
 def error_line(error: Any, http_status: int | None) -> str:
     """One line for what a poll's error object says: its message (or ``request failed``),
-    after the HTTP status when there was one."""
+    after the HTTP status when there was one. A message that is not text is written as the
+    JSON it came as (``true``, ``{"code":5}``), as the dashboard's script writes it."""
     message = error.get("message") if isinstance(error, dict) else error
-    text = str(message) if message not in (None, "") else "request failed"
+    if message is None or message == "":
+        text = "request failed"
+    elif isinstance(message, str):
+        text = message
+    else:
+        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=str)
     return f"HTTP {http_status}: {text}" if http_status is not None else text

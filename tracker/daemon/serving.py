@@ -6,7 +6,7 @@ asked to listen anywhere else, it refuses (docs/http-api.md, Security).
 
 The web stack (FastAPI, uvicorn, Jinja2, pydantic) and prometheus-client are imported when
 serving only: a daemon that serves nothing does not load them, which would cost it some 28 MB
-of memory (docs/performance.md, Before and after the redesign).
+of memory (docs/performance.md, Memory).
 """
 
 from __future__ import annotations

@@ -39,8 +39,8 @@ LOOPBACK = "127.0.0.1"
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything a tracker needs to know, already parsed and validated (docs: README's
-    settings tables)."""
+    """Everything a tracker needs to know, already parsed and validated (docs: the
+    settings tables of docs/cli.md)."""
 
     database_url: str = DEFAULT_DATABASE_URL
     api_base: str = DEFAULT_API_BASE

@@ -15,7 +15,7 @@ from typing import Annotated
 from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
 from tracker.web.auth import (
@@ -143,13 +143,17 @@ def logout(request: Request, seen: Seen) -> Response:
 
 @router.get("/session")
 async def session(request: Request) -> Response:
-    """204 for a signed-in browser, else 401: the login page asks, to move on at once when the
-    cookie was only held back (SameSite=Strict on a link followed from another site)."""
+    """``{"signed_in": true}`` or false: the login page asks, to move on at once when the
+    cookie was only held back (SameSite=Strict on a link followed from another site), and a
+    page whose live updates stopped asks, to say that the session ended. Always 200: a
+    browser logs every 401 as an error, and a login page is where one is not signed in yet."""
     try:
         await authenticate(request)
     except HTTPException:
-        return Response(status_code=401)
-    return Response(status_code=204, headers={"Cache-Control": "no-store"})
+        signed_in = False
+    else:
+        signed_in = True
+    return JSONResponse({"signed_in": signed_in}, headers={"Cache-Control": "no-store"})
 
 
 def install(app: FastAPI) -> None:

@@ -18,17 +18,17 @@ from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
 from tracker.core.ids import check_task_id
-from tracker.core.models import FinishReason, NewTask, Position, TaskFilter
+from tracker.core.models import FinishReason, NewTask, Position, Task, TaskFilter
 from tracker.errors import DatabaseError, InvalidTaskIDError
 from tracker.store.engine import reported_errors
 from tracker.web import cursors
 from tracker.web.login import PageError, Seen
 from tracker.web.problems import ApiError
 from tracker.web.schemas import MAX_TASKS_PER_CALL
-from tracker.web.service import service_of
+from tracker.web.service import Service, service_of
 from tracker.web.summary import STATES, Counts, Summary
 from tracker.web.templating import render, task_url
-from tracker.web.views import chart, timeline, tone, tone_words
+from tracker.web.views import chart, label_width, timeline, tone
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZES = (25, 50, 100)
@@ -40,6 +40,8 @@ COUNTS_WAIT_SECONDS = 0.05
 # A state the counts say is empty is not looked for when counting took this long: the table
 # is big, and finding nothing would read all of it.
 SLOW_COUNTS_SECONDS = 0.1
+# Tasks registered after a page loaded are counted up to this many, and then "more than".
+NEW_TASKS_COUNTED = 100
 TaskId = Annotated[str, Path()]
 
 
@@ -115,6 +117,9 @@ def overview(
     counts = summary_of(request).counts(wait=COUNTS_WAIT_SECONDS)
     after = _position(cursor)
     with reading():
+        # What is registered after the newest task of all is new to the page. A filtered
+        # page's newest need not be that one: it is read first, before the page.
+        newest = _newest(service) if after is None and filters.narrowed else None
         if _known_empty(filters, counts):
             page = []
         else:
@@ -124,16 +129,22 @@ def overview(
         failed = [task.task_id for task in page if task.finish_reason == FinishReason.FAILED]
         reasons = service.database.timelines.final_errors(failed) if failed else {}
     watched = [task.task_id for task in page if not task.finished]
+    if after is None and not filters.narrowed:
+        newest = page[0] if page else None  # the page's own: nothing came in between
     context = {
         "viewer": seen,
         "now": service.clock.now(),
         "filters": filters,
+        # What the page's script asks the counts about: how many tasks came after the newest
+        # shown when it loaded ("" for none), on the first page only.
+        "announce_after": None if after is not None else _since(newest),
+        "newer": None,
         "counts": counts,
         "counts_failed": summary_of(request).failed,
         "tasks": page,
+        "label_width": label_width(task.label for task in page),
         "reasons": reasons,
         "tone": tone,
-        "tone_words": tone_words(),
         "first_page": after is None,
         "next_query": filters.query(cursor=cursors.after_task(page[-1])) if more else None,
         "events": "/v1/events?" + urlencode([("task_id", i) for i in watched]) if watched else "",
@@ -154,6 +165,36 @@ def _position(cursor: str | None) -> Position | None:
         ) from None
 
 
+def _newest(service: Service) -> Task | None:
+    newest = service.database.reads.page(TaskFilter(), 1)
+    return newest[0] if newest else None
+
+
+def _since(task: Task | None) -> str:
+    return "" if task is None else cursors.after_task(task)
+
+
+def _newer(request: Request, since: str) -> int | None:
+    """How many tasks were registered after the one ``since`` names (every task, for ""), up
+    to one more than ``NEW_TASKS_COUNTED``: a read of the newest few, however big the table.
+    None when that cannot be told (a cursor not ours, the database away)."""
+    try:
+        position = cursors.position(since) if since else None
+        with reported_errors():
+            newest = service_of(request).database.reads.page(TaskFilter(), NEW_TASKS_COUNTED + 1)
+    except (ApiError, DatabaseError):
+        return None
+    newer = 0
+    for task in newest:
+        # Newest first, in the database's order, down to the task named or an older one.
+        if position is not None and (
+            task.task_id == position.task_id or task.registered_at < position.registered_at
+        ):
+            break
+        newer += 1
+    return newer
+
+
 def _known_empty(filters: Filters, counts: Counts | None) -> bool:
     if counts is None or filters.state == "all" or counts.read_seconds < SLOW_COUNTS_SECONDS:
         return False
@@ -168,12 +209,16 @@ def summary(
     label: str = "",
     q: str = "",
     limit: str = "50",
+    since: str | None = None,
 ) -> Response:
-    """The counts, for the overview's script to swap in every few seconds."""
+    """The counts, for the overview's script to swap in at each beat; with ``since`` (what the
+    page names as its newest task when it loaded), how many tasks are new since."""
     summary = summary_of(request)
     context = {
         "counts": summary.counts(wait=5.0),
         "counts_failed": summary.failed,
+        "newer": None if since is None else _newer(request, since),
+        "new_tasks_counted": NEW_TASKS_COUNTED,
         "filters": Filters.of(state, label, q, limit),
         "states": STATES,
     }
@@ -189,7 +234,7 @@ def task_page(
     removed: bool = False,
 ) -> Response:
     context = _task_context(request, task_id, after)
-    context.update(viewer=seen, removed=removed, tone_words=tone_words())
+    context.update(viewer=seen, removed=removed)
     return render(request, "task.html", context)
 
 

@@ -20,7 +20,7 @@ PROVIDER_PATTERN = f"^{PROVIDER_NAME}$"
 
 Metadata = dict[str, Any]
 
-# A valid task ID (README, Commands) as a JSON Schema pattern, for the OpenAPI document: 1 to
+# A valid task ID (docs/cli.md, Task IDs) as a JSON Schema pattern, for the OpenAPI document: 1 to
 # 256 printable ASCII characters but / ? # % \, and not "." or "..". Requests are checked by
 # tracker.core.ids, whose messages say which rule an ID breaks.
 _ID_CHARACTER = r"[!\"$&-.0->@-\[\]-~]"

@@ -53,7 +53,7 @@ class Counts:
     @property
     def polls_per_second(self) -> float:
         """Snapshots written in the last minute, a second's worth: every poll writes one,
-        unless the daemons record changes only (README, --record)."""
+        unless the daemons record changes only (docs/cli.md, --record)."""
         return self.stats.snapshots_last_minute / 60
 
 

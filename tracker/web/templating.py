@@ -20,7 +20,7 @@ from tracker._version import __version__
 from tracker.core.ids import path_segment
 from tracker.core.texts import age, duration, error_line, shorten_middle
 from tracker.web.auth import CSRF_FIELD
-from tracker.web.views import TONE_NAMES, state_tones
+from tracker.web.views import TONE_NAMES, script_rules, state_tones, status_text
 
 TEMPLATES = Path(str(files("tracker.web") / "templates"))
 SHORT_ID = 28
@@ -104,6 +104,7 @@ def _environment() -> jinja2.Environment:
         data_json=data_json,
         duration=lambda seconds: duration(timedelta(seconds=seconds)),
         error_text=lambda error: error_line(error, None),
+        status_text=status_text,
     )
     environment.globals.update(
         version=__version__,
@@ -111,6 +112,7 @@ def _environment() -> jinja2.Environment:
         csrf_field=CSRF_FIELD,
         state_tones=state_tones(),
         tone_names=TONE_NAMES,
+        script_rules=script_rules(),
     )
     return environment
 

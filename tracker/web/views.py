@@ -4,7 +4,7 @@ the chart of its progress over time (an inline SVG, drawn here, with no script).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +25,14 @@ TONE_NAMES = {
     "failed": "failed",
     "ended": "ended",
 }
+# Every character with a case mapping of its own, or that is white space, is in the first two
+# planes of Unicode.
+CASED_PLANES = 0x20000
+# A badge's words for a task no poll has given a status yet (or ever: a 404 from the start).
+NO_STATUS = "no status"
+# The overview's label column, in characters (dashboard.css, .labels-N): the narrowest step that
+# holds the page's longest label, so that the last error has the rest; a longer one is cut.
+LABEL_WIDTHS = (8, 12, 16, 20)
 CHART_WIDTH = 1000  # the viewBox's units; the chart stretches to its box
 MARK_COLUMNS = 250  # errors closer than a 250th of the chart share one mark
 
@@ -56,13 +64,40 @@ def state_tones() -> dict[str, str]:
     }
 
 
-def tone_words() -> dict[str, list[str]]:
-    """The spellings ``tone`` knows, for the pages' script to colour live updates alike."""
-    return {
+def status_text(status: str | None) -> str:
+    """What a status badge says."""
+    return status or NO_STATUS
+
+
+def label_width(labels: Iterable[str | None]) -> int:
+    """The label column's width for these labels: a step of ``LABEL_WIDTHS``."""
+    longest = max((len(label) for label in labels if label), default=0)
+    return next((width for width in LABEL_WIDTHS if longest <= width), LABEL_WIDTHS[-1])
+
+
+def script_rules() -> dict[str, Any]:
+    """What the pages' script needs to write live updates as the server writes them: the
+    spellings ``tone`` knows; Python's white space (``str.strip``'s, which is not
+    JavaScript's ``trim``'s) and the characters whose case folding is not their lower case
+    (which ``toLowerCase`` gives) where either could spell one of those words (a sharp s folds
+    to ``ss``, a long s to ``s``), so that the script's ``tone`` is this one; a badge's words
+    without a status."""
+    words = {
         "done": sorted(SUCCESS_STATUSES),
         "failed": sorted(FAILURE_STATUSES),
         "queued": sorted(QUEUED_STATUSES),
     }
+    letters = set("".join(word for spellings in words.values() for word in spellings))
+    folds: dict[str, str] = {}
+    spaces: list[str] = []
+    for code in range(CASED_PLANES):
+        char = chr(code)
+        folded, lowered = char.casefold(), char.lower()
+        if folded != lowered and (set(folded) <= letters or set(lowered) <= letters):
+            folds[char] = folded
+        if char.isspace():
+            spaces.append(char)
+    return {"tones": words, "folds": folds, "spaces": "".join(spaces), "no_status": NO_STATUS}
 
 
 def failed_poll(point: Point) -> bool:

@@ -1,21 +1,22 @@
 // The dashboard's script: keeps the server-rendered pages live without reloading them.
 // The overview moves its rows from /v1/events (one EventSource, only the unfinished tasks in
-// view, what changed during a beat (BEAT) applied in one frame) and swaps in fresh counts
-// every few seconds, in such a frame; a task's page swaps in its moving parts, rendered by
-// the server, when its events arrive. Everything still reads without this script; it adds
+// view, what changed in the last beat (BEAT) applied in one frame) and swaps in the counts,
+// read at the start of each beat, in that same frame; a task's page swaps in its moving parts,
+// rendered by the server, when its events arrive. Everything still reads without this script; it adds
 // liveness, local times and the "/" shortcut (docs/dashboard.md).
 (() => {
   "use strict";
 
   const page = document.body.dataset.page;
-  const COUNTS_EVERY = 5000;
   const TASK_REFRESH_GAP = 1000;
   const BEAT = 3000;
+  const READ_WAIT = 1000; // ms a beat waits for what it reads before it draws without it
   const SETTLE = 500; // ms the overview stands still before it follows the rows then in view
   // ms two streams overlap when the rows followed change: more than a beat, as the old stream
   // may be resting out its interval (a beat) with events the new one starts after.
   const OVERLAP = BEAT + 2000;
-  const beats = [];
+  const reads = []; // what each beat reads before it draws
+  const beats = []; // what each beat draws, in one frame
   const serverNow = Date.parse(document.body.dataset.now || "") || Date.now();
   const skew = serverNow - Date.now(); // the server's clock, to age its timestamps
 
@@ -24,7 +25,7 @@
     return Date.parse(String(iso).replace(/(\.\d{3})\d+/, "$1"));
   }
 
-  // The same short ages as the server's (tracker.core.texts.age): 2d3h, 4h05m, 12m30s, 45s.
+  // tracker.core.texts.age: 2d3h, 4h05m, 12m30s, 45s (held to it with the rules below).
   function age(ms) {
     let s = Math.max(0, Math.floor(ms / 1000));
     const d = Math.floor(s / 86400); s -= d * 86400;
@@ -57,29 +58,56 @@
     }
   }
 
-  // ---- what the server says about a status ------------------------------------------------
-  const toneData = document.getElementById("tones");
-  const words = toneData ? JSON.parse(toneData.textContent) : {};
-  const sets = Object.fromEntries(Object.entries(words).map(([k, v]) => [k, new Set(v)]));
+  // ---- the server's rules, repeated -------------------------------------------------------
+  // tests/integration/test_dashboard_rules.py holds each function here to the Python rule it
+  // repeats, over the same inputs; what differs between the languages comes from the server.
+  const rulesData = document.getElementById("rules");
+  const rules = rulesData
+    ? JSON.parse(rulesData.textContent)
+    : { tones: {}, folds: {}, spaces: "", no_status: "" };
+  const sets = Object.fromEntries(Object.entries(rules.tones).map(([k, v]) => [k, new Set(v)]));
+  const spaces = new Set(rules.spaces);
 
-  // The same tones as the server's (tracker.web.views.tone).
+  // Python's status.strip().casefold(), as far as telling the words of `rules.tones` goes.
+  function folded(status) {
+    const chars = [...status];
+    let start = 0;
+    let end = chars.length;
+    while (start < end && spaces.has(chars[start])) start++;
+    while (end > start && spaces.has(chars[end - 1])) end--;
+    return chars.slice(start, end).map((c) => rules.folds[c] ?? c.toLowerCase()).join("");
+  }
+
+  // tracker.web.views.tone
   function tone(status, reason) {
     if (reason === "completed") return "done";
     if (reason === "failed") return "failed";
-    if (reason) return "ended";
+    if (reason != null) return "ended";
     if (status == null) return "unknown";
-    const word = String(status).trim().toLowerCase();
+    const word = folded(String(status));
     for (const kind of ["done", "failed", "queued"]) if (sets[kind] && sets[kind].has(word)) return kind;
     return "running";
   }
 
-  // The same line as the server's (tracker.core.texts.error_line).
+  // tracker.web.views.status_text
+  function statusText(status) {
+    return status || rules.no_status;
+  }
+
+  // tracker.core.texts.error_line
   function errorLine(error, httpStatus) {
-    if (error == null) return "";
-    const message = typeof error === "object" && !Array.isArray(error) ? error.message : error;
-    const text = message == null || message === "" ? "request failed" : String(message);
+    const inObject = error !== null && typeof error === "object" && !Array.isArray(error);
+    const message = inObject ? error.message : error;
+    const text = message == null || message === ""
+      ? "request failed"
+      : typeof message === "string" ? message : JSON.stringify(message);
     return httpStatus == null ? text : `HTTP ${httpStatus}: ${text}`;
   }
+
+  // For the test that holds these to the server's rules.
+  window.dashboardRules = Object.freeze({ age, tone, errorLine, statusText });
+
+  const setText = (el, text) => { if (el && el.textContent !== text) el.textContent = text; };
 
   // ---- the connection banner ----------------------------------------------------------------
   const banner = document.getElementById("connection");
@@ -100,8 +128,13 @@
     say("Your session has ended.", { href: "/login?next=" + encodeURIComponent(next), text: "Sign in again" });
   }
 
+  async function signedIn() {
+    const response = await fetch("/session", { cache: "no-store" });
+    return (await response.json()).signed_in === true;
+  }
+
   async function signedOut() {
-    try { return (await fetch("/session", { cache: "no-store" })).status === 401; }
+    try { return !(await signedIn()); }
     catch { return false; }
   }
 
@@ -156,12 +189,10 @@
     const table = document.querySelector("table.tasks");
     const counts = document.getElementById("counts");
     const fresh = document.getElementById("fresh");
-    const totalOf = () => Number((counts.querySelector("[data-total]") || {}).dataset?.total ?? NaN);
-    let firstTotal = totalOf();
     let lastCounts = "";
 
     let due = null; // counts read, to be shown in the next beat's frame
-    const refreshCounts = async () => {
+    const readCounts = async () => {
       try {
         const html = await fetchHtml(counts.dataset.summary);
         if (html === null) return;
@@ -171,21 +202,23 @@
         say("Cannot reach the server: the counts are not current. Trying again…");
       }
     };
+    let reading = null; // one read at a time: a slow one is waited for by the next beat too
+    const refreshCounts = () => (reading ??= readCounts().finally(() => { reading = null; }));
     const showCounts = () => {
       if (due === null) return;
       counts.innerHTML = due;
       due = null;
-      if (Number.isNaN(firstTotal)) firstTotal = totalOf();
-      const added = totalOf() - firstTotal;
-      if (fresh && fresh.dataset.first && added > 0) {
-        fresh.firstElementChild.textContent = `${added.toLocaleString()} new ${added === 1 ? "task" : "tasks"} since this page was loaded.`;
+      // The server counts the tasks registered after the newest this page showed.
+      const news = counts.querySelector("[data-new]");
+      if (fresh && news) {
+        setText(fresh.firstElementChild, news.textContent);
         fresh.hidden = false;
       }
     };
+    reads.push(refreshCounts);
     beats.push(showCounts);
-    // Counts still being read when the page was made come as soon as they are ready.
-    if (Number.isNaN(firstTotal)) refreshCounts();
-    every(COUNTS_EVERY, refreshCounts);
+    // Counts still being read when the page was made are asked for at once.
+    if (!counts.querySelector("ul.counts")) refreshCounts();
 
     if (!table || !table.dataset.events) { beats.push(() => tick()); return; }
     const rows = new Map([...table.tBodies[0].rows].map((row) => [row.dataset.task, row]));
@@ -216,7 +249,7 @@
       snapshot: (s) => {
         const change = { polledAt: s.polled_at };
         if (s.status != null) { change.status = s.status; change.progress = s.progress; }
-        change.error = errorLine(s.error, s.status == null ? s.http_status : null);
+        change.error = s.error == null ? "" : errorLine(s.error, s.status == null ? s.http_status : null);
         queue(s.task_id, change);
       },
       finished: (f) => {
@@ -265,8 +298,6 @@
       pending.set(taskId, Object.assign(pending.get(taskId) || {}, change));
     };
 
-    const setText = (el, text) => { if (el && el.textContent !== text) el.textContent = text; };
-
     function flush() {
       for (const [taskId, change] of pending) {
         if (!shown.has(taskId)) continue;
@@ -283,7 +314,7 @@
         if (row.className !== name) row.className = name;
         const badge = row.querySelector("[data-status]");
         if (badge) {
-          if ("status" in change) setText(badge, change.status);
+          if ("status" in change) setText(badge, statusText(change.status));
           if (badge.className !== "status " + name) badge.className = "status " + name;
         }
       }
@@ -371,17 +402,21 @@
   localize();
   if (page === "overview") overview();
   if (page === "task") task();
-  // One beat (BEAT) moves everything that changed since the last, in one frame: the
-  // rows of the events that came meanwhile, the counts, and the ages (docs/performance.md, The
-  // dashboard).
+  // One beat (BEAT) reads the counts, then moves everything that changed since the last in one
+  // frame: the rows of the events that came meanwhile, the counts, and the ages
+  // (docs/performance.md, The dashboard).
   if (page !== "overview") beats.push(() => tick());
-  every(BEAT, () => requestAnimationFrame(() => { for (const job of beats) job(); }));
+  every(BEAT, async () => {
+    const read = Promise.all(reads.map((job) => job()));
+    await Promise.race([read, new Promise((done) => { setTimeout(done, READ_WAIT); })]);
+    requestAnimationFrame(() => { for (const job of beats) job(); });
+  });
   if (page === "login") {
     // A link followed from another site arrives without the SameSite=Strict cookie: a
     // browser that is signed in after all goes straight on.
     const form = document.querySelector("form[data-next]");
-    fetch("/session", { cache: "no-store" }).then((response) => {
-      if (response.status === 204 && form) location.replace(form.dataset.next);
+    signedIn().then((yes) => {
+      if (yes && form) location.replace(form.dataset.next);
     }, () => {});
   }
   const focus = document.getElementById("register-errors") || document.getElementById("register-result");
