@@ -33,8 +33,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+from sqlalchemy import text
 
 from tracker.core.models import TaskFilter
+from tracker.daemon.retention import prune
 from tracker.store import Database
 from tracker.store.engine import create_engine
 
@@ -157,8 +159,6 @@ def measure(label: str, url: str, ids: list[str], days: int) -> None:
             f"{statistics.median(pages) * 1000:.1f} ms; {max(pages) * 1000:.1f} ms",
         )
         with opened.engine.connect() as connection:
-            from sqlalchemy import text
-
             size = connection.scalar(
                 text(
                     "SELECT SUM(pg_total_relation_size(relid)) FROM pg_partition_tree('snapshots')"
@@ -170,8 +170,6 @@ def measure(label: str, url: str, ids: list[str], days: int) -> None:
         report("space", f"{label}: bytes a snapshot, with its indexes", f"{size / rows:,.0f} B")
         cutoff = NOW - timedelta(days=days - 1)
         took = timed(lambda: opened.retention.prune_batch(cutoff, None, 10**9, False))
-        from tracker.daemon.retention import prune
-
         if not opened.partitions.partitioned:  # the rule deletes in batches: all of them
             took += timed(lambda: prune(opened.retention, cutoff))
         report("prune", f"{label}: prune the oldest day of polls", f"{took:.2f} s")

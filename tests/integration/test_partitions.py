@@ -8,13 +8,18 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select, text
 
+from tracker.core.clock import SystemClock
 from tracker.core.models import FetchResult
 from tracker.core.video import Video
+from tracker.daemon.dbthread import DatabaseThread
+from tracker.daemon.retention import Retention
 from tracker.daemon.rules import Policy, decide
+from tracker.daemon.running import Crew
 from tracker.store import Database, migrations
 from tracker.store.engine import create_engine
 from tracker.store.partitions import day_start
@@ -130,3 +135,36 @@ def test_the_migration_converts_what_was_there(postgres_url: str) -> None:
         assert max(where(database)) > max(id_ for id_, _s in before)  # the sequence goes on
     finally:
         database.close()
+
+
+def test_a_drop_gives_way_to_a_long_read_and_comes_back_for_the_day(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    database.tasks.add_tasks(["t"], None, NOW - timedelta(days=3))
+    [made] = database.partitions.make_days_ahead(NOW - timedelta(days=3), days=0)
+    for status in ("queued", "queued", "queued"):
+        poll(database, "t", status, NOW - timedelta(days=3))
+    with database.engine.connect() as reader, reader.begin():
+        reader.execute(text("SELECT COUNT(*) FROM snapshots")).scalar()
+        # The drop waits its turn behind the read, briefly: the polls queued behind it go on.
+        assert database.retention.prune_batch(NOW - timedelta(days=1), None, 100, False) == (
+            0,
+            None,
+        )
+        poll(database, "t", "queued", NOW)
+    assert made in {day.table for day in database.partitions.days()}
+    assert f"the snapshots of a day ({made}) were left for the next prune" in caplog.text
+    assert database.retention.prune_batch(NOW - timedelta(days=1), None, 100, False) == (2, None)
+    assert made not in {day.table for day in database.partitions.days()}
+
+
+def test_the_daemon_prunes_hourly_where_it_drops_days(database: Database, tmp_path: Path) -> None:
+    thread = DatabaseThread()
+    crew = Crew("test-daemon", thread, SystemClock(), database.wakeups)
+    sqlite = Database.open(f"sqlite:///{tmp_path / 'tracker.db'}")
+    try:
+        assert Retention(database.retention, 86400, crew).every == 3600
+        assert Retention(sqlite.retention, 86400, crew).every == 86400
+    finally:
+        sqlite.close()
+        thread.close()

@@ -36,12 +36,12 @@ class Database:
         self.follow_ups = FollowUpStore(engine, self.wakeups)
         self.reads = Reads(engine)
         self.feed = FeedStore(engine)
-        self.retention = RetentionStore(engine)
         self.sql = ReadOnlySQL(engine)
         self.timelines = Timelines(engine)
         self.daemons = DaemonStore(engine)
         self.tallies = Tallies(engine)
         self.partitions = Partitions(engine)
+        self.retention = RetentionStore(engine, self.partitions)
 
     @classmethod
     def open(cls, url: str) -> Database:

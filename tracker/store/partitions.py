@@ -9,17 +9,24 @@ their day's partition when it is made. SQLite has no partitions: there retention
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import UTC, datetime, timedelta
+from functools import cached_property, partial
 
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 
 from tracker.store.base import SQLStore
 
+logger = logging.getLogger(__name__)
+
 DAYS_AHEAD = 7
+# Making or dropping a partition locks the table; past this wait it gives way to the polls.
+LOCK_WAIT = "200ms"
 _DAY = re.compile(r"snapshots_polls_(\d{8})")
 _BEFORE = re.compile(r"snapshots_polls_before_(\d{8})")
 
@@ -65,7 +72,7 @@ class Partitions(SQLStore):
 
     def make_days_ahead(self, now: datetime, days: int = DAYS_AHEAD) -> list[str]:
         """Make the partitions of today and the next ``days`` that are missing; the names
-        made."""
+        made (a day whose locks did not come within ``LOCK_WAIT`` is made on a later try)."""
         if not self.partitioned:
             return []
         there = {day.table for day in self.days()}
@@ -73,24 +80,34 @@ class Partitions(SQLStore):
         for offset in range(days + 1):
             begins = day_start(now) + timedelta(days=offset)
             name = f"snapshots_polls_{begins:%Y%m%d}"
-            if name not in there:
-                with self._writing() as connection:
-                    _make_day(connection, name, begins)
+            if name not in there and _within_lock_wait(
+                self._engine, partial(_make_day, name=name, begins=begins)
+            ):
                 made.append(name)
         return made
 
     def drop_days_before(self, cutoff: datetime, dry_run: bool = False) -> int:
         """Drop (or with ``dry_run`` only count) the day partitions wholly before ``cutoff``,
-        and the default partition's rows before it: the snapshots gone, as PostgreSQL's
-        statistics count a day's (kept current by autovacuum), to keep a drop constant-time."""
+        and delete the default partition's rows before it; the snapshots gone.
+
+        A day's rows are counted before its drop, outside the drop's transaction: dropping a
+        partition locks the whole table, so it waits at most ``LOCK_WAIT`` for the reads and
+        writes under way rather than stalling the polls queued behind it for as long as a
+        long read lasts. A day that could not be locked is left for the next prune, and said
+        in a WARNING line."""
         gone = 0
         for day in self.days():
             if day.ends > cutoff:
                 continue
-            with self._writing() as connection:
-                gone += _rows_about(connection, day.table)
-                if not dry_run:
-                    connection.exec_driver_sql(f"DROP TABLE {day.table}")
+            with self._engine.connect() as connection:
+                rows = int(connection.scalar(text(f"SELECT COUNT(*) FROM {day.table}")) or 0)
+            if dry_run or _within_lock_wait(self._engine, partial(_drop_table, table=day.table)):
+                gone += rows
+            else:
+                logger.warning(
+                    "the snapshots of a day (%s) were left for the next prune: the table was busy",
+                    day.table,
+                )
         stray = "FROM snapshots_polls_default WHERE polled_at < :cutoff"
         with self._writing() as connection:
             if dry_run:
@@ -100,12 +117,24 @@ class Partitions(SQLStore):
         return gone + int(found or 0)
 
 
-def _rows_about(connection: Connection, table: str) -> int:
-    rows = connection.scalar(
-        text("SELECT reltuples FROM pg_class WHERE oid = CAST(:table AS regclass)"),
-        {"table": table},
-    )
-    return max(0, int(rows or 0))
+def _within_lock_wait(engine: Engine, change: Callable[[Connection], object]) -> bool:
+    """Make ``change`` in a transaction of its own if the locks it needs come within
+    ``LOCK_WAIT``; whether it was made."""
+    from psycopg.errors import LockNotAvailable
+
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
+            change(connection)
+    except OperationalError as exc:
+        if isinstance(exc.orig, LockNotAvailable):
+            return False
+        raise
+    return True
+
+
+def _drop_table(connection: Connection, table: str) -> None:
+    connection.exec_driver_sql(f"DROP TABLE {table}")
 
 
 def _make_day(connection: Connection, name: str, begins: datetime) -> None:

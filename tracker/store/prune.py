@@ -16,9 +16,14 @@ MAX_TASKS_PER_PRUNE = 500  # a prune batch's tasks, however short their historie
 
 
 class RetentionStore(SQLStore):
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, partitions: Partitions) -> None:
         super().__init__(engine)
-        self._partitions = Partitions(engine)
+        self._partitions = partitions
+
+    @property
+    def by_days(self) -> bool:
+        """Whether pruning drops whole days (PostgreSQL): cheap enough to do every hour."""
+        return self._partitions.partitioned
 
     def prune_batch(
         self,
