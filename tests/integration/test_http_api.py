@@ -186,6 +186,31 @@ def test_invalid_registrations_name_each_field_and_register_nothing(served: Serv
     assert tracker.tasks() == []
 
 
+def test_every_bad_entry_of_a_registration_is_named_in_one_problem(served: Served) -> None:
+    """An entry of the wrong type does not hide the others: each bad ID, metadata object and
+    field is named with its pointer in the same answer, in the rule's own words."""
+    tracker, client = served
+    ids = ["bad id", "a/b", "", "x" * 300, 5, ".", "video_fine"]
+    answer = client.post("/v1/tasks", json={"ids": ids})
+    assert answer.status_code == 422
+    errors = answer.json()["errors"]
+    assert [error["pointer"] for error in errors] == [f"/ids/{index}" for index in range(6)]
+    assert errors[0]["detail"].startswith("invalid task ID 'bad id': contains whitespace")
+    assert errors[4]["detail"] == "Input should be a valid string"
+    big = {"x": "y" * (17 * 1024)}
+    tasks = [{"id": 7}, {"id": "a b", "metadata": big}, {"id": "video_ok", "label": 3}]
+    answer = client.post("/v1/tasks", json={"tasks": tasks, "colour": "red"})
+    assert answer.status_code == 422
+    assert [error["pointer"] for error in answer.json()["errors"]] == [
+        "/tasks/0/id",
+        "/tasks/1/id",
+        "/tasks/1/metadata",
+        "/tasks/2/label",
+        "/colour",
+    ]
+    assert tracker.tasks() == []
+
+
 def test_one_task_its_history_and_its_removal(served: Served) -> None:
     """GET one task, DELETE it (its history kept, and ended by a snapshot of the removal),
     404 for an unknown one."""

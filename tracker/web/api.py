@@ -10,15 +10,13 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
 from tracker.core.feed import FeedPosition
-from tracker.core.ids import DEFAULT_PROVIDER, check_task_id
+from tracker.core.ids import DEFAULT_PROVIDER
 from tracker.core.models import NewTask, TaskFilter
-from tracker.errors import InvalidTaskIDError
 from tracker.web import cursors, problems
 from tracker.web.auth import caller
 from tracker.web.events import MAX_INTERVAL_SECONDS, Feed, interest_of
-from tracker.web.problems import ApiError, FieldError, NotFound, pointer
+from tracker.web.problems import ApiError, FieldError, NotFound
 from tracker.web.schemas import (
-    MAX_METADATA_BYTES,
     DownloadOut,
     NotificationOut,
     Registered,
@@ -31,7 +29,6 @@ from tracker.web.schemas import (
     TaskDetail,
     TaskOut,
     TaskPage,
-    metadata_size,
 )
 from tracker.web.service import Service, service_of
 
@@ -70,39 +67,17 @@ def register(body: RegisterIn, service: ServiceOf) -> Registered:
 
 
 def _new_tasks(body: RegisterIn) -> list[NewTask]:
-    errors: list[FieldError] = []
+    """The tasks a valid body asks for, each ID once (the schema checked each entry)."""
     tasks: dict[str, NewTask] = {}
     if isinstance(body, RegisterTasks):
-        for index, item in enumerate(body.tasks):
-            at = ("tasks", index)
-            _check(item.id, pointer(*at, "id"), errors)
-            _check_metadata(item.metadata, pointer(*at, "metadata"), errors)
+        for item in body.tasks:
             provider = item.provider or DEFAULT_PROVIDER
             tasks.setdefault(item.id, NewTask(item.id, item.label, item.metadata, provider))
     else:
-        _check_metadata(body.metadata, pointer("metadata"), errors)
         provider = body.provider or DEFAULT_PROVIDER
-        for index, task_id in enumerate(body.ids):
-            _check(task_id, pointer("ids", index), errors)
+        for task_id in body.ids:
             tasks.setdefault(task_id, NewTask(task_id, body.label, body.metadata, provider))
-    if errors:
-        raise ApiError("Nothing was registered: fix the fields named.", errors=errors, status=422)
     return list(tasks.values())
-
-
-def _check(task_id: str, where: str, errors: list[FieldError]) -> None:
-    try:
-        check_task_id(task_id)
-    except InvalidTaskIDError as exc:
-        errors.append(FieldError(detail=str(exc), pointer=where))
-
-
-def _check_metadata(
-    metadata: dict[str, object] | None, where: str, errors: list[FieldError]
-) -> None:
-    if metadata is not None and metadata_size(metadata) > MAX_METADATA_BYTES:
-        detail = f"metadata is over {MAX_METADATA_BYTES // 1024} KiB as JSON"
-        errors.append(FieldError(detail=detail, pointer=where))
 
 
 @router.get(

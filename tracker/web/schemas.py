@@ -3,18 +3,20 @@ OpenAPI document."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic_core import PydanticCustomError
 
 from tracker.core.follow_ups import Download
-from tracker.core.ids import PROVIDER_NAME
+from tracker.core.ids import PROVIDER_NAME, check_task_id
+from tracker.core.metadata import check_metadata
 from tracker.core.models import Snapshot, Stats, Task
+from tracker.errors import UsageError
 
 MAX_TASKS_PER_CALL = 10_000
-MAX_METADATA_BYTES = 16 * 1024
 PROVIDER_PATTERN = f"^{PROVIDER_NAME}$"
 
 Metadata = dict[str, Any]
@@ -28,14 +30,28 @@ TASK_ID_PATTERN = (
     f"^(?:{_ID_CHARACTER}{{3,256}}|{_ID_CHARACTER_NOT_DOT}|{_ID_CHARACTER_NOT_DOT}{_ID_CHARACTER}"
     f"|{_ID_CHARACTER}{_ID_CHARACTER_NOT_DOT})$"
 )
+
+
+def _by_rule(check: Callable[[Any], Any]) -> AfterValidator:
+    """tracker's own rule as a step of pydantic's validation, so that its errors and pydantic's
+    come in one list, each where it belongs, in the words of the rule."""
+
+    def checked(value: Any) -> Any:
+        try:
+            return check(value)
+        except UsageError as exc:
+            raise PydanticCustomError("tracker", str(exc)) from None
+
+    return AfterValidator(checked)
+
+
 TaskId = Annotated[
-    str, Field(json_schema_extra={"pattern": TASK_ID_PATTERN, "minLength": 1, "maxLength": 256})
+    str,
+    Field(json_schema_extra={"pattern": TASK_ID_PATTERN, "minLength": 1, "maxLength": 256}),
+    _by_rule(check_task_id),
 ]
-
-
-def metadata_size(metadata: Metadata) -> int:
-    """Its size as stored: compact JSON in UTF-8."""
-    return len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode())
+MetadataIn = Annotated[Metadata, _by_rule(check_metadata)]
+METADATA = "A JSON object of at most 16 KiB, given back with the task"
 
 
 class NewTaskIn(BaseModel):
@@ -44,9 +60,7 @@ class NewTaskIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: TaskId = Field(description="The video API's task ID")
     label: str | None = Field(default=None, max_length=1000)
-    metadata: Metadata | None = Field(
-        default=None, description="A JSON object of at most 16 KiB, given back with the task"
-    )
+    metadata: MetadataIn | None = Field(default=None, description=METADATA)
     provider: str | None = Field(default=None, pattern=PROVIDER_PATTERN)
 
 
@@ -61,9 +75,7 @@ class RegisterIds(BaseModel):
     )
     ids: list[TaskId] = Field(min_length=1, max_length=MAX_TASKS_PER_CALL)
     label: str | None = Field(default=None, max_length=1000)
-    metadata: Metadata | None = Field(
-        default=None, description="A JSON object of at most 16 KiB, given back with the task"
-    )
+    metadata: MetadataIn | None = Field(default=None, description=METADATA)
     provider: str | None = Field(default=None, pattern=PROVIDER_PATTERN)
 
 
