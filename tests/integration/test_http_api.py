@@ -211,6 +211,32 @@ def test_every_bad_entry_of_a_registration_is_named_in_one_problem(served: Serve
     assert tracker.tasks() == []
 
 
+def test_a_body_not_sent_as_json_is_answered_415_naming_the_content_type(
+    served: Served,
+) -> None:
+    """A form, text, or a body without a Content-Type is refused with 415, naming
+    Content-Type: application/json; JSON with a charset, or a +json type, is read."""
+    tracker, client = served
+    body = json.dumps({"ids": ["video_json"]}).encode()
+    for content_type, content in (
+        ("application/x-www-form-urlencoded", b"ids=video_json"),
+        ("text/plain", body),
+        (None, body),
+        (None, b""),
+    ):
+        headers = {"content-type": content_type} if content_type else {}
+        answer = client.post("/v1/tasks", content=content, headers=headers)
+        assert answer.status_code == 415, (content_type, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert "Content-Type: application/json" in answer.json()["detail"]
+        assert [error["parameter"] for error in answer.json()["errors"]] == ["Content-Type"]
+    assert tracker.tasks() == []
+    for content_type in ("application/json; charset=utf-8", "application/vnd.tracker+json"):
+        answer = client.post("/v1/tasks", content=body, headers={"content-type": content_type})
+        assert answer.status_code == 201, (content_type, answer.text)
+    assert [task.task_id for task in tracker.tasks()] == ["video_json"]
+
+
 def test_one_task_its_history_and_its_removal(served: Served) -> None:
     """GET one task, DELETE it (its history kept, and ended by a snapshot of the removal),
     404 for an unknown one."""

@@ -51,12 +51,35 @@ EVENT_SCHEMA = {
 }
 
 
+JSON_MEDIA_TYPE = "application/json"
+
+
+def is_json(content_type: str | None) -> bool:
+    """Whether a Content-Type says JSON: application/json, or a type with the +json suffix."""
+    media = (content_type or "").partition(";")[0].strip().lower()
+    kind, _, subtype = media.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+async def json_body(request: Request) -> None:
+    """A body read as JSON must say it is JSON: a form or text would otherwise be read as
+    something else and refused with a 422 that names no field."""
+    if not is_json(request.headers.get("content-type")):
+        detail = f"send the body as JSON, with Content-Type: {JSON_MEDIA_TYPE}"
+        raise ApiError(
+            f"The body must be JSON (Content-Type: {JSON_MEDIA_TYPE}).",
+            errors=[FieldError(detail=detail, parameter="Content-Type")],
+            status=415,
+        )
+
+
 @router.post(
     "/tasks",
     status_code=201,
     response_model=Registered,
     summary="Register tasks",
-    responses=problems.responses(400, 413, 422),
+    dependencies=[Depends(json_body)],
+    responses=problems.responses(400, 413, 415, 422),
 )
 def register(body: RegisterIn, service: ServiceOf) -> Registered:
     """Registers tasks to watch, due at once. Idempotent: tasks already registered are left as
