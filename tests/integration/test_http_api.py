@@ -27,6 +27,7 @@ from tests.web import (
 from tracker import Secret, Tracker
 from tracker.core.feed import FeedPosition
 from tracker.settings import Settings
+from tracker.settings.providers import Provider
 from tracker.testing import RunningApp
 from tracker.web import events as feed
 
@@ -235,6 +236,58 @@ def test_a_body_not_sent_as_json_is_answered_415_naming_the_content_type(
         answer = client.post("/v1/tasks", content=body, headers={"content-type": content_type})
         assert answer.status_code == 201, (content_type, answer.text)
     assert [task.task_id for task in tracker.tasks()] == ["video_json"]
+
+
+def test_a_server_given_the_providers_takes_only_theirs(api: API, database_url: str) -> None:
+    """Given the providers file, the server refuses a task of a provider it does not declare
+    (or of none, when it declares no `default`) with a 422 naming each `provider` field, and
+    registers nothing; without one, any well-formed name is taken (the daemons sharing the
+    database may declare it)."""
+    both = (Provider("default", api.url), Provider("relay-b", api.url))
+    with make_tracker(api, database_url) as tracker:
+        answers = {}
+        for name, providers in (("both", both), ("relay-b", both[1:]), ("none", ())):
+            settings = with_http(tracker.settings, providers=providers)
+            with (
+                RunningApp(settings, tracker.database) as url,
+                httpx.Client(base_url=url, headers=AUTH, timeout=30) as client,
+            ):
+                tasks = [
+                    {"id": f"video_{name}_1", "provider": "relay-b"},
+                    {"id": f"video_{name}_2", "provider": "relay-x"},
+                    {"id": f"video_{name}_3"},
+                ]
+                answers[name] = [
+                    client.post("/v1/tasks", json={"ids": [f"video_{name}"], "provider": "nope"}),
+                    client.post("/v1/tasks", json={"tasks": tasks}),
+                    client.post("/v1/tasks", json={"ids": [f"video_{name}_default"]}),
+                ]
+        registered = {task.task_id: task.provider for task in tracker.tasks()}
+    named, listed, plain = answers["both"]
+    assert (named.status_code, listed.status_code, plain.status_code) == (422, 422, 201)
+    [error] = named.json()["errors"]
+    assert error["pointer"] == "/provider"
+    assert (
+        error["detail"] == "unknown provider 'nope': this server's providers are default, relay-b"
+    )
+    assert [e["pointer"] for e in listed.json()["errors"]] == ["/tasks/1/provider"]
+    named, listed, plain = answers["relay-b"]
+    assert (named.status_code, listed.status_code, plain.status_code) == (422, 422, 422)
+    assert [e["pointer"] for e in listed.json()["errors"]] == [
+        "/tasks/1/provider",
+        "/tasks/2/provider",
+    ]
+    assert [e["pointer"] for e in plain.json()["errors"]] == ["/provider"]
+    assert "declares no 'default'" in plain.json()["errors"][0]["detail"]
+    assert [answer.status_code for answer in answers["none"]] == [201, 201, 201]
+    assert registered == {
+        "video_both_default": "default",
+        "video_none": "nope",
+        "video_none_1": "relay-b",
+        "video_none_2": "relay-x",
+        "video_none_3": "default",
+        "video_none_default": "default",
+    }
 
 
 def test_one_task_its_history_and_its_removal(served: Served) -> None:

@@ -42,20 +42,24 @@ def _settings_flags(
     fields: Sequence[str],
     title: str,
     aliases: dict[str, tuple[str, ...]] | None = None,
+    meanings: dict[str, tuple[str, str]] | None = None,
 ) -> None:
-    """The flags of the settings ``fields`` that have one (secrets have none)."""
+    """The flags of the settings ``fields`` that have one (secrets have none); ``meanings``
+    gives a setting's help and default for this command, where it differs."""
     aliases = aliases or {}
+    meanings = meanings or {}
     group = parser.add_argument_group(title)
     for field in fields:
         option = OPTIONS.get(field)
         if option is not None and field not in EVERY_COMMAND:
             flags = [option.flag, *aliases.get(field, ())]
+            described = option.describe(*meanings.get(field, (None, None)))
             if option.switch:
                 group.add_argument(
-                    *flags, dest=field, action="store_const", const="1", help=option.describe()
+                    *flags, dest=field, action="store_const", const="1", help=described
                 )
             else:
-                group.add_argument(*flags, dest=field, metavar="VALUE", help=option.describe())
+                group.add_argument(*flags, dest=field, metavar="VALUE", help=described)
     if "token" in fields:
         group.add_argument(
             "--token-file",
@@ -228,6 +232,18 @@ def build_parser() -> argparse.ArgumentParser:
         serve, SERVE, SERVING_TITLE, aliases={"http_host": ("--host",), "http_port": ("--port",)}
     )
     _settings_flags(serve, REMOVE, "the events a task removed over HTTP owes (sent by tracker run)")
+    _settings_flags(
+        serve,
+        ("config",),
+        "the providers tasks registered over HTTP may name",
+        meanings={
+            "config": (
+                "the daemons' providers file (docs/providers.md): a task registered over HTTP "
+                "must name one of its providers; their tokens are not read",
+                "none: any provider name is taken",
+            )
+        },
+    )
 
     download = command(
         "download",

@@ -15,7 +15,7 @@ from tracker.core.models import NewTask, TaskFilter
 from tracker.web import cursors, problems
 from tracker.web.auth import caller
 from tracker.web.events import MAX_INTERVAL_SECONDS, Feed, interest_of
-from tracker.web.problems import ApiError, FieldError, NotFound
+from tracker.web.problems import ApiError, FieldError, NotFound, pointer
 from tracker.web.schemas import (
     DownloadOut,
     NotificationOut,
@@ -84,23 +84,49 @@ async def json_body(request: Request) -> None:
 def register(body: RegisterIn, service: ServiceOf) -> Registered:
     """Registers tasks to watch, due at once. Idempotent: tasks already registered are left as
     they are and listed under ``existing``. All or nothing: one invalid ID, metadata object or
-    provider refuses the whole call, naming each offending field, and registers nothing."""
-    result = service.register(_new_tasks(body))
+    provider refuses the whole call, naming each offending field, and registers nothing. Given
+    the providers file (``--config``), the server takes only the providers it declares."""
+    known = frozenset(provider.name for provider in service.settings.providers) or None
+    result = service.register(_new_tasks(body, known))
     return Registered(added=result.added, existing=result.existing)
 
 
-def _new_tasks(body: RegisterIn) -> list[NewTask]:
-    """The tasks a valid body asks for, each ID once (the schema checked each entry)."""
+def _new_tasks(body: RegisterIn, known: frozenset[str] | None) -> list[NewTask]:
+    """The tasks a valid body asks for, each ID once; ApiError naming each provider outside
+    ``known`` (None: any name)."""
+    errors: list[FieldError] = []
     tasks: dict[str, NewTask] = {}
     if isinstance(body, RegisterTasks):
-        for item in body.tasks:
-            provider = item.provider or DEFAULT_PROVIDER
+        for index, item in enumerate(body.tasks):
+            where = pointer("tasks", index, "provider")
+            provider = _provider(item.provider, known, where, errors)
             tasks.setdefault(item.id, NewTask(item.id, item.label, item.metadata, provider))
     else:
-        provider = body.provider or DEFAULT_PROVIDER
+        provider = _provider(body.provider, known, pointer("provider"), errors)
         for task_id in body.ids:
             tasks.setdefault(task_id, NewTask(task_id, body.label, body.metadata, provider))
+    if errors:
+        raise ApiError(problems.INVALID, errors=errors, status=422)
     return list(tasks.values())
+
+
+def _provider(
+    given: str | None, known: frozenset[str] | None, where: str, errors: list[FieldError]
+) -> str:
+    """The provider a task is registered under: a task of a provider no daemon polls would
+    wait for ever."""
+    provider = given or DEFAULT_PROVIDER
+    if known is not None and provider not in known:
+        declared = ", ".join(sorted(known))
+        if given is None:
+            detail = (
+                f"no provider given, and this server's providers file declares no "
+                f"{DEFAULT_PROVIDER!r}: name one of {declared}"
+            )
+        else:
+            detail = f"unknown provider {given!r}: this server's providers are {declared}"
+        errors.append(FieldError(detail=detail, pointer=where))
+    return provider
 
 
 @router.get(
