@@ -120,6 +120,24 @@ def test_a_rows_progress_moves_and_it_turns_completed_without_a_reload(
     assert page.evaluate("window.stayed") is True
 
 
+def test_a_rows_poll_time_reads_the_same_live_and_after_a_reload(page: Page, running: Demo) -> None:
+    """The time of a row's last poll, moved live, has the tooltip a reload gives it (the
+    moment in UTC, in words) and the same machine-readable time, in the one timestamp format."""
+    video = running.simulator.add_video("video_live_time", queued=2, steps=6)
+    running.tracker.add([video], label="live-time")
+    page.goto(f"{running.url}/?label=live-time")
+    row = page.locator(f'tr[data-task="{video}"]')
+    expect(row.locator("[data-status]")).not_to_have_text("completed")
+    expect(row.locator("[data-status]")).to_have_text("completed", timeout=LIVE_MS)
+    polled = row.locator("[data-polled] time")
+    live = (polled.get_attribute("title"), polled.get_attribute("datetime"))
+    page.reload()
+    expect(row.locator("[data-status]")).to_have_text("completed")
+    assert (polled.get_attribute("title"), polled.get_attribute("datetime")) == live
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", live[0] or ""), live
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", live[1] or ""), live
+
+
 def test_a_row_out_of_view_is_not_followed_and_is_current_once_scrolled_to(
     page: Page, running: Demo
 ) -> None:

@@ -7,9 +7,19 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    Tag,
+    WithJsonSchema,
+)
 from pydantic_core import PydanticCustomError
 
+from tracker.core.encoding import timestamp_text
 from tracker.core.follow_ups import Download
 from tracker.core.ids import PROVIDER_NAME, check_task_id
 from tracker.core.metadata import check_metadata
@@ -20,6 +30,12 @@ MAX_TASKS_PER_CALL = 10_000
 PROVIDER_PATTERN = f"^{PROVIDER_NAME}$"
 
 Metadata = dict[str, Any]
+#: A moment in the answers, in the one format of every output (core.encoding.timestamp_text).
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(timestamp_text, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
+]
 
 # A valid task ID (README, Commands) as a JSON Schema pattern, for the OpenAPI document: 1 to
 # 256 printable ASCII characters but / ? # % \, and not "." or "..". Requests are checked by
@@ -121,19 +137,19 @@ class TaskOut(BaseModel):
     progress: int | None
     finished: bool
     finish_reason: str | None
-    registered_at: datetime
-    last_polled_at: datetime | None
-    next_poll_at: datetime
-    finished_at: datetime | None
+    registered_at: Timestamp
+    last_polled_at: Timestamp | None
+    next_poll_at: Timestamp
+    finished_at: Timestamp | None
     poll_count: int
     error_count: int
     last_error: str | None
     model: str | None
     seconds: str | None
     size: str | None
-    created_at: datetime | None
-    completed_at: datetime | None
-    expires_at: datetime | None
+    created_at: Timestamp | None
+    completed_at: Timestamp | None
+    expires_at: Timestamp | None
 
     @classmethod
     def of(cls, task: Task) -> TaskOut:
@@ -147,8 +163,8 @@ class DownloadOut(BaseModel):
     path: str | None
     size_bytes: int | None
     sha256: str | None
-    downloaded_at: datetime | None
-    expires_at: datetime | None
+    downloaded_at: Timestamp | None
+    expires_at: Timestamp | None
     attempts: int
     last_error: str | None
 
@@ -162,8 +178,8 @@ class NotificationOut(BaseModel):
     event_id: str
     state: str
     attempts: int
-    created_at: datetime
-    delivered_at: datetime | None
+    created_at: Timestamp
+    delivered_at: Timestamp | None
     last_error: str | None
 
 
@@ -182,7 +198,7 @@ class TaskPage(BaseModel):
 class SnapshotOut(BaseModel):
     id: int
     task_id: str
-    polled_at: datetime
+    polled_at: Timestamp
     http_status: int | None
     status: str | None
     progress: int | None
@@ -205,22 +221,22 @@ class PauseOut(BaseModel):
     """A provider's API paused as a whole: none of its tasks is polled before ``paused_until``."""
 
     provider: str
-    paused_until: datetime
+    paused_until: Timestamp
     reason: str = Field(description="rate_limited (a 429) or refused (a 401 or 403)")
     refusals: int
-    updated_at: datetime
+    updated_at: Timestamp
     waiting: int | None = Field(description="the provider's unfinished tasks")
 
 
 class StatsOut(BaseModel):
     """What ``tracker stats --json`` gives."""
 
-    at: datetime
+    at: Timestamp
     unfinished: int
     finished: dict[str, int]
     due: int
     held: int
-    oldest_unfinished: datetime | None
+    oldest_unfinished: Timestamp | None
     snapshots_last_minute: int
     errors_last_minute: int
     polls_total: int
