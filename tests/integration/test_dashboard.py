@@ -138,6 +138,20 @@ def test_a_rows_poll_time_reads_the_same_live_and_after_a_reload(page: Page, run
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", live[1] or ""), live
 
 
+def test_the_api_documentation_opens_once_signed_in(browser: Browser, running: Demo) -> None:
+    """/docs sends a browser without a session to the login page; signed in, it comes back
+    and the documentation reads the OpenAPI document with the session."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{running.url}/docs")
+    assert page.url == f"{running.url}/login?next=/docs"
+    page.get_by_label("Server token").fill(TOKEN)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{running.url}/docs")
+    expect(page.get_by_text("Register tasks")).to_be_visible(timeout=LIVE_MS)
+    context.close()
+
+
 def test_a_row_out_of_view_is_not_followed_and_is_current_once_scrolled_to(
     page: Page, running: Demo
 ) -> None:

@@ -319,9 +319,11 @@ def test_one_task_its_history_and_its_removal(served: Served) -> None:
 
 def test_every_endpoint_wants_a_token_but_health(served: Served) -> None:
     """Without a token, or with a wrong one, every endpoint answers 401 (and says how to
-    authenticate); /healthz answers anyone; with the token, each works."""
+    authenticate), the OpenAPI document too, and the documentation's page sends a browser to
+    the login page; /healthz answers anyone; with the token, each works."""
     _tracker, client = served
     calls = [
+        ("GET", "/openapi.json"),
         ("GET", "/v1/tasks"),
         ("POST", "/v1/tasks"),
         ("GET", "/v1/tasks/x"),
@@ -337,6 +339,10 @@ def test_every_endpoint_wants_a_token_but_health(served: Served) -> None:
             assert answer.status_code == 401, (method, path, headers)
             assert answer.headers["www-authenticate"].startswith("Bearer")
     assert client.get("/healthz", headers={"Authorization": ""}).status_code == 200
+    page = httpx.get(client.base_url.join("/docs"))  # a browser: no Authorization header
+    assert (page.status_code, page.headers["location"]) == (303, "/login?next=/docs")
+    assert client.get("/openapi.json").json()["openapi"].startswith("3.1")
+    assert "swagger-ui" in client.get("/docs").text
     assert client.get("/metrics").status_code == 200
     assert "tracker_tasks" in client.get("/metrics").text
     assert client.get("/v1/stats").status_code == 200
