@@ -30,7 +30,7 @@ def serving(
     """`tracker serve --port 0 ARGS…` until the block ends; its URL (read from its log)."""
     process = subprocess.Popen(
         [TRACKER, "--db", database_url, "serve", "--port", "0", *args],
-        env={**os.environ, "TRACKER_SERVER_TOKENS": TOKEN},
+        env={**os.environ, "TRACKER_SERVER_TOKENS": TOKEN, **env},
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -121,3 +121,33 @@ def test_sigterm_ends_open_streams_and_exits_0_within_the_budget(tmp_path: Path)
         assert ended.wait(5), "the event stream was not ended"
     assert code == 0
     assert took < 5.0
+
+
+def test_given_the_providers_file_it_takes_only_its_providers(tmp_path: Path) -> None:
+    """`serve --config` (or TRACKER_CONFIG) reads the daemons' providers file for its names,
+    not their tokens (unset here): a task of another provider is refused with 422 naming
+    `provider`, one of its own registered. A file it cannot use stops it: exit 2, one line."""
+    config = tmp_path / "providers.toml"
+    config.write_text(
+        '[providers.relay-b]\napi_base = "https://relay-b.example"\ntoken_env = "RELAY_B_TOKEN"\n'
+    )
+    database_url = f"sqlite:///{tmp_path / 't.db'}"
+    assert "RELAY_B_TOKEN" not in os.environ
+    answers = []
+    for args, env in ((("--config", str(config)), {}), ((), {"TRACKER_CONFIG": str(config)})):
+        with serving(database_url, *args, **env) as (url, _):
+            answers += [
+                httpx.post(f"{url}/v1/tasks", json={"ids": ["v1"], "provider": name}, headers=AUTH)
+                for name in ("relay-c", "relay-b")
+            ]
+    assert [answer.status_code for answer in answers] == [422, 201] * 2
+    assert answers[0].json()["errors"][0]["pointer"] == "/provider"
+    config.write_text("[providers.relay-b]\n")
+    result = subprocess.run(
+        [TRACKER, "--db", database_url, "serve", "--port", "0", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "api_base is missing" in result.stderr

@@ -151,6 +151,38 @@ def test_a_task_the_api_never_knew_reads_no_status_when_it_finishes_in_view(
     assert live == reloaded == ("no status", "status t-ended")
 
 
+def test_a_rows_poll_time_reads_the_same_live_and_after_a_reload(page: Page, running: Demo) -> None:
+    """The time of a row's last poll, moved live, has the tooltip a reload gives it (the
+    moment in UTC, in words) and the same machine-readable time, in the one timestamp format."""
+    video = running.simulator.add_video("video_live_time", queued=2, steps=6)
+    running.tracker.add([video], label="live-time")
+    page.goto(f"{running.url}/?label=live-time")
+    row = page.locator(f'tr[data-task="{video}"]')
+    expect(row.locator("[data-status]")).not_to_have_text("completed")
+    expect(row.locator("[data-status]")).to_have_text("completed", timeout=LIVE_MS)
+    polled = row.locator("[data-polled] time")
+    live = (polled.get_attribute("title"), polled.get_attribute("datetime"))
+    page.reload()
+    expect(row.locator("[data-status]")).to_have_text("completed")
+    assert (polled.get_attribute("title"), polled.get_attribute("datetime")) == live
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", live[0] or ""), live
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", live[1] or ""), live
+
+
+def test_the_api_documentation_opens_once_signed_in(browser: Browser, running: Demo) -> None:
+    """/docs sends a browser without a session to the login page; signed in, it comes back
+    and the documentation reads the OpenAPI document with the session."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{running.url}/docs")
+    assert page.url == f"{running.url}/login?next=/docs"
+    page.get_by_label("Server token").fill(TOKEN)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{running.url}/docs")
+    expect(page.get_by_text("Register tasks")).to_be_visible(timeout=LIVE_MS)
+    context.close()
+
+
 def test_a_row_out_of_view_is_not_followed_and_is_current_once_scrolled_to(
     page: Page, running: Demo
 ) -> None:

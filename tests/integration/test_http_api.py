@@ -28,6 +28,7 @@ from tests.web import (
 from tracker import Secret, Tracker
 from tracker.core.feed import FeedPosition
 from tracker.settings import Settings
+from tracker.settings.providers import Provider
 from tracker.testing import RunningApp
 from tracker.web import events as feed
 
@@ -187,6 +188,109 @@ def test_invalid_registrations_name_each_field_and_register_nothing(served: Serv
     assert tracker.tasks() == []
 
 
+def test_every_bad_entry_of_a_registration_is_named_in_one_problem(served: Served) -> None:
+    """An entry of the wrong type does not hide the others: each bad ID, metadata object and
+    field is named with its pointer in the same answer, in the rule's own words."""
+    tracker, client = served
+    ids = ["bad id", "a/b", "", "x" * 300, 5, ".", "video_fine"]
+    answer = client.post("/v1/tasks", json={"ids": ids})
+    assert answer.status_code == 422
+    errors = answer.json()["errors"]
+    assert [error["pointer"] for error in errors] == [f"/ids/{index}" for index in range(6)]
+    assert errors[0]["detail"].startswith("invalid task ID 'bad id': contains whitespace")
+    assert errors[4]["detail"] == "Input should be a valid string"
+    big = {"x": "y" * (17 * 1024)}
+    tasks = [{"id": 7}, {"id": "a b", "metadata": big}, {"id": "video_ok", "label": 3}]
+    answer = client.post("/v1/tasks", json={"tasks": tasks, "colour": "red"})
+    assert answer.status_code == 422
+    assert [error["pointer"] for error in answer.json()["errors"]] == [
+        "/tasks/0/id",
+        "/tasks/1/id",
+        "/tasks/1/metadata",
+        "/tasks/2/label",
+        "/colour",
+    ]
+    assert tracker.tasks() == []
+
+
+def test_a_body_not_sent_as_json_is_answered_415_naming_the_content_type(
+    served: Served,
+) -> None:
+    """A form, text, or a body without a Content-Type is refused with 415, naming
+    Content-Type: application/json; JSON with a charset, or a +json type, is read."""
+    tracker, client = served
+    body = json.dumps({"ids": ["video_json"]}).encode()
+    for content_type, content in (
+        ("application/x-www-form-urlencoded", b"ids=video_json"),
+        ("text/plain", body),
+        (None, body),
+        (None, b""),
+    ):
+        headers = {"content-type": content_type} if content_type else {}
+        answer = client.post("/v1/tasks", content=content, headers=headers)
+        assert answer.status_code == 415, (content_type, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert "Content-Type: application/json" in answer.json()["detail"]
+        assert [error["parameter"] for error in answer.json()["errors"]] == ["Content-Type"]
+    assert tracker.tasks() == []
+    for content_type in ("application/json; charset=utf-8", "application/vnd.tracker+json"):
+        answer = client.post("/v1/tasks", content=body, headers={"content-type": content_type})
+        assert answer.status_code == 201, (content_type, answer.text)
+    assert [task.task_id for task in tracker.tasks()] == ["video_json"]
+
+
+def test_a_server_given_the_providers_takes_only_theirs(api: API, database_url: str) -> None:
+    """Given the providers file, the server refuses a task of a provider it does not declare
+    (or of none, when it declares no `default`) with a 422 naming each `provider` field, and
+    registers nothing; without one, any well-formed name is taken (the daemons sharing the
+    database may declare it)."""
+    both = (Provider(name="default", api_base=api.url), Provider(name="relay-b", api_base=api.url))
+    with make_tracker(api, database_url) as tracker:
+        answers = {}
+        for name, providers in (("both", both), ("relay-b", both[1:]), ("none", ())):
+            settings = with_http(tracker.settings, providers=providers)
+            with (
+                RunningApp(settings, tracker.database) as url,
+                httpx.Client(base_url=url, headers=AUTH, timeout=30) as client,
+            ):
+                tasks = [
+                    {"id": f"video_{name}_1", "provider": "relay-b"},
+                    {"id": f"video_{name}_2", "provider": "relay-x"},
+                    {"id": f"video_{name}_3"},
+                ]
+                answers[name] = [
+                    client.post("/v1/tasks", json={"ids": [f"video_{name}"], "provider": "nope"}),
+                    client.post("/v1/tasks", json={"tasks": tasks}),
+                    client.post("/v1/tasks", json={"ids": [f"video_{name}_default"]}),
+                ]
+        registered = {task.task_id: task.provider for task in tracker.tasks()}
+    named, listed, plain = answers["both"]
+    assert (named.status_code, listed.status_code, plain.status_code) == (422, 422, 201)
+    [error] = named.json()["errors"]
+    assert error["pointer"] == "/provider"
+    assert (
+        error["detail"] == "unknown provider 'nope': this server's providers are default, relay-b"
+    )
+    assert [e["pointer"] for e in listed.json()["errors"]] == ["/tasks/1/provider"]
+    named, listed, plain = answers["relay-b"]
+    assert (named.status_code, listed.status_code, plain.status_code) == (422, 422, 422)
+    assert [e["pointer"] for e in listed.json()["errors"]] == [
+        "/tasks/1/provider",
+        "/tasks/2/provider",
+    ]
+    assert [e["pointer"] for e in plain.json()["errors"]] == ["/provider"]
+    assert "declares no 'default'" in plain.json()["errors"][0]["detail"]
+    assert [answer.status_code for answer in answers["none"]] == [201, 201, 201]
+    assert registered == {
+        "video_both_default": "default",
+        "video_none": "nope",
+        "video_none_1": "relay-b",
+        "video_none_2": "relay-x",
+        "video_none_3": "default",
+        "video_none_default": "default",
+    }
+
+
 def test_one_task_its_history_and_its_removal(served: Served) -> None:
     """GET one task, DELETE it (its history kept, and ended by a snapshot of the removal),
     404 for an unknown one."""
@@ -216,9 +320,11 @@ def test_one_task_its_history_and_its_removal(served: Served) -> None:
 
 def test_every_endpoint_wants_a_token_but_health(served: Served) -> None:
     """Without a token, or with a wrong one, every endpoint answers 401 (and says how to
-    authenticate); /healthz answers anyone; with the token, each works."""
+    authenticate), the OpenAPI document too, and the documentation's page sends a browser to
+    the login page; /healthz answers anyone; with the token, each works."""
     _tracker, client = served
     calls = [
+        ("GET", "/openapi.json"),
         ("GET", "/v1/tasks"),
         ("POST", "/v1/tasks"),
         ("GET", "/v1/tasks/x"),
@@ -234,6 +340,10 @@ def test_every_endpoint_wants_a_token_but_health(served: Served) -> None:
             assert answer.status_code == 401, (method, path, headers)
             assert answer.headers["www-authenticate"].startswith("Bearer")
     assert client.get("/healthz", headers={"Authorization": ""}).status_code == 200
+    page = httpx.get(client.base_url.join("/docs"))  # a browser: no Authorization header
+    assert (page.status_code, page.headers["location"]) == (303, "/login?next=/docs")
+    assert client.get("/openapi.json").json()["openapi"].startswith("3.1")
+    assert "swagger-ui" in client.get("/docs").text
     assert client.get("/metrics").status_code == 200
     assert "tracker_tasks" in client.get("/metrics").text
     assert client.get("/v1/stats").status_code == 200

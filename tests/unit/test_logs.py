@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import sys
 from typing import Any
 
@@ -100,6 +101,7 @@ def test_json_lines_carry_the_cleaned_fields_exception_and_stack() -> None:
     assert document["error"] == {"message": "bad key [redacted]", "code": 401}
     assert "Bearer [redacted]" in document["exception"]
     assert document["stack"] == "stack with [redacted]"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", document["time"])
 
 
 def test_a_logger_call_with_a_secret_everywhere_is_clean() -> None:

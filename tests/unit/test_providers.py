@@ -10,7 +10,7 @@ import pytest
 from tracker.core.secrets import Secret
 from tracker.errors import ConfigError
 from tracker.settings import child_environment, load_settings
-from tracker.settings.commands import POLL
+from tracker.settings.commands import POLL, RUN, SERVE_ALONE
 from tracker.settings.providers import Provider, read_providers
 
 TOKEN_B = "sk-relay-b-0123456789"
@@ -152,3 +152,16 @@ def test_a_provider_is_made_of_named_fields_only() -> None:
         Provider("relay-b", "https://relay-b.example")  # type: ignore[misc]
     provider = Provider(name="relay-b", api_base="https://relay-b.example", concurrency=4)
     assert (provider.name, provider.concurrency, provider.interval) == ("relay-b", 4, None)
+
+
+def test_serve_reads_the_providers_names_not_their_tokens(tmp_path: Path) -> None:
+    """`serve` polls nothing: it reads the file's providers (a file it cannot use still stops
+    it) without their tokens, which need not be set where it runs; `run` needs them."""
+    path = write(tmp_path, "[providers.a]\napi_base = 'https://x'\ntoken_env = 'UNSET'\n")
+    settings = load_settings(SERVE_ALONE, {"config": path}, {})
+    assert [(p.name, p.token) for p in settings.providers] == [("a", None)]
+    with pytest.raises(ConfigError, match="'UNSET' is not set"):
+        load_settings(RUN, {"config": path}, {})
+    broken = write(tmp_path, "[providers.a]\napi_base = 'https://x'\n")
+    with pytest.raises(ConfigError, match="give token_env"):
+        load_settings(SERVE_ALONE, {"config": broken}, {})

@@ -32,7 +32,8 @@ def test_json_is_written_row_by_row_and_not_before_the_first_row() -> None:
     out = io.StringIO()
     assert render.write_json(iter(rows * 2), out) == 2
     assert (
-        json.loads(out.getvalue()) == [{"at": "2026-01-01T00:00:00+00:00", "n": 2, "x": "nan"}] * 2
+        json.loads(out.getvalue())
+        == [{"at": "2026-01-01T00:00:00.000000Z", "n": 2, "x": "nan"}] * 2
     )
     lines = io.StringIO()
     render.write_json(iter(rows), lines, lines=True)

@@ -7,6 +7,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from tracker.core.encoding import timestamp_text
 from tracker.core.secrets import MIN_REDACTED_LENGTH, REDACTED
 
 # The fields a poll's log record carries (``extra=``), written as JSON keys when present.
@@ -19,7 +20,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         document = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": timestamp_text(datetime.fromtimestamp(record.created, UTC)),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from tracker._version import __version__
 from tracker.cli import operating, polling, tasks
 from tracker.cli.common import PROG
+from tracker.cli.flags import Parser, count, global_options, json_flags, settings_flags
 from tracker.core.ids import DEFAULT_PROVIDER
 from tracker.settings import OPTIONS
 from tracker.settings.commands import (
@@ -22,9 +23,6 @@ from tracker.settings.commands import (
     SERVE,
     SERVE_ALONE,
 )
-from tracker.settings.options import (
-    TOKEN_FILE_VARIABLE,
-)
 from tracker.store.sandbox import DEFAULT_TIMEOUT_SECONDS
 
 SIMULATOR_PORT = 8000
@@ -35,107 +33,9 @@ SERVING_TITLE = (
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-class _Spelled(argparse.Action):
-    """Stores a setting's text and the flag it was given with (``--host`` or ``--http-host``),
-    in ``spelled``: messages about the value name the flag the user wrote."""
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: Any,
-        option_string: str | None = None,
-    ) -> None:
-        setattr(namespace, self.dest, values)
-        if option_string is not None:
-            namespace.spelled = {**getattr(namespace, "spelled", {}), self.dest: option_string}
-
-
-def _settings_flags(
-    parser: argparse.ArgumentParser,
-    fields: Sequence[str],
-    title: str,
-    aliases: dict[str, tuple[str, ...]] | None = None,
-) -> None:
-    """The flags of the settings ``fields`` that have one (secrets have none)."""
-    aliases = aliases or {}
-    group = parser.add_argument_group(title)
-    for field in fields:
-        option = OPTIONS.get(field)
-        if option is not None and field not in EVERY_COMMAND:
-            flags = [option.flag, *aliases.get(field, ())]
-            if option.switch:
-                group.add_argument(
-                    *flags, dest=field, action="store_const", const="1", help=option.describe()
-                )
-            else:
-                group.add_argument(
-                    *flags, dest=field, metavar="VALUE", action=_Spelled, help=option.describe()
-                )
-    if "token" in fields:
-        group.add_argument(
-            "--token-file",
-            metavar="PATH",
-            help=f"read the API token from this file (env: {TOKEN_FILE_VARIABLE}); the token "
-            "itself comes from TRACKER_API_TOKEN and is never a flag",
-        )
-
-
-def _count(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of 1 or more")
-    return value
-
-
-def _json_flags(parser: argparse.ArgumentParser, table: str) -> None:
-    output = parser.add_mutually_exclusive_group()
-    output.add_argument(
-        "--json", action="store_true", help=f"a JSON array of {table} rows, written as read"
-    )
-    output.add_argument("--jsonl", action="store_true", help=f"{table} rows as JSON lines")
-
-
-def _global_options(database: str | None) -> _Parser:
-    """The options every command takes, before or after its name: ``--db`` described as
-    ``database`` (none without it). SUPPRESS keeps a value given in one place from being reset
-    by the default of the other."""
-    common = _Parser(add_help=False)
-    if database is not None:
-        common.add_argument(
-            "--db", dest="database_url", metavar="URL", default=argparse.SUPPRESS, help=database
-        )
-    common.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=argparse.SUPPRESS,
-        help="more log output (twice for the libraries' debug output too)",
-    )
-    common.add_argument(
-        "-q", "--quiet", action="count", default=argparse.SUPPRESS, help="less log output"
-    )
-    common.add_argument(
-        "--log-format",
-        dest="log_format",
-        metavar="FORMAT",
-        default=argparse.SUPPRESS,
-        help=OPTIONS["log_format"].describe(),
-    )
-    return common
-
-
 def build_parser() -> argparse.ArgumentParser:
-    common = _global_options(OPTIONS["database_url"].describe())
-    parser = _Parser(
+    common = global_options(OPTIONS["database_url"].describe())
+    parser = Parser(
         prog=PROG,
         parents=[common],
         description="Watch asynchronous video-generation tasks until they finish; every status "
@@ -143,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(
-        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+        dest="command", metavar="COMMAND", required=True, parser_class=Parser
     )
 
     def command(
@@ -151,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         help_text: str,
         handler: Callable[[argparse.Namespace], int],
         fields: Sequence[str] = (),
-        options: _Parser = common,
+        options: Parser = common,
         *,
         reads_only: bool = False,
     ) -> Any:
@@ -190,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         REMOVE,
     )
     remove.add_argument("ids", nargs="+", metavar="ID")
-    _settings_flags(remove, REMOVE, "the events a removed task owes (delivered by tracker run)")
+    settings_flags(remove, REMOVE, "the events a removed task owes (delivered by tracker run)")
 
     listing = command(
         "list",
@@ -207,43 +107,43 @@ def build_parser() -> argparse.ArgumentParser:
     state.add_argument("--unfinished", action="store_true", help="only unfinished tasks")
     listing.add_argument(
         "--limit",
-        type=_count,
+        type=count,
         metavar="N",
         help=f"at most N tasks (default: {tasks.TERMINAL_PAGE} on a terminal, else all)",
     )
     listing.add_argument(
         "--after", metavar="ID", help="the tasks after this one (where a previous page ended)"
     )
-    _json_flags(listing, "tasks")
+    json_flags(listing, "tasks")
 
     history = command(
         "history", "one task's snapshots, oldest first", tasks.history, reads_only=True
     )
     history.add_argument("task_id", metavar="ID")
     part = history.add_mutually_exclusive_group()
-    part.add_argument("--limit", type=_count, metavar="N", help="only the first N snapshots")
-    part.add_argument("--tail", type=_count, metavar="N", help="only the last N snapshots")
-    _json_flags(history, "snapshots")
+    part.add_argument("--limit", type=count, metavar="N", help="only the first N snapshots")
+    part.add_argument("--tail", type=count, metavar="N", help="only the last N snapshots")
+    json_flags(history, "snapshots")
 
     poll = command(
         "poll", "one pass: poll every due unfinished task once, write, exit", polling.poll, POLL
     )
     poll.add_argument("--all", action="store_true", help="poll every unfinished task, due or not")
-    _settings_flags(poll, POLL, "polling")
+    settings_flags(poll, POLL, "polling")
 
     run = command("run", "the daemon: poll until stopped (SIGTERM or Ctrl-C)", polling.run, RUN)
     run.add_argument(
         "--until-done", action="store_true", help="exit 0 once no unfinished task is left"
     )
-    _settings_flags(run, POLL, "polling")
-    _settings_flags(
+    settings_flags(run, POLL, "polling")
+    settings_flags(
         run,
         FOLLOW_UPS,
         "after a task finishes (secrets come from the environment only: TRACKER_NOTIFY_SECRET "
         "signs notifications, TRACKER_WEBHOOK_SECRET checks the API's webhooks)",
     )
-    _settings_flags(run, OPERATING, "operating it")
-    _settings_flags(run, SERVE, SERVING_TITLE)
+    settings_flags(run, OPERATING, "operating it")
+    settings_flags(run, SERVE, SERVING_TITLE)
 
     serve = command(
         "serve",
@@ -251,10 +151,22 @@ def build_parser() -> argparse.ArgumentParser:
         operating.serve,
         SERVE_ALONE,
     )
-    _settings_flags(
+    settings_flags(
         serve, SERVE, SERVING_TITLE, aliases={"http_host": ("--host",), "http_port": ("--port",)}
     )
-    _settings_flags(serve, REMOVE, "the events a task removed over HTTP owes (sent by tracker run)")
+    settings_flags(serve, REMOVE, "the events a task removed over HTTP owes (sent by tracker run)")
+    settings_flags(
+        serve,
+        ("config",),
+        "the providers tasks registered over HTTP may name",
+        meanings={
+            "config": (
+                "the daemons' providers file (docs/providers.md): a task registered over HTTP "
+                "must name one of its providers; their tokens are not read",
+                "none: any provider name is taken",
+            )
+        },
+    )
 
     download = command(
         "download",
@@ -264,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     download.add_argument("task_id", metavar="ID")
     download.add_argument("--json", action="store_true", help="a JSON array of downloads rows")
-    _settings_flags(download, DOWNLOAD, "downloading")
+    settings_flags(download, DOWNLOAD, "downloading")
 
     daemons = command(
         "daemons",
@@ -361,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run the daemon against a built-in simulated API, watch it live, then query what it "
         "stored; needs no token and no network",
         operating.demo,
-        options=_global_options(
+        options=global_options(
             f"the demo's SQLite database (default: {operating.DEMO_DATABASE_URL}; "
             "TRACKER_DATABASE_URL is not read): made afresh, replacing a previous demo's; "
             "any other file there is left alone"
@@ -375,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         "serve a simulated video API (videos that complete, fail, vanish, or answer as relays "
         "do) until Ctrl-C or SIGTERM, and print how to point tracker at it",
         operating.simulator,
-        options=_global_options(None),
+        options=global_options(None),
     )
     simulator.set_defaults(fields=without_database)
     simulator.add_argument(

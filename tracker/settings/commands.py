@@ -48,4 +48,6 @@ DOWNLOAD = (
 # A task removed owes its events as any finished task (the daemons deliver them), whether
 # `tracker remove` or the HTTP service of `tracker serve` removes it.
 REMOVE = ("notify_url", "on_finish")
-SERVE_ALONE = (*SERVE, *REMOVE)
+# `tracker serve` reads the providers file for its providers' names (the names a task registered
+# over HTTP may give), not their tokens: it polls nothing.
+SERVE_ALONE = (*SERVE, *REMOVE, "config")

@@ -48,6 +48,8 @@ def load_settings(
     flags = flags or {}
     spelled = spelled or {}
     environ = os.environ if environ is None else environ
+    # A command that reads no API token (serve) reads no provider's token either.
+    reads_tokens = "token" in fields
     if "config" in fields and (flags.get("config") or environ.get(OPTIONS["config"].variable)):
         # The providers file names every API and token: the single provider's settings are
         # not read, so a stale one in the environment cannot stop the daemon.
@@ -67,7 +69,7 @@ def load_settings(
     if "proxy" in fields:
         values["proxy"] = resolve_proxies(values.get("proxy"), environ)
     if values.get("config"):
-        values["providers"] = read_providers(values["config"], environ)
+        values["providers"] = read_providers(values["config"], environ, tokens=reads_tokens)
     if "token" in fields:
         values["token"] = _load_token(flags.get("token_file"), environ)
     for name in ("notify_secret", "webhook_secret"):

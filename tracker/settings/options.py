@@ -137,13 +137,15 @@ class Option:
     #: A flag that takes no value (an on/off switch); its variable takes 1 or 0.
     switch: bool = False
 
-    def describe(self) -> str:
-        default = self.default_text or getattr(Settings(), self.field)
+    def describe(self, meaning: str | None = None, default_text: str | None = None) -> str:
+        """Its help, with its variable and default; ``meaning`` and ``default_text`` say it
+        for a command that uses the setting otherwise."""
+        default = default_text or self.default_text or getattr(Settings(), self.field)
         if isinstance(default, tuple):
             default = ",".join(default)
         if isinstance(default, bool):
             default = "on" if default else "off"
-        return f"{self.help} (env: {self.variable}; default: {default or 'none'})"
+        return f"{meaning or self.help} (env: {self.variable}; default: {default or 'none'})"
 
 
 def _options(*options: Option) -> dict[str, Option]:

@@ -102,9 +102,13 @@ def parse_config_path(text: str) -> str:
     return path
 
 
-def read_providers(path: str, environ: Mapping[str, str]) -> tuple[Provider, ...]:
+def read_providers(
+    path: str, environ: Mapping[str, str], *, tokens: bool = True
+) -> tuple[Provider, ...]:
     """The providers a TOML file declares; ConfigError naming the file, the provider and the
-    key for anything that cannot be used (never a token's value)."""
+    key for anything that cannot be used (never a token's value). Without ``tokens`` (a
+    command that polls nothing: ``serve`` wants the names), no token is read, and each
+    provider's is None."""
     try:
         document = tomllib.loads(Path(path).expanduser().read_text(encoding="utf-8"))
     except OSError as exc:
@@ -117,10 +121,12 @@ def read_providers(path: str, environ: Mapping[str, str]) -> tuple[Provider, ...
         raise ConfigError(f"config {path!r}: unknown table {sorted(unknown)[0]!r} (providers)")
     if not isinstance(tables, dict) or not tables:
         raise ConfigError(f"config {path!r}: no [providers.NAME] table")
-    return tuple(_provider(path, name, table, environ) for name, table in tables.items())
+    return tuple(_provider(path, name, table, environ, tokens) for name, table in tables.items())
 
 
-def _provider(path: str, name: str, table: Any, environ: Mapping[str, str]) -> Provider:
+def _provider(
+    path: str, name: str, table: Any, environ: Mapping[str, str], tokens: bool
+) -> Provider:
     where = f"config {path!r}, provider {name!r}"
     try:
         check_provider(name)
@@ -154,7 +160,7 @@ def _provider(path: str, name: str, table: Any, environ: Mapping[str, str]) -> P
         raise ConfigError(f"{where}: api_base is missing")
     if "proxy" in values:
         values["proxy"] = resolve_proxies(values["proxy"], environ)
-    values["token"] = _secret(where, "token", table, environ, checked_token)
+    values["token"] = _secret(where, "token", table, environ, checked_token, read=tokens)
     if table.get("token_env") is not None:
         values["token_env"] = str(table["token_env"])
     if "webhook_secret_env" in table or "webhook_secret_file" in table:
@@ -172,15 +178,22 @@ def _secret(
     table: Mapping[str, Any],
     environ: Mapping[str, str],
     check: Callable[[str], Secret],
-) -> Secret:
-    """The secret ``key_env`` (a variable's name) or ``key_file`` gives, checked."""
+    *,
+    read: bool = True,
+) -> Secret | None:
+    """The secret ``key_env`` (a variable's name) or ``key_file`` gives, checked; without
+    ``read``, only where it is said to be is checked, and None given."""
     variable, path = table.get(f"{key}_env"), table.get(f"{key}_file")
     if (variable is None) == (path is None):
         raise ConfigError(f"{where}: give {key}_env (a variable's name) or {key}_file")
+    if variable is not None and (
+        not isinstance(variable, str) or not _VARIABLE.fullmatch(variable)
+    ):
+        # Not quoted: a secret written here by mistake must not reach a log.
+        raise ConfigError(f"{where}: {key}_env must be the name of an environment variable")
+    if not read:
+        return None
     if variable is not None:
-        if not isinstance(variable, str) or not _VARIABLE.fullmatch(variable):
-            # Not quoted: a secret written here by mistake must not reach a log.
-            raise ConfigError(f"{where}: {key}_env must be the name of an environment variable")
         text = environ.get(variable, "")
         source = f"{where}: the variable {variable!r}"
         if not text:

@@ -10,15 +10,13 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
 from tracker.core.feed import FeedPosition
-from tracker.core.ids import DEFAULT_PROVIDER, check_task_id
+from tracker.core.ids import DEFAULT_PROVIDER
 from tracker.core.models import NewTask, TaskFilter
-from tracker.errors import InvalidTaskIDError
 from tracker.web import cursors, problems
 from tracker.web.auth import caller
 from tracker.web.events import MAX_INTERVAL_SECONDS, Feed, interest_of
 from tracker.web.problems import ApiError, FieldError, NotFound, pointer
 from tracker.web.schemas import (
-    MAX_METADATA_BYTES,
     DaemonList,
     DaemonOut,
     DownloadOut,
@@ -33,7 +31,6 @@ from tracker.web.schemas import (
     TaskDetail,
     TaskOut,
     TaskPage,
-    metadata_size,
 )
 from tracker.web.service import Service, service_of
 
@@ -56,55 +53,82 @@ EVENT_SCHEMA = {
 }
 
 
+JSON_MEDIA_TYPE = "application/json"
+
+
+def is_json(content_type: str | None) -> bool:
+    """Whether a Content-Type says JSON: application/json, or a type with the +json suffix."""
+    media = (content_type or "").partition(";")[0].strip().lower()
+    kind, _, subtype = media.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+async def json_body(request: Request) -> None:
+    """A body read as JSON must say it is JSON: a form or text would otherwise be read as
+    something else and refused with a 422 that names no field."""
+    if not is_json(request.headers.get("content-type")):
+        detail = f"send the body as JSON, with Content-Type: {JSON_MEDIA_TYPE}"
+        raise ApiError(
+            f"The body must be JSON (Content-Type: {JSON_MEDIA_TYPE}).",
+            errors=[FieldError(detail=detail, parameter="Content-Type")],
+            status=415,
+        )
+
+
 @router.post(
     "/tasks",
     status_code=201,
     response_model=Registered,
     summary="Register tasks",
-    responses=problems.responses(400, 413, 422),
+    dependencies=[Depends(json_body)],
+    responses=problems.responses(400, 413, 415, 422),
 )
 def register(body: RegisterIn, service: ServiceOf) -> Registered:
     """Registers tasks to watch, due at once. Idempotent: tasks already registered are left as
     they are and listed under ``existing``. All or nothing: one invalid ID, metadata object or
-    provider refuses the whole call, naming each offending field, and registers nothing."""
-    result = service.register(_new_tasks(body))
+    provider refuses the whole call, naming each offending field, and registers nothing. Given
+    the providers file (``--config``), the server takes only the providers it declares."""
+    known = frozenset(provider.name for provider in service.settings.providers) or None
+    result = service.register(_new_tasks(body, known))
     return Registered(added=result.added, existing=result.existing)
 
 
-def _new_tasks(body: RegisterIn) -> list[NewTask]:
+def _new_tasks(body: RegisterIn, known: frozenset[str] | None) -> list[NewTask]:
+    """The tasks a valid body asks for, each ID once; ApiError naming each provider outside
+    ``known`` (None: any name)."""
     errors: list[FieldError] = []
     tasks: dict[str, NewTask] = {}
     if isinstance(body, RegisterTasks):
         for index, item in enumerate(body.tasks):
-            at = ("tasks", index)
-            _check(item.id, pointer(*at, "id"), errors)
-            _check_metadata(item.metadata, pointer(*at, "metadata"), errors)
-            provider = item.provider or DEFAULT_PROVIDER
+            where = pointer("tasks", index, "provider")
+            provider = _provider(item.provider, known, where, errors)
             tasks.setdefault(item.id, NewTask(item.id, item.label, item.metadata, provider))
     else:
-        _check_metadata(body.metadata, pointer("metadata"), errors)
-        provider = body.provider or DEFAULT_PROVIDER
-        for index, task_id in enumerate(body.ids):
-            _check(task_id, pointer("ids", index), errors)
+        provider = _provider(body.provider, known, pointer("provider"), errors)
+        for task_id in body.ids:
             tasks.setdefault(task_id, NewTask(task_id, body.label, body.metadata, provider))
     if errors:
-        raise ApiError("Nothing was registered: fix the fields named.", errors=errors, status=422)
+        raise ApiError(problems.INVALID, errors=errors, status=422)
     return list(tasks.values())
 
 
-def _check(task_id: str, where: str, errors: list[FieldError]) -> None:
-    try:
-        check_task_id(task_id)
-    except InvalidTaskIDError as exc:
-        errors.append(FieldError(detail=str(exc), pointer=where))
-
-
-def _check_metadata(
-    metadata: dict[str, object] | None, where: str, errors: list[FieldError]
-) -> None:
-    if metadata is not None and metadata_size(metadata) > MAX_METADATA_BYTES:
-        detail = f"metadata is over {MAX_METADATA_BYTES // 1024} KiB as JSON"
+def _provider(
+    given: str | None, known: frozenset[str] | None, where: str, errors: list[FieldError]
+) -> str:
+    """The provider a task is registered under: a task of a provider no daemon polls would
+    wait for ever."""
+    provider = given or DEFAULT_PROVIDER
+    if known is not None and provider not in known:
+        declared = ", ".join(sorted(known))
+        if given is None:
+            detail = (
+                f"no provider given, and this server's providers file declares no "
+                f"{DEFAULT_PROVIDER!r}: name one of {declared}"
+            )
+        else:
+            detail = f"unknown provider {given!r}: this server's providers are {declared}"
         errors.append(FieldError(detail=detail, pointer=where))
+    return provider
 
 
 @router.get(

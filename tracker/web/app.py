@@ -45,6 +45,7 @@ def create_app(service: Service) -> FastAPI:
         description=DESCRIPTION,
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # served by operations.add_docs, behind the token
     )
     app.state.service = service
     app.state.access = Access(service.settings.server_tokens, service.clock)

@@ -1,5 +1,5 @@
 """Request bodies refused with 413 before they are read whole: by their Content-Length when
-they give one, else as soon as what arrived passes the limit."""
+they give one, else as soon as what arrived passes the limit (a chunked body)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tracker.web.problems import PROBLEM_MEDIA_TYPE
@@ -14,8 +15,17 @@ from tracker.web.problems import PROBLEM_MEDIA_TYPE
 DEFAULT_BODY_BYTES = 64 * 1024
 
 
-class _TooLarge(Exception):
-    pass
+class TooLarge(HTTPException):
+    """Raised by the body's ``receive`` once what arrived passes the limit. An HTTPException,
+    because that is what FastAPI passes on from reading a body (any other error becomes its
+    400 "There was an error parsing the body"): the app answers it as a problem."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, detail=_detail(limit), headers={"Connection": "close"})
+
+
+def _detail(limit: int) -> str:
+    return f"The request body is over {limit:,} bytes."
 
 
 class BodyLimit:
@@ -35,7 +45,6 @@ class BodyLimit:
             await _refuse(scope, send, limit)
             return
         received = 0
-        started = False
 
         async def counted() -> Message:
             nonlocal received
@@ -43,19 +52,10 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _TooLarge
+                    raise TooLarge(limit)
             return message
 
-        async def watched(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self._app(scope, counted, watched)
-        except _TooLarge:
-            if not started:
-                await _refuse(scope, send, limit)
+        await self._app(scope, counted, send)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -71,7 +71,7 @@ async def _refuse(scope: Scope, send: Send, limit: int) -> None:
         "type": "about:blank",
         "title": "Content Too Large",
         "status": 413,
-        "detail": f"The request body is over {limit:,} bytes.",
+        "detail": _detail(limit),
         "instance": scope.get("path", ""),
     }
     raw = json.dumps(body).encode()

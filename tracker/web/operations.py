@@ -1,6 +1,6 @@
 """The routes that are not the API itself: ``/healthz`` for load balancers, ``/metrics`` for
-Prometheus, the receiver of the API's webhooks, and the interactive documentation (served from
-the package: the machine may have no internet)."""
+Prometheus, the receiver of the API's webhooks, and the OpenAPI document with its interactive
+documentation (served from the package: the machine may have no internet)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from tracker.core.models import NewTask
 from tracker.core.secrets import secret_key
 from tracker.web import problems
-from tracker.web.auth import authenticate
+from tracker.web.auth import authenticate, caller
+from tracker.web.login import viewer
 from tracker.web.schemas import Health
 from tracker.web.service import Service, service_of
 from tracker.web.webhooks import Inbox
@@ -109,7 +110,16 @@ def add_webhook_routes(app: FastAPI) -> None:
 
 
 def add_docs(app: FastAPI) -> None:
-    @app.get("/docs", include_in_schema=False)
+    """The OpenAPI document and its interactive documentation, asking for a token as every
+    endpoint does but those of operators' tools (docs/http-api.md, Authentication): a program
+    sends its token, a browser signs in (the documentation's page is a page of the dashboard's,
+    sent to the login page first) and its session fetches the document."""
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(caller)])
+    async def document() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(viewer)])
     async def docs() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url="/openapi.json",

@@ -21,6 +21,8 @@ from tracker.errors import TrackerError, UnknownTaskError, UsageError
 from tracker.web.schemas import FORM_TAGS
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+#: The detail of a 422: what is wrong is in its ``errors``.
+INVALID = "The request is not valid."
 
 
 class FieldError(BaseModel):
@@ -95,7 +97,7 @@ def install(app: FastAPI, routes: Callable[[], Iterable[BaseRoute]]) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> ProblemResponse:
-        return problem(request, 422, detail="The request is not valid.", errors=_field_errors(exc))
+        return problem(request, 422, detail=INVALID, errors=_field_errors(exc))
 
     # Starlette's HTTPException, FastAPI's parent: the router's 404 and 405 and FastAPI's 400
     # for a body that is not JSON are answered as problems too.

@@ -3,22 +3,40 @@ OpenAPI document."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    Tag,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
 
 from tracker.core.daemons import DaemonRow, DaemonState
+from tracker.core.encoding import timestamp_text
 from tracker.core.follow_ups import Download
-from tracker.core.ids import PROVIDER_NAME
+from tracker.core.ids import PROVIDER_NAME, check_task_id
+from tracker.core.metadata import check_metadata
 from tracker.core.models import Snapshot, Stats, Task
+from tracker.errors import UsageError
 
 MAX_TASKS_PER_CALL = 10_000
-MAX_METADATA_BYTES = 16 * 1024
 PROVIDER_PATTERN = f"^{PROVIDER_NAME}$"
 
 Metadata = dict[str, Any]
+#: A moment in the answers, in the one format of every output (core.encoding.timestamp_text).
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(timestamp_text, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
+]
 
 # A valid task ID (docs/cli.md, Task IDs) as a JSON Schema pattern, for the OpenAPI document: 1 to
 # 256 printable ASCII characters but / ? # % \, and not "." or "..". Requests are checked by
@@ -29,14 +47,28 @@ TASK_ID_PATTERN = (
     f"^(?:{_ID_CHARACTER}{{3,256}}|{_ID_CHARACTER_NOT_DOT}|{_ID_CHARACTER_NOT_DOT}{_ID_CHARACTER}"
     f"|{_ID_CHARACTER}{_ID_CHARACTER_NOT_DOT})$"
 )
+
+
+def _by_rule(check: Callable[[Any], Any]) -> AfterValidator:
+    """tracker's own rule as a step of pydantic's validation, so that its errors and pydantic's
+    come in one list, each where it belongs, in the words of the rule."""
+
+    def checked(value: Any) -> Any:
+        try:
+            return check(value)
+        except UsageError as exc:
+            raise PydanticCustomError("tracker", str(exc)) from None
+
+    return AfterValidator(checked)
+
+
 TaskId = Annotated[
-    str, Field(json_schema_extra={"pattern": TASK_ID_PATTERN, "minLength": 1, "maxLength": 256})
+    str,
+    Field(json_schema_extra={"pattern": TASK_ID_PATTERN, "minLength": 1, "maxLength": 256}),
+    _by_rule(check_task_id),
 ]
-
-
-def metadata_size(metadata: Metadata) -> int:
-    """Its size as stored: compact JSON in UTF-8."""
-    return len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode())
+MetadataIn = Annotated[Metadata, _by_rule(check_metadata)]
+METADATA = "A JSON object of at most 16 KiB, given back with the task"
 
 
 class NewTaskIn(BaseModel):
@@ -45,9 +77,7 @@ class NewTaskIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: TaskId = Field(description="The video API's task ID")
     label: str | None = Field(default=None, max_length=1000)
-    metadata: Metadata | None = Field(
-        default=None, description="A JSON object of at most 16 KiB, given back with the task"
-    )
+    metadata: MetadataIn | None = Field(default=None, description=METADATA)
     provider: str | None = Field(default=None, pattern=PROVIDER_PATTERN)
 
 
@@ -62,9 +92,7 @@ class RegisterIds(BaseModel):
     )
     ids: list[TaskId] = Field(min_length=1, max_length=MAX_TASKS_PER_CALL)
     label: str | None = Field(default=None, max_length=1000)
-    metadata: Metadata | None = Field(
-        default=None, description="A JSON object of at most 16 KiB, given back with the task"
-    )
+    metadata: MetadataIn | None = Field(default=None, description=METADATA)
     provider: str | None = Field(default=None, pattern=PROVIDER_PATTERN)
 
 
@@ -110,19 +138,19 @@ class TaskOut(BaseModel):
     progress: int | None
     finished: bool
     finish_reason: str | None
-    registered_at: datetime
-    last_polled_at: datetime | None
-    next_poll_at: datetime
-    finished_at: datetime | None
+    registered_at: Timestamp
+    last_polled_at: Timestamp | None
+    next_poll_at: Timestamp
+    finished_at: Timestamp | None
     poll_count: int
     error_count: int
     last_error: str | None
     model: str | None
     seconds: str | None
     size: str | None
-    created_at: datetime | None
-    completed_at: datetime | None
-    expires_at: datetime | None
+    created_at: Timestamp | None
+    completed_at: Timestamp | None
+    expires_at: Timestamp | None
 
     @classmethod
     def of(cls, task: Task) -> TaskOut:
@@ -136,8 +164,8 @@ class DownloadOut(BaseModel):
     path: str | None
     size_bytes: int | None
     sha256: str | None
-    downloaded_at: datetime | None
-    expires_at: datetime | None
+    downloaded_at: Timestamp | None
+    expires_at: Timestamp | None
     attempts: int
     last_error: str | None
 
@@ -151,8 +179,8 @@ class NotificationOut(BaseModel):
     event_id: str
     state: str
     attempts: int
-    created_at: datetime
-    delivered_at: datetime | None
+    created_at: Timestamp
+    delivered_at: Timestamp | None
     last_error: str | None
 
 
@@ -171,7 +199,7 @@ class TaskPage(BaseModel):
 class SnapshotOut(BaseModel):
     id: int
     task_id: str
-    polled_at: datetime
+    polled_at: Timestamp
     http_status: int | None
     status: str | None
     progress: int | None
@@ -194,22 +222,22 @@ class PauseOut(BaseModel):
     """A provider's API paused as a whole: none of its tasks is polled before ``paused_until``."""
 
     provider: str
-    paused_until: datetime
+    paused_until: Timestamp
     reason: str = Field(description="rate_limited (a 429) or refused (a 401 or 403)")
     refusals: int
-    updated_at: datetime
+    updated_at: Timestamp
     waiting: int | None = Field(description="the provider's unfinished tasks")
 
 
 class StatsOut(BaseModel):
     """What ``tracker stats --json`` gives."""
 
-    at: datetime
+    at: Timestamp
     unfinished: int
     finished: dict[str, int]
     due: int
     held: int
-    oldest_unfinished: datetime | None
+    oldest_unfinished: Timestamp | None
     snapshots_last_minute: int
     errors_last_minute: int
     polls_total: int
@@ -232,9 +260,9 @@ class DaemonOut(BaseModel):
     host: str
     pid: int
     version: str
-    started_at: datetime
-    last_seen_at: datetime
-    stopped_at: datetime | None
+    started_at: Timestamp
+    last_seen_at: Timestamp
+    stopped_at: Timestamp | None
     providers: list[str]
     held: int = Field(description="tasks it held the lease of at its last beat")
     polls_last_minute: int

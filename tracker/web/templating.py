@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
 from tracker._version import __version__
+from tracker.core.encoding import timestamp_text
 from tracker.core.ids import path_segment
 from tracker.core.texts import age, duration, error_line, shorten_middle
 from tracker.web.auth import CSRF_FIELD
@@ -49,7 +50,8 @@ def when(value: datetime | None) -> str:
 
 
 def iso(value: datetime | None) -> str:
-    return "" if value is None else value.isoformat(timespec="milliseconds")
+    """A moment for the browser to read (``datetime`` attributes): the one timestamp format."""
+    return "" if value is None else timestamp_text(value)
 
 
 def since(value: datetime | None, now: datetime) -> str:

@@ -25,6 +25,13 @@
     return Date.parse(String(iso).replace(/(\.\d{3})\d+/, "$1"));
   }
 
+  // A moment in the words of the pages' own tooltips (tracker.web.templating.when):
+  // 2026-12-01 14:02:51 UTC.
+  function when(iso) {
+    const at = parse(iso);
+    return Number.isNaN(at) ? "" : new Date(at).toISOString().slice(0, 19).replace("T", " ") + " UTC";
+  }
+
   // tracker.core.texts.age: 2d3h, 4h05m, 12m30s, 45s (held to it with the rules below).
   function age(ms) {
     let s = Math.max(0, Math.floor(ms / 1000));
@@ -332,7 +339,7 @@
           cell.replaceChildren(time);
         }
         time.setAttribute("datetime", change.polledAt);
-        time.title = change.polledAt;
+        time.title = when(change.polledAt);
         setText(time, age(Date.now() + skew - parse(change.polledAt)) + " ago");
       }
       if ("error" in change) {
