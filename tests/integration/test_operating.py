@@ -239,9 +239,11 @@ def watch_stats(now: datetime, unfinished: int) -> Stats:
 
 
 @pytest.fixture
-def history(database_url: str) -> Database:
-    """Tasks with crafted histories, everything old except one recent snapshot."""
-    engine = create_engine(database_url)
+def history(sqlite_url: str) -> Database:
+    """Tasks with crafted histories, everything old except one recent snapshot: the rows the
+    pruning rule of SQLite deletes. (PostgreSQL drops whole days of the snapshots its writers
+    did not keep: tests/integration/test_partitions.py.)"""
+    engine = create_engine(sqlite_url)
     migrations.upgrade(engine)
     database = Database(engine)
     database.tasks.add_tasks(["done", "failed", "given_up", "running"], None, OLD)

@@ -12,7 +12,14 @@ from tests.doubles import START, http_error, ok
 from tracker.core.backoff import Backoff
 from tracker.core.models import ClaimedTask, Failure, FetchResult, FinishReason
 from tracker.daemon import downloads, notify
-from tracker.daemon.rules import NOT_FOUND_LIMIT, Policy, PollOutcome, changed, decide
+from tracker.daemon.rules import (
+    NOT_FOUND_LIMIT,
+    Policy,
+    PollOutcome,
+    changed,
+    decide,
+    worth_keeping,
+)
 
 POLICY = Policy(interval=10.0, give_up_after=3600.0, request_timeout=5.0)
 
@@ -305,3 +312,30 @@ def test_the_poll_backoff_is_the_shared_rule_on_the_interval() -> None:
     """A task's back-off is Backoff from two intervals (shortened to one to two after the first
     failure), capped at ten, random in the upper half."""
     assert POLICY.backoff == Backoff(first=20.0, cap=100.0, jitter=0.5)
+
+
+@pytest.mark.parametrize(
+    ("polls", "last_error", "before", "shown", "finishes", "kept"),
+    [
+        (0, None, None, "queued", False, True),  # the first snapshot
+        (3, None, "queued", "queued", False, False),  # a repetition
+        (3, None, "queued", "in_progress", False, True),  # a new status
+        (3, None, "in_progress", "in_progress", True, True),  # the one that finishes it
+        (3, None, "in_progress", None, False, True),  # an error after a status
+        (4, "HTTP 503", "in_progress", None, False, False),  # an error after an error
+        (5, "HTTP 503", "in_progress", "in_progress", False, True),  # back after errors
+    ],
+)
+def test_a_snapshot_is_kept_as_the_pruning_rule_keeps_it(
+    polls: int,
+    last_error: str | None,
+    before: str | None,
+    shown: str | None,
+    finishes: bool,
+    kept: bool,
+) -> None:
+    """Decided as it is written: what retention never drops (docs/tables.md, snapshots)."""
+    task = ClaimedTask(
+        "t", START, 0, 0, START, status=before, last_error=last_error, poll_count=polls
+    )
+    assert worth_keeping(task, shown, finishes) is kept

@@ -188,6 +188,7 @@ class ClaimedTask:
     # Given back in the events of its finish.
     label: str | None = None
     metadata: Any = None
+    poll_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -261,6 +262,8 @@ class PollRecord:
     downloads: tuple[NewDownload, ...] = ()
     events: tuple[NewEvent, ...] = ()
     store_snapshot: bool = True  # False under --record changes when nothing changed
+    # A snapshot retention never drops: the task's first, a new status, the last (docs/tables.md).
+    kept: bool = False
 
     @property
     def finished(self) -> bool:

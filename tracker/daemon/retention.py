@@ -1,10 +1,12 @@
 """Retention: `tracker prune` and `tracker run --retain`, keeping history from growing forever.
 
-Only snapshots of finished tasks are pruned, and of those never a task's first snapshot, its
-last (the one that finished it), or one whose status differs from the snapshot before it: the
-story of each task survives, the repetitions of it go (the rule is written out in SQL in
-``RetentionStore.prune_batch``). Work is done in short transactions that each read about
-SNAPSHOTS_PER_BATCH snapshots; the daemon lets its polls through between batches.
+Never a task's first snapshot, its last (the one that finished it), or one whose status
+differs from the snapshot before it: the story of each task survives, the repetitions of it go.
+On SQLite only finished tasks are pruned, the rule written out in SQL in
+``RetentionStore.prune_batch``, in short transactions that each read about SNAPSHOTS_PER_BATCH
+snapshots, the daemon letting its polls through between batches. On PostgreSQL each snapshot
+says as it is written whether the rule keeps it, and whole days of the others are dropped
+(``tracker.store.partitions``).
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ def prune(store: RetentionStore, older_than: datetime, dry_run: bool = False) ->
 
 
 class Retention:
-    """The daemon's daily pruning, a periodic job (``tracker.daemon.scheduler``): a minute
-    after the start, then every day."""
+    """The daemon's pruning, a periodic job (``tracker.daemon.scheduler``): a minute after the
+    start, then every day, or every hour where it drops whole days (a day left because the
+    table was busy goes within the hour)."""
 
     def __init__(
         self,
@@ -44,14 +47,14 @@ class Retention:
         crew: Crew,
         *,
         first_after: float = 60.0,
-        every: float = 86400.0,
+        every: float | None = None,
     ) -> None:
         self._store = store
         self._keep = timedelta(seconds=keep)
         self._database = crew.database
         self._clock = crew.clock
         self.first_after = first_after
-        self.every = every
+        self.every = every or (3600.0 if store.by_days else 86400.0)
         self.pruned = 0
 
     async def prune(self) -> None:

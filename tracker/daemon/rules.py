@@ -104,7 +104,16 @@ def decide(
         not_found_count=not_found_count,
         last_error=None if video is not None else describe_error(fetch),
         finish_reason=reason,
+        kept=worth_keeping(task, video.status if video else None, reason is not None),
     )
+
+
+def worth_keeping(task: ClaimedTask, status: str | None, finishes: bool) -> bool:
+    """Whether the snapshot of a poll showing ``status`` is one retention never drops: the
+    task's first, the one that finishes it, or one whose status differs from the snapshot
+    before it (an error's snapshot has none: the task's last error says the last one was)."""
+    before = None if task.last_error is not None else task.status
+    return task.poll_count == 0 or finishes or status != before
 
 
 def changed(task: ClaimedTask, record: PollRecord) -> bool:

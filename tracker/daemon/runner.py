@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 SUMMARY_SECONDS = 60.0
 # The counts kept as they change are folded this often (tracker/store/tallies.py).
 FOLD_SECONDS = 60.0
+# The snapshot partitions of the days ahead are looked after this often (PostgreSQL).
+DAYS_SECONDS = 3600.0
 
 
 class Daemon:
@@ -174,10 +176,17 @@ class Daemon:
         async def fold() -> None:
             await crew.database.run(self._database.tallies.fold)
 
+        async def days_ahead() -> None:
+            try:
+                await crew.database.run(self._database.partitions.make_days_ahead, crew.clock.now())
+            except Exception as exc:  # tried again within the hour; the default takes the rows
+                logger.warning("making the next days' snapshot partitions failed: %s", reason(exc))
+
         jobs = [
             Job("sweep", sweep_seconds(self._fastest()), lanes.sweep),
             Job("summary", SUMMARY_SECONDS, summary, first_after=SUMMARY_SECONDS),
             Job("fold", FOLD_SECONDS, fold, first_after=FOLD_SECONDS),
+            Job("days", DAYS_SECONDS, days_ahead),
         ]
         if self.settings.retain is not None:
             from tracker.daemon.retention import Retention

@@ -126,6 +126,7 @@ _SNAPSHOT_KEYS = (
     "body",
     "finished",
     "latency_ms",
+    "kept",
 )
 _POLLED_KEYS = (
     "b_task_id",
@@ -196,6 +197,7 @@ def _snapshot_row(record: PollRecord) -> dict[str, Any]:
         "body": RawJSON(fetch.body) if fetch.body is not None else None,
         "finished": record.finished,
         "latency_ms": fetch.latency_ms,
+        "kept": record.kept,
     }
 
 

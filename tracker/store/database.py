@@ -11,6 +11,7 @@ from tracker.store.feed import FeedStore
 from tracker.store.follow_ups import FollowUpStore
 from tracker.store.leases import LeaseStore
 from tracker.store.migrations import ensure_schema, require_head
+from tracker.store.partitions import Partitions
 from tracker.store.polls import PollStore
 from tracker.store.prune import RetentionStore
 from tracker.store.reads import Reads
@@ -35,11 +36,12 @@ class Database:
         self.follow_ups = FollowUpStore(engine, self.wakeups)
         self.reads = Reads(engine)
         self.feed = FeedStore(engine)
-        self.retention = RetentionStore(engine)
         self.sql = ReadOnlySQL(engine)
         self.timelines = Timelines(engine)
         self.daemons = DaemonStore(engine)
         self.tallies = Tallies(engine)
+        self.partitions = Partitions(engine)
+        self.retention = RetentionStore(engine, self.partitions)
 
     @classmethod
     def open(cls, url: str) -> Database:

@@ -272,6 +272,7 @@ def mark_finished(connection: Connection, finished: Sequence[Task], now: datetim
                     "status": task.status,
                     "progress": task.progress,
                     "finished": True,
+                    "kept": True,
                 }
                 for task in finished
             ],

@@ -6,15 +6,25 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, false, func, select, true
+from sqlalchemy import Engine, delete, false, func, select, true
 
 from tracker.store.base import SQLStore
+from tracker.store.partitions import Partitions
 from tracker.store.schema import snapshots, tasks
 
 MAX_TASKS_PER_PRUNE = 500  # a prune batch's tasks, however short their histories
 
 
 class RetentionStore(SQLStore):
+    def __init__(self, engine: Engine, partitions: Partitions) -> None:
+        super().__init__(engine)
+        self._partitions = partitions
+
+    @property
+    def by_days(self) -> bool:
+        """Whether pruning drops whole days (PostgreSQL): cheap enough to do every hour."""
+        return self._partitions.partitioned
+
     def prune_batch(
         self,
         older_than: datetime,
@@ -32,7 +42,13 @@ class RetentionStore(SQLStore):
         Batches bounded by the rows they read keep each transaction short, however long the
         tasks' histories, so pruning never holds the database for long; a task's snapshots are
         read through their (task_id, polled_at) index, so the cost follows what is pruned, not
-        the size of the table."""
+        the size of the table.
+
+        On PostgreSQL, where snapshots retention keeps are apart from the rest and the rest is
+        kept a day a partition, the days wholly before ``older_than`` are dropped instead, in
+        one batch, and what they held is counted as PostgreSQL's statistics count it."""
+        if self._partitions.partitioned:
+            return self._partitions.drop_days_before(older_than, dry_run), None
         candidates = (
             select(tasks.c.task_id, tasks.c.poll_count)
             .where(tasks.c.finished == true())

@@ -222,6 +222,9 @@ snapshots = Table(
     Column("latency_ms", Float),
     # Rows written before migration 0006 read as transaction 0: they come first in the feed.
     Column("xid", BigInteger, nullable=False, server_default=writing_transaction()),
+    # Retention never drops it: the task's first, a new status, the last (docs/tables.md). On
+    # PostgreSQL the table is partitioned by it, then the rest by day (migration 0009).
+    Column("kept", Boolean, nullable=False, server_default=false()),
 )
 
 Index("ix_snapshots_task_id_polled_at", snapshots.c.task_id, snapshots.c.polled_at)
