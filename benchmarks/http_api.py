@@ -43,6 +43,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -335,12 +336,13 @@ async def hold_streams(url: str, count: int) -> list[Follower]:
         f"Authorization: Bearer {TOKEN}\r\nAccept: text/event-stream\r\n\r\n"
     ).encode()
     loop = asyncio.get_running_loop()
-    followers = [Follower(request) for _ in range(count)]
-    for index, follower in enumerate(followers):
+    followers = []
+    for index in range(count):
         address = SOURCE_ADDRESSES[index % len(SOURCE_ADDRESSES)]
-        await loop.create_connection(
-            lambda follower=follower: follower, "127.0.0.1", port, local_addr=(address, 0)
+        _, follower = await loop.create_connection(
+            partial(Follower, request), "127.0.0.1", port, local_addr=(address, 0)
         )
+        followers.append(follower)
     deadline = time.monotonic() + 60
     while not all(f.connected or f.error for f in followers) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)

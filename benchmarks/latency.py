@@ -46,7 +46,16 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from throughput import TRACKER, environment, lateness, peak_rss_mb, percentile, register, rows
+from throughput import (
+    TRACKER,
+    cpu_seconds,
+    environment,
+    lateness,
+    peak_rss_mb,
+    percentile,
+    register,
+    rows,
+)
 
 SCHEMES = ("http", "https")
 _BODY = (
@@ -124,12 +133,6 @@ def start_server(latency: float, chain: Path | None) -> tuple[subprocess.Popen[s
 
 
 # Measuring the daemon
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system time of the process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def first_polls(database: Path) -> int:
@@ -226,7 +229,7 @@ def soft_limit(soft: int) -> Callable[[], None]:
     return set_limit
 
 
-def measure(scheme: str, args: argparse.Namespace, directory: Path) -> dict[str, float | str]:
+def measure(scheme: str, args: argparse.Namespace, directory: Path) -> dict[str, float]:
     tasks = round(args.rate * args.interval)
     database = directory / f"{scheme}.db"
     chain = authority = None
@@ -327,7 +330,7 @@ def main() -> None:
             results[scheme] = measure(scheme, args, directory)
             print(f"  {scheme}: {results[scheme]}", flush=True)
     print(f"\n| measure | {' | '.join(results)} |\n|---|{'---|' * len(results)}")
-    lines = [
+    lines: list[tuple[str, Callable[[dict[str, float]], str]]] = [
         ("polls/s sustained (offered)", lambda r: f"{r['rate']:,.0f}/s ({args.rate:,.0f}/s)"),
         ("share of the offer", lambda r: f"{r['rate'] / args.rate:.1%}"),
         (

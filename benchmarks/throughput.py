@@ -250,15 +250,18 @@ def register(env: dict[str, str], directory: Path, tasks: int) -> float:
 
 
 def rows(database: Path | str) -> int:
+    """The newest snapshot's id: how many were written (none is deleted while measuring)."""
+    query = "SELECT COALESCE(MAX(id), 0) FROM snapshots"
     if isinstance(database, str):  # a PostgreSQL URL
         import psycopg
 
-        with psycopg.connect(database.replace("postgresql+psycopg", "postgresql")) as connection:
-            cursor = connection.execute("SELECT COALESCE(MAX(id), 0) FROM snapshots")
-            return int(cursor.fetchone()[0])  # type: ignore[index]
+        with psycopg.connect(database.replace("postgresql+psycopg", "postgresql")) as server:
+            newest = server.execute(query).fetchone()
+        assert newest is not None  # an aggregate always has its row
+        return int(newest[0])
     connection = sqlite3.connect(database)
     try:
-        return int(connection.execute("SELECT COALESCE(MAX(id), 0) FROM snapshots").fetchone()[0])
+        return int(connection.execute(query).fetchone()[0])
     finally:
         connection.close()
 
