@@ -3,6 +3,7 @@
     pip install -e '.[bench]'
     python benchmarks/latency.py                     # http and https, 800 ms, 2,000 polls/s
     python benchmarks/latency.py --latency 0.3 --rate 1333 --concurrency 512 --only http
+    python benchmarks/latency.py --smoke             # both schemes in seconds (the tests')
 
 A small server in a process of its own, on 127.0.0.1, holds every answer for ``--latency``
 seconds (a video still in progress), over plain HTTP or TLS (a certificate from a throwaway
@@ -27,6 +28,9 @@ a service) below a higher hard limit, which the daemon raises by itself. Per sch
 The tasks are made due evenly over the first interval, as in a daemon that has run for a while:
 registered at once, they would all be due together, a burst that keeps them bunched for many
 intervals when the offer is close to what ``--concurrency`` allows.
+
+--smoke offers 40 polls/s of 50 ms answers for a second after a second and a half, on both
+schemes, and checks that each gave every figure, not what they are.
 """
 
 from __future__ import annotations
@@ -47,7 +51,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from throughput import (
+    SMOKE_HELP,
     TRACKER,
+    check_figures,
     cpu_seconds,
     environment,
     lateness,
@@ -55,9 +61,18 @@ from throughput import (
     percentile,
     register,
     rows,
+    wait_until_up,
 )
 
 SCHEMES = ("http", "https")
+SMOKE = {
+    "latency": 0.05,
+    "rate": 40,
+    "interval": 1.0,
+    "concurrency": 16,
+    "warmup": 1.5,
+    "seconds": 1,
+}
 _BODY = (
     b'{"id":"%s","object":"video","status":"in_progress","progress":50,'
     b'"model":"sora-2","seconds":"8","size":"720x1280","created_at":1764547200}'
@@ -261,6 +276,7 @@ def measure(scheme: str, args: argparse.Namespace, directory: Path) -> dict[str,
         ramp_seconds = time.monotonic() - began
         ramp_cpu = cpu_seconds(daemon.pid)
         time.sleep(max(0.0, args.warmup - ramp_seconds))
+        wait_until_up(f"http://127.0.0.1:{metrics_port}")  # the window reads its /metrics
         start_rows, start_cpu, start = rows(database), cpu_seconds(daemon.pid), time.monotonic()
         start_stamp, start_buckets = time.time(), lateness_buckets(metrics_port)
         time.sleep(args.seconds)
@@ -309,10 +325,13 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(SCHEMES), help="http, https or both")
     parser.add_argument("--serve", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--tls", help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
     if args.serve is not None:
         serve(args.serve, args.tls)
         return
+    if args.smoke:
+        vars(args).update(SMOKE)
     tasks = round(args.rate * args.interval)
     print(
         f"tracker latency benchmark: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, "
@@ -358,6 +377,11 @@ def main() -> None:
     ]
     for what, cell in lines:
         print(f"| {what} | {' | '.join(cell(r) for r in results.values())} |")
+    if args.smoke:
+        figures = [
+            (scheme, key, f"{value}") for scheme, r in results.items() for key, value in r.items()
+        ]
+        check_figures(results, figures)
 
 
 if __name__ == "__main__":
