@@ -66,6 +66,7 @@ from throughput import (
     postgres_database,
     register,
     report,
+    running,
     saturate,
     simulator,
     wait_until_up,
@@ -87,6 +88,7 @@ SMOKE = {
 class Sizes:
     """What the options do not set: a measurement's, or smoke mode's."""
 
+    timed_pages: int = 20  # at least, of each filter in the list section
     register_ids: int = 10_000  # IDs in each POST /v1/tasks
     register_calls: int = 5
     event_tasks: int = 1_100  # polled once a second each while the streams are held
@@ -95,7 +97,12 @@ class Sizes:
 
 
 SMOKE_SIZES = Sizes(
-    register_ids=100, register_calls=1, event_tasks=50, warmup=0.3, saturated_warmup=0.3
+    timed_pages=3,
+    register_ids=100,
+    register_calls=1,
+    event_tasks=50,
+    warmup=0.3,
+    saturated_warmup=0.3,
 )
 Place = tuple[int, int]  # an event's place in the feed: (transaction, snapshot id)
 TOKEN = secrets.token_urlsafe(32)
@@ -182,7 +189,7 @@ def walk(client: httpx.Client, query: dict[str, str], pages: int) -> tuple[list[
     return times, seen
 
 
-def list_section(database: Path, pages: int) -> None:
+def list_section(database: Path, pages: int, sizes: Sizes) -> None:
     with (
         serving(f"sqlite:///{database}") as (url, _),
         httpx.Client(base_url=url, headers=AUTHORIZATION, timeout=60) as client,
@@ -190,7 +197,7 @@ def list_section(database: Path, pages: int) -> None:
         walk(client, {}, 1)  # the server's first request: its warm-up is not a page's cost
         for name, query in PAGE_FILTERS:
             times, seen = walk(client, query, pages)
-            while len(times) < 20:  # a filter of a page or two: timed again, not by one sample
+            while len(times) < sizes.timed_pages:  # a filter of a page or two: timed again
                 times += walk(client, query, pages)[0]
             report(
                 "list",
@@ -389,21 +396,19 @@ async def events_run(
         f"{connected:,}, {time.perf_counter() - began:.1f} s",
     )
     report("events", "  `tracker serve` RSS, the streams open, nothing polled", mb(serve_pid))
-    daemon = subprocess.Popen([*TRACKER, "-q", "run"], env=env)
-    while newest_id(database) == 0:  # starting
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(warmup)  # polling at its pace
-    first_id, first_time = newest_id(database), time.monotonic()
-    cpu_before, own_before = cpu_seconds(serve_pid), time.process_time()
-    peak = 0.0
-    while time.monotonic() - first_time < window:
-        await asyncio.sleep(0.5)
-        peak = max(peak, rss_mb(serve_pid))
-    last_id, last_time = newest_id(database), time.monotonic()
-    serve_cpu = (cpu_seconds(serve_pid) - cpu_before) / (last_time - first_time)
-    own_cpu = (time.process_time() - own_before) / (last_time - first_time)
-    daemon.terminate()
-    daemon.wait(timeout=30)
+    with running([*TRACKER, "-q", "run"], env=env) as daemon:
+        while newest_id(database) == 0 and daemon.poll() is None:  # starting
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(warmup)  # polling at its pace
+        first_id, first_time = newest_id(database), time.monotonic()
+        cpu_before, own_before = cpu_seconds(serve_pid), time.process_time()
+        peak = 0.0
+        while time.monotonic() - first_time < window:
+            await asyncio.sleep(0.5)
+            peak = max(peak, rss_mb(serve_pid))
+        last_id, last_time = newest_id(database), time.monotonic()
+        serve_cpu = (cpu_seconds(serve_pid) - cpu_before) / (last_time - first_time)
+        own_cpu = (time.process_time() - own_before) / (last_time - first_time)
     every = snapshots_since(database, 0)
     final = every[-1][0]
     deadline = time.monotonic() + 10
@@ -503,15 +508,15 @@ def wake_section(postgres: str, registrations: int, warmup: float) -> None:
     ):
         env = environment(api, database, 15.0)
         subprocess.run([*TRACKER, "add", "video_0"], env=env, check=True, capture_output=True)
-        daemon = subprocess.Popen([*TRACKER, "-q", "run"], env=env)
         engine = create_engine(database)
         try:
             with (
+                running([*TRACKER, "-q", "run"], env=env) as daemon,
                 serving(database) as (url, _),
                 httpx.Client(base_url=url, headers=AUTHORIZATION, timeout=30) as client,
             ):
-                while first_polled(engine, "video_0") is None:  # starting
-                    time.sleep(0.1)
+                while first_polled(engine, "video_0") is None and daemon.poll() is None:
+                    time.sleep(0.1)  # starting
                 time.sleep(warmup)  # resting
                 waits = []
                 rng = random.Random(7)
@@ -528,8 +533,6 @@ def wake_section(postgres: str, registrations: int, warmup: float) -> None:
                     waits.append(polled - sent)
         finally:
             engine.dispose()
-            daemon.terminate()
-            daemon.wait(timeout=30)
     report(
         "wake",
         f"registered over HTTP to first polled by an idle daemon elsewhere, {registrations} "
@@ -647,7 +650,7 @@ def main() -> None:
                 fill(million, args.tasks, 0)
         if "list" in wanted:
             print(f"list (load average {load()})")
-            list_section(million, args.pages)
+            list_section(million, args.pages, sizes)
         if "register" in wanted:
             print(f"register (load average {load()})")
             empty = directory / "register.db"

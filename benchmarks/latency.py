@@ -1,6 +1,6 @@
 """One daemon against an API that takes its time: thousands of requests in flight.
 
-    pip install -e '.[bench]'
+    pip install -e '.[test]'
     python benchmarks/latency.py                     # http and https, 800 ms, 2,000 polls/s
     python benchmarks/latency.py --latency 0.3 --rate 1333 --concurrency 512 --only http
     python benchmarks/latency.py --smoke             # both schemes in seconds (the tests')
@@ -61,6 +61,7 @@ from throughput import (
     percentile,
     register,
     rows,
+    running,
     wait_until_up,
 )
 
@@ -262,30 +263,30 @@ def measure(scheme: str, args: argparse.Namespace, directory: Path) -> dict[str,
             env["SSL_CERT_FILE"] = str(authority)
         register(env, directory, tasks)
         spread(database, args.interval)
-        log = (directory / f"{scheme}.log").open("w")
         metrics_port = free_port()
+        command = [
+            *TRACKER,
+            "run",
+            f"--concurrency={args.concurrency}",
+            f"--http-port={metrics_port}",
+        ]
         began = time.monotonic()
-        daemon = subprocess.Popen(
-            [*TRACKER, "run", f"--concurrency={args.concurrency}", f"--http-port={metrics_port}"],
-            env=env,
-            stderr=log,
-            preexec_fn=soft_limit(args.soft_limit),
-        )
-        while first_polls(database) < tasks and time.monotonic() - began < args.warmup:
-            time.sleep(0.1)
-        ramp_seconds = time.monotonic() - began
-        ramp_cpu = cpu_seconds(daemon.pid)
-        time.sleep(max(0.0, args.warmup - ramp_seconds))
-        wait_until_up(f"http://127.0.0.1:{metrics_port}")  # the window reads its /metrics
-        start_rows, start_cpu, start = rows(database), cpu_seconds(daemon.pid), time.monotonic()
-        start_stamp, start_buckets = time.time(), lateness_buckets(metrics_port)
-        time.sleep(args.seconds)
-        end_rows, end_cpu, end = rows(database), cpu_seconds(daemon.pid), time.monotonic()
-        p99, over_1s = p99_bound(start_buckets, lateness_buckets(metrics_port))
-        rss = peak_rss_mb(daemon.pid)
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=30)
-        log.close()
+        with (
+            (directory / f"{scheme}.log").open("w") as log,
+            running(command, env=env, stderr=log, preexec_fn=soft_limit(args.soft_limit)) as daemon,
+        ):
+            while first_polls(database) < tasks and time.monotonic() - began < args.warmup:
+                time.sleep(0.1)
+            ramp_seconds = time.monotonic() - began
+            ramp_cpu = cpu_seconds(daemon.pid)
+            time.sleep(max(0.0, args.warmup - ramp_seconds))
+            wait_until_up(f"http://127.0.0.1:{metrics_port}")  # the window reads its /metrics
+            start_rows, start_cpu, start = rows(database), cpu_seconds(daemon.pid), time.monotonic()
+            start_stamp, start_buckets = time.time(), lateness_buckets(metrics_port)
+            time.sleep(args.seconds)
+            end_rows, end_cpu, end = rows(database), cpu_seconds(daemon.pid), time.monotonic()
+            p99, over_1s = p99_bound(start_buckets, lateness_buckets(metrics_port))
+            rss = peak_rss_mb(daemon.pid)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=10)

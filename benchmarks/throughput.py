@@ -1,5 +1,6 @@
 """How fast tracker watches video tasks, beside what users run today, measured in one run.
 
+    pip install -e '.[postgres,test]'
     python benchmarks/throughput.py                  # every section, about ten minutes
     python benchmarks/throughput.py --only peers,throughput
     python benchmarks/throughput.py --smoke          # every section in seconds (the tests')
@@ -45,6 +46,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 TOKEN = "bench-token"
 # Saturation: this many tasks due every SATURATING_INTERVAL seconds is far more than one daemon
@@ -174,7 +176,7 @@ def peers(url: str, tasks: int, seconds: float) -> None:
     try:
         import openai
     except ImportError:
-        report("peers", "OpenAI SDK", "not installed (pip install -e '.[bench]')")
+        report("peers", "OpenAI SDK", "skipped: not installed (pip install -e '.[test]')")
     else:
         sync_client = openai.OpenAI(api_key=TOKEN, base_url=f"{url}/v1", max_retries=0)
         done, stop = 0, time.perf_counter() + seconds
@@ -204,7 +206,7 @@ def peers(url: str, tasks: int, seconds: float) -> None:
         import aiohttp
         from httpx_aiohttp import AiohttpTransport
     except ImportError:
-        report("peers", "aiohttp peers", "not installed (pip install -e '.[bench]')")
+        report("peers", "aiohttp peers", "skipped: not installed (pip install -e '.[test]')")
     else:
 
         async def httpx_over_aiohttp() -> float:
@@ -311,6 +313,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@contextmanager
+def running(command: Sequence[str], **options: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """``command`` in a process of its own for the block, then stopped as a user stops it
+    (SIGTERM; killed if still there 30 s later), even when the block fails. It must have ended
+    well: a daemon that could not start fails the benchmark rather than giving 0/s."""
+    process = subprocess.Popen(list(command), **options)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} ended with exit status {process.returncode}")
+
+
 def run_daemon(
     url: str,
     database: Path | str,
@@ -323,18 +345,17 @@ def run_daemon(
     requests."""
     env = environment(url, database, interval)
     rows_before, served_before = rows(database), served(url)
-    daemon = subprocess.Popen([*TRACKER, "-q", "run", *options], env=env)
-    # The warm-up counts from the first poll written: starting (imports, the app) can take
-    # seconds on a loaded machine, and is not what the window measures.
-    while rows(database) == rows_before and daemon.poll() is None:
-        time.sleep(0.1)
-    time.sleep(warmup)
-    start_rows, start_time, start_cpu = rows(database), time.monotonic(), cpu_seconds(daemon.pid)
-    time.sleep(window)
-    end_rows, end_time, end_cpu = rows(database), time.monotonic(), cpu_seconds(daemon.pid)
-    rss = peak_rss_mb(daemon.pid)
-    daemon.send_signal(signal.SIGTERM)
-    daemon.wait(timeout=30)
+    with running([*TRACKER, "-q", "run", *options], env=env) as daemon:
+        # The warm-up counts from the first poll written: starting (imports, the app) can take
+        # seconds on a loaded machine, and is not what the window measures.
+        while rows(database) == rows_before and daemon.poll() is None:
+            time.sleep(0.1)
+        time.sleep(warmup)
+        start_rows, start_time = rows(database), time.monotonic()
+        start_cpu = cpu_seconds(daemon.pid)
+        time.sleep(window)
+        end_rows, end_time, end_cpu = rows(database), time.monotonic(), cpu_seconds(daemon.pid)
+        rss = peak_rss_mb(daemon.pid)
     written = rows(database) - rows_before
     answered = served(url) - served_before
     return {
