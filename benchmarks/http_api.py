@@ -61,6 +61,7 @@ from throughput import (
     TRACKER,
     check_figures,
     cpu_seconds,
+    ended,
     environment,
     percentile,
     postgres_database,
@@ -397,7 +398,9 @@ async def events_run(
     )
     report("events", "  `tracker serve` RSS, the streams open, nothing polled", mb(serve_pid))
     with running([*TRACKER, "-q", "run"], env=env) as daemon:
-        while newest_id(database) == 0 and daemon.poll() is None:  # starting
+        while newest_id(database) == 0:  # starting
+            if daemon.poll() is not None:
+                raise ended(daemon)
             await asyncio.sleep(0.1)
         await asyncio.sleep(warmup)  # polling at its pace
         first_id, first_time = newest_id(database), time.monotonic()
@@ -515,8 +518,10 @@ def wake_section(postgres: str, registrations: int, warmup: float) -> None:
                 serving(database) as (url, _),
                 httpx.Client(base_url=url, headers=AUTHORIZATION, timeout=30) as client,
             ):
-                while first_polled(engine, "video_0") is None and daemon.poll() is None:
-                    time.sleep(0.1)  # starting
+                while first_polled(engine, "video_0") is None:  # starting
+                    if daemon.poll() is not None:
+                        raise ended(daemon)
+                    time.sleep(0.1)
                 time.sleep(warmup)  # resting
                 waits = []
                 rng = random.Random(7)

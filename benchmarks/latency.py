@@ -55,6 +55,7 @@ from throughput import (
     TRACKER,
     check_figures,
     cpu_seconds,
+    ended,
     environment,
     lateness,
     peak_rss_mb,
@@ -276,6 +277,8 @@ def measure(scheme: str, args: argparse.Namespace, directory: Path) -> dict[str,
             running(command, env=env, stderr=log, preexec_fn=soft_limit(args.soft_limit)) as daemon,
         ):
             while first_polls(database) < tasks and time.monotonic() - began < args.warmup:
+                if daemon.poll() is not None:
+                    raise ended(daemon)
                 time.sleep(0.1)
             ramp_seconds = time.monotonic() - began
             ramp_cpu = cpu_seconds(daemon.pid)

@@ -330,7 +330,11 @@ def running(command: Sequence[str], **options: Any) -> Iterator[subprocess.Popen
             process.kill()
             process.wait()
     if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} ended with exit status {process.returncode}")
+        raise ended(process)
+
+
+def ended(process: subprocess.Popen[bytes]) -> RuntimeError:
+    return RuntimeError(f"{process.args!r} ended with exit status {process.returncode}")
 
 
 def run_daemon(
@@ -348,7 +352,9 @@ def run_daemon(
     with running([*TRACKER, "-q", "run", *options], env=env) as daemon:
         # The warm-up counts from the first poll written: starting (imports, the app) can take
         # seconds on a loaded machine, and is not what the window measures.
-        while rows(database) == rows_before and daemon.poll() is None:
+        while rows(database) == rows_before:
+            if daemon.poll() is not None:
+                raise ended(daemon)
             time.sleep(0.1)
         time.sleep(warmup)
         start_rows, start_time = rows(database), time.monotonic()
