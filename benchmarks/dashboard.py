@@ -4,6 +4,7 @@ browser.
     python benchmarks/dashboard.py [--tasks 1000000] [--snapshots 3] [--database PATH]
                                    [--live-tasks 100] [--live-seconds 20] [--trace PATH]
                                    [--live-only] [--rounds 1]
+    python benchmarks/dashboard.py --smoke    # every part in seconds (the tests')
 
 Fills an SQLite file the way a year of use would leave it (most tasks finished, by every
 reason, the newest half percent still watched, a few snapshots each; with ``--database``, a
@@ -20,8 +21,11 @@ first launched plainly, as a user's browser runs, its renderers' CPU read from /
 attached makes the renderer report every chunk and event it receives, which costs it some
 0.3 to 0.6% of a core more); then the same page with no daemon, nothing moving but the ages.
 An empty page's renderers are measured last, for what Chromium costs with nothing shown.
-``--live-only`` skips the million; ``--rounds`` repeats the live part. The figures are in
-docs/performance.md (The dashboard).
+``--live-only`` skips the million; ``--rounds`` repeats the live part. ``--smoke`` runs every
+part with a thousand tasks, five live ones (polled: not the page with nothing moving) and
+half-second windows after a second to settle, and checks that each gave its figures, not what
+they are; without /usr/bin/chromium it says so and skips the browser's parts. The figures are
+in docs/performance.md (The dashboard).
 """
 
 from __future__ import annotations
@@ -42,7 +46,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from plain_chromium import CHROMIUM, SETTLE_SECONDS, plain_renderers
+from plain_chromium import (
+    CHROMIUM,
+    SETTLE_SECONDS,
+    SMOKE_SETTLE_SECONDS,
+    percent,
+    plain_renderers,
+)
+from throughput import SMOKE_HELP, check_figures
 
 from tracker.core.clock import SystemClock
 from tracker.core.models import TaskFilter
@@ -220,7 +231,11 @@ def row(name: str, first: float, median: float) -> tuple[str, str, str]:
 
 
 def live_cost(
-    tasks: int, seconds: float, polling: bool = True, trace: Path | None = None
+    tasks: int,
+    seconds: float,
+    polling: bool = True,
+    trace: Path | None = None,
+    settle: float = SETTLE_SECONDS,
 ) -> Iterator[tuple[str, str, str]]:
     """The renderer's CPU while the overview shows ``tasks`` tasks each polled once a second
     (or, ``polling`` off, the same page with nothing moving): first in a Chromium nobody drives,
@@ -258,7 +273,7 @@ def live_cost(
                 return tracker.database.reads.stats(SystemClock().now()).polls_total
 
             started, polled = time.monotonic(), polls()
-            page, every = plain_renderers(overview, Path(scratch) / "profile", seconds)
+            page, every = plain_renderers(overview, Path(scratch) / "profile", seconds, settle)
             rate = (polls() - polled) / (time.monotonic() - started)
             yield f"{what}: row updates a second", f"{rate:,.0f}", f"{tasks} tasks"
             yield f"{what}, plain Chromium: the page's renderer", percent(page), ""
@@ -271,7 +286,7 @@ def live_cost(
                 system = browser.new_browser_cdp_session()
                 metrics = tab.context.new_cdp_session(tab)
                 metrics.send("Performance.enable")
-                time.sleep(SETTLE_SECONDS)
+                time.sleep(settle)
 
                 def sample() -> dict[str, float]:
                     processes = system.send("SystemInfo.getProcessInfo")["processInfo"]
@@ -304,10 +319,6 @@ WATCHED = {
     "RecalcStyleDuration": "of which style",
     "LayoutDuration": "of which layout",
 }
-
-
-def percent(share: float) -> str:
-    return f"{100 * share:.2f}% of a core"
 
 
 @contextmanager
@@ -345,8 +356,20 @@ def main() -> None:
     parser.add_argument("--trace", type=Path, help="write the live window's Chromium trace here")
     parser.add_argument("--live-only", action="store_true", help="only the live page's cost")
     parser.add_argument("--rounds", type=int, default=1, help="of the live page's cost")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
-    if not args.live_only:
+    settle = SETTLE_SECONDS
+    if args.smoke:
+        vars(args).update(tasks=1_000, snapshots=1, repeat=2, live_tasks=5, live_seconds=0.5)
+        settle = SMOKE_SETTLE_SECONDS
+    parts = ["million"] if not args.live_only else []
+    if args.live_seconds > 0:
+        if Path(CHROMIUM).exists():
+            parts += ["live", "empty page"]
+        else:
+            print(f"live, empty page: skipped (no Chromium at {CHROMIUM})")
+    figures: list[tuple[str, str, str]] = []
+    if "million" in parts:
         with tempfile.TemporaryDirectory(prefix="tracker-dashboard-") as scratch:
             path = args.database or Path(scratch) / "dashboard.db"
             if not path.exists():
@@ -356,21 +379,27 @@ def main() -> None:
                 print(f"filled in {time.perf_counter() - started:.0f} s", flush=True)
             print("\n| measure | first | median |\n|---|---|---|")
             for name, first, median in measure(path, args.repeat):
+                figures.append(("million", name, first))
                 print(f"| {name} | {first} | {median} |", flush=True)
-    if args.live_seconds > 0:
+    if "live" in parts:
         print("\n| measure | value | note |\n|---|---|---|")
         for _ in range(args.rounds):
-            for polling in (True, False):
+            # Smoke mode leaves out the page with nothing moving: the same code, a daemon fewer.
+            for polling in (True,) if args.smoke else (True, False):
                 trace = args.trace if polling else None
                 for name, value, note in live_cost(
-                    args.live_tasks, args.live_seconds, polling, trace
+                    args.live_tasks, args.live_seconds, polling, trace, settle
                 ):
+                    figures.append(("live", name, value))
                     print(f"| {name} | {value} | {note} |", flush=True)
         with tempfile.TemporaryDirectory(prefix="tracker-blank-") as scratch:
-            _, blank = plain_renderers("about:blank", Path(scratch), args.live_seconds)
+            _, blank = plain_renderers("about:blank", Path(scratch), args.live_seconds, settle)
         empty = "an empty page (about:blank), plain Chromium: every renderer"
+        figures.append(("empty page", empty, percent(blank)))
         print(f"| {empty} | {percent(blank)} | |")
     sys.stdout.flush()
+    if args.smoke:
+        check_figures(parts, figures)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ thousand event streams on one server, and what serving it costs a daemon.
 
     python benchmarks/http_api.py                       # every section, some ten minutes
     python benchmarks/http_api.py --only events --clients 1000 --seconds 20
+    python benchmarks/http_api.py --smoke [--postgres URL]     # in seconds (the tests')
 
 Every server is a real `tracker serve` or `tracker run --http-port` process on 127.0.0.1 with
 a server token (TRACKER_SERVER_TOKENS); clients speak HTTP through httpx, but for the thousand
@@ -23,6 +24,10 @@ event streams, read straight off their sockets (see Follower). Sections:
             alone, serving the app (--http-port), and serving it to one event stream that
             follows everything, in turns: polls per second.
 
+The wake section needs --postgres and is skipped without it. --smoke runs every section on a
+few thousand tasks, 100 IDs a call, 16 streams and windows of a second or less, and checks that
+each gave its figures, not what they are.
+
 The figures are in docs/performance.md (The HTTP API).
 """
 
@@ -42,7 +47,9 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -50,18 +57,54 @@ import httpx
 from million import fill
 from throughput import (
     RESULTS,
+    SMOKE_HELP,
     TRACKER,
+    check_figures,
     cpu_seconds,
+    ended,
     environment,
     percentile,
     postgres_database,
     register,
     report,
+    running,
     saturate,
     simulator,
+    wait_until_up,
 )
 
 SECTIONS = ("list", "register", "events", "wake", "daemon")
+# What --smoke sets of the options.
+SMOKE = {
+    "tasks": 2_000,
+    "pages": 2,
+    "clients": "16",
+    "seconds": 1.0,
+    "rounds": 1,
+    "registrations": 2,
+}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """What the options do not set: a measurement's, or smoke mode's."""
+
+    timed_pages: int = 20  # at least, of each filter in the list section
+    register_ids: int = 10_000  # IDs in each POST /v1/tasks
+    register_calls: int = 5
+    event_tasks: int = 1_100  # polled once a second each while the streams are held
+    warmup: float = 2.0  # from a daemon's first snapshot to what is measured
+    saturated_warmup: float = 3.0  # the same in the daemon section (throughput's saturate)
+
+
+SMOKE_SIZES = Sizes(
+    timed_pages=3,
+    register_ids=100,
+    register_calls=1,
+    event_tasks=50,
+    warmup=0.3,
+    saturated_warmup=0.3,
+)
 Place = tuple[int, int]  # an event's place in the feed: (transaction, snapshot id)
 TOKEN = secrets.token_urlsafe(32)
 AUTHORIZATION = {"Authorization": f"Bearer {TOKEN}"}
@@ -100,19 +143,6 @@ def serving(database_url: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     finally:
         process.terminate()
         process.wait(timeout=30)
-
-
-def wait_until_up(url: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not come up")
-        time.sleep(0.1)
 
 
 def rss_mb(pid: int, field_name: str = "VmRSS") -> float:
@@ -160,7 +190,7 @@ def walk(client: httpx.Client, query: dict[str, str], pages: int) -> tuple[list[
     return times, seen
 
 
-def list_section(database: Path, pages: int) -> None:
+def list_section(database: Path, pages: int, sizes: Sizes) -> None:
     with (
         serving(f"sqlite:///{database}") as (url, _),
         httpx.Client(base_url=url, headers=AUTHORIZATION, timeout=60) as client,
@@ -168,7 +198,7 @@ def list_section(database: Path, pages: int) -> None:
         walk(client, {}, 1)  # the server's first request: its warm-up is not a page's cost
         for name, query in PAGE_FILTERS:
             times, seen = walk(client, query, pages)
-            while len(times) < 20:  # a filter of a page or two: timed again, not by one sample
+            while len(times) < sizes.timed_pages:  # a filter of a page or two: timed again
                 times += walk(client, query, pages)[0]
             report(
                 "list",
@@ -188,7 +218,7 @@ def openai_like_ids(count: int, seed: int) -> list[str]:
     return [f"video_{start + i // 100:08x}{rng.getrandbits(96):024x}" for i in range(count)]
 
 
-def register_section(database_url: str, where: str, rounds: int, seed: int) -> None:
+def register_section(database_url: str, where: str, sizes: Sizes, seed: int) -> None:
     with (
         serving(database_url) as (url, _),
         httpx.Client(base_url=url, headers=AUTHORIZATION, timeout=60) as client,
@@ -196,24 +226,25 @@ def register_section(database_url: str, where: str, rounds: int, seed: int) -> N
         client.get("/v1/stats")  # the server's warm-up
         times = []
         ids: list[str] = []
+        count, rounds = sizes.register_ids, sizes.register_calls
         for round_ in range(rounds):
-            ids = openai_like_ids(10_000, seed + round_)
+            ids = openai_like_ids(count, seed + round_)
             body = {"ids": ids, "label": "bench", "metadata": {"user": 42, "order": "A-17"}}
             began = time.perf_counter()
             response = client.post("/v1/tasks", json=body)
             times.append(time.perf_counter() - began)
             assert response.status_code == 201, response.text
-            assert len(response.json()["added"]) == 10_000
+            assert len(response.json()["added"]) == count
         report(
             "register",
-            f"POST /v1/tasks, 10,000 new IDs, {where}: {rounds} calls, first; median; max",
+            f"POST /v1/tasks, {count:,} new IDs, {where}: {rounds} calls, first; median; max",
             f"{ms(times[0])}; {ms(statistics.median(times))}; {ms(max(times))}",
         )
         began = time.perf_counter()
         response = client.post("/v1/tasks", json={"ids": ids, "label": "bench"})
         again = time.perf_counter() - began
-        assert response.status_code == 201 and len(response.json()["existing"]) == 10_000
-        report("register", f"  the last 10,000 again (all existing), {where}", ms(again))
+        assert response.status_code == 201 and len(response.json()["existing"]) == count
+        report("register", f"  the last {count:,} again (all existing), {where}", ms(again))
 
 
 # events
@@ -335,12 +366,13 @@ async def hold_streams(url: str, count: int) -> list[Follower]:
         f"Authorization: Bearer {TOKEN}\r\nAccept: text/event-stream\r\n\r\n"
     ).encode()
     loop = asyncio.get_running_loop()
-    followers = [Follower(request) for _ in range(count)]
-    for index, follower in enumerate(followers):
+    followers = []
+    for index in range(count):
         address = SOURCE_ADDRESSES[index % len(SOURCE_ADDRESSES)]
-        await loop.create_connection(
-            lambda follower=follower: follower, "127.0.0.1", port, local_addr=(address, 0)
+        _, follower = await loop.create_connection(
+            partial(Follower, request), "127.0.0.1", port, local_addr=(address, 0)
         )
+        followers.append(follower)
     deadline = time.monotonic() + 60
     while not all(f.connected or f.error for f in followers) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
@@ -348,7 +380,13 @@ async def hold_streams(url: str, count: int) -> list[Follower]:
 
 
 async def events_run(
-    url: str, serve_pid: int, database: str, env: dict[str, str], clients: int, window: float
+    url: str,
+    serve_pid: int,
+    database: str,
+    env: dict[str, str],
+    clients: int,
+    window: float,
+    warmup: float,
 ) -> None:
     began = time.perf_counter()
     followers = await hold_streams(url, clients)
@@ -359,19 +397,21 @@ async def events_run(
         f"{connected:,}, {time.perf_counter() - began:.1f} s",
     )
     report("events", "  `tracker serve` RSS, the streams open, nothing polled", mb(serve_pid))
-    daemon = subprocess.Popen([*TRACKER, "-q", "run"], env=env)
-    await asyncio.sleep(3)  # the daemon started and polling at its pace
-    first_id, first_time = newest_id(database), time.monotonic()
-    cpu_before, own_before = cpu_seconds(serve_pid), time.process_time()
-    peak = 0.0
-    while time.monotonic() - first_time < window:
-        await asyncio.sleep(0.5)
-        peak = max(peak, rss_mb(serve_pid))
-    last_id, last_time = newest_id(database), time.monotonic()
-    serve_cpu = (cpu_seconds(serve_pid) - cpu_before) / (last_time - first_time)
-    own_cpu = (time.process_time() - own_before) / (last_time - first_time)
-    daemon.terminate()
-    daemon.wait(timeout=30)
+    with running([*TRACKER, "-q", "run"], env=env) as daemon:
+        while newest_id(database) == 0:  # starting
+            if daemon.poll() is not None:
+                raise ended(daemon)
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(warmup)  # polling at its pace
+        first_id, first_time = newest_id(database), time.monotonic()
+        cpu_before, own_before = cpu_seconds(serve_pid), time.process_time()
+        peak = 0.0
+        while time.monotonic() - first_time < window:
+            await asyncio.sleep(0.5)
+            peak = max(peak, rss_mb(serve_pid))
+        last_id, last_time = newest_id(database), time.monotonic()
+        serve_cpu = (cpu_seconds(serve_pid) - cpu_before) / (last_time - first_time)
+        own_cpu = (time.process_time() - own_before) / (last_time - first_time)
     every = snapshots_since(database, 0)
     final = every[-1][0]
     deadline = time.monotonic() + 10
@@ -421,14 +461,16 @@ def mb(pid: int) -> str:
     return f"{rss_mb(pid):.0f} MB"
 
 
-def events_section(directory: Path, clients: int, window: float, postgres: str | None) -> None:
+def events_section(
+    directory: Path, clients: int, window: float, postgres: str | None, sizes: Sizes
+) -> None:
     """One `tracker serve`, ``clients`` streams and a daemon polling, on a database of their
     own (on the PostgreSQL server ``postgres`` if given, else an SQLite file)."""
     from tracker.core.eventloop import run_event_loop
 
     # Each poll is due a second after the last was sent, so it answers a little later: 1,100
     # videos polled once a second each come to some 1,000 polls a second.
-    tasks = 1_100
+    tasks = sizes.event_tasks
     with (
         postgres_database(postgres)
         if postgres
@@ -438,7 +480,9 @@ def events_section(directory: Path, clients: int, window: float, postgres: str |
         env = environment(api, database, 1.0)
         register(env, directory, tasks)
         with serving(database) as (url, process):
-            run_event_loop(events_run(url, process.pid, database, env, clients, window))
+            run_event_loop(
+                events_run(url, process.pid, database, env, clients, window, sizes.warmup)
+            )
 
 
 # wake
@@ -454,7 +498,7 @@ def first_polled(engine: Any, task_id: str) -> float | None:
     return None if polled is None else _epoch(polled)
 
 
-def wake_section(postgres: str, registrations: int) -> None:
+def wake_section(postgres: str, registrations: int, warmup: float) -> None:
     """An idle `tracker run` (one task at a 15 s interval) and a `tracker serve` in processes
     of their own on one PostgreSQL database: a task registered with `POST /v1/tasks`, at a
     random moment of the daemon's rest, is first polled how long after the request was sent
@@ -467,14 +511,18 @@ def wake_section(postgres: str, registrations: int) -> None:
     ):
         env = environment(api, database, 15.0)
         subprocess.run([*TRACKER, "add", "video_0"], env=env, check=True, capture_output=True)
-        daemon = subprocess.Popen([*TRACKER, "-q", "run"], env=env)
         engine = create_engine(database)
         try:
             with (
+                running([*TRACKER, "-q", "run"], env=env) as daemon,
                 serving(database) as (url, _),
                 httpx.Client(base_url=url, headers=AUTHORIZATION, timeout=30) as client,
             ):
-                time.sleep(3)  # the daemon polled its task and rests
+                while first_polled(engine, "video_0") is None:  # starting
+                    if daemon.poll() is not None:
+                        raise ended(daemon)
+                    time.sleep(0.1)
+                time.sleep(warmup)  # resting
                 waits = []
                 rng = random.Random(7)
                 for index in range(1, registrations + 1):
@@ -490,8 +538,6 @@ def wake_section(postgres: str, registrations: int) -> None:
                     waits.append(polled - sent)
         finally:
             engine.dispose()
-            daemon.terminate()
-            daemon.wait(timeout=30)
     report(
         "wake",
         f"registered over HTTP to first polled by an idle daemon elsewhere, {registrations} "
@@ -534,7 +580,7 @@ def one_stream(port: int) -> Iterator[list[int]]:
         thread.join(10)
 
 
-def daemon_section(directory: Path, window: float, rounds: int) -> None:
+def daemon_section(directory: Path, window: float, rounds: int, warmup: float) -> None:
     kinds = ("alone", "--http-port", "--http-port, 1 stream")
     runs: dict[str, list[dict[str, float]]] = {how: [] for how in kinds}
     with simulator(preload=10_000) as api:
@@ -544,7 +590,7 @@ def daemon_section(directory: Path, window: float, rounds: int) -> None:
                 port = free_port()
                 options = [] if how == "alone" else ["--http-port", str(port)]
                 with one_stream(port) if how.endswith("stream") else nullcontext([0]) as counted:
-                    result = saturate(api, database, directory, window, options=options)
+                    result = saturate(api, database, directory, window, False, options, warmup)
                 runs[how].append(result)
                 shown = f", the stream had {counted[0]:,} events" if counted[0] else ""
                 print(
@@ -588,40 +634,50 @@ def main() -> None:
         "section runs on a database created on it, and the wake section needs it",
     )
     parser.add_argument("--registrations", type=int, default=40, help="tasks the wake section adds")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
-    wanted = set(args.only.split(","))
+    sizes = Sizes()
+    if args.smoke:
+        vars(args).update(SMOKE)
+        sizes = SMOKE_SIZES
+    wanted = [name for name in SECTIONS if name in args.only.split(",")]
+    if "wake" in wanted and not args.postgres:
+        print("wake: skipped (it needs --postgres URL)")
+        wanted.remove("wake")
     os.environ["TRACKER_SERVER_TOKENS"] = TOKEN
     print(f"tracker HTTP API benchmark: {os.cpu_count()} CPUs, load average {load()}")
     with tempfile.TemporaryDirectory(prefix="tracker-http-") as scratch:
         directory = Path(scratch)
-        if wanted & {"list", "register"}:
+        if {"list", "register"} & set(wanted):
             million = args.database or directory / "million.db"
             if not million.exists():
                 print(f"filling {million} with {args.tasks:,} tasks …", flush=True)
                 fill(million, args.tasks, 0)
         if "list" in wanted:
             print(f"list (load average {load()})")
-            list_section(million, args.pages)
+            list_section(million, args.pages, sizes)
         if "register" in wanted:
             print(f"register (load average {load()})")
             empty = directory / "register.db"
             subprocess.run([*TRACKER, "--db", f"sqlite:///{empty}", "db", "upgrade"], check=True)
-            register_section(f"sqlite:///{empty}", "empty database", 5, seed=1)
-            register_section(f"sqlite:///{million}", f"on {args.tasks:,} tasks", 5, seed=100)
+            register_section(f"sqlite:///{empty}", "empty database", sizes, seed=1)
+            register_section(f"sqlite:///{million}", f"on {args.tasks:,} tasks", sizes, seed=100)
         if "events" in wanted:
             for clients in (int(count) for count in args.clients.split(",")):
                 print(f"events, {clients:,} streams (load average {load()})")
-                events_section(directory, clients, args.seconds, args.postgres)
-        if "wake" in wanted and args.postgres:
+                events_section(directory, clients, args.seconds, args.postgres, sizes)
+        if "wake" in wanted:
             print(f"wake (load average {load()})")
-            wake_section(args.postgres, args.registrations)
+            wake_section(args.postgres, args.registrations, sizes.warmup)
         if "daemon" in wanted:
             print(f"daemon (load average {load()})")
-            daemon_section(directory, args.seconds, args.rounds)
+            daemon_section(directory, args.seconds, args.rounds, sizes.saturated_warmup)
     print(f"\n(load average at the end: {load()})")
     print("\n| section | measure | result |\n|---|---|---|")
     for section, what, value in RESULTS:
         print(f"| {section} | {what} | {value} |")
+    if args.smoke:
+        check_figures(wanted, RESULTS)
 
 
 if __name__ == "__main__":

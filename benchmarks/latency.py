@@ -1,8 +1,9 @@
 """One daemon against an API that takes its time: thousands of requests in flight.
 
-    pip install -e '.[bench]'
+    pip install -e '.[test]'
     python benchmarks/latency.py                     # http and https, 800 ms, 2,000 polls/s
     python benchmarks/latency.py --latency 0.3 --rate 1333 --concurrency 512 --only http
+    python benchmarks/latency.py --smoke             # both schemes in seconds (the tests')
 
 A small server in a process of its own, on 127.0.0.1, holds every answer for ``--latency``
 seconds (a video still in progress), over plain HTTP or TLS (a certificate from a throwaway
@@ -27,6 +28,9 @@ a service) below a higher hard limit, which the daemon raises by itself. Per sch
 The tasks are made due evenly over the first interval, as in a daemon that has run for a while:
 registered at once, they would all be due together, a burst that keeps them bunched for many
 intervals when the offer is close to what ``--concurrency`` allows.
+
+--smoke offers 40 polls/s of 50 ms answers for a second after a second and a half, on both
+schemes, and checks that each gave every figure, not what they are.
 """
 
 from __future__ import annotations
@@ -46,9 +50,31 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from throughput import TRACKER, environment, lateness, peak_rss_mb, percentile, register, rows
+from throughput import (
+    SMOKE_HELP,
+    TRACKER,
+    check_figures,
+    cpu_seconds,
+    ended,
+    environment,
+    lateness,
+    peak_rss_mb,
+    percentile,
+    register,
+    rows,
+    running,
+    wait_until_up,
+)
 
 SCHEMES = ("http", "https")
+SMOKE = {
+    "latency": 0.05,
+    "rate": 40,
+    "interval": 1.0,
+    "concurrency": 16,
+    "warmup": 1.5,
+    "seconds": 1,
+}
 _BODY = (
     b'{"id":"%s","object":"video","status":"in_progress","progress":50,'
     b'"model":"sora-2","seconds":"8","size":"720x1280","created_at":1764547200}'
@@ -124,12 +150,6 @@ def start_server(latency: float, chain: Path | None) -> tuple[subprocess.Popen[s
 
 
 # Measuring the daemon
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system time of the process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def first_polls(database: Path) -> int:
@@ -226,7 +246,7 @@ def soft_limit(soft: int) -> Callable[[], None]:
     return set_limit
 
 
-def measure(scheme: str, args: argparse.Namespace, directory: Path) -> dict[str, float | str]:
+def measure(scheme: str, args: argparse.Namespace, directory: Path) -> dict[str, float]:
     tasks = round(args.rate * args.interval)
     database = directory / f"{scheme}.db"
     chain = authority = None
@@ -244,29 +264,32 @@ def measure(scheme: str, args: argparse.Namespace, directory: Path) -> dict[str,
             env["SSL_CERT_FILE"] = str(authority)
         register(env, directory, tasks)
         spread(database, args.interval)
-        log = (directory / f"{scheme}.log").open("w")
         metrics_port = free_port()
+        command = [
+            *TRACKER,
+            "run",
+            f"--concurrency={args.concurrency}",
+            f"--http-port={metrics_port}",
+        ]
         began = time.monotonic()
-        daemon = subprocess.Popen(
-            [*TRACKER, "run", f"--concurrency={args.concurrency}", f"--http-port={metrics_port}"],
-            env=env,
-            stderr=log,
-            preexec_fn=soft_limit(args.soft_limit),
-        )
-        while first_polls(database) < tasks and time.monotonic() - began < args.warmup:
-            time.sleep(0.1)
-        ramp_seconds = time.monotonic() - began
-        ramp_cpu = cpu_seconds(daemon.pid)
-        time.sleep(max(0.0, args.warmup - ramp_seconds))
-        start_rows, start_cpu, start = rows(database), cpu_seconds(daemon.pid), time.monotonic()
-        start_stamp, start_buckets = time.time(), lateness_buckets(metrics_port)
-        time.sleep(args.seconds)
-        end_rows, end_cpu, end = rows(database), cpu_seconds(daemon.pid), time.monotonic()
-        p99, over_1s = p99_bound(start_buckets, lateness_buckets(metrics_port))
-        rss = peak_rss_mb(daemon.pid)
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=30)
-        log.close()
+        with (
+            (directory / f"{scheme}.log").open("w") as log,
+            running(command, env=env, stderr=log, preexec_fn=soft_limit(args.soft_limit)) as daemon,
+        ):
+            while first_polls(database) < tasks and time.monotonic() - began < args.warmup:
+                if daemon.poll() is not None:
+                    raise ended(daemon)
+                time.sleep(0.1)
+            ramp_seconds = time.monotonic() - began
+            ramp_cpu = cpu_seconds(daemon.pid)
+            time.sleep(max(0.0, args.warmup - ramp_seconds))
+            wait_until_up(f"http://127.0.0.1:{metrics_port}")  # the window reads its /metrics
+            start_rows, start_cpu, start = rows(database), cpu_seconds(daemon.pid), time.monotonic()
+            start_stamp, start_buckets = time.time(), lateness_buckets(metrics_port)
+            time.sleep(args.seconds)
+            end_rows, end_cpu, end = rows(database), cpu_seconds(daemon.pid), time.monotonic()
+            p99, over_1s = p99_bound(start_buckets, lateness_buckets(metrics_port))
+            rss = peak_rss_mb(daemon.pid)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=10)
@@ -306,10 +329,13 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(SCHEMES), help="http, https or both")
     parser.add_argument("--serve", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--tls", help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
     if args.serve is not None:
         serve(args.serve, args.tls)
         return
+    if args.smoke:
+        vars(args).update(SMOKE)
     tasks = round(args.rate * args.interval)
     print(
         f"tracker latency benchmark: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, "
@@ -327,7 +353,7 @@ def main() -> None:
             results[scheme] = measure(scheme, args, directory)
             print(f"  {scheme}: {results[scheme]}", flush=True)
     print(f"\n| measure | {' | '.join(results)} |\n|---|{'---|' * len(results)}")
-    lines = [
+    lines: list[tuple[str, Callable[[dict[str, float]], str]]] = [
         ("polls/s sustained (offered)", lambda r: f"{r['rate']:,.0f}/s ({args.rate:,.0f}/s)"),
         ("share of the offer", lambda r: f"{r['rate'] / args.rate:.1%}"),
         (
@@ -355,6 +381,11 @@ def main() -> None:
     ]
     for what, cell in lines:
         print(f"| {what} | {' | '.join(cell(r) for r in results.values())} |")
+    if args.smoke:
+        figures = [
+            (scheme, key, f"{value}") for scheme, r in results.items() for key, value in r.items()
+        ]
+        check_figures(results, figures)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 tasks table and one task's history are large.
 
     python benchmarks/million.py [--tasks 1000000] [--snapshots 100000] [--postgres URL]
+    python benchmarks/million.py --smoke [--postgres URL]    # in seconds (the tests')
 
 An SQLite database is filled with --tasks tasks registered over 30 days (19 in 20 finished,
 as finished tasks are never deleted) and one task with --snapshots snapshots of a typical
@@ -19,7 +20,9 @@ video object; the commands then run as users run them, each in a process of its 
 - refusal: `tracker add --file` with a 300 MB file of one line.
 
 Peak memory is each command's own peak RSS (from wait4). With --postgres URL of a server, the
-add is also measured on a database created on it (and dropped).
+add is also measured on a database created on it (and dropped). --smoke runs every section with
+a thousand tasks, a hundred snapshots and a 3 MB line, and checks that each gave its figures,
+not what they are.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from throughput import postgres_database
+from throughput import SMOKE_HELP, check_figures, postgres_database
 
 TRACKER = [sys.executable, "-m", "tracker"]
 RESULTS: list[tuple[str, str, str]] = []
@@ -335,7 +338,11 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--snapshots", type=int, default=100_000)
     parser.add_argument("--postgres", metavar="URL", help="also measure the add on PostgreSQL")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
+    line_mb = 300
+    if args.smoke:
+        args.tasks, args.snapshots, line_mb = 1_000, 100, 3
     with tempfile.TemporaryDirectory(prefix="tracker-million-") as scratch:
         directory = Path(scratch)
         database = directory / "tracker.db"
@@ -387,13 +394,13 @@ def main() -> None:
         print("refusal:")
         huge = directory / "one-line.txt"
         with huge.open("wb") as out:
-            for _ in range(300):
+            for _ in range(line_mb):
                 out.write(b"a" * 1_000_000)
         refused = measure([*db, "add", "--file", str(huge)], directory)
         assert refused.returncode == 2, refused.output
         report(
             "refusal",
-            "`tracker add --file` with a 300 MB line: refused (exit 2) after",
+            f"`tracker add --file` with a {line_mb} MB line: refused (exit 2) after",
             f"{refused.seconds:.2f} s, {refused.peak_mb:.0f} MB",
         )
         huge.unlink()
@@ -417,6 +424,8 @@ def main() -> None:
     print("\n| section | measure | result |\n|---|---|---|")
     for section, what, value in RESULTS:
         print(f"| {section} | {what} | {value} |")
+    if args.smoke:
+        check_figures(["list", "metrics", "history", "refusal", "add"], RESULTS)
 
 
 if __name__ == "__main__":

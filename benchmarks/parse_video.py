@@ -2,10 +2,12 @@
 docs/relays.md, the polled ID checked as the client checks it.
 
     python benchmarks/parse_video.py [--number 100000] [--repeat 15]
+    python benchmarks/parse_video.py --smoke    # a hundred calls of each shape (the tests')
 
 Prints the best of ``--repeat`` runs of ``--number`` calls, in nanoseconds per call, plus the
 ``.phase`` the poller reads next. The machine's load moves these numbers: compare two versions
-of the code in one sitting, alternating.
+of the code in one sitting, alternating. --smoke times a hundred calls once and checks that
+every shape gave its figure, not what it is.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import json
 import timeit
 from collections.abc import Callable
 from typing import Any
+
+from throughput import SMOKE_HELP, check_figures
 
 from tracker.core.video import NotAVideoError, parse_video
 
@@ -45,16 +49,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--number", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
-    for name, body in (("OpenAI video object", OPENAI), ("relay envelope", ENVELOPE)):
+    number, repeat = (100, 1) if args.smoke else (args.number, args.repeat)
+    shapes = (("OpenAI video object", OPENAI), ("relay envelope", ENVELOPE))
+    figures = []
+    for name, body in shapes:
         read = reader(body)
         try:
             read()
         except NotAVideoError:
             print(f"{name:20s}      not read by this version")
             continue
-        best = min(timeit.repeat(read, number=args.number, repeat=args.repeat)) / args.number
-        print(f"{name:20s} {best * 1e9:6.0f} ns per answer")
+        best = min(timeit.repeat(read, number=number, repeat=repeat)) / number
+        figures.append((name, "per answer", f"{best * 1e9:6.0f} ns"))
+        print(f"{name:20s} {figures[-1][2]} per answer")
+    if args.smoke:
+        check_figures([name for name, _ in shapes], figures)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ costs.
 
     python benchmarks/partitions.py --postgres postgresql://postgres@127.0.0.1:5432/test
     python benchmarks/partitions.py --postgres URL --snapshots 20000000 --convert 5000000
+    python benchmarks/partitions.py --smoke [--postgres URL]    # in seconds (the tests')
 
 Two databases are made on the server and filled with --snapshots snapshots (COPY) of finished
 tasks, 100 polls a task spread over --days days, each a typical video object: one at migration
@@ -24,16 +25,17 @@ throughput.py's `postgres` section, run on each version of the code.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 from sqlalchemy import text
+from throughput import SMOKE_HELP, check_figures, postgres_database
 
 from tracker.core.models import TaskFilter
 from tracker.daemon.retention import prune
@@ -54,20 +56,6 @@ RESULTS: list[tuple[str, str, str]] = []
 def report(section: str, what: str, value: str) -> None:
     RESULTS.append((section, what, value))
     print(f"  {what:70} {value}", flush=True)
-
-
-@contextmanager
-def database(server: str, name: str) -> Iterator[str]:
-    admin = psycopg.connect(server.replace("postgresql+psycopg", "postgresql"), autocommit=True)
-    admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{server.rpartition('/')[0]}/{name}".replace(
-            "postgresql://", "postgresql+psycopg://", 1
-        )
-    finally:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.close()
 
 
 def migrate(url: str, revision: str = "head") -> float:
@@ -182,17 +170,24 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--postgres", required=True, help="a PostgreSQL server to make databases on"
+        "--postgres", metavar="URL", help="a PostgreSQL server to make databases on"
     )
     parser.add_argument("--snapshots", type=int, default=2_000_000)
     parser.add_argument("--days", type=int, default=10)
     parser.add_argument("--convert", type=int, default=0, help="snapshots of the conversion run")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
-    for label, revision, name in (
-        ("one table (0008)", "0008", "tracker_bench_table"),
-        ("partitions (0009)", "head", "tracker_bench_partitions"),
-    ):
-        with database(args.postgres, name) as url:
+    if args.smoke:
+        args.snapshots, args.days, args.convert = 20_000, 3, 5_000
+    if not args.postgres:
+        print(
+            "partitions: skipped: snapshots are in partitions on PostgreSQL only (--postgres URL)"
+        )
+        if args.smoke:
+            check_figures([], RESULTS)
+        return
+    for label, revision in (("one table (0008)", "0008"), ("partitions (0009)", "head")):
+        with postgres_database(args.postgres) as url:
             migrate(url, revision)
             if revision == "head":  # the days a daemon would have made as they came
                 days_made = Database(create_engine(url))
@@ -204,15 +199,18 @@ def main() -> None:
             print(f"  filled in {time.perf_counter() - began:.0f} s", flush=True)
             measure(label, url, ids, args.days)
     if args.convert:
-        with database(args.postgres, "tracker_bench_convert") as url:
+        with postgres_database(args.postgres) as url:
             migrate(url, "0008")
             print(f"conversion: filling {args.convert:,} snapshots at 0008 …", flush=True)
             fill(url, args.convert, args.days, False)
             took = migrate(url)
-            report("convert", f"migration 0009 on {args.convert:,} snapshots", f"{took:.0f} s")
+            report("convert", f"migration 0009 on {args.convert:,} snapshots", f"{took:.1f} s")
+    print(f"\n(the load average: {os.getloadavg()})")
     print("\n| section | measure | result |\n|---|---|---|")
     for section, what, value in RESULTS:
         print(f"| {section} | {what} | {value} |")
+    if args.smoke:
+        check_figures(["history", "page", "space", "prune", "convert"], RESULTS)
 
 
 if __name__ == "__main__":

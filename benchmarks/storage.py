@@ -1,12 +1,14 @@
 """How big the database grows per 10,000 tasks, in each recording mode and after pruning.
 
     python benchmarks/storage.py [--tasks 1000]
+    python benchmarks/storage.py --smoke    # five tasks polled ten times as often (the tests')
 
 Each simulated task has a realistic life: queued for 4 polls, then progress rising 5 points
 every second poll from 5 to 95 (38 polls), then completed: 43 polls. The daemon polls them
 all to the end on an SQLite file, once with `--record all` and once with `--record changes`;
 the first file is then pruned as `tracker prune` would. Sizes are measured after a checkpoint
-and VACUUM, and scaled to 10,000 tasks.
+and VACUUM, and scaled to 10,000 tasks. --smoke polls five tasks every 0.01 s and checks that
+each row of the table was measured, not what it says.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import tempfile
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from throughput import SMOKE_HELP, check_figures
 
 from tracker import Tracker
 from tracker.daemon.retention import prune
@@ -34,7 +38,7 @@ def lifecycle() -> list[Reply]:
     return [*replies, Reply(video={"status": "completed", "progress": 100})]
 
 
-def run(directory: Path, tasks: int, mode: str) -> Path:
+def run(directory: Path, tasks: int, mode: str, interval: float) -> Path:
     simulator = Simulator(token=TOKEN)
     ids = [simulator.script(f"video_{i}", lifecycle()) for i in range(tasks)]
     database = directory / f"{mode}.db"
@@ -44,7 +48,7 @@ def run(directory: Path, tasks: int, mode: str) -> Path:
             database_url=f"sqlite:///{database}",
             api_base=url,
             token=TOKEN,
-            poll_interval=0.05,
+            poll_interval=interval,
             concurrency=64,
         ) as tracker,
     ):
@@ -68,14 +72,16 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
-    scale = 10_000 / args.tasks
+    tasks, interval = (5, 0.01) if args.smoke else (args.tasks, 0.05)
+    scale = 10_000 / tasks
     results = []
     with tempfile.TemporaryDirectory(prefix="tracker-storage-") as scratch:
         directory = Path(scratch)
         for mode in ("all", "changes"):
-            print(f"polling {args.tasks:,} tasks to the end, --record {mode} …", flush=True)
-            database = run(directory, args.tasks, mode)
+            print(f"polling {tasks:,} tasks to the end, --record {mode} …", flush=True)
+            database = run(directory, tasks, mode, interval)
             results.append((f"--record {mode}", *size(database)))
             if mode == "all":
                 with Tracker(database_url=f"sqlite:///{database}") as tracker:
@@ -83,12 +89,15 @@ def main() -> None:
                     prune(tracker.database.retention, cutoff)
                 results.append(("--record all, then prune", *size(database)))
     print(
-        f"\n| per 10,000 tasks (43 polls each; measured with {args.tasks:,}, scaled) "
+        f"\n| per 10,000 tasks (43 polls each; measured with {tasks:,}, scaled) "
         "| snapshots | database |\n|---|---|---|"
     )
     for label, bytes_, rows in results:
         print(f"| {label} | {rows * scale:,.0f} | {bytes_ * scale / 1e6:,.1f} MB |")
     sys.stdout.flush()
+    if args.smoke:
+        figures = [(label, "snapshots", f"{rows:,}") for label, _, rows in results]
+        check_figures(["--record all", "--record all, then prune", "--record changes"], figures)
 
 
 if __name__ == "__main__":

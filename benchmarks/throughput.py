@@ -1,8 +1,9 @@
 """How fast tracker watches video tasks, beside what users run today, measured in one run.
 
-    pip install -e '.[bench]'
+    pip install -e '.[postgres,test]'
     python benchmarks/throughput.py                  # every section, about ten minutes
     python benchmarks/throughput.py --only peers,throughput
+    python benchmarks/throughput.py --smoke          # every section in seconds (the tests')
 
 The simulated API runs in a process of its own (`python -m tracker.simulator`), serving videos
 that stay in progress, so every poll is a full round trip and a row written. Sections:
@@ -21,6 +22,9 @@ that stay in progress, so every poll is a full round trip and a row written. Sec
               `history`.
 
 `tracker add --file`, `list` and `history` at a million tasks are measured by million.py.
+
+--smoke runs every section at tiny sizes with windows of a second or less and checks that each
+gave its figures, not what they are; the postgres section runs only with --postgres.
 """
 
 from __future__ import annotations
@@ -38,9 +42,11 @@ import tempfile
 import time
 import urllib.request
 import warnings
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 TOKEN = "bench-token"
 # Saturation: this many tasks due every SATURATING_INTERVAL seconds is far more than one daemon
@@ -53,9 +59,22 @@ TRACKER = [sys.executable, "-m", "tracker"]
 RESULTS: list[tuple[str, str, str]] = []
 
 
+SMOKE_HELP = "every section in seconds at tiny sizes, checking that each gave its figures"
+
+
 def report(section: str, what: str, value: str) -> None:
     RESULTS.append((section, what, value))
     print(f"  {what:58s} {value}", flush=True)
+
+
+def check_figures(sections: Iterable[str], results: Sequence[tuple[str, str, str]]) -> None:
+    """Smoke mode's verdict: each of ``sections`` gave at least one figure in ``results``
+    (section, measure, value); what the figures are is not judged."""
+    ran = list(sections)
+    silent = [name for name in ran if not any(row[0] == name and row[2] for row in results)]
+    if silent:
+        sys.exit(f"smoke: no figures from {', '.join(silent)}")
+    print(f"smoke: figures from every section run ({', '.join(ran)})", flush=True)
 
 
 # The simulator, in its own process
@@ -95,6 +114,21 @@ def simulator(preload: int) -> Iterator[str]:
 def served(url: str) -> int:
     with urllib.request.urlopen(f"{url}/_simulator/stats") as response:
         return int(json.load(response)["requests"])
+
+
+def wait_until_up(url: str, seconds: float = 30) -> None:
+    """Until tracker's HTTP service at ``url`` answers ``/healthz``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:  # not listening yet (URLError is one)
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not come up")
+        time.sleep(0.1)
 
 
 # Clients polling without a database
@@ -142,7 +176,7 @@ def peers(url: str, tasks: int, seconds: float) -> None:
     try:
         import openai
     except ImportError:
-        report("peers", "OpenAI SDK", "not installed (pip install -e '.[bench]')")
+        report("peers", "OpenAI SDK", "skipped: not installed (pip install -e '.[test]')")
     else:
         sync_client = openai.OpenAI(api_key=TOKEN, base_url=f"{url}/v1", max_retries=0)
         done, stop = 0, time.perf_counter() + seconds
@@ -172,7 +206,7 @@ def peers(url: str, tasks: int, seconds: float) -> None:
         import aiohttp
         from httpx_aiohttp import AiohttpTransport
     except ImportError:
-        report("peers", "aiohttp peers", "not installed (pip install -e '.[bench]')")
+        report("peers", "aiohttp peers", "skipped: not installed (pip install -e '.[test]')")
     else:
 
         async def httpx_over_aiohttp() -> float:
@@ -250,15 +284,18 @@ def register(env: dict[str, str], directory: Path, tasks: int) -> float:
 
 
 def rows(database: Path | str) -> int:
+    """The newest snapshot's id: how many were written (none is deleted while measuring)."""
+    query = "SELECT COALESCE(MAX(id), 0) FROM snapshots"
     if isinstance(database, str):  # a PostgreSQL URL
         import psycopg
 
-        with psycopg.connect(database.replace("postgresql+psycopg", "postgresql")) as connection:
-            cursor = connection.execute("SELECT COALESCE(MAX(id), 0) FROM snapshots")
-            return int(cursor.fetchone()[0])  # type: ignore[index]
+        with psycopg.connect(database.replace("postgresql+psycopg", "postgresql")) as server:
+            newest = server.execute(query).fetchone()
+        assert newest is not None  # an aggregate always has its row
+        return int(newest[0])
     connection = sqlite3.connect(database)
     try:
-        return int(connection.execute("SELECT COALESCE(MAX(id), 0) FROM snapshots").fetchone()[0])
+        return int(connection.execute(query).fetchone()[0])
     finally:
         connection.close()
 
@@ -276,6 +313,30 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@contextmanager
+def running(command: Sequence[str], **options: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """``command`` in a process of its own for the block, then stopped as a user stops it
+    (SIGTERM; killed if still there 30 s later), even when the block fails. It must have ended
+    well: a daemon that could not start fails the benchmark rather than giving 0/s."""
+    process = subprocess.Popen(list(command), **options)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if process.returncode != 0:
+        raise ended(process)
+
+
+def ended(process: subprocess.Popen[bytes]) -> RuntimeError:
+    return RuntimeError(f"{process.args!r} ended with exit status {process.returncode}")
+
+
 def run_daemon(
     url: str,
     database: Path | str,
@@ -288,18 +349,19 @@ def run_daemon(
     requests."""
     env = environment(url, database, interval)
     rows_before, served_before = rows(database), served(url)
-    daemon = subprocess.Popen([*TRACKER, "-q", "run", *options], env=env)
-    # The warm-up counts from the first poll written: starting (imports, the app) can take
-    # seconds on a loaded machine, and is not what the window measures.
-    while rows(database) == rows_before and daemon.poll() is None:
-        time.sleep(0.1)
-    time.sleep(warmup)
-    start_rows, start_time, start_cpu = rows(database), time.monotonic(), cpu_seconds(daemon.pid)
-    time.sleep(window)
-    end_rows, end_time, end_cpu = rows(database), time.monotonic(), cpu_seconds(daemon.pid)
-    rss = peak_rss_mb(daemon.pid)
-    daemon.send_signal(signal.SIGTERM)
-    daemon.wait(timeout=30)
+    with running([*TRACKER, "-q", "run", *options], env=env) as daemon:
+        # The warm-up counts from the first poll written: starting (imports, the app) can take
+        # seconds on a loaded machine, and is not what the window measures.
+        while rows(database) == rows_before:
+            if daemon.poll() is not None:
+                raise ended(daemon)
+            time.sleep(0.1)
+        time.sleep(warmup)
+        start_rows, start_time = rows(database), time.monotonic()
+        start_cpu = cpu_seconds(daemon.pid)
+        time.sleep(window)
+        end_rows, end_time, end_cpu = rows(database), time.monotonic(), cpu_seconds(daemon.pid)
+        rss = peak_rss_mb(daemon.pid)
     written = rows(database) - rows_before
     answered = served(url) - served_before
     return {
@@ -319,13 +381,14 @@ def saturate(
     window: float,
     registered: bool = False,
     options: Sequence[str] = (),
+    warmup: float = 3.0,
 ) -> dict[str, float]:
     """The daemon (`tracker run OPTIONS`) offered far more due work than it can do: its
     capacity."""
     env = environment(url, database, SATURATING_INTERVAL)
     if not registered:
         register(env, directory, SATURATING_TASKS)
-    result = run_daemon(url, database, SATURATING_INTERVAL, 3.0, window, options)
+    result = run_daemon(url, database, SATURATING_INTERVAL, warmup, window, options)
     offered = SATURATING_TASKS / SATURATING_INTERVAL
     if result["rate"] > 0.9 * offered:
         print(f"  warning: the daemon kept up with the {offered:,.0f}/s offered: offer more")
@@ -401,7 +464,9 @@ def postgres_database(server: str) -> Iterator[str]:
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
-def history_latency_ms(database: Path, task_id: str) -> tuple[float, float]:
+def history_latency_ms(database: Path, task_id: str) -> tuple[float, float, int]:
+    """The median time of reading ``task_id``'s history, of the `tracker history` command,
+    and how many snapshots it has."""
     from tracker import Tracker
 
     with Tracker(database_url=f"sqlite:///{database}") as tracker:
@@ -419,10 +484,57 @@ def history_latency_ms(database: Path, task_id: str) -> tuple[float, float]:
     )
     command_ms = (time.perf_counter() - began) * 1000
     assert snapshots
-    return statistics.median(timings), command_ms
+    return statistics.median(timings), command_ms, len(snapshots)
 
 
 # The sections
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How long and how big the sections are: a measurement's, or smoke mode's."""
+
+    window: float  # each saturated daemon run's measuring window
+    warmup: float  # from a daemon's first poll written to its window
+    client_seconds: float  # each client's run in the simulator and peers sections
+    lateness_interval: float
+    lateness_window: float
+    memory_tasks: int
+    memory_interval: float
+    memory_window: float
+    history_stored: tuple[int, ...]  # snapshots already stored, a database each
+    history_runs: int  # daemon runs on each
+
+
+def measuring(seconds: float) -> Scale:
+    return Scale(
+        window=seconds,
+        warmup=3.0,
+        client_seconds=5.0,
+        lateness_interval=2.0,
+        lateness_window=max(seconds, 20),
+        memory_tasks=10_000,
+        memory_interval=10.0,
+        memory_window=max(seconds, 12),
+        # Two runs back to back on each database: in the first, tasks' new index entries may
+        # still share pages with their neighbours'; by the second they cannot.
+        history_stored=(0, 500_000, 5_000_000),
+        history_runs=2,
+    )
+
+
+SMOKE = Scale(
+    window=0.5,
+    warmup=0.3,
+    client_seconds=0.2,
+    lateness_interval=0.5,
+    lateness_window=1.0,
+    memory_tasks=500,
+    memory_interval=0.5,
+    memory_window=0.5,
+    history_stored=(2 * SATURATING_TASKS,),
+    history_runs=1,
+)
 
 
 def main() -> None:
@@ -446,8 +558,13 @@ def main() -> None:
         help="a PostgreSQL server for the postgres section, e.g. "
         "postgresql://postgres@127.0.0.1:5432/test (a database is created on it and dropped)",
     )
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
-    wanted = set(args.only.split(","))
+    wanted = [name for name in SECTIONS if name in args.only.split(",")]
+    if "postgres" in wanted and not args.postgres:
+        print("postgres: skipped (it needs --postgres URL)")
+        wanted.remove("postgres")
+    scale = SMOKE if args.smoke else measuring(args.seconds)
     warnings.simplefilter("ignore", DeprecationWarning)  # the SDK's notice about the Sora API
     print(f"tracker benchmark: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     with (
@@ -457,20 +574,17 @@ def main() -> None:
         directory = Path(scratch)
         if "simulator" in wanted:
             print("simulator alone (its own process)")
-            report(
-                "simulator",
-                "simulator, tracker's client with 128 in flight",
-                f"{tracker_client_rate(url, PRELOADED, 5, in_flight=128):,.0f}/s",
-            )
+            rate = tracker_client_rate(url, PRELOADED, scale.client_seconds, in_flight=128)
+            report("simulator", "simulator, tracker's client with 128 in flight", f"{rate:,.0f}/s")
         if "peers" in wanted:
             print("peers, polling only (no database)")
-            peers(url, 4_000, 5)
+            peers(url, 4_000, scale.client_seconds)
         capacity = 2_000.0  # the target, until the throughput section measures it
         offer = f"{SATURATING_TASKS:,} tasks due every {SATURATING_INTERVAL:g} s"
         if "throughput" in wanted:
             print(f"throughput: one `tracker run`, SQLite, {offer}")
             database = directory / "throughput.db"
-            result = saturate(url, database, directory, args.seconds)
+            result = saturate(url, database, directory, scale.window, warmup=scale.warmup)
             capacity = result["rate"]
             report("throughput", "polls/s sustained, every poll a snapshot", f"{capacity:,.0f}/s")
             report(
@@ -479,10 +593,10 @@ def main() -> None:
                 f"{result['answered']:,.0f} / {result['written']:,.0f}",
             )
             report("throughput", "peak RSS", f"{result['rss']:.0f} MB")
-        if "postgres" in wanted and args.postgres:
+        if "postgres" in wanted:
             print(f"throughput on PostgreSQL: the same {offer}")
             with postgres_database(args.postgres) as database_url:
-                result = saturate(url, database_url, directory, args.seconds)
+                result = saturate(url, database_url, directory, scale.window, warmup=scale.warmup)
                 report(
                     "postgres",
                     "polls/s sustained, every poll a snapshot",
@@ -494,13 +608,21 @@ def main() -> None:
                     f"{result['answered']:,.0f} / {result['written']:,.0f}",
                 )
         if "lateness" in wanted:
-            tasks = min(PRELOADED, round(0.4 * capacity * 2))
-            print(f"lateness: {tasks:,} tasks every 2 s ({tasks / 2:,.0f}/s, 40% of capacity)")
+            every = scale.lateness_interval
+            tasks = min(PRELOADED, round(0.4 * capacity * every))
+            print(
+                f"lateness: {tasks:,} tasks every {every:g} s ({tasks / every:,.0f}/s, "
+                "40% of capacity)"
+            )
             database = directory / "lateness.db"
-            register(environment(url, database, 2), directory, tasks)
-            result = run_daemon(url, database, 2.0, 4.0, max(args.seconds, 20))
-            late = lateness(database, 2.0)
-            report("lateness", f"{tasks:,} tasks every 2 s: polls/s", f"{result['rate']:,.0f}/s")
+            register(environment(url, database, every), directory, tasks)
+            result = run_daemon(url, database, every, 2 * every, scale.lateness_window)
+            late = lateness(database, every)
+            report(
+                "lateness",
+                f"{tasks:,} tasks every {every:g} s: polls/s",
+                f"{result['rate']:,.0f}/s",
+            )
             report(
                 "lateness",
                 "gap between polls minus interval: p50 / p99 / max",
@@ -508,48 +630,53 @@ def main() -> None:
                 f"{max(late):+.3f} s",
             )
         if "memory" in wanted:
-            print("memory: 10,000 tasks every 10 s")
+            tasks, every = scale.memory_tasks, scale.memory_interval
+            print(f"memory: {tasks:,} tasks every {every:g} s")
             database = directory / "memory.db"
-            register(environment(url, database, 10), directory, 10_000)
-            result = run_daemon(url, database, 10.0, 2.0, max(args.seconds, 12))
+            register(environment(url, database, every), directory, tasks)
+            result = run_daemon(url, database, every, every / 5, scale.memory_window)
             report("memory", "polls/s", f"{result['rate']:,.0f}/s")
-            report("memory", "peak RSS with 10,000 watched tasks", f"{result['rss']:.0f} MB")
+            report("memory", f"peak RSS with {tasks:,} watched tasks", f"{result['rss']:.0f} MB")
         if "history" in wanted:
-            # Two runs back to back on each database: in the first, tasks' new index entries
-            # may still share pages with their neighbours'; by the second they cannot.
-            for stored in (0, 500_000, 5_000_000):
-                print(f"history: {offer}, {stored:,} snapshots already stored")
-                database = directory / f"history-{stored}.db"
-                register(environment(url, database, 1), directory, SATURATING_TASKS)
-                began = time.perf_counter()
-                fill_history(database, SATURATING_TASKS, stored)
-                if stored:
-                    report(
-                        "history",
-                        f"{stored:,} snapshots generated in",
-                        f"{time.perf_counter() - began:.0f} s",
-                    )
-                rates = [
-                    saturate(url, database, directory, args.seconds, registered=True)["rate"]
-                    for _run in range(2)
-                ]
-                report(
-                    "history",
-                    f"polls/s on top of {stored:,} rows, first / second run",
-                    " / ".join(f"{rate:,.0f}/s" for rate in rates),
-                )
-            query_ms, command_ms = history_latency_ms(database, "video_7")
-            report(
-                "history", "history of one task (1,250 rows): query, median", f"{query_ms:.1f} ms"
-            )
-            report(
-                "history",
-                "`tracker history` command, process start included",
-                f"{command_ms:.0f} ms",
-            )
+            history(url, directory, scale, offer)
     print("\n| section | measure | result |\n|---|---|---|")
     for section, what, value in RESULTS:
         print(f"| {section} | {what} | {value} |")
+    if args.smoke:
+        check_figures(wanted, RESULTS)
+
+
+def history(url: str, directory: Path, scale: Scale, offer: str) -> None:
+    """The saturated daemon on databases holding ``scale.history_stored`` snapshots, and one
+    task's history read from the last of them."""
+    for stored in scale.history_stored:
+        print(f"history: {offer}, {stored:,} snapshots already stored")
+        database = directory / f"history-{stored}.db"
+        register(environment(url, database, 1), directory, SATURATING_TASKS)
+        began = time.perf_counter()
+        fill_history(database, SATURATING_TASKS, stored)
+        if stored:
+            report(
+                "history",
+                f"{stored:,} snapshots generated in",
+                f"{time.perf_counter() - began:.0f} s",
+            )
+        rates = [
+            saturate(url, database, directory, scale.window, True, warmup=scale.warmup)["rate"]
+            for _run in range(scale.history_runs)
+        ]
+        report(
+            "history",
+            f"polls/s on top of {stored:,} rows, run by run",
+            " / ".join(f"{rate:,.0f}/s" for rate in rates),
+        )
+    query_ms, command_ms, count = history_latency_ms(database, "video_7")
+    report("history", f"history of one task ({count:,} rows): query, median", f"{query_ms:.1f} ms")
+    report(
+        "history",
+        "`tracker history` command, process start included",
+        f"{command_ms:.0f} ms",
+    )
 
 
 if __name__ == "__main__":
