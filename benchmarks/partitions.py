@@ -175,6 +175,11 @@ def main() -> None:
     parser.add_argument("--snapshots", type=int, default=2_000_000)
     parser.add_argument("--days", type=int, default=10)
     parser.add_argument("--convert", type=int, default=0, help="snapshots of the conversion run")
+    parser.add_argument(
+        "--only",
+        default="table,partitions",
+        help="comma-separated layouts: table (0008), partitions (0009); both unless given",
+    )
     parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
     if args.smoke:
@@ -186,7 +191,10 @@ def main() -> None:
         if args.smoke:
             check_figures([], RESULTS)
         return
-    for label, revision in (("one table (0008)", "0008"), ("partitions (0009)", "head")):
+    layouts = (("table", "one table (0008)", "0008"), ("partitions", "partitions (0009)", "head"))
+    for layout, label, revision in layouts:
+        if layout not in args.only.split(","):
+            continue
         with postgres_database(args.postgres) as url:
             migrate(url, revision)
             if revision == "head":  # the days a daemon would have made as they came

@@ -3,10 +3,13 @@
     pip install -e '.[postgres,test]'
     python benchmarks/throughput.py                  # every section, about ten minutes
     python benchmarks/throughput.py --only peers,throughput
+    python benchmarks/throughput.py --only peers,throughput,postgres --server node --postgres URL
     python benchmarks/throughput.py --smoke          # every section in seconds (the tests')
 
-The simulated API runs in a process of its own (`python -m tracker.simulator`), serving videos
-that stay in progress, so every poll is a full round trip and a row written. Sections:
+The simulated API runs in a process of its own (`python -m tracker.simulator`, or with
+`--server node` benchmarks/video_server.mjs, which costs the machine less per request), serving
+videos that stay in progress, so every poll is a full round trip and a row written. With the
+peers section, the daemon's rates are also given as a share of raw aiohttp's. Sections:
 
 - simulator:  the simulator alone, driven by the fastest client here: it must not be the limit;
 - peers:      what users run today (stock httpx, the OpenAI SDK, httpx over aiohttp, raw aiohttp)
@@ -81,9 +84,14 @@ def check_figures(sections: Iterable[str], results: Sequence[tuple[str, str, str
 
 
 @contextmanager
-def simulator(preload: int) -> Iterator[str]:
-    process = subprocess.Popen(
-        [
+def simulator(preload: int, server: str = "python") -> Iterator[str]:
+    """The simulated API in a process of its own (``server`` "python": tracker's simulator), or
+    a fast stand-in for its status requests ("node": benchmarks/video_server.mjs, which costs the
+    machine less per request, so that the clients beside each other are what limits them)."""
+    if server == "node":
+        command = ["node", str(Path(__file__).with_name("video_server.mjs")), TOKEN]
+    else:
+        command = [
             sys.executable,
             "-m",
             "tracker.simulator",
@@ -93,10 +101,8 @@ def simulator(preload: int) -> Iterator[str]:
             TOKEN,
             "--preload",
             str(preload),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+        ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     line = process.stdout.readline()
     url = line.split(" at ", 1)[1].split(" ", 1)[0]
@@ -155,7 +161,9 @@ def video(index: int, tasks: int) -> str:
     return f"video_{index % tasks}"
 
 
-def peers(url: str, tasks: int, seconds: float) -> None:
+def peers(url: str, tasks: int, seconds: float) -> float | None:
+    """Each client's rate, reported; raw aiohttp's, the ceiling the daemon is held to (None
+    when aiohttp is not installed)."""
     import httpx
 
     headers = {"Authorization": f"Bearer {TOKEN}"}
@@ -207,6 +215,7 @@ def peers(url: str, tasks: int, seconds: float) -> None:
         from httpx_aiohttp import AiohttpTransport
     except ImportError:
         report("peers", "aiohttp peers", "skipped: not installed (pip install -e '.[test]')")
+        raw = None
     else:
 
         async def httpx_over_aiohttp() -> float:
@@ -236,12 +245,14 @@ def peers(url: str, tasks: int, seconds: float) -> None:
 
                 return await rate(one, 64, seconds)
 
-        report("peers", "raw aiohttp, 64 in flight", f"{asyncio.run(raw_aiohttp()):,.0f}/s")
+        raw = asyncio.run(raw_aiohttp())
+        report("peers", "raw aiohttp, 64 in flight", f"{raw:,.0f}/s")
     report(
         "peers",
         "tracker's client (httpx over tracker.http.transport, uvloop), 32",
         f"{tracker_client_rate(url, tasks, seconds):,.0f}/s",
     )
+    return raw
 
 
 def tracker_client_rate(url: str, tasks: int, seconds: float, in_flight: int = 32) -> float:
@@ -490,6 +501,13 @@ def history_latency_ms(database: Path, task_id: str) -> tuple[float, float, int]
 # The sections
 
 
+def of_raw(section: str, rate: float, raw: float | None) -> None:
+    """The daemon's rate as a share of raw aiohttp's in the same run (no database, the wire's
+    cost only), when the peers section measured it."""
+    if raw:
+        report(section, "  the same, of raw aiohttp's rate in this run", f"{rate / raw:.0%}")
+
+
 @dataclass(frozen=True)
 class Scale:
     """How long and how big the sections are: a measurement's, or smoke mode's."""
@@ -558,6 +576,13 @@ def main() -> None:
         help="a PostgreSQL server for the postgres section, e.g. "
         "postgresql://postgres@127.0.0.1:5432/test (a database is created on it and dropped)",
     )
+    parser.add_argument(
+        "--server",
+        choices=("python", "node"),
+        default="python",
+        help="the API polled: tracker's simulator (python, the default) or a fast stand-in "
+        "(node: benchmarks/video_server.mjs, needs Node.js)",
+    )
     parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
     wanted = [name for name in SECTIONS if name in args.only.split(",")]
@@ -569,16 +594,17 @@ def main() -> None:
     print(f"tracker benchmark: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     with (
         tempfile.TemporaryDirectory(prefix="tracker-bench-") as scratch,
-        simulator(preload=PRELOADED) as url,
+        simulator(preload=PRELOADED, server=args.server) as url,
     ):
         directory = Path(scratch)
+        raw = None  # raw aiohttp's rate, when the peers section measures it
         if "simulator" in wanted:
             print("simulator alone (its own process)")
             rate = tracker_client_rate(url, PRELOADED, scale.client_seconds, in_flight=128)
             report("simulator", "simulator, tracker's client with 128 in flight", f"{rate:,.0f}/s")
         if "peers" in wanted:
             print("peers, polling only (no database)")
-            peers(url, 4_000, scale.client_seconds)
+            raw = peers(url, 4_000, scale.client_seconds)
         capacity = 2_000.0  # the target, until the throughput section measures it
         offer = f"{SATURATING_TASKS:,} tasks due every {SATURATING_INTERVAL:g} s"
         if "throughput" in wanted:
@@ -587,6 +613,7 @@ def main() -> None:
             result = saturate(url, database, directory, scale.window, warmup=scale.warmup)
             capacity = result["rate"]
             report("throughput", "polls/s sustained, every poll a snapshot", f"{capacity:,.0f}/s")
+            of_raw("throughput", capacity, raw)
             report(
                 "throughput",
                 "requests answered / snapshots written",
@@ -602,6 +629,7 @@ def main() -> None:
                     "polls/s sustained, every poll a snapshot",
                     f"{result['rate']:,.0f}/s",
                 )
+                of_raw("postgres", result["rate"], raw)
                 report(
                     "postgres",
                     "requests answered / snapshots written",
