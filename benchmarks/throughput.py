@@ -501,6 +501,11 @@ def history_latency_ms(database: Path, task_id: str) -> tuple[float, float, int]
 # The sections
 
 
+def cpu(result: dict[str, float]) -> str:
+    """CPU time a poll moves less with what else the machine runs than polls/s do."""
+    return f"{result['cpu_ms_per_poll'] * 1000:.0f} µs"
+
+
 def of_raw(section: str, rate: float, raw: float | None) -> None:
     """The daemon's rate as a share of raw aiohttp's in the same run (no database, the wire's
     cost only), when the peers section measured it."""
@@ -614,6 +619,7 @@ def main() -> None:
             capacity = result["rate"]
             report("throughput", "polls/s sustained, every poll a snapshot", f"{capacity:,.0f}/s")
             of_raw("throughput", capacity, raw)
+            report("throughput", "  CPU time a poll (the daemon's threads)", cpu(result))
             report(
                 "throughput",
                 "requests answered / snapshots written",
@@ -630,6 +636,7 @@ def main() -> None:
                     f"{result['rate']:,.0f}/s",
                 )
                 of_raw("postgres", result["rate"], raw)
+                report("postgres", "  CPU time a poll (the daemon's threads)", cpu(result))
                 report(
                     "postgres",
                     "requests answered / snapshots written",
