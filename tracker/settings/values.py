@@ -11,6 +11,7 @@ import re
 import shlex
 import tempfile
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
 
@@ -40,6 +41,25 @@ def parse_duration(raw: str, *, most: float = LONGEST) -> float:
     if seconds > most:
         raise ValueError(f"must be at most {_spoken(most)}")
     return seconds
+
+
+def parse_moment(raw: str, now: datetime) -> datetime:
+    """A moment: an age before ``now`` (``7d``, ``36h``, as ``parse_duration`` reads it) or an
+    ISO 8601 date or date and time (``2026-11-01``, ``2026-11-01T12:00+02:00``; UTC when it
+    names no zone), as an aware UTC datetime."""
+    text = raw.strip()
+    if text.replace(".", "", 1).isdigit():
+        # Read as seconds, `2026` would quietly mean the last half hour.
+        raise ValueError("an age needs a unit (7d, 12h); a date is 2026-11-01")
+    try:
+        return now - timedelta(seconds=parse_duration(text))
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("not a date (2026-11-01) or an age (7d)") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def parse_short_duration(raw: str) -> float:

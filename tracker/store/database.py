@@ -13,6 +13,7 @@ from tracker.store.migrations import ensure_schema, require_head
 from tracker.store.polls import PollStore
 from tracker.store.prune import RetentionStore
 from tracker.store.reads import Reads
+from tracker.store.report import Reports
 from tracker.store.sandbox import ReadOnlySQL
 from tracker.store.tasks import TaskStore
 from tracker.store.timeline import Timelines
@@ -32,6 +33,7 @@ class Database:
         self.leases = LeaseStore(engine, self.wakeups)
         self.follow_ups = FollowUpStore(engine, self.wakeups)
         self.reads = Reads(engine)
+        self.reports = Reports(engine)
         self.feed = FeedStore(engine)
         self.retention = RetentionStore(engine)
         self.sql = ReadOnlySQL(engine)
