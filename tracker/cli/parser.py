@@ -7,9 +7,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from tracker._version import __version__
-from tracker.cli import operating, polling, tasks
+from tracker.cli import operating, polling, reporting, tasks
 from tracker.cli.common import PROG
 from tracker.core.ids import DEFAULT_PROVIDER
+from tracker.core.report import KEY_NAMES
 from tracker.settings import OPTIONS
 from tracker.settings.options import (
     DOWNLOAD,
@@ -324,6 +325,31 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--since", metavar="WHEN", help="only rows since a date (2026-11-01) or an age (7d)"
     )
+
+    report = command(
+        "report",
+        "the tasks registered in a window, grouped: how many ended how, the failure rate, "
+        "how long they took (p50, p90, p99) and waited",
+        reporting.report,
+        reads_only=True,
+    )
+    report.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="tasks registered since an age (36h, 7d) or a date (2026-11-01, UTC unless it "
+        "names a zone); default 7d",
+    )
+    report.add_argument(
+        "--until", metavar="WHEN", help="and before an age or a date (default: now)"
+    )
+    report.add_argument(
+        "--by",
+        metavar="KEY[,KEY…]",
+        help=f"a row per group of these keys: {KEY_NAMES} (default: one row)",
+    )
+    report_output = report.add_mutually_exclusive_group()
+    report_output.add_argument("--json", action="store_true", help="a JSON array of rows")
+    report_output.add_argument("--csv", action="store_true", help="CSV with a header line")
 
     sql = command(
         "sql",

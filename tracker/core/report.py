@@ -34,20 +34,25 @@ KEY_NAMES = ", ".join(key.value for key in GroupKey)
 
 
 def group_keys(raw: str | None) -> tuple[GroupKey, ...]:
-    """``model,size`` as keys, in the order given (repeats once); none for None or blank.
-    ReportQueryError naming ``by`` for a key that is not one."""
+    """``model,size`` (spaces around a key are let be) as keys, in the order given, each once;
+    none for None or blank. ReportQueryError naming ``by`` for anything else (KEYS_PATTERN
+    says the same to the API's clients)."""
+    if raw is None or not raw.strip(" "):
+        return ()
     keys: dict[GroupKey, None] = {}
-    for word in (raw or "").split(","):
-        name = word.strip().lower()
-        if not name:
-            continue
+    for word in raw.split(","):
+        name = word.strip(" ")
         try:
             keys[GroupKey(name)] = None
         except ValueError:
-            raise ReportQueryError(
-                "by", f"unknown key {word.strip()!r}: the keys are {KEY_NAMES}"
-            ) from None
+            said = f"unknown key {name!r}" if name else "a key is missing between two commas"
+            raise ReportQueryError("by", f"{said}: the keys are {KEY_NAMES}") from None
     return tuple(keys)
+
+
+_KEY = "(?:" + "|".join(key.value for key in GroupKey) + ")"
+#: What ``group_keys`` takes, as a regular expression (JSON Schema's dialect too).
+KEYS_PATTERN = f"^ *(?:{_KEY} *(?:, *{_KEY} *)*)?$"
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ class ReportQuery:
         now: datetime,
         since: datetime | None = None,
         until: datetime | None = None,
-        by: str | Sequence[GroupKey] | None = None,
+        by: str | Sequence[str] | None = None,
     ) -> ReportQuery:
         """The query for these values, ``since`` a week before ``now`` unless given;
         ReportQueryError naming the field for an ``until`` not after ``since`` or an unknown
@@ -74,9 +79,10 @@ class ReportQuery:
         if until is not None and until <= start:
             said = "the default start, 7 days ago" if since is None else "since"
             raise ReportQueryError(
-                "until", f"{_moment(until)} is not after {said} ({_moment(start)})"
+                "until",
+                f"{_moment(until)} is not after the start of the window ({said}: {_moment(start)})",
             )
-        keys = group_keys(by) if by is None or isinstance(by, str) else tuple(by)
+        keys = group_keys(by if by is None or isinstance(by, str) else ",".join(by))
         return cls(start, until, keys)
 
 
