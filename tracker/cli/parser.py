@@ -103,6 +103,12 @@ def _json_flags(parser: argparse.ArgumentParser, table: str) -> None:
     output.add_argument("--jsonl", action="store_true", help=f"{table} rows as JSON lines")
 
 
+def _json_or_csv(parser: argparse.ArgumentParser, rows: str) -> None:
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help=f"a JSON array of {rows}")
+    output.add_argument("--csv", action="store_true", help="CSV with a header line")
+
+
 def _global_options(database: str | None) -> _Parser:
     """The options every command takes, before or after its name: ``--db`` described as
     ``database`` (none without it). SUPPRESS keeps a value given in one place from being reset
@@ -326,30 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--since", metavar="WHEN", help="only rows since a date (2026-11-01) or an age (7d)"
     )
 
-    report = command(
-        "report",
-        "the tasks registered in a window, grouped: how many ended how, the failure rate, "
-        "how long they took (p50, p90, p99) and waited",
-        reporting.report,
-        reads_only=True,
-    )
-    report.add_argument(
-        "--since",
-        metavar="WHEN",
-        help="tasks registered since an age (36h, 7d) or a date (2026-11-01, UTC unless it "
-        "names a zone); default 7d",
-    )
-    report.add_argument(
-        "--until", metavar="WHEN", help="and before an age or a date (default: now)"
-    )
-    report.add_argument(
-        "--by",
-        metavar="KEY[,KEY…]",
-        help=f"a row per group of these keys: {KEY_NAMES} (default: one row)",
-    )
-    report_output = report.add_mutually_exclusive_group()
-    report_output.add_argument("--json", action="store_true", help="a JSON array of rows")
-    report_output.add_argument("--csv", action="store_true", help="CSV with a header line")
+    report = command("report", reporting.ABOUT, reporting.report, reads_only=True)
+    when = "an age (36h, 7d) or a date (2026-11-01; UTC unless it names a zone)"
+    report.add_argument("--since", metavar="WHEN", help=f"registered since {when}; default 7d")
+    report.add_argument("--until", metavar="WHEN", help=f"and before {when}; default now")
+    report.add_argument("--by", metavar="KEY[,KEY…]", help=f"a row per group of {KEY_NAMES}")
+    _json_or_csv(report, "rows")
 
     sql = command(
         "sql",
@@ -363,9 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help=f"stop the query after this long (30s, 5m; default {DEFAULT_TIMEOUT_SECONDS:g}s)",
     )
-    output = sql.add_mutually_exclusive_group()
-    output.add_argument("--json", action="store_true", help="a JSON array of result rows")
-    output.add_argument("--csv", action="store_true", help="CSV with a header line")
+    _json_or_csv(sql, "result rows")
 
     database = command(
         "db", "database schema: 'upgrade' migrates to head, 'current' shows it", operating.db

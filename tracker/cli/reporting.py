@@ -14,6 +14,7 @@ from tracker.core.texts import age
 from tracker.errors import ReportQueryError, UsageError
 from tracker.settings.values import report_query
 
+ABOUT = "the tasks registered in a window, grouped: how they ended, how long they took"
 # The table's headers where the JSON key is long; durations and rates read as people write them.
 _HEADERS = {
     "unfinished": "unfin.",

@@ -5,9 +5,11 @@ percentile rule."""
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
-from dataclasses import dataclass
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 from tracker.errors import ReportQueryError
 
@@ -134,6 +136,96 @@ FIGURES = (
 )
 
 
+@dataclass
+class Group:
+    """One group's tasks as read, before they are figures: the tasks in each state, their polls
+    and their durations in milliseconds (each completed task's, each running one's wait), in no
+    order until ``row`` or ``histogram`` sorts them. Groups of finer keys add up to coarser
+    ones (``rollup``): counts sum, durations join."""
+
+    keys: dict[str, str | None]
+    tasks: int
+    unfinished: int
+    completed: int
+    failed: int
+    not_found: int
+    timed_out: int
+    removed: int
+    polls: int
+    took: list[int]
+    queued: list[int]
+
+    def row(self) -> ReportRow:
+        self.took.sort()
+        self.queued.sort()
+        p50, p90, p99 = (_nearest(self.took, percent) for percent in PERCENTILES)
+        return ReportRow(
+            keys=self.keys,
+            tasks=self.tasks,
+            unfinished=self.unfinished,
+            completed=self.completed,
+            failed=self.failed,
+            not_found=self.not_found,
+            timed_out=self.timed_out,
+            removed=self.removed,
+            failure_rate=failure_rate(self.completed, self.failed),
+            p50_seconds=in_seconds(p50),
+            p90_seconds=in_seconds(p90),
+            p99_seconds=in_seconds(p99),
+            queue_p50_seconds=in_seconds(_nearest(self.queued, 50)),
+            polls_per_task=round(self.polls / self.tasks, 2),
+        )
+
+    def histogram(self, edges_ms: Sequence[int]) -> tuple[int, ...]:
+        """How many durations are under the first edge, between each two, and at or past the
+        last."""
+        self.took.sort()
+        cuts = [0, *(bisect_left(self.took, edge) for edge in edges_ms), len(self.took)]
+        return tuple(later - earlier for earlier, later in pairwise(cuts))
+
+    def add(self, other: Group) -> None:
+        for name in ("tasks", "unfinished", "completed", "failed", "not_found", "timed_out"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.removed += other.removed
+        self.polls += other.polls
+        self.took.extend(other.took)
+        self.queued.extend(other.queued)
+
+
+def rollup(groups: Iterable[Group], keys: Sequence[str]) -> list[Group]:
+    """``groups`` added up by ``keys`` (some of theirs), in the report's order."""
+    merged: dict[tuple[str | None, ...], Group] = {}
+    for group in groups:
+        kept = {key: group.keys[key] for key in keys}
+        into = merged.get(tuple(kept.values()))
+        if into is None:
+            merged[tuple(kept.values())] = replace(
+                group, keys=kept, took=list(group.took), queued=list(group.queued)
+            )
+        else:
+            into.add(group)
+    return sorted(merged.values(), key=lambda group: order(group.keys))
+
+
+def order(keys: dict[str, str | None]) -> list[tuple[bool, float, str]]:
+    """The report's order of groups: by their keys, a missing value last, numbers (``seconds``)
+    by their value, the rest as text."""
+    return [_in_order(value) for value in keys.values()]
+
+
+def _in_order(value: str | None) -> tuple[bool, float, str]:
+    if value is None:
+        return (True, 0.0, "")
+    try:
+        return (False, float(value), value)
+    except ValueError:
+        return (False, float("inf"), value)
+
+
+def _nearest(ordered: Sequence[int], percent: int) -> int | None:
+    return ordered[nearest_rank(len(ordered), percent) - 1] if ordered else None
+
+
 def nearest_rank(count: int, percent: int) -> int:
     """The 1-based rank of the ``percent`` percentile among ``count`` sorted values, the
     smallest with at least ``percent`` % of them at or below it: ceil(count * percent / 100)."""
@@ -148,3 +240,21 @@ def failure_rate(completed: int, failed: int) -> float | None:
 def in_seconds(milliseconds: int | None) -> float | None:
     """A duration as the report gives it: seconds, to the millisecond."""
     return None if milliseconds is None else milliseconds / 1000
+
+
+@dataclass(frozen=True)
+class HourFinishes:
+    """The tasks of a window that completed and failed in one UTC hour."""
+
+    hour: datetime
+    completed: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class FailureReason:
+    """Why failed tasks failed, as the API said it in their last answer, and how many."""
+
+    code: str | None
+    message: str | None
+    tasks: int

@@ -8,6 +8,7 @@ from tracker.errors import DatabaseError, NoDatabaseError
 from tracker.store.engine import as_it_stands, cannot_write_here, create_engine, sqlite_path
 from tracker.store.feed import FeedStore
 from tracker.store.follow_ups import FollowUpStore
+from tracker.store.insights import Insights
 from tracker.store.leases import LeaseStore
 from tracker.store.migrations import ensure_schema, require_head
 from tracker.store.polls import PollStore
@@ -34,6 +35,7 @@ class Database:
         self.follow_ups = FollowUpStore(engine, self.wakeups)
         self.reads = Reads(engine)
         self.reports = Reports(engine)
+        self.insights = Insights(engine)
         self.feed = FeedStore(engine)
         self.retention = RetentionStore(engine)
         self.sql = ReadOnlySQL(engine)

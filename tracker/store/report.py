@@ -3,8 +3,8 @@ one read of ``tasks`` (never of snapshots).
 
 Durations are whole milliseconds between timestamps cut to the millisecond, the same integers on
 both databases (``milliseconds_between``). Their percentiles are nearest-rank
-(``tracker.core.report.nearest_rank``), picked here from each group's durations, which the
-query hands over as one text per group: sorting them in the database and streaming them in
+(``tracker.core.report.nearest_rank``), picked from each group's durations (``Group``), which
+the query hands over as one text per group: sorting them in the database and streaming them in
 order cost three to four times as long (docs/performance.md). A report holds its largest
 group's durations while it reads them: some 40 bytes a completed task.
 """
@@ -12,7 +12,7 @@ group's durations while it reads them: some 40 bytes a completed task.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,15 +22,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from tracker.core.models import FinishReason
-from tracker.core.report import (
-    PERCENTILES,
-    GroupKey,
-    ReportQuery,
-    ReportRow,
-    failure_rate,
-    in_seconds,
-    nearest_rank,
-)
+from tracker.core.report import Group, GroupKey, ReportQuery, ReportRow, order
 from tracker.store.base import SQLStore
 from tracker.store.schema import tasks
 
@@ -157,8 +149,18 @@ def in_window(query: ReportQuery) -> list[ColumnElement[bool]]:
 
 class Reports(SQLStore):
     def report(self, query: ReportQuery) -> list[ReportRow]:
-        """One row per group of the tasks registered in the window, ordered by its keys
-        (a missing value last); none when no task was registered in it."""
+        """One row per group of the tasks registered in the window, in the report's order;
+        none when no task was registered in it. Each group's durations are let go once its row
+        is made."""
+        rows = [group.row() for group in self._groups(query)]
+        return sorted(rows, key=lambda row: order(row.keys))
+
+    def groups(self, query: ReportQuery) -> list[Group]:
+        """The groups themselves, durations and all, in the report's order: for adding up
+        (``rollup``) into several reports from one read."""
+        return sorted(self._groups(query), key=lambda group: order(group.keys))
+
+    def _groups(self, query: ReportQuery) -> Iterator[Group]:
         keys = [KEY_COLUMNS[key].label(key.value) for key in query.by]
         counted = [
             func.count(),
@@ -179,55 +181,36 @@ class Reports(SQLStore):
             .having(func.count() > 0)
         )
         with self._engine.connect() as connection:
-            rows = [_row(query.by, row) for row in connection.execute(statement)]
-        return sorted(rows, key=lambda row: [_order(value) for value in row.keys.values()])
+            for row in connection.execute(statement):
+                yield _group(query.by, row)
 
 
-def _row(by: Sequence[GroupKey], row: Sequence[Any]) -> ReportRow:
+def _group(by: Sequence[GroupKey], row: Sequence[Any]) -> Group:
     keys = {key.value: _key_text(key, value) for key, value in zip(by, row, strict=False)}
     tasks_, unfinished, completed, failed, not_found, timed_out, removed, polls, took, queued = row[
         len(by) :
     ]
-    p50, p90, p99 = percentiles(took, PERCENTILES)
-    (queue_p50,) = percentiles(queued, (50,))
-    return ReportRow(
-        keys=keys,
-        tasks=tasks_,
-        unfinished=unfinished,
-        completed=completed,
-        failed=failed,
-        not_found=not_found,
-        timed_out=timed_out,
-        removed=removed,
-        failure_rate=failure_rate(completed, failed),
-        p50_seconds=in_seconds(p50),
-        p90_seconds=in_seconds(p90),
-        p99_seconds=in_seconds(p99),
-        queue_p50_seconds=in_seconds(queue_p50),
-        polls_per_task=round(int(polls) / tasks_, 2),
+    return Group(
+        keys,
+        tasks_,
+        unfinished,
+        completed,
+        failed,
+        not_found,
+        timed_out,
+        removed,
+        int(polls),
+        _durations(took),
+        _durations(queued),
     )
 
 
-def percentiles(joined_text: str | None, percents: Sequence[int]) -> list[int | None]:
-    """The nearest-rank percentiles of the durations ``joined`` gave (None for none)."""
-    if not joined_text:
-        return [None] * len(percents)
-    values: list[int] = json.loads(f"[{joined_text}]")
-    values.sort()
-    return [values[nearest_rank(len(values), percent) - 1] for percent in percents]
+def _durations(joined_text: str | None) -> list[int]:
+    """The milliseconds ``joined`` gave."""
+    return json.loads(f"[{joined_text}]") if joined_text else []
 
 
 def _key_text(key: GroupKey, value: Any) -> str | None:
     if value is None:
         return None
     return hour_text(value) if key is GroupKey.HOUR else str(value)
-
-
-def _order(value: str | None) -> tuple[bool, float, str]:
-    """Missing values last, numbers (``seconds``) by their value, the rest as text."""
-    if value is None:
-        return (True, 0.0, "")
-    try:
-        return (False, float(value), value)
-    except ValueError:
-        return (False, float("inf"), value)
