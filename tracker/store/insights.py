@@ -37,7 +37,8 @@ class Insights(SQLStore):
 
     def failure_reasons(self, query: ReportQuery, limit: int = 10) -> list[FailureReason]:
         """The ``limit`` most frequent reasons the window's failed tasks failed for: the code
-        and message of the error in each one's last snapshot (None where it had none)."""
+        and message of the error in each one's last snapshot (None where it had none, or no
+        snapshot)."""
         # Each failed task's newest snapshot, found along its history index.
         history = snapshots.alias("history")
         newest = (
@@ -50,7 +51,7 @@ class Insights(SQLStore):
         )
         last = (
             select(snapshots.c.error)
-            .select_from(tasks.join(snapshots, snapshots.c.id == newest))
+            .select_from(tasks.outerjoin(snapshots, snapshots.c.id == newest))
             .where(*in_window(query), _FAILED)
             .subquery()
         )

@@ -20,12 +20,26 @@ HOUR = timedelta(hours=1)
 DURATION_EDGES = (30, 60, 120, 180, 300, 600, 900, 1800, 3600)
 
 
+# Tops whose halves read well: 15, 20, 25, 30, 40, 50… and for durations whole minutes or hours.
+_STEPS = (1, 2, 3, 4, 5, 6, 8, 10)
+_DURATION_TOPS = (10, 20, 30, 60, 120, 180, 240, 300, 360, 480, 600, 900, 1200, 1800, 2400)
+
+
 def nice_ceiling(value: float) -> float:
-    """The smallest of 1, 2, 5 times a power of ten at or above ``value`` (1 for nothing)."""
+    """The smallest of 1, 2, 3, 4, 5, 6 or 8 times a power of ten at or above ``value`` (1 for
+    nothing): the top of a count's axis."""
     if value <= 0:
         return 1.0
     power: float = 10.0 ** math.floor(math.log10(value))
-    return next(step * power for step in (1, 2, 5, 10) if step * power >= value)
+    return next(step * power for step in _STEPS if step * power >= value)
+
+
+def nice_duration(seconds: float) -> float:
+    """The top of a duration's axis: whole minutes below 40, then whole hours."""
+    for top in _DURATION_TOPS:
+        if top >= seconds:
+            return float(top)
+    return 3600 * nice_ceiling(max(seconds / 3600, 1))
 
 
 def short_duration(seconds: float | None) -> str:
@@ -124,15 +138,18 @@ def bin_names() -> list[str]:
 
 
 def histograms(models: Sequence[Group]) -> list[Histogram]:
-    """A histogram per model (groups of the report by model), with its p50 and p90."""
+    """A histogram per model (groups of the report by model) that completed any, with its p50
+    and p90."""
     names = bin_names()
     width = WIDTH / len(names)
     edges_ms = [edge * 1000 for edge in DURATION_EDGES]
     drawn = []
     for group in models:
         counts = group.histogram(edges_ms)
-        row = group.row()
         total = sum(counts)
+        if not total:
+            continue
+        row = group.row()
         tallest = max(counts) or 1
         bins = []
         for index, count in enumerate(counts):
@@ -150,8 +167,7 @@ def histograms(models: Sequence[Group]) -> list[Histogram]:
         model = row.keys.get("model")
         p50, p90 = short_duration(row.p50_seconds), short_duration(row.p90_seconds)
         label = f"{model or 'no model'}: {total:,} completed, p50 {p50}, p90 {p90}."
-        if total:
-            drawn.append(Histogram(model, total, bins, p50, p90, label))
+        drawn.append(Histogram(model, total, bins, p50, p90, label))
     return drawn
 
 
@@ -189,7 +205,7 @@ def day_lines(rows: Sequence[ReportRow]) -> DayLines:
     """From the report by day: days without a completed task have no point."""
     days = [row.keys["day"] or "" for row in rows]
     lines = DayLines(days)
-    top = nice_ceiling(max((row.p90_seconds or 0 for row in rows), default=0))
+    top = nice_duration(max((row.p90_seconds or 0 for row in rows), default=0))
     lines.top = top
     step = WIDTH / max(len(rows) - 1, 1)
     for index, row in enumerate(rows):
