@@ -161,22 +161,35 @@ class Reports(SQLStore):
         return sorted(self._groups(query), key=lambda group: order(group.keys))
 
     def _groups(self, query: ReportQuery) -> Iterator[Group]:
-        keys = [KEY_COLUMNS[key].label(key.value) for key in query.by]
-        counted = [
-            func.count(),
-            func.count().filter(tasks.c.finished == false()),
-            *(
-                func.count().filter(tasks.c.finish_reason == reason.value)
-                for reason in FinishReason
-            ),
-            func.coalesce(func.sum(tasks.c.poll_count), 0),
-            joined(TOOK),
-            joined(QUEUED),
-        ]
-        statement = (
-            select(*keys, *counted)
+        # Each task's figures first, in a subquery the database keeps apart (OFFSET 0): what it
+        # then sorts to group is a few numbers a task rather than every column they come from
+        # (a third less time on SQLite; docs/performance.md).
+        each = (
+            select(
+                *(KEY_COLUMNS[key].label(key.value) for key in query.by),
+                tasks.c.finished,
+                tasks.c.finish_reason,
+                tasks.c.poll_count,
+                TOOK.label("took"),
+                QUEUED.label("queued"),
+            )
             .where(*in_window(query))
-            .group_by(*(KEY_COLUMNS[key] for key in query.by))
+            .offset(0)
+            .subquery()
+        )
+        keys = [each.c[key.value] for key in query.by]
+        ended = [func.count().filter(each.c.finish_reason == end.value) for end in FinishReason]
+        statement = (
+            select(
+                *keys,
+                func.count(),
+                func.count().filter(each.c.finished == false()),
+                *ended,
+                func.coalesce(func.sum(each.c.poll_count), 0),
+                joined(each.c.took),
+                joined(each.c.queued),
+            )
+            .group_by(*keys)
             # Without keys, an empty window is still one group: no task, no row.
             .having(func.count() > 0)
         )
