@@ -249,6 +249,13 @@ def measure_command(name: str, url: str) -> None:
         "`tracker report --by model --json` (a process: start, imports, query, print)",
         f"{min(timings):.2f} s, peak RSS {peak / 1024:.0f} MB",
     )
+    empty = [*TRACKER, "--db", url, "report", "--since", "2000-01-01", "--until", "2000-01-02"]
+    wall, _, _ = best(3, partial(subprocess.run, empty, capture_output=True, check=True))
+    say(
+        name,
+        "  the same over an empty window: what the process costs besides the query",
+        f"{wall:.2f} s",
+    )
 
 
 def measure_http(name: str, url: str, repeat: int) -> None:

@@ -79,7 +79,9 @@ class ReportQuery:
         key."""
         start = since if since is not None else now - DEFAULT_WINDOW
         if until is not None and until <= start:
-            said = "the default start, 7 days ago" if since is None else "since"
+            said = (
+                f"the default start, {DEFAULT_WINDOW.days} days ago" if since is None else "since"
+            )
             raise ReportQueryError(
                 "until",
                 f"{_moment(until)} is not after the start of the window ({said}: {_moment(start)})",

@@ -53,11 +53,9 @@ class Choice:
         return cls(window, tuple(dict.fromkeys(known[k] for k in by if k in known)))
 
     def query_string(self) -> str:
-        return (
-            urlencode({"since": self.window, "by": ",".join(self.keys)})
-            if self.keys
-            else (urlencode({"since": self.window}))
-        )
+        """The same report's parameters for ``GET /v1/report``."""
+        keys = {"by": ",".join(self.keys)} if self.keys else {}
+        return urlencode({"since": self.window, **keys})
 
     @property
     def command(self) -> str:
