@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tracker.core.report import Group, GroupKey, HourFinishes, ReportRow
+from tracker.core.texts import took
 from tracker.web.charts import (
     bin_names,
     day_lines,
@@ -15,7 +16,6 @@ from tracker.web.charts import (
     hour_bars,
     nice_ceiling,
     nice_duration,
-    short_duration,
 )
 from tracker.web.insights import Choice
 
@@ -86,7 +86,7 @@ def test_the_days_lines_skip_a_day_without_completions() -> None:
     assert lines.path(lines.p90) == "M0.0,16.67L1000.0,4.17"
     assert lines.p90[1].title == "2026-12-06: p90 3m50s"
     assert lines.label == "Over 3 days, the daily p50 ran from 1m00s to 1m30s."
-    assert short_duration(None) == "—"
+    assert lines.axis == ("4m00s", "2m00s")
 
 
 @pytest.mark.parametrize(
@@ -103,3 +103,13 @@ def test_the_form_is_read_forgivingly(
 ) -> None:
     choice = Choice.of(since, by)
     assert (choice.window, choice.keys) == (window, keys)
+
+
+def test_a_reports_duration_reads_the_same_in_the_terminal_and_the_browser() -> None:
+    assert [took(None), took(45.3), took(-2), took(146.9), took(3900)] == [
+        "—",
+        "45.3s",
+        "-2.0s",
+        "2m26s",
+        "1h05m",
+    ]

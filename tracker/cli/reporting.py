@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from tracker.cli import render
 from tracker.cli.common import say, tracker_for
 from tracker.core.report import FIGURES, ReportRow
-from tracker.core.texts import age
+from tracker.core.texts import took
 from tracker.errors import ReportQueryError, UsageError
 from tracker.settings.values import report_query
 
@@ -64,8 +64,8 @@ def _cells(rows: Sequence[ReportRow]) -> list[list[object]]:
             *(f"{row.tasks:,}", f"{row.unfinished:,}", f"{row.completed:,}", f"{row.failed:,}"),
             *(f"{row.not_found:,}", f"{row.timed_out:,}", f"{row.removed:,}"),
             _percent(row.failure_rate),
-            *(_took(value) for value in (row.p50_seconds, row.p90_seconds, row.p99_seconds)),
-            _took(row.queue_p50_seconds),
+            *(took(value) for value in (row.p50_seconds, row.p90_seconds, row.p99_seconds)),
+            took(row.queue_p50_seconds),
             f"{row.polls_per_task:.1f}",
         ]
         for row in rows
@@ -74,11 +74,3 @@ def _cells(rows: Sequence[ReportRow]) -> list[list[object]]:
 
 def _percent(rate: float | None) -> str:
     return "—" if rate is None else f"{rate * 100:.1f}"
-
-
-def _took(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    if abs(seconds) < 60:
-        return f"{seconds:.1f}s"
-    return age(timedelta(seconds=seconds))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tracker.core.report import Group, HourFinishes, ReportRow
-from tracker.core.texts import age
+from tracker.core.texts import age, took
 
 WIDTH = 1000
 HEIGHT = 100
@@ -42,10 +42,8 @@ def nice_duration(seconds: float) -> float:
     return 3600 * nice_ceiling(max(seconds / 3600, 1))
 
 
-def short_duration(seconds: float | None) -> str:
-    """``45s``, ``2m26s``, ``1h05m``: an axis label, a cell."""
-    if seconds is None:
-        return "—"
+def _span(seconds: float) -> str:
+    """An axis's or a range's duration: ``30s``, ``4m00s``, ``1h00m``."""
     return age(timedelta(seconds=seconds))
 
 
@@ -131,9 +129,7 @@ class Histogram:
 
 def bin_names() -> list[str]:
     """``<30s``, ``30s``, ``1m`` … ``1h+``: where each range starts, for the axis."""
-    starts = [
-        short_duration(edge).replace("m00s", "m").replace("h00m", "h") for edge in DURATION_EDGES
-    ]
+    starts = [_span(edge).replace("m00s", "m").replace("h00m", "h") for edge in DURATION_EDGES]
     return ["<" + starts[0], *starts[:-1], starts[-1] + "+"]
 
 
@@ -165,14 +161,14 @@ def histograms(models: Sequence[Group]) -> list[Histogram]:
                 )
             )
         model = row.keys.get("model")
-        p50, p90 = short_duration(row.p50_seconds), short_duration(row.p90_seconds)
+        p50, p90 = took(row.p50_seconds), took(row.p90_seconds)
         label = f"{model or 'no model'}: {total:,} completed, p50 {p50}, p90 {p90}."
         drawn.append(Histogram(model, total, bins, p50, p90, label))
     return drawn
 
 
 def _range(index: int) -> str:
-    edges = [short_duration(edge) for edge in DURATION_EDGES]
+    edges = [_span(edge) for edge in DURATION_EDGES]
     if index == 0:
         return f"under {edges[0]}"
     if index == len(edges):
@@ -197,6 +193,11 @@ class DayLines:
     top: float = 1.0
     label: str = ""
 
+    @property
+    def axis(self) -> tuple[str, str]:
+        """The labels of the top and the middle of the axis."""
+        return _span(self.top), _span(self.top / 2)
+
     def path(self, points: Sequence[Point]) -> str:
         return "".join(f"{'L' if n else 'M'}{p.x},{p.y}" for n, p in enumerate(points))
 
@@ -216,11 +217,11 @@ def day_lines(rows: Sequence[ReportRow]) -> DayLines:
         ):
             if value is not None:
                 y = round(HEIGHT - HEIGHT * max(value, 0) / top, 2)
-                points.append(Point(x, y, f"{days[index]}: {name} {short_duration(value)}"))
+                points.append(Point(x, y, f"{days[index]}: {name} {took(value)}"))
     medians = [row.p50_seconds for row in rows if row.p50_seconds is not None]
     lines.label = (
-        f"Over {len(rows)} days, the daily p50 ran from {short_duration(min(medians))} to "
-        f"{short_duration(max(medians))}."
+        f"Over {len(rows)} days, the daily p50 ran from {took(min(medians))} to "
+        f"{took(max(medians))}."
         if medians
         else "No task completed in the window."
     )

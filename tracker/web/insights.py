@@ -13,13 +13,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from tracker.core.report import FIGURES, GroupKey, ReportRow, rollup
+from tracker.core.texts import took
 from tracker.settings.values import report_query
 from tracker.web.charts import (
     bin_names,
     day_lines,
     histograms,
     hour_bars,
-    short_duration,
 )
 from tracker.web.login import Seen
 from tracker.web.pages import reading
@@ -101,7 +101,6 @@ def insights(
         "headings": HEADINGS,
         "rows": [_cells(row) for row in table],
         "json_url": f"/v1/report?{choice.query_string()}",
-        "short_duration": short_duration,
     }
     return render(request, "insights.html", context)
 
@@ -158,6 +157,6 @@ def _cells(row: ReportRow) -> dict[str, str]:
     rate = row.failure_rate
     cells["failure_rate"] = "—" if rate is None else f"{rate:.1%}"
     for name in ("p50_seconds", "p90_seconds", "p99_seconds", "queue_p50_seconds"):
-        cells[name] = short_duration(getattr(row, name))
+        cells[name] = took(getattr(row, name))
     cells["polls_per_task"] = f"{row.polls_per_task:.1f}"
     return cells
