@@ -55,6 +55,7 @@ from typing import Any, cast
 
 import httpx
 from million import fill
+from scratch_database import postgres_database
 from throughput import (
     RESULTS,
     SMOKE_HELP,
@@ -64,7 +65,6 @@ from throughput import (
     ended,
     environment,
     percentile,
-    postgres_database,
     register,
     report,
     running,

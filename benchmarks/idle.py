@@ -26,13 +26,13 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
+from scratch_database import postgres_database
 from throughput import (
     SMOKE_HELP,
     TRACKER,
     check_figures,
     cpu_seconds,
     environment,
-    postgres_database,
     served,
     simulator,
 )

@@ -47,7 +47,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from throughput import SMOKE_HELP, check_figures, postgres_database
+from scratch_database import postgres_database
+from throughput import SMOKE_HELP, check_figures
 
 TRACKER = [sys.executable, "-m", "tracker"]
 RESULTS: list[tuple[str, str, str]] = []

@@ -51,6 +51,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scratch_database import postgres_database
+
 TOKEN = "bench-token"
 # Saturation: this many tasks due every SATURATING_INTERVAL seconds is far more than one daemon
 # polls, so the figure is the daemon's capacity, not the offer.
@@ -457,22 +459,6 @@ def fill_history(database: Path, tasks: int, total: int) -> None:
                 batch,
             )
     connection.close()
-
-
-@contextmanager
-def postgres_database(server: str) -> Iterator[str]:
-    """A database of its own on ``server``, dropped afterwards."""
-    import psycopg
-
-    name = f"tracker_bench_{os.getpid()}"
-    admin_url = server.replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            base = admin_url.rpartition("/")[0]
-            yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
-        finally:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def history_latency_ms(database: Path, task_id: str) -> tuple[float, float, int]:

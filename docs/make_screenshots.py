@@ -1,5 +1,6 @@
 """Writes the dashboard's screenshots in docs/images from a real run: the simulator, a daemon
-polling it and serving the dashboard on SQLite, Chromium opening the pages.
+polling it and serving the dashboard on SQLite, Chromium opening the pages; the Insights page
+once a week of history is added (tests/insights_history.py).
 
     python docs/make_screenshots.py [--out docs/images]
 
@@ -12,12 +13,14 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser import chromium, demo, take_screenshots  # noqa: E402
+from tests.browser import chromium, demo, sign_in, take_screenshots  # noqa: E402
+from tests.insights_history import insights_screenshots, seed_history  # noqa: E402
 
 
 def main() -> None:
@@ -30,6 +33,9 @@ def main() -> None:
         chromium() as browser,
     ):
         for path in take_screenshots(browser, running, args.out):
+            print(path)
+        seed_history(running.tracker.database, datetime.now(UTC))
+        for path in insights_screenshots(browser, running.url, args.out, sign_in):
             print(path)
 
 

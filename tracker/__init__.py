@@ -14,6 +14,7 @@ from tracker.core.models import (
     Task,
 )
 from tracker.core.pauses import Pause
+from tracker.core.report import ReportRow
 from tracker.core.secrets import Secret
 from tracker.errors import (
     ConfigError,
@@ -23,6 +24,7 @@ from tracker.errors import (
     QueryError,
     QueryRefusedError,
     QueryTimeoutError,
+    ReportQueryError,
     TrackerError,
     UndeclaredProviderError,
     UnknownTaskError,
@@ -47,6 +49,8 @@ __all__ = [
     "QueryResult",
     "QueryTimeoutError",
     "RemoveResult",
+    "ReportQueryError",
+    "ReportRow",
     "Secret",
     "Settings",
     "Snapshot",

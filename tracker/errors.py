@@ -7,7 +7,8 @@
     │   ├── UnknownTaskError      a command named a task that is not registered
     │   ├── NoDatabaseError       a command that only reads named an SQLite file that is not there
     │   ├── QueryRefusedError     `tracker sql` was given a write or several statements
-    │   └── QueryError            `tracker sql` was given a query with a mistake in it
+    │   ├── QueryError            `tracker sql` was given a query with a mistake in it
+    │   └── ReportQueryError      a report's window or keys cannot be used (names the field)
     ├── DatabaseError             the database cannot be reached, opened or migrated; exit 1
     ├── QueryTimeoutError         `tracker sql` stopped a query at its timeout; exit 1
     ├── UndeclaredProviderError   `run --until-done` beside unfinished tasks of a provider the
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import errno
 import ssl
+from typing import Literal
 
 # What the kernel says when this machine, not the peer, is out of something a connection needs:
 # descriptors (the process's, the system's), socket buffers, memory, ephemeral ports.
@@ -70,6 +72,16 @@ class QueryRefusedError(UsageError):
 class QueryError(UsageError):
     """`tracker sql` could not run a query because of a mistake in it (its syntax, a table or
     a column that does not exist); the message is the database's own first line."""
+
+
+class ReportQueryError(UsageError):
+    """A report was asked for with a value it cannot use: ``field`` is ``since``, ``until`` or
+    ``by`` (the command names its flag, the API its parameter); the message says why."""
+
+    def __init__(self, field: Literal["since", "until", "by"], reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
 
 
 class DatabaseError(TrackerError):

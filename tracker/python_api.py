@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -34,9 +34,10 @@ from tracker.core.models import (
     TaskFilter,
 )
 from tracker.core.pauses import Pause
+from tracker.core.report import ReportRow
 from tracker.errors import ConfigError, UnknownTaskError, UsageError
 from tracker.settings import Settings, settings_from_keywords
-from tracker.settings.values import parse_download_dir
+from tracker.settings.values import parse_download_dir, report_query
 from tracker.store import Database, QueryResult
 from tracker.store.sandbox import DEFAULT_TIMEOUT_SECONDS
 
@@ -249,6 +250,20 @@ class Tracker:
     def stats(self) -> Stats:
         """Counts of tasks, backlog, recent polls, downloads and notifications."""
         return self.database.reads.stats(self._clock.now())
+
+    def report(
+        self,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        by: str | Sequence[str] | None = None,
+    ) -> list[ReportRow]:
+        """The tasks registered from ``since`` (a week ago unless given) until ``until`` (now
+        unless given), grouped by ``by`` (``"model,size"`` or a list; none: one row of them
+        all), as ``tracker report`` gives them (docs/insights.md). A moment is a datetime, an
+        age (``"36h"``) or an ISO date (``"2026-11-01"``); a value that cannot be used raises
+        ReportQueryError naming it, before the database is opened."""
+        query = report_query(self._clock.now(), since, until, by)
+        return self.database.reports.report(query)
 
     def prune(self, older_than: float, dry_run: bool = False) -> int:
         """Delete (or count) snapshots of finished tasks older than ``older_than`` seconds,

@@ -1,6 +1,6 @@
-"""The commands that only read (`list`, `history`, `stats`, `sql`, `watch`, `export`) never
-write: no database is created where there is none, none is migrated, and one the user may not
-write is read as it stands."""
+"""The commands that only read (`list`, `history`, `stats`, `sql`, `watch`, `export`,
+`report`) never write: no database is created where there is none, none is migrated, and one
+the user may not write is read as it stands."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ READS = [
     ["sql", "SELECT COUNT(*) FROM tasks"],
     ["watch"],
     ["export"],
+    ["report"],
 ]
 
 

@@ -130,6 +130,8 @@ def test_the_public_names_are_the_documented_ones() -> None:
         "QueryResult",
         "QueryTimeoutError",
         "RemoveResult",
+        "ReportQueryError",
+        "ReportRow",
         "Secret",
         "Settings",
         "Snapshot",

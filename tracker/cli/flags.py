@@ -1,6 +1,6 @@
 """The flags commands share: each setting's flag (the settings' table is
-``tracker.settings.options``), ``--json``/``--jsonl``, the options every command takes, and
-argparse's way of saying a usage error."""
+``tracker.settings.options``), ``--json``/``--jsonl`` (or ``--json``/``--csv``), the options
+every command takes, and argparse's way of saying a usage error."""
 
 from __future__ import annotations
 
@@ -84,6 +84,12 @@ def json_flags(parser: argparse.ArgumentParser, table: str) -> None:
         "--json", action="store_true", help=f"a JSON array of {table} rows, written as read"
     )
     output.add_argument("--jsonl", action="store_true", help=f"{table} rows as JSON lines")
+
+
+def json_or_csv(parser: argparse.ArgumentParser, rows: str) -> None:
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help=f"a JSON array of {rows}")
+    output.add_argument("--csv", action="store_true", help="CSV with a header line")
 
 
 def global_options(database: str | None) -> Parser:

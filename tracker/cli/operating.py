@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -32,6 +32,7 @@ from tracker.settings.values import (
     parse_database_url,
     parse_duration,
     parse_host,
+    parse_moment,
     parse_port,
     parse_short_duration,
 )
@@ -145,18 +146,8 @@ def export(args: argparse.Namespace) -> int:
 def _since(raw: str | None) -> datetime | None:
     if raw is None:
         return None
-    if raw.strip().replace(".", "", 1).isdigit():
-        # Read as seconds, `--since 2026` would quietly mean the last half hour.
-        raise UsageError(f"--since {raw!r}: an age needs a unit (7d, 12h); a date is 2026-11-01")
-    try:
-        return datetime.now(UTC) - timedelta(seconds=parse_duration(raw))
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise UsageError(f"--since {raw!r}: not a date (2026-11-01) or an age (7d)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment: datetime = _parsed(lambda text: parse_moment(text, datetime.now(UTC)), raw, "--since")
+    return moment
 
 
 def _write_rows(rows: Iterator[dict[str, Any]], export_format: str, out: TextIO) -> int:

@@ -7,10 +7,18 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tracker._version import __version__
-from tracker.cli import operating, polling, tasks
+from tracker.cli import operating, polling, reporting, tasks
 from tracker.cli.common import PROG
-from tracker.cli.flags import Parser, count, global_options, json_flags, settings_flags
+from tracker.cli.flags import (
+    Parser,
+    count,
+    global_options,
+    json_flags,
+    json_or_csv,
+    settings_flags,
+)
 from tracker.core.ids import DEFAULT_PROVIDER
+from tracker.core.report import KEY_NAMES
 from tracker.settings import OPTIONS
 from tracker.settings.commands import (
     DOWNLOAD,
@@ -209,8 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     prune = command(
         "prune",
-        "delete old snapshots of finished tasks, keeping each task's "
-        "first and last snapshot and every status change",
+        "delete old snapshots, keeping each task's first and last snapshot and every status change",
         operating.prune,
     )
     prune.add_argument(
@@ -247,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--since", metavar="WHEN", help="only rows since a date (2026-11-01) or an age (7d)"
     )
 
+    report = command("report", reporting.ABOUT, reporting.report, reads_only=True)
+    when = "an age (36h, 7d) or a date (2026-11-01; UTC unless it names a zone)"
+    report.add_argument("--since", metavar="WHEN", help=f"registered since {when}; default 7d")
+    report.add_argument("--until", metavar="WHEN", help=f"and before {when}; default now")
+    report.add_argument("--by", metavar="KEY[,KEY…]", help=f"a row per group of {KEY_NAMES}")
+    json_or_csv(report, "rows")
+
     sql = command(
         "sql",
         "run one read-only SQL statement and print the result",
@@ -259,9 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help=f"stop the query after this long (30s, 5m; default {DEFAULT_TIMEOUT_SECONDS:g}s)",
     )
-    output = sql.add_mutually_exclusive_group()
-    output.add_argument("--json", action="store_true", help="a JSON array of result rows")
-    output.add_argument("--csv", action="store_true", help="CSV with a header line")
+    json_or_csv(sql, "result rows")
 
     database = command(
         "db", "database schema: 'upgrade' migrates to head, 'current' shows it", operating.db

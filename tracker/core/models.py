@@ -85,6 +85,7 @@ class Task:
     lease_expires_at: datetime | None
     metadata: Any = None  # the application's own JSON object
     provider: str = DEFAULT_PROVIDER
+    first_running_at: datetime | None = None  # the first poll that saw the video being made
 
     @classmethod
     def registered(

@@ -1,6 +1,6 @@
 """Short texts for people, the same in the terminal and in the browser: an age for a column
-(``4h05m``), a duration in words (``3 min 10 s``), a task ID cut in the middle, a poll's error in
-one line."""
+(``4h05m``), a duration in words (``3 min 10 s``), a report's duration (``45.3s``, ``2m26s``),
+a task ID cut in the middle, a poll's error in one line."""
 
 from __future__ import annotations
 
@@ -24,6 +24,16 @@ def age(delta: timedelta) -> str:
     if minutes:
         return f"{minutes}m{seconds:02d}s"
     return f"{seconds}s"
+
+
+def took(seconds: float | None) -> str:
+    """A duration of the report in a cell: ``45.3s`` under a minute, then as ``age`` gives it
+    (``2m26s``, ``1h05m``); ``—`` for none."""
+    if seconds is None:
+        return "—"
+    if abs(seconds) < 60:
+        return f"{seconds:.1f}s"
+    return age(timedelta(seconds=seconds))
 
 
 def duration(delta: timedelta) -> str:

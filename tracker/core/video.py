@@ -15,6 +15,9 @@ SUCCESS_STATUSES = frozenset({"completed", "succeeded", "success", "done"})
 FAILURE_STATUSES = frozenset(
     {"failed", "failure", "fail", "error", "cancelled", "canceled", "expired"}
 )
+# Statuses that mean "waiting for its turn" rather than "being made", in the spellings of the
+# APIs and relays tracker reads (docs/relays.md); every other unfinished status is running.
+QUEUED_STATUSES = frozenset({"queued", "pending", "submitted", "waiting", "not_start", "created"})
 
 # A completed video's files can be downloaded for about this long, when the API does not say.
 ASSETS_LAST = timedelta(hours=1)
@@ -47,6 +50,14 @@ _PHASES = {
     **dict.fromkeys(SUCCESS_STATUSES, Phase.SUCCEEDED),
     **dict.fromkeys(FAILURE_STATUSES, _FAILED),
 }
+#: The statuses (folded) that say a video is not being made: waiting, or finished either way.
+NOT_RUNNING_STATUSES = frozenset(_PHASES) | QUEUED_STATUSES
+
+
+def is_running(status: str) -> bool:
+    """Whether the video is being made: out of the queue, not finished (the report's queue
+    time ends at the first poll that sees this)."""
+    return status.strip().casefold() not in NOT_RUNNING_STATUSES
 
 
 class NotAVideoError(ValueError):

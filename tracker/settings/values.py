@@ -10,15 +10,19 @@ import math
 import re
 import shlex
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 from urllib.parse import SplitResult, urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from tracker.core.follow_ups import VARIANTS
+from tracker.core.report import ReportQuery
 from tracker.core.secrets import Secret, secret_key
+from tracker.errors import ReportQueryError
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)", re.IGNORECASE)
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -40,6 +44,44 @@ def parse_duration(raw: str, *, most: float = LONGEST) -> float:
     if seconds > most:
         raise ValueError(f"must be at most {_spoken(most)}")
     return seconds
+
+
+def parse_moment(raw: str, now: datetime) -> datetime:
+    """A moment: an age before ``now`` (``7d``, ``36h``, as ``parse_duration`` reads it) or an
+    ISO 8601 date or date and time (``2026-11-01``, ``2026-11-01T12:00+02:00``; UTC when it
+    names no zone), as an aware UTC datetime."""
+    text = raw.strip()
+    if text.replace(".", "", 1).isdigit():
+        # Read as seconds, `2026` would quietly mean the last half hour.
+        raise ValueError("an age needs a unit (7d, 12h); a date is 2026-11-01")
+    if _DURATION.fullmatch(text):
+        return now - timedelta(seconds=parse_duration(text))
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("not a date (2026-11-01) or an age (7d)") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def report_query(
+    now: datetime,
+    since: str | datetime | None = None,
+    until: str | datetime | None = None,
+    by: str | Sequence[str] | None = None,
+) -> ReportQuery:
+    """The report's query from the command's flags, the API's parameters or the Python API's
+    arguments (moments as text or datetimes, keys as ``model,size`` or a list):
+    ReportQueryError naming the field for a value that cannot be used."""
+
+    def moment(value: str | datetime | None, field: Literal["since", "until"]) -> datetime | None:
+        if value is None or isinstance(value, datetime):
+            return value
+        try:
+            return parse_moment(value, now)
+        except ValueError as exc:
+            raise ReportQueryError(field, str(exc)) from None
+
+    return ReportQuery.of(now, moment(since, "since"), moment(until, "until"), by)
 
 
 def parse_short_duration(raw: str) -> float:

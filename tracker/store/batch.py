@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.types import NullType, TypeEngine
 
 from tracker.core.models import FetchResult, PollRecord
+from tracker.core.video import is_running
 from tracker.store.schema import RawJSON, UTCDateTime, serialize_json, snapshots, tasks
 
 
@@ -99,6 +100,11 @@ def _keep_known(column: str) -> Any:
     return func.coalesce(_typed(f"b_{column}", column), tasks.c[column])
 
 
+def _keep_first(column: str) -> Any:
+    """A moment seen once: the first poll to see it sets it, later ones leave it."""
+    return func.coalesce(tasks.c[column], _typed(f"b_{column}", column))
+
+
 _WHERE_TASK = tasks.c.task_id == bindparam("b_task_id", type_=Text())
 _UPDATE_ANSWERED = (
     sql_update(tasks)
@@ -112,6 +118,7 @@ _UPDATE_ANSWERED = (
         created_at=_keep_known("created_at"),
         completed_at=_keep_known("completed_at"),
         expires_at=_keep_known("expires_at"),
+        first_running_at=_keep_first("first_running_at"),
         **_POLLED,
     )
 )
@@ -149,6 +156,7 @@ _ANSWERED_KEYS = (
     "b_created_at",
     "b_completed_at",
     "b_expires_at",
+    "b_first_running_at",
 )
 
 
@@ -227,5 +235,6 @@ def _task_row(record: PollRecord) -> dict[str, Any]:
             b_created_at=video.created_at,
             b_completed_at=video.completed_at,
             b_expires_at=video.expires_at,
+            b_first_running_at=record.polled_at if is_running(video.status) else None,
         )
     return row

@@ -9,12 +9,14 @@ from tracker.store.daemons import DaemonStore
 from tracker.store.engine import as_it_stands, cannot_write_here, create_engine, sqlite_path
 from tracker.store.feed import FeedStore
 from tracker.store.follow_ups import FollowUpStore
+from tracker.store.insights import Insights
 from tracker.store.leases import LeaseStore
 from tracker.store.migrations import ensure_schema, require_head
 from tracker.store.partitions import Partitions
 from tracker.store.polls import PollStore
 from tracker.store.prune import RetentionStore
 from tracker.store.reads import Reads
+from tracker.store.report import Reports
 from tracker.store.sandbox import ReadOnlySQL
 from tracker.store.tallies import Tallies
 from tracker.store.tasks import TaskStore
@@ -35,6 +37,8 @@ class Database:
         self.leases = LeaseStore(engine, self.wakeups)
         self.follow_ups = FollowUpStore(engine, self.wakeups)
         self.reads = Reads(engine)
+        self.reports = Reports(engine)
+        self.insights = Insights(engine)
         self.feed = FeedStore(engine)
         self.sql = ReadOnlySQL(engine)
         self.timelines = Timelines(engine)

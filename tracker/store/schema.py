@@ -130,6 +130,9 @@ tasks = Table(
     Column("metadata", JSONDocument),
     # Which configured API (and key) the task is polled on (docs/providers.md).
     Column("provider", String(64), nullable=False, server_default=DEFAULT_PROVIDER),
+    # The first poll that saw the video being made (out of the queue): where the report's
+    # queue time ends (docs/insights.md).
+    Column("first_running_at", UTCDateTime),
     CheckConstraint(
         "finish_reason IN ('completed', 'failed', 'not_found', 'timed_out', 'removed')",
         name="finish_reason",

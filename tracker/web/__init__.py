@@ -11,6 +11,9 @@ the login page, ``templating`` the Jinja2 templates (``templates/``) and the pag
 ``views`` what its chart and timeline draw, ``summary`` the counts read in the background; its
 stylesheet and script are in ``static/dashboard``.
 
+What the history says (docs/insights.md): ``reports`` is ``/v1/report``, ``insights`` the
+Insights page, ``charts`` what its charts draw.
+
 May import ``tracker.store``, ``tracker.http`` (webhook signing), ``tracker.settings``,
 ``tracker.core`` and ``tracker.errors``; the daemon serves it, so it never imports the daemon.
 """

@@ -289,3 +289,45 @@ class Health(BaseModel):
     database: str
     scheduler: str | None = None
     seconds_since_tick: float | None = None
+
+
+_KEY = "Present when the rows are grouped by it; null for tasks without the value"
+
+
+class ReportRowOut(BaseModel):
+    """One group of the report: its keys (those asked for in ``by``), the tasks in each
+    state, the failure rate, how long the completed ones took and how long tasks waited
+    (docs/insights.md)."""
+
+    model: str | None = Field(default=None, description=_KEY)
+    size: str | None = Field(default=None, description=_KEY)
+    seconds: str | None = Field(default=None, description=_KEY)
+    provider: str | None = Field(default=None, description=_KEY)
+    label: str | None = Field(default=None, description=_KEY)
+    day: str | None = Field(default=None, description=f"{_KEY}; the UTC day, 2026-12-06")
+    hour: str | None = Field(
+        default=None, description=f"{_KEY}; the UTC hour, 2026-12-06T13:00:00Z"
+    )
+    tasks: int
+    unfinished: int
+    completed: int
+    failed: int
+    not_found: int
+    timed_out: int
+    removed: int
+    failure_rate: float | None = Field(description="failed / (completed + failed)")
+    p50_seconds: float | None = Field(description="Of the completed tasks, nearest-rank")
+    p90_seconds: float | None
+    p99_seconds: float | None
+    queue_p50_seconds: float | None = Field(
+        description="From the start to the first poll that saw the video being made"
+    )
+    polls_per_task: float
+
+
+class ReportOut(BaseModel):
+    """What ``tracker report --json`` gives, in ``rows``, with the window it covers."""
+
+    since: datetime = Field(description="The window's start (included)")
+    until: datetime | None = Field(description="The window's end (left out); null: now")
+    rows: list[ReportRowOut]

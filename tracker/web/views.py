@@ -11,12 +11,9 @@ from typing import Any
 
 from tracker.core.models import FinishReason, Task
 from tracker.core.texts import duration, error_line
-from tracker.core.video import FAILURE_STATUSES, SUCCESS_STATUSES, Phase
+from tracker.core.video import FAILURE_STATUSES, QUEUED_STATUSES, SUCCESS_STATUSES, Phase
 from tracker.store.timeline import Point
 
-# Statuses that mean "waiting for its turn" rather than "being made", in the spellings of the
-# APIs and relays tracker reads (docs/relays.md); every other unfinished status is running.
-QUEUED_STATUSES = frozenset({"queued", "pending", "submitted", "waiting", "not_start", "created"})
 TONE_NAMES = {
     "unknown": "no answer",
     "queued": "waiting",
