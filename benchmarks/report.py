@@ -2,6 +2,7 @@
 on SQLite and on PostgreSQL, and whether both give the same rows.
 
     python benchmarks/report.py [--tasks 1000000] [--repeat 3] [--postgres URL]
+    python benchmarks/report.py --smoke [--postgres URL]    # in seconds (the tests')
 
 Both databases get the same tasks, registered evenly over the 30 days before now (as
 benchmarks/million.py registers them), written the way the daemon leaves them: a model, a size,
@@ -45,6 +46,7 @@ from typing import Any
 
 import httpx
 from scratch_database import postgres_database
+from throughput import SMOKE_HELP, check_figures
 
 from tracker import Tracker
 from tracker.core.report import ReportRow
@@ -290,7 +292,10 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--postgres", metavar="URL", help="also on a database made on it")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
+    if args.smoke:
+        args.tasks, args.repeat = 2_000, 1
     print(f"{machine()}; load average {os.getloadavg()}", flush=True)
     answers: dict[str, dict[tuple[str, str], list[ReportRow]]] = {}
     with tempfile.TemporaryDirectory(prefix="tracker-report-") as scratch:
@@ -314,6 +319,8 @@ def main() -> None:
     print("\n| database | measure | result |\n|---|---|---|")
     for section, what, value in RESULTS:
         print(f"| {section} | {what} | {value} |")
+    if args.smoke:
+        check_figures(answers.keys() | ({"same"} if args.postgres else set()), RESULTS)
 
 
 if __name__ == "__main__":
