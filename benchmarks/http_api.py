@@ -18,7 +18,8 @@ event streams, read straight off their sockets (see Follower). Sections:
 - events:   one `tracker serve` with --clients `/v1/events` streams held open (each from one of
             a few loopback addresses, as the server caps connections per address), while a
             `tracker run` polls 1,100 simulated videos once a second each (some 1,000/s): for
-            every snapshot, how long after its poll the first and the last stream had it,
+            every snapshot, how long after its poll, and after it was written (readable as the
+            feed reads, looked for every 5 ms), the first and the last stream had it,
             whether every stream had every snapshot, and the server's RSS (from /proc);
 - daemon:   `tracker run` offered far more work than it can do (throughput.py's `saturate`),
             alone, serving the app (--http-port), and serving it to one event stream that
@@ -397,6 +398,8 @@ async def events_run(
         f"{connected:,}, {time.perf_counter() - began:.1f} s",
     )
     report("events", "  `tracker serve` RSS, the streams open, nothing polled", mb(serve_pid))
+    sightings = Sightings(database)
+    sightings.start()
     with running([*TRACKER, "-q", "run"], env=env) as daemon:
         while newest_id(database) == 0:  # starting
             if daemon.poll() is not None:
@@ -421,6 +424,7 @@ async def events_run(
         await asyncio.sleep(0.2)
     for follower in followers:
         follower.close()
+    sightings.stop()
 
     rate = (last_id - first_id) / (last_time - first_time)
     report("events", "the daemon's polls/s meanwhile (every poll a snapshot)", f"{rate:,.0f}/s")
@@ -445,6 +449,17 @@ async def events_run(
         spread(to_first),
     )
     report("events", "  poll to the last of the streams, p50 / p99 / max", spread(to_last))
+    readable = [place for place, _ in measured if place in sightings.seen]
+    report(
+        "events",
+        f"{len(readable):,} of them: written (readable) to the first stream, p50 / p99 / max",
+        spread([first[place] - sightings.seen[place] for place in readable]),
+    )
+    report(
+        "events",
+        "  written (readable) to the last of the streams, p50 / p99 / max",
+        spread([last[place] - sightings.seen[place] for place in readable]),
+    )
     report(
         "events",
         "  `tracker serve` RSS: most while polled; peak (VmHWM)",
@@ -455,6 +470,37 @@ async def events_run(
         "  CPU: `tracker serve`; the streams' clients (this process)",
         f"{serve_cpu:.0%}; {own_cpu:.0%} of a core",
     )
+
+
+class Sightings(threading.Thread):
+    """When each snapshot became readable as the event feed reads (in the feed's order, below
+    its watermark), looked for every 5 ms from a thread of its own: the moment it was written,
+    as far as any reader can know."""
+
+    def __init__(self, database_url: str) -> None:
+        super().__init__(daemon=True)
+        from tracker.store import Database
+        from tracker.store.engine import create_engine
+
+        self._database = Database(create_engine(database_url))
+        self._stop = threading.Event()
+        self.seen: dict[Place, float] = {}
+
+    def run(self) -> None:
+        cursor = self._database.feed.head()
+        while not self._stop.is_set():
+            read = self._database.feed.read(cursor, 10_000)
+            now = time.time()
+            for item in read.items:
+                self.seen[(item.xid, item.id)] = now
+            if read.items:
+                cursor = read.items[-1].position
+            self._stop.wait(0.005)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join()
+        self._database.close()
 
 
 def mb(pid: int) -> str:
