@@ -128,6 +128,46 @@ def test_an_error_poll_keeps_what_was_known_and_stores_the_error(database: Datab
     assert history[1].status is None
 
 
+def test_a_poll_that_keeps_the_status_writes_neither_it_nor_the_finish(
+    database: Database,
+) -> None:
+    """On SQLite, a poll showing the status the task had is written by the narrow UPDATE (no
+    status or finish columns, so their indexes are not rewritten), yet stores all it saw; a new
+    status and a finish still go through the full one, as every poll does on PostgreSQL."""
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("UPDATE tasks SET") and "last_polled_at=" in statement:
+            statements.append(statement)
+
+    database.tasks.add_tasks(["t"], None, NOW)
+    event.listen(database.engine, "before_cursor_execute", seen)
+
+    def poll(at: datetime, video: Video) -> None:
+        [task] = database.polls.claim_due("d", at, at + timedelta(60), 1)
+        answer = FetchResult(200, 1, "{}", video, None)
+        database.polls.record_polls("d", [decide(task, answer, at, POLICY, random.Random(1))])
+
+    poll(NOW, Video("in_progress", 10, model="sora-2"))
+    later = NOW + timedelta(seconds=11)
+    poll(later, Video("in_progress", 40))
+    [stored] = database.reads.tasks()
+    assert (stored.status, stored.progress, stored.model) == ("in_progress", 40, "sora-2")
+    assert (stored.poll_count, stored.last_polled_at) == (2, later)
+    assert stored.next_poll_at > later and not stored.finished
+    last = later + timedelta(seconds=11)
+    poll(last, Video("completed", 100))
+    [stored] = database.reads.tasks()
+    assert (stored.status, stored.finish_reason, stored.finished_at) == (
+        "completed",
+        "completed",
+        last,
+    )
+    event.remove(database.engine, "before_cursor_execute", seen)
+    wide = [" status=" in statement and "finished=" in statement for statement in statements]
+    assert wide == [True, database.engine.dialect.name != "sqlite", True]
+
+
 def test_history_of_an_unknown_task_is_an_error(database: Database) -> None:
     """Asking for the history of an ID never registered is a usage error, not an empty list."""
     with pytest.raises(UnknownTaskError):
