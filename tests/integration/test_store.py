@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, select, text
 
 from tests.doubles import FakeClock
 from tracker import Tracker, python_api
@@ -21,7 +21,7 @@ from tracker.errors import UnknownTaskError
 from tracker.store import Database, migrations
 from tracker.store import tasks as task_store
 from tracker.store.engine import create_engine
-from tracker.store.schema import snapshots
+from tracker.store.schema import UTCDateTime, snapshots, tasks
 from tracker.store.tasks import TaskStore
 
 NOW = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
@@ -107,6 +107,32 @@ def test_claims_come_earliest_due_first_and_skip_tasks_not_due(database: Databas
     database.tasks.add_tasks(["middle"], None, NOW)
     claimed = database.polls.claim_due("d", NOW, NOW + timedelta(60), 10)
     assert [task.task_id for task in claimed] == ["early", "middle"]
+
+
+def test_sqlite_times_written_by_the_batch_writer_match_sqlalchemys_and_read_back_aware(
+    sqlite_url: str,
+) -> None:
+    """The batch writer's text (formatted once, then looked up) is SQLAlchemy's for the same
+    instant in any zone; read back, stored text becomes aware UTC, and text carrying an offset
+    of its own still reads as the instant it names."""
+    engine = create_engine(sqlite_url)
+    migrations.upgrade(engine)
+    paris = ZoneInfo("Europe/Paris")
+    instants = [datetime(2026, 3, 1, 9, 30, 0, 5, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC)]
+    for instant in instants:
+        for same in (instant, instant.astimezone(paris), instant):
+            assert UTCDateTime.sqlite_text(same) == instant.strftime("%Y-%m-%d %H:%M:%S.%f")
+    with pytest.raises(ValueError, match="naive"):
+        UTCDateTime.sqlite_text(datetime(2026, 3, 1, 9, 30))
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO tasks (task_id, registered_at, next_poll_at) VALUES (:a, :r, :n)"),
+            {"a": "t", "r": "2026-03-01 09:30:00.000005", "n": "2026-03-01 10:30:00+01:00"},
+        )
+        read = connection.execute(select(tasks.c.registered_at, tasks.c.next_poll_at)).one()
+    assert tuple(read) == (instants[0], datetime(2026, 3, 1, 9, 30, tzinfo=UTC))
+    assert all(value.tzinfo is UTC for value in read)
+    engine.dispose()
 
 
 def test_an_error_poll_keeps_what_was_known_and_stores_the_error(database: Database) -> None:
