@@ -47,7 +47,7 @@ class ClaimingWorker(Generic[Job]):
         self._database = crew.database
         self._clock = crew.clock
         self._concurrency = concurrency
-        self._running: Running[Hashable, Any] = Running()
+        self._running: Running[Hashable, Any] = Running(concurrency)
         self._claiming = asyncio.Lock()
         self._stopping = False
         self._news: Signal | None = None
