@@ -169,19 +169,23 @@ class PollStore(SQLStore):
     def finish_timed_out(
         self,
         now: datetime,
-        registered_before: datetime,
+        watched_before: datetime,
         *,
         channels: tuple[str, ...],
         provider: str | None = None,
     ) -> list[str]:
-        """Finish as ``timed_out`` the unheld, unfinished tasks registered before the cutoff
-        (of ``provider`` only, if given); each owes an event on each notification channel
-        (tracker/core/owed.py), written in the same transaction."""
+        """Finish as ``timed_out`` the unheld, unfinished tasks watched since before the cutoff
+        (registered then, and not reopened since; of ``provider`` only, if given); each owes an
+        event on each notification channel (tracker/core/owed.py), written in the same
+        transaction."""
         statement = (
             update(tasks)
             .where(
                 tasks.c.finished == false(),
-                tasks.c.registered_at < registered_before,
+                # The registration index finds the candidates; the few reopened since are
+                # left out after (a reopening is always later than the registration).
+                tasks.c.registered_at < watched_before,
+                tasks.c.reopened_at.is_(None) | (tasks.c.reopened_at < watched_before),
                 lease_free(tasks, now),
                 *_of(provider),
             )

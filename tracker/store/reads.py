@@ -36,7 +36,7 @@ class Reads(SQLStore):
         """Registered tasks, oldest first (the first ``limit`` of them)."""
         query = select(*TASK_COLUMNS).order_by(tasks.c.registered_at, tasks.c.task_id)
         query = query.where(
-            *_conditions(TaskFilter(status, False if unfinished else None), self._dialect)
+            *task_conditions(TaskFilter(status, False if unfinished else None), self._dialect)
         )
         if limit is not None:
             query = query.limit(limit)
@@ -51,8 +51,8 @@ class Reads(SQLStore):
         query = (
             select(*TASK_COLUMNS)
             .where(
-                *_conditions(which, self._dialect, walk_registrations=bool(walk)),
-                *_after(after),
+                *task_conditions(which, self._dialect, walk_registrations=bool(walk)),
+                *after_position(after),
             )
             .order_by(*order)
             .limit(limit)
@@ -65,7 +65,7 @@ class Reads(SQLStore):
         any prefix by the key and sorts the matches, a million of them for ``video_``."""
         if which != TaskFilter(prefix=which.prefix):
             return False
-        some = select(tasks.c.task_id).where(*_conditions(which, self._dialect))
+        some = select(tasks.c.task_id).where(*task_conditions(which, self._dialect))
         query = select(func.count()).select_from(some.limit(_BROAD_PREFIX).subquery())
         with self._engine.connect() as connection:
             return int(connection.scalar(query) or 0) >= _BROAD_PREFIX
@@ -75,7 +75,7 @@ class Reads(SQLStore):
         query = (
             select(func.count())
             .select_from(tasks)
-            .where(*_conditions(which, self._dialect), *_after(after))
+            .where(*task_conditions(which, self._dialect), *after_position(after))
         )
         with self._engine.connect() as connection:
             return int(connection.scalar(query) or 0)
@@ -276,7 +276,7 @@ def _pauses(connection: Connection, now: datetime) -> list[Pause]:
     return [pause_of(row) for row in connection.execute(query)]
 
 
-def _after(position: Position | None) -> list[ColumnElement[bool]]:
+def after_position(position: Position | None) -> list[ColumnElement[bool]]:
     """Tasks after ``position`` in the newest-first order."""
     if position is None:
         return []
@@ -292,7 +292,7 @@ def _literal_tuple(columns: Sequence[Any], values: Sequence[Any]) -> Any:
     )
 
 
-def _conditions(
+def task_conditions(
     which: TaskFilter, dialect: str, walk_registrations: bool = False
 ) -> list[ColumnElement[bool]]:
     """``walk_registrations`` hides the key from SQLite's planner (an expression on it is no

@@ -151,6 +151,9 @@ class TaskOut(BaseModel):
     created_at: Timestamp | None
     completed_at: Timestamp | None
     expires_at: Timestamp | None
+    reopened_at: Timestamp | None = Field(
+        default=None, description="When it was last watched again after it ended"
+    )
 
     @classmethod
     def of(cls, task: Task) -> TaskOut:
@@ -282,6 +285,36 @@ class DaemonList(BaseModel):
 class Removed(BaseModel):
     task: TaskOut
     removed: bool = Field(description="False when the task had already finished")
+
+
+class BulkFilter(BaseModel):
+    """Which tasks, as ``GET /v1/tasks`` selects them; an empty filter matches every task."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: str | None = Field(default=None, description="The last status, any case")
+    finished: bool | None = None
+    label: str | None = None
+    provider: str | None = None
+    prefix: str | None = Field(default=None, description="Task IDs starting with this")
+
+
+class BulkIn(BaseModel):
+    """The tasks to act on: ``ids`` (at most 10,000; unknown ones are left out) or ``filter``,
+    exactly one of them."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"ids": ["video_68f0a1"]}, {"filter": {"label": "trailer"}}]
+        },
+    )
+    ids: list[TaskId] | None = Field(default=None, min_length=1, max_length=MAX_TASKS_PER_CALL)
+    filter: BulkFilter | None = None
+
+
+class BulkOut(BaseModel):
+    matched: int = Field(description="The tasks the IDs or the filter selected")
+    changed: int = Field(description="Those the action changed")
 
 
 class Health(BaseModel):
