@@ -1,5 +1,6 @@
 """``add``, ``remove``, ``poll-now``, ``reopen``, ``list``, ``history``: the tasks themselves.
-Lists and histories are written as they are read, so their memory stays flat however long they are."""
+Lists and histories are written as they are read, so their memory stays flat however long
+they are."""
 
 from __future__ import annotations
 
