@@ -6,7 +6,8 @@ what they touch: ``tasks`` (add, remove, poll-now, reopen, list, history), ``pol
 run, download), ``operating`` (stats, watch, prune, export, sql, db, demo), ``reporting``
 (report); ``common`` is what they share. ``id_files`` reads the IDs of ``add --file``,
 ``render`` turns rows into text, ``live`` draws the live view (of ``tracker watch`` and the
-demo), ``demo`` runs the demo, ``logs`` configures log lines. May import everything below it; nothing imports it.
+demo), ``demo`` runs the demo, ``logs`` configures log lines. May import everything below it;
+nothing imports it.
 """
 
 from tracker.cli.main import main
