@@ -4,6 +4,7 @@ over a real server, beside a real daemon polling the simulator."""
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -162,8 +163,6 @@ def test_give_up_after_counts_from_the_reopening(database_url: str) -> None:
     claimed = ClaimedTask("video_again", T0, 0, 0, late, reopened_at=reopened_at)
     failed_poll = FetchResult(503, 10.0, None, None, {"type": "http_error"})
     policy = Policy(interval=10, give_up_after=day.total_seconds(), request_timeout=5)
-    import random
-
     assert decide(claimed, failed_poll, late, policy, random.Random(1)).finish_reason is None
     timed_out = decide(claimed, failed_poll, past, policy, random.Random(1))
     assert timed_out.finish_reason == "timed_out"
