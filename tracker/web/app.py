@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from tracker._version import __version__
-from tracker.web import actions, api, insights, login, operations, pages, problems, reports
+from tracker.web import acting, actions, api, insights, login, operations, pages, problems, reports
 from tracker.web.auth import Access
 from tracker.web.events import Feed
 from tracker.web.limits import DEFAULT_BODY_BYTES, BodyLimit
@@ -69,6 +69,7 @@ def create_app(service: Service) -> FastAPI:
     app.include_router(operations.router)
     app.include_router(login.router)
     app.include_router(pages.router)
+    app.include_router(acting.router)
     app.include_router(insights.router)
     login.install(app)
     operations.add_webhook_routes(app)
