@@ -13,8 +13,7 @@ from tracker.core.models import TaskFilter
 from tracker.web import problems
 from tracker.web.api import json_body
 from tracker.web.auth import caller
-from tracker.web.problems import ApiError, FieldError, pointer
-from tracker.web.schemas import BulkIn, BulkOut, TaskOut
+from tracker.web.schemas import BulkByFilter, BulkIds, BulkIn, BulkOut, TaskOut
 from tracker.web.service import Service, service_of
 
 router = APIRouter(
@@ -60,24 +59,14 @@ def reopen(task_id: TaskIdPath, service: ServiceOf) -> TaskOut:
     return _acted(service, Action.REOPEN, task_id)
 
 
-def _selection(body: BulkIn) -> list[str] | TaskFilter:
-    if body.ids is not None and body.filter is not None:
-        detail = "give ids or filter, not both"
-        raise ApiError(
-            problems.INVALID,
-            errors=[FieldError(detail=detail, pointer=pointer("filter"))],
-            status=422,
-        )
-    if body.ids is not None:
+def _selection(body: BulkIds | BulkByFilter) -> list[str] | TaskFilter:
+    if isinstance(body, BulkIds):
         return body.ids
-    if body.filter is None:
-        detail = "give ids (a list of task IDs) or filter (an object, {} for every task)"
-        raise ApiError(problems.INVALID, errors=[FieldError(detail=detail, pointer="")], status=422)
     which = body.filter
     return TaskFilter(which.status, which.finished, which.label, which.provider, which.prefix)
 
 
-def _bulk(action: Action, body: BulkIn, service: Service) -> BulkOut:
+def _bulk(action: Action, body: BulkIds | BulkByFilter, service: Service) -> BulkOut:
     count = service.bulk(action, _selection(body))
     return BulkOut(matched=count.matched, changed=count.changed)
 
