@@ -12,7 +12,12 @@ from dataclasses import dataclass, replace
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser import chromium, require_chromium, sign_in, wait_for
+from tests.browser import (  # noqa: F401 (module_browser: the browser fixture)
+    module_browser,
+    require_chromium,
+    signed_in,
+    wait_for,
+)
 from tests.web import TOKEN, daemon_running
 from tracker import Secret, Tracker
 from tracker.core.models import TaskFilter
@@ -28,12 +33,6 @@ SLOW = 30  # tasks that stay queued, polled once an hour
 class Running:
     url: str
     tracker: Tracker
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +62,8 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 @pytest.fixture
 def page(browser: Browser, running: Running) -> Iterator[Page]:
-    context = browser.new_context()
-    page = context.new_page()
-    sign_in(page, running.url)
-    yield page
-    context.close()
+    with signed_in(browser, running.url) as page:
+        yield page
 
 
 def polls(tracker: Tracker, task_id: str) -> int:
@@ -157,18 +153,16 @@ def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(
 def test_the_actions_fit_a_phones_width(browser: Browser, running: Running) -> None:
     """At 375 px the overview with its actions, the confirmation and a task's page with its
     buttons are as wide as the screen."""
-    context = browser.new_context(viewport={"width": 375, "height": 740})
-    page = context.new_page()
-    sign_in(page, running.url)
-    page.goto(f"{running.url}/?label=slow")
-    page.get_by_label("Select video_slow_01").check()
-    expect(page.locator("#bulk-reopen")).to_be_visible()
-    widths = [page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")]
-    page.locator("#bulk-reopen").click()
-    expect(page.locator("#confirm-bulk")).to_be_visible()
-    widths.append(page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]"))
-    page.goto(f"{running.url}/tasks/video_slow_01")
-    expect(page.locator("#poll-now")).to_be_visible()
-    widths.append(page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]"))
-    context.close()
+    phone = {"viewport": {"width": 375, "height": 740}}
+    with signed_in(browser, running.url, **phone) as page:
+        page.goto(f"{running.url}/?label=slow")
+        page.get_by_label("Select video_slow_01").check()
+        expect(page.locator("#bulk-reopen")).to_be_visible()
+        widths = [page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")]
+        page.locator("#bulk-reopen").click()
+        expect(page.locator("#confirm-bulk")).to_be_visible()
+        widths.append(page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]"))
+        page.goto(f"{running.url}/tasks/video_slow_01")
+        expect(page.locator("#poll-now")).to_be_visible()
+        widths.append(page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]"))
     assert all(width <= viewport == 375 for width, viewport in widths), widths

@@ -189,14 +189,7 @@ class PollStore(SQLStore):
                 lease_free(tasks, now),
                 *_of(provider),
             )
-            .values(
-                finished=True,
-                finish_reason=FinishReason.TIMED_OUT.value,
-                finished_at=now,
-                next_poll_at=now,
-                lease_owner=None,
-                lease_expires_at=None,
-            )
+            .values(finishing(FinishReason.TIMED_OUT, now))
             .returning(*TASK_COLUMNS)
         )
         with self._writing() as connection:
@@ -259,6 +252,18 @@ class PollStore(SQLStore):
             query = query.where(tasks.c.task_id.in_(list(task_ids)))
         with self._engine.connect() as connection:
             return set(connection.scalars(query))
+
+
+def finishing(reason: FinishReason, now: datetime) -> dict[str, Any]:
+    """The columns of a task finished without a poll: no poll is coming, nobody holds it."""
+    return {
+        "finished": True,
+        "finish_reason": reason.value,
+        "finished_at": now,
+        "next_poll_at": now,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
 
 
 def mark_finished(connection: Connection, finished: Sequence[Task], now: datetime) -> None:

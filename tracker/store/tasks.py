@@ -27,7 +27,7 @@ from tracker.errors import UnknownTaskError
 from tracker.store.base import SQLStore, chunks
 from tracker.store.feed import will_write_snapshots
 from tracker.store.follow_ups import owe
-from tracker.store.polls import TASK_COLUMNS, mark_finished
+from tracker.store.polls import TASK_COLUMNS, finishing, mark_finished
 from tracker.store.schema import tasks
 from tracker.store.tallies import tally
 from tracker.store.wakeups import Topic, tell
@@ -214,14 +214,7 @@ def finish_as_removed(
         finished = connection.execute(
             update(tasks)
             .where(tasks.c.task_id.in_(chunk), tasks.c.finished == false())
-            .values(
-                finished=True,
-                finish_reason=FinishReason.REMOVED.value,
-                finished_at=now,
-                next_poll_at=now,
-                lease_owner=None,
-                lease_expires_at=None,
-            )
+            .values(finishing(FinishReason.REMOVED, now))
             .returning(*TASK_COLUMNS)
         )
         removed = [Task(*row) for row in finished]

@@ -4,25 +4,17 @@ rule of which task an action takes is tracker/core/actions.py; a refusal is a 40
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends
 
 from tracker.core.actions import Action
 from tracker.core.models import TaskFilter
-from tracker.web import problems
-from tracker.web.api import json_body
+from tracker.web import api, problems
+from tracker.web.api import ServiceOf, TaskIdPath, json_body
 from tracker.web.auth import caller
 from tracker.web.schemas import BulkByFilter, BulkIds, BulkIn, BulkOut, TaskOut
-from tracker.web.service import Service, service_of
+from tracker.web.service import Service
 
-router = APIRouter(
-    prefix="/v1",
-    dependencies=[Depends(caller)],
-    responses=problems.responses(401, 503),
-)
-ServiceOf = Annotated[Service, Depends(service_of)]
-TaskIdPath = Annotated[str, Path(description="The task ID, one URL path segment")]
+router = APIRouter(prefix="/v1", dependencies=[Depends(caller)], responses=api.router.responses)
 
 
 def _acted(service: Service, action: Action, task_id: str) -> TaskOut:
