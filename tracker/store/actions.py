@@ -17,7 +17,7 @@ from tracker.core.models import Position, TaskFilter
 from tracker.errors import Refusal, TaskStateError, UnknownTaskError
 from tracker.store.base import SQLStore, chunks
 from tracker.store.feed import will_write_snapshots
-from tracker.store.reads import after_position, task_conditions
+from tracker.store.reads import Reads, after_position, task_conditions
 from tracker.store.schema import tasks
 from tracker.store.tallies import tally
 from tracker.store.tasks import finish_as_removed, make_due
@@ -95,11 +95,13 @@ class TaskActions(SQLStore):
         task changed by one batch is never met again, whatever the action does to the match."""
         total = BulkCount()
         after: Position | None = None
+        walk = Reads(self._engine).walks(which)
         while True:
             with self._writing() as connection:
+                matching = task_conditions(which, self._dialect, walk_registrations=walk)
                 rows = connection.execute(
                     select(tasks.c.registered_at, tasks.c.task_id)
-                    .where(*task_conditions(which, self._dialect), *after_position(after))
+                    .where(*matching, *after_position(after))
                     .order_by(tasks.c.registered_at.desc(), tasks.c.task_id.desc())
                     .limit(BULK_BATCH)
                 ).all()

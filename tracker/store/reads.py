@@ -47,11 +47,10 @@ class Reads(SQLStore):
         """Up to ``limit`` tasks, newest first, after ``after`` (a page's last task): each page
         reads only its own rows through the registration indexes, however deep it is."""
         order = (tasks.c.registered_at.desc(), tasks.c.task_id.desc())
-        walk = self._dialect == "sqlite" and which.prefix and self._broad(which)
         query = (
             select(*TASK_COLUMNS)
             .where(
-                *task_conditions(which, self._dialect, walk_registrations=bool(walk)),
+                *task_conditions(which, self._dialect, walk_registrations=self.walks(which)),
                 *after_position(after),
             )
             .order_by(*order)
@@ -60,10 +59,16 @@ class Reads(SQLStore):
         with self._engine.connect() as connection:
             return [Task(*row) for row in connection.execute(query)]
 
-    def _broad(self, which: TaskFilter) -> bool:
-        """Whether ``which`` is a prefix alone that matches many tasks: SQLite's planner reads
-        any prefix by the key and sorts the matches, a million of them for ``video_``."""
-        if which != TaskFilter(prefix=which.prefix):
+    def walks(self, which: TaskFilter) -> bool:
+        """Whether tasks ``which`` selects are found sooner, newest first, by walking the
+        registrations than by their key: on SQLite, a prefix alone that matches many tasks,
+        whose planner reads any prefix by the key and sorts the matches, a million of them for
+        ``video_``."""
+        if (
+            self._dialect != "sqlite"
+            or not which.prefix
+            or which != TaskFilter(prefix=which.prefix)
+        ):
             return False
         some = select(tasks.c.task_id).where(*task_conditions(which, self._dialect))
         query = select(func.count()).select_from(some.limit(_BROAD_PREFIX).subquery())
