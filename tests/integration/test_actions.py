@@ -45,8 +45,9 @@ def test_poll_now_makes_a_task_due_and_a_running_daemon_polls_it_at_once(
 ) -> None:
     """POST /v1/tasks/{id}/poll answers 202 and the daemon polls the task within a second,
     although its next poll was an hour away: through the daemon's own app, and through a
-    `tracker serve` of its own (on PostgreSQL the daemon hears its NOTIFY). A finished task
-    is refused with 409 naming how it finished; an unknown one is 404."""
+    `tracker serve` of its own (on PostgreSQL the daemon hears its NOTIFY); a reopened task is
+    polled as soon. A finished task is refused with 409 naming how it finished; an unknown one
+    is 404."""
     video = api.simulator.add_video("video_slow", queued=50)
     with make_tracker(api, database_url, poll_interval=3600.0) as tracker:
         tracker.settings = replace(tracker.settings, http_port=0, server_tokens=(Secret(TOKEN),))
@@ -66,6 +67,11 @@ def test_poll_now_makes_a_task_due_and_a_running_daemon_polls_it_at_once(
                         assert wait_until(lambda n=count: polls(tracker, video) == n, 5) < 1.5
                     finished = httpx.post(f"{alone}/v1/tasks/video_gone/poll", headers=AUTH)
                     unknown = httpx.post(f"{alone}/v1/tasks/video_never/poll", headers=AUTH)
+                    # A reopening wakes the daemons as a poll now does.
+                    assert polls(tracker, "video_gone") == 0
+                    reopened = httpx.post(f"{alone}/v1/tasks/video_gone/reopen", headers=AUTH)
+                    assert reopened.status_code == 200 and not reopened.json()["finished"]
+                    assert wait_until(lambda: polls(tracker, "video_gone") == 1, 5) < 1.5
         finally:
             served.close()
     assert finished.status_code == 409
@@ -204,11 +210,14 @@ def test_bulk_actions_by_ids_and_by_filter_over_http(
             neither = bulk("remove", {})
             assert {task.task_id: task for task in tracker.tasks()} == unchanged
             not_json = client.post("/v1/bulk/poll", content="ids=video_b0")
+            watched = client.post("/v1/tasks/video_b0/reopen")
+            assert {task.task_id: task for task in tracker.tasks()} == unchanged
     assert both.status_code == 422
     assert [error["pointer"] for error in both.json()["errors"]] == ["/filter"]
     assert neither.status_code == 422
     assert [error["pointer"] for error in neither.json()["errors"]] == ["/ids"]
     assert not_json.status_code == 415
+    assert watched.status_code == 409 and "still watched" in watched.json()["detail"]
     assert tracker.database.reads.count(TaskFilter(finished=False)) == 9
 
 
