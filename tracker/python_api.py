@@ -15,7 +15,7 @@ from itertools import islice
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from tracker.core.actions import Action
+from tracker.core.actions import Action, OneByOne
 from tracker.core.clock import Clock, SystemClock
 from tracker.core.daemons import DaemonRow
 from tracker.core.eventloop import run_event_loop
@@ -198,7 +198,7 @@ class Tracker:
         IDs reopened."""
         return self._act(Action.REOPEN, task_ids)
 
-    def _act(self, action: Action, task_ids: Iterable[str]) -> list[str]:
+    def _act(self, action: OneByOne, task_ids: Iterable[str]) -> list[str]:
         checked = check_task_ids(task_ids)
         return self.database.actions.act(action, checked, self._clock.now())
 

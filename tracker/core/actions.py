@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Literal
 
 from tracker.core.models import FinishReason
 from tracker.errors import Refusal
@@ -17,6 +18,10 @@ class Action(enum.StrEnum):
     POLL = "poll"  # make an unfinished task due at once
     REOPEN = "reopen"  # watch an ended task again
 
+
+#: The actions taken one task at a time, all or nothing (a removal has its own call, which
+#: takes finished tasks as they are and says which were).
+OneByOne = Literal[Action.POLL, Action.REOPEN]
 
 #: The ends a task can be watched again after: a completed video has nothing more to show.
 REOPENABLE = frozenset(

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import select, true, update
 from sqlalchemy.engine import Connection
 
-from tracker.core.actions import REOPENABLE, Action, BulkCount, refusal
+from tracker.core.actions import REOPENABLE, Action, BulkCount, OneByOne, refusal
 from tracker.core.models import Position, TaskFilter
 from tracker.errors import Refusal, TaskStateError, UnknownTaskError
 from tracker.store.base import SQLStore, chunks
@@ -30,7 +30,7 @@ _REOPENABLE = sorted(reason.value for reason in REOPENABLE)
 
 
 class TaskActions(SQLStore):
-    def act(self, action: Action, task_ids: Sequence[str], now: datetime) -> list[str]:
+    def act(self, action: OneByOne, task_ids: Sequence[str], now: datetime) -> list[str]:
         """Poll now or reopen every one of ``task_ids``, all or nothing: an unknown one raises
         UnknownTaskError, any the action does not take TaskStateError naming each, and nothing
         is changed. The IDs changed, each once."""

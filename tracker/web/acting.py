@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
-from tracker.core.actions import Action
+from tracker.core.actions import Action, OneByOne
 from tracker.core.ids import check_task_id
 from tracker.errors import InvalidTaskIDError, TaskStateError, UnknownTaskError
 from tracker.web.login import PageError, Seen
@@ -46,7 +46,7 @@ WORDS = {
 }
 
 
-def _act_on_one(request: Request, action: Action, task_id: str, done: str) -> Response:
+def _act_on_one(request: Request, action: OneByOne, task_id: str, done: str) -> Response:
     service = service_of(request)
     try:
         with reading():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from tracker.core.actions import Action
+from tracker.core.actions import Action, OneByOne
 from tracker.core.models import TaskFilter
 from tracker.web import api, problems
 from tracker.web.api import ServiceOf, TaskIdPath, json_body
@@ -17,7 +17,7 @@ from tracker.web.service import Service
 router = APIRouter(prefix="/v1", dependencies=[Depends(caller)], responses=api.router.responses)
 
 
-def _acted(service: Service, action: Action, task_id: str) -> TaskOut:
+def _acted(service: Service, action: OneByOne, task_id: str) -> TaskOut:
     service.act(action, [task_id])
     task = service.database.reads.task(task_id)
     assert task is not None  # tasks are never deleted

@@ -10,7 +10,7 @@ from typing import Protocol
 
 from fastapi import Request
 
-from tracker.core.actions import Action, BulkCount
+from tracker.core.actions import Action, BulkCount, OneByOne
 from tracker.core.clock import Clock
 from tracker.core.models import AddResult, NewTask, RemoveResult, TaskFilter
 from tracker.settings import Settings
@@ -51,7 +51,7 @@ class Service:
         channels = self.settings.notification_channels()
         return self.database.tasks.remove_tasks(task_ids, self.clock.now(), channels=channels)
 
-    def act(self, action: Action, task_ids: list[str]) -> list[str]:
+    def act(self, action: OneByOne, task_ids: list[str]) -> list[str]:
         """Poll now or reopen tasks, all or nothing (tracker/store/actions.py); a poller here
         keeps them due, as for a webhook."""
         changed = self.database.actions.act(action, task_ids, self.clock.now())
