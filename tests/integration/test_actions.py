@@ -250,3 +250,24 @@ def test_bulk_remove_owes_the_notifications_a_single_removal_does(
     ]
     assert {event["finish_reason"] for event in posted} == {"removed"}
     assert {event["label"] for event in posted} == {"batch"}
+
+
+def test_the_overview_counts_what_select_all_matching_chooses_up_to_a_bound(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "Select all N matching" says how many tasks a label's filter matches beyond the page,
+    counted up to a bound (then "more than"), so that the page's cost stays bounded."""
+    from tracker.settings import Settings
+    from tracker.web import pages
+
+    database = Database.open(sqlite_url)
+    try:
+        database.tasks.add_tasks([f"video_{n:02}" for n in range(40)], "many", T0)
+        with RunningApp(Settings(database_url=sqlite_url), database) as url:
+            counted = httpx.get(f"{url}/?label=many&limit=25").text
+            monkeypatch.setattr(pages, "MATCHING_COUNTED_UP_TO", 30)
+            bounded = httpx.get(f"{url}/?label=many&limit=25").text
+    finally:
+        database.close()
+    assert "Select all 40 matching" in counted
+    assert "Select all more than 30 matching" in bounded

@@ -75,13 +75,16 @@ class Reads(SQLStore):
         with self._engine.connect() as connection:
             return int(connection.scalar(query) or 0) >= _BROAD_PREFIX
 
-    def count(self, which: TaskFilter, after: Position | None = None) -> int:
-        """How many tasks ``which`` selects (those after ``after``, newest first)."""
-        query = (
-            select(func.count())
-            .select_from(tasks)
-            .where(*task_conditions(which, self._dialect), *after_position(after))
-        )
+    def count(
+        self, which: TaskFilter, after: Position | None = None, up_to: int | None = None
+    ) -> int:
+        """How many tasks ``which`` selects (those after ``after``, newest first); no more than
+        ``up_to`` if given, which bounds the work however many there are."""
+        conditions = (*task_conditions(which, self._dialect), *after_position(after))
+        query = select(func.count()).select_from(tasks).where(*conditions)
+        if up_to is not None:
+            some = select(tasks.c.task_id).where(*conditions).limit(up_to)
+            query = select(func.count()).select_from(some.subquery())
         with self._engine.connect() as connection:
             return int(connection.scalar(query) or 0)
 

@@ -43,6 +43,9 @@ COUNTS_WAIT_SECONDS = 0.05
 SLOW_COUNTS_SECONDS = 0.1
 # Tasks registered after a page loaded are counted up to this many, and then "more than".
 NEW_TASKS_COUNTED = 100
+# The tasks "select all matching" says it chooses are counted up to this many, and then "more
+# than": a count of a filter is bounded work on the overview, however big the table.
+MATCHING_COUNTED_UP_TO = 10_000
 TaskId = Annotated[str, Path()]
 
 
@@ -159,14 +162,18 @@ def overview(
     return render(request, "overview.html", context)
 
 
-def _matching(service: Service, filters: Filters, counts: Counts | None, shown: int | None) -> int:
+def _matching(service: Service, filters: Filters, counts: Counts | None, shown: int | None) -> str:
     """How many tasks the filter matches (what "select all matching" acts on): the tasks shown
-    when they are all, the counts' when they tell, else counted."""
+    when they are all, the counts' when they tell, else counted up to MATCHING_COUNTED_UP_TO
+    (the confirmation counts them all)."""
     if shown is not None:
-        return shown
+        return f"{shown:,}"
     if counts is not None and not filters.label and not filters.prefix:
-        return counts.total if filters.state == "all" else counts.by_state[filters.state]
-    return service.database.reads.count(filters.task_filter)
+        every = counts.total if filters.state == "all" else counts.by_state[filters.state]
+        return f"{every:,}"
+    bound = MATCHING_COUNTED_UP_TO + 1
+    found = service.database.reads.count(filters.task_filter, up_to=bound)
+    return f"more than {MATCHING_COUNTED_UP_TO:,}" if found == bound else f"{found:,}"
 
 
 def _position(cursor: str | None) -> Position | None:
