@@ -86,6 +86,7 @@ class Task:
     metadata: Any = None  # the application's own JSON object
     provider: str = DEFAULT_PROVIDER
     first_running_at: datetime | None = None  # the first poll that saw the video being made
+    reopened_at: datetime | None = None  # when it was last watched again after it ended
 
     @classmethod
     def registered(
@@ -190,6 +191,12 @@ class ClaimedTask:
     label: str | None = None
     metadata: Any = None
     poll_count: int = 0
+    reopened_at: datetime | None = None
+
+    @property
+    def watched_since(self) -> datetime:
+        """Where give-up-after counts from: its registration, or its last reopening."""
+        return self.reopened_at or self.registered_at
 
 
 @dataclass(frozen=True)

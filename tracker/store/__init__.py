@@ -2,7 +2,8 @@
 
 Owns the engine (``engine``), what every store shares (``base``), the tables (``schema``), the
 way to the newest migration (``migrations``) and the stores built on them, each one concern:
-``tasks`` (registering, removing), ``polls`` (claims and the writes of polls, through
+``tasks`` (registering, removing), ``actions`` (polling now, reopening, acting on many at
+once), ``polls`` (claims and the writes of polls, through
 ``batch``), ``leases``, ``follow_ups`` (downloads and the outbox), ``reads`` (lists, history,
 counts, exports), ``report`` (the report: tasks grouped, counted and timed) and ``insights``
 (what the Insights page draws beside it), ``feed`` (the event feed, in commit order),

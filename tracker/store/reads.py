@@ -36,7 +36,7 @@ class Reads(SQLStore):
         """Registered tasks, oldest first (the first ``limit`` of them)."""
         query = select(*TASK_COLUMNS).order_by(tasks.c.registered_at, tasks.c.task_id)
         query = query.where(
-            *_conditions(TaskFilter(status, False if unfinished else None), self._dialect)
+            *task_conditions(TaskFilter(status, False if unfinished else None), self._dialect)
         )
         if limit is not None:
             query = query.limit(limit)
@@ -47,12 +47,11 @@ class Reads(SQLStore):
         """Up to ``limit`` tasks, newest first, after ``after`` (a page's last task): each page
         reads only its own rows through the registration indexes, however deep it is."""
         order = (tasks.c.registered_at.desc(), tasks.c.task_id.desc())
-        walk = self._dialect == "sqlite" and which.prefix and self._broad(which)
         query = (
             select(*TASK_COLUMNS)
             .where(
-                *_conditions(which, self._dialect, walk_registrations=bool(walk)),
-                *_after(after),
+                *task_conditions(which, self._dialect, walk_registrations=self.walks(which)),
+                *after_position(after),
             )
             .order_by(*order)
             .limit(limit)
@@ -60,23 +59,32 @@ class Reads(SQLStore):
         with self._engine.connect() as connection:
             return [Task(*row) for row in connection.execute(query)]
 
-    def _broad(self, which: TaskFilter) -> bool:
-        """Whether ``which`` is a prefix alone that matches many tasks: SQLite's planner reads
-        any prefix by the key and sorts the matches, a million of them for ``video_``."""
-        if which != TaskFilter(prefix=which.prefix):
+    def walks(self, which: TaskFilter) -> bool:
+        """Whether tasks ``which`` selects are found sooner, newest first, by walking the
+        registrations than by their key: on SQLite, a prefix alone that matches many tasks,
+        whose planner reads any prefix by the key and sorts the matches, a million of them for
+        ``video_``."""
+        if (
+            self._dialect != "sqlite"
+            or not which.prefix
+            or which != TaskFilter(prefix=which.prefix)
+        ):
             return False
-        some = select(tasks.c.task_id).where(*_conditions(which, self._dialect))
+        some = select(tasks.c.task_id).where(*task_conditions(which, self._dialect))
         query = select(func.count()).select_from(some.limit(_BROAD_PREFIX).subquery())
         with self._engine.connect() as connection:
             return int(connection.scalar(query) or 0) >= _BROAD_PREFIX
 
-    def count(self, which: TaskFilter, after: Position | None = None) -> int:
-        """How many tasks ``which`` selects (those after ``after``, newest first)."""
-        query = (
-            select(func.count())
-            .select_from(tasks)
-            .where(*_conditions(which, self._dialect), *_after(after))
-        )
+    def count(
+        self, which: TaskFilter, after: Position | None = None, up_to: int | None = None
+    ) -> int:
+        """How many tasks ``which`` selects (those after ``after``, newest first); no more than
+        ``up_to`` if given, which bounds the work however many there are."""
+        conditions = (*task_conditions(which, self._dialect), *after_position(after))
+        query = select(func.count()).select_from(tasks).where(*conditions)
+        if up_to is not None:
+            some = select(tasks.c.task_id).where(*conditions).limit(up_to)
+            query = select(func.count()).select_from(some.subquery())
         with self._engine.connect() as connection:
             return int(connection.scalar(query) or 0)
 
@@ -276,7 +284,7 @@ def _pauses(connection: Connection, now: datetime) -> list[Pause]:
     return [pause_of(row) for row in connection.execute(query)]
 
 
-def _after(position: Position | None) -> list[ColumnElement[bool]]:
+def after_position(position: Position | None) -> list[ColumnElement[bool]]:
     """Tasks after ``position`` in the newest-first order."""
     if position is None:
         return []
@@ -292,7 +300,7 @@ def _literal_tuple(columns: Sequence[Any], values: Sequence[Any]) -> Any:
     )
 
 
-def _conditions(
+def task_conditions(
     which: TaskFilter, dialect: str, walk_registrations: bool = False
 ) -> list[ColumnElement[bool]]:
     """``walk_registrations`` hides the key from SQLite's planner (an expression on it is no

@@ -133,6 +133,8 @@ tasks = Table(
     # The first poll that saw the video being made (out of the queue): where the report's
     # queue time ends (docs/insights.md).
     Column("first_running_at", UTCDateTime),
+    # When it was last watched again after it ended: give-up-after counts from then.
+    Column("reopened_at", UTCDateTime),
     CheckConstraint(
         "finish_reason IN ('completed', 'failed', 'not_found', 'timed_out', 'removed')",
         name="finish_reason",

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
+from tracker.core.actions import Action, refusal
 from tracker.core.ids import check_task_id
 from tracker.core.models import FinishReason, NewTask, Position, Task, TaskFilter
 from tracker.errors import DatabaseError, InvalidTaskIDError
@@ -42,6 +43,9 @@ COUNTS_WAIT_SECONDS = 0.05
 SLOW_COUNTS_SECONDS = 0.1
 # Tasks registered after a page loaded are counted up to this many, and then "more than".
 NEW_TASKS_COUNTED = 100
+# The tasks "select all matching" says it chooses are counted up to this many, and then "more
+# than": a count of a filter is bounded work on the overview, however big the table.
+MATCHING_COUNTED_UP_TO = 10_000
 TaskId = Annotated[str, Path()]
 
 
@@ -128,6 +132,9 @@ def overview(
         page = page[: filters.limit]
         failed = [task.task_id for task in page if task.finish_reason == FinishReason.FAILED]
         reasons = service.database.timelines.final_errors(failed) if failed else {}
+        matching = _matching(
+            service, filters, counts, len(page) if after is None and not more else None
+        )
     watched = [task.task_id for task in page if not task.finished]
     if after is None and not filters.narrowed:
         newest = page[0] if page else None  # the page's own: nothing came in between
@@ -150,8 +157,23 @@ def overview(
         "events": "/v1/events?" + urlencode([("task_id", i) for i in watched]) if watched else "",
         "base_url": str(request.base_url).rstrip("/"),
         "states": STATES,
+        "matching": matching,
     }
     return render(request, "overview.html", context)
+
+
+def _matching(service: Service, filters: Filters, counts: Counts | None, shown: int | None) -> str:
+    """How many tasks the filter matches (what "select all matching" acts on): the tasks shown
+    when they are all, the counts' when they tell, else counted up to MATCHING_COUNTED_UP_TO
+    (the confirmation counts them all)."""
+    if shown is not None:
+        return f"{shown:,}"
+    if counts is not None and not filters.label and not filters.prefix:
+        every = counts.total if filters.state == "all" else counts.by_state[filters.state]
+        return f"{every:,}"
+    bound = MATCHING_COUNTED_UP_TO + 1
+    found = service.database.reads.count(filters.task_filter, up_to=bound)
+    return f"more than {MATCHING_COUNTED_UP_TO:,}" if found == bound else f"{found:,}"
 
 
 def _position(cursor: str | None) -> Position | None:
@@ -232,9 +254,11 @@ def task_page(
     seen: Seen,
     after: str | None = None,
     removed: bool = False,
+    polled: bool = False,
+    reopened: bool = False,
 ) -> Response:
     context = _task_context(request, task_id, after)
-    context.update(viewer=seen, removed=removed)
+    context.update(viewer=seen, removed=removed, polled=polled, reopened=reopened)
     return render(request, "task.html", context)
 
 
@@ -279,6 +303,7 @@ def _task_context(request: Request, task_id: str, after: str | None) -> dict[str
         "notifications": notifications,
         "tone": tone,
         "url": task_url(task_id),
+        "reopenable": refusal(Action.REOPEN, task.finished, task.finish_reason) is None,
         "events": "" if task.finished else "/v1/events?" + urlencode({"task_id": task_id}),
     }
 
