@@ -1,0 +1,152 @@
+"""The orders a list of tasks takes, on a real SQLite file and a real PostgreSQL database: by
+registration, last poll, progress or status, either way, paged by keyset with ties and tasks
+without a value, every task once (docs/http-api.md, GET /v1/tasks); the last error's filter;
+exports of the tasks a filter selects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from tracker.core.models import SortKey, Task, TaskFilter, TaskOrder
+from tracker.store import Database, migrations
+from tracker.store.engine import create_engine
+from tracker.store.schema import snapshots, tasks
+from tracker.web import cursors
+
+NOW = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
+ORDERS = [TaskOrder(key, descending) for key in SortKey for descending in (False, True)]
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    engine = create_engine(database_url)
+    migrations.upgrade(engine)
+    yield Database(engine)
+    engine.dispose()
+
+
+def set_columns(database: Database, task_id: str, **values: Any) -> None:
+    with database.engine.begin() as connection:
+        connection.execute(update(tasks).where(tasks.c.task_id == task_id).values(**values))
+
+
+def registered_with_ties(database: Database) -> None:
+    """Twenty tasks, registered three at a time in the same microsecond; progress, status and
+    last poll shared by several, and missing on some."""
+    statuses = ["queued", "In_Progress", "in_progress", "completed", None]
+    for index in range(20):
+        at = NOW + timedelta(seconds=index // 3)
+        database.tasks.add_tasks([f"video_{index:02d}"], None, at)
+        if index % 5 == 4:
+            continue  # never polled: no progress, status or last poll
+        set_columns(
+            database,
+            f"video_{index:02d}",
+            progress=(index % 4) * 25,
+            status=statuses[index % 4],
+            last_polled_at=NOW + timedelta(minutes=index % 3),
+            last_error=f"HTTP 503: Upstream {'Timeout' if index % 2 else 'reset'} #{index}",
+        )
+
+
+def expected(all_tasks: list[Task], order: TaskOrder) -> list[str]:
+    """The order spelled out: by the key's value (a status in any case), tasks without one
+    last, ties by registration and then ID, all in one direction."""
+
+    def value(task: Task) -> Any:
+        raw = getattr(task, order.key.value)
+        return raw.lower() if isinstance(raw, str) else raw
+
+    def tie(task: Task) -> tuple[Any, ...]:
+        return (value(task), task.registered_at, task.task_id)
+
+    valued = sorted(
+        (task for task in all_tasks if value(task) is not None),
+        key=tie,
+        reverse=order.descending,
+    )
+    unvalued = sorted(
+        (task for task in all_tasks if value(task) is None),
+        key=lambda task: (task.registered_at, task.task_id),
+        reverse=order.descending,
+    )
+    return [task.task_id for task in valued + unvalued]
+
+
+@pytest.mark.parametrize(
+    "order", ORDERS, ids=lambda o: f"{o.key}-{'desc' if o.descending else 'asc'}"
+)
+def test_pages_in_every_order_visit_every_task_once_with_ties(
+    database: Database, order: TaskOrder
+) -> None:
+    """Pages of three, each after the cursor of the one before (the cursor's round trip
+    included), give the order spelled out, ties and tasks without a value among them."""
+    registered_with_ties(database)
+    every = database.reads.page(TaskFilter(), 100)
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        after = cursors.position(cursor, order) if cursor else None
+        page = database.reads.page(TaskFilter(), 3, after, order)
+        seen += [task.task_id for task in page]
+        if len(page) < 3:
+            break
+        cursor = cursors.after_task(page[-1], order)
+    assert seen == expected(every, order)
+
+
+def test_the_last_error_is_found_in_any_case_and_its_wildcards_are_text(
+    database: Database,
+) -> None:
+    registered_with_ties(database)
+    set_columns(database, "video_00", last_error="disk 100% full_now")
+
+    def found(text: str) -> set[str]:
+        return {task.task_id for task in database.reads.page(TaskFilter(error=text), 100)}
+
+    odd_polled = {f"video_{i:02d}" for i in range(20) if i % 2 and i % 5 != 4}
+    assert found("upstream TIMEOUT") == odd_polled
+    assert found("100% full_") == {"video_00"}
+    assert found("%") == {"video_00"} and found("_now") == {"video_00"}
+    sorted_errors = database.reads.page(
+        TaskFilter(error="timeout"), 100, order=TaskOrder(SortKey.PROGRESS)
+    )
+    assert [task.task_id for task in sorted_errors] == expected(
+        [task for task in database.reads.page(TaskFilter(), 100) if task.task_id in odd_polled],
+        TaskOrder(SortKey.PROGRESS),
+    )
+
+
+def test_an_export_holds_the_filtered_tasks_and_only_their_snapshots(
+    database: Database,
+) -> None:
+    """Exports read in pages (here of two rows) give every row once, in order; a filter keeps
+    the tasks it selects and their snapshots only."""
+    registered_with_ties(database)
+    with database.engine.begin() as connection:
+        connection.execute(
+            snapshots.insert(),
+            [
+                {"task_id": f"video_{i % 20:02d}", "polled_at": NOW + timedelta(seconds=i)}
+                for i in range(45)
+            ],
+        )
+    odd = TaskFilter(error="timeout")
+    every_task = list(database.reads.export_rows("tasks", batch=2))
+    assert [row["task_id"] for row in every_task] == [f"video_{i:02d}" for i in range(20)]
+    chosen = [row["task_id"] for row in database.reads.export_rows("tasks", None, odd, batch=2)]
+    assert chosen == [f"video_{i:02d}" for i in range(20) if i % 2 and i % 5 != 4]
+    theirs = list(database.reads.export_rows("snapshots", None, odd, batch=2))
+    assert [row["task_id"] for row in theirs] == [
+        f"video_{i % 20:02d}" for i in range(45) if f"video_{i % 20:02d}" in chosen
+    ]
+    assert [row["id"] for row in theirs] == sorted(row["id"] for row in theirs)
+    recent = list(database.reads.export_rows("snapshots", NOW + timedelta(seconds=40), batch=2))
+    assert [row["polled_at"] for row in recent] == [
+        NOW + timedelta(seconds=i) for i in range(40, 45)
+    ]
