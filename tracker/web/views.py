@@ -28,8 +28,8 @@ CASED_PLANES = 0x20000
 # A badge's words for a task no poll has given a status yet (or ever: a 404 from the start).
 NO_STATUS = "no status"
 # The overview's label column, in characters (dashboard.css, .labels-N): the narrowest step that
-# holds the page's longest label, so that the last error has the rest; a longer one is cut.
-LABEL_WIDTHS = (8, 12, 16, 20)
+# holds the page's longest label, so that the last error has the rest; a longer one wraps.
+LABEL_WIDTHS = (8, 12, 16, 20, 28, 40)
 CHART_WIDTH = 1000  # the viewBox's units; the chart stretches to its box
 MARK_COLUMNS = 250  # errors closer than a 250th of the chart share one mark
 
