@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 
-from tracker.core.models import SortKey, Task, TaskFilter, TaskOrder
+from tracker.core.models import Position, SortKey, Task, TaskFilter, TaskOrder
 from tracker.store import Database, migrations
 from tracker.store.engine import create_engine
 from tracker.store.schema import snapshots, tasks
@@ -98,6 +98,63 @@ def test_pages_in_every_order_visit_every_task_once_with_ties(
             break
         cursor = cursors.after_task(page[-1], order)
     assert seen == expected(every, order)
+
+
+INDEXES = {
+    SortKey.REGISTERED_AT: "ix_tasks_registered_at_task_id",
+    SortKey.LAST_POLLED_AT: "ix_tasks_last_polled_at_registered_at_task_id",
+    SortKey.PROGRESS: "ix_tasks_progress_registered_at_task_id",
+    SortKey.STATUS: "ix_tasks_status_registered_at_task_id",
+}
+
+
+@pytest.mark.parametrize(
+    "order", ORDERS, ids=lambda o: f"{o.key}-{'desc' if o.descending else 'asc'}"
+)
+@pytest.mark.parametrize("value", [None, "valued"])
+def test_a_sorted_page_reads_its_index_in_order_and_sorts_nothing(
+    database: Database, order: TaskOrder, value: str | None
+) -> None:
+    """Each part of a sorted page (the tasks with a value, then those without) is read along
+    the index of its column in its order, after a cursor with a value or without: no sort of
+    every task the filter selects, however many there are."""
+    known = {
+        SortKey.REGISTERED_AT: None,
+        SortKey.LAST_POLLED_AT: NOW,
+        SortKey.PROGRESS: 50,
+        SortKey.STATUS: "Queued",
+    }
+    after = Position(NOW, "video_x", known[order.key] if value else None)
+    statements: list[tuple[str, Any]] = []
+
+    def keep(*args: Any) -> None:
+        if "FROM tasks" in args[2]:
+            statements.append((args[2], args[3]))
+
+    event.listen(database.engine, "before_cursor_execute", keep)
+    try:
+        database.reads.page(TaskFilter(), 10, after, order)
+    finally:
+        event.remove(database.engine, "before_cursor_execute", keep)
+    assert statements
+    with database.engine.connect() as connection:
+        postgres = connection.dialect.name == "postgresql"
+        if postgres:
+            # An empty table gives the planner no reason to prefer an index.
+            for kind in ("seqscan", "bitmapscan", "sort"):
+                connection.exec_driver_sql(f"SET enable_{kind} = off")
+        explain = "EXPLAIN " if postgres else "EXPLAIN QUERY PLAN "
+        plans = [
+            str(connection.exec_driver_sql(explain + statement, parameters).all())
+            for statement, parameters in statements
+        ]
+    # The tasks without a value are read by registration: along the column's index from its
+    # empty values, or (as PostgreSQL picks on a table it knows nothing of) the registrations'.
+    if value or order.key is SortKey.REGISTERED_AT:
+        assert INDEXES[order.key] in plans[0], plans[0]
+    for plan in plans:
+        assert "Sort" not in plan and "TEMP B-TREE" not in plan, plan
+        assert INDEXES[order.key] in plan or INDEXES[SortKey.REGISTERED_AT] in plan, plan
 
 
 def test_the_last_error_is_found_in_any_case_and_its_wildcards_are_text(

@@ -1,5 +1,12 @@
 """The orders a list of tasks takes (``TaskOrder``), and where a page of one starts: a row value
-after the last task shown, so that each page reads only its own rows, however deep it is."""
+after the last task shown, so that each page reads only its own rows, through an index in that
+order, however deep it is.
+
+Sorted by a column that may be empty, a page is read in two parts: the tasks with a value, in
+the column's order, then (when they run out) those without, by registration. Each part is in
+an order an index gives as it is, on either database, which one order with the empty values
+last would not be: PostgreSQL's index puts them last one way and first the other, SQLite's the
+other way round."""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, func, literal, or_, tuple_
+from sqlalchemy import ColumnElement, Text, func, literal, tuple_
 from sqlalchemy.sql.elements import UnaryExpression
 
 from tracker.core.models import Position, SortKey, TaskOrder
@@ -24,35 +31,53 @@ def sort_key(key: SortKey) -> ColumnElement[Any]:
     return tasks.c[key.value]
 
 
-def order_by(order: TaskOrder) -> list[UnaryExpression[Any]]:
-    def way(column: ColumnElement[Any]) -> UnaryExpression[Any]:
-        return column.desc() if order.descending else column.asc()
+def _way(order: TaskOrder, column: ColumnElement[Any]) -> UnaryExpression[Any]:
+    return column.desc() if order.descending else column.asc()
 
-    ties = [way(column) for column in _TIE]
+
+def valued_order(order: TaskOrder) -> list[UnaryExpression[Any]]:
+    """The order of the tasks with a value (every task, by registration)."""
+    columns = _TIE if order.key is SortKey.REGISTERED_AT else (sort_key(order.key), *_TIE)
+    return [_way(order, column) for column in columns]
+
+
+def unvalued_order(order: TaskOrder) -> list[UnaryExpression[Any]]:
+    return [_way(order, column) for column in _TIE]
+
+
+def valued_after(position: Position | None, order: TaskOrder) -> list[ColumnElement[bool]] | None:
+    """The tasks with a value after ``position``; None when it is past them all already."""
     if order.key is SortKey.REGISTERED_AT:
-        return ties
-    return [way(sort_key(order.key)).nulls_last(), *ties]
-
-
-def after(position: Position | None, order: TaskOrder) -> list[ColumnElement[bool]]:
-    """Tasks after ``position`` in ``order``: those past its value, then (tasks without one
-    coming last) those of no value at all."""
-    if position is None:
-        return []
-    beyond = operator.lt if order.descending else operator.gt
-    tie = beyond(tuple_(*_TIE), literal_tuple(_TIE, (position.registered_at, position.task_id)))
-    if order.key is SortKey.REGISTERED_AT:
-        return [tie]
+        return registered_after(position, order)
     key = sort_key(order.key)
+    if position is None:
+        return [key.is_not(None)]
     if position.value is None:
-        return [key.is_(None), tie]
+        return None
     value: ColumnElement[Any]
     if order.key is SortKey.STATUS:
         value = func.lower(literal(position.value, Text))
     else:
         value = literal(position.value, tasks.c[order.key.value].type)
     here = literal_tuple(_TIE, (position.registered_at, position.task_id)).clauses
-    return [or_(key.is_(None), beyond(tuple_(key, *_TIE), tuple_(value, *here)))]
+    beyond = operator.lt if order.descending else operator.gt
+    return [key.is_not(None), beyond(tuple_(key, *_TIE), tuple_(value, *here))]
+
+
+def unvalued_after(position: Position | None, order: TaskOrder) -> list[ColumnElement[bool]]:
+    """The tasks without a value after ``position`` (all of them after one with a value)."""
+    empty = sort_key(order.key).is_(None)
+    if position is None or position.value is not None:
+        return [empty]
+    return [empty, *registered_after(position, order)]
+
+
+def registered_after(position: Position | None, order: TaskOrder) -> list[ColumnElement[bool]]:
+    """The tasks after ``position`` by registration, ``order``'s way."""
+    if position is None:
+        return []
+    beyond = operator.lt if order.descending else operator.gt
+    return [beyond(tuple_(*_TIE), literal_tuple(_TIE, (position.registered_at, position.task_id)))]
 
 
 def literal_tuple(columns: Sequence[Any], values: Sequence[Any]) -> Any:

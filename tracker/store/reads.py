@@ -65,26 +65,35 @@ class Reads(SQLStore):
         order: TaskOrder = NEWEST_FIRST,
     ) -> list[Task]:
         """Up to ``limit`` tasks in ``order`` (newest first), after ``after`` (a page's last
-        task): by registration, each page reads only its own rows through the registration
-        indexes, however deep it is; by another key, the tasks ``which`` selects are sorted
-        (docs/performance.md, Sorting the overview)."""
+        task): each page reads only its own rows through an index in that order, however deep
+        it is (store/ordering.py)."""
         walk = (
             self._dialect == "sqlite"
             and order.key is SortKey.REGISTERED_AT
             and which.prefix
             and self._broad(which)
         )
-        query = (
-            select(*TASK_COLUMNS)
-            .where(
-                *_conditions(which, self._dialect, walk_registrations=bool(walk)),
-                *ordering.after(after, order),
-            )
-            .order_by(*ordering.order_by(order))
-            .limit(limit)
-        )
+        conditions = _conditions(which, self._dialect, walk_registrations=bool(walk))
+        page: list[Task] = []
+        valued = ordering.valued_after(after, order)
         with self._engine.connect() as connection:
-            return [Task(*row) for row in connection.execute(query)]
+            if valued is not None:
+                query = (
+                    select(*TASK_COLUMNS)
+                    .where(*conditions, *valued)
+                    .order_by(*ordering.valued_order(order))
+                    .limit(limit)
+                )
+                page = [Task(*row) for row in connection.execute(query)]
+            if len(page) < limit and order.key is not SortKey.REGISTERED_AT:
+                query = (
+                    select(*TASK_COLUMNS)
+                    .where(*conditions, *ordering.unvalued_after(after, order))
+                    .order_by(*ordering.unvalued_order(order))
+                    .limit(limit - len(page))
+                )
+                page += [Task(*row) for row in connection.execute(query)]
+        return page
 
     def _broad(self, which: TaskFilter) -> bool:
         """Whether ``which`` is a prefix alone that matches many tasks: SQLite's planner reads
@@ -98,11 +107,9 @@ class Reads(SQLStore):
 
     def count(self, which: TaskFilter, after: Position | None = None) -> int:
         """How many tasks ``which`` selects (those after ``after``, newest first)."""
-        query = (
-            select(func.count())
-            .select_from(tasks)
-            .where(*_conditions(which, self._dialect), *ordering.after(after, NEWEST_FIRST))
-        )
+        conditions = _conditions(which, self._dialect)
+        conditions += ordering.registered_after(after, NEWEST_FIRST)
+        query = select(func.count()).select_from(tasks).where(*conditions)
         with self._engine.connect() as connection:
             return int(connection.scalar(query) or 0)
 
@@ -263,8 +270,8 @@ class Reads(SQLStore):
         while True:
             query = (
                 select(*TASK_COLUMNS)
-                .where(*conditions, *ordering.after(last, oldest_first))
-                .order_by(*ordering.order_by(oldest_first))
+                .where(*conditions, *ordering.registered_after(last, oldest_first))
+                .order_by(*ordering.valued_order(oldest_first))
                 .limit(batch)
             )
             with self._engine.connect() as connection:
