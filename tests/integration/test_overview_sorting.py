@@ -68,7 +68,8 @@ def test_a_click_on_a_header_sorts_each_way_and_the_pages_follow(
 ) -> None:
     """Thirty tasks, progress shared by several, five never polled: "Progress" sorts the
     furthest along first, a second click the other way; the next page follows on in the same
-    order, and the two pages hold every task once; one provider alone gets no column."""
+    order, and the two pages hold every task once, the counts' links keep it; one provider alone
+    gets no column."""
     database, url = serving
     for index in range(30):
         database.tasks.add_tasks([f"video_{index:02d}"], None, NOW + timedelta(seconds=index))
@@ -81,6 +82,9 @@ def test_a_click_on_a_header_sorts_each_way_and_the_pages_follow(
     descending = TaskOrder(SortKey.PROGRESS)
     expected = [task.task_id for task in database.reads.page(TaskFilter(), 30, order=descending)]
     expect(page.locator("thead th[aria-sort='descending']")).to_have_text("Progress ▼")
+    # The counts, as the page's script swaps them in, lead to their states in this order.
+    failed = page.locator("#counts ul.counts a", has_text="failed")
+    expect(failed).to_have_attribute("href", "/?state=failed&sort=progress")
     first = shown(page)
     page.get_by_role("link", name="Next »").click()
     page.wait_for_url("**cursor=**")

@@ -7,9 +7,10 @@ metrics, the API's webhooks (``webhooks``) and the docs; ``auth`` server tokens 
 sessions; ``problems`` errors as RFC 9457 problem details; ``schemas`` what the API takes and gives;
 ``cursors`` paging; ``limits`` request sizes; ``server`` runs the app on uvicorn in a loop it does
 not own; ``service`` is what the app works with. The dashboard (docs/dashboard.md): ``pages`` its
-routes, ``login`` who may see a page and the login page, ``templating`` the Jinja2 templates
-(``templates/``) and the pages' headers, ``views`` what its chart and timeline draw, ``summary`` the
-counts read in the background; its stylesheet and script are in ``static/dashboard``.
+routes (the overview's query string in ``filters``), ``login`` who may see a page and the login
+page, ``templating`` the Jinja2 templates (``templates/``) and the pages' headers, ``views`` what
+its chart and timeline draw, ``summary`` the counts read in the background; its stylesheet and
+script are in ``static/dashboard``.
 
 What the history says (docs/insights.md): ``reports`` is ``/v1/report``, ``insights`` the
 Insights page, ``charts`` what its charts draw.
