@@ -19,6 +19,7 @@ from tracker.core.actions import Action, OneByOne
 from tracker.core.clock import Clock, SystemClock
 from tracker.core.daemons import DaemonRow
 from tracker.core.eventloop import run_event_loop
+from tracker.core.exports import EXPORT_TABLES
 from tracker.core.follow_ups import Download
 from tracker.core.ids import DEFAULT_PROVIDER, check_provider, check_task_id, check_task_ids
 from tracker.core.metadata import check_metadata
@@ -295,7 +296,7 @@ class Tracker:
 
     def export(self, table: str, since: datetime | None = None) -> Iterator[dict[str, Any]]:
         """The rows of ``tasks`` or ``snapshots``, streamed."""
-        if table not in ("tasks", "snapshots"):
+        if table not in EXPORT_TABLES:
             raise UsageError(f"unknown table {table!r}: tasks or snapshots")
         return self.database.reads.export_rows(table, since)
 

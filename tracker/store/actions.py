@@ -13,11 +13,12 @@ from sqlalchemy import select, true, update
 from sqlalchemy.engine import Connection
 
 from tracker.core.actions import REOPENABLE, Action, BulkCount, OneByOne, refusal
-from tracker.core.models import Position, TaskFilter
+from tracker.core.models import NEWEST_FIRST, Position, TaskFilter
 from tracker.errors import Refusal, TaskStateError, UnknownTaskError
 from tracker.store.base import SQLStore, chunks
 from tracker.store.feed import will_write_snapshots
-from tracker.store.reads import Reads, after_position, task_conditions
+from tracker.store.ordering import registered_after
+from tracker.store.reads import Reads, task_conditions
 from tracker.store.schema import tasks
 from tracker.store.tallies import tally
 from tracker.store.tasks import finish_as_removed, make_due
@@ -101,7 +102,7 @@ class TaskActions(SQLStore):
                 matching = task_conditions(which, self._dialect, walk_registrations=walk)
                 rows = connection.execute(
                     select(tasks.c.registered_at, tasks.c.task_id)
-                    .where(*matching, *after_position(after))
+                    .where(*matching, *registered_after(after, NEWEST_FIRST))
                     .order_by(tasks.c.registered_at.desc(), tasks.c.task_id.desc())
                     .limit(BULK_BATCH)
                 ).all()

@@ -179,6 +179,20 @@ Index(
     sqlite_where=tasks.c.finished == false(),
     postgresql_where=tasks.c.finished == false(),
 )
+# Lists sorted by the last poll or by progress (the overview's headers): a page read in order,
+# not every task sorted. Each is written by the polls that change its column (migration 0012).
+Index(
+    "ix_tasks_last_polled_at_registered_at_task_id",
+    tasks.c.last_polled_at,
+    tasks.c.registered_at,
+    tasks.c.task_id,
+)
+Index(
+    "ix_tasks_progress_registered_at_task_id",
+    tasks.c.progress,
+    tasks.c.registered_at,
+    tasks.c.task_id,
+)
 # Serves the claim of one provider's due tasks, for a fair share of the requests in flight.
 Index(
     "ix_tasks_provider_due",

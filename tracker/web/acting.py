@@ -14,8 +14,9 @@ from fastapi.responses import RedirectResponse, Response
 from tracker.core.actions import Action, OneByOne
 from tracker.core.ids import check_task_id
 from tracker.errors import InvalidTaskIDError, TaskStateError, UnknownTaskError
+from tracker.web.filters import Filters
 from tracker.web.login import PageError, Seen
-from tracker.web.pages import Filters, reading
+from tracker.web.pages import reading
 from tracker.web.schemas import MAX_TASKS_PER_CALL
 from tracker.web.service import service_of
 from tracker.web.templating import render, task_url
@@ -78,6 +79,8 @@ def bulk(
     state: Annotated[str, Form()] = "all",
     label: Annotated[str, Form()] = "",
     q: Annotated[str, Form()] = "",
+    provider: Annotated[str, Form()] = "",
+    error: Annotated[str, Form()] = "",
     confirmed: Annotated[str, Form()] = "",
 ) -> Response:
     """The tasks ticked (``id``), or with ``matching`` every task the filter matches: first a
@@ -86,7 +89,9 @@ def bulk(
         chosen = Action(action)
     except ValueError:
         raise PageError(422, "No such action", "Choose remove, poll now or reopen.") from None
-    filters = Filters.of(state, label, q, "50")
+    filters = Filters.of(
+        {"state": state, "label": label, "q": q, "provider": provider, "error": error}
+    )
     ids = list(dict.fromkeys(task_ids or ()))
     if not matching and not ids:
         raise PageError(422, "No task chosen", "Tick the tasks to act on, or all matching.")

@@ -13,7 +13,18 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from tracker._version import __version__
-from tracker.web import acting, actions, api, insights, login, operations, pages, problems, reports
+from tracker.web import (
+    acting,
+    actions,
+    api,
+    exports,
+    insights,
+    login,
+    operations,
+    pages,
+    problems,
+    reports,
+)
 from tracker.web.auth import Access
 from tracker.web.events import Feed
 from tracker.web.limits import DEFAULT_BODY_BYTES, BodyLimit
@@ -66,6 +77,7 @@ def create_app(service: Service) -> FastAPI:
     app.include_router(api.router)
     app.include_router(actions.router)
     app.include_router(reports.router)
+    app.include_router(exports.router)
     app.include_router(operations.router)
     app.include_router(login.router)
     app.include_router(pages.router)

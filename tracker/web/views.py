@@ -30,8 +30,8 @@ NO_STATUS = "no status"
 # The timeline's words for the moment an ended task was watched again.
 REOPENED = "reopened"
 # The overview's label column, in characters (dashboard.css, .labels-N): the narrowest step that
-# holds the page's longest label, so that the last error has the rest; a longer one is cut.
-LABEL_WIDTHS = (8, 12, 16, 20)
+# holds the page's longest label, so that the last error has the rest; a longer one wraps.
+LABEL_WIDTHS = (8, 12, 16, 20, 28, 40)
 CHART_WIDTH = 1000  # the viewBox's units; the chart stretches to its box
 MARK_COLUMNS = 250  # errors closer than a 250th of the chart share one mark
 
