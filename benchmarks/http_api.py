@@ -483,22 +483,22 @@ class Sightings(threading.Thread):
         from tracker.store.engine import create_engine
 
         self._database = Database(create_engine(database_url))
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self.seen: dict[Place, float] = {}
 
     def run(self) -> None:
         cursor = self._database.feed.head()
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             read = self._database.feed.read(cursor, 10_000)
             now = time.time()
             for item in read.items:
                 self.seen[(item.xid, item.id)] = now
             if read.items:
                 cursor = read.items[-1].position
-            self._stop.wait(0.005)
+            self._halt.wait(0.005)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
         self._database.close()
 

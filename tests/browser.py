@@ -49,6 +49,26 @@ def chromium() -> Iterator[Any]:
         browser.close()
 
 
+@pytest.fixture(scope="module", name="browser")
+def module_browser() -> Iterator[Any]:
+    """``browser``, one Chromium for the module: a test module imports this to use it."""
+    with chromium() as launched:
+        yield launched
+
+
+@contextmanager
+def signed_in(browser: Any, url: str, **context: Any) -> Iterator[Any]:
+    """A page of a fresh browser context (``context``: its options), signed in through the
+    login page, until the block ends."""
+    opened = browser.new_context(**context)
+    page = opened.new_page()
+    sign_in(page, url)
+    try:
+        yield page
+    finally:
+        opened.close()
+
+
 def showcase_script(polls: int = 8) -> list[Reply]:
     """A video queued a while, then rising with one failed poll on the way, then completed:
     every part of a task's page has something to show."""

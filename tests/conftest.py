@@ -15,6 +15,8 @@ import pytest
 from tracker import Tracker
 from tracker.settings.proxies import PROXY_VARIABLES
 from tracker.simulator import Simulator, SimulatorServer
+from tracker.store import Database, migrations
+from tracker.store.engine import create_engine
 
 TOKEN = "sk-test-7f3a9c"
 # The server the PostgreSQL tests create their databases on. CI sets TESTS_REQUIRE_POSTGRES=1,
@@ -122,3 +124,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'tracker.db'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    """The stores on a database at the newest migration, on each kind (``database_url``)."""
+    engine = create_engine(database_url)
+    migrations.upgrade(engine)
+    yield Database(engine)
+    engine.dispose()

@@ -5,6 +5,8 @@
     │   ├── ConfigError           a setting (flag, variable or token file) that cannot be used
     │   ├── InvalidTaskIDError    a task ID outside the rules (docs/cli.md, Task IDs)
     │   ├── UnknownTaskError      a command named a task that is not registered
+    │   ├── TaskStateError        a task is not in a state the action takes (polling a finished
+    │   │                         task now, reopening a completed or a watched one)
     │   ├── NoDatabaseError       a command that only reads named an SQLite file that is not there
     │   ├── QueryRefusedError     `tracker sql` was given a write or several statements
     │   ├── QueryError            `tracker sql` was given a query with a mistake in it
@@ -52,6 +54,34 @@ class InvalidTaskIDError(UsageError):
 
 class UnknownTaskError(UsageError):
     """A command named a task ID that is not registered."""
+
+
+#: Why an action leaves a task as it is: ``finished`` (poll now: it is no longer watched),
+#: ``completed`` (reopen: its video is made, nothing is left to watch), ``unfinished`` (reopen:
+#: it is watched already).
+Refusal = Literal["finished", "completed", "unfinished"]
+
+
+class TaskStateError(UsageError):
+    """An action was refused for the state of tasks it names (``refused``: each ID, why, and how
+    it finished); nothing was changed. The message has a line per task."""
+
+    def __init__(self, refused: list[tuple[str, Refusal, str | None]]) -> None:
+        super().__init__("\n".join(_refusal_line(*one) for one in refused))
+        self.refused = refused
+
+
+def _refusal_line(task_id: str, why: Refusal, finish_reason: str | None) -> str:
+    if why == "unfinished":
+        return f"task {task_id!r} is still watched (unfinished): there is nothing to reopen"
+    if why == "completed":
+        return f"task {task_id!r} completed: a completed video is not watched again"
+    if finish_reason == "completed":
+        return f"task {task_id!r} has completed: there is nothing left to poll"
+    return (
+        f"task {task_id!r} has finished ({finish_reason}): it is no longer polled; "
+        "reopen it to watch it again"
+    )
 
 
 class NoDatabaseError(UsageError):

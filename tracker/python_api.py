@@ -15,9 +15,11 @@ from itertools import islice
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from tracker.core.actions import Action, OneByOne
 from tracker.core.clock import Clock, SystemClock
 from tracker.core.daemons import DaemonRow
 from tracker.core.eventloop import run_event_loop
+from tracker.core.exports import EXPORT_TABLES
 from tracker.core.follow_ups import Download
 from tracker.core.ids import DEFAULT_PROVIDER, check_provider, check_task_id, check_task_ids
 from tracker.core.metadata import check_metadata
@@ -182,6 +184,25 @@ class Tracker:
         channels = self.settings.notification_channels()
         return self.database.tasks.remove_tasks(checked, self._clock.now(), channels=channels)
 
+    def poll_now(self, task_ids: Iterable[str]) -> list[str]:
+        """Make unfinished tasks due at once: a running daemon (on PostgreSQL, any daemon on
+        the database) polls them within a second. All or nothing: an unknown ID raises
+        UnknownTaskError, a finished task TaskStateError naming each, and nothing is changed.
+        The IDs made due."""
+        return self._act(Action.POLL, task_ids)
+
+    def reopen(self, task_ids: Iterable[str]) -> list[str]:
+        """Watch tasks that ended (failed, not found, timed out, removed) again: unfinished,
+        due at once, give-up-after counted from now, their history kept; each finishing again
+        owes its notifications again. All or nothing: an unknown ID raises UnknownTaskError, a
+        completed or unfinished task TaskStateError naming each, and nothing is changed. The
+        IDs reopened."""
+        return self._act(Action.REOPEN, task_ids)
+
+    def _act(self, action: OneByOne, task_ids: Iterable[str]) -> list[str]:
+        checked = check_task_ids(task_ids)
+        return self.database.actions.act(action, checked, self._clock.now())
+
     def tasks(
         self, status: str | None = None, unfinished: bool = False, limit: int | None = None
     ) -> list[Task]:
@@ -275,7 +296,7 @@ class Tracker:
 
     def export(self, table: str, since: datetime | None = None) -> Iterator[dict[str, Any]]:
         """The rows of ``tasks`` or ``snapshots``, streamed."""
-        if table not in ("tasks", "snapshots"):
+        if table not in EXPORT_TABLES:
             raise UsageError(f"unknown table {table!r}: tasks or snapshots")
         return self.database.reads.export_rows(table, since)
 

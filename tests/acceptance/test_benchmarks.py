@@ -27,10 +27,11 @@ POSTGRES = {
     "million.py",
     "partitions.py",
     "report.py",
+    "sorting.py",
     "throughput.py",
 }
 BROWSER = {"dashboard.py", "plain_chromium.py"}
-SLOW = {"dashboard.py", "http_api.py", "latency.py", "million.py", "throughput.py"}
+SLOW = {"dashboard.py", "http_api.py", "latency.py", "million.py", "sorting.py", "throughput.py"}
 VERDICT = "smoke: figures from every section run"
 
 

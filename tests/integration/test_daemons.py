@@ -72,6 +72,25 @@ def test_the_rows_are_written_refreshed_stopped_and_forgotten(database_url: str)
     assert (rows["b"].stopped_at, rows["b"].held) == (NOW + timedelta(seconds=7), 0)
 
 
+def test_a_beat_after_the_first_is_one_statement(database_url: str) -> None:
+    """An idle daemon beats every few seconds: each costs the database one write."""
+    from sqlalchemy import event
+
+    database = Database.open(database_url)
+    sent: list[str] = []
+
+    def record(*args: object) -> None:
+        sent.append(str(args[2]).split(None, 1)[0].upper())
+
+    try:
+        database.daemons.beat(row("a"))
+        event.listen(database.engine, "before_cursor_execute", record)
+        database.daemons.beat(row("a", last_seen_at=NOW + timedelta(seconds=5)))
+    finally:
+        database.close()
+    assert [kind for kind in sent if kind not in {"BEGIN", "COMMIT"}] == ["UPDATE"]
+
+
 def test_a_running_daemon_keeps_its_row_and_marks_it_stopped(
     api: API, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser import (
+from tests.browser import (  # noqa: F401 (module_browser: the browser fixture)
     Demo,
-    chromium,
     demo,
+    module_browser,
     require_chromium,
     showcase_script,
     sign_in,
+    signed_in,
     take_screenshots,
 )
 from tests.web import TOKEN
@@ -33,13 +34,6 @@ LIVE_MS = 20_000  # how long Playwright waits for a live change
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """One Chromium for the module."""
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """One daemon for the module: tasks in every state, polled every 0.3 s."""
     database = tmp_path_factory.mktemp("dashboard") / "tracker.db"
@@ -50,11 +44,8 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 @pytest.fixture
 def page(browser: Browser, running: Demo) -> Iterator[Page]:
     """A fresh browser context, signed in through the login page."""
-    context = browser.new_context()
-    page = context.new_page()
-    sign_in(page, running.url)
-    yield page
-    context.close()
+    with signed_in(browser, running.url) as page:
+        yield page
 
 
 def test_without_a_token_pages_go_to_login_and_after_it_list_the_tasks(

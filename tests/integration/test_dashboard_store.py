@@ -5,7 +5,6 @@ its chart and timeline, and why tasks failed."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,19 +12,10 @@ import pytest
 from tracker.core.models import Failure, FetchResult, Position, TaskFilter
 from tracker.core.video import Video
 from tracker.daemon.poller import Policy, decide
-from tracker.store import Database, migrations, reads
-from tracker.store.engine import create_engine
+from tracker.store import Database, reads
 
 NOW = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
 POLICY = Policy(interval=10, give_up_after=3600, request_timeout=5)
-
-
-@pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    engine = create_engine(database_url)
-    migrations.upgrade(engine)
-    yield Database(engine)
-    engine.dispose()
 
 
 def poll(database: Database, task_id: str, fetch: FetchResult, at: datetime) -> None:

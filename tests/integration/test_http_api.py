@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from tests.conftest import API, make_tracker
 from tests.web import (
@@ -29,6 +30,7 @@ from tracker import Secret, Tracker
 from tracker.core.feed import FeedPosition
 from tracker.settings import Settings
 from tracker.settings.providers import Provider
+from tracker.store.schema import tasks
 from tracker.testing import RunningApp
 from tracker.web import events as feed
 
@@ -161,6 +163,44 @@ def test_pages_of_tasks_are_newest_first_and_stable_while_tasks_arrive(served: S
     assert bad.json()["errors"] == [
         {"detail": bad.json()["errors"][0]["detail"], "parameter": "cursor"}
     ]
+
+
+def test_sorted_pages_keep_their_order_across_ties_and_cursors(served: Served) -> None:
+    """Tasks registered in one call share their registration time: sorted by it, or by a
+    progress several share, pages of four follow the task IDs within the ties; a cursor leads
+    on in its own order only; an unknown sort is a 422 naming it."""
+    tracker, client = served
+    ids = [f"video_s{index:02d}" for index in range(10)]
+    assert client.post("/v1/tasks", json={"ids": ids}).status_code == 201
+    with tracker.database.engine.begin() as connection:
+        for index, task_id in enumerate(ids[:8]):
+            connection.execute(
+                update(tasks).where(tasks.c.task_id == task_id).values(progress=index % 3 * 10)
+            )
+
+    def pages(**params: str) -> list[str]:
+        seen: list[str] = []
+        cursor = None
+        while True:
+            more = {"cursor": cursor} if cursor else {}
+            page = client.get("/v1/tasks", params={"limit": 4, **params, **more}).json()
+            seen += [task["task_id"] for task in page["tasks"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return seen
+
+    assert pages(sort="registered_at", order="asc") == ids
+    assert pages() == ids[::-1]
+    # Each progress shared, newest (here: the greatest ID) first; no progress at all last.
+    by_progress = [ids[index] for index in (5, 2, 7, 4, 1, 6, 3, 0, 9, 8)]
+    assert pages(sort="progress", order="desc") == by_progress
+    first = client.get("/v1/tasks", params={"limit": 4, "sort": "progress"}).json()
+    elsewhere = client.get("/v1/tasks", params={"cursor": first["next_cursor"]})
+    unknown = client.get("/v1/tasks", params={"sort": "size"})
+    assert elsewhere.status_code == 400
+    assert elsewhere.json()["errors"][0]["parameter"] == "cursor"
+    assert unknown.status_code == 422
+    assert [error["parameter"] for error in unknown.json()["errors"]] == ["sort"]
 
 
 def test_invalid_registrations_name_each_field_and_register_nothing(served: Served) -> None:

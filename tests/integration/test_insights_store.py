@@ -4,25 +4,14 @@ error), against the report's fixture; and the report's groups added up into coar
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import insert
 
 from tests.report_fixture import DAY_1, DAY_2, NOW, at, fill, fixture_rows, task
 from tracker.core.report import FailureReason, HourFinishes, ReportQuery, rollup
-from tracker.store import Database, migrations
-from tracker.store.engine import create_engine
+from tracker.store import Database
 from tracker.store.schema import snapshots
-
-
-@pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    engine = create_engine(database_url)
-    migrations.upgrade(engine)
-    yield Database(engine)
-    engine.dispose()
 
 
 def test_finishes_are_counted_by_the_hour_they_happened(database: Database) -> None:

@@ -58,6 +58,8 @@ def test_upgrade_creates_the_spec_tables_and_downgrade_removes_them(database_url
         "ix_tasks_unfinished_registered_at_task_id",
         "ix_tasks_status_registered_at_task_id",
         "ix_tasks_unfinished_label_registered_at_task_id",
+        "ix_tasks_last_polled_at_registered_at_task_id",
+        "ix_tasks_progress_registered_at_task_id",
     }
     assert {"downloads", "outbox", "pauses"} <= set(inspector.get_table_names())
     assert migrations.current_revision(engine) == migrations.head_revision()

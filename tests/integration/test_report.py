@@ -6,10 +6,8 @@ migration that brought it."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-import pytest
 from alembic import command
 from sqlalchemy import insert
 
@@ -23,14 +21,6 @@ from tracker.store.engine import create_engine
 from tracker.store.schema import snapshots, tasks
 
 POLICY = Policy(interval=10, give_up_after=86400, request_timeout=5)
-
-
-@pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    engine = create_engine(database_url)
-    migrations.upgrade(engine)
-    yield Database(engine)
-    engine.dispose()
 
 
 def test_each_group_is_counted_rated_and_timed_as_computed_by_hand(database: Database) -> None:

@@ -4,7 +4,6 @@ stored and how, read-only SQL."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,7 +17,7 @@ from tracker.core.models import FetchResult, Position, TaskFilter
 from tracker.core.video import Video
 from tracker.daemon.poller import Policy, decide
 from tracker.errors import UnknownTaskError
-from tracker.store import Database, migrations
+from tracker.store import Database
 from tracker.store import tasks as task_store
 from tracker.store.engine import create_engine
 from tracker.store.schema import UTCDateTime, snapshots, tasks
@@ -26,14 +25,6 @@ from tracker.store.tasks import TaskStore
 
 NOW = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
 POLICY = Policy(interval=10, give_up_after=3600, request_timeout=5)
-
-
-@pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    engine = create_engine(database_url)
-    migrations.upgrade(engine)
-    yield Database(engine)
-    engine.dispose()
 
 
 def scalar_row(database: Database, sql: str) -> tuple[object, ...]:

@@ -120,3 +120,24 @@ def test_signing_in_leads_only_to_a_page_of_this_site() -> None:
     assert safe_next("/tasks/video_a?after=x") == "/tasks/video_a?after=x"
     for target in ("//evil.example/", "https://evil.example/", "/\\evil.example", "", None, "x"):
         assert safe_next(target) == "/"
+
+
+def test_a_reopening_is_a_line_of_its_own_between_the_polls_around_it() -> None:
+    """No snapshot marks a reopening: its line comes from the task's reopened_at, closing the
+    run before it; a failed poll after it starts a run of its own; a reopening not polled since
+    is the last line."""
+    removed = [point(1, 2, "in_progress", 10), point(2, 60, "in_progress", 10)]
+    after = [point(3, 130, None, None), point(4, 140, "in_progress", 20)]
+    task = replace(TASK, status="in_progress", finished=False, finish_reason=None, finished_at=None)
+    runs = timeline([*removed, *after], replace(task, reopened_at=at(120)), at(150))
+    assert [(run.status, run.reopened, run.polls, run.errors) for run in runs] == [
+        ("in_progress", False, 2, 0),
+        ("reopened", True, 0, 0),
+        (None, False, 1, 1),
+        ("in_progress", False, 1, 0),
+    ]
+    assert runs[0].end == at(120) and runs[1].start == at(120)
+    assert runs[1].words == "reopened"
+    waiting = timeline(removed, replace(task, reopened_at=at(120)), at(125))
+    assert [run.status for run in waiting] == ["in_progress", "reopened"]
+    assert waiting[0].seconds == 118.0 and waiting[-1].ongoing

@@ -136,6 +136,7 @@ def test_the_public_names_are_the_documented_ones() -> None:
         "Settings",
         "Snapshot",
         "Task",
+        "TaskStateError",
         "Tracker",
         "TrackerError",
         "UndeclaredProviderError",

@@ -50,4 +50,5 @@ def fail(exc: Exception) -> None:
     if logs.writing_json():
         logging.getLogger(PROG).error("%s", exc)
     else:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:  # a line for each task refused, say
+            print(f"{PROG}: error: {line}", file=sys.stderr)

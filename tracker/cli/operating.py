@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import json
 import os
 import shlex
@@ -23,6 +22,7 @@ from tracker.cli.common import plural, say, settings_of, tracker_for
 from tracker.core.clock import SystemClock
 from tracker.core.encoding import jsonable
 from tracker.core.eventloop import run_event_loop
+from tracker.core.exports import ExportFormat, export_lines
 from tracker.core.models import Stats, Task
 from tracker.core.texts import age
 from tracker.errors import UsageError
@@ -150,17 +150,10 @@ def _since(raw: str | None) -> datetime | None:
     return moment
 
 
-def _write_rows(rows: Iterator[dict[str, Any]], export_format: str, out: TextIO) -> int:
+def _write_rows(rows: Iterator[dict[str, Any]], export_format: ExportFormat, out: TextIO) -> int:
     count = 0
-    writer = None
-    for row in rows:
-        if export_format == "jsonl":
-            out.write(render.json_line(row) + "\n")
-        else:
-            if writer is None:
-                writer = csv.writer(out, lineterminator="\n")
-                writer.writerow(row.keys())
-            writer.writerow(render.csv_cell(value) for value in row.values())
+    for line in export_lines(rows, export_format):
+        out.write(line)
         count += 1
     return count
 

@@ -100,6 +100,22 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("ids", nargs="+", metavar="ID")
     settings_flags(remove, REMOVE, "the events a removed task owes (delivered by tracker run)")
 
+    acting = (
+        (
+            "poll-now",
+            "make unfinished tasks due at once: a running daemon polls them within a second",
+            tasks.poll_now,
+        ),
+        (
+            "reopen",
+            "watch ended tasks again (failed, not found, timed out, removed; not completed): "
+            "due now, give-up-after counted from now, history kept",
+            tasks.reopen,
+        ),
+    )
+    for name, about, handler in acting:
+        command(name, about, handler).add_argument("ids", nargs="+", metavar="ID")
+
     listing = command(
         "list",
         "tasks with latest status, progress, polls, last poll; newest first, "

@@ -14,6 +14,7 @@ from itertools import islice
 from typing import Any, TextIO
 
 from tracker.core.encoding import jsonable
+from tracker.core.exports import csv_cell, json_line
 
 # How SQLAlchemy writes tracker's UTC timestamps into SQLite.
 _STORED_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?")
@@ -27,19 +28,6 @@ def to_json(rows: Sequence[Mapping[str, Any]]) -> str:
         indent=2,
         allow_nan=False,
     )
-
-
-# Values JSON holds as they are go through the C encoder; jsonable sees only the rest.
-_ROW_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=jsonable)
-
-
-def json_line(row: Mapping[str, Any]) -> str:
-    """One row as a JSON object on one line."""
-    try:
-        return _ROW_ENCODER.encode(row)
-    except ValueError:  # NaN or an infinity, which jsonable writes as text
-        document = {key: jsonable(value) for key, value in row.items()}
-        return json.dumps(document, ensure_ascii=False, allow_nan=False)
 
 
 def write_json(rows: Iterable[Mapping[str, Any]], out: TextIO, lines: bool = False) -> int:
@@ -103,11 +91,6 @@ def to_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     for row in rows:
         writer.writerow([csv_cell(value) for value in row])
     return buffer.getvalue()
-
-
-def csv_cell(value: Any) -> Any:
-    value = jsonable(value)
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
 
 
 def cell(value: Any) -> str:

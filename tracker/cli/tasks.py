@@ -1,5 +1,6 @@
-"""``add``, ``remove``, ``list``, ``history``: the tasks themselves. Lists and histories are
-written as they are read, so their memory stays flat however long they are."""
+"""``add``, ``remove``, ``poll-now``, ``reopen``, ``list``, ``history``: the tasks themselves.
+Lists and histories are written as they are read, so their memory stays flat however long
+they are."""
 
 from __future__ import annotations
 
@@ -75,6 +76,20 @@ def remove(args: argparse.Namespace) -> int:
     if result.already_finished:
         message += f"; {len(result.already_finished):,} had already finished"
     say(message)
+    return 0
+
+
+def poll_now(args: argparse.Namespace) -> int:
+    with tracker_for(args) as tracker:
+        polled = tracker.poll_now(args.ids)
+    say(f"{plural(len(polled), 'task')} due now; a running daemon polls them within a second")
+    return 0
+
+
+def reopen(args: argparse.Namespace) -> int:
+    with tracker_for(args) as tracker:
+        reopened = tracker.reopen(args.ids)
+    say(f"reopened {plural(len(reopened), 'task')}: watched again, due now")
     return 0
 
 

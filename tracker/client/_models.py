@@ -1,6 +1,7 @@
 """What the API gives, as frozen dataclasses read from its JSON: times as aware datetimes, the
 finish reason as a ``FinishReason``. Fields a newer server adds are passed over; a field this
-client needs and the answer lacks is an ``UnexpectedResponse``."""
+client needs and the answer lacks is an ``UnexpectedResponse`` (one with a default was added
+after servers the client still reads, which leave it out)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,8 @@ class Task:
     created_at: datetime | None
     completed_at: datetime | None
     expires_at: datetime | None
+    #: When it was last watched again after it ended (an older server says nothing of it).
+    reopened_at: datetime | None = dataclasses.field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,8 @@ def read(cls: type[T], value: object, **given: Any) -> T:
     for name, kind in _field_types(typing.cast(type, cls)).items():
         if name in values:
             continue
+        if name not in value and name in _defaulted(typing.cast(type, cls)):
+            continue  # a field servers added later: older ones leave it out
         if name not in value:
             raise UnexpectedResponse(f"{cls.__name__} without {name!r}: {dict(value)!r:.200}")
         values[name] = _convert(kind, value[name], cls.__name__, name)
@@ -215,6 +220,13 @@ def event_of(kind: str, data: str, last_event_id: str | None) -> Event | None:
 def _field_types(cls: type[Any]) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     return {field.name: hints[field.name] for field in dataclasses.fields(cls)}
+
+
+@functools.cache
+def _defaulted(cls: type[Any]) -> frozenset[str]:
+    return frozenset(
+        field.name for field in dataclasses.fields(cls) if field.default is not dataclasses.MISSING
+    )
 
 
 def _convert(kind: Any, value: object, owner: str, name: str) -> Any:

@@ -86,6 +86,7 @@ class Task:
     metadata: Any = None  # the application's own JSON object
     provider: str = DEFAULT_PROVIDER
     first_running_at: datetime | None = None  # the first poll that saw the video being made
+    reopened_at: datetime | None = None  # when it was last watched again after it ended
 
     @classmethod
     def registered(
@@ -145,15 +146,40 @@ class TaskFilter:
     provider: str | None = None
     prefix: str | None = None  # task IDs starting with this
     finish_reason: str | None = None  # how it finished (a FinishReason)
+    error: str | None = None  # text in the last error (``last_error``), any case
+
+
+class SortKey(enum.StrEnum):
+    """What a list of tasks can be sorted by: a column of ``tasks``."""
+
+    REGISTERED_AT = "registered_at"
+    LAST_POLLED_AT = "last_polled_at"
+    PROGRESS = "progress"
+    STATUS = "status"  # in any case
+
+
+@dataclass(frozen=True)
+class TaskOrder:
+    """How a list of tasks is sorted: by ``key``, tasks of one value by registration and then
+    ID, all in one direction. Tasks without a value (never polled, no progress or status yet)
+    come last either way."""
+
+    key: SortKey = SortKey.REGISTERED_AT
+    descending: bool = True
+
+
+NEWEST_FIRST = TaskOrder()
 
 
 @dataclass(frozen=True)
 class Position:
-    """Where a page of tasks, newest first, ended: the next page starts after it. Tasks
-    registered meanwhile come before the first page, so paging on never repeats or skips one."""
+    """Where a page of tasks ended, in its order: the next page starts after it. Newest first,
+    tasks registered meanwhile come before the first page, so paging on never repeats or skips
+    one; in another order a task whose value moves meanwhile may."""
 
     registered_at: datetime
     task_id: str
+    value: Any = None  # the task's value of the order's key, unless that is registered_at
 
 
 @dataclass(frozen=True)
@@ -190,6 +216,12 @@ class ClaimedTask:
     label: str | None = None
     metadata: Any = None
     poll_count: int = 0
+    reopened_at: datetime | None = None
+
+    @property
+    def watched_since(self) -> datetime:
+        """Where give-up-after counts from: its registration, or its last reopening."""
+        return self.reopened_at or self.registered_at
 
 
 @dataclass(frozen=True)

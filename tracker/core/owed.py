@@ -1,8 +1,8 @@
 """What a task owes when it finishes: its files if it completed, and one event per
 notification channel, built here and written by the transaction that finishes it, whichever
 path finishes it: a poll (completed, failed, not found, timed out), the give-up sweep, or a
-removal from the command line, the Python API, the HTTP API or the dashboard
-(docs/follow-ups.md)."""
+removal (one task or many) from the command line, the Python API, the HTTP API or the
+dashboard; a task reopened owes its events again when it finishes again (docs/follow-ups.md)."""
 
 from __future__ import annotations
 

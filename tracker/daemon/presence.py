@@ -22,6 +22,8 @@ from tracker.store.engine import reason
 logger = logging.getLogger(__name__)
 
 MINUTE = 60.0
+# Rows of daemons long gone are forgotten at start and then once an hour, not at every beat.
+FORGET_EVERY_BEATS = round(3600 / BEAT_SECONDS)
 
 
 class Presence:
@@ -44,6 +46,7 @@ class Presence:
         )
         self._counted: deque[tuple[float, int]] = deque()  # (monotonic time, polls so far)
         self._failing = False
+        self._beats = 0
 
     async def beat(self) -> None:
         """Refresh the row; once in a while, forget the rows of daemons long gone."""
@@ -53,13 +56,15 @@ class Presence:
         )
         try:
             await self._crew.database.run(self._store.beat, self._row)
-            await self._crew.database.run(self._store.forget, now - FORGOTTEN_AFTER)
+            if self._beats % FORGET_EVERY_BEATS == 0:
+                await self._crew.database.run(self._store.forget, now - FORGOTTEN_AFTER)
         except Exception as exc:  # the polling reports a database that is down
             if not self._failing:
                 logger.debug("refreshing this daemon's row failed: %s", reason(exc))
             self._failing = True
         else:
             self._failing = False
+            self._beats += 1
 
     def _polls(self) -> int:
         polls, at = self._lanes.polls, time.monotonic()

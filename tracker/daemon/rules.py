@@ -67,7 +67,7 @@ def decide(
 ) -> PollRecord:
     """What one answer does to the task that was polled."""
     answered_at = polled_at + timedelta(milliseconds=fetch.latency_ms)
-    timed_out = answered_at - task.registered_at >= timedelta(seconds=policy.give_up_after)
+    timed_out = answered_at - task.watched_since >= timedelta(seconds=policy.give_up_after)
     video = fetch.video
     answer = fetch.answer
     not_found_count = task.not_found_count + 1 if answer is Answer.NOT_FOUND else 0

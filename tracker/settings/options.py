@@ -214,7 +214,8 @@ OPTIONS = _options(
         "TRACKER_GIVE_UP_AFTER",
         "--give-up-after",
         parse_duration,
-        "finish a task as timed_out this long after registration (90s, 15m, 24h, 7d)",
+        "finish a task as timed_out this long after registration or its last reopening "
+        "(90s, 15m, 24h, 7d)",
     ),
     Option(
         "record",

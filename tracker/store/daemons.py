@@ -17,17 +17,18 @@ _BEATING = ("last_seen_at", "held", "polls_last_minute")
 
 class DaemonStore(SQLStore):
     def beat(self, row: DaemonRow) -> None:
-        """Write the daemon's row: made at its first beat, refreshed at the others."""
-        upsert = self._insert_ignoring_existing(daemons, ["daemon_id"])
+        """Write the daemon's row: refreshed at every beat, made at the first. An idle daemon
+        sends this every beat, so a beat is one statement."""
         with self._writing() as connection:
-            made = connection.execute(
-                upsert.execution_options(preserve_rowcount=True), asdict(row)
+            refreshed = connection.execute(
+                update(daemons)
+                .where(daemons.c.daemon_id == row.daemon_id)
+                .values({name: getattr(row, name) for name in _BEATING})
+                .execution_options(preserve_rowcount=True)
             ).rowcount
-            if made != 1:
+            if refreshed == 0:
                 connection.execute(
-                    update(daemons)
-                    .where(daemons.c.daemon_id == row.daemon_id)
-                    .values({name: getattr(row, name) for name in _BEATING})
+                    self._insert_ignoring_existing(daemons, ["daemon_id"]), asdict(row)
                 )
 
     def stopped(self, daemon_id: str, at: datetime) -> None:

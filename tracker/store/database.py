@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from tracker.errors import DatabaseError, NoDatabaseError
+from tracker.store.actions import TaskActions
 from tracker.store.daemons import DaemonStore
 from tracker.store.engine import as_it_stands, cannot_write_here, create_engine, sqlite_path
 from tracker.store.feed import FeedStore
@@ -33,6 +34,7 @@ class Database:
         #: Who waits on which writes, in this process; on PostgreSQL, other processes' too.
         self.wakeups = Wakeups(engine)
         self.tasks = TaskStore(engine, self.wakeups)
+        self.actions = TaskActions(engine, self.wakeups)
         self.polls = PollStore(engine, self.wakeups)
         self.leases = LeaseStore(engine, self.wakeups)
         self.follow_ups = FollowUpStore(engine, self.wakeups)

@@ -170,30 +170,27 @@ class PollStore(SQLStore):
     def finish_timed_out(
         self,
         now: datetime,
-        registered_before: datetime,
+        watched_before: datetime,
         *,
         channels: tuple[str, ...],
         provider: str | None = None,
     ) -> list[str]:
-        """Finish as ``timed_out`` the unheld, unfinished tasks registered before the cutoff
-        (of ``provider`` only, if given); each owes an event on each notification channel
-        (tracker/core/owed.py), written in the same transaction."""
+        """Finish as ``timed_out`` the unheld, unfinished tasks watched since before the cutoff
+        (registered then, and not reopened since; of ``provider`` only, if given); each owes an
+        event on each notification channel (tracker/core/owed.py), written in the same
+        transaction."""
         statement = (
             update(tasks)
             .where(
                 tasks.c.finished == false(),
-                tasks.c.registered_at < registered_before,
+                # The registration index finds the candidates; the few reopened since are
+                # left out after (a reopening is always later than the registration).
+                tasks.c.registered_at < watched_before,
+                tasks.c.reopened_at.is_(None) | (tasks.c.reopened_at < watched_before),
                 lease_free(tasks, now),
                 *_of(provider),
             )
-            .values(
-                finished=True,
-                finish_reason=FinishReason.TIMED_OUT.value,
-                finished_at=now,
-                next_poll_at=now,
-                lease_owner=None,
-                lease_expires_at=None,
-            )
+            .values(finishing(FinishReason.TIMED_OUT, now))
             .returning(*TASK_COLUMNS)
         )
         with self._writing() as connection:
@@ -256,6 +253,18 @@ class PollStore(SQLStore):
             query = query.where(tasks.c.task_id.in_(list(task_ids)))
         with self._engine.connect() as connection:
             return set(connection.scalars(query))
+
+
+def finishing(reason: FinishReason, now: datetime) -> dict[str, Any]:
+    """The columns of a task finished without a poll: no poll is coming, nobody holds it."""
+    return {
+        "finished": True,
+        "finish_reason": reason.value,
+        "finished_at": now,
+        "next_poll_at": now,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
 
 
 def mark_finished(connection: Connection, finished: Sequence[Task], now: datetime) -> None:

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, exists, false, func, literal, select, true, tuple_
+from sqlalchemy import ColumnElement, Table, exists, false, func, select, true, tuple_
 from sqlalchemy.engine import Connection
 
-from tracker.core.models import Gauges, Position, Snapshot, Stats, Task, TaskFilter
+from tracker.core.exports import ExportTable
+from tracker.core.models import (
+    NEWEST_FIRST,
+    Gauges,
+    Position,
+    Snapshot,
+    SortKey,
+    Stats,
+    Task,
+    TaskFilter,
+    TaskOrder,
+)
 from tracker.core.pauses import Pause
 from tracker.errors import UnknownTaskError
+from tracker.store import ordering
 from tracker.store.base import SQLStore, aware, counts_by, lease_free
+from tracker.store.ordering import literal_tuple
 from tracker.store.polls import PAUSE_COLUMNS, TASK_COLUMNS, pause_of
 from tracker.store.schema import PENDING, downloads, outbox, pauses, snapshots, tasks
 from tracker.store.tallies import tallied as tallied_counts
@@ -27,6 +40,7 @@ _BROAD_PREFIX = 5000
 _RECENT_SNAPSHOTS_SCANNED = 250_000
 # The backlog due now is counted up to this: a bigger one reads this (docs/operating.md).
 DUE_COUNTED_UP_TO = 10_000
+EVERY_TASK = TaskFilter()
 
 
 class Reads(SQLStore):
@@ -36,47 +50,73 @@ class Reads(SQLStore):
         """Registered tasks, oldest first (the first ``limit`` of them)."""
         query = select(*TASK_COLUMNS).order_by(tasks.c.registered_at, tasks.c.task_id)
         query = query.where(
-            *_conditions(TaskFilter(status, False if unfinished else None), self._dialect)
+            *task_conditions(TaskFilter(status, False if unfinished else None), self._dialect)
         )
         if limit is not None:
             query = query.limit(limit)
         with self._engine.connect() as connection:
             return [Task(*row) for row in connection.execute(query)]
 
-    def page(self, which: TaskFilter, limit: int, after: Position | None = None) -> list[Task]:
-        """Up to ``limit`` tasks, newest first, after ``after`` (a page's last task): each page
-        reads only its own rows through the registration indexes, however deep it is."""
-        order = (tasks.c.registered_at.desc(), tasks.c.task_id.desc())
-        walk = self._dialect == "sqlite" and which.prefix and self._broad(which)
-        query = (
-            select(*TASK_COLUMNS)
-            .where(
-                *_conditions(which, self._dialect, walk_registrations=bool(walk)),
-                *_after(after),
-            )
-            .order_by(*order)
-            .limit(limit)
-        )
+    def page(
+        self,
+        which: TaskFilter,
+        limit: int,
+        after: Position | None = None,
+        order: TaskOrder = NEWEST_FIRST,
+    ) -> list[Task]:
+        """Up to ``limit`` tasks in ``order`` (newest first), after ``after`` (a page's last
+        task): each page reads only its own rows through an index in that order, however deep
+        it is (store/ordering.py)."""
+        walk = order.key is SortKey.REGISTERED_AT and self.walks(which)
+        conditions = task_conditions(which, self._dialect, walk_registrations=walk)
+        page: list[Task] = []
+        valued = ordering.valued_after(after, order)
         with self._engine.connect() as connection:
-            return [Task(*row) for row in connection.execute(query)]
+            if valued is not None:
+                query = (
+                    select(*TASK_COLUMNS)
+                    .where(*conditions, *valued)
+                    .order_by(*ordering.valued_order(order))
+                    .limit(limit)
+                )
+                page = [Task(*row) for row in connection.execute(query)]
+            if len(page) < limit and order.key is not SortKey.REGISTERED_AT:
+                query = (
+                    select(*TASK_COLUMNS)
+                    .where(*conditions, *ordering.unvalued_after(after, order))
+                    .order_by(*ordering.unvalued_order(order))
+                    .limit(limit - len(page))
+                )
+                page += [Task(*row) for row in connection.execute(query)]
+        return page
 
-    def _broad(self, which: TaskFilter) -> bool:
-        """Whether ``which`` is a prefix alone that matches many tasks: SQLite's planner reads
-        any prefix by the key and sorts the matches, a million of them for ``video_``."""
-        if which != TaskFilter(prefix=which.prefix):
+    def walks(self, which: TaskFilter) -> bool:
+        """Whether tasks ``which`` selects are found sooner, newest first, by walking the
+        registrations than by their key: on SQLite, a prefix alone that matches many tasks,
+        whose planner reads any prefix by the key and sorts the matches, a million of them for
+        ``video_``."""
+        if (
+            self._dialect != "sqlite"
+            or not which.prefix
+            or which != TaskFilter(prefix=which.prefix)
+        ):
             return False
-        some = select(tasks.c.task_id).where(*_conditions(which, self._dialect))
+        some = select(tasks.c.task_id).where(*task_conditions(which, self._dialect))
         query = select(func.count()).select_from(some.limit(_BROAD_PREFIX).subquery())
         with self._engine.connect() as connection:
             return int(connection.scalar(query) or 0) >= _BROAD_PREFIX
 
-    def count(self, which: TaskFilter, after: Position | None = None) -> int:
-        """How many tasks ``which`` selects (those after ``after``, newest first)."""
-        query = (
-            select(func.count())
-            .select_from(tasks)
-            .where(*_conditions(which, self._dialect), *_after(after))
-        )
+    def count(
+        self, which: TaskFilter, after: Position | None = None, up_to: int | None = None
+    ) -> int:
+        """How many tasks ``which`` selects (those after ``after``, newest first); no more than
+        ``up_to`` if given, which bounds the work however many there are."""
+        conditions = task_conditions(which, self._dialect)
+        conditions += ordering.registered_after(after, NEWEST_FIRST)
+        query = select(func.count()).select_from(tasks).where(*conditions)
+        if up_to is not None:
+            some = select(tasks.c.task_id).where(*conditions).limit(up_to)
+            query = select(func.count()).select_from(some.subquery())
         with self._engine.connect() as connection:
             return int(connection.scalar(query) or 0)
 
@@ -131,7 +171,7 @@ class Reads(SQLStore):
                     .limit(1)
                 ).first()
                 if boundary is not None:
-                    start = tuple_(*in_order) >= _literal_tuple(in_order, boundary)
+                    start = tuple_(*in_order) >= literal_tuple(in_order, boundary)
         remaining = first
         while remaining is None or remaining > 0:
             size = batch if remaining is None else min(batch, remaining)
@@ -150,7 +190,7 @@ class Reads(SQLStore):
                 return
             if remaining is not None:
                 remaining -= len(page)
-            start = tuple_(*in_order) > _literal_tuple(in_order, (page[-1].polled_at, page[-1].id))
+            start = tuple_(*in_order) > literal_tuple(in_order, (page[-1].polled_at, page[-1].id))
 
     def snapshots_page(
         self, task_id: str, limit: int, after_id: int | None = None
@@ -211,23 +251,63 @@ class Reads(SQLStore):
         with self._engine.connect() as connection:
             return _pauses(connection, now)
 
-    def export_rows(self, table: str, since: datetime | None) -> Iterator[dict[str, Any]]:
-        """Every row of ``tasks`` or ``snapshots`` (those since ``since``: polled since, or for
-        tasks registered or polled since), streamed in id or registration order."""
+    def export_rows(
+        self,
+        table: ExportTable,
+        since: datetime | None = None,
+        which: TaskFilter = EVERY_TASK,
+        batch: int = 2000,
+    ) -> Iterator[dict[str, Any]]:
+        """Every row of ``tasks`` or ``snapshots`` (those since ``since``: polled since, or
+        for tasks registered or polled since; of the tasks ``which`` selects), in registration
+        or id order, a page at a time: memory stays flat, and no read holds the database (on
+        SQLite, the WAL checkpoint) while the reader is slow."""
         if table == "tasks":
-            query = select(*TASK_COLUMNS).order_by(tasks.c.registered_at, tasks.c.task_id)
-            if since is not None:
-                query = query.where(
-                    (tasks.c.registered_at >= since) | (tasks.c.last_polled_at >= since)
-                )
-        else:
-            query = select(*SNAPSHOT_COLUMNS).order_by(snapshots.c.id)
-            if since is not None:
-                query = query.where(snapshots.c.polled_at >= since)
-        with self._engine.connect() as connection:
-            result = connection.execution_options(yield_per=2000).execute(query)
-            for row in result:
-                yield dict(row._mapping)
+            return self._export_tasks(since, which, batch)
+        return self._export_snapshots(since, which, batch)
+
+    def _export_tasks(
+        self, since: datetime | None, which: TaskFilter, batch: int
+    ) -> Iterator[dict[str, Any]]:
+        oldest_first = TaskOrder(descending=False)
+        conditions = task_conditions(which, self._dialect)
+        if since is not None:
+            conditions.append((tasks.c.registered_at >= since) | (tasks.c.last_polled_at >= since))
+        last: Position | None = None
+        while True:
+            query = (
+                select(*TASK_COLUMNS)
+                .where(*conditions, *ordering.registered_after(last, oldest_first))
+                .order_by(*ordering.valued_order(oldest_first))
+                .limit(batch)
+            )
+            with self._engine.connect() as connection:
+                page = [dict(row._mapping) for row in connection.execute(query)]
+            yield from page
+            if len(page) < batch:
+                return
+            last = Position(page[-1]["registered_at"], page[-1]["task_id"])
+
+    def _export_snapshots(
+        self, since: datetime | None, which: TaskFilter, batch: int
+    ) -> Iterator[dict[str, Any]]:
+        conditions: list[ColumnElement[bool]] = []
+        if since is not None:
+            conditions.append(snapshots.c.polled_at >= since)
+        if which != EVERY_TASK:
+            chosen = select(tasks.c.task_id).where(*task_conditions(which, self._dialect))
+            conditions.append(snapshots.c.task_id.in_(chosen))
+        last_id: int | None = None
+        while True:
+            query = select(*SNAPSHOT_COLUMNS).where(*conditions).order_by(snapshots.c.id)
+            if last_id is not None:
+                query = query.where(snapshots.c.id > last_id)
+            with self._engine.connect() as connection:
+                page = [dict(row._mapping) for row in connection.execute(query.limit(batch))]
+            yield from page
+            if len(page) < batch:
+                return
+            last_id = page[-1]["id"]
 
 
 def _gauges(connection: Connection, now: datetime) -> Gauges:
@@ -276,23 +356,7 @@ def _pauses(connection: Connection, now: datetime) -> list[Pause]:
     return [pause_of(row) for row in connection.execute(query)]
 
 
-def _after(position: Position | None) -> list[ColumnElement[bool]]:
-    """Tasks after ``position`` in the newest-first order."""
-    if position is None:
-        return []
-    key = (tasks.c.registered_at, tasks.c.task_id)
-    return [tuple_(*key) < _literal_tuple(key, (position.registered_at, position.task_id))]
-
-
-def _literal_tuple(columns: Sequence[Any], values: Sequence[Any]) -> Any:
-    """``values`` as a row value to compare with ``columns``, each bound as its column's type
-    (on SQLite a timestamp then compares as the text it is stored as)."""
-    return tuple_(
-        *(literal(value, column.type) for column, value in zip(columns, values, strict=True))
-    )
-
-
-def _conditions(
+def task_conditions(
     which: TaskFilter, dialect: str, walk_registrations: bool = False
 ) -> list[ColumnElement[bool]]:
     """``walk_registrations`` hides the key from SQLite's planner (an expression on it is no
@@ -308,6 +372,9 @@ def _conditions(
         conditions.append(tasks.c.provider == which.provider)
     if which.finish_reason is not None:
         conditions.append(tasks.c.finish_reason == which.finish_reason)
+    if which.error:
+        # Any case, anywhere in the text: read on every task the rest of the filter selects.
+        conditions.append(tasks.c.last_error.icontains(which.error, autoescape=True))
     if which.prefix and dialect == "sqlite":
         # SQLite's LIKE ignores case and every index; a range on the key (its BINARY order)
         # keeps the case and reads the index. Task IDs are printable ASCII, all below DEL.

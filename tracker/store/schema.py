@@ -164,6 +164,8 @@ tasks = Table(
     # The first poll that saw the video being made (out of the queue): where the report's
     # queue time ends (docs/insights.md).
     Column("first_running_at", UTCDateTime),
+    # When it was last watched again after it ended: give-up-after counts from then.
+    Column("reopened_at", UTCDateTime),
     CheckConstraint(
         "finish_reason IN ('completed', 'failed', 'not_found', 'timed_out', 'removed')",
         name="finish_reason",
@@ -207,6 +209,20 @@ Index(
     tasks.c.task_id,
     sqlite_where=tasks.c.finished == false(),
     postgresql_where=tasks.c.finished == false(),
+)
+# Lists sorted by the last poll or by progress (the overview's headers): a page read in order,
+# not every task sorted. Each is written by the polls that change its column (migration 0012).
+Index(
+    "ix_tasks_last_polled_at_registered_at_task_id",
+    tasks.c.last_polled_at,
+    tasks.c.registered_at,
+    tasks.c.task_id,
+)
+Index(
+    "ix_tasks_progress_registered_at_task_id",
+    tasks.c.progress,
+    tasks.c.registered_at,
+    tasks.c.task_id,
 )
 # Serves the claim of one provider's due tasks, for a fair share of the requests in flight.
 Index(

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import cached_property
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import JSON, Text, bindparam, cast, false, func, select, type_coerce, update
+from sqlalchemy import JSON, Table, Text, bindparam, cast, false, func, select, type_coerce, update
 from sqlalchemy.engine import Connection
 
 from tracker.core.clock import Clock
-from tracker.core.follow_ups import NewEvent
 from tracker.core.ids import DEFAULT_PROVIDER
 from tracker.core.models import (
     AddCount,
@@ -28,7 +27,7 @@ from tracker.errors import UnknownTaskError
 from tracker.store.base import SQLStore, chunks
 from tracker.store.feed import will_write_snapshots
 from tracker.store.follow_ups import owe
-from tracker.store.polls import TASK_COLUMNS, mark_finished
+from tracker.store.polls import TASK_COLUMNS, finishing, mark_finished
 from tracker.store.schema import tasks
 from tracker.store.tallies import tally
 from tracker.store.wakeups import Topic, tell
@@ -178,30 +177,9 @@ class TaskStore(SQLStore):
             unknown = [task_id for task_id in task_ids if task_id not in known]
             if unknown:
                 raise UnknownTaskError(f"unknown task ID {unknown[0]!r}: nothing was removed")
-            owed: list[tuple[str, NewEvent]] = []
-            for chunk in chunks(sorted(unfinished)):
-                finished = connection.execute(
-                    update(tasks)
-                    .where(tasks.c.task_id.in_(chunk), tasks.c.finished == false())
-                    .values(
-                        finished=True,
-                        finish_reason=FinishReason.REMOVED.value,
-                        finished_at=now,
-                        next_poll_at=now,
-                        lease_owner=None,
-                        lease_expires_at=None,
-                    )
-                    .returning(*TASK_COLUMNS)
-                )
-                removed = [Task(*row) for row in finished]
-                mark_finished(connection, removed, now)
-                tally(connection, "finished", {FinishReason.REMOVED.value: len(removed)})
-                owed += [
-                    (task.task_id, event)
-                    for task in removed
-                    for event in owed_without_poll(channels, task)
-                ]
-            owe(connection, self._insert_ignoring_existing, [], owed, now)
+            finish_as_removed(
+                connection, sorted(unfinished), now, channels, self._insert_ignoring_existing
+            )
         return RemoveResult(
             removed=[t for t in task_ids if t in unfinished],
             already_finished=[t for t in task_ids if t not in unfinished],
@@ -210,14 +188,7 @@ class TaskStore(SQLStore):
     def poll_now(self, task_id: str, now: datetime) -> bool:
         """Make an unfinished task due at once (a webhook said it changed)."""
         with self._writing() as connection:
-            result = connection.execute(
-                update(tasks)
-                .where(tasks.c.task_id == task_id, tasks.c.finished == false())
-                .values(next_poll_at=now)
-            )
-            if result.rowcount:
-                tell(connection, Topic.TASKS)
-            return bool(result.rowcount)
+            return bool(make_due(connection, [task_id], now))
 
     def _existing(self, connection: Connection, task_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
@@ -226,3 +197,49 @@ class TaskStore(SQLStore):
                 connection.scalars(select(tasks.c.task_id).where(tasks.c.task_id.in_(chunk)))
             )
         return found
+
+
+def finish_as_removed(
+    connection: Connection,
+    task_ids: Sequence[str],
+    now: datetime,
+    channels: tuple[str, ...],
+    insert_ignoring_existing: Callable[[Table, list[str]], Any],
+) -> int:
+    """Within a transaction that called ``will_write_snapshots``: finish the unfinished ones of
+    ``task_ids`` as ``removed``, each with its last snapshot, its tally and the events it owes
+    on ``channels``, as any finished task does (tracker/core/owed.py); how many it finished."""
+    count = 0
+    for chunk in chunks(task_ids):
+        finished = connection.execute(
+            update(tasks)
+            .where(tasks.c.task_id.in_(chunk), tasks.c.finished == false())
+            .values(finishing(FinishReason.REMOVED, now))
+            .returning(*TASK_COLUMNS)
+        )
+        removed = [Task(*row) for row in finished]
+        mark_finished(connection, removed, now)
+        tally(connection, "finished", {FinishReason.REMOVED.value: len(removed)})
+        owed = [
+            (task.task_id, event) for task in removed for event in owed_without_poll(channels, task)
+        ]
+        owe(connection, insert_ignoring_existing, [], owed, now)
+        count += len(removed)
+    return count
+
+
+def make_due(connection: Connection, task_ids: Sequence[str], now: datetime) -> int:
+    """Within a write transaction: the unfinished ones of ``task_ids`` are due at once, and the
+    daemons are told; how many there were."""
+    count = 0
+    for chunk in chunks(task_ids):
+        result = connection.execute(
+            update(tasks)
+            .where(tasks.c.task_id.in_(chunk), tasks.c.finished == false())
+            .values(next_poll_at=now)
+            .execution_options(preserve_rowcount=True)
+        )
+        count += int(result.rowcount)
+    if count:
+        tell(connection, Topic.TASKS)
+    return count

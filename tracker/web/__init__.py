@@ -1,14 +1,17 @@
 """The HTTP service: the JSON API, the event stream, the dashboard, health and metrics, on
 FastAPI and uvicorn.
 
-``app`` builds the app and holds its route table; ``api`` is ``/v1``; ``events`` the event
-stream; ``operations`` health, metrics, the API's webhooks (``webhooks``) and the docs;
-``auth`` server tokens and browser sessions; ``problems`` errors as RFC 9457 problem details;
-``schemas`` what the API takes and gives; ``cursors`` paging; ``limits`` request sizes;
-``server`` runs the app on uvicorn in a loop it does not own; ``service`` is what the app works
-with. The dashboard (docs/dashboard.md): ``pages`` its routes, ``login`` who may see a page and
-the login page, ``templating`` the Jinja2 templates (``templates/``) and the pages' headers,
-``views`` what its chart and timeline draw, ``summary`` the counts read in the background; its
+``app`` builds the app and holds its route table; ``api`` is ``/v1`` (the lists' filters and
+orders read by ``queries``), ``actions`` its actions on tasks (poll now, reopen, in bulk),
+``exports`` its export; ``events`` the event stream; ``operations`` health, metrics, the API's
+webhooks (``webhooks``) and the docs; ``auth`` server tokens and browser sessions; ``problems``
+errors as RFC 9457 problem details; ``schemas`` what the API takes and gives; ``cursors``
+paging; ``limits`` request sizes; ``server`` runs the app on uvicorn in a loop it does not own;
+``service`` is what the app works with. The dashboard (docs/dashboard.md): ``pages`` its routes
+(the overview's query string in ``filters``), ``login`` who may see a page and the login page,
+``templating`` the Jinja2 templates (``templates/``) and the pages' headers, ``acting`` its
+actions on tasks (a task's buttons, the overview's choice of tasks, each confirmed), ``views``
+what its chart and timeline draw, ``summary`` the counts read in the background; its
 stylesheet and script are in ``static/dashboard``.
 
 What the history says (docs/insights.md): ``reports`` is ``/v1/report``, ``insights`` the

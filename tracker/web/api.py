@@ -11,11 +11,12 @@ from fastapi.responses import StreamingResponse
 
 from tracker.core.feed import FeedPosition
 from tracker.core.ids import DEFAULT_PROVIDER
-from tracker.core.models import NewTask, TaskFilter
+from tracker.core.models import NewTask
 from tracker.web import cursors, problems
 from tracker.web.auth import caller
 from tracker.web.events import MAX_INTERVAL_SECONDS, Feed, interest_of
 from tracker.web.problems import ApiError, FieldError, NotFound, pointer
+from tracker.web.queries import TaskFilterOf, TaskOrderOf
 from tracker.web.schemas import (
     DaemonList,
     DaemonOut,
@@ -134,29 +135,29 @@ def _provider(
 @router.get(
     "/tasks",
     response_model=TaskPage,
-    summary="List tasks, newest first",
+    summary="List tasks, newest first or sorted",
     responses=problems.responses(400, 422),
 )
 def list_tasks(
     service: ServiceOf,
-    status: Annotated[str | None, Query(description="The last status, any case")] = None,
-    finished: Annotated[bool | None, Query()] = None,
-    label: Annotated[str | None, Query()] = None,
-    provider: Annotated[str | None, Query()] = None,
-    prefix: Annotated[str | None, Query(description="Task IDs starting with this")] = None,
+    which: TaskFilterOf,
+    order: TaskOrderOf,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the page before")] = None,
+    cursor: Annotated[
+        str | None, Query(description="`next_cursor` of the page before, with the same sort")
+    ] = None,
 ) -> TaskPage:
-    """One page of tasks, newest first; ``next_cursor`` leads on to the next, and pages stay
-    right while tasks are registered meanwhile (they come before the first page)."""
-    which = TaskFilter(status, finished, label, provider, prefix)
-    after = cursors.position(cursor) if cursor else None
-    page = service.database.reads.page(which, limit + 1, after)
+    """One page of tasks, newest first unless ``sort`` and ``order`` say otherwise;
+    ``next_cursor`` leads on to the next, in the same order. Newest first, pages stay right
+    while tasks are registered meanwhile (they come before the first page); sorted by a
+    column polls change, a task that moves meanwhile may be seen twice or not at all."""
+    after = cursors.position(cursor, order) if cursor else None
+    page = service.database.reads.page(which, limit + 1, after, order)
     more = len(page) > limit
     page = page[:limit]
     return TaskPage(
         tasks=[TaskOut.of(task) for task in page],
-        next_cursor=cursors.after_task(page[-1]) if more else None,
+        next_cursor=cursors.after_task(page[-1], order) if more else None,
     )
 
 

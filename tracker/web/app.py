@@ -13,7 +13,18 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from tracker._version import __version__
-from tracker.web import api, insights, login, operations, pages, problems, reports
+from tracker.web import (
+    acting,
+    actions,
+    api,
+    exports,
+    insights,
+    login,
+    operations,
+    pages,
+    problems,
+    reports,
+)
 from tracker.web.auth import Access
 from tracker.web.events import Feed
 from tracker.web.limits import DEFAULT_BODY_BYTES, BodyLimit
@@ -22,7 +33,8 @@ from tracker.web.summary import Summary
 from tracker.web.webhooks import MAX_BODY_BYTES as WEBHOOK_BODY_BYTES
 
 STATIC = Path(str(files("tracker.web") / "static"))
-# 10,000 IDs of 256 characters, with room for labels and metadata.
+# 10,000 IDs of 256 characters (registered, or acted on at once), with room for labels and
+# metadata.
 REGISTER_BODY_BYTES = 8 * 1024 * 1024
 DESCRIPTION = """Register video-generation tasks, follow them until they finish, read every
 status they went through. Errors are RFC 9457 problem details naming the offending field.
@@ -30,7 +42,7 @@ Authenticate with `Authorization: Bearer <server token>`."""
 
 
 def body_limit(method: str, path: str) -> int:
-    if method == "POST" and path in ("/v1/tasks", "/register"):
+    if method == "POST" and (path in ("/v1/tasks", "/register") or path.startswith("/v1/bulk/")):
         return REGISTER_BODY_BYTES
     if method == "POST" and path in ("/webhooks", "/"):
         return WEBHOOK_BODY_BYTES
@@ -54,13 +66,22 @@ def create_app(service: Service) -> FastAPI:
     app.state.inbox = operations.webhook_inbox(service)
     app.state.summary = Summary(service.database.reads, service.clock)
     problems.install(
-        app, lambda: [*app.router.routes, *api.router.routes, *operations.router.routes]
+        app,
+        lambda: [
+            *app.router.routes,
+            *api.router.routes,
+            *actions.router.routes,
+            *operations.router.routes,
+        ],
     )
     app.include_router(api.router)
+    app.include_router(actions.router)
     app.include_router(reports.router)
+    app.include_router(exports.router)
     app.include_router(operations.router)
     app.include_router(login.router)
     app.include_router(pages.router)
+    app.include_router(acting.router)
     app.include_router(insights.router)
     login.install(app)
     operations.add_webhook_routes(app)

@@ -17,11 +17,13 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
+from tracker.core.actions import Action, refusal
 from tracker.core.ids import check_task_id
-from tracker.core.models import FinishReason, NewTask, Position, Task, TaskFilter
+from tracker.core.models import FinishReason, NewTask, Position, Task, TaskFilter, TaskOrder
 from tracker.errors import DatabaseError, InvalidTaskIDError
 from tracker.store.engine import reported_errors
 from tracker.web import cursors
+from tracker.web.filters import PAGE_SIZES, Filters
 from tracker.web.login import PageError, Seen
 from tracker.web.problems import ApiError
 from tracker.web.schemas import MAX_TASKS_PER_CALL
@@ -31,7 +33,6 @@ from tracker.web.templating import render, task_url
 from tracker.web.views import chart, label_width, timeline, tone
 
 router = APIRouter(include_in_schema=False)
-PAGE_SIZES = (25, 50, 100)
 SNAPSHOTS_PER_PAGE = 50
 LABEL_LENGTH = 1000
 SHOWN_RESULTS = 200  # registered IDs listed back, of each kind
@@ -42,6 +43,9 @@ COUNTS_WAIT_SECONDS = 0.05
 SLOW_COUNTS_SECONDS = 0.1
 # Tasks registered after a page loaded are counted up to this many, and then "more than".
 NEW_TASKS_COUNTED = 100
+# The tasks "select all matching" says it chooses are counted up to this many, and then "more
+# than": a count of a filter is bounded work on the overview, however big the table.
+MATCHING_COUNTED_UP_TO = 10_000
 TaskId = Annotated[str, Path()]
 
 
@@ -65,72 +69,36 @@ def summary_of(request: Request) -> Summary:
     return summary
 
 
-@dataclass(frozen=True)
-class Filters:
-    """What the overview shows: a state, a label, an ID prefix, how many rows."""
-
-    state: str = "all"
-    label: str = ""
-    prefix: str = ""
-    limit: int = 50
-
-    @classmethod
-    def of(cls, state: str, label: str, prefix: str, limit: str) -> Filters:
-        """From the query string, forgiving: what is not a choice is the default."""
-        rows = int(limit) if limit.isdigit() and int(limit) in PAGE_SIZES else 50
-        return cls(state if state in STATES else "all", label, prefix.strip(), rows)
-
-    @property
-    def task_filter(self) -> TaskFilter:
-        return TaskFilter(
-            finished=False if self.state == "unfinished" else None,
-            finish_reason=None if self.state in ("all", "unfinished") else self.state,
-            label=self.label or None,
-            prefix=self.prefix or None,
-        )
-
-    @property
-    def narrowed(self) -> bool:
-        return self != Filters(limit=self.limit)
-
-    def query(self, **changes: Any) -> str:
-        """This view's query string, with ``changes``; defaults left out."""
-        values = {"state": self.state, "label": self.label, "q": self.prefix, "limit": self.limit}
-        values.update(changes)
-        defaults = {"state": "all", "label": "", "q": "", "limit": 50, "cursor": None}
-        kept = {key: value for key, value in values.items() if value != defaults.get(key)}
-        return "?" + urlencode(kept) if kept else ""
-
-
 @router.get("/")
-def overview(
-    request: Request,
-    seen: Seen,
-    state: str = "all",
-    label: str = "",
-    q: str = "",
-    limit: str = "50",
-    cursor: str | None = None,
-) -> Response:
+def overview(request: Request, seen: Seen, cursor: str | None = None) -> Response:
     service = service_of(request)
-    filters = Filters.of(state, label, q, limit)
+    filters = Filters.of(request.query_params)
     counts = summary_of(request).counts(wait=COUNTS_WAIT_SECONDS)
-    after = _position(cursor)
+    after = _position(cursor, filters.task_order)
+    # The page's own newest task is the newest of all on the first page of every task, newest
+    # first: nothing came in between.
+    own_newest = after is None and filters.newest_first and not filters.narrowed
     with reading():
-        # What is registered after the newest task of all is new to the page. A filtered
-        # page's newest need not be that one: it is read first, before the page.
-        newest = _newest(service) if after is None and filters.narrowed else None
+        # What is registered after the newest task of all is new to the page. A filtered or
+        # sorted page's first task need not be that one: it is read first, before the page.
+        newest = _newest(service) if after is None and not own_newest else None
         if _known_empty(filters, counts):
             page = []
         else:
-            page = service.database.reads.page(filters.task_filter, filters.limit + 1, after)
+            page = service.database.reads.page(
+                filters.task_filter, filters.limit + 1, after, filters.task_order
+            )
         more = len(page) > filters.limit
         page = page[: filters.limit]
         failed = [task.task_id for task in page if task.finish_reason == FinishReason.FAILED]
         reasons = service.database.timelines.final_errors(failed) if failed else {}
+        matching = _matching(
+            service, filters, counts, len(page) if after is None and not more else None
+        )
     watched = [task.task_id for task in page if not task.finished]
-    if after is None and not filters.narrowed:
-        newest = page[0] if page else None  # the page's own: nothing came in between
+    if own_newest:
+        newest = page[0] if page else None
+    next_cursor = cursors.after_task(page[-1], filters.task_order) if more else None
     context = {
         "viewer": seen,
         "now": service.clock.now(),
@@ -142,23 +110,57 @@ def overview(
         "counts": counts,
         "counts_failed": summary_of(request).failed,
         "tasks": page,
+        "providers": _providers(service, counts, filters, page),
         "label_width": label_width(task.label for task in page),
         "reasons": reasons,
         "tone": tone,
         "first_page": after is None,
-        "next_query": filters.query(cursor=cursors.after_task(page[-1])) if more else None,
+        "next_query": filters.query(cursor=next_cursor) if next_cursor else None,
         "events": "/v1/events?" + urlencode([("task_id", i) for i in watched]) if watched else "",
         "base_url": str(request.base_url).rstrip("/"),
         "states": STATES,
+        "matching": matching,
+        "page_sizes": PAGE_SIZES,
     }
     return render(request, "overview.html", context)
 
 
-def _position(cursor: str | None) -> Position | None:
+def _matching(service: Service, filters: Filters, counts: Counts | None, shown: int | None) -> str:
+    """How many tasks the filter matches (what "select all matching" acts on): the tasks shown
+    when they are all, the counts' when they tell, else counted up to MATCHING_COUNTED_UP_TO
+    (the confirmation counts them all)."""
+    if shown is not None:
+        return f"{shown:,}"
+    if counts is not None and not (
+        filters.label or filters.prefix or filters.provider or filters.error
+    ):
+        every = counts.total if filters.state == "all" else counts.by_state[filters.state]
+        return f"{every:,}"
+    bound = MATCHING_COUNTED_UP_TO + 1
+    found = service.database.reads.count(filters.task_filter, up_to=bound)
+    return f"more than {MATCHING_COUNTED_UP_TO:,}" if found == bound else f"{found:,}"
+
+
+def _providers(
+    service: Service, counts: Counts | None, filters: Filters, page: list[Task]
+) -> list[str]:
+    """The providers the overview offers to filter by, known without reading every task: the
+    server's providers file, those with unfinished tasks, those on the page and the one
+    chosen. With one alone, there is nothing to tell apart, and no column."""
+    known = {provider.name for provider in service.settings.providers}
+    if counts is not None:
+        known |= set(counts.stats.unfinished_by_provider)
+    known |= {task.provider for task in page}
+    if filters.provider:
+        known.add(filters.provider)
+    return sorted(known) if len(known) > 1 else []
+
+
+def _position(cursor: str | None, order: TaskOrder) -> Position | None:
     if not cursor:
         return None
     try:
-        return cursors.position(cursor)
+        return cursors.position(cursor, order)
     except ApiError:
         raise PageError(
             400, "This page link is stale", "Start again from the first page."
@@ -202,15 +204,7 @@ def _known_empty(filters: Filters, counts: Counts | None) -> bool:
 
 
 @router.get("/summary")
-def summary(
-    request: Request,
-    seen: Seen,
-    state: str = "all",
-    label: str = "",
-    q: str = "",
-    limit: str = "50",
-    since: str | None = None,
-) -> Response:
+def summary(request: Request, seen: Seen, since: str | None = None) -> Response:
     """The counts, for the overview's script to swap in at each beat; with ``since`` (what the
     page names as its newest task when it loaded), how many tasks are new since."""
     summary = summary_of(request)
@@ -219,7 +213,7 @@ def summary(
         "counts_failed": summary.failed,
         "newer": None if since is None else _newer(request, since),
         "new_tasks_counted": NEW_TASKS_COUNTED,
-        "filters": Filters.of(state, label, q, limit),
+        "filters": Filters.of(request.query_params),
         "states": STATES,
     }
     return render(request, "counts.html", context)
@@ -232,9 +226,11 @@ def task_page(
     seen: Seen,
     after: str | None = None,
     removed: bool = False,
+    polled: bool = False,
+    reopened: bool = False,
 ) -> Response:
     context = _task_context(request, task_id, after)
-    context.update(viewer=seen, removed=removed)
+    context.update(viewer=seen, removed=removed, polled=polled, reopened=reopened)
     return render(request, "task.html", context)
 
 
@@ -279,6 +275,7 @@ def _task_context(request: Request, task_id: str, after: str | None) -> dict[str
         "notifications": notifications,
         "tone": tone,
         "url": task_url(task_id),
+        "reopenable": refusal(Action.REOPEN, task.finished, task.finish_reason) is None,
         "events": "" if task.finished else "/v1/events?" + urlencode({"task_id": task_id}),
     }
 

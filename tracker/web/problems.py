@@ -17,7 +17,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match
 
-from tracker.errors import TrackerError, UnknownTaskError, UsageError
+from tracker.errors import TaskStateError, TrackerError, UnknownTaskError, UsageError
 from tracker.web.schemas import FORM_TAGS
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -118,6 +118,10 @@ def install(app: FastAPI, routes: Callable[[], Iterable[BaseRoute]]) -> None:
     @app.exception_handler(UnknownTaskError)
     async def unknown(request: Request, exc: UnknownTaskError) -> ProblemResponse:
         return problem(request, 404, detail=str(exc))
+
+    @app.exception_handler(TaskStateError)
+    async def conflict(request: Request, exc: TaskStateError) -> ProblemResponse:
+        return problem(request, 409, detail=str(exc))
 
     @app.exception_handler(UsageError)
     async def bad_input(request: Request, exc: UsageError) -> ProblemResponse:

@@ -118,8 +118,9 @@ RegisterIn = Annotated[
     Annotated[RegisterIds, Tag("ids")] | Annotated[RegisterTasks, Tag("tasks")],
     Discriminator(_form),
 ]
-#: The tags pydantic puts first in the location of a field error of a RegisterIn body.
-FORM_TAGS = frozenset({"ids", "tasks"})
+#: The tags pydantic puts first in the location of a field error of a RegisterIn or a BulkIn
+#: body.
+FORM_TAGS = frozenset({"ids", "tasks", "filter"})
 
 
 class Registered(BaseModel):
@@ -151,6 +152,9 @@ class TaskOut(BaseModel):
     created_at: Timestamp | None
     completed_at: Timestamp | None
     expires_at: Timestamp | None
+    reopened_at: Timestamp | None = Field(
+        default=None, description="When it was last watched again after it ended"
+    )
 
     @classmethod
     def of(cls, task: Task) -> TaskOut:
@@ -282,6 +286,53 @@ class DaemonList(BaseModel):
 class Removed(BaseModel):
     task: TaskOut
     removed: bool = Field(description="False when the task had already finished")
+
+
+class BulkFilter(BaseModel):
+    """Which tasks, as ``GET /v1/tasks`` selects them; an empty filter matches every task."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: str | None = Field(default=None, description="The last status, any case")
+    finished: bool | None = Field(default=None, strict=True)  # 0 is no answer to "finished?"
+    label: str | None = None
+    provider: str | None = None
+    prefix: str | None = Field(default=None, description="Task IDs starting with this")
+
+
+class BulkIds(BaseModel):
+    """Tasks by ID, at most 10,000; unknown ones are left out."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"ids": ["video_68f0a1"]}]}
+    )
+    ids: list[TaskId] = Field(min_length=1, max_length=MAX_TASKS_PER_CALL)
+
+
+class BulkByFilter(BaseModel):
+    """Every task a filter matches, however many."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"filter": {"label": "trailer"}}]}
+    )
+    filter: BulkFilter
+
+
+def _bulk_form(body: Any) -> str:
+    """Both keys read as IDs, so that the error names ``filter`` as the one too many."""
+    is_filter = isinstance(body, dict) and "filter" in body and "ids" not in body
+    return "filter" if is_filter else "ids"
+
+
+# The tasks to act on: ``ids`` or ``filter``, exactly one of them.
+BulkIn = Annotated[
+    Annotated[BulkIds, Tag("ids")] | Annotated[BulkByFilter, Tag("filter")],
+    Discriminator(_bulk_form),
+]
+
+
+class BulkOut(BaseModel):
+    matched: int = Field(description="The tasks the IDs or the filter selected")
+    changed: int = Field(description="Those the action changed")
 
 
 class Health(BaseModel):

@@ -10,8 +10,9 @@ from typing import Protocol
 
 from fastapi import Request
 
+from tracker.core.actions import Action, BulkCount, OneByOne
 from tracker.core.clock import Clock
-from tracker.core.models import AddResult, NewTask, RemoveResult
+from tracker.core.models import AddResult, NewTask, RemoveResult, TaskFilter
 from tracker.settings import Settings
 from tracker.store import Database
 
@@ -49,6 +50,20 @@ class Service:
         same as ``tracker remove`` and a daemon would, whichever process finishes it."""
         channels = self.settings.notification_channels()
         return self.database.tasks.remove_tasks(task_ids, self.clock.now(), channels=channels)
+
+    def act(self, action: OneByOne, task_ids: list[str]) -> list[str]:
+        """Poll now or reopen tasks, all or nothing (tracker/store/actions.py); a poller here
+        keeps them due, as for a webhook."""
+        changed = self.database.actions.act(action, task_ids, self.clock.now())
+        for task_id in changed:
+            self.made_due(task_id)
+        return changed
+
+    def bulk(self, action: Action, selection: list[str] | TaskFilter) -> BulkCount:
+        """An action on many tasks, a batch at a time; removed tasks owe what ``remove``'s do.
+        The daemons are woken by the writes themselves."""
+        channels = self.settings.notification_channels()
+        return self.database.actions.bulk(action, selection, self.clock.now(), channels=channels)
 
 
 def service_of(request: Request) -> Service:

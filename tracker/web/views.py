@@ -27,9 +27,11 @@ TONE_NAMES = {
 CASED_PLANES = 0x20000
 # A badge's words for a task no poll has given a status yet (or ever: a 404 from the start).
 NO_STATUS = "no status"
+# The timeline's words for the moment an ended task was watched again.
+REOPENED = "reopened"
 # The overview's label column, in characters (dashboard.css, .labels-N): the narrowest step that
-# holds the page's longest label, so that the last error has the rest; a longer one is cut.
-LABEL_WIDTHS = (8, 12, 16, 20)
+# holds the page's longest label, so that the last error has the rest; a longer one wraps.
+LABEL_WIDTHS = (8, 12, 16, 20, 28, 40)
 CHART_WIDTH = 1000  # the viewBox's units; the chart stretches to its box
 MARK_COLUMNS = 250  # errors closer than a 250th of the chart share one mark
 
@@ -120,6 +122,7 @@ class Run:
     errors: int = 0
     ongoing: bool = False  # the task's status now, still lasting
     final: bool = False  # the status the task finished on
+    reopened: bool = False  # no poll's: the moment the ended task was watched again
 
     @property
     def seconds(self) -> float:
@@ -127,24 +130,41 @@ class Run:
 
     @property
     def words(self) -> str:
-        """``in progress 3 min 10 s``, ``completed``."""
+        """``in progress 3 min 10 s``, ``completed``, ``reopened``."""
         name = (self.status or "no answer").replace("_", " ")
-        return name if self.final else f"{name} {duration(self.end - self.start)}"
+        return name if self.final or self.reopened else f"{name} {duration(self.end - self.start)}"
+
+
+def reopening(at: datetime) -> Run:
+    """The timeline's line of a reopening: no snapshot marks it, the task's row does."""
+    return Run(REOPENED, tone(None, FinishReason.REMOVED), at, at, reopened=True)
 
 
 def timeline(points: Sequence[Point], task: Task, now: datetime) -> list[Run]:
+    """The runs of statuses, and where the task was last reopened, a line of its own between
+    the polls before and after."""
     runs: list[Run] = []
+    reopened_at = task.reopened_at
     for point in points:
-        if failed_poll(point) and runs:
+        if reopened_at is not None and point.polled_at >= reopened_at:
+            if runs:
+                runs[-1].end = reopened_at
+            runs.append(reopening(reopened_at))
+            reopened_at = None
+        if failed_poll(point) and runs and not runs[-1].reopened:
             runs[-1].polls += 1
             runs[-1].errors += 1
             continue
-        if not runs or runs[-1].status != point.status:
+        if not runs or runs[-1].reopened or runs[-1].status != point.status:
             if runs:
                 runs[-1].end = point.polled_at
             runs.append(Run(point.status, tone(point.status), point.polled_at, point.polled_at))
         runs[-1].polls += 1
         runs[-1].errors += failed_poll(point)
+    if reopened_at is not None:  # not polled since
+        if runs:
+            runs[-1].end = reopened_at
+        runs.append(reopening(reopened_at))
     if runs:
         last = runs[-1]
         if task.finished:

@@ -352,6 +352,39 @@
   }
 
   // ---- one task -----------------------------------------------------------------------------
+  // The overview's choice of tasks to act on: rows ticked, the page's at once, or every task
+  // the filter matches (then the rows show ticked and send nothing: the filter says which).
+  function choosing() {
+    const form = document.getElementById("bulk");
+    if (!form) return;
+    const picks = () => [...document.querySelectorAll("input.pick")];
+    const page = document.getElementById("pick-page");
+    const all = document.getElementById("all-matching");
+    const chosen = document.getElementById("chosen");
+    const buttons = [...form.querySelectorAll("button[name=action]")];
+    const show = () => {
+      const ticked = picks().filter((box) => box.checked).length;
+      chosen.textContent = all.checked ? "" : ticked ? `${ticked} chosen` : "Tick tasks to act on them";
+      for (const button of buttons) button.disabled = !all.checked && !ticked;
+      page.checked = ticked > 0 && ticked === picks().length;
+      page.indeterminate = ticked > 0 && ticked < picks().length;
+    };
+    page.hidden = false;
+    page.addEventListener("change", () => {
+      for (const box of picks()) box.checked = page.checked;
+      show();
+    });
+    all.addEventListener("change", () => {
+      for (const box of picks()) { box.checked = all.checked; box.disabled = all.checked; }
+      page.disabled = all.checked;
+      show();
+    });
+    document.addEventListener("change", (event) => {
+      if (event.target.classList && event.target.classList.contains("pick")) show();
+    });
+    show();
+  }
+
   function task() {
     const live = document.getElementById("live");
     const said = document.getElementById("said");
@@ -407,7 +440,7 @@
   });
 
   localize();
-  if (page === "overview") overview();
+  if (page === "overview") { overview(); choosing(); }
   if (page === "task") task();
   // One beat (BEAT) reads the counts, then moves everything that changed since the last in one
   // frame: the rows of the events that came meanwhile, the counts, and the ages
