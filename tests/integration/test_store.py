@@ -17,7 +17,7 @@ from tracker.core.models import FetchResult, Position, TaskFilter
 from tracker.core.video import Video
 from tracker.daemon.poller import Policy, decide
 from tracker.errors import UnknownTaskError
-from tracker.store import Database
+from tracker.store import Database, migrations
 from tracker.store import tasks as task_store
 from tracker.store.engine import create_engine
 from tracker.store.schema import UTCDateTime, snapshots, tasks
