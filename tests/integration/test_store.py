@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, select, text
 
 from tests.doubles import FakeClock
 from tracker import Tracker, python_api
@@ -17,10 +17,10 @@ from tracker.core.models import FetchResult, Position, TaskFilter
 from tracker.core.video import Video
 from tracker.daemon.poller import Policy, decide
 from tracker.errors import UnknownTaskError
-from tracker.store import Database
+from tracker.store import Database, migrations
 from tracker.store import tasks as task_store
 from tracker.store.engine import create_engine
-from tracker.store.schema import snapshots
+from tracker.store.schema import UTCDateTime, snapshots, tasks
 from tracker.store.tasks import TaskStore
 
 NOW = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
@@ -100,6 +100,32 @@ def test_claims_come_earliest_due_first_and_skip_tasks_not_due(database: Databas
     assert [task.task_id for task in claimed] == ["early", "middle"]
 
 
+def test_sqlite_times_written_by_the_batch_writer_match_sqlalchemys_and_read_back_aware(
+    sqlite_url: str,
+) -> None:
+    """The batch writer's text (formatted once, then looked up) is SQLAlchemy's for the same
+    instant in any zone; read back, stored text becomes aware UTC, and text carrying an offset
+    of its own still reads as the instant it names."""
+    engine = create_engine(sqlite_url)
+    migrations.upgrade(engine)
+    paris = ZoneInfo("Europe/Paris")
+    instants = [datetime(2026, 3, 1, 9, 30, 0, 5, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC)]
+    for instant in instants:
+        for same in (instant, instant.astimezone(paris), instant):
+            assert UTCDateTime.sqlite_text(same) == instant.strftime("%Y-%m-%d %H:%M:%S.%f")
+    with pytest.raises(ValueError, match="naive"):
+        UTCDateTime.sqlite_text(datetime(2026, 3, 1, 9, 30))
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO tasks (task_id, registered_at, next_poll_at) VALUES (:a, :r, :n)"),
+            {"a": "t", "r": "2026-03-01 09:30:00.000005", "n": "2026-03-01 10:30:00+01:00"},
+        )
+        read = connection.execute(select(tasks.c.registered_at, tasks.c.next_poll_at)).one()
+    assert tuple(read) == (instants[0], datetime(2026, 3, 1, 9, 30, tzinfo=UTC))
+    assert all(value.tzinfo is UTC for value in read)
+    engine.dispose()
+
+
 def test_an_error_poll_keeps_what_was_known_and_stores_the_error(database: Database) -> None:
     """A failed poll records its error but does not erase the last good status."""
     database.tasks.add_tasks(["t"], None, NOW)
@@ -117,6 +143,46 @@ def test_an_error_poll_keeps_what_was_known_and_stores_the_error(database: Datab
     assert [s.http_status for s in history] == [200, 503]
     assert history[1].error == {"type": "http_error", "message": "HTTP 503"}
     assert history[1].status is None
+
+
+def test_a_poll_that_keeps_the_status_writes_neither_it_nor_the_finish(
+    database: Database,
+) -> None:
+    """On SQLite, a poll showing the status the task had is written by the narrow UPDATE (no
+    status or finish columns, so their indexes are not rewritten), yet stores all it saw; a new
+    status and a finish still go through the full one, as every poll does on PostgreSQL."""
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("UPDATE tasks SET") and "last_polled_at=" in statement:
+            statements.append(statement)
+
+    database.tasks.add_tasks(["t"], None, NOW)
+    event.listen(database.engine, "before_cursor_execute", seen)
+
+    def poll(at: datetime, video: Video) -> None:
+        [task] = database.polls.claim_due("d", at, at + timedelta(60), 1)
+        answer = FetchResult(200, 1, "{}", video, None)
+        database.polls.record_polls("d", [decide(task, answer, at, POLICY, random.Random(1))])
+
+    poll(NOW, Video("in_progress", 10, model="sora-2"))
+    later = NOW + timedelta(seconds=11)
+    poll(later, Video("in_progress", 40))
+    [stored] = database.reads.tasks()
+    assert (stored.status, stored.progress, stored.model) == ("in_progress", 40, "sora-2")
+    assert (stored.poll_count, stored.last_polled_at) == (2, later)
+    assert stored.next_poll_at > later and not stored.finished
+    last = later + timedelta(seconds=11)
+    poll(last, Video("completed", 100))
+    [stored] = database.reads.tasks()
+    assert (stored.status, stored.finish_reason, stored.finished_at) == (
+        "completed",
+        "completed",
+        last,
+    )
+    event.remove(database.engine, "before_cursor_execute", seen)
+    wide = [" status=" in statement and "finished=" in statement for statement in statements]
+    assert wide == [True, database.engine.dialect.name != "sqlite", True]
 
 
 def test_history_of_an_unknown_task_is_an_error(database: Database) -> None:

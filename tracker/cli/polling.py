@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from tracker.cli import render
 from tracker.cli.common import fail, pause_line, plural, say, settings_of, tracker_for
+from tracker.core.eventloop import collect_garbage_for_a_long_run
 from tracker.core.ids import check_task_id
 from tracker.errors import TrackerError
 
@@ -37,6 +38,7 @@ def poll(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     settings_of(args).require_tokens()
     with tracker_for(args) as tracker:
+        collect_garbage_for_a_long_run()
         tracker.run(until_done=args.until_done)
     return 0
 

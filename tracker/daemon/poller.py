@@ -107,7 +107,9 @@ class Poller:
         )
         self.shortage = Shortage(crew.clock)
         # Claimed tasks being polled; one cancelled by a drain is given back.
-        self._in_flight: Running[str, PollRecord | None] = Running(self._writes.give_back)
+        self._in_flight: Running[str, PollRecord | None] = Running(
+            lane.concurrency, self._writes.give_back
+        )
         # Tasks a webhook made due while a poll of theirs was under way (see poll_soon).
         self._due_again: set[str] = set()
         self._stopping = False

@@ -2,23 +2,26 @@
 
 ``Crew``: who the daemon is (the owner of its leases), the one thread its database calls run
 on, its clock and its randomness, and the wakeups of its database. ``Running``: the jobs a part
-has claimed and started (polls, downloads, notifications), one per key, forgotten when done and
-drained at a stop.
+has claimed and started (polls, downloads, notifications), one per key, run by a bounded pool of
+coroutines, forgotten when done and drained at a stop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
+from collections import deque
 from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, Generic, TypeVar
 
 from tracker.core.clock import Clock
 from tracker.core.eventloop import finish_or_cancel
 from tracker.daemon.dbthread import DatabaseThread
 from tracker.store.wakeups import Wakeups
+
+logger = logging.getLogger(__name__)
 
 Key = TypeVar("Key", bound=Hashable)
 Result = TypeVar("Result")
@@ -34,36 +37,67 @@ class Crew:
 
 
 class Running(Generic[Key, Result]):
-    """Jobs under way, one per key. A key already running is not started again (its lease
-    lapsed and it was claimed anew while it still runs); a job cancelled by a drain is handed
-    to ``cancelled`` (the poller gives its task back)."""
+    """Jobs under way, one per key, run in turn by at most ``workers`` coroutines. A key already
+    under way is not started again (its lease lapsed and it was claimed anew while it still
+    runs); a job cancelled by a drain, or never begun by then, is handed to ``cancelled`` (the
+    poller gives its task back).
 
-    def __init__(self, cancelled: Callable[[Key], None] | None = None) -> None:
-        self._jobs: dict[Key, asyncio.Task[Result]] = {}
+    A job is a coroutine awaited by a worker, not an asyncio task of its own: at thousands of
+    polls a second, a task per poll cost the event loop some 5% of its time (docs/performance.md).
+    Workers start as jobs come and end when none waits, so none outlives its event loop."""
+
+    def __init__(self, workers: int, cancelled: Callable[[Key], None] | None = None) -> None:
+        self._workers = workers
         self._cancelled = cancelled
+        self._waiting: deque[tuple[Key, Coroutine[Any, Any, Result]]] = deque()
+        self._keys: set[Key] = set()  # waiting or running
+        self._pool: set[asyncio.Task[None]] = set()
+        self._active = 0  # workers not yet through: a finished one leaves the pool a step later
 
     def __len__(self) -> int:
-        return len(self._jobs)
+        return len(self._keys)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._jobs
+        return key in self._keys
 
     def start(self, key: Key, job: Coroutine[Any, Any, Result]) -> bool:
-        """Run ``job`` as a task of its own unless ``key`` runs already (then it is closed)."""
-        if key in self._jobs:
+        """Run ``job`` when a worker is free unless ``key`` is under way (then it is closed)."""
+        if key in self._keys:
             job.close()
             return False
-        task = asyncio.create_task(job)
-        self._jobs[key] = task
-        task.add_done_callback(partial(self._forget, key))
+        self._keys.add(key)
+        self._waiting.append((key, job))
+        if self._active < self._workers:
+            self._active += 1
+            worker = asyncio.create_task(self._work())
+            self._pool.add(worker)
+            worker.add_done_callback(self._pool.discard)
         return True
 
-    def _forget(self, key: Key, task: asyncio.Task[Result]) -> None:
-        if self._jobs.get(key) is task:
-            del self._jobs[key]
-        if task.cancelled() and self._cancelled is not None:
-            self._cancelled(key)
+    async def _work(self) -> None:
+        try:
+            while self._waiting:
+                key, job = self._waiting.popleft()
+                try:
+                    await job
+                except asyncio.CancelledError:
+                    if self._cancelled is not None:
+                        self._cancelled(key)
+                    raise
+                except Exception:
+                    logger.exception("%r failed", key)
+                finally:
+                    self._keys.discard(key)
+        finally:
+            self._active -= 1
 
     async def drain(self, timeout: float) -> None:
-        """Let the jobs under way finish for up to ``timeout`` seconds; cancel the rest."""
-        await finish_or_cancel(list(self._jobs.values()), timeout)
+        """Let the jobs under way and waiting finish for up to ``timeout`` seconds; cancel the
+        rest."""
+        await finish_or_cancel(list(self._pool), timeout)
+        while self._waiting:
+            key, job = self._waiting.popleft()
+            job.close()
+            self._keys.discard(key)
+            if self._cancelled is not None:
+                self._cancelled(key)

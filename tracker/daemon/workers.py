@@ -1,5 +1,6 @@
 """Jobs beside the polling (downloads, notifications): claimed from the database a few at a
-time and run as tasks of their own, so a slow one never holds up another or the polls.
+time and run side by side (``Running``, as many at once as claimed), so a slow one never holds
+up another or the polls.
 
 Each worker is a loop like the polling's: it claims while there is room and work, and rests
 otherwise, until a write owes it something (a task finished, a download settled: in this
@@ -30,7 +31,7 @@ UNHEARD_LOOK_SECONDS = 1.0
 
 
 class ClaimingWorker(Generic[Job]):
-    """Claims due jobs and runs each as a task, at most ``concurrency`` at once.
+    """Claims due jobs and runs them, at most ``concurrency`` at once.
 
     A job still running is never started again, even if its lease lapsed and it was claimed
     anew; claims that land after shutdown began are not started (the daemon gives its leases
@@ -47,7 +48,7 @@ class ClaimingWorker(Generic[Job]):
         self._database = crew.database
         self._clock = crew.clock
         self._concurrency = concurrency
-        self._running: Running[Hashable, Any] = Running()
+        self._running: Running[Hashable, Any] = Running(concurrency)
         self._claiming = asyncio.Lock()
         self._stopping = False
         self._news: Signal | None = None

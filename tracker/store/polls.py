@@ -129,19 +129,20 @@ class PollStore(SQLStore):
     def _record_polls(self, owner: str, records: Sequence[PollRecord]) -> int:
         with self._writing() as connection:
             will_write_snapshots(connection)
-            held: set[str] = set()
+            # Each held task's status as stored: a poll that leaves it as it was is written by
+            # the narrower statement.
+            held: dict[str, str | None] = {}
             for chunk in chunks([record.task_id for record in records]):
-                held.update(
-                    connection.scalars(
-                        select(tasks.c.task_id)
-                        .where(tasks.c.task_id.in_(chunk), tasks.c.lease_owner == owner)
-                        .with_for_update()
-                    )
+                rows = connection.execute(
+                    select(tasks.c.task_id, tasks.c.status)
+                    .where(tasks.c.task_id.in_(chunk), tasks.c.lease_owner == owner)
+                    .with_for_update()
                 )
+                held.update((task_id, status) for task_id, status in rows)
             kept = [record for record in records if record.task_id in held]
             if not kept:
                 return 0
-            self._writes.write(connection, kept)
+            self._writes.write(connection, kept, held)
             if any(record.store_snapshot for record in kept):
                 tell(connection, Topic.SNAPSHOTS)
             reasons = Counter(r.finish_reason.value for r in kept if r.finish_reason is not None)

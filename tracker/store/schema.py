@@ -4,6 +4,7 @@ checks)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,11 +67,18 @@ class UTCDateTime(TypeDecorator[datetime]):
         correctly with the rest."""
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: tracker stores UTC only")
-        if value.tzinfo is not UTC:
-            value = value.astimezone(UTC)
-        return value.isoformat(" ", timespec="microseconds")[:26]  # without the "+00:00"
+        # A tick's polls repeat their times (a poll's own time is its snapshot's, its task's
+        # last poll's and perhaps its first running time; tasks share creation times), and
+        # formatting one costs more than looking it up.
+        text = _SQLITE_TEXTS.get(value)
+        if text is None:
+            if value.tzinfo is None:
+                raise ValueError(f"naive datetime {value!r}: tracker stores UTC only")
+            text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            if len(_SQLITE_TEXTS) >= _SQLITE_TEXTS_KEPT:
+                _SQLITE_TEXTS.clear()
+            _SQLITE_TEXTS[value] = text
+        return text
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -80,6 +88,29 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
         return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+    def result_processor(
+        self, dialect: Dialect, coltype: object
+    ) -> Callable[[Any], datetime | None] | None:
+        general = super().result_processor(dialect, coltype)
+        if dialect.name != "sqlite" or general is None:
+            return general
+
+        def sqlite_time(value: Any) -> datetime | None:
+            # The stored naive UTC text read as UTC in one parse, instead of SQLAlchemy's
+            # parse and then this type's conversion: claims read two times a task.
+            if value is None:
+                return None
+            try:
+                return datetime.fromisoformat(value + "+00:00")
+            except (TypeError, ValueError):  # not the text this type writes
+                return general(value)
+
+        return sqlite_time
+
+
+_SQLITE_TEXTS: dict[datetime, str] = {}
+_SQLITE_TEXTS_KEPT = 4096
 
 
 # SQL NULL, not a JSON null, when there is nothing to store.
