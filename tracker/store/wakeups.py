@@ -19,11 +19,15 @@ import enum
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
 from tracker.store.engine import reason as engine_reason
+
+if TYPE_CHECKING:
+    from psycopg.pq.abc import PGconn
 
 logger = logging.getLogger(__name__)
 
@@ -176,8 +180,26 @@ class Wakeups:
             self.listening = True
             up()
             self.announce(Topic)  # what came while nobody listened is looked at now
-            async for notice in connection.notifies():
-                self._heard(notice.channel)
+            await self._hear(connection.pgconn)
+
+    async def _hear(self, pgconn: PGconn) -> None:
+        """The notifications that arrive on ``pgconn`` until it is lost, read when its socket
+        has something: psycopg's ``notifies()`` also wakes ten times a second, which was most of
+        an idle daemon's CPU (docs/performance.md, Idle)."""
+        from psycopg import pq
+
+        loop = asyncio.get_running_loop()
+        readable = asyncio.Event()
+        loop.add_reader(pgconn.socket, readable.set)
+        try:
+            while pgconn.status == pq.ConnStatus.OK:
+                await readable.wait()
+                readable.clear()
+                pgconn.consume_input()  # psycopg.OperationalError once the connection is gone
+                while (notice := pgconn.notifies()) is not None:
+                    self._heard(notice.relname.decode())
+        finally:
+            loop.remove_reader(pgconn.socket)
 
     def _heard(self, channel: str) -> None:
         try:
