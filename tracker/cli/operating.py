@@ -21,7 +21,7 @@ from tracker.cli import render
 from tracker.cli.common import plural, say, settings_of, tracker_for
 from tracker.core.clock import SystemClock
 from tracker.core.encoding import jsonable
-from tracker.core.eventloop import run_event_loop
+from tracker.core.eventloop import collect_garbage_for_a_long_run, run_event_loop
 from tracker.core.exports import ExportFormat, export_lines
 from tracker.core.models import Stats, Task
 from tracker.core.texts import age
@@ -193,6 +193,7 @@ def serve(args: argparse.Namespace) -> int:
     from tracker.daemon.serving import serve as serve_app  # the web stack loads here only
 
     with tracker_for(args) as tracker:
+        collect_garbage_for_a_long_run()
         run_event_loop(
             serve_app(tracker.settings, tracker.database, SystemClock(), handle_signals=True)
         )

@@ -1,6 +1,6 @@
 """The event loop: uvloop where it is installed (measured faster: docs/performance.md), how work
 under way on it is ended at shutdown, and the garbage collector's settings for a process that
-polls until stopped."""
+polls or serves until stopped."""
 
 from __future__ import annotations
 
@@ -23,10 +23,12 @@ def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
 
 
 def collect_garbage_for_a_long_run() -> None:
-    """For a process that polls until stopped: everything loaded before is never garbage, so
-    the cyclic collector stops walking it, and young objects are collected in larger batches.
-    The collector took 6-7% of the event loop thread's CPU at full speed (docs/performance.md);
-    polls make little cyclic garbage, so memory barely moves."""
+    """For a process that polls or serves until stopped: everything loaded before is never
+    garbage, so the cyclic collector stops walking it, and young objects are collected in
+    larger batches. The collector took 6-7% of a polling daemon's event loop thread at full
+    speed, and its pauses held a thousand event streams back by some 200 ms at the slowest 1%
+    (docs/performance.md); polls and events make little cyclic garbage, so memory barely
+    moves."""
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
 
