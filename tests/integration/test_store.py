@@ -105,7 +105,7 @@ def test_sqlite_times_written_by_the_batch_writer_match_sqlalchemys_and_read_bac
 ) -> None:
     """The batch writer's text (formatted once, then looked up) is SQLAlchemy's for the same
     instant in any zone; read back, stored text becomes aware UTC, and text carrying an offset
-    of its own still reads as the instant it names."""
+    of its own, or a bare date, still reads as the instant it names."""
     engine = create_engine(sqlite_url)
     migrations.upgrade(engine)
     paris = ZoneInfo("Europe/Paris")
@@ -121,8 +121,12 @@ def test_sqlite_times_written_by_the_batch_writer_match_sqlalchemys_and_read_bac
             {"a": "t", "r": "2026-03-01 09:30:00.000005", "n": "2026-03-01 10:30:00+01:00"},
         )
         read = connection.execute(select(tasks.c.registered_at, tasks.c.next_poll_at)).one()
+        # A bare date, as hand-written SQL may store, is midnight UTC like any other time.
+        connection.execute(text("UPDATE tasks SET next_poll_at = '2026-03-01'"))
+        dated = connection.execute(select(tasks.c.next_poll_at)).scalar_one()
     assert tuple(read) == (instants[0], datetime(2026, 3, 1, 9, 30, tzinfo=UTC))
     assert all(value.tzinfo is UTC for value in read)
+    assert dated == datetime(2026, 3, 1, tzinfo=UTC) and dated.tzinfo is UTC
     engine.dispose()
 
 

@@ -102,9 +102,11 @@ class UTCDateTime(TypeDecorator[datetime]):
             if value is None:
                 return None
             try:
-                return datetime.fromisoformat(value + "+00:00")
+                moment = datetime.fromisoformat(value + "+00:00")
             except (TypeError, ValueError):  # not the text this type writes
-                return general(value)
+                return self.process_result_value(general(value), dialect)
+            # A bare date parses, but without the offset.
+            return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
         return sqlite_time
 
