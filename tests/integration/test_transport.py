@@ -9,6 +9,7 @@ import resource
 import socket
 import ssl
 import struct
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -253,6 +254,86 @@ def test_a_cancelled_request_never_leaves_its_connection_for_reuse() -> None:
 
     run(handler, scenario)
     assert len(connections) == 2
+
+
+def test_an_answer_later_than_the_timeout_is_a_read_timeout_and_its_connection_dropped() -> None:
+    connections = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        await read_request(reader)
+        if len(connections) == 1:
+            await asyncio.sleep(5)  # never answers in time
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+        await reader.read()
+
+    async def scenario(url: str, transport: HTTP1Transport) -> None:
+        where = httpx.URL(url + "/v1/videos/x")
+        began = time.monotonic()
+        with pytest.raises(httpx.ReadTimeout, match=r"within 0\.2s"):
+            await transport.exchange(b"GET", where, b"Host: x\r\n", timeout=0.2)
+        assert 0.15 < time.monotonic() - began < 2
+        status, _, body = await transport.exchange(b"GET", where, b"Host: x\r\n", timeout=2)
+        assert (status, body) == (200, b"{}")
+
+    run(handler, scenario)
+    assert len(connections) == 2
+
+
+def test_a_timeout_counts_the_wait_for_a_free_connection() -> None:
+    """With every connection of the pool busy, the time runs out waiting: httpx.PoolTimeout."""
+    handler, _ = answer_with(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(1)
+        await handler(reader, writer)
+
+    async def scenario() -> None:
+        server = await asyncio.start_server(slow, "127.0.0.1", 0)
+        where = httpx.URL(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/videos/x")
+        transport = HTTP1Transport(max_connections=1, max_body=100)
+        try:
+            first = asyncio.create_task(transport.exchange(b"GET", where, b"Host: x\r\n"))
+            await asyncio.sleep(0.05)  # it holds the only connection
+            with pytest.raises(httpx.PoolTimeout, match=r"within 0\.2s"):
+                await transport.exchange(b"GET", where, b"Host: x\r\n", timeout=0.2)
+            assert (await first)[0] == 200
+        finally:
+            await transport.aclose()
+            server.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_connection_not_accepted_in_time_is_a_connect_timeout() -> None:
+    """A server whose queue of connections to accept is full drops new ones' first packet, so
+    connecting hangs: httpx.ConnectTimeout naming the host, within the time given."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    port = listener.getsockname()[1]
+    queued = []
+    try:
+        for _ in range(4):  # more than the queue holds; never accepted
+            waiting = socket.socket()
+            waiting.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                waiting.connect(("127.0.0.1", port))
+            queued.append(waiting)
+
+        async def scenario() -> None:
+            transport = HTTP1Transport(max_connections=1, max_body=100)
+            where = httpx.URL(f"http://127.0.0.1:{port}/v1/videos/x")
+            began = time.monotonic()
+            with pytest.raises(httpx.ConnectTimeout, match=r"127\.0\.0\.1:\d+ within 0\.3s"):
+                await transport.exchange(b"GET", where, b"Host: x\r\n", timeout=0.3)
+            assert time.monotonic() - began < 2
+            await transport.aclose()
+
+        asyncio.run(scenario())
+    finally:
+        for waiting in queued:
+            waiting.close()
+        listener.close()
 
 
 def test_tls_is_verified_and_works_with_a_trusted_authority() -> None:

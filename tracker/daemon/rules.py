@@ -20,6 +20,10 @@ NOT_FOUND_LIMIT = 3
 WRITE_MARGIN = timedelta(seconds=5)
 JITTER = 0.10
 BACKOFF_CAP_INTERVALS = 10.0
+# Compared by identity for every poll: before Python 3.12, hashing an enum member and reading
+# one off its class both run Python code.
+_SUCCEEDED, _FAILED = Phase.SUCCEEDED, Phase.FAILED
+_COMPLETED, _FAILED_REASON = FinishReason.COMPLETED, FinishReason.FAILED
 
 
 @dataclass(frozen=True)
@@ -74,9 +78,8 @@ def decide(
     if video is not None:
         # Success keeps the rhythm: the next poll is one interval after this one was sent.
         error_count, next_poll_at = 0, polled_at + timedelta(seconds=policy.next_interval(rng))
-        reason = {Phase.SUCCEEDED: FinishReason.COMPLETED, Phase.FAILED: FinishReason.FAILED}.get(
-            video.phase
-        )
+        phase = video.phase
+        reason = _COMPLETED if phase is _SUCCEEDED else _FAILED_REASON if phase is _FAILED else None
     elif answer is Answer.REFUSED:
         # The account's trouble, not the task's: no per-task back-off; the pause covers all.
         error_count = task.error_count

@@ -103,8 +103,7 @@ class VideoClient:
     async def fetch(self, task_id: str) -> FetchResult:
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self._timeout):
-                status, headers, content = await self._get(self._url(task_id))
+            status, headers, content = await self._get(self._url(task_id))
         except (TimeoutError, httpx.TimeoutException):
             message = f"no complete response within {self._timeout:g}s"
             return FetchResult.failed(Failure.TIMEOUT, message, _elapsed_ms(started))
@@ -179,15 +178,22 @@ class VideoClient:
         return url
 
     async def _get(self, url: httpx.URL) -> tuple[int, dict[bytes, str], bytes | None]:
-        """Status, the headers tracker reads, and the body (None past MAX_BODY_BYTES)."""
+        """Status, the headers tracker reads, and the body (None past MAX_BODY_BYTES), within
+        the client's timeout (else TimeoutError or httpx.TimeoutException)."""
         if isinstance(self._transport, HTTP1Transport):
-            status, raw, content = await self._transport.exchange(b"GET", url, self._header_lines)
+            status, raw, content = await self._transport.exchange(
+                b"GET", url, self._header_lines, timeout=self._timeout
+            )
             headers = {
                 lowered: value.decode("latin-1")
                 for name, value in raw
                 if (lowered := name.lower()) in _HEADERS_READ
             }
             return status, headers, None if len(content) > MAX_BODY_BYTES else content
+        async with asyncio.timeout(self._timeout):
+            return await self._get_via_httpx(url)
+
+    async def _get_via_httpx(self, url: httpx.URL) -> tuple[int, dict[bytes, str], bytes | None]:
         request = httpx.Request("GET", url, headers=self._headers, extensions=self._extensions)
         response = await self._transport.handle_async_request(request)
         try:

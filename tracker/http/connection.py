@@ -5,6 +5,8 @@ connection that could not be made or that a proxy refused."""
 from __future__ import annotations
 
 import asyncio
+import time
+from dataclasses import dataclass
 from typing import cast
 
 import httptools
@@ -18,6 +20,22 @@ MAX_HEADER_BYTES = 64 * 1024
 AUTHENTICATION_REQUIRED = 407
 
 
+# What an exchange gives: the status, the headers and the body.
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class TimeLimit:
+    """``seconds`` for the whole of an exchange, counted from ``started`` (``time.monotonic()``):
+    each step waits for what is left, and an error names the whole."""
+
+    seconds: float
+    started: float
+
+    def left(self) -> float:
+        return max(0.0, self.seconds - (time.monotonic() - self.started))
+
+
 class Exchange(asyncio.Protocol):
     """One connection, carrying one request at a time."""
 
@@ -25,7 +43,8 @@ class Exchange(asyncio.Protocol):
         self._max_body = max_body
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
-        self._answer: asyncio.Future[tuple[int, list[tuple[bytes, bytes]], bytes]] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._answer: asyncio.Future[Answer] | None = None
         self._headers: list[tuple[bytes, bytes]] = []
         self._header_bytes = 0
         self._body = bytearray()
@@ -41,6 +60,8 @@ class Exchange(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have the same methods.
         self._transport = cast(asyncio.Transport, transport)
+        # Asked once: on Python 3.11 every get_running_loop() is a getpid() system call.
+        self._loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -104,14 +125,24 @@ class Exchange(asyncio.Protocol):
 
     # the exchange
 
-    async def send(self, request: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        assert self._transport is not None
-        self._answer = asyncio.get_running_loop().create_future()
+    async def send(self, request: bytes, limit: TimeLimit | None = None) -> Answer:
+        """Send ``request`` and wait for the whole answer, within what is left of ``limit``
+        (then ``httpx.ReadTimeout``, and the connection is closed): one timer on the loop,
+        cheaper than an ``asyncio.timeout`` around the call, which every poll would pay for."""
+        assert self._transport is not None and self._loop is not None
+        answer: asyncio.Future[Answer] = self._loop.create_future()
+        self._answer = answer
         self._headers, self._header_bytes = [], 0
         self._body = bytearray()
         self._headers_done = self._delimited = self._interim = self.reusable = False
         self._transport.write(request)
-        return await self._answer
+        if limit is None:
+            return await answer
+        expiry = self._loop.call_later(limit.left(), self._expire, answer, limit.seconds)
+        try:
+            return await answer
+        finally:
+            expiry.cancel()
 
     def close(self) -> None:
         self.closed = True
@@ -122,6 +153,10 @@ class Exchange(asyncio.Protocol):
         if self._answer is not None and not self._answer.done():
             status = self._parser.get_status_code()
             self._answer.set_result((status, self._headers, bytes(self._body)))
+
+    def _expire(self, answer: asyncio.Future[Answer], timeout: float) -> None:
+        if answer is self._answer:
+            self._fail(httpx.ReadTimeout(f"no complete response within {timeout:g}s"))
 
     def _fail(self, error: Exception) -> None:
         self.reusable = False

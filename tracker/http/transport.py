@@ -11,8 +11,10 @@ and aiohttp both spend most of a poll's CPU on machinery a poll does not use
 - at most ``max_body`` + 1 bytes of a body are kept: enough to tell that it is too large, and at
   most ``connection.MAX_HEADER_BYTES`` of headers;
 - never a redirect, never a retry: one request is one exchange, and its failure is reported;
-- GET and POST: a HEAD answer has no body, which the parser is not told; and no time limits of
-  its own: the caller's (``asyncio.timeout``) cancels the exchange;
+- GET and POST: a HEAD answer has no body, which the parser is not told;
+- a time limit for the whole of ``exchange`` if the caller gives one (``httpx.PoolTimeout``,
+  ``ConnectTimeout`` or ``ReadTimeout`` by where it ran out), or the caller's own
+  (``asyncio.timeout``), which cancels the exchange;
 - through an http:// proxy when ``proxies`` chooses one for the URL (docs/proxies.md): http
   requests in absolute form, https ones in a CONNECT tunnel, TLS verified against the API's
   name inside it; connections through a proxy are pooled apart from direct ones;
@@ -40,7 +42,9 @@ import httpx
 
 from tracker.http.connection import (
     AUTHENTICATION_REQUIRED,
+    Answer,
     Exchange,
+    TimeLimit,
     TunnelAnswer,
     not_connected,
     proxy_refused,
@@ -92,12 +96,15 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
         header_lines: bytes,
         content: bytes = b"",
         request: httpx.Request | None = None,
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        timeout: float | None = None,
+    ) -> Answer:
         """One exchange without httpx's Request and Response: status, headers and body (at
         most ``max_body`` + 1 bytes). ``header_lines`` are ``Name: value\r\n`` lines, Host
         among them. The API client calls this directly: building and reading httpx's objects
         cost a poll as much as the rest of the exchange (docs/performance.md). ``request``, if
-        there is one, goes into the errors raised."""
+        there is one, goes into the errors raised. ``timeout`` is seconds for all of it: waiting
+        for a connection of the pool, opening one, and the answer."""
+        limit = None if timeout is None else TimeLimit(timeout, time.monotonic())
         scheme, host = url.scheme, url.host
         port = url.port or (443 if scheme == "https" else 80)
         proxy = None if self._proxies is None else self._route(scheme, host, port)
@@ -108,12 +115,13 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
             if proxy.authorization:
                 lines += [b"Proxy-Authorization: ", proxy.authorization.encode(), b"\r\n"]
         lines += [header_lines, b"\r\n", content]
-        async with self._slots:
+        await self._take_slot(limit, request)
+        try:
             self._busy += 1
             try:
-                exchange = self._reuse(route) or await self._connect(route, url, request)
+                exchange = self._reuse(route) or await self._open(route, url, request, limit)
                 try:
-                    status, headers, body = await exchange.send(b"".join(lines))
+                    status, headers, body = await exchange.send(b"".join(lines), limit)
                 except BaseException:
                     exchange.close()  # cancelled or failed mid-exchange: never reused
                     raise
@@ -124,9 +132,36 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
                 self._idle.setdefault(route, deque()).append(exchange)
             else:
                 exchange.close()
+        finally:
+            self._slots.release()
         if status == AUTHENTICATION_REQUIRED and proxy is not None:
             raise proxy_refused(proxy, "407 Proxy Authentication Required", request)
         return status, headers, body
+
+    async def _take_slot(self, limit: TimeLimit | None, request: httpx.Request | None) -> None:
+        """One of the ``max_connections`` slots, within ``limit``."""
+        if limit is None or not self._slots.locked():
+            await self._slots.acquire()  # at once when one is free: no timer to set
+            return
+        try:
+            async with asyncio.timeout(limit.left()):
+                await self._slots.acquire()
+        except TimeoutError:
+            message = f"no connection of the pool came free within {limit.seconds:g}s"
+            raise httpx.PoolTimeout(message, request=request) from None
+
+    async def _open(
+        self, route: _Route, url: httpx.URL, request: httpx.Request | None, limit: TimeLimit | None
+    ) -> Exchange:
+        """A new connection for ``route``, made within ``limit``."""
+        if limit is None:
+            return await self._connect(route, url, request)
+        try:
+            async with asyncio.timeout(limit.left()):
+                return await self._connect(route, url, request)
+        except TimeoutError:
+            message = f"no connection to {route[1]}:{route[2]} within {limit.seconds:g}s"
+            raise httpx.ConnectTimeout(message, request=request) from None
 
     def _route(self, scheme: str, host: str, port: int) -> Proxy | None:
         origin = (scheme, host, port)
