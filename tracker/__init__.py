@@ -28,6 +28,7 @@ from tracker.errors import (
     TaskStateError,
     TrackerError,
     UndeclaredProviderError,
+    UnknownProviderError,
     UnknownTaskError,
     UsageError,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "Tracker",
     "TrackerError",
     "UndeclaredProviderError",
+    "UnknownProviderError",
     "UnknownTaskError",
     "UsageError",
     "__version__",

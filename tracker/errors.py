@@ -4,6 +4,8 @@
     ├── UsageError                bad input from the user; the CLI exits 2
     │   ├── ConfigError           a setting (flag, variable or token file) that cannot be used
     │   ├── InvalidTaskIDError    a task ID outside the rules (docs/cli.md, Task IDs)
+    │   ├── UnknownProviderError  a task registered under a provider the providers file does
+    │   │                         not declare: no daemon would ever poll it
     │   ├── UnknownTaskError      a command named a task that is not registered
     │   ├── TaskStateError        a task is not in a state the action takes (polling a finished
     │   │                         task now, reopening a completed or a watched one)
@@ -50,6 +52,24 @@ class ConfigError(UsageError):
 
 class InvalidTaskIDError(UsageError):
     """A task ID breaks the rules (docs/cli.md, Task IDs)."""
+
+
+class UnknownProviderError(UsageError):
+    """Tasks were to be registered under a provider the providers file does not declare
+    (``given`` None: under ``default``, which it does not declare): no daemon would poll them."""
+
+    def __init__(self, given: str | None, declared: list[str]) -> None:
+        names = ", ".join(declared)
+        if given is None:
+            message = (
+                f"no provider given, and the providers file declares no 'default': name one "
+                f"of {names}"
+            )
+        else:
+            message = f"unknown provider {given[:80]!r}: the providers file declares {names}"
+        super().__init__(message)
+        self.given = given
+        self.declared = declared
 
 
 class UnknownTaskError(UsageError):

@@ -39,6 +39,7 @@ from tracker.core.pauses import Pause
 from tracker.core.report import ReportRow
 from tracker.errors import ConfigError, UnknownTaskError, UsageError
 from tracker.settings import Settings, settings_from_keywords
+from tracker.settings.providers import declared_provider
 from tracker.settings.values import parse_download_dir, report_query
 from tracker.store import Database, QueryResult
 from tracker.store.sandbox import DEFAULT_TIMEOUT_SECONDS
@@ -135,15 +136,14 @@ class Tracker:
         provider: str = DEFAULT_PROVIDER,
     ) -> AddResult:
         """Register IDs, polled through ``provider`` (docs/providers.md); all or nothing: one
-        invalid ID raises InvalidTaskIDError. The IDs and the result are lists in memory: for
+        invalid ID raises InvalidTaskIDError, a provider that the settings' providers file does
+        not declare UnknownProviderError. The IDs and the result are lists in memory: for
         millions, ``add_stream``."""
         checked = check_task_ids(task_ids)  # before the database is opened: nothing written
         metadata = None if metadata is None else check_metadata(metadata)
+        provider = declared_provider(check_provider(provider), self.settings.providers)
         now = self._clock.now()
-        result = self.database.tasks.add_tasks(
-            checked, label, now, metadata, check_provider(provider)
-        )
-        return result
+        return self.database.tasks.add_tasks(checked, label, now, metadata, provider)
 
     def add_stream(
         self,
@@ -160,7 +160,7 @@ class Tracker:
         fast as IDs given in order. Should the database fail part way, the batches written
         stay: adding the same IDs again adds the rest."""
         metadata = None if metadata is None else check_metadata(metadata)
-        check_provider(provider)
+        provider = declared_provider(check_provider(provider), self.settings.providers)
         with ExitStack() as stack:
             runs = []
             checked = map(check_task_id, task_ids)  # each as it is read: the first bad one raises

@@ -103,3 +103,30 @@ def test_a_provider_name_that_cannot_be_one_is_refused(tracker: Run, workdir: Pa
     result = tracker("add", "--provider", "relay b", "video_x")
     assert_usage_error(result, "invalid provider 'relay b'")
     assert not (workdir / "tracker.db").exists()
+
+
+def test_add_given_the_providers_file_takes_only_its_providers(
+    tracker: Run, api: API, relay: API, workdir: Path
+) -> None:
+    """`add --config` (or TRACKER_CONFIG) refuses a provider the file does not declare, which
+    no daemon would poll: exit 2 naming the declared ones, nothing registered; the providers'
+    tokens are not read, so the variables they name need not be set where tasks are added."""
+    config = write_config(workdir, api, relay)
+    (workdir / "relay.token").unlink()
+    refused = tracker("add", "--config", str(config), "--provider", "relay-c", "video_x")
+    assert_usage_error(
+        refused, "unknown provider 'relay-c': the providers file declares default, relay-b"
+    )
+    from_env = tracker(
+        "add", "--provider", "relay-c", "video_x", env={"TRACKER_CONFIG": str(config)}
+    )
+    assert_usage_error(from_env, "unknown provider 'relay-c'")
+    assert (
+        tracker("add", "--config", str(config), "--provider", "relay-b", "video_y").returncode == 0
+    )
+    assert tracker("add", "--config", str(config), "video_z").returncode == 0
+    rows = json.loads(tracker("list", "--json").stdout)
+    assert sorted((row["task_id"], row["provider"]) for row in rows) == [
+        ("video_y", "relay-b"),
+        ("video_z", "default"),
+    ]

@@ -309,7 +309,7 @@ def test_a_server_given_the_providers_takes_only_theirs(api: API, database_url: 
     [error] = named.json()["errors"]
     assert error["pointer"] == "/provider"
     assert (
-        error["detail"] == "unknown provider 'nope': this server's providers are default, relay-b"
+        error["detail"] == "unknown provider 'nope': the providers file declares default, relay-b"
     )
     assert [e["pointer"] for e in listed.json()["errors"]] == ["/tasks/1/provider"]
     named, listed, plain = answers["relay-b"]

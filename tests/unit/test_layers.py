@@ -140,6 +140,7 @@ def test_the_public_names_are_the_documented_ones() -> None:
         "Tracker",
         "TrackerError",
         "UndeclaredProviderError",
+        "UnknownProviderError",
         "UnknownTaskError",
         "UsageError",
         "__version__",

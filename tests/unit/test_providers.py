@@ -3,15 +3,17 @@ never a token's value."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from tracker import Tracker
 from tracker.core.secrets import Secret
-from tracker.errors import ConfigError
+from tracker.errors import ConfigError, UnknownProviderError
 from tracker.settings import child_environment, load_settings
 from tracker.settings.commands import POLL, RUN, SERVE_ALONE
-from tracker.settings.providers import Provider, read_providers
+from tracker.settings.providers import Provider, declared_provider, read_providers
 
 TOKEN_B = "sk-relay-b-0123456789"
 
@@ -165,3 +167,35 @@ def test_serve_reads_the_providers_names_not_their_tokens(tmp_path: Path) -> Non
     broken = write(tmp_path, "[providers.a]\napi_base = 'https://x'\n")
     with pytest.raises(ConfigError, match="give token_env"):
         load_settings(SERVE_ALONE, {"config": broken}, {})
+
+
+def test_tasks_are_registered_only_under_a_declared_provider(tmp_path: Path) -> None:
+    """One rule for every way of registering: without a providers file any name is taken;
+    with one, only its providers, `default` when none is given (the HTTP API's 422 and
+    `tracker add`'s exit 2 come from this error)."""
+    relay = Provider(name="relay-b", api_base="https://relay-b.example")
+    both = (Provider(name="default", api_base="https://api.example"), relay)
+    assert declared_provider("relay-c", ()) == "relay-c"
+    assert declared_provider(None, both) == "default"
+    assert declared_provider("relay-b", both) == "relay-b"
+    with pytest.raises(UnknownProviderError) as unknown:
+        declared_provider("relay-c", both)
+    assert str(unknown.value) == (
+        "unknown provider 'relay-c': the providers file declares default, relay-b"
+    )
+    assert (unknown.value.given, unknown.value.declared) == ("relay-c", ["default", "relay-b"])
+    with pytest.raises(UnknownProviderError, match=r"no provider given, .* no 'default'"):
+        declared_provider(None, (relay,))
+
+
+def test_the_python_api_registers_only_under_a_declared_provider(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'tracker.db'}"
+    providers = (Provider(name="relay-b", api_base="https://relay-b.example"),)
+    with Tracker(database_url=database) as tracker:
+        tracker.settings = replace(tracker.settings, providers=providers)
+        with pytest.raises(UnknownProviderError, match="unknown provider 'default'"):
+            tracker.add(["video_a"])
+        with pytest.raises(UnknownProviderError, match="unknown provider 'relay-c'"):
+            tracker.add_stream(["video_b"], provider="relay-c")
+        assert tracker.add(["video_c"], provider="relay-b").added == ["video_c"]
+        assert [task.task_id for task in tracker.tasks()] == ["video_c"]

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from tracker.settings import OPTIONS
-from tracker.settings.commands import EVERY_COMMAND
+from tracker.settings.commands import EVERY_COMMAND, REGISTER
 from tracker.settings.options import TOKEN_FILE_VARIABLE
 
 
@@ -66,6 +66,23 @@ def settings_flags(
             help=f"read the API token from this file (env: {TOKEN_FILE_VARIABLE}); the token "
             "itself comes from TRACKER_API_TOKEN and is never a flag",
         )
+
+
+def register_flags(parser: argparse.ArgumentParser, tasks: str) -> None:
+    """``--config`` of a command that registers ``tasks`` ("tasks registered over HTTP"), for
+    the names of the providers they may be registered under."""
+    settings_flags(
+        parser,
+        REGISTER,
+        f"the providers {tasks} may name",
+        meanings={
+            "config": (
+                f"the daemons' providers file (docs/providers.md): {tasks} must name one of its "
+                "providers; their tokens are not read",
+                "none: any provider name is taken",
+            )
+        },
+    )
 
 
 def count(raw: str) -> int:

@@ -15,6 +15,7 @@ from tracker.cli.flags import (
     global_options,
     json_flags,
     json_or_csv,
+    register_flags,
     settings_flags,
 )
 from tracker.core.ids import DEFAULT_PROVIDER
@@ -26,6 +27,7 @@ from tracker.settings.commands import (
     FOLLOW_UPS,
     OPERATING,
     POLL,
+    REGISTER,
     REMOVE,
     RUN,
     SERVE,
@@ -69,9 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     add = command(
-        "add", "register task IDs (idempotent; one invalid ID rejects the whole call)", tasks.add
+        "add",
+        "register task IDs (idempotent; one invalid ID rejects the whole call)",
+        tasks.add,
+        REGISTER,
     )
     add.add_argument("ids", nargs="*", metavar="ID")
+    register_flags(add, "the tasks added")
     add.add_argument("--label", help="a label stored with every new task")
     add.add_argument(
         "--provider",
@@ -179,18 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
         serve, SERVE, SERVING_TITLE, aliases={"http_host": ("--host",), "http_port": ("--port",)}
     )
     settings_flags(serve, REMOVE, "the events a task removed over HTTP owes (sent by tracker run)")
-    settings_flags(
-        serve,
-        ("config",),
-        "the providers tasks registered over HTTP may name",
-        meanings={
-            "config": (
-                "the daemons' providers file (docs/providers.md): a task registered over HTTP "
-                "must name one of its providers; their tokens are not read",
-                "none: any provider name is taken",
-            )
-        },
-    )
+    register_flags(serve, "tasks registered over HTTP")
 
     download = command(
         "download",

@@ -48,6 +48,7 @@ DOWNLOAD = (
 # A task removed owes its events as any finished task (the daemons deliver them), whether
 # `tracker remove` or the HTTP service of `tracker serve` removes it.
 REMOVE = ("notify_url", "on_finish")
-# `tracker serve` reads the providers file for its providers' names (the names a task registered
-# over HTTP may give), not their tokens: it polls nothing.
-SERVE_ALONE = (*SERVE, *REMOVE, "config")
+# What registers tasks (`tracker add`, `tracker serve`) reads the providers file for its
+# providers' names, the names a task may be registered under, not their tokens: it polls nothing.
+REGISTER = ("config",)
+SERVE_ALONE = (*SERVE, *REMOVE, *REGISTER)

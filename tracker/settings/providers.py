@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,7 +32,7 @@ from tracker.core.ids import (
     parse_status_path,
 )
 from tracker.core.secrets import Secret
-from tracker.errors import ConfigError, UsageError
+from tracker.errors import ConfigError, UnknownProviderError, UsageError
 from tracker.settings.proxies import Proxies, parse_proxy_choice, resolve_proxies, shown
 from tracker.settings.values import (
     checked_token,
@@ -79,6 +79,17 @@ class Provider:
 
 
 T = TypeVar("T")
+
+
+def declared_provider(given: str | None, providers: Sequence[Provider]) -> str:
+    """The provider tasks are registered under (``given``, else ``default``), if ``providers``
+    (a providers file's; empty without one: any name) declare it; else UnknownProviderError, as
+    a task of a provider no daemon polls would wait for ever."""
+    provider = given or DEFAULT_PROVIDER
+    declared = sorted(known.name for known in providers)
+    if declared and provider not in declared:
+        raise UnknownProviderError(given, declared)
+    return provider
 
 
 def provider_setting(own: T | None, daemons: T) -> T:

@@ -12,6 +12,8 @@ from fastapi.responses import StreamingResponse
 from tracker.core.feed import FeedPosition
 from tracker.core.ids import DEFAULT_PROVIDER
 from tracker.core.models import NewTask
+from tracker.errors import UnknownProviderError
+from tracker.settings.providers import Provider, declared_provider
 from tracker.web import cursors, problems
 from tracker.web.auth import caller
 from tracker.web.events import MAX_INTERVAL_SECONDS, Feed, interest_of
@@ -89,23 +91,22 @@ def register(body: RegisterIn, service: ServiceOf) -> Registered:
     they are and listed under ``existing``. All or nothing: one invalid ID, metadata object or
     provider refuses the whole call, naming each offending field, and registers nothing. Given
     the providers file (``--config``), the server takes only the providers it declares."""
-    known = frozenset(provider.name for provider in service.settings.providers) or None
-    result = service.register(_new_tasks(body, known))
+    result = service.register(_new_tasks(body, service.settings.providers))
     return Registered(added=result.added, existing=result.existing)
 
 
-def _new_tasks(body: RegisterIn, known: frozenset[str] | None) -> list[NewTask]:
-    """The tasks a valid body asks for, each ID once; ApiError naming each provider outside
-    ``known`` (None: any name)."""
+def _new_tasks(body: RegisterIn, declared: tuple[Provider, ...]) -> list[NewTask]:
+    """The tasks a valid body asks for, each ID once; ApiError naming each provider that the
+    ``declared`` ones (a providers file's; none: any name) leave out."""
     errors: list[FieldError] = []
     tasks: dict[str, NewTask] = {}
     if isinstance(body, RegisterTasks):
         for index, item in enumerate(body.tasks):
             where = pointer("tasks", index, "provider")
-            provider = _provider(item.provider, known, where, errors)
+            provider = _provider(item.provider, declared, where, errors)
             tasks.setdefault(item.id, NewTask(item.id, item.label, item.metadata, provider))
     else:
-        provider = _provider(body.provider, known, pointer("provider"), errors)
+        provider = _provider(body.provider, declared, pointer("provider"), errors)
         for task_id in body.ids:
             tasks.setdefault(task_id, NewTask(task_id, body.label, body.metadata, provider))
     if errors:
@@ -114,22 +115,13 @@ def _new_tasks(body: RegisterIn, known: frozenset[str] | None) -> list[NewTask]:
 
 
 def _provider(
-    given: str | None, known: frozenset[str] | None, where: str, errors: list[FieldError]
+    given: str | None, declared: tuple[Provider, ...], where: str, errors: list[FieldError]
 ) -> str:
-    """The provider a task is registered under: a task of a provider no daemon polls would
-    wait for ever."""
-    provider = given or DEFAULT_PROVIDER
-    if known is not None and provider not in known:
-        declared = ", ".join(sorted(known))
-        if given is None:
-            detail = (
-                f"no provider given, and this server's providers file declares no "
-                f"{DEFAULT_PROVIDER!r}: name one of {declared}"
-            )
-        else:
-            detail = f"unknown provider {given!r}: this server's providers are {declared}"
-        errors.append(FieldError(detail=detail, pointer=where))
-    return provider
+    try:
+        return declared_provider(given, declared)
+    except UnknownProviderError as exc:
+        errors.append(FieldError(detail=str(exc), pointer=where))
+        return DEFAULT_PROVIDER
 
 
 @router.get(
