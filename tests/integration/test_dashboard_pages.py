@@ -17,6 +17,7 @@ import pytest
 from tests.web import AUTH, TOKEN
 from tracker import Secret
 from tracker.settings import Settings
+from tracker.settings.providers import Provider
 from tracker.store import Database
 from tracker.store.engine import create_engine
 from tracker.testing import RunningApp
@@ -159,6 +160,53 @@ def test_an_invalid_line_is_named_and_nothing_is_registered(served: Served) -> N
         long_label = client.post("/register", data={"ids": "video_ok", "label": "x" * 1001})
         assert long_label.status_code == 422
     assert database.reads.task("video_ok") is None
+
+
+def test_given_the_providers_file_the_form_registers_under_a_declared_provider(
+    sqlite_url: str,
+) -> None:
+    """With a providers file the form offers its providers (`default` chosen when declared,
+    else none, and one must be chosen); a name it does not declare is refused and nothing is
+    registered, as no daemon would poll the tasks. Without the file there is no choice."""
+    relay = Provider(name="relay-b", api_base="https://relay-b.example")
+    both = (Provider(name="default", api_base="https://api.example"), relay)
+    database = Database.open(sqlite_url)
+    try:
+        for providers in (both, (relay,), ()):
+            settings = Settings(
+                database_url=sqlite_url, server_tokens=(Secret(TOKEN),), providers=providers
+            )
+            with (
+                RunningApp(settings, database) as url,
+                httpx.Client(base_url=url, headers=AUTH, timeout=30) as client,
+            ):
+                form = client.get("/register").text
+                options = re.findall(r"<option(?: selected)?>([^<]+)</option>", form)
+                chosen = re.findall(r"<option selected>([^<]+)</option>", form)
+                assert options == [p.name for p in providers]
+                assert chosen == (["default"] if len(providers) == 2 else [])
+                if providers:
+                    refused = client.post(
+                        "/register", data={"ids": "video_x", "provider": "relay-c"}
+                    )
+                    assert refused.status_code == 422
+                    assert "unknown provider &#39;relay-c&#39;" in refused.text
+                unnamed = client.post("/register", data={"ids": f"video_{len(providers)}"})
+                assert unnamed.status_code == (422 if providers == (relay,) else 200)
+                named = client.post(
+                    "/register", data={"ids": f"video_b{len(providers)}", "provider": "relay-b"}
+                )
+                assert named.status_code == 200
+        registered = {task.task_id: task.provider for task in database.reads.tasks()}
+    finally:
+        database.close()
+    assert registered == {
+        "video_2": "default",
+        "video_b2": "relay-b",
+        "video_b1": "relay-b",
+        "video_0": "default",
+        "video_b0": "relay-b",
+    }
 
 
 def test_pages_carry_a_strict_content_security_policy_and_run_no_inline_script(

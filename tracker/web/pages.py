@@ -18,9 +18,10 @@ from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
 from tracker.core.actions import Action, refusal
-from tracker.core.ids import check_task_id
+from tracker.core.ids import DEFAULT_PROVIDER, check_provider, check_task_id
 from tracker.core.models import FinishReason, NewTask, Position, Task, TaskFilter, TaskOrder
-from tracker.errors import DatabaseError, InvalidTaskIDError
+from tracker.errors import DatabaseError, InvalidTaskIDError, UsageError
+from tracker.settings.providers import declared_provider
 from tracker.store.engine import reported_errors
 from tracker.web import cursors
 from tracker.web.filters import PAGE_SIZES, Filters
@@ -292,11 +293,22 @@ def remove_task(request: Request, task_id: TaskId, seen: Seen) -> Response:
 
 @router.get("/register")
 def register_form(request: Request, seen: Seen) -> Response:
-    return render(request, "register.html", _form(seen))
+    return render(request, "register.html", _form(request, seen))
 
 
-def _form(seen: Any, **more: Any) -> dict[str, Any]:
-    context = {"viewer": seen, "ids": "", "label": "", "errors": [], "result": None}
+def _form(request: Request, seen: Any, **more: Any) -> dict[str, Any]:
+    """The form's context; with a providers file, the providers to choose from (``default``
+    first chosen when it declares one)."""
+    declared = sorted(known.name for known in service_of(request).settings.providers)
+    context = {
+        "viewer": seen,
+        "ids": "",
+        "label": "",
+        "provider": DEFAULT_PROVIDER if DEFAULT_PROVIDER in declared else "",
+        "providers": declared,
+        "errors": [],
+        "result": None,
+    }
     context.update(more)
     context["shown"] = SHOWN_RESULTS
     return context
@@ -314,20 +326,28 @@ def register(
     seen: Seen,
     ids: Annotated[str, Form()] = "",
     label: Annotated[str, Form()] = "",
+    provider: Annotated[str, Form()] = "",
 ) -> Response:
     """All or nothing, as the API: one invalid line registers nothing and is named."""
     errors, task_ids = _read_ids(ids)
     label = label.strip()
     if len(label) > LABEL_LENGTH:
         errors.append(LineError(None, f"The label is over {LABEL_LENGTH:,} characters."))
-    if errors:
-        context = _form(seen, ids=ids, label=label, errors=errors)
-        return render(request, "register.html", context, status=422)
     service = service_of(request)
-    new = [NewTask(task_id, label or None) for task_id in task_ids]
+    chosen = DEFAULT_PROVIDER
+    try:
+        given = check_provider(provider) if provider else None
+        chosen = declared_provider(given, service.settings.providers)
+    except UsageError as exc:  # a name that cannot be one, or one the file does not declare
+        errors.append(LineError(None, str(exc)))
+    if errors:
+        context = _form(request, seen, ids=ids, label=label, provider=provider, errors=errors)
+        return render(request, "register.html", context, status=422)
+    new = [NewTask(task_id, label or None, provider=chosen) for task_id in task_ids]
     with reading():
         result = service.register(new)
-    return render(request, "register.html", _form(seen, label=label, result=result))
+    context = _form(request, seen, label=label, provider=chosen, result=result)
+    return render(request, "register.html", context)
 
 
 def _read_ids(text: str) -> tuple[list[LineError], list[str]]:
