@@ -3,6 +3,9 @@
 The public surface is what this module exports; the modules behind it may change.
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from tracker._version import __version__
 from tracker.core.models import (
     AddCount,
@@ -32,9 +35,19 @@ from tracker.errors import (
     UnknownTaskError,
     UsageError,
 )
-from tracker.python_api import Tracker
-from tracker.settings import Settings
-from tracker.store import QueryResult
+
+if TYPE_CHECKING:
+    from tracker.python_api import Tracker
+    from tracker.settings import Settings
+    from tracker.store import QueryResult
+
+# Loaded when first asked for: they bring the database layer (SQLAlchemy and the rest), which
+# an application that only talks to a tracker over HTTP (tracker.client) never needs.
+_ON_DEMAND = {
+    "Tracker": "tracker.python_api",
+    "Settings": "tracker.settings",
+    "QueryResult": "tracker.store",
+}
 
 __all__ = [
     "AddCount",
@@ -66,3 +79,12 @@ __all__ = [
     "UsageError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _ON_DEMAND.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tracker' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

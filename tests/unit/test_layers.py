@@ -161,3 +161,23 @@ def test_a_daemon_serving_nothing_does_not_load_the_web_stack() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert loaded.strip() == "[]"
+
+
+def test_the_http_client_does_not_load_the_database_layer() -> None:
+    """An application that only talks to a tracker over HTTP (`import tracker.client`) loads no
+    SQLAlchemy, Alembic or database driver: `tracker.Tracker`, `Settings` and `QueryResult`
+    are loaded when first asked for, and are then the very classes of their modules."""
+    code = (
+        "import sys, tracker.client\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules}"
+        " & {'sqlalchemy', 'alembic', 'psycopg', 'sqlite3'}))\n"
+        "from tracker import Tracker, QueryResult\n"
+        "import tracker.python_api, tracker.store\n"
+        "print(Tracker is tracker.python_api.Tracker, QueryResult is tracker.store.QueryResult)"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.splitlines() == ["[]", "True True"]
+    with pytest.raises(AttributeError, match="no attribute 'Trackr'"):
+        tracker.Trackr  # noqa: B018
