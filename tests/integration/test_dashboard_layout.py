@@ -184,7 +184,10 @@ def test_a_full_overview_and_its_assets_weigh_under_150_kb(
         context.close()
     database.close()
     names = [name for name, _ in received]
-    assert {"/", "/static/dashboard/dashboard.css", "/static/dashboard/dashboard.js"} <= set(names)
+    assert {
+        "/",
+        *(f"/static/dashboard/{name}" for name in ("dashboard.css", "dashboard.js", "live.js")),
+    } <= set(names)
     assert sum(size for _, size in received) < 150_000, received
 
 

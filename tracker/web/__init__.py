@@ -12,7 +12,7 @@ paging; ``limits`` request sizes; ``server`` runs the app on uvicorn in a loop i
 ``templating`` the Jinja2 templates (``templates/``) and the pages' headers, ``acting`` its
 actions on tasks (a task's buttons, the overview's choice of tasks, each confirmed), ``views``
 what its chart and timeline draw, ``summary`` the counts read in the background; its
-stylesheet and script are in ``static/dashboard``.
+stylesheets and scripts (JavaScript modules) are in ``static/dashboard``.
 
 What the history says (docs/insights.md): ``reports`` is ``/v1/report``, ``insights`` the
 Insights page, ``charts`` what its charts draw.

@@ -1,7 +1,7 @@
 """The dashboard's pages (docs/dashboard.md): the overview of every task (``/``), one task
 (``/tasks/{id}``), registering tasks (``/register``), and the fragments their script fetches
 to stay live (the counts, a task's moving parts). Server-rendered from the same store reads
-the API uses; the script in ``static/dashboard`` only moves what changes.
+the API uses; the scripts in ``static/dashboard`` only move what changes.
 
 Handlers that read the database are plain functions: FastAPI runs them on its thread pool.
 """
