@@ -54,7 +54,7 @@ T = TypeVar("T")
 
 class AsyncClient(Connection):
     """``Client`` for asyncio: the same arguments and methods, awaited (``tasks``,
-    ``snapshots`` and ``events`` are iterated with ``async for``). Use it in an ``async with``
+    ``snapshots``, ``events`` and the exports are iterated with ``async for``). Use it in an ``async with``
     block, or ``await aclose()``."""
 
     def __init__(

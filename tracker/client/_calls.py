@@ -135,11 +135,7 @@ class Filter:
     def body(self) -> dict[str, Any]:
         """The criteria set, as a JSON object."""
         given = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        return {
-            name: str(value) if isinstance(value, FinishReason) else value
-            for name, value in given.items()
-            if value is not None
-        }
+        return {name: value for name, value in given.items() if value is not None}
 
     def params(self) -> list[tuple[str, str]]:
         """The criteria set, as query parameters."""
