@@ -54,8 +54,8 @@ T = TypeVar("T")
 
 class AsyncClient(Connection):
     """``Client`` for asyncio: the same arguments and methods, awaited (``tasks``,
-    ``snapshots``, ``events`` and the exports are iterated with ``async for``). Use it in an ``async with``
-    block, or ``await aclose()``."""
+    ``snapshots``, ``events`` and the exports are iterated with ``async for``). Use it in an
+    ``async with`` block, or ``await aclose()``."""
 
     def __init__(
         self,
