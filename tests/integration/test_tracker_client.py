@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -45,8 +45,8 @@ class Served:
     client: Client
 
 
-@pytest.fixture
-def polled(api: API, database_url: str) -> Iterator[Served]:
+@contextmanager
+def polling(api: API, database_url: str) -> Iterator[Served]:
     """A daemon polling the simulator and serving the API itself, and a client of it."""
     with make_tracker(api, database_url) as tracker:
         tracker.settings = with_http(tracker.settings)
@@ -56,8 +56,8 @@ def polled(api: API, database_url: str) -> Iterator[Served]:
                 yield Served(tracker, url, client)
 
 
-@pytest.fixture
-def served(api: API, database_url: str) -> Iterator[Served]:
+@contextmanager
+def serving(api: API, database_url: str) -> Iterator[Served]:
     """`tracker serve` alone (nothing polls), and a client of it."""
     with (
         make_tracker(api, database_url) as tracker,
@@ -65,6 +65,18 @@ def served(api: API, database_url: str) -> Iterator[Served]:
         Client(url, token=TOKEN) as client,
     ):
         yield Served(tracker, url, client)
+
+
+@pytest.fixture
+def polled(api: API, database_url: str) -> Iterator[Served]:
+    with polling(api, database_url) as running:
+        yield running
+
+
+@pytest.fixture
+def served(api: API, database_url: str) -> Iterator[Served]:
+    with serving(api, database_url) as running:
+        yield running
 
 
 def test_wait_returns_the_finished_task_whether_it_finishes_later_or_already_has(

@@ -4,8 +4,10 @@ contract it shares with the server: the records' fields and the finish reasons."
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import re
+import typing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import tracker.client
 from tracker import TrackerError
 from tracker.client import (
     ClientError,
+    Conflict,
     ConnectionFailed,
     FieldError,
     InvalidRequest,
@@ -27,10 +30,12 @@ from tracker.client import (
 )
 from tracker.client._calls import MAX_IDS_PER_CALL
 from tracker.client._errors import problem_of
+from tracker.client._export import MEDIA_TYPES, ExportFormat, ExportTable
+from tracker.core import exports as core_exports
 from tracker.core import models as core
 from tracker.core.feed import FeedItem
 from tracker.web import events as server
-from tracker.web import schemas
+from tracker.web import queries, schemas
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -47,6 +52,7 @@ def problem(status: int, **fields: object) -> bytes:
         (403, ProblemError),
         (404, NotFound),
         (405, ProblemError),
+        (409, Conflict),
         (413, InvalidRequest),
         (422, InvalidRequest),
         (500, ServerError),
@@ -155,12 +161,15 @@ def test_the_public_names_are_the_documented_ones() -> None:
     assert sorted(tracker.client.__all__) == [
         "AddResult",
         "AsyncClient",
+        "BulkResult",
         "Client",
         "ClientError",
+        "Conflict",
         "ConnectionFailed",
         "Download",
         "Event",
         "FieldError",
+        "Filter",
         "FinishReason",
         "FinishedEvent",
         "InvalidRequest",
@@ -199,6 +208,7 @@ def test_the_records_read_every_field_the_server_gives() -> None:
         (tracker.client.Notification, schemas.NotificationOut),
         (tracker.client.Removal, schemas.Removed),
         (tracker.client.AddResult, schemas.Registered),
+        (tracker.client.BulkResult, schemas.BulkOut),
     ]
     for record, schema in pairs:
         assert names(record) == set(schema.model_fields), record.__name__
@@ -223,3 +233,18 @@ def core_item() -> FeedItem:
 def test_the_finish_reasons_and_the_cap_per_call_are_the_servers() -> None:
     assert [r.value for r in tracker.client.FinishReason] == [r.value for r in core.FinishReason]
     assert MAX_IDS_PER_CALL == schemas.MAX_TASKS_PER_CALL
+
+
+def test_the_filter_and_the_export_are_the_servers() -> None:
+    """Filter has the criteria of GET /v1/tasks, the bulk filter's first; an exported row
+    has every field of the record it is read into; the tables, formats and media types are
+    the server's."""
+    criteria = names(tracker.client.Filter)
+    assert criteria == set(inspect.signature(queries.task_filter).parameters)
+    bulk = list(schemas.BulkFilter.model_fields)
+    assert [field.name for field in dataclasses.fields(tracker.client.Filter)][:5] == bulk
+    assert names(tracker.client.Task) <= names(core.Task)
+    assert names(tracker.client.Snapshot) == names(core.Snapshot)
+    assert typing.get_args(ExportTable) == core_exports.EXPORT_TABLES
+    assert typing.get_args(ExportFormat) == core_exports.EXPORT_FORMATS
+    assert MEDIA_TYPES == core_exports.MEDIA_TYPES

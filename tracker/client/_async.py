@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from contextlib import aclosing, asynccontextmanager
+from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
+from tracker.client._actions import Bulk, BulkAction, poll_task, read_acted, reopen_task
 from tracker.client._calls import (
     DEFAULT_TIMEOUT_SECONDS,
+    EVERY_TASK,
     PAGE_SIZE,
     Adding,
     Call,
     Connection,
+    Filter,
     answer,
     get_task,
     read_removal,
@@ -25,6 +29,7 @@ from tracker.client._calls import (
     task_pages,
 )
 from tracker.client._errors import ClientError, WaitTimeout, connection_failed
+from tracker.client._export import Export, ExportFormat, ExportTable, row
 from tracker.client._feed import (
     Connected,
     Heartbeat,
@@ -35,6 +40,7 @@ from tracker.client._feed import (
 )
 from tracker.client._models import (
     AddResult,
+    BulkResult,
     Event,
     Metadata,
     Removal,
@@ -43,11 +49,13 @@ from tracker.client._models import (
     TaskDetail,
 )
 
+T = TypeVar("T")
+
 
 class AsyncClient(Connection):
     """``Client`` for asyncio: the same arguments and methods, awaited (``tasks``,
-    ``snapshots`` and ``events`` are iterated with ``async for``). Use it in an ``async with``
-    block, or ``await aclose()``."""
+    ``snapshots``, ``events`` and the exports are iterated with ``async for``). Use it in an
+    ``async with`` block, or ``await aclose()``."""
 
     def __init__(
         self,
@@ -128,6 +136,52 @@ class AsyncClient(Connection):
         """As ``Client.remove``."""
         return read_removal(await self._send(remove_task(task_id)))
 
+    async def poll_now(self, task_id: str) -> Task:
+        """As ``Client.poll_now``."""
+        return read_acted(await self._send(poll_task(task_id)))
+
+    async def reopen(self, task_id: str) -> Task:
+        """As ``Client.reopen``."""
+        return read_acted(await self._send(reopen_task(task_id)))
+
+    async def bulk_remove(self, which: str | Iterable[str] | Filter) -> BulkResult:
+        """As ``Client.bulk_remove``."""
+        return await self._bulk("remove", which)
+
+    async def bulk_poll(self, which: str | Iterable[str] | Filter) -> BulkResult:
+        """As ``Client.bulk_poll``."""
+        return await self._bulk("poll", which)
+
+    async def bulk_reopen(self, which: str | Iterable[str] | Filter) -> BulkResult:
+        """As ``Client.bulk_reopen``."""
+        return await self._bulk("reopen", which)
+
+    def export_tasks(
+        self, which: Filter = EVERY_TASK, *, since: str | datetime | None = None
+    ) -> AsyncIterator[Task]:
+        """As ``Client.export_tasks``."""
+        return self._rows(Task, Export("tasks", "jsonl", which, since))
+
+    def export_snapshots(
+        self, which: Filter = EVERY_TASK, *, since: str | datetime | None = None
+    ) -> AsyncIterator[Snapshot]:
+        """As ``Client.export_snapshots``."""
+        return self._rows(Snapshot, Export("snapshots", "jsonl", which, since))
+
+    async def export_bytes(
+        self,
+        table: ExportTable = "snapshots",
+        format: ExportFormat = "csv",
+        which: Filter = EVERY_TASK,
+        *,
+        since: str | datetime | None = None,
+    ) -> AsyncIterator[bytes]:
+        """As ``Client.export_bytes``."""
+        export = Export(table, format, which, since)
+        async with self._stream(export.call, export.opened) as response:
+            async for piece in response.aiter_bytes():
+                yield piece
+
     async def events(
         self,
         task_ids: str | Iterable[str] | None = None,
@@ -170,26 +224,45 @@ class AsyncClient(Connection):
             call = subscription.connecting()
             failure: ClientError | None = None
             try:
-                async with self._stream(call, subscription) as lines:
-                    async for line in lines:
+                timeout = stream_timeout(self._http.timeout)
+                async with self._stream(call, subscription.opened, timeout) as response:
+                    async for line in response.aiter_lines():
                         for item in subscription.line(line):
                             yield item
             except ClientError as exc:
                 failure = exc
             await asyncio.sleep(subscription.lost(failure))
 
+    async def _bulk(self, action: BulkAction, which: str | Iterable[str] | Filter) -> BulkResult:
+        bulk = Bulk(action, which)
+        for call in bulk.calls:
+            bulk.take(await self._send(call))
+        return bulk.result
+
+    async def _rows(self, cls: type[T], export: Export) -> AsyncIterator[T]:
+        call = export.call
+        async with self._stream(call, export.opened) as response:
+            async for line in response.aiter_lines():
+                record = row(cls, call, line)
+                if record is not None:
+                    yield record
+
     @asynccontextmanager
     async def _stream(
-        self, call: Call, subscription: Subscription
-    ) -> AsyncIterator[AsyncIterator[str]]:
-        request = call.request(self._http, stream_timeout(self._http.timeout))
+        self,
+        call: Call,
+        opened: Callable[[Call, httpx.Response], None],
+        timeout: httpx.Timeout | None = None,
+    ) -> AsyncIterator[httpx.Response]:
+        """As ``Client._stream``."""
+        request = call.request(self._http, timeout)
         try:
             response = await self._http.send(request, stream=True)
             try:
                 if not response.is_success:
                     await response.aread()
-                subscription.opened(call, response)
-                yield response.aiter_lines()
+                opened(call, response)
+                yield response
             finally:
                 await response.aclose()
         except httpx.RequestError as exc:

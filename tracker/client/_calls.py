@@ -12,7 +12,16 @@ import httpx
 
 from tracker._version import __version__
 from tracker.client._errors import UnexpectedResponse, problem_of
-from tracker.client._models import AddResult, Metadata, Removal, Snapshot, Task, TaskDetail, read
+from tracker.client._models import (
+    AddResult,
+    FinishReason,
+    Metadata,
+    Removal,
+    Snapshot,
+    Task,
+    TaskDetail,
+    read,
+)
 
 # The most IDs the server registers in one call (docs/http-api.md); more are sent in several.
 MAX_IDS_PER_CALL = 10_000
@@ -67,6 +76,16 @@ def answer(call: Call, response: httpx.Response) -> Any:
         ) from None
 
 
+def opened(call: Call, response: httpx.Response, media_type: str) -> None:
+    """Raise what a refused stream stands for (its body read), or if it is not of
+    ``media_type``."""
+    if not response.is_success:
+        raise problem_of(str(call), response.status_code, response.content)
+    kind = response.headers.get("content-type", "")
+    if not kind.startswith(media_type):
+        raise UnexpectedResponse(f"{call}: {response.status_code} {kind or 'no content type'}")
+
+
 class Connection:
     """What both clients hold the same way: httpx's settings, where the server is (for
     messages, without any credentials in the URL) and a repr without the token."""
@@ -96,6 +115,47 @@ class Connection:
     def __repr__(self) -> str:
         token = "set" if self._authorized else "none"
         return f"<{type(self).__name__} {self._origin} token={token}>"
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which tasks, as ``GET /v1/tasks`` selects them (docs/http-api.md): each criterion set
+    must hold; ``Filter()`` matches every task. ``status`` is the last status, any case;
+    ``prefix`` the start of the ID; ``error`` text anywhere in the last error, any case.
+    The bulk actions take the first five criteria only (the server refuses the others)."""
+
+    status: str | None = None
+    finished: bool | None = None
+    label: str | None = None
+    provider: str | None = None
+    prefix: str | None = None
+    finish_reason: FinishReason | str | None = None
+    error: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        """The criteria set, as a JSON object."""
+        given = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return {name: value for name, value in given.items() if value is not None}
+
+    def params(self) -> list[tuple[str, str]]:
+        """The criteria set, as query parameters."""
+        return [
+            (name, str(value).lower() if isinstance(value, bool) else str(value))
+            for name, value in self.body().items()
+        ]
+
+
+EVERY_TASK = Filter()
+
+
+def batches(ids: str | Iterable[str]) -> list[tuple[int, list[str]]]:
+    """The IDs, once each in the order given, in lists of up to ``MAX_IDS_PER_CALL``, each
+    with the index of its first in the whole list."""
+    unique = list(dict.fromkeys([ids] if isinstance(ids, str) else ids))
+    return [
+        (start, unique[start : start + MAX_IDS_PER_CALL])
+        for start in range(0, len(unique), MAX_IDS_PER_CALL)
+    ]
 
 
 def task_path(task_id: str) -> str:
@@ -130,17 +190,11 @@ class Adding:
         metadata: Metadata | None,
         provider: str | None,
     ) -> None:
-        unique = list(dict.fromkeys([ids] if isinstance(ids, str) else ids))
         shared = {"label": label, "metadata": metadata, "provider": provider}
         common = {key: value for key, value in shared.items() if value is not None}
         self.calls = [
-            Call(
-                "POST",
-                "/v1/tasks",
-                body={"ids": unique[start : start + MAX_IDS_PER_CALL], **common},
-                index_base=start,
-            )
-            for start in range(0, len(unique), MAX_IDS_PER_CALL)
+            Call("POST", "/v1/tasks", body={"ids": batch, **common}, index_base=start)
+            for start, batch in batches(ids)
         ]
         self._added: list[str] = []
         self._existing: list[str] = []
@@ -198,14 +252,7 @@ def task_pages(
     prefix: str | None,
     page_size: int,
 ) -> Pages[Task]:
-    given = {
-        "status": status,
-        "finished": None if finished is None else str(finished).lower(),
-        "label": label,
-        "provider": provider,
-        "prefix": prefix,
-    }
-    params = [(name, value) for name, value in given.items() if value is not None]
+    params = Filter(status, finished, label, provider, prefix).params()
     return Pages("/v1/tasks", params, "tasks", lambda value: read(Task, value), page_size)
 
 

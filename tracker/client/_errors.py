@@ -76,6 +76,11 @@ class NotFound(ProblemError):
     URL)."""
 
 
+class Conflict(ProblemError):
+    """``409``: the task's state does not take the action (polling a finished task now,
+    reopening a completed or an unfinished one); ``detail`` says why, and nothing changed."""
+
+
 class ServerError(ProblemError):
     """A ``5xx``: the server or its database failed (``503``: the database is unavailable);
     the same request may work shortly."""
@@ -104,6 +109,7 @@ _BY_STATUS: dict[int, type[ProblemError]] = {
     400: InvalidRequest,
     401: Unauthorized,
     404: NotFound,
+    409: Conflict,
     413: InvalidRequest,
     422: InvalidRequest,
 }

@@ -14,14 +14,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from tracker.client._calls import Call, get_task, read_task
-from tracker.client._errors import (
-    ClientError,
-    ConnectionFailed,
-    ServerError,
-    UnexpectedResponse,
-    problem_of,
-)
+from tracker.client._calls import Call, get_task, opened, read_task
+from tracker.client._errors import ClientError, ConnectionFailed, ServerError
 from tracker.client._models import Event, FinishedEvent, ResetEvent, TaskDetail, event_of
 from tracker.client._sse import Comment, Decoder
 
@@ -99,11 +93,7 @@ class Subscription:
 
     def opened(self, call: Call, response: httpx.Response) -> None:
         """Raise what a refused stream stands for (its body read), or if it is no stream."""
-        if not response.is_success:
-            raise problem_of(str(call), response.status_code, response.content)
-        kind = response.headers.get("content-type", "")
-        if not kind.startswith("text/event-stream"):
-            raise UnexpectedResponse(f"{call}: {response.status_code} {kind or 'no content type'}")
+        opened(call, response, "text/event-stream")
 
     def line(self, line: str) -> list[Item]:
         """What one line of the stream brings."""

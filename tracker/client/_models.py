@@ -132,6 +132,15 @@ class Removal:
 
 
 @dataclass(frozen=True)
+class BulkResult:
+    """What a bulk action did: the tasks the IDs or the filter selected (``matched``), and
+    those the action changed (``changed``); a task the action does not take is matched only."""
+
+    matched: int
+    changed: int
+
+
+@dataclass(frozen=True)
 class SnapshotEvent:
     """``event: snapshot``: a new snapshot of a task. ``id`` is the snapshot's own;
     ``last_event_id`` is where the stream stands after it (resume from there with

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future
 from contextlib import closing, contextmanager
+from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
+from tracker.client._actions import Bulk, BulkAction, poll_task, read_acted, reopen_task
 from tracker.client._calls import (
     DEFAULT_TIMEOUT_SECONDS,
+    EVERY_TASK,
     PAGE_SIZE,
     Adding,
     Call,
     Connection,
+    Filter,
     answer,
     get_task,
     read_removal,
@@ -26,6 +30,7 @@ from tracker.client._calls import (
     task_pages,
 )
 from tracker.client._errors import ClientError, WaitTimeout, connection_failed
+from tracker.client._export import Export, ExportFormat, ExportTable, row
 from tracker.client._feed import (
     Connected,
     Heartbeat,
@@ -36,6 +41,7 @@ from tracker.client._feed import (
 )
 from tracker.client._models import (
     AddResult,
+    BulkResult,
     Event,
     Metadata,
     Removal,
@@ -43,6 +49,8 @@ from tracker.client._models import (
     Task,
     TaskDetail,
 )
+
+T = TypeVar("T")
 
 
 class Client(Connection):
@@ -126,6 +134,55 @@ class Client(Connection):
         """Stops watching the task (it finishes as ``removed``); its history is kept."""
         return read_removal(self._send(remove_task(task_id)))
 
+    def poll_now(self, task_id: str) -> Task:
+        """Makes the unfinished task due at once; ``Conflict`` if it has finished."""
+        return read_acted(self._send(poll_task(task_id)))
+
+    def reopen(self, task_id: str) -> Task:
+        """Watches the task that ended (failed, not found, timed out, removed) again;
+        ``Conflict`` if it completed or has not ended."""
+        return read_acted(self._send(reopen_task(task_id)))
+
+    def bulk_remove(self, which: str | Iterable[str] | Filter) -> BulkResult:
+        """``remove`` of the tasks of these IDs, or of every task the ``Filter`` matches."""
+        return self._bulk("remove", which)
+
+    def bulk_poll(self, which: str | Iterable[str] | Filter) -> BulkResult:
+        """``poll_now`` of the tasks of these IDs, or of every task the ``Filter`` matches."""
+        return self._bulk("poll", which)
+
+    def bulk_reopen(self, which: str | Iterable[str] | Filter) -> BulkResult:
+        """``reopen`` of the tasks of these IDs, or of every task the ``Filter`` matches."""
+        return self._bulk("reopen", which)
+
+    def export_tasks(
+        self, which: Filter = EVERY_TASK, *, since: str | datetime | None = None
+    ) -> Iterator[Task]:
+        """The tasks ``which`` selects (registered or polled since ``since``), oldest first,
+        streamed: read as they are iterated, in flat memory."""
+        return self._rows(Task, Export("tasks", "jsonl", which, since))
+
+    def export_snapshots(
+        self, which: Filter = EVERY_TASK, *, since: str | datetime | None = None
+    ) -> Iterator[Snapshot]:
+        """The snapshots of the tasks ``which`` selects (polled since ``since``), in the order
+        they were written, streamed."""
+        return self._rows(Snapshot, Export("snapshots", "jsonl", which, since))
+
+    def export_bytes(
+        self,
+        table: ExportTable = "snapshots",
+        format: ExportFormat = "csv",
+        which: Filter = EVERY_TASK,
+        *,
+        since: str | datetime | None = None,
+    ) -> Iterator[bytes]:
+        """The export's body as it comes, what ``tracker export`` writes byte for byte: to
+        write to a file as it is iterated."""
+        export = Export(table, format, which, since)
+        with self._stream(export.call, export.opened) as response:
+            yield from response.iter_bytes()
+
     def events(
         self,
         task_ids: str | Iterable[str] | None = None,
@@ -187,8 +244,9 @@ class Client(Connection):
             call = subscription.connecting()
             failure: ClientError | None = None
             try:
-                with self._stream(call, subscription) as lines:
-                    for line in lines:
+                timeout = stream_timeout(self._http.timeout)
+                with self._stream(call, subscription.opened, timeout) as response:
+                    for line in response.iter_lines():
                         yield from subscription.line(line)
                         if stop.is_set():
                             return
@@ -196,16 +254,37 @@ class Client(Connection):
                 failure = exc
             _rest(stop, subscription.lost(failure))
 
+    def _bulk(self, action: BulkAction, which: str | Iterable[str] | Filter) -> BulkResult:
+        bulk = Bulk(action, which)
+        for call in bulk.calls:
+            bulk.take(self._send(call))
+        return bulk.result
+
+    def _rows(self, cls: type[T], export: Export) -> Iterator[T]:
+        call = export.call
+        with self._stream(call, export.opened) as response:
+            for line in response.iter_lines():
+                record = row(cls, call, line)
+                if record is not None:
+                    yield record
+
     @contextmanager
-    def _stream(self, call: Call, subscription: Subscription) -> Iterator[Iterator[str]]:
-        request = call.request(self._http, stream_timeout(self._http.timeout))
+    def _stream(
+        self,
+        call: Call,
+        opened: Callable[[Call, httpx.Response], None],
+        timeout: httpx.Timeout | None = None,
+    ) -> Iterator[httpx.Response]:
+        """The answer's head, its body to be read; what ``opened`` raises if it is not the
+        stream asked for; ``ConnectionFailed`` if the connection fails, even mid-body."""
+        request = call.request(self._http, timeout)
         try:
             response = self._http.send(request, stream=True)
             try:
                 if not response.is_success:
                     response.read()
-                subscription.opened(call, response)
-                yield response.iter_lines()
+                opened(call, response)
+                yield response
             finally:
                 response.close()
         except httpx.RequestError as exc:
