@@ -77,6 +77,9 @@ def test_poll_now_makes_a_task_due_and_a_running_daemon_polls_it_at_once(
     assert finished.status_code == 409
     assert finished.headers["content-type"] == "application/problem+json"
     assert "has finished (removed)" in finished.json()["detail"]
+    assert finished.json()["refused"] == [
+        {"task_id": "video_gone", "refusal": "finished", "finish_reason": "removed"}
+    ]
     assert unknown.status_code == 404
 
 

@@ -24,6 +24,7 @@ from tracker.client import (
     FinishReason,
     InvalidRequest,
     NotFound,
+    RefusedTask,
     Snapshot,
     Task,
 )
@@ -50,6 +51,8 @@ def test_poll_now_and_reopen_return_the_task_and_refuse_what_its_state_does_not_
         with pytest.raises(Conflict) as finished:
             client.poll_now("video_act")
         assert finished.value.detail is not None and "removed" in finished.value.detail
+        assert finished.value.refused == (RefusedTask("video_act", "finished", "removed"),)
+        assert unfinished.value.refused == (RefusedTask("video_act", "unfinished", None),)
         reopened = client.reopen("video_act")
         assert not reopened.finished and reopened.finish_reason is None
         assert reopened.reopened_at is not None and reopened.reopened_at.tzinfo is not None

@@ -23,6 +23,7 @@ from tracker.client import (
     Filter,
     FinishReason,
     InvalidRequest,
+    RefusedTask,
     UnexpectedResponse,
 )
 
@@ -77,6 +78,11 @@ def test_poll_now_and_reopen_post_to_the_tasks_path_and_a_409_is_a_conflict() ->
         "title": "Conflict",
         "status": 409,
         "detail": "task 'sora-2:task 1' completed: a completed video is not watched again",
+        "refused": [
+            {"task_id": "sora-2:task 1", "refusal": "completed", "finish_reason": "completed"},
+            {"task_id": "sora-2:task 2", "refusal": "deleted"},  # a newer server's: passed over
+            "not an object",
+        ],
     }
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -92,6 +98,7 @@ def test_poll_now_and_reopen_post_to_the_tasks_path_and_a_409_is_a_conflict() ->
             tracker.reopen("sora-2:task 1")
     assert paths == [b"/v1/tasks/sora-2%3Atask%201/poll", b"/v1/tasks/sora-2%3Atask%201/reopen"]
     assert refused.value.status == 409 and refused.value.detail == refusal["detail"]
+    assert refused.value.refused == (RefusedTask("sora-2:task 1", "completed", "completed"),)
 
 
 def row(task_id: str) -> bytes:

@@ -176,6 +176,7 @@ def test_the_public_names_are_the_documented_ones() -> None:
         "NotFound",
         "Notification",
         "ProblemError",
+        "RefusedTask",
         "Removal",
         "ResetEvent",
         "ServerError",

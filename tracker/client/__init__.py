@@ -15,7 +15,7 @@ both send the same calls and read the same answers (``_calls``, the actions' ``_
     │   ├── InvalidRequest      400, 413, 422: refused as sent; errors names each field
     │   ├── Unauthorized        401: no server token, or a wrong one
     │   ├── NotFound            404: no such task
-    │   ├── Conflict            409: the task's state does not take the action
+    │   ├── Conflict            409: the task's state does not take the action (refused: why)
     │   └── ServerError         5xx: the server or its database failed; try again
     ├── ConnectionFailed        no answer: unreachable, the connection broke, too slow
     ├── UnexpectedResponse      an answer the API does not give (something else is at the URL)
@@ -35,6 +35,7 @@ from tracker.client._errors import (
     InvalidRequest,
     NotFound,
     ProblemError,
+    RefusedTask,
     ServerError,
     Unauthorized,
     UnexpectedResponse,
@@ -75,6 +76,7 @@ __all__ = [
     "NotFound",
     "Notification",
     "ProblemError",
+    "RefusedTask",
     "Removal",
     "ResetEvent",
     "ServerError",

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast, get_args
 
 import httpx
 
-from tracker.errors import TrackerError
+from tracker.errors import Refusal, TrackerError
 
 
 class ClientError(TrackerError):
@@ -76,9 +76,22 @@ class NotFound(ProblemError):
     URL)."""
 
 
+@dataclass(frozen=True)
+class RefusedTask:
+    """A task a ``Conflict`` names: why the action left it as it was (``finished``: polling
+    it now; ``completed`` or ``unfinished``: reopening it), and how it finished, if it has."""
+
+    task_id: str
+    refusal: Refusal
+    finish_reason: str | None = None
+
+
 class Conflict(ProblemError):
     """``409``: the task's state does not take the action (polling a finished task now,
-    reopening a completed or an unfinished one); ``detail`` says why, and nothing changed."""
+    reopening a completed or an unfinished one); ``refused`` says which and why, ``detail`` in
+    words, and nothing changed."""
+
+    refused: tuple[RefusedTask, ...] = ()
 
 
 class ServerError(ProblemError):
@@ -127,7 +140,7 @@ def problem_of(request: str, status: int, content: bytes, *, index_base: int = 0
         for item in (body.get("errors") or [])
         if isinstance(item, dict)
     )
-    return cls(
+    error = cls(
         request,
         status,
         title,
@@ -136,6 +149,11 @@ def problem_of(request: str, status: int, content: bytes, *, index_base: int = 0
         type=_text(body.get("type")) or "about:blank",
         instance=_text(body.get("instance")),
     )
+    if isinstance(error, Conflict):
+        error.refused = tuple(
+            refused for item in body.get("refused") or [] if (refused := _refused(item))
+        )
+    return error
 
 
 def connection_failed(request: str, origin: str, exc: httpx.HTTPError) -> ConnectionFailed:
@@ -172,6 +190,17 @@ def _field_error(item: dict[str, Any], index_base: int) -> FieldError:
         pointer=pointer,
         parameter=_text(item.get("parameter")),
     )
+
+
+def _refused(item: object) -> RefusedTask | None:
+    """One entry of a 409's ``refused``, or None for one this client cannot read (a refusal
+    a newer server added)."""
+    if not isinstance(item, dict):
+        return None
+    task_id, refusal = _text(item.get("task_id")), item.get("refusal")
+    if task_id is None or refusal not in get_args(Refusal):
+        return None
+    return RefusedTask(task_id, cast(Refusal, refusal), _text(item.get("finish_reason")))
 
 
 def _shifted(pointer: str, by: int) -> str:

@@ -17,7 +17,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match
 
-from tracker.errors import TaskStateError, TrackerError, UnknownTaskError, UsageError
+from tracker.errors import Refusal, TaskStateError, TrackerError, UnknownTaskError, UsageError
 from tracker.web.schemas import FORM_TAGS
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -32,6 +32,16 @@ class FieldError(BaseModel):
     parameter: str | None = None  # a query, path or header parameter's name
 
 
+class RefusedTask(BaseModel):
+    """A task a ``409`` refused to act on: why (``finished``: polling it now; ``completed``
+    or ``unfinished``: reopening it), and how it finished, if it has."""
+
+    model_config = ConfigDict(extra="forbid")
+    task_id: str
+    refusal: Refusal
+    finish_reason: str | None = None
+
+
 class Problem(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: str = "about:blank"
@@ -40,6 +50,7 @@ class Problem(BaseModel):
     detail: str | None = None
     instance: str | None = None
     errors: list[FieldError] | None = None
+    refused: list[RefusedTask] | None = None
 
 
 class ProblemResponse(JSONResponse):
@@ -79,6 +90,7 @@ def problem(
     title: str | None = None,
     detail: str | None = None,
     errors: list[FieldError] | None = None,
+    refused: list[RefusedTask] | None = None,
     headers: dict[str, str] | None = None,
 ) -> ProblemResponse:
     body = Problem(
@@ -87,6 +99,7 @@ def problem(
         detail=detail,
         instance=request.url.path,
         errors=errors,
+        refused=refused,
     )
     return ProblemResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
 
@@ -121,7 +134,11 @@ def install(app: FastAPI, routes: Callable[[], Iterable[BaseRoute]]) -> None:
 
     @app.exception_handler(TaskStateError)
     async def conflict(request: Request, exc: TaskStateError) -> ProblemResponse:
-        return problem(request, 409, detail=str(exc))
+        refused = [
+            RefusedTask(task_id=task_id, refusal=refusal, finish_reason=finish_reason)
+            for task_id, refusal, finish_reason in exc.refused
+        ]
+        return problem(request, 409, detail=str(exc), refused=refused)
 
     @app.exception_handler(UsageError)
     async def bad_input(request: Request, exc: UsageError) -> ProblemResponse:
