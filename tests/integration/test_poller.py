@@ -9,7 +9,7 @@ import logging
 import random
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,12 @@ from tracker.core.models import ClaimedTask, FetchResult, PollRecord
 from tracker.core.pauses import Pause, PauseReason
 from tracker.core.video import ASSETS_LAST
 from tracker.daemon.dbthread import DatabaseThread
+from tracker.daemon.lanes import Lanes
+from tracker.daemon.observing import Unobserved
 from tracker.daemon.poller import Lane, Poller
 from tracker.daemon.rules import Policy, decide
 from tracker.daemon.running import Crew
+from tracker.daemon.writes import DatabaseHealth, WriteBuffer
 from tracker.errors import LocalResourceError
 from tracker.store import Database
 from tracker.store.polls import PollStore
@@ -643,3 +646,47 @@ def test_a_request_short_of_local_resources_is_sent_again_and_fails_nothing(
         assert snapshot.error is None
     shortages = [r for r in caplog.records if r.name == "tracker.daemon.shortage"]
     assert len(shortages) == 1 and "EMFILE" in shortages[0].getMessage()
+
+
+class WritingStore(PollStore):
+    """The real store, keeping the task IDs of each write of poll results."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db.engine)
+        self.written: list[list[str]] = []
+
+    def record_polls(self, owner: str, records: Sequence[PollRecord]) -> int:
+        self.written.append(sorted(record.task_id for record in records))
+        return super().record_polls(owner, records)
+
+
+def test_the_lanes_of_a_daemon_write_every_providers_results_in_one_transaction(
+    db: Database, db_thread: DatabaseThread
+) -> None:
+    """Two providers' polls of one tick are written by the next tick in one write, not one
+    per provider; meanwhile each lane counts only its own results as the leases it holds."""
+    db.tasks.add_tasks(["a1", "a2"], None, START)
+    db.tasks.add_tasks(["b1", "b2", "b3"], None, START, provider="relay-b")
+    store, clock = WritingStore(db), FakeClock()
+    crew = Crew(OWNER, db_thread, clock, db.wakeups, random.Random(5))
+    writes = WriteBuffer(store, db_thread, OWNER, DatabaseHealth(clock), Unobserved())
+    pollers = [
+        Poller(store, ScriptedAPI(), Lane(POLICY, provider=name), crew, writes=writes)
+        for name in (DEFAULT_PROVIDER, "relay-b")
+    ]
+    lanes = Lanes(pollers, crew, store.unfinished_providers, POLICY)
+
+    async def go() -> None:
+        await lanes.tick()
+        while len(writes.results) < 5:
+            await asyncio.sleep(0)
+        assert [poller.held for poller in pollers] == [2, 3]
+        assert lanes.held == 5
+        await lanes.tick()
+        assert lanes.held == 0
+
+    asyncio.run(go())
+    assert store.written == [["a1", "a2", "b1", "b2", "b3"]]
+    assert {task.task_id: task.poll_count for task in db.reads.tasks()} == dict.fromkeys(
+        ["a1", "a2", "b1", "b2", "b3"], 1
+    )

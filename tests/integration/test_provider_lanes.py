@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,12 @@ status_path = "/v1/video/query?id={{id}}"
         request_timeout=5,
         **settings,
     )
+
+
+def registered_elsewhere(tracker: Tracker, task_ids: list[str], provider: str) -> None:
+    """Tasks of ``provider`` registered by a process without this tracker's providers file
+    (this one's `add` refuses a provider the file does not declare)."""
+    tracker.database.tasks.add_tasks(task_ids, None, datetime.now(UTC), provider=provider)
 
 
 def run_while(tracker: Tracker, going: Callable[[], bool], timeout: float = 30) -> float:
@@ -170,7 +177,7 @@ def test_tasks_of_an_undeclared_provider_wait_and_are_named_once(
     video = a.simulator.add_video("video_of_nobody", steps=1)
     caplog.set_level(logging.ERROR)
     with tracker_on(tmp_path, relays, give_up_after="1s") as tracker:
-        tracker.add([video], provider="relay-c")
+        registered_elsewhere(tracker, [video], "relay-c")
         started = time.monotonic()
         run_while(tracker, lambda: time.monotonic() - started < 2.5)
         [task] = tracker.tasks()
@@ -192,7 +199,7 @@ def test_until_done_refuses_to_start_beside_tasks_of_an_undeclared_provider(
     video = a.simulator.add_video("video_declared", steps=1)
     with tracker_on(tmp_path, relays) as tracker:
         tracker.add([video], provider="relay-a")
-        tracker.add(["task_of_nobody"], provider="relay-c")
+        registered_elsewhere(tracker, ["task_of_nobody"], "relay-c")
         with pytest.raises(UndeclaredProviderError, match="provider 'relay-c'"):
             tracker.run(until_done=True)
         assert {task.task_id: task.poll_count for task in tracker.tasks()} == {
@@ -218,7 +225,7 @@ def test_until_done_ends_in_an_error_when_such_a_task_came_while_it_ran(
             while a.simulator.polls(video) == 0:
                 assert not daemon.done(), "the daemon stopped"
                 await asyncio.sleep(0.02)
-            await asyncio.to_thread(tracker.add, ["task_of_nobody"], provider="relay-c")
+            await asyncio.to_thread(registered_elsewhere, tracker, ["task_of_nobody"], "relay-c")
             await asyncio.wait_for(daemon, 30)
 
         with pytest.raises(UndeclaredProviderError, match="provider 'relay-c'"):
@@ -271,7 +278,7 @@ def test_downloading_a_task_of_an_undeclared_provider_is_refused_at_once(
     """`tracker download ID` for a completed task whose provider the file does not declare is
     a ConfigError naming it, not an hour of retries."""
     with tracker_on(tmp_path, relays) as tracker:
-        tracker.add(["video_elsewhere"], provider="relay-c")
+        registered_elsewhere(tracker, ["video_elsewhere"], "relay-c")
         with tracker.database.engine.begin() as connection:
             connection.execute(
                 update(tasks).values(finished=True, finish_reason="completed", status="completed")

@@ -139,8 +139,9 @@ def test_a_flush_writes_results_releases_unstarted_tasks_and_stores_the_pause(
     and stores the latest pause asked for; then nothing is left waiting."""
     store = FlakyStore()
     buffer, health, times = make_buffer(store, database)
-    buffer.add(record("a"))
-    buffer.add(record("b"))
+    buffer.add(record("a"), "default")
+    buffer.add(record("b"), "relay-b")
+    assert (buffer.unwritten("default"), buffer.unwritten("relay-b")) == (1, 1)
     buffer.give_back("c")
     buffer.postpone(pause_until(START + timedelta(seconds=30)))
     buffer.postpone(pause_until(START + timedelta(seconds=10)))
@@ -150,7 +151,8 @@ def test_a_flush_writes_results_releases_unstarted_tasks_and_stores_the_pause(
     assert store.released == [("daemon-1", ["c"])]
     assert store.postponed == [START + timedelta(seconds=30)]
     assert not buffer.pending and buffer.results == []
-    assert times.writes == 1
+    assert (buffer.unwritten("default"), buffer.unwritten("relay-b")) == (0, 0)
+    assert times.writes == 1  # every lane's results in one write
     assert health.down_since is None
 
 
@@ -163,7 +165,7 @@ def test_what_a_failed_write_held_is_kept_and_written_on_the_next_flush(
     earlier call of the same flush are not kept, so they are never written twice."""
     store = FlakyStore()
     buffer, health, _ = make_buffer(store, database)
-    buffer.add(record("a"))
+    buffer.add(record("a"), "default")
     buffer.give_back("b")
     buffer.postpone(pause_until(START + timedelta(seconds=30)))
     store.failing = {failing}
@@ -171,8 +173,9 @@ def test_what_a_failed_write_held_is_kept_and_written_on_the_next_flush(
     assert buffer.pending
     kept = ["a"] if failing == "record_polls" else []
     assert [r.task_id for r in buffer.results] == kept
+    assert buffer.unwritten("default") == len(kept)  # the leases still held, counted
     assert health.down_since is not None
-    buffer.add(record("c"))
+    buffer.add(record("c"), "default")
     buffer.give_back("d")
     store.failing = set()
     asyncio.run(buffer.flush())

@@ -79,7 +79,9 @@ class Poller:
         *,
         follow_ups: FollowUps | None = None,
         observer: Observer | None = None,
+        writes: WriteBuffer | None = None,
     ) -> None:
+        """``writes``: the daemon's buffer, which its lanes share (one of its own without)."""
         self.provider = lane.provider
         self._store = store
         self._api = api
@@ -95,8 +97,10 @@ class Poller:
         self._claims = Claimer(
             store, crew.database, crew.owner, policy, lane.concurrency, lane.provider
         )
-        self.health = DatabaseHealth(crew.clock)
-        self._writes = WriteBuffer(store, crew.database, crew.owner, self.health, self._observer)
+        self._writes = writes or WriteBuffer(
+            store, crew.database, crew.owner, DatabaseHealth(crew.clock), self._observer
+        )
+        self.health = self._writes.health
         self.pause = AccountPause(
             policy,
             crew.clock,
@@ -127,7 +131,7 @@ class Poller:
 
     @property
     def held(self) -> int:
-        return len(self._in_flight) + len(self._writes.results)
+        return len(self._in_flight) + self._writes.unwritten(self.provider)
 
     @property
     def busy(self) -> bool:
@@ -166,7 +170,7 @@ class Poller:
         now = self._clock.now()
         if self.pause.active(now):
             return
-        room = self._claims.room(len(self._in_flight) + len(self._writes.results))
+        room = self._claims.room(self.held)
         if room <= 0:
             return
         if self._quiet_until is not None:
@@ -281,7 +285,7 @@ class Poller:
         await self._writes.flush()
         summary.paused_until = self.pause.until
         summary.refused = self.pause.auth_failures > 0
-        summary.unwritten = len(self._writes.results)
+        summary.unwritten = self._writes.unwritten(self.provider)
         return summary
 
     async def flush(self) -> None:
@@ -296,11 +300,11 @@ class Poller:
         async with self._database_work:
             await self._in_flight.drain(timeout)
             await self._writes.flush()
-        if self._writes.results:
+        if unwritten := self._writes.unwritten(self.provider):
             logger.error(
                 "%d poll results could not be written before exit; their tasks are polled "
                 "again after the restart",
-                len(self._writes.results),
+                unwritten,
             )
 
     async def _poll(self, task: ClaimedTask, claimed_at: datetime) -> PollRecord | None:
@@ -335,7 +339,7 @@ class Poller:
             logger.exception("polling task %s failed unexpectedly; it is given back", task.task_id)
             self._writes.give_back(task.task_id)
             return None
-        self._writes.add(record)
+        self._writes.add(record, self.provider)
         self.polls += 1
         self.finished += record.finished
         lateness = (now - task.next_poll_at).total_seconds()

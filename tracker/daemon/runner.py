@@ -21,6 +21,7 @@ from tracker.daemon.descriptors import OpenFiles, ensure_open_files
 from tracker.daemon.lanes import Lanes
 from tracker.daemon.leases import daemon_id, release_leases_of_dead_daemons
 from tracker.daemon.lifecycle import DRAIN_SECONDS, Lifecycle, Loop, Service
+from tracker.daemon.observing import Unobserved
 from tracker.daemon.poller import Lane, Poller
 from tracker.daemon.presence import Presence
 from tracker.daemon.rules import Policy
@@ -28,6 +29,7 @@ from tracker.daemon.running import Crew
 from tracker.daemon.scheduler import Job, Periodic, sweep_seconds
 from tracker.daemon.serving import Listener, check_exposure, listeners
 from tracker.daemon.until_done import refuse_undeclared
+from tracker.daemon.writes import DatabaseHealth, WriteBuffer
 from tracker.errors import ConfigError
 from tracker.settings import Settings
 from tracker.settings.options import WEBHOOK_SECRET_VARIABLE
@@ -329,6 +331,11 @@ class Daemon:
         from tracker.http.client import VideoClient  # HTTP is loaded by the commands that poll
 
         settings = self.settings
+        # One buffer for every lane: a tick writes every provider's results in one transaction.
+        health = DatabaseHealth(crew.clock)
+        writes = WriteBuffer(
+            self._database.polls, crew.database, crew.owner, health, observer or Unobserved()
+        )
         pollers = []
         for provider in self._providers:
             policy = self._policy(provider)
@@ -358,6 +365,7 @@ class Daemon:
                     crew,
                     follow_ups=follow_ups,
                     observer=observer,
+                    writes=writes,
                 )
             )
         unfinished = self._database.polls.unfinished_providers

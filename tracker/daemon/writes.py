@@ -1,11 +1,12 @@
 """Poll results on their way to the database: kept in memory, written each tick in one
-transaction, and kept again when the write fails, so that a database that is locked or gone
-for a while loses nothing (docs/failures.md)."""
+transaction for every lane of the daemon, and kept again when the write fails, so that a
+database that is locked or gone for a while loses nothing (docs/failures.md)."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -68,7 +69,9 @@ class DatabaseHealth:
 
 
 class WriteBuffer:
-    """Results, tasks to give back and a provider's pause, waiting for the next write."""
+    """Results, tasks to give back and providers' pauses, waiting for the next write. The lanes
+    of a daemon share one: whichever flushes first writes every lane's results in one
+    transaction, not one per provider."""
 
     def __init__(
         self,
@@ -81,9 +84,10 @@ class WriteBuffer:
         self._store = store
         self._database = database
         self._owner = owner
-        self._health = health
+        self.health = health
         self._observer = observer
         self.results: list[PollRecord] = []
+        self._unwritten: Counter[str] = Counter()  # results waiting, by lane
         self._unstarted: list[str] = []
         self._pauses: dict[str, Pause] = {}  # by provider
 
@@ -91,8 +95,14 @@ class WriteBuffer:
     def pending(self) -> bool:
         return bool(self.results or self._unstarted or self._pauses)
 
-    def add(self, record: PollRecord) -> None:
+    def add(self, record: PollRecord, lane: str) -> None:
+        """A result of ``lane``'s (its provider's) poll."""
         self.results.append(record)
+        self._unwritten[lane] += 1
+
+    def unwritten(self, lane: str) -> int:
+        """How many of ``lane``'s results wait: tasks it still holds the leases of."""
+        return self._unwritten[lane]
 
     def give_back(self, task_id: str) -> None:
         """A claimed task that was not polled: its lease is released at the next write."""
@@ -107,6 +117,7 @@ class WriteBuffer:
     async def flush(self) -> None:
         """Write what waits; keep it for the next try if the write fails."""
         records, self.results = self.results, []
+        lanes, self._unwritten = self._unwritten, Counter()
         unstarted, self._unstarted = self._unstarted, []
         pauses, self._pauses = list(self._pauses.values()), {}
         writing = bool(records or unstarted or pauses)
@@ -129,7 +140,9 @@ class WriteBuffer:
                 await self._database.run(self._store.postpone, pauses[0])
                 pauses.pop(0)
         except BaseException as exc:
-            self.results[:0] = records
+            if records:
+                self.results[:0] = records
+                self._unwritten.update(lanes)
             self._unstarted[:0] = unstarted
             for pause in pauses:  # before any decided since: the later ones count last
                 self._pauses[pause.provider] = (
@@ -139,7 +152,7 @@ class WriteBuffer:
                 )
             if not isinstance(exc, Exception):
                 raise
-            self._health.failed(f"writing {len(self.results)} poll results", exc)
+            self.health.failed(f"writing {len(self.results)} poll results", exc)
         else:
             if writing:  # only a call that went through says the database is back
-                self._health.recovered()
+                self.health.recovered()
