@@ -17,6 +17,8 @@ peers section, the daemon's rates are also given as a share of raw aiohttp's. Se
 - throughput: one `tracker run` on SQLite offered far more due work than it can do (4,000 tasks
               every 0.2 s): polls per second, every answered poll checked against the rows
               written, and a warning if the daemon kept up (then the figure is the offer's);
+- providers:  the same, the tasks dealt among 4 providers of the one API (a providers file),
+              each with a quarter of the requests in flight;
 - postgres:   the same on PostgreSQL (with --postgres URL of a server to create a database on);
 - lateness:   at 40% of the throughput measured above (of 2,000/s when that section is not
               run), tasks every 2 s: how late polls come;
@@ -59,7 +61,19 @@ TOKEN = "bench-token"
 SATURATING_TASKS = 4_000
 SATURATING_INTERVAL = 0.2
 PRELOADED = 10_000  # videos the simulator serves; more tasks than this would see 404s
-SECTIONS = ("simulator", "peers", "throughput", "postgres", "lateness", "memory", "history")
+SECTIONS = (
+    "simulator",
+    "peers",
+    "throughput",
+    "providers",
+    "postgres",
+    "lateness",
+    "memory",
+    "history",
+)
+# The providers section's: the same offer split among this many providers of one API, each
+# with its share of the 32 requests in flight the single provider has.
+PROVIDERS = 4
 TRACKER = [sys.executable, "-m", "tracker"]
 RESULTS: list[tuple[str, str, str]] = []
 
@@ -277,22 +291,43 @@ def tracker_client_rate(url: str, tasks: int, seconds: float, in_flight: int = 3
 # The daemon
 
 
-def environment(url: str, database: Path | str, interval: float) -> dict[str, str]:
-    """The daemon's settings; ``database`` is an SQLite file or a PostgreSQL URL."""
+def environment(
+    url: str, database: Path | str, interval: float, config: Path | None = None
+) -> dict[str, str]:
+    """The daemon's settings; ``database`` is an SQLite file or a PostgreSQL URL; ``config``
+    a providers file."""
     return {
         **os.environ,
         "TRACKER_DATABASE_URL": database if isinstance(database, str) else f"sqlite:///{database}",
         "TRACKER_API_BASE": url,
         "TRACKER_API_TOKEN": TOKEN,
         "TRACKER_POLL_INTERVAL": str(interval),
+        **({"TRACKER_CONFIG": str(config)} if config else {}),
     }
 
 
-def register(env: dict[str, str], directory: Path, tasks: int) -> float:
-    ids = directory / "ids.txt"
-    ids.write_text("".join(f"video_{i}\n" for i in range(tasks)))
+def providers_file(directory: Path, url: str, count: int) -> Path:
+    """``count`` providers (p0, p1, …) of the one API, sharing its 32 requests in flight."""
+    path = directory / "providers.toml"
+    path.write_text(
+        "".join(
+            f'[providers.p{index}]\napi_base = "{url}"\ntoken_env = "TRACKER_API_TOKEN"\n'
+            f"concurrency = {32 // count}\n\n"
+            for index in range(count)
+        )
+    )
+    return path
+
+
+def register(env: dict[str, str], directory: Path, tasks: int, providers: int = 1) -> float:
+    """``tasks`` tasks, dealt in turn to the providers p0, p1, … when there are several."""
     began = time.perf_counter()
-    subprocess.run([*TRACKER, "add", "--file", str(ids)], env=env, check=True, capture_output=True)
+    for index in range(providers):
+        ids = directory / "ids.txt"
+        ids.write_text("".join(f"video_{i}\n" for i in range(index, tasks, providers)))
+        provider = ["--provider", f"p{index}"] if providers > 1 else []
+        command = [*TRACKER, "add", *provider, "--file", str(ids)]
+        subprocess.run(command, env=env, check=True, capture_output=True)
     return time.perf_counter() - began
 
 
@@ -357,10 +392,11 @@ def run_daemon(
     warmup: float,
     window: float,
     options: Sequence[str] = (),
+    config: Path | None = None,
 ) -> dict[str, float]:
-    """Run `tracker run OPTIONS` and measure a steady window; stop it; check rows against
-    requests."""
-    env = environment(url, database, interval)
+    """Run `tracker run OPTIONS` (given the providers file ``config``) and measure a steady
+    window; stop it; check rows against requests."""
+    env = environment(url, database, interval, config)
     rows_before, served_before = rows(database), served(url)
     with running([*TRACKER, "-q", "run", *options], env=env) as daemon:
         # The warm-up counts from the first poll written: starting (imports, the app) can take
@@ -395,13 +431,15 @@ def saturate(
     registered: bool = False,
     options: Sequence[str] = (),
     warmup: float = 3.0,
+    providers: int = 1,
 ) -> dict[str, float]:
     """The daemon (`tracker run OPTIONS`) offered far more due work than it can do: its
-    capacity."""
-    env = environment(url, database, SATURATING_INTERVAL)
+    capacity; the tasks of ``providers`` providers of the API, if more than one."""
+    config = providers_file(directory, url, providers) if providers > 1 else None
+    env = environment(url, database, SATURATING_INTERVAL, config)
     if not registered:
-        register(env, directory, SATURATING_TASKS)
-    result = run_daemon(url, database, SATURATING_INTERVAL, warmup, window, options)
+        register(env, directory, SATURATING_TASKS, providers)
+    result = run_daemon(url, database, SATURATING_INTERVAL, warmup, window, options, config)
     offered = SATURATING_TASKS / SATURATING_INTERVAL
     if result["rate"] > 0.9 * offered:
         print(f"  warning: the daemon kept up with the {offered:,.0f}/s offered: offer more")
@@ -612,6 +650,23 @@ def main() -> None:
                 f"{result['answered']:,.0f} / {result['written']:,.0f}",
             )
             report("throughput", "peak RSS", f"{result['rss']:.0f} MB")
+        if "providers" in wanted:
+            print(f"providers: the same {offer}, of {PROVIDERS} providers")
+            database = directory / "providers.db"
+            result = saturate(
+                url, database, directory, scale.window, warmup=scale.warmup, providers=PROVIDERS
+            )
+            report(
+                "providers",
+                f"polls/s sustained, {PROVIDERS} providers of {32 // PROVIDERS} in flight each",
+                f"{result['rate']:,.0f}/s",
+            )
+            report("providers", "  CPU time a poll (the daemon's threads)", cpu(result))
+            report(
+                "providers",
+                "requests answered / snapshots written",
+                f"{result['answered']:,.0f} / {result['written']:,.0f}",
+            )
         if "postgres" in wanted:
             print(f"throughput on PostgreSQL: the same {offer}")
             with postgres_database(args.postgres) as database_url:
