@@ -74,7 +74,8 @@ def test_without_a_token_pages_go_to_login_and_after_it_list_the_tasks(
 
 def test_signing_in_leaves_the_browsers_console_clean(browser: Browser, running: Demo) -> None:
     """From the login page to the overview and its first live beats, the browser logs
-    nothing and no request fails: not being signed in yet is no error. A signed-in browser
+    nothing, no request fails and the connection banner stays hidden: not being signed in
+    yet is no error. A signed-in browser
     shown the login page (a link from another site comes without the cookie) goes on."""
     context = browser.new_context()
     page = context.new_page()
@@ -90,6 +91,8 @@ def test_signing_in_leaves_the_browsers_console_clean(browser: Browser, running:
     page.wait_for_load_state("networkidle")
     sign_in(page, running.url)
     page.wait_for_timeout(4000)  # the first beat: the counts read, the rows' events
+    banner = page.locator("#connection")
+    assert banner.is_hidden(), banner.text_content()  # no trouble said where there is none
     page.goto(f"{running.url}/login?next=/register")
     page.wait_for_url(f"{running.url}/register")
     context.close()

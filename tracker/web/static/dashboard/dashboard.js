@@ -6,7 +6,7 @@
 // liveness, local times and the "/" shortcut (docs/dashboard.md).
 import {
   age, every, errorLine, fetchHtml, follow, localize, parse, say, setText, signedIn, skew,
-  statusText, tick, tone, when,
+  statusText, tick, tone, unsay, when,
 } from "./live.js";
 
 const page = document.body.dataset.page;
@@ -33,7 +33,7 @@ function overview() {
       const html = await fetchHtml(counts.dataset.summary);
       if (html === null) return;
       if (html !== lastCounts) { due = html; lastCounts = html; }
-      if (banner && banner.textContent.startsWith("Cannot reach")) say("");
+      unsay("Cannot reach");
     } catch {
       say("Cannot reach the server: the counts are not current. Trying again…");
     }

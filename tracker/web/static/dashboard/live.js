@@ -116,6 +116,11 @@ export function say(text, link) {
   banner.hidden = false;
 }
 
+// Clears the banner if what it says begins with `prefix`: a trouble that is over.
+export function unsay(prefix) {
+  if (banner && banner.textContent.startsWith(prefix)) say("");
+}
+
 function signIn() {
   const next = location.pathname + location.search;
   say("Your session has ended.", { href: "/login?next=" + encodeURIComponent(next), text: "Sign in again" });
