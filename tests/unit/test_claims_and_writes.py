@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -142,15 +143,16 @@ def test_a_flush_writes_results_releases_unstarted_tasks_and_stores_the_pause(
     buffer.add(record("a"), "default")
     buffer.add(record("b"), "relay-b")
     assert (buffer.unwritten("default"), buffer.unwritten("relay-b")) == (1, 1)
-    buffer.give_back("c")
+    buffer.give_back("c", "default")
     buffer.postpone(pause_until(START + timedelta(seconds=30)))
     buffer.postpone(pause_until(START + timedelta(seconds=10)))
-    assert buffer.pending
+    assert buffer.pending("default") and buffer.pending("relay-b")
     asyncio.run(buffer.flush())
     assert store.written == [("daemon-1", ["a", "b"])]
     assert store.released == [("daemon-1", ["c"])]
     assert store.postponed == [START + timedelta(seconds=30)]
-    assert not buffer.pending and buffer.results == []
+    assert not buffer.pending("default") and not buffer.pending("relay-b")
+    assert buffer.results == []
     assert (buffer.unwritten("default"), buffer.unwritten("relay-b")) == (0, 0)
     assert times.writes == 1  # every lane's results in one write
     assert health.down_since is None
@@ -166,17 +168,17 @@ def test_what_a_failed_write_held_is_kept_and_written_on_the_next_flush(
     store = FlakyStore()
     buffer, health, _ = make_buffer(store, database)
     buffer.add(record("a"), "default")
-    buffer.give_back("b")
+    buffer.give_back("b", "default")
     buffer.postpone(pause_until(START + timedelta(seconds=30)))
     store.failing = {failing}
     asyncio.run(buffer.flush())
-    assert buffer.pending
+    assert buffer.pending("default") and not buffer.pending("relay-b")
     kept = ["a"] if failing == "record_polls" else []
     assert [r.task_id for r in buffer.results] == kept
     assert buffer.unwritten("default") == len(kept)  # the leases still held, counted
     assert health.down_since is not None
     buffer.add(record("c"), "default")
-    buffer.give_back("d")
+    buffer.give_back("d", "default")
     store.failing = set()
     asyncio.run(buffer.flush())
     written = [(owner, task_id) for owner, ids in store.written for task_id in ids]
@@ -184,7 +186,7 @@ def test_what_a_failed_write_held_is_kept_and_written_on_the_next_flush(
     assert store.written[-1][1][-1] == "c"
     assert sorted(task_id for _, ids in store.released for task_id in ids) == ["b", "d"]
     assert store.postponed == [START + timedelta(seconds=30)]
-    assert not buffer.pending
+    assert not buffer.pending("default")
     assert health.down_since is None
 
 
@@ -272,3 +274,50 @@ def test_the_database_coming_back_is_said_once(caplog: pytest.LogCaptureFixture)
     health.failed("writing 1 poll results", DatabaseDown("gone again"))
     assert len(errors_logged(caplog)) == 2
     assert health.down_since == START + timedelta(seconds=6)
+
+
+def test_a_webhook_makes_due_only_the_result_of_the_lane_it_is_told_to(
+    database: DatabaseThread,
+) -> None:
+    """A result waits due at once when its own lane says so; another lane (whose pause may
+    hold it) cannot: the lanes share the buffer, not their rules."""
+    store = FlakyStore()
+    buffer, _, _ = make_buffer(store, database)
+    later = START + timedelta(seconds=10)
+    buffer.add(replace(record("a"), next_poll_at=later), "relay-b")
+    buffer.due_at_once("a", "default", START)
+    assert [r.next_poll_at for r in buffer.results] == [later]
+    buffer.due_at_once("a", "relay-b", START)
+    assert [r.next_poll_at for r in buffer.results] == [START]
+    assert buffer.unwritten("relay-b") == 1 and buffer.unwritten("default") == 0
+
+
+def test_a_flush_waits_for_one_under_way_and_then_writes_what_that_one_could_not(
+    database: DatabaseThread,
+) -> None:
+    """Two lanes flushing at once: the second waits for the first; when the first fails, its
+    results are back before the second looks, so the second writes them (and each lane's count
+    of results waiting stays right meanwhile)."""
+
+    class FailingOnce(FlakyStore):
+        def record_polls(self, owner: str, records: Sequence[PollRecord]) -> int:
+            self.failing, failing = set(), self.failing
+            if failing:
+                raise DatabaseDown("record_polls: database is locked")
+            return super().record_polls(owner, records)
+
+    store = FailingOnce()
+    store.failing = {"record_polls"}
+    buffer, _, _ = make_buffer(store, database)
+    buffer.add(record("a"), "default")
+    buffer.add(record("b"), "relay-b")
+
+    async def both() -> None:
+        first = asyncio.ensure_future(buffer.flush())
+        await asyncio.sleep(0)  # the first has taken the results and is writing them
+        await buffer.flush()
+        await first
+
+    asyncio.run(both())
+    assert [sorted(ids) for _, ids in store.written] == [["a", "b"]]
+    assert buffer.results == [] and buffer.unwritten("default") == 0

@@ -31,7 +31,7 @@ from tracker.core.owed import owed_by_poll
 from tracker.daemon.claims import Claimer
 from tracker.daemon.observing import Observer, Unobserved, log_poll
 from tracker.daemon.pause import AccountPause
-from tracker.daemon.rules import Policy, changed, decide
+from tracker.daemon.rules import Policy, changed, decide, due_at_once
 from tracker.daemon.running import Crew, Running
 from tracker.daemon.shortage import Shortage
 from tracker.daemon.writes import DatabaseHealth, WriteBuffer
@@ -112,7 +112,7 @@ class Poller:
         self.shortage = Shortage(crew.clock)
         # Claimed tasks being polled; one cancelled by a drain is given back.
         self._in_flight: Running[str, PollRecord | None] = Running(
-            lane.concurrency, self._writes.give_back
+            lane.concurrency, partial(self._writes.give_back, lane=lane.provider)
         )
         # Tasks a webhook made due while a poll of theirs was under way (see poll_soon).
         self._due_again: set[str] = set()
@@ -136,7 +136,7 @@ class Poller:
     @property
     def busy(self) -> bool:
         """Polls in flight or results not written yet."""
-        return bool(self._in_flight) or self._writes.pending
+        return bool(self._in_flight) or self._writes.pending(self.provider)
 
     async def tick(self) -> None:
         """Write what finished since the last tick, then claim and start what is due."""
@@ -155,7 +155,7 @@ class Poller:
         if self.health.down_since is not None:
             # While writes fail, results pile up in memory: claim no more until they are
             # saved. With none waiting, a claim now and then is what finds the database back.
-            if self._writes.results or time.monotonic() < self._next_probe:
+            if self._writes.unwritten(self.provider) or time.monotonic() < self._next_probe:
                 return
             self._next_probe = time.monotonic() + PROBE_SECONDS
             self._quiet_until = None  # only a query finds the database back
@@ -315,7 +315,7 @@ class Poller:
                     now = self._clock.now()
                     late = not self._claims.may_start(claimed_at, now)
                     if self._stopping or late or self.pause.active(now):
-                        self._writes.give_back(task.task_id)
+                        self._writes.give_back(task.task_id, self.provider)
                         return None
                     try:
                         fetch = await self._api.fetch(task.task_id)
@@ -327,7 +327,7 @@ class Poller:
             record = decide(task, fetch, now, self._policy, self._rng)
             if task.task_id in self._due_again:
                 self._due_again.discard(task.task_id)
-                record = _due_at_once(record, self._clock.now())
+                record = due_at_once(record, self._clock.now())
             record = self.pause.apply(record)
             if record.finished and self._follow_ups:
                 downloads, events = owed_by_poll(self._follow_ups, task, record)
@@ -337,7 +337,7 @@ class Poller:
         except Exception:
             # A bug must not leave the task leased and unpolled: give it back and go on.
             logger.exception("polling task %s failed unexpectedly; it is given back", task.task_id)
-            self._writes.give_back(task.task_id)
+            self._writes.give_back(task.task_id, self.provider)
             return None
         self._writes.add(record, self.provider)
         self.polls += 1
@@ -357,13 +357,4 @@ class Poller:
         now = self._clock.now()
         if self.pause.active(now):
             return  # the account's pause wins; the results already wait for it
-        self._writes.results = [
-            _due_at_once(record, now) if record.task_id == task_id else record
-            for record in self._writes.results
-        ]
-
-
-def _due_at_once(record: PollRecord, now: datetime) -> PollRecord:
-    if record.finished or record.next_poll_at <= now:
-        return record
-    return replace(record, next_poll_at=now)
+        self._writes.due_at_once(task_id, self.provider, now)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import enum
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cached_property
 
@@ -151,3 +151,11 @@ class PollOutcome(enum.StrEnum):
         if answer is Answer.VIDEO:
             return cls.FINISHED if record.finished else cls.OK
         return cls(answer.value)
+
+
+def due_at_once(record: PollRecord, now: datetime) -> PollRecord:
+    """``record`` written due at ``now`` (unless it finished or is due by then): a webhook said
+    its task changed while the poll was under way or its result waited."""
+    if record.finished or record.next_poll_at <= now:
+        return record
+    return replace(record, next_poll_at=now)

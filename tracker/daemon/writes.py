@@ -4,6 +4,7 @@ database that is locked or gone for a while loses nothing (docs/failures.md)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -15,6 +16,7 @@ from tracker.core.clock import Clock
 from tracker.core.models import PollRecord
 from tracker.core.pauses import Pause
 from tracker.daemon.dbthread import DatabaseThread
+from tracker.daemon.rules import due_at_once
 from tracker.store.engine import reason
 
 logger = logging.getLogger(__name__)
@@ -86,27 +88,38 @@ class WriteBuffer:
         self._owner = owner
         self.health = health
         self._observer = observer
-        self.results: list[PollRecord] = []
+        self._results: list[tuple[str, PollRecord]] = []  # each with its lane
         self._unwritten: Counter[str] = Counter()  # results waiting, by lane
-        self._unstarted: list[str] = []
-        self._pauses: dict[str, Pause] = {}  # by provider
+        self._unstarted: list[tuple[str, str]] = []  # lane, task ID
+        self._pauses: dict[str, Pause] = {}  # by provider: a lane's
+        # One write at a time: a lane whose flush finds another's under way waits for it, and
+        # then sees what that one could not write.
+        self._flushing = asyncio.Lock()
 
     @property
-    def pending(self) -> bool:
-        return bool(self.results or self._unstarted or self._pauses)
+    def results(self) -> list[PollRecord]:
+        return [record for _, record in self._results]
+
+    def pending(self, lane: str) -> bool:
+        """Whether anything of ``lane``'s waits: results, tasks to give back, its pause."""
+        return bool(
+            self._unwritten[lane]
+            or lane in self._pauses
+            or any(own == lane for own, _ in self._unstarted)
+        )
 
     def add(self, record: PollRecord, lane: str) -> None:
         """A result of ``lane``'s (its provider's) poll."""
-        self.results.append(record)
+        self._results.append((lane, record))
         self._unwritten[lane] += 1
 
     def unwritten(self, lane: str) -> int:
         """How many of ``lane``'s results wait: tasks it still holds the leases of."""
         return self._unwritten[lane]
 
-    def give_back(self, task_id: str) -> None:
-        """A claimed task that was not polled: its lease is released at the next write."""
-        self._unstarted.append(task_id)
+    def give_back(self, task_id: str, lane: str) -> None:
+        """A task ``lane`` claimed and did not poll: its lease is released at the next write."""
+        self._unstarted.append((lane, task_id))
 
     def postpone(self, pause: Pause) -> None:
         """Store the pause (and hold its provider's unfinished tasks until it ends) at the next
@@ -114,15 +127,28 @@ class WriteBuffer:
         waiting = self._pauses.get(pause.provider)
         self._pauses[pause.provider] = pause if waiting is None else waiting.then(pause)
 
+    def due_at_once(self, task_id: str, lane: str, now: datetime) -> None:
+        """The task's result waiting here, if ``lane``'s, is written due at ``now``: a webhook
+        said it changed (another lane's result is its own lane's to decide, pause and all)."""
+        self._results = [
+            (own, due_at_once(record, now) if own == lane and record.task_id == task_id else record)
+            for own, record in self._results
+        ]
+
     async def flush(self) -> None:
         """Write what waits; keep it for the next try if the write fails."""
-        records, self.results = self.results, []
-        lanes, self._unwritten = self._unwritten, Counter()
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        results, self._results = self._results, []
+        self._unwritten = Counter()
         unstarted, self._unstarted = self._unstarted, []
         pauses, self._pauses = list(self._pauses.values()), {}
-        writing = bool(records or unstarted or pauses)
+        writing = bool(results or unstarted or pauses)
         try:
-            if records:
+            if results:
+                records = [record for _, record in results]
                 began = time.perf_counter()
                 written = await self._database.run(self._store.record_polls, self._owner, records)
                 self._observer.wrote(time.perf_counter() - began)
@@ -132,17 +158,17 @@ class WriteBuffer:
                         "another daemon meanwhile",
                         len(records) - written,
                     )
-                records = []  # written: not to be kept again if what follows fails
+                results = []  # written: not to be kept again if what follows fails
             if unstarted:
-                await self._database.run(self._store.release, self._owner, unstarted)
+                task_ids = [task_id for _, task_id in unstarted]
+                await self._database.run(self._store.release, self._owner, task_ids)
                 unstarted = []
             while pauses:
                 await self._database.run(self._store.postpone, pauses[0])
                 pauses.pop(0)
         except BaseException as exc:
-            if records:
-                self.results[:0] = records
-                self._unwritten.update(lanes)
+            self._results[:0] = results
+            self._unwritten.update(lane for lane, _ in results)
             self._unstarted[:0] = unstarted
             for pause in pauses:  # before any decided since: the later ones count last
                 self._pauses[pause.provider] = (
@@ -152,7 +178,7 @@ class WriteBuffer:
                 )
             if not isinstance(exc, Exception):
                 raise
-            self.health.failed(f"writing {len(self.results)} poll results", exc)
+            self.health.failed(f"writing {len(self._results)} poll results", exc)
         else:
             if writing:  # only a call that went through says the database is back
                 self.health.recovered()
