@@ -443,6 +443,28 @@ def test_a_webhook_registers_its_task_under_the_provider_whose_secret_signed_it(
     assert providers_of == {"task_b": "relay-b", "vid": "default"}
 
 
+def test_a_webhook_signed_for_an_undeclared_default_registers_nothing(
+    api: API, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """TRACKER_WEBHOOK_SECRET signs for `default`; with a providers file that does not declare
+    it, an unregistered task's event is answered (polling: false) and registers nothing, with a
+    warning: no daemon would poll the task."""
+    from tracker.simulator import send_webhook
+
+    secret = "whsec_YS1sb25nLWVub3VnaC13ZWJob29rLXNlY3JldA=="
+    relay = Provider(name="relay-b", api_base=api.url)
+    with make_tracker(api, sqlite_url, webhook_secret=Secret(secret)) as tracker:
+        settings = with_http(tracker.settings, providers=(relay,), webhook_registers=True)
+        with RunningApp(settings, tracker.database) as url:
+            status = send_webhook(f"{url}/webhooks", secret, "video.completed", "video_orphan")
+        assert status == 200
+        assert tracker.tasks() == []
+    assert any(
+        "video_orphan: the task is not registered: unknown provider 'default'" in r.message
+        for r in caplog.records
+    )
+
+
 def test_a_removal_is_told_to_event_streams(served: Served) -> None:
     """A task removed through the API ends its stream's story too: a snapshot, then
     `finished` with finish_reason removed and its metadata."""

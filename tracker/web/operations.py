@@ -5,6 +5,7 @@ documentation (served from the package: the machine may have no internet)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -13,12 +14,16 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from tracker.core.models import NewTask
 from tracker.core.secrets import secret_key
+from tracker.errors import UnknownProviderError
+from tracker.settings.providers import declared_provider
 from tracker.web import problems
 from tracker.web.auth import authenticate, caller
 from tracker.web.login import viewer
 from tracker.web.schemas import Health
 from tracker.web.service import Service, service_of
 from tracker.web.webhooks import Inbox
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter()
 ServiceOf = Annotated[Service, Depends(service_of)]
@@ -68,7 +73,14 @@ def webhook_inbox(service: Service) -> Inbox | None:
         # Told once the database has it due: a poller woken before would find nothing to claim.
         service.made_due(task_id)
         if not polling and registers:
-            # Registered under the provider whose secret signed it: its API made the task.
+            # Registered under the provider whose secret signed it: its API made the task; not
+            # under one the providers file does not declare (TRACKER_WEBHOOK_SECRET signs for
+            # `default`, which the file may leave out): no daemon would poll it.
+            try:
+                declared_provider(provider, service.settings.providers)
+            except UnknownProviderError as exc:
+                logger.warning("webhook for %s: the task is not registered: %s", task_id, exc)
+                return False
             result = await asyncio.to_thread(
                 database.tasks.register, [NewTask(task_id, provider=provider)], clock.now()
             )
