@@ -81,10 +81,15 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _ON_DEMAND.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tracker' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:  # for the type checker the names above are imported: it checks them
+
+    def __getattr__(name: str) -> Any:
+        module = _ON_DEMAND.get(name)
+        if module is None:
+            raise AttributeError(f"module 'tracker' has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__})

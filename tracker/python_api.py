@@ -21,7 +21,7 @@ from tracker.core.daemons import DaemonRow
 from tracker.core.eventloop import run_event_loop
 from tracker.core.exports import EXPORT_TABLES
 from tracker.core.follow_ups import Download
-from tracker.core.ids import DEFAULT_PROVIDER, check_provider, check_task_id, check_task_ids
+from tracker.core.ids import check_task_id, check_task_ids
 from tracker.core.metadata import check_metadata
 from tracker.core.models import (
     AddCount,
@@ -133,7 +133,7 @@ class Tracker:
         task_ids: Iterable[str],
         label: str | None = None,
         metadata: Any = None,
-        provider: str = DEFAULT_PROVIDER,
+        provider: str | None = None,
     ) -> AddResult:
         """Register IDs, polled through ``provider`` (docs/providers.md); all or nothing: one
         invalid ID raises InvalidTaskIDError, a provider that the settings' providers file does
@@ -141,7 +141,7 @@ class Tracker:
         millions, ``add_stream``."""
         checked = check_task_ids(task_ids)  # before the database is opened: nothing written
         metadata = None if metadata is None else check_metadata(metadata)
-        provider = declared_provider(check_provider(provider), self.settings.providers)
+        provider = declared_provider(provider, self.settings.providers)
         now = self._clock.now()
         return self.database.tasks.add_tasks(checked, label, now, metadata, provider)
 
@@ -150,7 +150,7 @@ class Tracker:
         task_ids: Iterable[str],
         label: str | None = None,
         metadata: Any = None,
-        provider: str = DEFAULT_PROVIDER,
+        provider: str | None = None,
     ) -> AddCount:
         """Register any number of IDs in flat memory. Every ID is checked before anything is
         written (they wait in temporary files), so one invalid ID raises InvalidTaskIDError
@@ -160,7 +160,7 @@ class Tracker:
         fast as IDs given in order. Should the database fail part way, the batches written
         stay: adding the same IDs again adds the rest."""
         metadata = None if metadata is None else check_metadata(metadata)
-        provider = declared_provider(check_provider(provider), self.settings.providers)
+        provider = declared_provider(provider, self.settings.providers)
         with ExitStack() as stack:
             runs = []
             checked = map(check_task_id, task_ids)  # each as it is read: the first bad one raises

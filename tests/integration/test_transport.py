@@ -17,7 +17,10 @@ import httpx
 import pytest
 import trustme
 
+from tracker.core.models import FetchResult
+from tracker.core.secrets import Secret
 from tracker.errors import LocalResourceError
+from tracker.http.client import VideoClient
 from tracker.http.transport import HTTP1Transport
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -304,6 +307,34 @@ def test_a_timeout_counts_the_wait_for_a_free_connection() -> None:
             server.close()
 
     asyncio.run(scenario())
+
+
+def test_a_poll_that_ran_out_of_time_says_where_it_waited() -> None:
+    """The API client's timeout failure: the answer's own wait reads as it always has; a
+    wait for a connection of the pool says so."""
+    handler, _ = answer_with(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(1)
+        await handler(reader, writer)
+
+    async def scenario() -> list[FetchResult]:
+        server = await asyncio.start_server(slow, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        try:
+            async with VideoClient(
+                url, Secret("sk-transport-test"), timeout=0.3, max_connections=1
+            ) as client:
+                return list(await asyncio.gather(client.fetch("video_a"), client.fetch("video_b")))
+        finally:
+            server.close()
+
+    answered, waited = asyncio.run(scenario())
+    assert answered.error == {"type": "timeout", "message": "no complete response within 0.3s"}
+    assert waited.error == {
+        "type": "timeout",
+        "message": "no connection of the pool came free within 0.3s",
+    }
 
 
 def test_a_connection_not_accepted_in_time_is_a_connect_timeout() -> None:

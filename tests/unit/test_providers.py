@@ -193,7 +193,7 @@ def test_the_python_api_registers_only_under_a_declared_provider(tmp_path: Path)
     providers = (Provider(name="relay-b", api_base="https://relay-b.example"),)
     with Tracker(database_url=database) as tracker:
         tracker.settings = replace(tracker.settings, providers=providers)
-        with pytest.raises(UnknownProviderError, match="unknown provider 'default'"):
+        with pytest.raises(UnknownProviderError, match="no provider given"):
             tracker.add(["video_a"])
         with pytest.raises(UnknownProviderError, match="unknown provider 'relay-c'"):
             tracker.add_stream(["video_b"], provider="relay-c")

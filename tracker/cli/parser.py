@@ -18,7 +18,6 @@ from tracker.cli.flags import (
     register_flags,
     settings_flags,
 )
-from tracker.core.ids import DEFAULT_PROVIDER
 from tracker.core.report import KEY_NAMES
 from tracker.settings import OPTIONS
 from tracker.settings.commands import (
@@ -81,7 +80,6 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--label", help="a label stored with every new task")
     add.add_argument(
         "--provider",
-        default=DEFAULT_PROVIDER,
         help="the provider (API and key) the new tasks are polled on, as named in the daemon's "
         "--config file (default: default)",
     )

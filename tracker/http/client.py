@@ -104,8 +104,11 @@ class VideoClient:
         started = time.perf_counter()
         try:
             status, headers, content = await self._get(self._url(task_id))
-        except (TimeoutError, httpx.TimeoutException):
-            message = f"no complete response within {self._timeout:g}s"
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            # Waiting for a connection of the pool, or making one, says so; the answer's own
+            # wait, the usual case, reads as it always has.
+            waited = isinstance(exc, httpx.PoolTimeout | httpx.ConnectTimeout)
+            message = str(exc) if waited else f"no complete response within {self._timeout:g}s"
             return FetchResult.failed(Failure.TIMEOUT, message, _elapsed_ms(started))
         except httpx.HTTPError as exc:
             # Another transport (httpx's own) says so in the OS error it raised from.

@@ -21,7 +21,7 @@ AUTHENTICATION_REQUIRED = 407
 
 
 # What an exchange gives: the status, the headers and the body.
-Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+Received = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,7 @@ class Exchange(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._answer: asyncio.Future[Answer] | None = None
+        self._answer: asyncio.Future[Received] | None = None
         self._headers: list[tuple[bytes, bytes]] = []
         self._header_bytes = 0
         self._body = bytearray()
@@ -125,12 +125,12 @@ class Exchange(asyncio.Protocol):
 
     # the exchange
 
-    async def send(self, request: bytes, limit: TimeLimit | None = None) -> Answer:
+    async def send(self, request: bytes, limit: TimeLimit | None = None) -> Received:
         """Send ``request`` and wait for the whole answer, within what is left of ``limit``
         (then ``httpx.ReadTimeout``, and the connection is closed): one timer on the loop,
         cheaper than an ``asyncio.timeout`` around the call, which every poll would pay for."""
         assert self._transport is not None and self._loop is not None
-        answer: asyncio.Future[Answer] = self._loop.create_future()
+        answer: asyncio.Future[Received] = self._loop.create_future()
         self._answer = answer
         self._headers, self._header_bytes = [], 0
         self._body = bytearray()
@@ -154,8 +154,8 @@ class Exchange(asyncio.Protocol):
             status = self._parser.get_status_code()
             self._answer.set_result((status, self._headers, bytes(self._body)))
 
-    def _expire(self, answer: asyncio.Future[Answer], timeout: float) -> None:
-        if answer is self._answer:
+    def _expire(self, answer: asyncio.Future[Received], timeout: float) -> None:
+        if answer is self._answer and not answer.done():
             self._fail(httpx.ReadTimeout(f"no complete response within {timeout:g}s"))
 
     def _fail(self, error: Exception) -> None:

@@ -42,8 +42,8 @@ import httpx
 
 from tracker.http.connection import (
     AUTHENTICATION_REQUIRED,
-    Answer,
     Exchange,
+    Received,
     TimeLimit,
     TunnelAnswer,
     not_connected,
@@ -97,7 +97,7 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
         content: bytes = b"",
         request: httpx.Request | None = None,
         timeout: float | None = None,
-    ) -> Answer:
+    ) -> Received:
         """One exchange without httpx's Request and Response: status, headers and body (at
         most ``max_body`` + 1 bytes). ``header_lines`` are ``Name: value\r\n`` lines, Host
         among them. The API client calls this directly: building and reading httpx's objects

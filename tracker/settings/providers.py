@@ -84,8 +84,9 @@ T = TypeVar("T")
 def declared_provider(given: str | None, providers: Sequence[Provider]) -> str:
     """The provider tasks are registered under (``given``, else ``default``), if ``providers``
     (a providers file's; empty without one: any name) declare it; else UnknownProviderError, as
-    a task of a provider no daemon polls would wait for ever."""
-    provider = given or DEFAULT_PROVIDER
+    a task of a provider no daemon polls would wait for ever (UsageError for a name that cannot
+    be one)."""
+    provider = DEFAULT_PROVIDER if given is None else check_provider(given)
     declared = sorted(known.name for known in providers)
     if declared and provider not in declared:
         raise UnknownProviderError(given, declared)

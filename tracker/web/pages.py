@@ -18,7 +18,7 @@ from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
 from tracker.core.actions import Action, refusal
-from tracker.core.ids import DEFAULT_PROVIDER, check_provider, check_task_id
+from tracker.core.ids import DEFAULT_PROVIDER, check_task_id
 from tracker.core.models import FinishReason, NewTask, Position, Task, TaskFilter, TaskOrder
 from tracker.errors import DatabaseError, InvalidTaskIDError, UsageError
 from tracker.settings.providers import declared_provider
@@ -336,8 +336,7 @@ def register(
     service = service_of(request)
     chosen = DEFAULT_PROVIDER
     try:
-        given = check_provider(provider) if provider else None
-        chosen = declared_provider(given, service.settings.providers)
+        chosen = declared_provider(provider or None, service.settings.providers)
     except UsageError as exc:  # a name that cannot be one, or one the file does not declare
         errors.append(LineError(None, str(exc)))
     if errors:
