@@ -97,8 +97,7 @@ def insights(
         "lines": day_lines(by_day),
         "reasons": reasons,
         "columns": [key.value for key in choice.keys],
-        "figures": FIGURES,
-        "headings": HEADINGS,
+        "figures": {figure: HEADINGS[figure] for figure in FIGURES},  # in the report's order
         "rows": [_cells(row) for row in table],
         "json_url": f"/v1/report?{choice.query_string()}",
     }
