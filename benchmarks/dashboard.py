@@ -30,7 +30,6 @@ in docs/performance.md (The dashboard).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
 import sqlite3
@@ -53,7 +52,7 @@ from plain_chromium import (
     percent,
     plain_renderers,
 )
-from throughput import SMOKE_HELP, check_figures
+from results import check_figures, options, parse
 
 from tracker.core.clock import SystemClock
 from tracker.core.models import TaskFilter
@@ -344,9 +343,7 @@ def daemon(tracker: Any) -> Iterator[None]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = options(__doc__)
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--snapshots", type=int, default=3, help="per task")
     parser.add_argument("--repeat", type=int, default=20)
@@ -356,8 +353,7 @@ def main() -> None:
     parser.add_argument("--trace", type=Path, help="write the live window's Chromium trace here")
     parser.add_argument("--live-only", action="store_true", help="only the live page's cost")
     parser.add_argument("--rounds", type=int, default=1, help="of the live page's cost")
-    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
-    args = parser.parse_args()
+    args = parse(parser)
     settle = SETTLE_SECONDS
     if args.smoke:
         vars(args).update(tasks=1_000, snapshots=1, repeat=2, live_tasks=5, live_seconds=0.5)

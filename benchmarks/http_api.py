@@ -34,7 +34,6 @@ The figures are in docs/performance.md (The HTTP API).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import bisect
 import os
@@ -56,18 +55,15 @@ from typing import Any, cast
 
 import httpx
 from million import fill
+from results import finish, options, parse, report
 from scratch_database import postgres_database
 from throughput import (
-    RESULTS,
-    SMOKE_HELP,
     TRACKER,
-    check_figures,
     cpu_seconds,
     ended,
     environment,
     percentile,
     register,
-    report,
     running,
     saturate,
     simulator,
@@ -662,9 +658,7 @@ def daemon_section(directory: Path, window: float, rounds: int, warmup: float) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = options(__doc__)
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     parser.add_argument("--tasks", type=int, default=1_000_000, help="for list and register")
     parser.add_argument("--pages", type=int, default=0, help="pages walked per filter (0: all)")
@@ -680,8 +674,7 @@ def main() -> None:
         "section runs on a database created on it, and the wake section needs it",
     )
     parser.add_argument("--registrations", type=int, default=40, help="tasks the wake section adds")
-    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
-    args = parser.parse_args()
+    args = parse(parser)
     sizes = Sizes()
     if args.smoke:
         vars(args).update(SMOKE)
@@ -719,11 +712,7 @@ def main() -> None:
             print(f"daemon (load average {load()})")
             daemon_section(directory, args.seconds, args.rounds, sizes.saturated_warmup)
     print(f"\n(load average at the end: {load()})")
-    print("\n| section | measure | result |\n|---|---|---|")
-    for section, what, value in RESULTS:
-        print(f"| {section} | {what} | {value} |")
-    if args.smoke:
-        check_figures(wanted, RESULTS)
+    finish(args.smoke, wanted)
 
 
 if __name__ == "__main__":

@@ -26,11 +26,10 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
+from results import check_figures, parse
 from scratch_database import postgres_database
 from throughput import (
-    SMOKE_HELP,
     TRACKER,
-    check_figures,
     cpu_seconds,
     environment,
     served,
@@ -92,8 +91,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="measuring window (30)")
     parser.add_argument("--interval", type=float, default=15.0, help="the task's poll interval")
     parser.add_argument("--postgres", metavar="URL", help="a server to create a database on")
-    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
-    args = parser.parse_args()
+    args = parse(parser)
     warm_up, seconds, interval = (
         (SMOKE_WARM_UP, 1.0, 1.0) if args.smoke else (WARM_UP, args.seconds, args.interval)
     )

@@ -50,10 +50,9 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from results import check_figures, options, parse
 from throughput import (
-    SMOKE_HELP,
     TRACKER,
-    check_figures,
     cpu_seconds,
     ended,
     environment,
@@ -316,9 +315,7 @@ def measure(scheme: str, args: argparse.Namespace, directory: Path) -> dict[str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = options(__doc__)
     parser.add_argument("--latency", type=float, default=0.8, help="seconds each answer is held")
     parser.add_argument("--rate", type=float, default=2000, help="polls/s offered")
     parser.add_argument("--interval", type=float, default=10.0, help="each task's interval, s")
@@ -329,8 +326,7 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(SCHEMES), help="http, https or both")
     parser.add_argument("--serve", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--tls", help=argparse.SUPPRESS)
-    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
-    args = parser.parse_args()
+    args = parse(parser)
     if args.serve is not None:
         serve(args.serve, args.tls)
         return

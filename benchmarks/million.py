@@ -27,7 +27,6 @@ not what they are.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pty
@@ -45,13 +44,14 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
+from results import finish, options, parse
+from results import report as reported
 from scratch_database import postgres_database
-from throughput import SMOKE_HELP, check_figures
 
 TRACKER = [sys.executable, "-m", "tracker"]
-RESULTS: list[tuple[str, str, str]] = []
 NOW = datetime.now(UTC).replace(microsecond=0)
 HISTORY_TASK = "video_with_a_long_history"
 BODY = json.dumps(
@@ -71,9 +71,7 @@ BODY = json.dumps(
 )
 
 
-def report(section: str, what: str, value: str) -> None:
-    RESULTS.append((section, what, value))
-    print(f"  {what:66s} {value}", flush=True)
+report = partial(reported, width=66)
 
 
 @dataclass
@@ -333,14 +331,11 @@ def free_port() -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = options(__doc__)
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--snapshots", type=int, default=100_000)
     parser.add_argument("--postgres", metavar="URL", help="also measure the add on PostgreSQL")
-    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
-    args = parser.parse_args()
+    args = parse(parser)
     line_mb = 300
     if args.smoke:
         args.tasks, args.snapshots, line_mb = 1_000, 100, 3
@@ -422,11 +417,7 @@ def main() -> None:
                 add("PostgreSQL", [*pg, "add", "--file", str(ids)], directory, args.tasks, None)
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\n(the benchmark's own peak RSS: {own:.0f} MB; the load average: {os.getloadavg()})")
-    print("\n| section | measure | result |\n|---|---|---|")
-    for section, what, value in RESULTS:
-        print(f"| {section} | {what} | {value} |")
-    if args.smoke:
-        check_figures(["list", "metrics", "history", "refusal", "add"], RESULTS)
+    finish(args.smoke, ["list", "metrics", "history", "refusal", "add"])
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import timeit
 from collections.abc import Callable
 from typing import Any
 
-from throughput import SMOKE_HELP, check_figures
+from results import check_figures, parse
 
 from tracker.core.video import NotAVideoError, parse_video
 
@@ -49,8 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--number", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=15)
-    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
-    args = parser.parse_args()
+    args = parse(parser)
     number, repeat = (100, 1) if args.smoke else (args.number, args.repeat)
     shapes = (("OpenAI video object", OPENAI), ("relay envelope", ENVELOPE))
     figures = []

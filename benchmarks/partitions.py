@@ -27,7 +27,6 @@ throughput.py's `postgres` section, run on each version of the code.
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import statistics
@@ -35,11 +34,13 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import psycopg
+from results import RESULTS, check_figures, finish, options, parse
+from results import report as reported
 from scratch_database import postgres_database
 from sqlalchemy import text
-from throughput import SMOKE_HELP, check_figures
 
 from tracker.core.models import TaskFilter
 from tracker.daemon.retention import prune
@@ -54,12 +55,7 @@ BODY = (
     '"created_at":1764000000,"size":"1280x720","seconds":"8","quality":"standard",'
     '"remixed_from_video_id":null,"error":null}'
 )
-RESULTS: list[tuple[str, str, str]] = []
-
-
-def report(section: str, what: str, value: str) -> None:
-    RESULTS.append((section, what, value))
-    print(f"  {what:70} {value}", flush=True)
+report = partial(reported, width=70)
 
 
 def migrate(url: str, revision: str = "head") -> float:
@@ -171,9 +167,7 @@ def measure(label: str, url: str, ids: list[str], days: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = options(__doc__)
     parser.add_argument(
         "--postgres", metavar="URL", help="a PostgreSQL server to make databases on"
     )
@@ -187,8 +181,7 @@ def main() -> None:
         default="table,partitions,convert",
         help="comma-separated sections: table (0008), partitions (0009), convert; all unless given",
     )
-    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
-    args = parser.parse_args()
+    args = parse(parser)
     if args.smoke:
         args.snapshots, args.days, args.convert = 20_000, 3, 5_000
     if not args.postgres:
@@ -221,11 +214,7 @@ def main() -> None:
             took = migrate(url)
             report("convert", f"migration 0009 on {args.convert:,} snapshots", f"{took:.1f} s")
     print(f"\n(the load average: {os.getloadavg()})")
-    print("\n| section | measure | result |\n|---|---|---|")
-    for section, what, value in RESULTS:
-        print(f"| {section} | {what} | {value} |")
-    if args.smoke:
-        check_figures(["history", "page", "space", "prune", "convert"], RESULTS)
+    finish(args.smoke, ["history", "page", "space", "prune", "convert"])
 
 
 if __name__ == "__main__":

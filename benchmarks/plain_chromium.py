@@ -11,14 +11,14 @@ without /usr/bin/chromium it says so and measures nothing.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from throughput import RESULTS, SMOKE_HELP, check_figures, cpu_seconds, report
+from results import RESULTS, check_figures, options, parse, report
+from throughput import cpu_seconds
 
 CHROMIUM = "/usr/bin/chromium"
 SETTLE_SECONDS = 4  # the page loaded, its stream open and the rows moving
@@ -88,13 +88,10 @@ def percent(share: float) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = options(__doc__)
     parser.add_argument("--url", default="about:blank", help="the page shown (about:blank)")
     parser.add_argument("--seconds", type=float, default=20, help="the measuring window (20)")
-    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
-    args = parser.parse_args()
+    args = parse(parser)
     if not Path(CHROMIUM).exists():
         print(f"page: skipped (no Chromium at {CHROMIUM})")
         return

@@ -26,7 +26,6 @@ it is busy is slower than the database's own cost.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -45,8 +44,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from results import finish, options, parse, report
 from scratch_database import postgres_database
-from throughput import SMOKE_HELP, check_figures
 
 from tracker import Tracker
 from tracker.core.report import ReportRow
@@ -74,12 +73,7 @@ COLUMNS = (
     "next_poll_at, finished_at, poll_count, model, seconds, size, created_at, first_running_at, "
     "provider"
 )
-RESULTS: list[tuple[str, str, str]] = []
-
-
-def say(section: str, what: str, value: str) -> None:
-    RESULTS.append((section, what, value))
-    print(f"  {what:70s} {value}", flush=True)
+say = partial(report, width=70)
 
 
 @dataclass(frozen=True)
@@ -286,14 +280,11 @@ def machine() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = options(__doc__)
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--postgres", metavar="URL", help="also on a database made on it")
-    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
-    args = parser.parse_args()
+    args = parse(parser)
     if args.smoke:
         args.tasks, args.repeat = 2_000, 1
     print(f"{machine()}; load average {os.getloadavg()}", flush=True)
@@ -316,11 +307,7 @@ def main() -> None:
         say("same", "every query's rows, SQLite against PostgreSQL", "equal" if same else "DIFFER")
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\n(this process's peak RSS: {own:.0f} MB; load average now {os.getloadavg()})")
-    print("\n| database | measure | result |\n|---|---|---|")
-    for section, what, value in RESULTS:
-        print(f"| {section} | {what} | {value} |")
-    if args.smoke:
-        check_figures(answers.keys() | ({"same"} if args.postgres else set()), RESULTS)
+    finish(args.smoke, answers.keys() | ({"same"} if args.postgres else set()), "database")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ are in docs/performance.md (Sorting the overview).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -37,8 +36,9 @@ from pathlib import Path
 import httpx
 from http_api import AUTHORIZATION, TOKEN, load, ms, serving, spread, walk
 from million import fill
+from results import finish, options, parse, report
 from scratch_database import postgres_database
-from throughput import RESULTS, SMOKE_HELP, TRACKER, check_figures, report
+from throughput import TRACKER
 
 from tracker.core.models import FetchResult
 from tracker.core.video import Video
@@ -161,17 +161,14 @@ def sorted_pages(where: str, database_url: str, pages: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = options(__doc__)
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--pages", type=int, default=20, help="pages followed in each order")
     parser.add_argument("--polls", type=int, default=5000, help="poll writes timed in each run")
     parser.add_argument("--rounds", type=int, default=3, help="runs with and without the indexes")
     parser.add_argument("--database", type=Path, help="keep (or reuse) the million's file here")
     parser.add_argument("--postgres", help="a PostgreSQL server: the tasks copied onto it too")
-    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
-    args = parser.parse_args()
+    args = parse(parser)
     if args.smoke:
         args.tasks, args.pages, args.polls, args.rounds = 2_000, 3, 200, 1
     os.environ["TRACKER_SERVER_TOKENS"] = TOKEN
@@ -194,11 +191,7 @@ def main() -> None:
         else:
             print("postgresql: skipped (it needs --postgres URL)")
     print(f"\n(load average at the end: {load()})")
-    print("\n| database | measure | result |\n|---|---|---|")
-    for section, what, value in RESULTS:
-        print(f"| {section} | {what} | {value} |")
-    if args.smoke:
-        check_figures(sections, RESULTS)
+    finish(args.smoke, sections, "database")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ each row of the table was measured, not what it says.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sqlite3
 import sys
@@ -22,7 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from throughput import SMOKE_HELP, check_figures
+from results import check_figures, options, parse
 
 from tracker import Tracker
 from tracker.daemon.retention import prune
@@ -68,12 +67,9 @@ def size(database: Path) -> tuple[int, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = options(__doc__)
     parser.add_argument("--tasks", type=int, default=1000)
-    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
-    args = parser.parse_args()
+    args = parse(parser)
     tasks, interval = (5, 0.01) if args.smoke else (args.tasks, 0.05)
     scale = 10_000 / tasks
     results = []

@@ -34,7 +34,6 @@ gave its figures, not what they are; the postgres section runs only with --postg
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -47,12 +46,13 @@ import tempfile
 import time
 import urllib.request
 import warnings
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from results import finish, options, parse, report
 from scratch_database import postgres_database
 
 TOKEN = "bench-token"
@@ -75,25 +75,6 @@ SECTIONS = (
 # with its share of the 32 requests in flight the single provider has.
 PROVIDERS = 4
 TRACKER = [sys.executable, "-m", "tracker"]
-RESULTS: list[tuple[str, str, str]] = []
-
-
-SMOKE_HELP = "every section in seconds at tiny sizes, checking that each gave its figures"
-
-
-def report(section: str, what: str, value: str) -> None:
-    RESULTS.append((section, what, value))
-    print(f"  {what:58s} {value}", flush=True)
-
-
-def check_figures(sections: Iterable[str], results: Sequence[tuple[str, str, str]]) -> None:
-    """Smoke mode's verdict: each of ``sections`` gave at least one figure in ``results``
-    (section, measure, value); what the figures are is not judged."""
-    ran = list(sections)
-    silent = [name for name in ran if not any(row[0] == name and row[2] for row in results)]
-    if silent:
-        sys.exit(f"smoke: no figures from {', '.join(silent)}")
-    print(f"smoke: figures from every section run ({', '.join(ran)})", flush=True)
 
 
 # The simulator, in its own process
@@ -585,9 +566,7 @@ SMOKE = Scale(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = options(__doc__)
     parser.add_argument(
         "--only",
         default=",".join(SECTIONS),
@@ -612,8 +591,7 @@ def main() -> None:
         help="the API polled: tracker's simulator (python, the default) or a fast stand-in "
         "(node: benchmarks/video_server.mjs, needs Node.js)",
     )
-    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
-    args = parser.parse_args()
+    args = parse(parser)
     wanted = [name for name in SECTIONS if name in args.only.split(",")]
     if "postgres" in wanted and not args.postgres:
         print("postgres: skipped (it needs --postgres URL)")
@@ -715,11 +693,7 @@ def main() -> None:
             report("memory", f"peak RSS with {tasks:,} watched tasks", f"{result['rss']:.0f} MB")
         if "history" in wanted:
             history(url, directory, scale, offer)
-    print("\n| section | measure | result |\n|---|---|---|")
-    for section, what, value in RESULTS:
-        print(f"| {section} | {what} | {value} |")
-    if args.smoke:
-        check_figures(wanted, RESULTS)
+    finish(args.smoke, wanted)
 
 
 def history(url: str, directory: Path, scale: Scale, offer: str) -> None:

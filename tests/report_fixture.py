@@ -47,49 +47,32 @@ def fixture_rows() -> list[dict[str, Any]]:
     """sora-2 at 1280x720: three completed (100, 200, 300 s), one failed, two unfinished.
     sora-2-pro: ten completed (10 to 100 s), one of each other ending. No model: one task
     never answered. And one sora-2 task registered before the window."""
-    created = at(DAY_1, -5)  # the API made the video before it was registered
     sora = {"model": "sora-2", "size": "1280x720", "seconds": "8"}
-    rows = [
-        task(
-            "a1",
-            DAY_1,
-            **sora,
-            created_at=created,
-            first_running_at=at(created, 20),
-            finish_reason="completed",
-            finished_at=at(created, 100),
-            poll_count=3,
-        ),
-        # No created_at: its durations start at its registration.
-        task(
-            "a2",
-            DAY_1,
-            **sora,
-            first_running_at=at(DAY_1, 30),
-            finish_reason="completed",
-            finished_at=at(DAY_1, 200),
-            poll_count=4,
-        ),
-        task(
-            "a3",
-            DAY_2,
-            **sora,
-            created_at=DAY_2,
-            first_running_at=at(DAY_2, 10),
-            finish_reason="completed",
-            finished_at=at(DAY_2, 300),
-            poll_count=5,
-        ),
-        task(
-            "a4",
-            DAY_2,
-            **sora,
-            created_at=DAY_2,
-            first_running_at=at(DAY_2, 40),
-            finish_reason="failed",
-            finished_at=at(DAY_2, 90),
-            poll_count=6,
-        ),
+    rows: list[dict[str, Any]] = []
+    # (ID, registered, when the API made the video, seconds from then to its first running
+    # answer and to its end, how it ended, polls). Without created_at (None), its durations
+    # start at its registration.
+    ended = (
+        ("a1", DAY_1, at(DAY_1, -5), 20, 100, "completed", 3),  # made before it was registered
+        ("a2", DAY_1, None, 30, 200, "completed", 4),
+        ("a3", DAY_2, DAY_2, 10, 300, "completed", 5),
+        ("a4", DAY_2, DAY_2, 40, 90, "failed", 6),
+    )
+    for task_id, registered, created, running, end, reason, polls in ended:
+        start = created or registered
+        rows.append(
+            task(
+                task_id,
+                registered,
+                **sora,
+                **({} if created is None else {"created_at": created}),
+                first_running_at=at(start, running),
+                finish_reason=reason,
+                finished_at=at(start, end),
+                poll_count=polls,
+            )
+        )
+    rows += [
         task("a5", DAY_2, **sora, first_running_at=at(DAY_2, 50), poll_count=7),
         task("a6", DAY_2, **sora, poll_count=0),  # still queued: no queue time yet
         task(

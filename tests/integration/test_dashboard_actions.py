@@ -2,12 +2,14 @@
 daemon polling the simulator and serving the app on SQLite: rows ticked and acted on, every
 task a filter matches selected at once, each behind a page that asks to confirm; a task's
 "Poll now" and "Reopen" buttons and the reopening in its timeline; a form without its CSRF
-token refused with nothing changed; all of it at a phone's width."""
+token refused with nothing changed; all of it at a phone's width; every filter the overview
+has carried by the bulk form and its confirmation."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -20,13 +22,16 @@ from tests.browser import (  # noqa: F401 (module_browser: the browser fixture)
 )
 from tests.web import TOKEN, daemon_running
 from tracker import Secret, Tracker
+from tracker.core.ids import DEFAULT_PROVIDER
 from tracker.core.models import TaskFilter
-from tracker.simulator import Simulator, SimulatorServer
+from tracker.simulator import Reply, Simulator, SimulatorServer
 
 require_chromium()
 
 SIMULATOR_TOKEN = "sk-dashboard-actions"
 SLOW = 30  # tasks that stay queued, polled once an hour
+# The overview's fields that order and page the tasks; every other one chooses tasks.
+VIEW = {"sort", "order", "limit"}
 
 
 @dataclass
@@ -41,6 +46,9 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     database = tmp_path_factory.mktemp("actions") / "tracker.db"
     simulator = Simulator(token=SIMULATOR_TOKEN)
     slow = [simulator.add_video(f"video_slow_{n:02}", queued=10_000) for n in range(SLOW)]
+    busy = simulator.script(
+        "video_busy", [Reply(status=503, raw=b'{"error": {"message": "busy"}}')]
+    )
     with SimulatorServer(simulator) as api_base:
         tracker = Tracker(
             database_url=f"sqlite:///{database}",
@@ -56,7 +64,11 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
             tracker.add([f"video_bulk_{n:02}" for n in range(SLOW)], label="bulk")
             tracker.add(["video_ended", "video_kept"], label="single")
             tracker.remove(["video_ended"])
-            wait_for(lambda: all(polls(tracker, task_id) == 1 for task_id in slow))
+            tracker.add([busy], label="busy")
+            # A second provider's task (never polled: no such provider), so the overview
+            # offers to filter by provider.
+            tracker.add(["video_elsewhere"], label="elsewhere", provider="spare")
+            wait_for(lambda: all(polls(tracker, task_id) == 1 for task_id in [*slow, busy]))
             yield Running(f"http://127.0.0.1:{port}", tracker)
 
 
@@ -148,6 +160,37 @@ def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(
     assert answer.status == 403
     task = running.tracker.database.reads.task("video_kept")
     assert task is not None and not task.finished
+
+
+def form_values(page: Page, form: str) -> dict[str, str]:
+    return dict(page.evaluate(f"[...new FormData(document.querySelector('{form}'))]"))
+
+
+def test_the_bulk_form_carries_every_filter_the_overview_has(page: Page, running: Running) -> None:
+    """With every filter of the overview set, the bulk form and then its confirmation carry
+    each with its value, and "Cancel" goes back to the same filters: a filter the bulk form
+    forgot would act on more tasks than those shown."""
+    chosen = {
+        "state": "unfinished",
+        "label": "busy",
+        "q": "video_bu",
+        "provider": DEFAULT_PROVIDER,
+        "error": "busy",
+    }
+    page.goto(f"{running.url}/?{urlencode(chosen)}")
+    expect(page.get_by_label("Select video_busy")).to_be_visible()
+    shown = {
+        name: value for name, value in form_values(page, "form.filters").items() if name not in VIEW
+    }
+    assert shown == chosen  # every filter the overview has is set here
+    assert form_values(page, "#bulk").items() >= shown.items()
+    page.get_by_label("Select all 1 matching").check()
+    page.locator("#bulk-poll").click()
+    expect(page.locator("main h1")).to_have_text("Poll now 1 task?")
+    assert form_values(page, ".confirm-form").items() >= shown.items()
+    page.get_by_role("link", name="Cancel").click()
+    expect(page.locator("main h1")).to_have_text("Tasks")
+    assert parse_qs(urlsplit(page.url).query) == {name: [value] for name, value in chosen.items()}
 
 
 def test_the_actions_fit_a_phones_width(browser: Browser, running: Running) -> None:

@@ -43,6 +43,15 @@ def test_the_query_keeps_every_choice_and_leaves_the_defaults_out() -> None:
     assert Filters.of({k: v[0] for k, v in parse_qs(chosen.query()[1:]).items()}) == chosen
     assert chosen.narrowed and not chosen.newest_first
     assert not Filters(sort=SortKey.STATUS, order="asc", limit=25).narrowed
+    assert chosen.choosing == {
+        "state": "failed",
+        "label": "",
+        "q": "video_",
+        "provider": "relay",
+        "error": "Timeout",
+    }  # what the bulk form carries: the order and page size choose no task
+    assert chosen.unfiltered == Filters(sort=SortKey.PROGRESS, order="asc", limit=100)
+    assert chosen.unfiltered.query() == "?sort=progress&order=asc&limit=100"
 
 
 def test_a_header_sorts_its_own_way_first_then_the_other() -> None:

@@ -61,8 +61,7 @@ def _cells(rows: Sequence[ReportRow]) -> list[list[object]]:
     return [
         [
             *row.keys.values(),
-            *(f"{row.tasks:,}", f"{row.unfinished:,}", f"{row.completed:,}", f"{row.failed:,}"),
-            *(f"{row.not_found:,}", f"{row.timed_out:,}", f"{row.removed:,}"),
+            *(f"{count:,}" for count in row.counts().values()),
             _percent(row.failure_rate),
             *(took(value) for value in (row.p50_seconds, row.p90_seconds, row.p99_seconds)),
             took(row.queue_p50_seconds),

@@ -7,9 +7,10 @@ from __future__ import annotations
 import enum
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from itertools import pairwise
+from typing import Any
 
 from tracker.errors import ReportQueryError
 
@@ -95,10 +96,9 @@ def _moment(value: datetime) -> str:
 
 
 @dataclass(frozen=True)
-class ReportRow:
-    """One group: its keys (``None`` for a task without the value, e.g. no model known yet),
-    the tasks in each state, and what took how long. Durations are in seconds; percentiles are
-    nearest-rank (``nearest_rank``) of the completed tasks' durations."""
+class Tally:
+    """A group's keys (``None`` for a task without the value, e.g. no model known yet) and its
+    tasks in each state: what a group as read and its report row have alike."""
 
     keys: dict[str, str | None]
     tasks: int
@@ -108,6 +108,20 @@ class ReportRow:
     not_found: int
     timed_out: int
     removed: int
+
+    def counts(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in COUNTS}
+
+
+#: The counts of a tally, which groups of finer keys add up.
+COUNTS = tuple(field.name for field in fields(Tally) if field.name != "keys")
+
+
+@dataclass(frozen=True)
+class ReportRow(Tally):
+    """One group: its tally and what took how long. Durations are in seconds; percentiles are
+    nearest-rank (``nearest_rank``) of the completed tasks' durations."""
+
     failure_rate: float | None  # failed / (completed + failed)
     p50_seconds: float | None
     p90_seconds: float | None
@@ -121,38 +135,17 @@ class ReportRow:
         return {**self.keys, **figures}
 
 
-FIGURES = (
-    "tasks",
-    "unfinished",
-    "completed",
-    "failed",
-    "not_found",
-    "timed_out",
-    "removed",
-    "failure_rate",
-    "p50_seconds",
-    "p90_seconds",
-    "p99_seconds",
-    "queue_p50_seconds",
-    "polls_per_task",
-)
+#: A report row's figures, in their order: its columns after the keys.
+FIGURES = tuple(field.name for field in fields(ReportRow) if field.name != "keys")
 
 
-@dataclass
-class Group:
-    """One group's tasks as read, before they are figures: the tasks in each state, their polls
-    and their durations in milliseconds (each completed task's, each running one's wait), in no
+@dataclass(frozen=True)
+class Group(Tally):
+    """One group's tasks as read, before they are figures: its tally, the tasks' polls and
+    their durations in milliseconds (each completed task's, each running one's wait), in no
     order until ``row`` or ``histogram`` sorts them. Groups of finer keys add up to coarser
     ones (``rollup``): counts sum, durations join."""
 
-    keys: dict[str, str | None]
-    tasks: int
-    unfinished: int
-    completed: int
-    failed: int
-    not_found: int
-    timed_out: int
-    removed: int
     polls: int
     took: list[int]
     queued: list[int]
@@ -163,13 +156,7 @@ class Group:
         p50, p90, p99 = (_nearest(self.took, percent) for percent in PERCENTILES)
         return ReportRow(
             keys=self.keys,
-            tasks=self.tasks,
-            unfinished=self.unfinished,
-            completed=self.completed,
-            failed=self.failed,
-            not_found=self.not_found,
-            timed_out=self.timed_out,
-            removed=self.removed,
+            **self.counts(),
             failure_rate=failure_rate(self.completed, self.failed),
             p50_seconds=in_seconds(p50),
             p90_seconds=in_seconds(p90),
@@ -185,28 +172,27 @@ class Group:
         cuts = [0, *(bisect_left(self.took, edge) for edge in edges_ms), len(self.took)]
         return tuple(later - earlier for earlier, later in pairwise(cuts))
 
-    def add(self, other: Group) -> None:
-        for name in ("tasks", "unfinished", "completed", "failed", "not_found", "timed_out"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.removed += other.removed
-        self.polls += other.polls
-        self.took.extend(other.took)
-        self.queued.extend(other.queued)
+    @classmethod
+    def total(cls, keys: dict[str, str | None], groups: Sequence[Group]) -> Group:
+        """``groups`` added up, as one group of ``keys``: counts sum, durations join."""
+        return cls(
+            keys=keys,
+            **{name: sum(getattr(group, name) for group in groups) for name in COUNTS},
+            polls=sum(group.polls for group in groups),
+            took=[ms for group in groups for ms in group.took],
+            queued=[ms for group in groups for ms in group.queued],
+        )
 
 
 def rollup(groups: Iterable[Group], keys: Sequence[str]) -> list[Group]:
     """``groups`` added up by ``keys`` (some of theirs), in the report's order."""
-    merged: dict[tuple[str | None, ...], Group] = {}
+    merged: dict[tuple[str | None, ...], list[Group]] = {}
     for group in groups:
-        kept = {key: group.keys[key] for key in keys}
-        into = merged.get(tuple(kept.values()))
-        if into is None:
-            merged[tuple(kept.values())] = replace(
-                group, keys=kept, took=list(group.took), queued=list(group.queued)
-            )
-        else:
-            into.add(group)
-    return sorted(merged.values(), key=lambda group: order(group.keys))
+        merged.setdefault(tuple(group.keys[key] for key in keys), []).append(group)
+    totals = [
+        Group.total(dict(zip(keys, values, strict=True)), parts) for values, parts in merged.items()
+    ]
+    return sorted(totals, key=lambda group: order(group.keys))
 
 
 def order(keys: dict[str, str | None]) -> list[tuple[bool, float, str]]:

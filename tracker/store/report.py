@@ -22,7 +22,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from tracker.core.models import FinishReason
-from tracker.core.report import Group, GroupKey, ReportQuery, ReportRow, order
+from tracker.core.report import COUNTS, Group, GroupKey, ReportQuery, ReportRow, order
 from tracker.store.base import SQLStore
 from tracker.store.schema import tasks
 
@@ -200,21 +200,13 @@ class Reports(SQLStore):
 
 def _group(by: Sequence[GroupKey], row: Sequence[Any]) -> Group:
     keys = {key.value: _key_text(key, value) for key, value in zip(by, row, strict=False)}
-    tasks_, unfinished, completed, failed, not_found, timed_out, removed, polls, took, queued = row[
-        len(by) :
-    ]
+    *counts, polls, took, queued = row[len(by) :]
     return Group(
         keys,
-        tasks_,
-        unfinished,
-        completed,
-        failed,
-        not_found,
-        timed_out,
-        removed,
-        int(polls),
-        _durations(took),
-        _durations(queued),
+        **dict(zip(COUNTS, counts, strict=True)),
+        polls=int(polls),
+        took=_durations(took),
+        queued=_durations(queued),
     )
 
 

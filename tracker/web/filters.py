@@ -25,6 +25,8 @@ FIRST_DESCENDING = {
 }
 # Each field's name in the query string, where it is not the field's own.
 _PARAMETERS = {"prefix": "q"}
+# The fields that order and page the tasks; every other field chooses which tasks.
+_VIEW = ("sort", "order", "limit")
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,24 @@ class Filters:
         return TaskOrder(self.sort, self.order == "desc")
 
     @property
+    def unfiltered(self) -> Filters:
+        """Every task, in this order and page size."""
+        return replace(Filters(), **{name: getattr(self, name) for name in _VIEW})
+
+    @property
     def narrowed(self) -> bool:
         """Whether a filter leaves tasks out (the order and the page size leave none)."""
-        return self != replace(Filters(), sort=self.sort, order=self.order, limit=self.limit)
+        return self != self.unfiltered
+
+    @property
+    def choosing(self) -> dict[str, str]:
+        """Each filter that chooses tasks, by its name in the query string, with its value:
+        what a form acting on the tasks the overview shows carries (macros.html)."""
+        return {
+            _PARAMETERS.get(field.name, field.name): getattr(self, field.name)
+            for field in fields(self)
+            if field.name not in _VIEW
+        }
 
     @property
     def newest_first(self) -> bool:

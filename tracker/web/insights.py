@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from tracker.core.report import FIGURES, GroupKey, ReportRow, rollup
+from tracker.core.report import COUNTS, FIGURES, GroupKey, ReportRow, rollup
 from tracker.core.texts import took
 from tracker.settings.values import report_query
 from tracker.web.charts import (
@@ -97,8 +97,7 @@ def insights(
         "lines": day_lines(by_day),
         "reasons": reasons,
         "columns": [key.value for key in choice.keys],
-        "figures": FIGURES,
-        "headings": HEADINGS,
+        "figures": {figure: HEADINGS[figure] for figure in FIGURES},  # in the report's order
         "rows": [_cells(row) for row in table],
         "json_url": f"/v1/report?{choice.query_string()}",
     }
@@ -151,9 +150,8 @@ HEADINGS = {
 def _cells(row: ReportRow) -> dict[str, str]:
     """A report row as the table's text, keyed as the JSON is."""
     cells = {key: value if value is not None else "—" for key, value in row.keys.items()}
-    for name in ("tasks", "unfinished", "completed", "failed", "not_found", "timed_out"):
+    for name in COUNTS:
         cells[name] = f"{getattr(row, name):,}"
-    cells["removed"] = f"{row.removed:,}"
     rate = row.failure_rate
     cells["failure_rate"] = "—" if rate is None else f"{rate:.1%}"
     for name in ("p50_seconds", "p90_seconds", "p99_seconds", "queue_p50_seconds"):
