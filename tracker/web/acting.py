@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Path, Request
+from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
 from tracker.core.actions import Action, OneByOne
@@ -69,18 +69,21 @@ def reopen_task(request: Request, task_id: TaskId, seen: Seen) -> Response:
     return _act_on_one(request, Action.REOPEN, task_id, "reopened")
 
 
+async def _form_filters(request: Request) -> Filters:
+    """The overview's filters the form carries (macros.html, filter_fields), read as the
+    overview reads them from its query string: one list of them, in Filters."""
+    form = await request.form()
+    return Filters.of({name: value for name, value in form.items() if isinstance(value, str)})
+
+
 @router.post("/bulk")
 def bulk(
     request: Request,
     seen: Seen,
+    filters: Annotated[Filters, Depends(_form_filters)],
     action: Annotated[str, Form()] = "",
     task_ids: Annotated[list[str] | None, Form(alias="id")] = None,
     matching: Annotated[str, Form()] = "",
-    state: Annotated[str, Form()] = "all",
-    label: Annotated[str, Form()] = "",
-    q: Annotated[str, Form()] = "",
-    provider: Annotated[str, Form()] = "",
-    error: Annotated[str, Form()] = "",
     confirmed: Annotated[str, Form()] = "",
 ) -> Response:
     """The tasks ticked (``id``), or with ``matching`` every task the filter matches: first a
@@ -89,9 +92,6 @@ def bulk(
         chosen = Action(action)
     except ValueError:
         raise PageError(422, "No such action", "Choose remove, poll now or reopen.") from None
-    filters = Filters.of(
-        {"state": state, "label": label, "q": q, "provider": provider, "error": error}
-    )
     ids = list(dict.fromkeys(task_ids or ()))
     if not matching and not ids:
         raise PageError(422, "No task chosen", "Tick the tasks to act on, or all matching.")
