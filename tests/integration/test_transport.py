@@ -235,9 +235,9 @@ def test_a_refused_connection_is_a_connect_error() -> None:
     asyncio.run(scenario())
 
 
-def test_a_cancelled_request_never_leaves_its_connection_for_reuse() -> None:
-    """The caller's timeout cancels the exchange; the next request gets a fresh connection."""
-    connections = []
+def silent_on_the_first_connection(connections: list[asyncio.StreamWriter]) -> Handler:
+    """A server handler that never answers on its first connection and answers ``{}`` on the
+    others; ``connections`` collects them."""
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connections.append(writer)
@@ -247,6 +247,14 @@ def test_a_cancelled_request_never_leaves_its_connection_for_reuse() -> None:
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
         await writer.drain()
         await reader.read()
+
+    return handler
+
+
+def test_a_cancelled_request_never_leaves_its_connection_for_reuse() -> None:
+    """The caller's timeout cancels the exchange; the next request gets a fresh connection."""
+    connections: list[asyncio.StreamWriter] = []
+    handler = silent_on_the_first_connection(connections)
 
     async def scenario(url: str, transport: HTTP1Transport) -> None:
         with pytest.raises(TimeoutError):
@@ -260,16 +268,8 @@ def test_a_cancelled_request_never_leaves_its_connection_for_reuse() -> None:
 
 
 def test_an_answer_later_than_the_timeout_is_a_read_timeout_and_its_connection_dropped() -> None:
-    connections = []
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connections.append(writer)
-        await read_request(reader)
-        if len(connections) == 1:
-            await asyncio.sleep(5)  # never answers in time
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
-        await writer.drain()
-        await reader.read()
+    connections: list[asyncio.StreamWriter] = []
+    handler = silent_on_the_first_connection(connections)
 
     async def scenario(url: str, transport: HTTP1Transport) -> None:
         where = httpx.URL(url + "/v1/videos/x")

@@ -149,6 +149,13 @@ def test_the_public_names_are_the_documented_ones() -> None:
         assert getattr(tracker, name) is not None
 
 
+def fresh_interpreter(code: str) -> str:
+    """What ``code`` prints run in a Python of its own, nothing imported before it."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+
+
 def test_a_daemon_serving_nothing_does_not_load_the_web_stack() -> None:
     """`tracker run` without a port imports no FastAPI, uvicorn, Jinja2, pydantic or
     prometheus-client: they would cost it some 28 MB (docs/performance.md, Memory)."""
@@ -157,10 +164,7 @@ def test_a_daemon_serving_nothing_does_not_load_the_web_stack() -> None:
         "print(sorted({m.split('.')[0] for m in sys.modules}"
         " & {'fastapi', 'uvicorn', 'jinja2', 'pydantic', 'starlette', 'prometheus_client'}))"
     )
-    loaded = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert loaded.strip() == "[]"
+    assert fresh_interpreter(code).strip() == "[]"
 
 
 def test_the_http_client_does_not_load_the_database_layer() -> None:
@@ -175,9 +179,6 @@ def test_the_http_client_does_not_load_the_database_layer() -> None:
         "import tracker.python_api, tracker.store\n"
         "print(Tracker is tracker.python_api.Tracker, QueryResult is tracker.store.QueryResult)"
     )
-    loaded = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert loaded.splitlines() == ["[]", "True True"]
+    assert fresh_interpreter(code).splitlines() == ["[]", "True True"]
     with pytest.raises(AttributeError, match="no attribute 'Trackr'"):
         tracker.Trackr  # noqa: B018
