@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from tests.conftest import API, make_tracker
 from tests.web import AUTH, TOKEN, follow_in_background
 from tracker import Secret
+from tracker.core.eventloop import run_event_loop
 from tracker.daemon import poller
 from tracker.settings import Settings
 from tracker.store import Database
@@ -137,3 +138,49 @@ def test_a_snapshot_another_process_writes_reaches_a_stream_without_waiting_for_
         database.close()
     assert [event.event for event in got] == ["snapshot", "finished"]
     assert took < 2.0
+
+
+def test_a_lost_listen_connection_leaves_no_watch_on_its_socket(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the loop `tracker run` and `tracker serve` use, the LISTEN connection killed: the
+    socket number it had is soon another connection's (a client's, here), and that connection
+    is served. A watch left on the lost socket's number kept the next socket given it from ever
+    being read: a client reconnecting then got nothing until the server's 408."""
+    monkeypatch.setattr(wakeups_module, "RETRY_SECONDS", (0.2,))
+    database = Database.open(postgres_url)
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.readline())
+        await writer.drain()
+        writer.close()
+
+    async def scenario() -> list[bytes]:
+        wakeups = database.wakeups
+        listening = asyncio.create_task(wakeups.listen())
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        answers = []
+        try:
+            for round_ in range(3):
+                await wait_for(lambda: wakeups.listening)
+                assert await asyncio.to_thread(kill_listeners, postgres_url) == 1
+                await wait_for(lambda: not wakeups.listening)
+                # Opened before the LISTEN connection is made again: the lowest free socket
+                # number is the one the lost connection had.
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection("127.0.0.1", port), 5
+                )
+                writer.write(b"round %d\n" % round_)
+                answers.append(await asyncio.wait_for(reader.readline(), 5))
+                writer.close()
+        finally:
+            listening.cancel()
+            server.close()
+        return answers
+
+    try:
+        answers = run_event_loop(scenario())
+    finally:
+        database.close()
+    assert answers == [b"round 0\n", b"round 1\n", b"round 2\n"]

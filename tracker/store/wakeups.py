@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
@@ -190,7 +191,11 @@ class Wakeups:
 
         loop = asyncio.get_running_loop()
         readable = asyncio.Event()
-        loop.add_reader(pgconn.socket, readable.set)
+        # Watched through a socket number of its own: libpq closes its number when the
+        # connection is lost, and the next socket opened gets it; a watch left on it kept the
+        # loop from ever reading that socket (a client of `tracker serve`'s, say).
+        watched = os.dup(pgconn.socket)
+        loop.add_reader(watched, readable.set)
         try:
             while pgconn.status == pq.ConnStatus.OK:
                 await readable.wait()
@@ -199,7 +204,8 @@ class Wakeups:
                 while (notice := pgconn.notifies()) is not None:
                     self._heard(notice.relname.decode())
         finally:
-            loop.remove_reader(pgconn.socket)
+            loop.remove_reader(watched)
+            os.close(watched)
 
     def _heard(self, channel: str) -> None:
         try:
