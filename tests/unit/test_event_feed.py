@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import cast
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from tracker.core.feed import START, FeedItem, FeedPosition, FeedRead
 from tracker.store import Database
@@ -27,6 +28,11 @@ class Snapshots:
     def __init__(self) -> None:
         self.items: list[FeedItem] = []
         self.running: set[int] = set()
+        self.failing: set[str] = set()  # reads that fail as with the database away
+
+    def _reach(self, read: str) -> None:
+        if read in self.failing:
+            raise OperationalError("SELECT", {}, Exception("the database system is starting up"))
 
     def add(self, task_id: str, *, pad: int = 0, xid: int = 0) -> None:
         self.items.append(
@@ -57,10 +63,12 @@ class Snapshots:
         )
 
     def head(self) -> FeedPosition:
+        self._reach("head")
         below = [i for i in self._visible() if i.xid < self._watermark()]
         return below[-1].position if below else START
 
     def issued(self, position: FeedPosition) -> bool:
+        self._reach("issued")
         return position.id <= len(self.items) and position.xid < self._watermark()
 
     def read(
@@ -72,6 +80,7 @@ class Snapshots:
         task_ids: Collection[str] = (),
         label: str | None = None,
     ) -> FeedRead:
+        self._reach("read")
         wanted = [
             item
             for item in self._visible()
@@ -209,6 +218,41 @@ def test_a_last_event_id_never_issued_is_answered_with_a_reset_then_live_events(
     assert chunks[1].startswith(b"id: 0-1\nevent: reset\ndata: ")
     assert b'"position":"0-1"' in chunks[1]
     assert b'"task_id":"new"' in chunks[2] and b'"task_id":"old"' not in b"".join(chunks)
+
+
+def test_a_stream_that_cannot_read_the_database_ends_with_a_comment_to_reconnect(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the database away, a stream (resuming or not, before or while reading what it
+    missed) says so in a comment after `retry` and ends, rather than failing after its answer
+    began; once the database is back, the same Last-Event-ID resumes with nothing missed."""
+    monkeypatch.setattr(feed, "UNHEARD_LOOK_SECONDS", 0.01)
+    snapshots = Snapshots()
+    snapshots.add("seen")
+    snapshots.add("missed")
+    retry = f"retry: {feed.RETRY_MILLISECONDS}\n\n".encode()
+    ended_so = [retry + feed.UNAVAILABLE]
+
+    async def scenario() -> list[bytes]:
+        events = feed_on(snapshots)
+        snapshots.failing = {"issued", "head", "read"}
+        assert [chunk async for chunk in events.stream(Interest(), FeedPosition(0, 1))] == ended_so
+        assert [chunk async for chunk in events.stream(Interest(), None)] == ended_so
+        snapshots.failing = {"read"}
+        live = events.stream(Interest(), None)
+        assert await anext(live) == retry  # the reader runs, from after "missed"
+        resumed = [chunk async for chunk in events.stream(Interest(), FeedPosition(0, 1))]
+        assert resumed == [retry, feed.UNAVAILABLE]
+        snapshots.failing = set()
+        again = events.stream(Interest(), FeedPosition(0, 1))
+        got = [await anext(again), await anext(again)]
+        await again.aclose()
+        await live.aclose()
+        return got
+
+    chunks = asyncio.run(scenario())
+    assert chunks[0] == retry
+    assert b'"task_id":"missed"' in chunks[1] and b'"task_id":"seen"' not in chunks[1]
 
 
 @pytest.mark.parametrize(

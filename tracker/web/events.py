@@ -23,7 +23,9 @@ from dataclasses import dataclass
 
 from tracker.core.encoding import jsonable
 from tracker.core.feed import FeedItem, FeedPosition
+from tracker.errors import DatabaseError
 from tracker.store import Database
+from tracker.store.engine import reported_errors
 from tracker.store.wakeups import Topic
 
 logger = logging.getLogger(__name__)
@@ -51,6 +53,9 @@ PIECE_BYTES = CHUNK_BYTES = 128 * 1024
 # Last-Event-ID and catches up from the database.
 BACKLOG_BYTES = 4 * 1024 * 1024
 BEHIND = b": too far behind: reconnect with Last-Event-ID\n\n"
+# A stream that cannot read the database ends so (its client tries again after ``retry``),
+# rather than failing after its answer began: on reconnecting, nothing was missed.
+UNAVAILABLE = b": the database is unavailable: reconnect with Last-Event-ID\n\n"
 
 
 @dataclass(frozen=True)
@@ -197,26 +202,19 @@ class Feed:
         self, interest: Interest, last_event_id: FeedPosition | None, interval: float = 0.0
     ) -> AsyncIterator[bytes]:
         """The body of one event stream: what was missed since ``last_event_id``, then the live
-        events, heartbeats while nothing happens; it ends when the server stops. An ID this
-        database never gave out is answered with a ``reset`` to the live events. With an
+        events, heartbeats while nothing happens; it ends when the server stops, or with
+        ``UNAVAILABLE`` when the database cannot be read. An ID this database never gave out is
+        answered with a ``reset`` to the live events. With an
         ``interval``, a send is followed by that long a rest, and what came meanwhile goes out
         together after it: one chunk for a client that draws once an interval, not a few."""
-        resume = last_event_id
-        if resume is not None and not await asyncio.to_thread(self._store.issued, resume):
-            resume = None
-        async with self._starting:
-            if self._reader is None or self._reader.done():
-                self._cursor = await asyncio.to_thread(self._store.head)
-                self._log.clear()
-                self._logged = 0
-                self._reader = asyncio.create_task(self._read_while_followed())
-            # From here on the log holds what comes after the cursor; what came before it,
-            # after the client's last event, is read from the database below.
-            up_to = self._cursor
-            stream = _Stream(interest, after=max(up_to, resume or up_to))
-            self._streams.add(stream)
+        retry = f"retry: {RETRY_MILLISECONDS}\n\n".encode()
         try:
-            yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
+            stream, up_to, resume = await self._join(interest, last_event_id)
+        except DatabaseError:
+            yield retry + UNAVAILABLE
+            return
+        try:
+            yield retry
             if last_event_id is not None and resume is None:
                 yield reset(up_to, last_event_id)
             elif resume is not None:
@@ -236,8 +234,32 @@ class Feed:
                     await self._rest(interval)
                 elif not await self._wait(stream):
                     yield b": ping\n\n"
+        except DatabaseError:  # reading what it missed
+            yield UNAVAILABLE
         finally:
             self._streams.discard(stream)
+
+    async def _join(
+        self, interest: Interest, last_event_id: FeedPosition | None
+    ) -> tuple[_Stream, FeedPosition, FeedPosition | None]:
+        """A new stream among those the reader wakes (starting the reader if none runs), the
+        place the log it sends from begins, and where it resumes (None: from the live end)."""
+        resume = last_event_id
+        with reported_errors():
+            if resume is not None and not await asyncio.to_thread(self._store.issued, resume):
+                resume = None
+            async with self._starting:
+                if self._reader is None or self._reader.done():
+                    self._cursor = await asyncio.to_thread(self._store.head)
+                    self._log.clear()
+                    self._logged = 0
+                    self._reader = asyncio.create_task(self._read_while_followed())
+                # From here on the log holds what comes after the cursor; what came before
+                # it, after the client's last event, is read from the database.
+                up_to = self._cursor
+                stream = _Stream(interest, after=max(up_to, resume or up_to))
+                self._streams.add(stream)
+        return stream, up_to, resume
 
     def _owed(self, stream: _Stream) -> bytes | None:
         """What the log holds for ``stream`` (up to about ``CHUNK_BYTES``), or None if part of
@@ -281,14 +303,15 @@ class Feed:
         """What a reconnecting client missed, read from the database a page at a time, up to
         where the log it will send from next begins."""
         while after < up_to:
-            read = await asyncio.to_thread(
-                self._store.read,
-                after,
-                BATCH,
-                up_to=up_to,
-                task_ids=interest.task_ids,
-                label=interest.label,
-            )
+            with reported_errors():
+                read = await asyncio.to_thread(
+                    self._store.read,
+                    after,
+                    BATCH,
+                    up_to=up_to,
+                    task_ids=interest.task_ids,
+                    label=interest.label,
+                )
             if not read.items:
                 return
             yield b"".join(encode(item) for item in read.items)
