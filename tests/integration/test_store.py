@@ -306,6 +306,29 @@ def test_one_unstorable_answer_does_not_hold_back_the_others(database: Database)
     assert all(task.lease_owner is None for task in database.reads.tasks())
 
 
+def test_an_answer_the_server_refuses_does_not_hold_back_the_others(postgres_url: str) -> None:
+    """PostgreSQL refuses a progress past its integer column (SQLite keeps it): that record is
+    stored as an error poll, the rest of the batch as usual. The snapshots go in by COPY,
+    whose errors are the driver's own: they are the same database errors as any statement's."""
+    database = Database.open(postgres_url)
+    try:
+        database.tasks.add_tasks(["huge", "fine"], None, NOW)
+        claimed = {t.task_id: t for t in database.polls.claim_due("d", NOW, NOW + timedelta(60), 9)}
+        huge = FetchResult(200, 1, '{"progress": 1e12}', Video("in_progress", 10**12), None)
+        fine = FetchResult(200, 1, '{"progress": 5}', Video("in_progress", 5), None)
+        records = [
+            decide(claimed["huge"], huge, NOW, POLICY, random.Random(1)),
+            decide(claimed["fine"], fine, NOW, POLICY, random.Random(1)),
+        ]
+        assert database.polls.record_polls("d", records) == 2
+        [huge_snapshot] = database.reads.history("huge")
+        [fine_snapshot] = database.reads.history("fine")
+    finally:
+        database.close()
+    assert huge_snapshot.error["type"] == "unstorable"
+    assert fine_snapshot.progress == 5
+
+
 def test_pages_of_tasks_come_newest_first_and_never_repeat_or_skip(database: Database) -> None:
     """Paging on from a page's last task gives every task once, newest first, even while
     newer tasks are registered between two pages."""
