@@ -286,24 +286,30 @@ def test_a_poll_is_written_as_a_snapshot_with_sql_nulls(database: Database) -> N
     assert stored.next_poll_at > NOW
 
 
-def test_one_unstorable_answer_does_not_hold_back_the_others(database: Database) -> None:
-    """A record the database refuses (a lone surrogate here) is stored as an error poll; the
-    rest of the batch is written as usual."""
+def written_beside_a_good_one(database: Database, bad: FetchResult) -> tuple[Any, Any]:
+    """The snapshots of a poll answered ``bad`` and of one answered well, written together."""
     database.tasks.add_tasks(["bad", "good"], None, NOW)
     claimed = {t.task_id: t for t in database.polls.claim_due("d", NOW, NOW + timedelta(60), 10)}
-    bad = FetchResult(200, 1, '{"status": "x"}', Video("in\ud800progress", 5), None)
     good = FetchResult(200, 1, '{"status": "queued"}', Video("queued", 0), None)
     records = [
         decide(claimed["bad"], bad, NOW, POLICY, random.Random(1)),
         decide(claimed["good"], good, NOW, POLICY, random.Random(1)),
     ]
     assert database.polls.record_polls("d", records) == 2
+    assert all(task.lease_owner is None for task in database.reads.tasks())
     [bad_snapshot] = database.reads.history("bad")
     [good_snapshot] = database.reads.history("good")
+    assert good_snapshot.status == "queued"
+    return bad_snapshot, good_snapshot
+
+
+def test_one_unstorable_answer_does_not_hold_back_the_others(database: Database) -> None:
+    """A record the database refuses (a lone surrogate here) is stored as an error poll; the
+    rest of the batch is written as usual."""
+    bad = FetchResult(200, 1, '{"status": "x"}', Video("in\ud800progress", 5), None)
+    bad_snapshot, _ = written_beside_a_good_one(database, bad)
     assert bad_snapshot.error["type"] == "unstorable"
     assert (bad_snapshot.http_status, bad_snapshot.body, bad_snapshot.status) == (200, None, None)
-    assert good_snapshot.status == "queued"
-    assert all(task.lease_owner is None for task in database.reads.tasks())
 
 
 def test_an_answer_the_server_refuses_does_not_hold_back_the_others(postgres_url: str) -> None:
@@ -311,22 +317,12 @@ def test_an_answer_the_server_refuses_does_not_hold_back_the_others(postgres_url
     stored as an error poll, the rest of the batch as usual. The snapshots go in by COPY,
     whose errors are the driver's own: they are the same database errors as any statement's."""
     database = Database.open(postgres_url)
+    huge = FetchResult(200, 1, '{"progress": 1e12}', Video("in_progress", 10**12), None)
     try:
-        database.tasks.add_tasks(["huge", "fine"], None, NOW)
-        claimed = {t.task_id: t for t in database.polls.claim_due("d", NOW, NOW + timedelta(60), 9)}
-        huge = FetchResult(200, 1, '{"progress": 1e12}', Video("in_progress", 10**12), None)
-        fine = FetchResult(200, 1, '{"progress": 5}', Video("in_progress", 5), None)
-        records = [
-            decide(claimed["huge"], huge, NOW, POLICY, random.Random(1)),
-            decide(claimed["fine"], fine, NOW, POLICY, random.Random(1)),
-        ]
-        assert database.polls.record_polls("d", records) == 2
-        [huge_snapshot] = database.reads.history("huge")
-        [fine_snapshot] = database.reads.history("fine")
+        bad_snapshot, _ = written_beside_a_good_one(database, huge)
     finally:
         database.close()
-    assert huge_snapshot.error["type"] == "unstorable"
-    assert fine_snapshot.progress == 5
+    assert bad_snapshot.error["type"] == "unstorable"
 
 
 def test_pages_of_tasks_come_newest_first_and_never_repeat_or_skip(database: Database) -> None:
