@@ -32,8 +32,16 @@ class BatchStatement:
     """A statement compiled once for a dialect; rows are dicts keyed by parameter name."""
 
     def __init__(
-        self, statement: Any, dialect: Dialect, keys: Sequence[str], insert: bool = False
+        self,
+        statement: Any,
+        dialect: Dialect,
+        keys: Sequence[str],
+        insert: bool = False,
+        by_copy: bool = False,
     ) -> None:
+        """``insert``: an INSERT of exactly ``keys``; ``by_copy`` as well: on PostgreSQL its
+        rows go in by COPY, which takes columns and values only (no SQL expressions, no
+        RETURNING or ON CONFLICT)."""
         positional = copy.copy(dialect)
         positional.paramstyle = "qmark" if dialect.name == "sqlite" else "format"
         positional.positional = True
@@ -43,11 +51,11 @@ class BatchStatement:
         if set(order) != set(keys):
             raise ValueError(f"statement parameters {order} are not the row keys {keys}")
         self._sql = compiled.string
-        self._copy = (
-            f"COPY {statement.table.name} ({', '.join(order)}) FROM STDIN"
-            if insert and dialect.name == "postgresql"
-            else None
-        )
+        self._copy = None
+        if insert and by_copy and dialect.name == "postgresql":
+            quoting = dialect.identifier_preparer
+            columns = ", ".join(quoting.quote(name) for name in order)
+            self._copy = f"COPY {quoting.format_table(statement.table)} ({columns}) FROM STDIN"
         self._values = operator.itemgetter(*order)
         self._conversions = [
             (index, conversion)
@@ -193,7 +201,7 @@ class PollWrites:
 
     def __init__(self, dialect: Dialect) -> None:
         self._insert_snapshots = BatchStatement(
-            snapshots.insert().inline(), dialect, _SNAPSHOT_KEYS, insert=True
+            snapshots.insert().inline(), dialect, _SNAPSHOT_KEYS, insert=True, by_copy=True
         )
         self._update_answered = BatchStatement(
             _UPDATE_ANSWERED, dialect, (*_POLLED_KEYS, *_FINISHING_KEYS, "b_status", *_ANSWER_KEYS)

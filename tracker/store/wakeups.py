@@ -195,8 +195,8 @@ class Wakeups:
         # connection is lost, and the next socket opened gets it; a watch left on it kept the
         # loop from ever reading that socket (a client of `tracker serve`'s, say).
         watched = os.dup(pgconn.socket)
-        loop.add_reader(watched, readable.set)
         try:
+            loop.add_reader(watched, readable.set)
             while pgconn.status == pq.ConnStatus.OK:
                 await readable.wait()
                 readable.clear()
@@ -204,8 +204,10 @@ class Wakeups:
                 while (notice := pgconn.notifies()) is not None:
                     self._heard(notice.relname.decode())
         finally:
-            loop.remove_reader(watched)
-            os.close(watched)
+            try:
+                loop.remove_reader(watched)
+            finally:
+                os.close(watched)
 
     def _heard(self, channel: str) -> None:
         try:

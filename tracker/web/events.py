@@ -41,6 +41,7 @@ HELD_BACK_SECONDS = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 HEARTBEAT_SECONDS = 15.0
 BATCH = 2000
 RETRY_MILLISECONDS = 3000
+RETRY = f"retry: {RETRY_MILLISECONDS}\n\n".encode()
 # A stream asked to send at most once every so many seconds holds what it owes meanwhile in
 # the log, which keeps some 16 s of a busy feed: past this it would fall off and start over.
 MAX_INTERVAL_SECONDS = 10.0
@@ -204,17 +205,16 @@ class Feed:
         """The body of one event stream: what was missed since ``last_event_id``, then the live
         events, heartbeats while nothing happens; it ends when the server stops, or with
         ``UNAVAILABLE`` when the database cannot be read. An ID this database never gave out is
-        answered with a ``reset`` to the live events. With an
-        ``interval``, a send is followed by that long a rest, and what came meanwhile goes out
-        together after it: one chunk for a client that draws once an interval, not a few."""
-        retry = f"retry: {RETRY_MILLISECONDS}\n\n".encode()
+        answered with a ``reset`` to the live events. With an ``interval``, a send is followed
+        by that long a rest, and what came meanwhile goes out together after it: one chunk for
+        a client that draws once an interval, not a few."""
         try:
             stream, up_to, resume = await self._join(interest, last_event_id)
         except DatabaseError:
-            yield retry + UNAVAILABLE
+            yield RETRY + UNAVAILABLE
             return
         try:
-            yield retry
+            yield RETRY
             if last_event_id is not None and resume is None:
                 yield reset(up_to, last_event_id)
             elif resume is not None:
