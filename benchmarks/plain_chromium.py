@@ -54,7 +54,19 @@ def plain_renderers(
     finally:
         browser.terminate()
         browser.wait(30)
+        gone(profile)
     return max(used.values()) / wall, sum(used.values()) / wall
+
+
+def gone(profile: Path, seconds: float = 30) -> None:
+    """Until no process of the Chromium using ``profile`` is left: its helpers outlive the
+    browser's own process a moment and write into the profile, which removed meanwhile fails
+    with "Directory not empty"."""
+    deadline = time.monotonic() + seconds
+    while any(str(profile) in command for _, command in processes()):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Chromium's processes outlived it by {seconds:g} s")
+        time.sleep(0.05)
 
 
 def renderers_of(profile: Path, seconds: float = 30) -> list[int]:
