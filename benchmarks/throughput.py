@@ -663,7 +663,8 @@ def main() -> None:
                 )
         if "lateness" in wanted:
             every = scale.lateness_interval
-            tasks = min(PRELOADED, round(0.4 * capacity * every))
+            # At least one task: a starved smoke run can measure no poll in its short window.
+            tasks = max(1, min(PRELOADED, round(0.4 * capacity * every)))
             print(
                 f"lateness: {tasks:,} tasks every {every:g} s ({tasks / every:,.0f}/s, "
                 "40% of capacity)"
@@ -672,6 +673,11 @@ def main() -> None:
             register(environment(url, database, every), directory, tasks)
             result = run_daemon(url, database, every, 2 * every, scale.lateness_window)
             late = lateness(database, every)
+            gaps = (
+                f"{percentile(late, 0.5):+.3f} / {percentile(late, 0.99):+.3f} / {max(late):+.3f} s"
+                if late
+                else "no task was polled twice"
+            )
             report(
                 "lateness",
                 f"{tasks:,} tasks every {every:g} s: polls/s",
@@ -680,8 +686,7 @@ def main() -> None:
             report(
                 "lateness",
                 "gap between polls minus interval: p50 / p99 / max",
-                f"{percentile(late, 0.5):+.3f} / {percentile(late, 0.99):+.3f} / "
-                f"{max(late):+.3f} s",
+                gaps,
             )
         if "memory" in wanted:
             tasks, every = scale.memory_tasks, scale.memory_interval
