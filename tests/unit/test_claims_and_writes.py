@@ -102,10 +102,26 @@ def test_a_daemon_claims_ahead_of_its_request_slots_and_no_further(
     written); with that many held, nothing more is claimed."""
     claimer = Claimer(FlakyStore(), database, "d", POLICY, concurrency=4)  # type: ignore[arg-type]
     assert claimer.limit == 4 * CLAIM_AHEAD
-    assert claimer.room(0) == 4 * CLAIM_AHEAD
-    assert claimer.room(10) == 4 * CLAIM_AHEAD - 10
-    assert claimer.room(4 * CLAIM_AHEAD) == 0
-    assert claimer.room(4 * CLAIM_AHEAD + 7) == 0
+    assert claimer.room(0, 0, START) == 4 * CLAIM_AHEAD
+    assert claimer.room(10, 0, START) == 4 * CLAIM_AHEAD - 10
+    assert claimer.room(4 * CLAIM_AHEAD, 0, START) == 0
+    assert claimer.room(4 * CLAIM_AHEAD + 7, 0, START) == 0
+
+
+def test_a_daemon_polling_faster_than_its_limit_claims_what_it_polls_in_half_a_second(
+    database: DatabaseThread,
+) -> None:
+    """At thousands of polls a second the per-slot limit lasts less than a tick's write and
+    claim: what the lane polled over the last two seconds sets how far ahead it claims, and a
+    lane that slows down falls back to its limit once that time has passed."""
+    claimer = Claimer(FlakyStore(), database, "d", POLICY, concurrency=4)  # type: ignore[arg-type]
+    assert claimer.room(0, 0, START) == 4 * CLAIM_AHEAD
+    second = START + timedelta(seconds=1)
+    assert claimer.room(100, 6_000, second) == 3_000 - 100  # 6,000 polls/s
+    assert claimer.room(100, 6_020, second + timedelta(seconds=1)) == 1_505 - 100
+    # Two seconds on, with no poll since: the pace is taken over the last two seconds only.
+    later = second + timedelta(seconds=3)
+    assert claimer.room(0, 6_020, later) == 4 * CLAIM_AHEAD
 
 
 @pytest.mark.parametrize("timeout", [5.0, 30.0])

@@ -4,8 +4,9 @@ starts well within its lease."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from tracker.core.ids import DEFAULT_PROVIDER
 from tracker.core.models import ClaimedTask
@@ -13,8 +14,14 @@ from tracker.daemon.dbthread import DatabaseThread
 from tracker.daemon.rules import Policy
 from tracker.store.polls import PollStore
 
-# Tasks claimed per request slot: enough queued to keep every slot busy between two ticks.
+# Tasks held per request slot at least: enough queued to keep every slot busy between two ticks
+# while polls take milliseconds or more.
 CLAIM_AHEAD = 16
+# And at least this long of the lane's recent polling: at thousands of polls a second, 16 a slot
+# ran out before the next tick's write and claim were through, and the slots stood idle.
+AHEAD = timedelta(seconds=0.5)
+# The recent polling the pace is taken over.
+PACE_WINDOW = timedelta(seconds=2)
 
 
 class Claimer:
@@ -33,10 +40,20 @@ class Claimer:
         self._owner = owner
         self._policy = policy
         self.limit = concurrency * CLAIM_AHEAD
+        self._counts: deque[tuple[datetime, int]] = deque()  # (when, polls done by then)
 
-    def room(self, held: int) -> int:
-        """How many more tasks to claim while ``held`` are claimed and not yet written."""
-        return max(0, self.limit - held)
+    def room(self, held: int, polls: int, now: datetime) -> int:
+        """How many more tasks to claim at ``now`` while ``held`` are claimed and not yet
+        written, the lane having done ``polls`` polls so far: its limit, or what it polls in
+        ``AHEAD`` at its pace over the last ``PACE_WINDOW``, whichever is more."""
+        counts = self._counts
+        counts.append((now, polls))
+        while len(counts) > 2 and now - counts[1][0] >= PACE_WINDOW:
+            counts.popleft()
+        since, polls_then = counts[0]
+        span = (now - since).total_seconds()
+        ahead = (polls - polls_then) * AHEAD.total_seconds() / span if span > 0 else 0.0
+        return max(0, max(self.limit, round(ahead)) - held)
 
     async def claim(
         self,

@@ -95,7 +95,7 @@ class Poller:
         self._observer = observer or Unobserved()
         self._slots = asyncio.Semaphore(lane.concurrency)
         self._claims = Claimer(
-            store, crew.database, crew.owner, policy, lane.concurrency, lane.provider
+            store, crew.claims_database, crew.owner, policy, lane.concurrency, lane.provider
         )
         self._writes = writes or WriteBuffer(
             store, crew.database, crew.owner, DatabaseHealth(crew.clock), self._observer
@@ -149,6 +149,12 @@ class Poller:
         self._observer.ticked()
 
     async def _write_and_claim(self) -> None:
+        if self.health.down_since is None:
+            # The claim need not wait for the write: on PostgreSQL it runs beside it, on a
+            # thread of its own, so that requests go on while results are written; on SQLite
+            # it queues behind the write, on the one thread (docs/performance.md).
+            await asyncio.gather(self._writes.flush(), self._claim_beside_write())
+            return
         await self._writes.flush()
         if self._stopping:
             return
@@ -166,11 +172,21 @@ class Poller:
         else:
             self.health.recovered()
 
+    async def _claim_beside_write(self) -> None:
+        """A claim made while the database was answering: a failure says it is down; a
+        success says nothing, as the write beside it may have failed."""
+        if self._stopping:
+            return
+        try:
+            await self._claim_and_start()
+        except Exception as exc:
+            self.health.failed("claiming due tasks", exc)
+
     async def _claim_and_start(self) -> None:
         now = self._clock.now()
         if self.pause.active(now):
             return
-        room = self._claims.room(self.held)
+        room = self._claims.room(self.held, self.polls, now)
         if room <= 0:
             return
         if self._quiet_until is not None:

@@ -105,7 +105,7 @@ class Daemon:
             if until_done:  # such a task may have been registered while it ran
                 await refuse_undeclared(crew.database, self._database.polls, declared, only)
         finally:
-            crew.database.close()
+            crew.close()
 
     async def _give_back(self, crew: Crew) -> None:
         """Give back whatever is still claimed, so that a restart or another daemon takes it
@@ -121,7 +121,10 @@ class Daemon:
             )
 
     def _crew(self) -> Crew:
-        return Crew(daemon_id(), DatabaseThread(), self._clock, self._database.wakeups)
+        claiming = DatabaseThread() if self._database.concurrent_writers else None
+        return Crew(
+            daemon_id(), DatabaseThread(), self._clock, self._database.wakeups, claiming=claiming
+        )
 
     async def _lifecycle(
         self,
@@ -223,7 +226,7 @@ class Daemon:
                 lanes = await self._lanes(stack, crew)
                 return await lanes.poll_pass(all_unfinished)
         finally:
-            crew.database.close()
+            crew.close()
 
     async def download(
         self, task_id: str, variants: Iterable[str], directory: str
@@ -266,7 +269,7 @@ class Daemon:
                     await downloader.drain(DRAIN_SECONDS)
                     await crew.database.run(self._database.leases.release_owners, [crew.owner])
         finally:
-            crew.database.close()
+            crew.close()
 
     def _open_files(self, listening: int, follow_ups: FollowUps) -> OpenFiles:
         from tracker.daemon.downloads import DOWNLOADS_AT_ONCE

@@ -1,9 +1,10 @@
 """What a daemon shares between its parts, and the one way they run what they claim.
 
-``Crew``: who the daemon is (the owner of its leases), the one thread its database calls run
-on, its clock and its randomness, and the wakeups of its database. ``Running``: the jobs a part
-has claimed and started (polls, downloads, notifications), one per key, run by a bounded pool of
-coroutines, forgotten when done and drained at a stop.
+``Crew``: who the daemon is (the owner of its leases), the thread its database calls run on
+(and on PostgreSQL a second, for its claims), its clock and its randomness, and the wakeups of
+its database. ``Running``: the jobs a part has claimed and started (polls, downloads,
+notifications), one per key, run by a bounded pool of coroutines, forgotten when done and
+drained at a stop.
 """
 
 from __future__ import annotations
@@ -34,6 +35,19 @@ class Crew:
     clock: Clock
     wakeups: Wakeups
     rng: random.Random = field(default_factory=random.Random)
+    # Where the pollers' claims run, when not on ``database``: a thread of their own on
+    # PostgreSQL, where a claim and a write may run at once; SQLite has one writer.
+    claiming: DatabaseThread | None = None
+
+    @property
+    def claims_database(self) -> DatabaseThread:
+        return self.claiming or self.database
+
+    def close(self) -> None:
+        """Let the database calls under way finish; take no more."""
+        self.database.close()
+        if self.claiming is not None:
+            self.claiming.close()
 
 
 class Running(Generic[Key, Result]):

@@ -83,5 +83,11 @@ class Database:
             raise
         return cls(engine)
 
+    @property
+    def concurrent_writers(self) -> bool:
+        """Whether two transactions of one process may write at once: on PostgreSQL, which
+        locks rows; not on SQLite, which has one writer at a time."""
+        return self.engine.dialect.name != "sqlite"
+
     def close(self) -> None:
         self.engine.dispose()
