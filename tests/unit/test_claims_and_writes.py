@@ -102,26 +102,35 @@ def test_a_daemon_claims_ahead_of_its_request_slots_and_no_further(
     written); with that many held, nothing more is claimed."""
     claimer = Claimer(FlakyStore(), database, "d", POLICY, concurrency=4)  # type: ignore[arg-type]
     assert claimer.limit == 4 * CLAIM_AHEAD
-    assert claimer.room(0, 0, START) == 4 * CLAIM_AHEAD
-    assert claimer.room(10, 0, START) == 4 * CLAIM_AHEAD - 10
-    assert claimer.room(4 * CLAIM_AHEAD, 0, START) == 0
-    assert claimer.room(4 * CLAIM_AHEAD + 7, 0, START) == 0
+    assert claimer.room(0, 0, 0.0) == 4 * CLAIM_AHEAD
+    assert claimer.room(10, 0, 0.0) == 4 * CLAIM_AHEAD - 10
+    assert claimer.room(4 * CLAIM_AHEAD, 0, 0.0) == 0
+    assert claimer.room(4 * CLAIM_AHEAD + 7, 0, 0.0) == 0
 
 
 def test_a_daemon_polling_faster_than_its_limit_claims_what_it_polls_in_half_a_second(
     database: DatabaseThread,
 ) -> None:
     """At thousands of polls a second the per-slot limit lasts less than a tick's write and
-    claim: what the lane polled over the last two seconds sets how far ahead it claims, and a
-    lane that slows down falls back to its limit once that time has passed."""
+    claim: the lane's pace over the last two seconds sets how far ahead it claims, and a lane
+    that slows down falls back to its limit once that time has passed."""
     claimer = Claimer(FlakyStore(), database, "d", POLICY, concurrency=4)  # type: ignore[arg-type]
-    assert claimer.room(0, 0, START) == 4 * CLAIM_AHEAD
-    second = START + timedelta(seconds=1)
-    assert claimer.room(100, 6_000, second) == 3_000 - 100  # 6,000 polls/s
-    assert claimer.room(100, 6_020, second + timedelta(seconds=1)) == 1_505 - 100
-    # Two seconds on, with no poll since: the pace is taken over the last two seconds only.
-    later = second + timedelta(seconds=3)
-    assert claimer.room(0, 6_020, later) == 4 * CLAIM_AHEAD
+    assert claimer.room(0, 0, 100.0) == 4 * CLAIM_AHEAD
+    assert claimer.room(100, 6_000, 101.0) == 3_000 - 100  # 6,000 polls/s
+    assert claimer.room(100, 6_020, 102.0) == 1_505 - 100  # 6,020 in two seconds
+    # Three seconds on with no poll since: the pace is that of the last two seconds.
+    assert claimer.room(0, 6_020, 105.0) == 4 * CLAIM_AHEAD
+
+
+def test_a_pace_is_taken_over_half_a_second_at_least(database: DatabaseThread) -> None:
+    """Ticks milliseconds apart say little: a burst of polls between two of them does not
+    multiply the claim; after a long idle the pace is that of the polls since."""
+    claimer = Claimer(FlakyStore(), database, "d", POLICY, concurrency=4)  # type: ignore[arg-type]
+    assert claimer.room(0, 0, 10.0) == 4 * CLAIM_AHEAD
+    assert claimer.room(0, 500, 10.001) == 4 * CLAIM_AHEAD
+    assert claimer.room(0, 500, 3_600.0) == 4 * CLAIM_AHEAD  # an hour idle
+    assert claimer.room(0, 2_500, 3_600.1) == 4 * CLAIM_AHEAD  # 2,000 polls after it
+    assert claimer.room(0, 4_500, 3_600.6) == 3_333  # 4,000 polls in 0.6 s
 
 
 @pytest.mark.parametrize("timeout", [5.0, 30.0])

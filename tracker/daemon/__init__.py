@@ -12,9 +12,9 @@ makes them from the settings; ``scheduler`` runs the periodic jobs (the sweep, `
 ``metrics`` counts and answers health; ``presence`` keeps the daemon's row in the daemons table;
 ``until_done`` says what a run until done cannot wait for; ``serving`` serves the HTTP app (the
 API's webhooks among its routes) as a part of the lifecycle, from a daemon or alone; ``leases``
-names the daemon and frees a dead one's leases; ``dbthread`` is the one thread its database
-calls run on; ``descriptors`` raises the open-file limit and checks that the daemon fits under
-it.
+names the daemon and frees a dead one's leases; ``dbthread`` is the thread its database
+calls run on (on PostgreSQL its claims have a second); ``descriptors`` raises the open-file
+limit and checks that the daemon fits under it.
 
 May import ``tracker.store``, ``tracker.http``, ``tracker.web`` (when it serves),
 ``tracker.settings``, ``tracker.core`` and ``tracker.errors``; never the command line.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from tracker.core.ids import DEFAULT_PROVIDER
 from tracker.core.models import ClaimedTask
@@ -17,11 +17,12 @@ from tracker.store.polls import PollStore
 # Tasks held per request slot at least: enough queued to keep every slot busy between two ticks
 # while polls take milliseconds or more.
 CLAIM_AHEAD = 16
-# And at least this long of the lane's recent polling: at thousands of polls a second, 16 a slot
-# ran out before the next tick's write and claim were through, and the slots stood idle.
-AHEAD = timedelta(seconds=0.5)
-# The recent polling the pace is taken over.
-PACE_WINDOW = timedelta(seconds=2)
+# And at least what the lane polls in this many seconds at its pace: at thousands of polls a
+# second, 16 a slot ran out before the next tick's write and claim were through, and the slots
+# stood idle (docs/performance.md).
+AHEAD_SECONDS = 0.5
+# The pace is taken over this many seconds of the lane's recent polling.
+PACE_SECONDS = 2.0
 
 
 class Claimer:
@@ -40,19 +41,20 @@ class Claimer:
         self._owner = owner
         self._policy = policy
         self.limit = concurrency * CLAIM_AHEAD
-        self._counts: deque[tuple[datetime, int]] = deque()  # (when, polls done by then)
+        self._counts: deque[tuple[float, int]] = deque()  # (when, polls done by then)
 
-    def room(self, held: int, polls: int, now: datetime) -> int:
-        """How many more tasks to claim at ``now`` while ``held`` are claimed and not yet
-        written, the lane having done ``polls`` polls so far: its limit, or what it polls in
-        ``AHEAD`` at its pace over the last ``PACE_WINDOW``, whichever is more."""
+    def room(self, held: int, polls: int, now: float) -> int:
+        """How many more tasks to claim while ``held`` are claimed and not yet written, the
+        lane having done ``polls`` polls by ``now`` (monotonic seconds), which is noted for its
+        pace: its limit, or what it polls in ``AHEAD_SECONDS`` at its pace over the last
+        ``PACE_SECONDS``, whichever is more (the limit until notes span ``AHEAD_SECONDS``)."""
         counts = self._counts
         counts.append((now, polls))
-        while len(counts) > 2 and now - counts[1][0] >= PACE_WINDOW:
+        while now - counts[0][0] > PACE_SECONDS:
             counts.popleft()
         since, polls_then = counts[0]
-        span = (now - since).total_seconds()
-        ahead = (polls - polls_then) * AHEAD.total_seconds() / span if span > 0 else 0.0
+        span = now - since
+        ahead = (polls - polls_then) * AHEAD_SECONDS / span if span >= AHEAD_SECONDS else 0.0
         return max(0, max(self.limit, round(ahead)) - held)
 
     async def claim(

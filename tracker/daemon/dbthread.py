@@ -1,8 +1,9 @@
-"""One thread for all of a daemon's database calls.
+"""A thread for a daemon's database calls.
 
 The repository is synchronous; calling it from the event loop would stall every request in
-flight. The poller, the downloader and the notifier hand their calls to this one thread
-instead, which also means a daemon never competes with itself for SQLite's write lock.
+flight. The poller, the downloader and the notifier hand their calls to the daemon's database
+thread instead, which also means a daemon never competes with itself for SQLite's write lock.
+On PostgreSQL the pollers' claims have a thread of their own (``Crew.claiming``).
 """
 
 from __future__ import annotations

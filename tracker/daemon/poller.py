@@ -97,6 +97,7 @@ class Poller:
         self._claims = Claimer(
             store, crew.claims_database, crew.owner, policy, lane.concurrency, lane.provider
         )
+        self._claims_beside_writes = crew.claiming is not None
         self._writes = writes or WriteBuffer(
             store, crew.database, crew.owner, DatabaseHealth(crew.clock), self._observer
         )
@@ -139,7 +140,8 @@ class Poller:
         return bool(self._in_flight) or self._writes.pending(self.provider)
 
     async def tick(self) -> None:
-        """Write what finished since the last tick, then claim and start what is due."""
+        """Write what finished since the last tick and claim and start what is due: on
+        PostgreSQL both at once, elsewhere the claim after the write."""
         if self._database_work.locked():  # a slow database made jobs overlap: skip this one
             return
         async with self._database_work:
@@ -149,11 +151,12 @@ class Poller:
         self._observer.ticked()
 
     async def _write_and_claim(self) -> None:
-        if self.health.down_since is None:
-            # The claim need not wait for the write: on PostgreSQL it runs beside it, on a
-            # thread of its own, so that requests go on while results are written; on SQLite
-            # it queues behind the write, on the one thread (docs/performance.md).
-            await asyncio.gather(self._writes.flush(), self._claim_beside_write())
+        if self._claims_beside_writes and self.health.down_since is None:
+            # Requests go on while results are written: the claim runs beside the write, on a
+            # thread of its own (docs/performance.md).
+            _, failure = await asyncio.gather(self._writes.flush(), self._claim_failure())
+            if failure is not None:  # said last, so a write that worked does not hide it
+                self.health.failed("claiming due tasks", failure)
             return
         await self._writes.flush()
         if self._stopping:
@@ -165,28 +168,25 @@ class Poller:
                 return
             self._next_probe = time.monotonic() + PROBE_SECONDS
             self._quiet_until = None  # only a query finds the database back
-        try:
-            await self._claim_and_start()
-        except Exception as exc:
-            self.health.failed("claiming due tasks", exc)
-        else:
+        failure = await self._claim_failure()
+        if failure is None:
             self.health.recovered()
+        else:
+            self.health.failed("claiming due tasks", failure)
 
-    async def _claim_beside_write(self) -> None:
-        """A claim made while the database was answering: a failure says it is down; a
-        success says nothing, as the write beside it may have failed."""
-        if self._stopping:
-            return
+    async def _claim_failure(self) -> Exception | None:
+        """Claim and start what is due; what the claim raised, if it failed."""
         try:
             await self._claim_and_start()
         except Exception as exc:
-            self.health.failed("claiming due tasks", exc)
+            return exc
+        return None
 
     async def _claim_and_start(self) -> None:
         now = self._clock.now()
         if self.pause.active(now):
             return
-        room = self._claims.room(self.held, self.polls, now)
+        room = self._claims.room(self.held, self.polls, time.monotonic())
         if room <= 0:
             return
         if self._quiet_until is not None:
@@ -202,6 +202,8 @@ class Poller:
             self._claimed_all_due = False
             if await self._quiet(now):
                 return
+        if self._stopping:  # a stop came while this claim, beside the write, waited its turn
+            return
         claimed = await self._claims.claim(now, room)
         self._claimed_all_due = 0 < len(claimed) < room
         for task in claimed:

@@ -112,7 +112,9 @@ class Daemon:
         at once. A database that refuses (a full disk) does not make the stop a failure:
         the leases end by themselves."""
         try:
-            await crew.database.run(self._database.leases.release_owners, [crew.owner])
+            # Behind any claim still running: one a forced stop cancelled must not lease tasks
+            # after they were given back.
+            await crew.claims_database.run(self._database.leases.release_owners, [crew.owner])
         except Exception as exc:
             logger.error(
                 "giving the claimed tasks back failed (%s); they are polled again once their "
@@ -121,10 +123,7 @@ class Daemon:
             )
 
     def _crew(self) -> Crew:
-        claiming = DatabaseThread() if self._database.concurrent_writers else None
-        return Crew(
-            daemon_id(), DatabaseThread(), self._clock, self._database.wakeups, claiming=claiming
-        )
+        return Crew.of(daemon_id(), self._database, self._clock)
 
     async def _lifecycle(
         self,

@@ -15,12 +15,15 @@ import random
 from collections import deque
 from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from tracker.core.clock import Clock
 from tracker.core.eventloop import finish_or_cancel
 from tracker.daemon.dbthread import DatabaseThread
 from tracker.store.wakeups import Wakeups
+
+if TYPE_CHECKING:
+    from tracker.store.database import Database
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +41,13 @@ class Crew:
     # Where the pollers' claims run, when not on ``database``: a thread of their own on
     # PostgreSQL, where a claim and a write may run at once; SQLite has one writer.
     claiming: DatabaseThread | None = None
+
+    @classmethod
+    def of(cls, owner: str, database: Database, clock: Clock) -> Crew:
+        """A crew on ``database``, with a thread of their own for claims where two of its
+        transactions may write at once."""
+        claiming = DatabaseThread() if database.concurrent_writers else None
+        return cls(owner, DatabaseThread(), clock, database.wakeups, claiming=claiming)
 
     @property
     def claims_database(self) -> DatabaseThread:
