@@ -202,7 +202,7 @@ class Poller:
             self._claimed_all_due = False
             if await self._quiet(now):
                 return
-        if self._stopping:  # a stop came while this claim, beside the write, waited its turn
+        if self._stopping:  # the stop may have come during the write or the look above
             return
         claimed = await self._claims.claim(now, room)
         self._claimed_all_due = 0 < len(claimed) < room
