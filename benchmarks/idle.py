@@ -52,6 +52,20 @@ sent = []
 def count(conn, cursor, statement, parameters, context, executemany):
     sent.append((time.monotonic(), statement.split(None, 1)[0].upper()))
 
+# A COPY goes to the driver directly, past SQLAlchemy's events.
+try:
+    import psycopg
+except ImportError:
+    pass
+else:
+    copy = psycopg.Cursor.copy
+
+    def counted_copy(self, statement, *args, **kwargs):
+        sent.append((time.monotonic(), str(statement).split(None, 1)[0].upper()))
+        return copy(self, statement, *args, **kwargs)
+
+    psycopg.Cursor.copy = counted_copy
+
 path = sys.argv[1]
 atexit.register(lambda: json.dump(sent, open(path, "w")))
 sys.argv = ["tracker", "run"]
