@@ -1,6 +1,6 @@
 """Writing a tick's polls: statements compiled once, run with the driver's executemany; on
-PostgreSQL the snapshots go in by COPY, which took a tenth off its polls' cost
-(docs/performance.md).
+PostgreSQL the snapshots go in by COPY, which took a tenth off its polls' cost, and each task's
+UPDATE checks its lease itself, returning the task if it held (docs/performance.md).
 
 Writing polls is the hot path: SQLAlchemy's per-row parameter processing cost more than the
 database's own work for these rows (docs/performance.md), so each parameter is converted here
@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import copy
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -64,30 +65,47 @@ class BatchStatement:
         ]
 
     def execute(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        params = self._params(rows)
+        if self._copy is not None:
+            with _driver_cursor(connection, self._copy) as cursor, cursor.copy(self._copy) as copy:
+                for values in params:
+                    copy.write_row(values)
+            return
+        connection.exec_driver_sql(self._sql, params)
+
+    def returned(self, connection: Connection, rows: list[dict[str, Any]]) -> list[Any]:
+        """PostgreSQL: run the statement for each row; the first column of what each returned."""
+        with _driver_cursor(connection, self._sql) as cursor:
+            cursor.executemany(self._sql, self._params(rows), returning=True)
+            returned: list[Any] = []
+            while True:
+                returned.extend(row[0] for row in cursor.fetchall())
+                if not cursor.nextset():
+                    return returned
+
+    def _params(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         params = []
         for row in rows:
             values = list(self._values(row))
             for index, conversion in self._conversions:
                 values[index] = conversion(values[index])
             params.append(tuple(values))
-        if self._copy is not None:
-            self._copy_rows(connection, self._copy, params)
-            return
-        connection.exec_driver_sql(self._sql, params)
+        return params
 
-    @staticmethod
-    def _copy_rows(connection: Connection, copy_from: str, params: list[tuple[Any, ...]]) -> None:
-        """``params`` by COPY; the driver's errors raised as SQLAlchemy's, as a statement's are
-        (a value the server refuses is a DataError to its callers, a lost connection an
-        OperationalError)."""
-        dbapi = connection.dialect.loaded_dbapi
-        driver: Any = connection.connection.dbapi_connection
-        try:
-            with driver.cursor() as cursor, cursor.copy(copy_from) as copy:
-                for values in params:
-                    copy.write_row(values)
-        except dbapi.Error as exc:
-            raise DBAPIError.instance(copy_from, None, exc, dbapi.Error) from exc
+
+@contextmanager
+def _driver_cursor(connection: Connection, statement: str) -> Iterator[Any]:
+    """A cursor of the driver's own, for what SQLAlchemy does not carry (COPY, a RETURNING of
+    each row of an executemany); its errors raised as SQLAlchemy's, as a statement's are (a
+    value the server refuses is a DataError to its callers, a lost connection an
+    OperationalError)."""
+    dbapi = connection.dialect.loaded_dbapi
+    driver: Any = connection.connection.dbapi_connection
+    try:
+        with driver.cursor() as cursor:
+            yield cursor
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
 
 
 def _conversion(name: str, type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
@@ -163,6 +181,14 @@ _UPDATE_ANSWERED = (
 # never HOT and every index gets its new entry anyway (measured: no less work, docs/performance.md).
 _UPDATE_STEADY = sql_update(tasks).where(_WHERE_TASK).values(**_ANSWER, **_POLLED)
 _UPDATE_UNANSWERED = sql_update(tasks).where(_WHERE_TASK).values(**_POLLED, **_FINISHING)
+
+
+def _if_held(statement: Any) -> Any:
+    """``statement`` for a task its owner still holds, returning the task's ID if it was."""
+    owner = bindparam("b_owner", type_=tasks.c.lease_owner.type)
+    return statement.where(tasks.c.lease_owner == owner).returning(tasks.c.task_id)
+
+
 _SNAPSHOT_KEYS = (
     "task_id",
     "polled_at",
@@ -200,11 +226,18 @@ class PollWrites:
     """The statements that write a batch of polls, compiled for one dialect."""
 
     def __init__(self, dialect: Dialect) -> None:
+        # On PostgreSQL each task's UPDATE checks the lease itself (locking the row, as a
+        # SELECT … FOR UPDATE before it did at a cost of its own) and says whether it held:
+        # executemany returns rows there. SQLite locks the whole file for the transaction.
+        self.checks_leases = dialect.name == "postgresql"
+        held, owner = (_if_held, ("b_owner",)) if self.checks_leases else (_as_it_is, ())
         self._insert_snapshots = BatchStatement(
             snapshots.insert().inline(), dialect, _SNAPSHOT_KEYS, insert=True, by_copy=True
         )
         self._update_answered = BatchStatement(
-            _UPDATE_ANSWERED, dialect, (*_POLLED_KEYS, *_FINISHING_KEYS, "b_status", *_ANSWER_KEYS)
+            held(_UPDATE_ANSWERED),
+            dialect,
+            (*_POLLED_KEYS, *_FINISHING_KEYS, "b_status", *_ANSWER_KEYS, *owner),
         )
         self._update_steady = (
             BatchStatement(_UPDATE_STEADY, dialect, (*_POLLED_KEYS, *_ANSWER_KEYS))
@@ -212,8 +245,30 @@ class PollWrites:
             else None
         )
         self._update_unanswered = BatchStatement(
-            _UPDATE_UNANSWERED, dialect, (*_POLLED_KEYS, *_FINISHING_KEYS)
+            held(_UPDATE_UNANSWERED), dialect, (*_POLLED_KEYS, *_FINISHING_KEYS, *owner)
         )
+
+    def write_held(
+        self, connection: Connection, owner: str, records: Sequence[PollRecord]
+    ) -> list[PollRecord]:
+        """PostgreSQL: write those of ``records`` whose tasks ``owner`` still holds, and return
+        them."""
+        answered: list[dict[str, Any]] = []
+        unanswered: list[dict[str, Any]] = []
+        for record in records:
+            row = _task_row(record)
+            row["b_owner"] = owner
+            (unanswered if record.fetch.video is None else answered).append(row)
+        held: set[str] = set()
+        if answered:
+            held.update(self._update_answered.returned(connection, answered))
+        if unanswered:
+            held.update(self._update_unanswered.returned(connection, unanswered))
+        kept = [record for record in records if record.task_id in held]
+        stored = [_snapshot_row(r) for r in kept if r.store_snapshot]
+        if stored:
+            self._insert_snapshots.execute(connection, stored)
+        return kept
 
     def write(
         self,
@@ -244,6 +299,10 @@ class PollWrites:
             self._update_steady.execute(connection, steady)
         if unanswered:
             self._update_unanswered.execute(connection, unanswered)
+
+
+def _as_it_is(statement: Any) -> Any:
+    return statement
 
 
 def without_answer(record: PollRecord, exc: Exception) -> PollRecord:
