@@ -18,7 +18,17 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Dialect, Text, bindparam, func, literal_column, null
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Dialect,
+    Text,
+    bindparam,
+    func,
+    literal_column,
+    null,
+    select,
+)
 from sqlalchemy import update as sql_update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
@@ -26,6 +36,7 @@ from sqlalchemy.types import NullType, TypeEngine
 
 from tracker.core.models import FetchResult, PollRecord
 from tracker.core.video import is_running
+from tracker.store.base import chunks
 from tracker.store.schema import RawJSON, UTCDateTime, serialize_json, snapshots, tasks
 
 
@@ -229,13 +240,13 @@ class PollWrites:
         # On PostgreSQL each task's UPDATE checks the lease itself (locking the row, as a
         # SELECT … FOR UPDATE before it did at a cost of its own) and says whether it held:
         # executemany returns rows there. SQLite locks the whole file for the transaction.
-        self.checks_leases = dialect.name == "postgresql"
-        held, owner = (_if_held, ("b_owner",)) if self.checks_leases else (_as_it_is, ())
+        self._checks_leases = checks = dialect.name == "postgresql"
+        owner = ("b_owner",) if checks else ()
         self._insert_snapshots = BatchStatement(
             snapshots.insert().inline(), dialect, _SNAPSHOT_KEYS, insert=True, by_copy=True
         )
         self._update_answered = BatchStatement(
-            held(_UPDATE_ANSWERED),
+            _if_held(_UPDATE_ANSWERED) if checks else _UPDATE_ANSWERED,
             dialect,
             (*_POLLED_KEYS, *_FINISHING_KEYS, "b_status", *_ANSWER_KEYS, *owner),
         )
@@ -245,64 +256,75 @@ class PollWrites:
             else None
         )
         self._update_unanswered = BatchStatement(
-            held(_UPDATE_UNANSWERED), dialect, (*_POLLED_KEYS, *_FINISHING_KEYS, *owner)
+            _if_held(_UPDATE_UNANSWERED) if checks else _UPDATE_UNANSWERED,
+            dialect,
+            (*_POLLED_KEYS, *_FINISHING_KEYS, *owner),
         )
 
     def write_held(
         self, connection: Connection, owner: str, records: Sequence[PollRecord]
     ) -> list[PollRecord]:
-        """PostgreSQL: write those of ``records`` whose tasks ``owner`` still holds, and return
-        them."""
-        answered: list[dict[str, Any]] = []
-        unanswered: list[dict[str, Any]] = []
-        for record in records:
-            row = _task_row(record)
-            row["b_owner"] = owner
-            (unanswered if record.fetch.video is None else answered).append(row)
-        held: set[str] = set()
-        if answered:
-            held.update(self._update_answered.returned(connection, answered))
-        if unanswered:
-            held.update(self._update_unanswered.returned(connection, unanswered))
-        kept = [record for record in records if record.task_id in held]
+        """Write those of ``records`` whose tasks ``owner`` still holds, and return them."""
+        if self._checks_leases:
+            held: set[str] = set()
+            for statement, rows in self._task_updates(records, {}, owner):
+                held.update(statement.returned(connection, rows))
+            kept = [record for record in records if record.task_id in held]
+        else:
+            statuses = _held_statuses(connection, owner, records)
+            kept = [record for record in records if record.task_id in statuses]
+            for statement, rows in self._task_updates(kept, statuses, None):
+                statement.execute(connection, rows)
         stored = [_snapshot_row(r) for r in kept if r.store_snapshot]
         if stored:
             self._insert_snapshots.execute(connection, stored)
         return kept
 
-    def write(
-        self,
-        connection: Connection,
-        records: Sequence[PollRecord],
-        statuses: Mapping[str, str | None],
-    ) -> None:
-        """Write ``records``; ``statuses`` holds each task's status as stored before them."""
-        stored = [_snapshot_row(r) for r in records if r.store_snapshot]
-        if stored:
-            self._insert_snapshots.execute(connection, stored)
-        answered, steady, unanswered = [], [], []
+    def _task_updates(
+        self, records: Sequence[PollRecord], statuses: Mapping[str, str | None], owner: str | None
+    ) -> list[tuple[BatchStatement, list[dict[str, Any]]]]:
+        """The UPDATEs of ``records``' tasks, each with its rows; ``statuses`` holds each
+        task's status as stored before them (SQLite's narrower statement needs it), ``owner``
+        the lease holder the statements check (PostgreSQL's)."""
+        answered: list[dict[str, Any]] = []
+        steady: list[dict[str, Any]] = []
+        unanswered: list[dict[str, Any]] = []
         for record in records:
+            row = _task_row(record)
+            if owner is not None:
+                row["b_owner"] = owner
             video = record.fetch.video
             if video is None:
-                unanswered.append(_task_row(record))
+                unanswered.append(row)
             elif (
                 self._update_steady is None
                 or record.finished
                 or video.status != statuses[record.task_id]
             ):
-                answered.append(_task_row(record))
+                answered.append(row)
             else:
-                steady.append(_task_row(record))
-        if answered:
-            self._update_answered.execute(connection, answered)
-        if steady and self._update_steady is not None:
-            self._update_steady.execute(connection, steady)
-        if unanswered:
-            self._update_unanswered.execute(connection, unanswered)
+                steady.append(row)
+        updates = (
+            (self._update_answered, answered),
+            (self._update_steady, steady),
+            (self._update_unanswered, unanswered),
+        )
+        return [(statement, rows) for statement, rows in updates if statement and rows]
 
 
-def _as_it_is(statement: Any) -> Any:
-    return statement
+def _held_statuses(
+    connection: Connection, owner: str, records: Sequence[PollRecord]
+) -> dict[str, str | None]:
+    """The stored status of each task of ``records`` that ``owner`` holds, its row locked."""
+    statuses: dict[str, str | None] = {}
+    for chunk in chunks([record.task_id for record in records]):
+        rows = connection.execute(
+            select(tasks.c.task_id, tasks.c.status)
+            .where(tasks.c.task_id.in_(chunk), tasks.c.lease_owner == owner)
+            .with_for_update()
+        )
+        statuses.update((task_id, status) for task_id, status in rows)
+    return statuses
 
 
 def without_answer(record: PollRecord, exc: Exception) -> PollRecord:

@@ -129,10 +129,7 @@ class PollStore(SQLStore):
     def _record_polls(self, owner: str, records: Sequence[PollRecord]) -> int:
         with self._writing() as connection:
             will_write_snapshots(connection)
-            if self._writes.checks_leases:
-                kept = self._writes.write_held(connection, owner, records)
-            else:
-                kept = self._write_held(connection, owner, records)
+            kept = self._writes.write_held(connection, owner, records)
             if not kept:
                 return 0
             if any(record.store_snapshot for record in kept):
@@ -147,25 +144,6 @@ class PollStore(SQLStore):
                 kept[0].polled_at,
             )
         return len(kept)
-
-    def _write_held(
-        self, connection: Connection, owner: str, records: Sequence[PollRecord]
-    ) -> list[PollRecord]:
-        """Those of ``records`` whose tasks ``owner`` still holds, written."""
-        # Each held task's status as stored: a poll that leaves it as it was is written by
-        # the narrower statement.
-        held: dict[str, str | None] = {}
-        for chunk in chunks([record.task_id for record in records]):
-            rows = connection.execute(
-                select(tasks.c.task_id, tasks.c.status)
-                .where(tasks.c.task_id.in_(chunk), tasks.c.lease_owner == owner)
-                .with_for_update()
-            )
-            held.update((task_id, status) for task_id, status in rows)
-        kept = [record for record in records if record.task_id in held]
-        if kept:
-            self._writes.write(connection, kept, held)
-        return kept
 
     def release(self, owner: str, task_ids: Sequence[str]) -> None:
         """Give up leases on tasks claimed but not polled."""
