@@ -129,6 +129,56 @@ def test_a_write_keeps_only_the_results_of_tasks_still_held(database: Database) 
     assert histories["removed"][0].http_status is None  # the removal's, none from the poll
 
 
+def test_a_tick_of_polls_updates_its_tasks_in_one_statement_a_kind_on_postgresql(
+    database: Database,
+) -> None:
+    """On PostgreSQL the tasks of a write's answered polls are updated by one statement, and
+    those of its unanswered polls by another, however many there are; SQLite runs one a task."""
+    database.tasks.add_tasks([f"t{n}" for n in range(6)], None, NOW)
+    claimed = database.polls.claim_due("d", NOW, NOW + timedelta(60), 10)
+    answer = FetchResult(200, 1, "{}", Video("in_progress", 5), None)
+    failure = FetchResult.failed(Failure.CONNECTION, "refused", 1)
+    records = [
+        decide(task, failure if n % 3 == 0 else answer, NOW, POLICY, random.Random(1))
+        for n, task in enumerate(claimed)
+    ]
+    runs: list[int] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
+        if statement.startswith("UPDATE tasks SET") and "last_polled_at=" in statement:
+            runs.append(len(parameters) if isinstance(parameters, list) else 1)
+
+    event.listen(database.engine, "before_cursor_execute", seen)
+    assert database.polls.record_polls("d", records) == 6
+    event.remove(database.engine, "before_cursor_execute", seen)
+    assert sorted(runs) == ([1, 1] if database.engine.dialect.name == "postgresql" else [2, 4])
+    stored = database.reads.tasks()
+    assert {(t.poll_count, t.error_count, t.lease_owner) for t in stored if t.status} == {
+        (1, 0, None)
+    }
+    assert {(t.poll_count, t.error_count) for t in stored if not t.status} == {(1, 1)}
+    assert sum(len(database.reads.history(t.task_id)) for t in stored) == 6
+
+
+def test_a_task_polled_twice_before_a_write_has_both_polls_written(database: Database) -> None:
+    """A write that failed for longer than a lease leaves a task's result waiting while the
+    task is claimed and polled again: the next write counts both polls, in order, and keeps
+    both snapshots (one UPDATE on PostgreSQL would write the row only once)."""
+    database.tasks.add_tasks(["t"], None, NOW)
+    [first] = database.polls.claim_due("d", NOW, NOW + timedelta(seconds=1), 1)
+    queued = FetchResult(200, 1, "{}", Video("queued", 0), None)
+    early = decide(first, queued, NOW, POLICY, random.Random(1))
+    later = NOW + timedelta(seconds=20)
+    [again] = database.polls.claim_due("d", later, later + timedelta(60), 1, include_not_due=True)
+    running = FetchResult(200, 1, "{}", Video("in_progress", 30), None)
+    records = [early, decide(again, running, later, POLICY, random.Random(1))]
+    assert database.polls.record_polls("d", records) == 2
+    [stored] = database.reads.tasks()
+    assert (stored.poll_count, stored.status, stored.progress) == (2, "in_progress", 30)
+    assert stored.last_polled_at == later
+    assert [s.status for s in database.reads.history("t")] == ["queued", "in_progress"]
+
+
 def test_claims_come_earliest_due_first_and_skip_tasks_not_due(database: Database) -> None:
     """Only tasks whose next_poll_at has come are claimed, oldest first."""
     database.tasks.add_tasks(["late"], None, NOW + timedelta(seconds=30))
@@ -224,8 +274,7 @@ def test_a_poll_that_keeps_the_status_writes_neither_it_nor_the_finish(
     )
     event.remove(database.engine, "before_cursor_execute", seen)
     wide = [" status=" in statement and "finished=" in statement for statement in statements]
-    # PostgreSQL's go to the driver directly, each returning whether its lease held.
-    assert wide == ([True, False, True] if database.engine.dialect.name == "sqlite" else [])
+    assert wide == ([True, False, True] if database.engine.dialect.name == "sqlite" else [True] * 3)
 
 
 def test_history_of_an_unknown_task_is_an_error(database: Database) -> None:

@@ -1,141 +1,25 @@
-"""Writing a tick's polls: statements compiled once, run with the driver's executemany; on
-PostgreSQL the snapshots go in by COPY, which took a tenth off its polls' cost, and each task's
-UPDATE checks its lease itself, returning the task if it held (docs/performance.md).
-
-Writing polls is the hot path: SQLAlchemy's per-row parameter processing cost more than the
-database's own work for these rows (docs/performance.md), so each parameter is converted here
-by one plain function chosen from its column's type when the statement is compiled: timestamps
-and booleans for SQLite, JSON as text. A parameter whose type is not known refuses to compile,
-so a new column cannot slip through unconverted.
+"""Writing a tick's polls, by statements compiled once (``bulk``). On SQLite each task's UPDATE
+runs with the driver's executemany. On PostgreSQL the snapshots go in by COPY, which took a
+tenth off its polls' cost, and the tasks of a tick are updated by one statement for all of
+them, which checks each lease itself and returns the tasks that held (docs/performance.md).
 """
 
 from __future__ import annotations
 
-import copy
-import operator
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    Dialect,
-    Text,
-    bindparam,
-    func,
-    literal_column,
-    null,
-    select,
-)
+from sqlalchemy import Dialect, Text, bindparam, func, null, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.types import NullType, TypeEngine
 
 from tracker.core.models import FetchResult, PollRecord
 from tracker.core.video import is_running
 from tracker.store.base import chunks
-from tracker.store.schema import RawJSON, UTCDateTime, serialize_json, snapshots, tasks
-
-
-class BatchStatement:
-    """A statement compiled once for a dialect; rows are dicts keyed by parameter name."""
-
-    def __init__(
-        self,
-        statement: Any,
-        dialect: Dialect,
-        keys: Sequence[str],
-        insert: bool = False,
-        by_copy: bool = False,
-    ) -> None:
-        """``insert``: an INSERT of exactly ``keys``; ``by_copy`` as well: on PostgreSQL its
-        rows go in by COPY, which takes columns and values only (no SQL expressions, no
-        RETURNING or ON CONFLICT)."""
-        positional = copy.copy(dialect)
-        positional.paramstyle = "qmark" if dialect.name == "sqlite" else "format"
-        positional.positional = True
-        # An INSERT is compiled for exactly the columns given; an UPDATE names its parameters.
-        compiled = statement.compile(dialect=positional, column_keys=list(keys) if insert else None)
-        order = compiled.positiontup or []
-        if set(order) != set(keys):
-            raise ValueError(f"statement parameters {order} are not the row keys {keys}")
-        self._sql = compiled.string
-        self._copy = None
-        if insert and by_copy and dialect.name == "postgresql":
-            quoting = dialect.identifier_preparer
-            columns = ", ".join(quoting.quote(name) for name in order)
-            self._copy = f"COPY {quoting.format_table(statement.table)} ({columns}) FROM STDIN"
-        self._values = operator.itemgetter(*order)
-        self._conversions = [
-            (index, conversion)
-            for index, name in enumerate(order)
-            if (conversion := _conversion(name, compiled.binds[name].type, dialect)) is not None
-        ]
-
-    def execute(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
-        params = self._params(rows)
-        if self._copy is not None:
-            with _driver_cursor(connection, self._copy) as cursor, cursor.copy(self._copy) as copy:
-                for values in params:
-                    copy.write_row(values)
-            return
-        connection.exec_driver_sql(self._sql, params)
-
-    def returned(self, connection: Connection, rows: list[dict[str, Any]]) -> list[Any]:
-        """PostgreSQL: run the statement for each row; the first column of what each returned."""
-        with _driver_cursor(connection, self._sql) as cursor:
-            cursor.executemany(self._sql, self._params(rows), returning=True)
-            returned: list[Any] = []
-            while True:
-                returned.extend(row[0] for row in cursor.fetchall())
-                if not cursor.nextset():
-                    return returned
-
-    def _params(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        params = []
-        for row in rows:
-            values = list(self._values(row))
-            for index, conversion in self._conversions:
-                values[index] = conversion(values[index])
-            params.append(tuple(values))
-        return params
-
-
-@contextmanager
-def _driver_cursor(connection: Connection, statement: str) -> Iterator[Any]:
-    """A cursor of the driver's own, for what SQLAlchemy does not carry (COPY, a RETURNING of
-    each row of an executemany); its errors raised as SQLAlchemy's, as a statement's are (a
-    value the server refuses is a DataError to its callers, a lost connection an
-    OperationalError)."""
-    dbapi = connection.dialect.loaded_dbapi
-    driver: Any = connection.connection.dbapi_connection
-    try:
-        with driver.cursor() as cursor:
-            yield cursor
-    except dbapi.Error as exc:
-        raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
-
-
-def _conversion(name: str, type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
-    """How a value of ``type_`` reaches the driver, or None when the driver takes it as is."""
-    if isinstance(type_, NullType):
-        raise ValueError(f"parameter {name!r} has no type: give its bindparam one")
-    if isinstance(type_, JSON):
-        return _json_text
-    if dialect.name != "sqlite":
-        return None
-    if isinstance(type_, UTCDateTime):
-        return UTCDateTime.sqlite_text
-    if isinstance(type_, Boolean):
-        return int
-    return None
-
-
-def _json_text(value: Any) -> str | None:
-    return None if value is None else serialize_json(value)
+from tracker.store.bulk import BatchStatement, SetUpdate
+from tracker.store.schema import RawJSON, snapshots, tasks
 
 
 def _typed(name: str, column: str) -> Any:
@@ -145,7 +29,7 @@ def _typed(name: str, column: str) -> Any:
 _POLLED = {
     "last_polled_at": _typed("b_polled_at", "last_polled_at"),
     "next_poll_at": _typed("b_next_poll_at", "next_poll_at"),
-    "poll_count": tasks.c.poll_count + literal_column("1"),
+    "poll_count": tasks.c.poll_count + _typed("b_polls", "poll_count"),
     "error_count": _typed("b_error_count", "error_count"),
     "not_found_count": _typed("b_not_found_count", "not_found_count"),
     "last_error": _typed("b_last_error", "last_error"),
@@ -214,6 +98,7 @@ _SNAPSHOT_KEYS = (
 )
 _POLLED_KEYS = (
     "b_task_id",
+    "b_polls",
     "b_polled_at",
     "b_next_poll_at",
     "b_error_count",
@@ -233,83 +118,87 @@ _ANSWER_KEYS = (
 )
 
 
+_Kind = Literal["answered", "steady", "unanswered"]
+_ANSWERED_KEYS = (*_POLLED_KEYS, *_FINISHING_KEYS, "b_status", *_ANSWER_KEYS)
+_UNANSWERED_KEYS = (*_POLLED_KEYS, *_FINISHING_KEYS)
+
+
 class PollWrites:
     """The statements that write a batch of polls, compiled for one dialect."""
 
     def __init__(self, dialect: Dialect) -> None:
-        # On PostgreSQL each task's UPDATE checks the lease itself (locking the row, as a
-        # SELECT … FOR UPDATE before it did at a cost of its own) and says whether it held:
-        # executemany returns rows there. SQLite locks the whole file for the transaction.
-        self._checks_leases = checks = dialect.name == "postgresql"
-        owner = ("b_owner",) if checks else ()
         self._insert_snapshots = BatchStatement(
             snapshots.insert().inline(), dialect, _SNAPSHOT_KEYS, insert=True, by_copy=True
         )
-        self._update_answered = BatchStatement(
-            _if_held(_UPDATE_ANSWERED) if checks else _UPDATE_ANSWERED,
-            dialect,
-            (*_POLLED_KEYS, *_FINISHING_KEYS, "b_status", *_ANSWER_KEYS, *owner),
-        )
-        self._update_steady = (
-            BatchStatement(_UPDATE_STEADY, dialect, (*_POLLED_KEYS, *_ANSWER_KEYS))
-            if dialect.name == "sqlite"
-            else None
-        )
-        self._update_unanswered = BatchStatement(
-            _if_held(_UPDATE_UNANSWERED) if checks else _UPDATE_UNANSWERED,
-            dialect,
-            (*_POLLED_KEYS, *_FINISHING_KEYS, *owner),
-        )
+        # PostgreSQL: one UPDATE for all the tasks of a kind, which checks each lease itself
+        # (locking the row, as a SELECT … FOR UPDATE before it did at a cost of its own) and
+        # returns the tasks that held. SQLite locks the whole file for the transaction and
+        # runs a statement a task, a narrower one for a poll that keeps the status.
+        self._set_updates: dict[_Kind, SetUpdate] = {}
+        self._row_updates: dict[_Kind, BatchStatement] = {}
+        if dialect.name == "postgresql":
+            owner = ("b_owner",)
+            self._set_updates = {
+                "answered": SetUpdate(
+                    _if_held(_UPDATE_ANSWERED), dialect, (*_ANSWERED_KEYS, *owner), owner
+                ),
+                "unanswered": SetUpdate(
+                    _if_held(_UPDATE_UNANSWERED), dialect, (*_UNANSWERED_KEYS, *owner), owner
+                ),
+            }
+        else:
+            self._row_updates = {
+                "answered": BatchStatement(_UPDATE_ANSWERED, dialect, _ANSWERED_KEYS),
+                "steady": BatchStatement(_UPDATE_STEADY, dialect, (*_POLLED_KEYS, *_ANSWER_KEYS)),
+                "unanswered": BatchStatement(_UPDATE_UNANSWERED, dialect, _UNANSWERED_KEYS),
+            }
 
     def write_held(
         self, connection: Connection, owner: str, records: Sequence[PollRecord]
     ) -> list[PollRecord]:
         """Write those of ``records`` whose tasks ``owner`` still holds, and return them."""
-        if self._checks_leases:
+        if self._set_updates:
             held: set[str] = set()
-            for statement, rows in self._task_updates(records, {}, owner):
-                held.update(statement.returned(connection, rows))
+            for kind, rows in _task_rows(records, None).items():
+                held.update(self._set_updates[kind].returned(connection, rows, b_owner=owner))
             kept = [record for record in records if record.task_id in held]
         else:
             statuses = _held_statuses(connection, owner, records)
             kept = [record for record in records if record.task_id in statuses]
-            for statement, rows in self._task_updates(kept, statuses, None):
-                statement.execute(connection, rows)
+            for kind, rows in _task_rows(kept, statuses).items():
+                self._row_updates[kind].execute(connection, rows)
         stored = [_snapshot_row(r) for r in kept if r.store_snapshot]
         if stored:
             self._insert_snapshots.execute(connection, stored)
         return kept
 
-    def _task_updates(
-        self, records: Sequence[PollRecord], statuses: Mapping[str, str | None], owner: str | None
-    ) -> list[tuple[BatchStatement, list[dict[str, Any]]]]:
-        """The UPDATEs of ``records``' tasks, each with its rows; ``statuses`` holds each
-        task's status as stored before them (SQLite's narrower statement needs it), ``owner``
-        the lease holder the statements check (PostgreSQL's)."""
-        answered: list[dict[str, Any]] = []
-        steady: list[dict[str, Any]] = []
-        unanswered: list[dict[str, Any]] = []
-        for record in records:
-            row = _task_row(record)
-            if owner is not None:
-                row["b_owner"] = owner
-            video = record.fetch.video
-            if video is None:
-                unanswered.append(row)
-            elif (
-                self._update_steady is None
-                or record.finished
-                or video.status != statuses[record.task_id]
-            ):
-                answered.append(row)
-            else:
-                steady.append(row)
-        updates = (
-            (self._update_answered, answered),
-            (self._update_steady, steady),
-            (self._update_unanswered, unanswered),
-        )
-        return [(statement, rows) for statement, rows in updates if statement and rows]
+
+def _task_rows(
+    records: Sequence[PollRecord], statuses: Mapping[str, str | None] | None
+) -> dict[_Kind, list[dict[str, Any]]]:
+    """The rows of ``records``' task UPDATEs by the statement that writes them; with each
+    task's status as stored before them in ``statuses``, a poll that keeps it is ``steady``
+    (SQLite's narrower statement). A task with several polls among ``records`` has one row,
+    its latest poll's, counting them all: a statement writes a row once, and the first would
+    give the lease up before the next. It happens only when a write failed for longer than
+    the task's lease, and it was claimed and polled again meanwhile."""
+    latest: dict[str, PollRecord] = {}
+    polls: Counter[str] = Counter()
+    for record in records:
+        latest[record.task_id] = record
+        polls[record.task_id] += 1
+    rows: dict[_Kind, list[dict[str, Any]]] = {}
+    for task_id, record in latest.items():
+        video = record.fetch.video
+        kind: _Kind
+        if video is None:
+            kind = "unanswered"
+        elif statuses is None or record.finished or video.status != statuses[task_id]:
+            kind = "answered"
+        else:
+            kind = "steady"
+        rows.setdefault(kind, []).append(_task_row(record, polls[task_id]))
+    return rows
 
 
 def _held_statuses(
@@ -354,11 +243,12 @@ def _snapshot_row(record: PollRecord) -> dict[str, Any]:
     }
 
 
-def _task_row(record: PollRecord) -> dict[str, Any]:
+def _task_row(record: PollRecord, polls: int) -> dict[str, Any]:
     video = record.fetch.video
     finished_at = record.polled_at if record.finished else None
     row: dict[str, Any] = {
         "b_task_id": record.task_id,
+        "b_polls": polls,
         "b_polled_at": record.polled_at,
         # A finished task is never polled again: its next_poll_at is the time it finished, as
         # every statement that finishes a task sets it (docs/tables.md).

@@ -1,0 +1,185 @@
+"""Statements compiled once and run for many rows at a time, past SQLAlchemy's per-row
+parameter processing, which cost more than the database's own work for the rows of a tick's
+polls (docs/performance.md).
+
+``BatchStatement`` runs a statement once per row with the driver's executemany (an INSERT on
+PostgreSQL by COPY); ``SetUpdate`` runs a PostgreSQL UPDATE once for all the rows. Each
+parameter is converted by one plain function chosen from its column's type when the statement
+is compiled: timestamps and booleans for SQLite, JSON as text. A parameter whose type is not
+known refuses to compile, so a new column cannot slip through unconverted.
+"""
+
+from __future__ import annotations
+
+import copy
+import operator
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, cast
+
+from sqlalchemy import JSON, Boolean, Dialect, Update, bindparam, func
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import column, visitors
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.types import NullType, TypeEngine
+
+from tracker.store.schema import UTCDateTime, serialize_json
+
+
+class BatchStatement:
+    """A statement compiled once for a dialect; rows are dicts keyed by parameter name."""
+
+    def __init__(
+        self,
+        statement: Any,
+        dialect: Dialect,
+        keys: Sequence[str],
+        insert: bool = False,
+        by_copy: bool = False,
+    ) -> None:
+        """``insert``: an INSERT of exactly ``keys``; ``by_copy`` as well: on PostgreSQL its
+        rows go in by COPY, which takes columns and values only (no SQL expressions, no
+        RETURNING or ON CONFLICT)."""
+        # An INSERT is compiled for exactly the columns given; an UPDATE names its parameters.
+        compiled = statement.compile(
+            dialect=_positional(dialect), column_keys=list(keys) if insert else None
+        )
+        order = _parameters(compiled, keys)
+        self._sql = compiled.string
+        self._copy = None
+        if insert and by_copy and dialect.name == "postgresql":
+            quoting = dialect.identifier_preparer
+            columns = ", ".join(quoting.quote(name) for name in order)
+            self._copy = f"COPY {quoting.format_table(statement.table)} ({columns}) FROM STDIN"
+        self._values = operator.itemgetter(*order)
+        self._conversions = [
+            (index, conversion)
+            for index, name in enumerate(order)
+            if (conversion := _conversion(name, compiled.binds[name].type, dialect)) is not None
+        ]
+
+    def execute(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        params = self._params(rows)
+        if self._copy is not None:
+            with _driver_cursor(connection, self._copy) as cursor, cursor.copy(self._copy) as copy:
+                for values in params:
+                    copy.write_row(values)
+            return
+        connection.exec_driver_sql(self._sql, params)
+
+    def _params(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        params = []
+        for row in rows:
+            values = list(self._values(row))
+            for index, conversion in self._conversions:
+                values[index] = conversion(values[index])
+            params.append(tuple(values))
+        return params
+
+
+class SetUpdate:
+    """A PostgreSQL UPDATE run once for many rows: each parameter of a row becomes a column of
+    ``unnest`` over one array a parameter, joined to the table by the statement's own WHERE;
+    ``shared`` parameters take one value for all the rows. One statement, not one a row:
+    PostgreSQL sets up its executor, the table's CHECK constraints and its partial indexes'
+    predicates for each statement it runs (docs/performance.md)."""
+
+    def __init__(
+        self, statement: Update, dialect: Dialect, keys: Sequence[str], shared: Collection[str]
+    ) -> None:
+        """``statement``: an UPDATE whose parameters are ``keys``, with a RETURNING."""
+        types: dict[str, TypeEngine[Any]] = {}
+
+        def typed(parameter: BindParameter[Any]) -> None:
+            types[parameter.key] = parameter.type
+
+        visitors.traverse(statement, {}, {"bindparam": typed})
+        per_row = [name for name in keys if name not in shared]
+        rows = (
+            func.unnest(*(bindparam(name, type_=ARRAY(types[name])) for name in per_row))
+            .table_valued(*(column(name, types[name]) for name in per_row))
+            .render_derived(name="polled")
+        )
+
+        def from_rows(element: Any, **_: Any) -> Any:
+            if isinstance(element, BindParameter) and element.key in per_row:
+                return rows.c[element.key]
+            return None
+
+        set_based = cast(Update, visitors.replacement_traverse(statement, {}, from_rows))
+        compiled = set_based.compile(dialect=_positional(dialect))
+        self._sql = compiled.string
+        self._order = _parameters(compiled, keys)
+        self._shared = frozenset(shared)
+        self._conversions = {name: _conversion(name, types[name], dialect) for name in keys}
+
+    def returned(
+        self, connection: Connection, rows: list[dict[str, Any]], **shared: Any
+    ) -> list[Any]:
+        """Run the statement for ``rows``, with the values of the ``shared`` parameters; the
+        first column of each row it returned."""
+        if shared.keys() != self._shared:
+            raise ValueError(f"shared parameters {sorted(shared)} are not {sorted(self._shared)}")
+        params = []
+        for name in self._order:
+            convert = self._conversions[name] or _as_is
+            if name in shared:
+                params.append(convert(shared[name]))
+            else:
+                params.append([convert(row[name]) for row in rows])
+        return list(connection.exec_driver_sql(self._sql, tuple(params)).scalars())
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _positional(dialect: Dialect) -> Dialect:
+    """``dialect``, compiling parameters as the driver takes them in order."""
+    positional = copy.copy(dialect)
+    positional.paramstyle = "qmark" if dialect.name == "sqlite" else "format"
+    positional.positional = True
+    return positional
+
+
+def _parameters(compiled: Any, keys: Sequence[str]) -> list[str]:
+    """The names of ``compiled``'s parameters in order, which must be ``keys``."""
+    order: list[str] = compiled.positiontup or []
+    if set(order) != set(keys):
+        raise ValueError(f"statement parameters {order} are not the row keys {keys}")
+    return order
+
+
+@contextmanager
+def _driver_cursor(connection: Connection, statement: str) -> Iterator[Any]:
+    """A cursor of the driver's own, for what SQLAlchemy does not carry (COPY); its errors
+    raised as SQLAlchemy's, as a statement's are (a value the server refuses is a DataError
+    to its callers, a lost connection an OperationalError)."""
+    dbapi = connection.dialect.loaded_dbapi
+    driver: Any = connection.connection.dbapi_connection
+    try:
+        with driver.cursor() as cursor:
+            yield cursor
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
+
+
+def _conversion(name: str, type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """How a value of ``type_`` reaches the driver, or None when the driver takes it as is."""
+    if isinstance(type_, NullType):
+        raise ValueError(f"parameter {name!r} has no type: give its bindparam one")
+    if isinstance(type_, JSON):
+        return _json_text
+    if dialect.name != "sqlite":
+        return None
+    if isinstance(type_, UTCDateTime):
+        return UTCDateTime.sqlite_text
+    if isinstance(type_, Boolean):
+        return int
+    return None
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else serialize_json(value)
