@@ -19,7 +19,8 @@ peers section, the daemon's rates are also given as a share of raw aiohttp's. Se
               written, and a warning if the daemon kept up (then the figure is the offer's);
 - providers:  the same, the tasks dealt among 4 providers of the one API (a providers file),
               each with a quarter of the requests in flight;
-- postgres:   the same on PostgreSQL (with --postgres URL of a server to create a database on);
+- postgres:   the same on PostgreSQL (with --postgres URL of a server to create a database on),
+              and the server's CPU time a poll when it runs on this machine;
 - lateness:   at 40% of the throughput measured above (of 2,000/s when that section is not
               run), tasks every 2 s: how late polls come;
 - memory:     10,000 watched tasks: peak RSS of the daemon;
@@ -342,6 +343,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_seconds() -> float | None:
+    """User and system time so far of the PostgreSQL processes on this machine, with that of
+    their children gone (the postmaster's ended backends); None when none runs here."""
+    total = 0
+    found = False
+    for entry in Path("/proc").iterdir():
+        try:
+            name, _, rest = (entry / "stat").read_text().partition(" (")[2].rpartition(")")
+        except OSError:  # not a process, or one gone meanwhile
+            continue
+        if name == "postgres":
+            found = True
+            total += sum(int(field) for field in rest.split()[11:15])
+    return total / os.sysconf("SC_CLK_TCK") if found else None
+
+
 @contextmanager
 def running(command: Sequence[str], **options: Any) -> Iterator[subprocess.Popen[bytes]]:
     """``command`` in a process of its own for the block, then stopped as a user stops it
@@ -389,15 +406,22 @@ def run_daemon(
         time.sleep(warmup)
         start_rows, start_time = rows(database), time.monotonic()
         start_cpu = cpu_seconds(daemon.pid)
+        start_server = postgres_cpu_seconds() if isinstance(database, str) else None
         time.sleep(window)
         end_rows, end_time, end_cpu = rows(database), time.monotonic(), cpu_seconds(daemon.pid)
+        end_server = postgres_cpu_seconds() if start_server is not None else None
         rss = peak_rss_mb(daemon.pid)
     written = rows(database) - rows_before
     answered = served(url) - served_before
+    polls = max(1, end_rows - start_rows)
+    server: dict[str, float] = {}
+    if start_server is not None and end_server is not None:
+        server["server_cpu_ms_per_poll"] = (end_server - start_server) * 1000 / polls
     return {
         "rate": (end_rows - start_rows) / (end_time - start_time),
         # CPU per poll moves less than polls/s with what else the machine runs.
-        "cpu_ms_per_poll": (end_cpu - start_cpu) * 1000 / max(1, end_rows - start_rows),
+        "cpu_ms_per_poll": (end_cpu - start_cpu) * 1000 / polls,
+        **server,
         "rss": rss,
         "written": written,
         "answered": answered,
@@ -656,6 +680,12 @@ def main() -> None:
                 )
                 of_raw("postgres", result["rate"], raw)
                 report("postgres", "  CPU time a poll (the daemon's threads)", cpu(result))
+                if "server_cpu_ms_per_poll" in result:
+                    report(
+                        "postgres",
+                        "  the server's CPU time a poll (PostgreSQL's processes here)",
+                        f"{result['server_cpu_ms_per_poll'] * 1000:.0f} µs",
+                    )
                 report(
                     "postgres",
                     "requests answered / snapshots written",
