@@ -20,7 +20,8 @@ peers section, the daemon's rates are also given as a share of raw aiohttp's. Se
 - providers:  the same, the tasks dealt among 4 providers of the one API (a providers file),
               each with a quarter of the requests in flight;
 - postgres:   the same on PostgreSQL (with --postgres URL of a server to create a database on),
-              and the server's CPU time a poll when it runs on this machine;
+              and the server's CPU time a poll when it runs on this machine (read from
+              /proc: its processes, the ended backends included);
 - lateness:   at 40% of the throughput measured above (of 2,000/s when that section is not
               run), tasks every 2 s: how late polls come;
 - memory:     10,000 watched tasks: peak RSS of the daemon;
@@ -52,6 +53,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from results import finish, options, parse, report
 from scratch_database import postgres_database
@@ -343,20 +345,35 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def postgres_cpu_seconds() -> float | None:
-    """User and system time so far of the PostgreSQL processes on this machine, with that of
-    their children gone (the postmaster's ended backends); None when none runs here."""
-    total = 0
-    found = False
+def local_postmaster(database_url: str) -> int | None:
+    """The process ID of the PostgreSQL server ``database_url`` names, when it runs on this
+    machine and says where its files are (a superuser, or a role with pg_read_all_settings);
+    None otherwise."""
+    import psycopg
+
+    if urlsplit(database_url).hostname not in {None, "localhost", "127.0.0.1", "::1"}:
+        return None
+    try:
+        with psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql")) as server:
+            found = server.execute("SHOW data_directory").fetchone()
+        assert found is not None  # SHOW always has its row
+        return int((Path(found[0]) / "postmaster.pid").read_text().split()[0])
+    except (psycopg.Error, OSError, ValueError, IndexError):
+        return None
+
+
+def server_cpu_seconds(postmaster: int) -> float:
+    """User and system time so far of the server: its postmaster, with that of its children
+    gone (the ended backends), and the processes it runs now."""
+    ticks = 0
     for entry in Path("/proc").iterdir():
         try:
-            name, _, rest = (entry / "stat").read_text().partition(" (")[2].rpartition(")")
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
         except OSError:  # not a process, or one gone meanwhile
             continue
-        if name == "postgres":
-            found = True
-            total += sum(int(field) for field in rest.split()[11:15])
-    return total / os.sysconf("SC_CLK_TCK") if found else None
+        if entry.name == str(postmaster) or fields[1] == str(postmaster):
+            ticks += sum(int(field) for field in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -396,6 +413,7 @@ def run_daemon(
     window; stop it; check rows against requests."""
     env = environment(url, database, interval, config)
     rows_before, served_before = rows(database), served(url)
+    postmaster = local_postmaster(database) if isinstance(database, str) else None
     with running([*TRACKER, "-q", "run", *options], env=env) as daemon:
         # The warm-up counts from the first poll written: starting (imports, the app) can take
         # seconds on a loaded machine, and is not what the window measures.
@@ -406,16 +424,16 @@ def run_daemon(
         time.sleep(warmup)
         start_rows, start_time = rows(database), time.monotonic()
         start_cpu = cpu_seconds(daemon.pid)
-        start_server = postgres_cpu_seconds() if isinstance(database, str) else None
+        start_server = server_cpu_seconds(postmaster) if postmaster else 0.0
         time.sleep(window)
         end_rows, end_time, end_cpu = rows(database), time.monotonic(), cpu_seconds(daemon.pid)
-        end_server = postgres_cpu_seconds() if start_server is not None else None
+        end_server = server_cpu_seconds(postmaster) if postmaster else 0.0
         rss = peak_rss_mb(daemon.pid)
     written = rows(database) - rows_before
     answered = served(url) - served_before
     polls = max(1, end_rows - start_rows)
     server: dict[str, float] = {}
-    if start_server is not None and end_server is not None:
+    if postmaster:
         server["server_cpu_ms_per_poll"] = (end_server - start_server) * 1000 / polls
     return {
         "rate": (end_rows - start_rows) / (end_time - start_time),
@@ -683,7 +701,7 @@ def main() -> None:
                 if "server_cpu_ms_per_poll" in result:
                     report(
                         "postgres",
-                        "  the server's CPU time a poll (PostgreSQL's processes here)",
+                        "  the server's CPU time a poll (its processes)",
                         f"{result['server_cpu_ms_per_poll'] * 1000:.0f} µs",
                     )
                 report(

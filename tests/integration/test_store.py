@@ -135,7 +135,7 @@ def test_a_tick_of_polls_updates_its_tasks_in_one_statement_a_kind_on_postgresql
     """On PostgreSQL the tasks of a write's answered polls are updated by one statement, and
     those of its unanswered polls by another, however many there are; SQLite runs one a task."""
     database.tasks.add_tasks([f"t{n}" for n in range(6)], None, NOW)
-    claimed = database.polls.claim_due("d", NOW, NOW + timedelta(60), 10)
+    claimed = database.polls.claim_due("d", NOW, NOW + timedelta(seconds=60), 10)
     answer = FetchResult(200, 1, "{}", Video("in_progress", 5), None)
     failure = FetchResult.failed(Failure.CONNECTION, "refused", 1)
     records = [
@@ -160,23 +160,74 @@ def test_a_tick_of_polls_updates_its_tasks_in_one_statement_a_kind_on_postgresql
     assert sum(len(database.reads.history(t.task_id)) for t in stored) == 6
 
 
-def test_a_task_polled_twice_before_a_write_has_both_polls_written(database: Database) -> None:
-    """A write that failed for longer than a lease leaves a task's result waiting while the
-    task is claimed and polled again: the next write counts both polls, in order, and keeps
-    both snapshots (one UPDATE on PostgreSQL would write the row only once)."""
+def _polled_twice(database: Database, first: Video | None, second: Video | None) -> list[Any]:
+    """Two records of one task "t" in one write: a write failed for longer than its lease,
+    and the task was claimed and polled again while its first result waited."""
     database.tasks.add_tasks(["t"], None, NOW)
-    [first] = database.polls.claim_due("d", NOW, NOW + timedelta(seconds=1), 1)
-    queued = FetchResult(200, 1, "{}", Video("queued", 0), None)
-    early = decide(first, queued, NOW, POLICY, random.Random(1))
+    [claim] = database.polls.claim_due("d", NOW, NOW + timedelta(seconds=1), 1)
     later = NOW + timedelta(seconds=20)
-    [again] = database.polls.claim_due("d", later, later + timedelta(60), 1, include_not_due=True)
-    running = FetchResult(200, 1, "{}", Video("in_progress", 30), None)
-    records = [early, decide(again, running, later, POLICY, random.Random(1))]
+    [again] = database.polls.claim_due(
+        "d", later, later + timedelta(seconds=60), 1, include_not_due=True
+    )
+    failure = FetchResult.failed(Failure.CONNECTION, "refused", 1)
+    return [
+        decide(task, FetchResult(200, 1, "{}", video, None) if video else failure, at, POLICY, rng)
+        for task, video, at, rng in (
+            (claim, first, NOW, random.Random(1)),
+            (again, second, later, random.Random(2)),
+        )
+    ]
+
+
+def test_a_task_polled_twice_before_a_write_has_both_polls_written_in_order(
+    database: Database,
+) -> None:
+    """Both polls count and both snapshots are kept; the task shows the later one, with what
+    only the earlier saw kept (the model the later answer left out, the first running time)."""
+    records = _polled_twice(
+        database, Video("in_progress", 10, model="sora-2"), Video("in_progress", 30)
+    )
     assert database.polls.record_polls("d", records) == 2
     [stored] = database.reads.tasks()
     assert (stored.poll_count, stored.status, stored.progress) == (2, "in_progress", 30)
-    assert stored.last_polled_at == later
-    assert [s.status for s in database.reads.history("t")] == ["queued", "in_progress"]
+    assert (stored.model, stored.first_running_at) == ("sora-2", NOW)
+    assert stored.last_polled_at == NOW + timedelta(seconds=20) and stored.lease_owner is None
+    assert [s.progress for s in database.reads.history("t")] == [10, 30]
+
+
+def test_a_poll_after_the_one_that_finished_its_task_in_the_same_write_is_dropped(
+    database: Database,
+) -> None:
+    """A task's history ends with the poll that finished it: a later poll of it waiting in the
+    same write (here a failed request) neither reopens it nor adds a snapshot."""
+    records = _polled_twice(database, Video("completed", 100), None)
+    assert database.polls.record_polls("d", records) == 1
+    [stored] = database.reads.tasks()
+    assert (stored.status, stored.finish_reason, stored.poll_count) == ("completed", "completed", 1)
+    assert stored.finished and stored.error_count == 0
+    assert [s.status for s in database.reads.history("t")] == ["completed"]
+
+
+def test_a_refused_record_beside_a_task_polled_twice_loses_neither_of_its_polls(
+    database: Database,
+) -> None:
+    """When the database refuses one record of a write, the rest are written again task by
+    task: a task's two polls go together (alone, the first would give the lease up and the
+    second find it gone), and the refused one is kept without its answer."""
+    records = _polled_twice(database, Video("queued", 0), Video("in_progress", 40))
+    database.tasks.add_tasks(["u"], None, NOW)
+    [other] = database.polls.claim_due("d", NOW, NOW + timedelta(seconds=60), 1)
+    unstorable = FetchResult(200, 1, "{}", Video("in_progress\ud800", 5), None)
+    records.append(decide(other, unstorable, NOW, POLICY, random.Random(3)))
+    assert database.polls.record_polls("d", records) == 3
+    stored = {task.task_id: task for task in database.reads.tasks()}
+    assert (stored["t"].poll_count, stored["t"].status, stored["t"].progress) == (
+        2,
+        "in_progress",
+        40,
+    )
+    assert (stored["u"].poll_count, stored["u"].status) == (1, None)
+    assert stored["u"].last_error == "the answer could not be stored: UnicodeEncodeError"
 
 
 def test_claims_come_earliest_due_first_and_skip_tasks_not_due(database: Database) -> None:

@@ -154,8 +154,8 @@ class WriteBuffer:
                 self._observer.wrote(time.perf_counter() - began)
                 if written < len(records):
                     logger.info(
-                        "%d poll results dropped: their tasks were removed or taken over by "
-                        "another daemon meanwhile",
+                        "%d poll results dropped: their tasks were removed, taken over by "
+                        "another daemon or finished by an earlier poll meanwhile",
                         len(records) - written,
                     )
                 results = []  # written: not to be kept again if what follows fails

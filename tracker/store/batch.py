@@ -1,17 +1,17 @@
 """Writing a tick's polls, by statements compiled once (``bulk``). On SQLite each task's UPDATE
 runs with the driver's executemany. On PostgreSQL the snapshots go in by COPY, which took a
-tenth off its polls' cost, and the tasks of a tick are updated by one statement for all of
-them, which checks each lease itself and returns the tasks that held (docs/performance.md).
+tenth off its polls' cost, and the tasks of a tick are updated by one statement for each kind
+of poll (answered or not), which checks each lease itself and returns the tasks that held
+(docs/performance.md).
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
-from sqlalchemy import Dialect, Text, bindparam, func, null, select
+from sqlalchemy import Dialect, Text, bindparam, func, literal_column, null, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.engine import Connection
 
@@ -29,7 +29,7 @@ def _typed(name: str, column: str) -> Any:
 _POLLED = {
     "last_polled_at": _typed("b_polled_at", "last_polled_at"),
     "next_poll_at": _typed("b_next_poll_at", "next_poll_at"),
-    "poll_count": tasks.c.poll_count + _typed("b_polls", "poll_count"),
+    "poll_count": tasks.c.poll_count + literal_column("1"),
     "error_count": _typed("b_error_count", "error_count"),
     "not_found_count": _typed("b_not_found_count", "not_found_count"),
     "last_error": _typed("b_last_error", "last_error"),
@@ -81,7 +81,11 @@ _UPDATE_UNANSWERED = sql_update(tasks).where(_WHERE_TASK).values(**_POLLED, **_F
 def _if_held(statement: Any) -> Any:
     """``statement`` for a task its owner still holds, returning the task's ID if it was."""
     owner = bindparam("b_owner", type_=tasks.c.lease_owner.type)
-    return statement.where(tasks.c.lease_owner == owner).returning(tasks.c.task_id)
+    return _returning(statement.where(tasks.c.lease_owner == owner))
+
+
+def _returning(statement: Any) -> Any:
+    return statement.returning(tasks.c.task_id)
 
 
 _SNAPSHOT_KEYS = (
@@ -98,7 +102,6 @@ _SNAPSHOT_KEYS = (
 )
 _POLLED_KEYS = (
     "b_task_id",
-    "b_polls",
     "b_polled_at",
     "b_next_poll_at",
     "b_error_count",
@@ -146,6 +149,14 @@ class PollWrites:
                     _if_held(_UPDATE_UNANSWERED), dialect, (*_UNANSWERED_KEYS, *owner), owner
                 ),
             }
+            # A task's later polls in the same write: its first found it held and locked its
+            # row (and gave the lease up), so they check no lease.
+            self._set_rewrites = {
+                "answered": SetUpdate(_returning(_UPDATE_ANSWERED), dialect, _ANSWERED_KEYS, ()),
+                "unanswered": SetUpdate(
+                    _returning(_UPDATE_UNANSWERED), dialect, _UNANSWERED_KEYS, ()
+                ),
+            }
         else:
             self._row_updates = {
                 "answered": BatchStatement(_UPDATE_ANSWERED, dialect, _ANSWERED_KEYS),
@@ -157,47 +168,70 @@ class PollWrites:
         self, connection: Connection, owner: str, records: Sequence[PollRecord]
     ) -> list[PollRecord]:
         """Write those of ``records`` whose tasks ``owner`` still holds, and return them."""
+        turns = _turns(records)
         if self._set_updates:
             held: set[str] = set()
-            for kind, rows in _task_rows(records, None).items():
+            for kind, rows in _task_rows(turns[0], None).items():
                 held.update(self._set_updates[kind].returned(connection, rows, b_owner=owner))
-            kept = [record for record in records if record.task_id in held]
+            for turn in turns[1:]:
+                again = [record for record in turn if record.task_id in held]
+                for kind, rows in _task_rows(again, None).items():
+                    self._set_rewrites[kind].returned(connection, rows)
         else:
             statuses = _held_statuses(connection, owner, records)
-            kept = [record for record in records if record.task_id in statuses]
-            for kind, rows in _task_rows(kept, statuses).items():
-                self._row_updates[kind].execute(connection, rows)
+            held = set(statuses)
+            for turn in turns:
+                written = [record for record in turn if record.task_id in held]
+                for kind, rows in _task_rows(written, statuses).items():
+                    self._row_updates[kind].execute(connection, rows)
+                statuses.update((r.task_id, r.fetch.video.status) for r in written if r.fetch.video)
+        chosen = {id(record) for turn in turns for record in turn}
+        kept = [r for r in records if id(r) in chosen and r.task_id in held]
         stored = [_snapshot_row(r) for r in kept if r.store_snapshot]
         if stored:
             self._insert_snapshots.execute(connection, stored)
         return kept
 
 
+def _turns(records: Sequence[PollRecord]) -> list[list[PollRecord]]:
+    """``records`` in turns that hold each task once, its polls in the order they came, none
+    after the one that finished it (a finished task's history ends there): a statement
+    updates a row once, however many of its rows join it. A task is polled twice before a
+    write only when a write failed for longer than its lease, and it was claimed and polled
+    again meanwhile."""
+    turns: list[list[PollRecord]] = []
+    polls: dict[str, int] = {}
+    finished: set[str] = set()
+    for record in records:
+        if record.task_id in finished:
+            continue
+        turn = polls.get(record.task_id, 0)
+        polls[record.task_id] = turn + 1
+        if turn == len(turns):
+            turns.append([])
+        turns[turn].append(record)
+        if record.finished:
+            finished.add(record.task_id)
+    return turns or [[]]
+
+
 def _task_rows(
     records: Sequence[PollRecord], statuses: Mapping[str, str | None] | None
 ) -> dict[_Kind, list[dict[str, Any]]]:
-    """The rows of ``records``' task UPDATEs by the statement that writes them; with each
-    task's status as stored before them in ``statuses``, a poll that keeps it is ``steady``
-    (SQLite's narrower statement). A task with several polls among ``records`` has one row,
-    its latest poll's, counting them all: a statement writes a row once, and the first would
-    give the lease up before the next. It happens only when a write failed for longer than
-    the task's lease, and it was claimed and polled again meanwhile."""
-    latest: dict[str, PollRecord] = {}
-    polls: Counter[str] = Counter()
-    for record in records:
-        latest[record.task_id] = record
-        polls[record.task_id] += 1
+    """The rows of ``records``' task UPDATEs (each task once) by the statement that writes
+    them; with each task's status as stored before them in ``statuses``, a poll that keeps it
+    is ``steady`` (SQLite's narrower statement)."""
     rows: dict[_Kind, list[dict[str, Any]]] = {}
-    for task_id, record in latest.items():
+    for record in records:
         video = record.fetch.video
         kind: _Kind
         if video is None:
             kind = "unanswered"
-        elif statuses is None or record.finished or video.status != statuses[task_id]:
+        elif statuses is None or record.finished or video.status != statuses[record.task_id]:
             kind = "answered"
         else:
             kind = "steady"
-        rows.setdefault(kind, []).append(_task_row(record, polls[task_id]))
+        rows.setdefault(kind, []).append(_task_row(record))
     return rows
 
 
@@ -243,12 +277,11 @@ def _snapshot_row(record: PollRecord) -> dict[str, Any]:
     }
 
 
-def _task_row(record: PollRecord, polls: int) -> dict[str, Any]:
+def _task_row(record: PollRecord) -> dict[str, Any]:
     video = record.fetch.video
     finished_at = record.polled_at if record.finished else None
     row: dict[str, Any] = {
         "b_task_id": record.task_id,
-        "b_polls": polls,
         "b_polled_at": record.polled_at,
         # A finished task is never polled again: its next_poll_at is the time it finished, as
         # every statement that finishes a task sets it (docs/tables.md).

@@ -116,11 +116,15 @@ class PollStore(SQLStore):
         except (OperationalError, InterfaceError):
             raise  # the database itself is in trouble: the poller keeps the batch and retries
         except (SQLAlchemyError, ValueError) as exc:
-            # One record the database refuses must not hold back the rest for ever.
-            if len(records) > 1:
-                return sum(self.record_polls(owner, [record]) for record in records)
+            # One record the database refuses must not hold back the rest for ever. A task's
+            # polls go together: the first gives its lease up, and the next would find it gone.
+            by_task: dict[str, list[PollRecord]] = {}
+            for record in records:
+                by_task.setdefault(record.task_id, []).append(record)
+            if len(by_task) > 1:
+                return sum(self.record_polls(owner, polls) for polls in by_task.values())
             try:
-                return self._record_polls(owner, [without_answer(records[0], exc)])
+                return self._record_polls(owner, [without_answer(r, exc) for r in records])
             except (OperationalError, InterfaceError):
                 raise
             except (SQLAlchemyError, ValueError):
