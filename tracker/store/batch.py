@@ -140,22 +140,19 @@ class PollWrites:
         self._set_updates: dict[_Kind, SetUpdate] = {}
         self._row_updates: dict[_Kind, BatchStatement] = {}
         if dialect.name == "postgresql":
-            owner = ("b_owner",)
             self._set_updates = {
                 "answered": SetUpdate(
-                    _if_held(_UPDATE_ANSWERED), dialect, (*_ANSWERED_KEYS, *owner), owner
+                    _if_held(_UPDATE_ANSWERED), dialect, (*_ANSWERED_KEYS, "b_owner")
                 ),
                 "unanswered": SetUpdate(
-                    _if_held(_UPDATE_UNANSWERED), dialect, (*_UNANSWERED_KEYS, *owner), owner
+                    _if_held(_UPDATE_UNANSWERED), dialect, (*_UNANSWERED_KEYS, "b_owner")
                 ),
             }
             # A task's later polls in the same write: its first found it held and locked its
             # row (and gave the lease up), so they check no lease.
             self._set_rewrites = {
-                "answered": SetUpdate(_returning(_UPDATE_ANSWERED), dialect, _ANSWERED_KEYS, ()),
-                "unanswered": SetUpdate(
-                    _returning(_UPDATE_UNANSWERED), dialect, _UNANSWERED_KEYS, ()
-                ),
+                "answered": SetUpdate(_returning(_UPDATE_ANSWERED), dialect, _ANSWERED_KEYS),
+                "unanswered": SetUpdate(_returning(_UPDATE_UNANSWERED), dialect, _UNANSWERED_KEYS),
             }
         else:
             self._row_updates = {
@@ -171,18 +168,18 @@ class PollWrites:
         turns = _turns(records)
         if self._set_updates:
             held: set[str] = set()
-            for kind, rows in _task_rows(turns[0], None).items():
-                held.update(self._set_updates[kind].returned(connection, rows, b_owner=owner))
+            for kind, rows in _task_rows(turns[0], None, owner).items():
+                held.update(self._set_updates[kind].returned(connection, rows))
             for turn in turns[1:]:
                 again = [record for record in turn if record.task_id in held]
-                for kind, rows in _task_rows(again, None).items():
+                for kind, rows in _task_rows(again, None, None).items():
                     self._set_rewrites[kind].returned(connection, rows)
         else:
             statuses = _held_statuses(connection, owner, records)
             held = set(statuses)
             for turn in turns:
                 written = [record for record in turn if record.task_id in held]
-                for kind, rows in _task_rows(written, statuses).items():
+                for kind, rows in _task_rows(written, statuses, None).items():
                     self._row_updates[kind].execute(connection, rows)
                 statuses.update((r.task_id, r.fetch.video.status) for r in written if r.fetch.video)
         chosen = {id(record) for turn in turns for record in turn}
@@ -216,11 +213,12 @@ def _turns(records: Sequence[PollRecord]) -> list[list[PollRecord]]:
 
 
 def _task_rows(
-    records: Sequence[PollRecord], statuses: Mapping[str, str | None] | None
+    records: Sequence[PollRecord], statuses: Mapping[str, str | None] | None, owner: str | None
 ) -> dict[_Kind, list[dict[str, Any]]]:
     """The rows of ``records``' task UPDATEs (each task once) by the statement that writes
     them; with each task's status as stored before them in ``statuses``, a poll that keeps it
-    is ``steady`` (SQLite's narrower statement)."""
+    is ``steady`` (SQLite's narrower statement); each with the lease ``owner`` to check, if
+    given."""
     rows: dict[_Kind, list[dict[str, Any]]] = {}
     for record in records:
         video = record.fetch.video
@@ -231,7 +229,10 @@ def _task_rows(
             kind = "answered"
         else:
             kind = "steady"
-        rows.setdefault(kind, []).append(_task_row(record))
+        row = _task_row(record)
+        if owner is not None:
+            row["b_owner"] = owner
+        rows.setdefault(kind, []).append(row)
     return rows
 
 

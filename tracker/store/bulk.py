@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import operator
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -79,43 +79,36 @@ class BatchStatement:
         return params
 
 
-# Rows a SetUpdate statement at most. With 5,000 the planner chose to read every row of a table
-# of a million tasks (a hash join, 470 ms) for the first writes of a connection, before psycopg
-# prepared the statement; a thousand keeps it on the primary key's index.
-SET_ROWS = 1000
-
-
 class SetUpdate:
     """A PostgreSQL UPDATE run once for many rows: each parameter of a row becomes a column of
-    ``unnest`` over one array a parameter, joined to the table by the statement's own WHERE;
-    ``shared`` parameters take one value for all the rows. One statement, not one a row:
-    PostgreSQL sets up its executor, the table's CHECK constraints and its partial indexes'
-    predicates for each statement it runs (docs/performance.md)."""
+    ``unnest`` over one array a parameter, joined to the table by the statement's own WHERE.
+    One statement, not one a row: PostgreSQL sets up its executor, the table's CHECK
+    constraints and its partial indexes' predicates for each statement it runs
+    (docs/performance.md)."""
 
-    def __init__(
-        self, statement: Update, dialect: Dialect, keys: Sequence[str], shared: Collection[str]
-    ) -> None:
-        """``statement``: an UPDATE whose parameters are ``keys``, with a RETURNING."""
+    def __init__(self, statement: Update, dialect: Dialect, keys: Sequence[str]) -> None:
+        """``statement``: an UPDATE whose parameters are ``keys``, with a RETURNING. Every
+        condition on the table's columns is better one on the rows' (a parameter a row): the
+        planner takes a parameter's test for a cheap filter to read the table by."""
         types: dict[str, TypeEngine[Any]] = {}
 
         def typed(parameter: BindParameter[Any]) -> None:
             types[parameter.key] = parameter.type
 
         visitors.traverse(statement, {}, {"bindparam": typed})
-        per_row = [name for name in keys if name not in shared]
         # Arrays of unsized text: a cast to VARCHAR(n) would cut a longer value short, where
         # the column refuses it.
         arrayed = {
-            name: Text() if isinstance(types[name], String) else types[name] for name in per_row
+            name: Text() if isinstance(types[name], String) else types[name] for name in keys
         }
         rows = (
-            func.unnest(*(bindparam(name, type_=ARRAY(arrayed[name])) for name in per_row))
-            .table_valued(*(column(name, arrayed[name]) for name in per_row))
+            func.unnest(*(bindparam(name, type_=ARRAY(arrayed[name])) for name in keys))
+            .table_valued(*(column(name, arrayed[name]) for name in keys))
             .render_derived(name="polled")
         )
 
         def from_rows(element: Any, **_: Any) -> Any:
-            if isinstance(element, BindParameter) and element.key in per_row:
+            if isinstance(element, BindParameter) and element.key in arrayed:
                 return rows.c[element.key]
             return None
 
@@ -123,30 +116,18 @@ class SetUpdate:
         compiled = set_based.compile(dialect=_positional(dialect))
         self._sql = compiled.string
         self._order = _parameters(compiled, keys)
-        self._shared = frozenset(shared)
         self._conversions = {name: _conversion(name, types[name], dialect) for name in keys}
 
-    def returned(
-        self, connection: Connection, rows: list[dict[str, Any]], **shared: Any
-    ) -> list[Any]:
-        """Run the statement for ``rows``, with the values of the ``shared`` parameters; the
-        first column of each row it returned."""
-        if shared.keys() != self._shared:
-            raise ValueError(f"shared parameters {sorted(shared)} are not {sorted(self._shared)}")
-        returned: list[Any] = []
-        for start in range(0, len(rows), SET_ROWS):
-            chunk = rows[start : start + SET_ROWS]
-            params: list[Any] = []
-            for name in self._order:
-                convert = self._conversions[name]
-                if name in shared:
-                    params.append(shared[name] if convert is None else convert(shared[name]))
-                elif convert is None:
-                    params.append([row[name] for row in chunk])
-                else:
-                    params.append([convert(row[name]) for row in chunk])
-            returned.extend(connection.exec_driver_sql(self._sql, tuple(params)).scalars())
-        return returned
+    def returned(self, connection: Connection, rows: list[dict[str, Any]]) -> list[Any]:
+        """Run the statement for ``rows``; the first column of each row it returned."""
+        params: list[list[Any]] = []
+        for name in self._order:
+            convert = self._conversions[name]
+            if convert is None:
+                params.append([row[name] for row in rows])
+            else:
+                params.append([convert(row[name]) for row in rows])
+        return list(connection.exec_driver_sql(self._sql, tuple(params)).scalars())
 
 
 def _positional(dialect: Dialect) -> Dialect:
