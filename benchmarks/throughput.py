@@ -347,19 +347,30 @@ def cpu_seconds(pid: int) -> float:
 
 def local_postmaster(database_url: str) -> int | None:
     """The process ID of the PostgreSQL server ``database_url`` names, when it runs on this
-    machine and says where its files are (a superuser, or a role with pg_read_all_settings);
-    None otherwise."""
+    machine and says where its files are (to a superuser, or a role with pg_read_all_settings),
+    and they can be read here (its postmaster.pid); None otherwise."""
     import psycopg
 
     if urlsplit(database_url).hostname not in {None, "localhost", "127.0.0.1", "::1"}:
         return None
     try:
         with psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql")) as server:
-            found = server.execute("SHOW data_directory").fetchone()
-        assert found is not None  # SHOW always has its row
-        return int((Path(found[0]) / "postmaster.pid").read_text().split()[0])
+            found = server.execute(
+                "SELECT current_setting('data_directory'), pg_backend_pid()"
+            ).fetchone()
+            assert found is not None  # a SELECT without FROM has its row
+            directory, backend = found
+            postmaster = int((Path(directory) / "postmaster.pid").read_text().split()[0])
+            # The server spoken to, not another whose files are at that path here.
+            if _parent(int(backend)) != postmaster:
+                return None
+            return postmaster
     except (psycopg.Error, OSError, ValueError, IndexError):
         return None
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
 
 
 def server_cpu_seconds(postmaster: int) -> float:

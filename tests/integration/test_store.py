@@ -195,6 +195,50 @@ def test_a_task_polled_twice_before_a_write_has_both_polls_written_in_order(
     assert [s.progress for s in database.reads.history("t")] == [10, 30]
 
 
+def test_a_task_polled_twice_and_taken_over_meanwhile_gets_neither_poll(
+    database: Database,
+) -> None:
+    """Both polls of a task another daemon took over before the write are dropped, the later
+    one too (on PostgreSQL it goes by a statement that checks no lease): the task keeps the
+    other daemon's lease and no poll of ours."""
+    records = _polled_twice(database, Video("queued", 0), Video("in_progress", 40))
+    taken_at = NOW + timedelta(seconds=90)
+    database.polls.claim_due("e", taken_at, taken_at + timedelta(seconds=60), 1)
+    assert database.polls.record_polls("d", records) == 0
+    [stored] = database.reads.tasks()
+    assert (stored.poll_count, stored.status, stored.lease_owner) == (0, None, "e")
+    assert database.reads.history("t") == []
+
+
+def test_a_task_polled_twice_whose_status_went_back_shows_the_later_one(
+    database: Database,
+) -> None:
+    """Queued, then in progress, then queued again (a relay's answer) in one write: the later
+    poll is compared with the status the earlier one left, so its status is written."""
+    database.tasks.add_tasks(["t"], None, NOW)
+    answers = {
+        status: FetchResult(200, 1, "{}", Video(status, 0), None)
+        for status in ("queued", "in_progress")
+    }
+    [task] = database.polls.claim_due("d", NOW, NOW + timedelta(seconds=60), 1)
+    database.polls.record_polls(
+        "d", [decide(task, answers["queued"], NOW, POLICY, random.Random(1))]
+    )
+    records = []
+    for at, status in (
+        (NOW + timedelta(seconds=30), "in_progress"),
+        (NOW + timedelta(seconds=60), "queued"),
+    ):
+        [task] = database.polls.claim_due(
+            "d", at, at + timedelta(seconds=1), 1, include_not_due=True
+        )
+        records.append(decide(task, answers[status], at, POLICY, random.Random(2)))
+    assert database.polls.record_polls("d", records) == 2
+    [stored] = database.reads.tasks()
+    assert (stored.poll_count, stored.status) == (3, "queued")
+    assert [s.status for s in database.reads.history("t")] == ["queued", "in_progress", "queued"]
+
+
 def test_a_poll_after_the_one_that_finished_its_task_in_the_same_write_is_dropped(
     database: Database,
 ) -> None:

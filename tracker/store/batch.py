@@ -138,6 +138,7 @@ class PollWrites:
         # returns the tasks that held. SQLite locks the whole file for the transaction and
         # runs a statement a task, a narrower one for a poll that keeps the status.
         self._set_updates: dict[_Kind, SetUpdate] = {}
+        self._later_turn_updates: dict[_Kind, SetUpdate] = {}
         self._row_updates: dict[_Kind, BatchStatement] = {}
         if dialect.name == "postgresql":
             self._set_updates = {
@@ -150,7 +151,7 @@ class PollWrites:
             }
             # A task's later polls in the same write: its first found it held and locked its
             # row (and gave the lease up), so they check no lease.
-            self._set_rewrites = {
+            self._later_turn_updates = {
                 "answered": SetUpdate(_returning(_UPDATE_ANSWERED), dialect, _ANSWERED_KEYS),
                 "unanswered": SetUpdate(_returning(_UPDATE_UNANSWERED), dialect, _UNANSWERED_KEYS),
             }
@@ -164,7 +165,10 @@ class PollWrites:
     def write_held(
         self, connection: Connection, owner: str, records: Sequence[PollRecord]
     ) -> list[PollRecord]:
-        """Write those of ``records`` whose tasks ``owner`` still holds, and return them."""
+        """Write those of ``records`` whose tasks ``owner`` still holds, and return them: all
+        of a task's, in order, but those after the poll that finished it (``_turns``)."""
+        if not records:
+            return []
         turns = _turns(records)
         if self._set_updates:
             held: set[str] = set()
@@ -173,7 +177,8 @@ class PollWrites:
             for turn in turns[1:]:
                 again = [record for record in turn if record.task_id in held]
                 for kind, rows in _task_rows(again, None, None).items():
-                    self._set_rewrites[kind].returned(connection, rows)
+                    # Every row matches: the first turn locked each of these tasks.
+                    self._later_turn_updates[kind].returned(connection, rows)
         else:
             statuses = _held_statuses(connection, owner, records)
             held = set(statuses)
@@ -181,7 +186,9 @@ class PollWrites:
                 written = [record for record in turn if record.task_id in held]
                 for kind, rows in _task_rows(written, statuses, None).items():
                     self._row_updates[kind].execute(connection, rows)
-                statuses.update((r.task_id, r.fetch.video.status) for r in written if r.fetch.video)
+                statuses.update(
+                    (r.task_id, r.fetch.video.status) for r in written if r.fetch.video is not None
+                )
         chosen = {id(record) for turn in turns for record in turn}
         kept = [r for r in records if id(r) in chosen and r.task_id in held]
         stored = [_snapshot_row(r) for r in kept if r.store_snapshot]
@@ -192,10 +199,12 @@ class PollWrites:
 
 def _turns(records: Sequence[PollRecord]) -> list[list[PollRecord]]:
     """``records`` in turns that hold each task once, its polls in the order they came, none
-    after the one that finished it (a finished task's history ends there): a statement
-    updates a row once, however many of its rows join it. A task is polled twice before a
-    write only when a write failed for longer than its lease, and it was claimed and polled
-    again meanwhile."""
+    after the one that finished it (a finished task's history ends there). A task is polled
+    twice before a write only when a write failed for longer than its lease, and it was
+    claimed and polled again meanwhile. Its polls must be written in order: a set-based
+    statement updates a row once however many of its rows join it, and the statements of
+    different kinds of poll run one after the other; SQLite chooses its statement by the
+    status the poll before left."""
     turns: list[list[PollRecord]] = []
     polls: dict[str, int] = {}
     finished: set[str] = set()
@@ -209,7 +218,7 @@ def _turns(records: Sequence[PollRecord]) -> list[list[PollRecord]]:
         turns[turn].append(record)
         if record.finished:
             finished.add(record.task_id)
-    return turns or [[]]
+    return turns
 
 
 def _task_rows(

@@ -117,7 +117,8 @@ class PollStore(SQLStore):
             raise  # the database itself is in trouble: the poller keeps the batch and retries
         except (SQLAlchemyError, ValueError) as exc:
             # One record the database refuses must not hold back the rest for ever. A task's
-            # polls go together: the first gives its lease up, and the next would find it gone.
+            # polls go together (the first gives its lease up, and the next would find it
+            # gone), and all of them lose their answers if one is refused.
             by_task: dict[str, list[PollRecord]] = {}
             for record in records:
                 by_task.setdefault(record.task_id, []).append(record)
