@@ -339,9 +339,15 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def process_stat(process: Path) -> list[str]:
+    """The fields of ``process``'s /proc/PID/stat after its name (which may hold spaces):
+    state, parent, …, user and system time at 11 and 12, its ended children's at 13 and 14."""
+    return (process / "stat").read_text().rpartition(")")[2].split()
+
+
 def cpu_seconds(pid: int) -> float:
     """User and system time of the process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    fields = process_stat(Path(f"/proc/{pid}"))
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -362,15 +368,11 @@ def local_postmaster(database_url: str) -> int | None:
             directory, backend = found
             postmaster = int((Path(directory) / "postmaster.pid").read_text().split()[0])
             # The server spoken to, not another whose files are at that path here.
-            if _parent(int(backend)) != postmaster:
+            if int(process_stat(Path(f"/proc/{backend}"))[1]) != postmaster:
                 return None
             return postmaster
     except (psycopg.Error, OSError, ValueError, IndexError):
         return None
-
-
-def _parent(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
 
 
 def server_cpu_seconds(postmaster: int) -> float:
@@ -379,7 +381,7 @@ def server_cpu_seconds(postmaster: int) -> float:
     ticks = 0
     for entry in Path("/proc").iterdir():
         try:
-            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            fields = process_stat(entry)
         except OSError:  # not a process, or one gone meanwhile
             continue
         if entry.name == str(postmaster) or fields[1] == str(postmaster):
