@@ -29,6 +29,7 @@ POSTGRES = {
     "report.py",
     "sorting.py",
     "throughput.py",
+    "writes.py",
 }
 BROWSER = {"dashboard.py", "plain_chromium.py"}
 SLOW = {"dashboard.py", "http_api.py", "latency.py", "million.py", "sorting.py", "throughput.py"}

@@ -1,0 +1,79 @@
+"""What a poll's write carries reaches the task row exactly, on both databases. On PostgreSQL
+the tasks of a write are updated by one statement, its values sent as the text of arrays that
+tracker writes itself: text that such arrays quote, escape or read as NULL must come back as
+it went in."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from tracker.core.models import Failure, FetchResult
+from tracker.core.video import Video
+from tracker.daemon.poller import Policy, decide
+from tracker.store import Database
+
+NOW = datetime(2026, 3, 1, 8, 30, 0, 123456, tzinfo=UTC)
+POLICY = Policy(interval=10, give_up_after=3600, request_timeout=5)
+AWKWARD = [
+    "",
+    "NULL",
+    "null",
+    "a,b",
+    "{braced}",
+    'say "hi"',
+    "back\\slash\\",
+    '\\"',
+    "  padded  ",
+    "line\nbreak\ttab",
+    "ünïcødé 視頻",
+]
+
+
+@pytest.mark.parametrize("text", AWKWARD)
+def test_text_values_come_back_as_they_went_in(database: Database, text: str) -> None:
+    """Answered and unanswered polls in one write: model, size and seconds of the answered,
+    the last error of the unanswered, each exactly as given."""
+    database.tasks.add_tasks(["answered", "failed"], None, NOW)
+    claimed = {
+        task.task_id: task
+        for task in database.polls.claim_due("d", NOW, NOW + timedelta(seconds=60), 10)
+    }
+    video = Video("in_progress", 40, model=text, seconds=text, size=text)
+    answer = FetchResult(200, 1, "{}", video, None)
+    failure = FetchResult.failed(Failure.CONNECTION, text, 1)
+    records = [
+        decide(claimed["answered"], answer, NOW, POLICY, random.Random(1)),
+        decide(claimed["failed"], failure, NOW, POLICY, random.Random(1)),
+    ]
+    assert database.polls.record_polls("d", records) == 2
+    stored = {task.task_id: task for task in database.reads.tasks()}
+    assert (stored["answered"].model, stored["answered"].seconds, stored["answered"].size) == (
+        text,
+        text,
+        text,
+    )
+    assert stored["failed"].last_error == records[1].last_error
+    assert text in (stored["failed"].last_error or "")
+
+
+def test_times_and_flags_come_back_as_they_went_in(database: Database) -> None:
+    """Times given in another offset are the same moments, to the microsecond; a finishing
+    poll's flag and reason, and NULLs where an answer left a field out."""
+    database.tasks.add_tasks(["done"], None, NOW)
+    [claimed] = database.polls.claim_due("d", NOW, NOW + timedelta(seconds=60), 1)
+    elsewhere = timezone(timedelta(hours=-7, minutes=-30))
+    created = datetime(2026, 2, 28, 23, 59, 59, 999999, tzinfo=elsewhere)
+    video = Video("completed", 100, created_at=created, completed_at=NOW)
+    record = decide(claimed, FetchResult(200, 1, "{}", video, None), NOW, POLICY, random.Random(1))
+    assert database.polls.record_polls("d", [record]) == 1
+    [stored] = database.reads.tasks()
+    assert (stored.created_at, stored.completed_at, stored.expires_at) == (created, NOW, None)
+    assert (stored.finished, stored.finish_reason, stored.finished_at) == (
+        True,
+        record.finish_reason,
+        NOW,
+    )
+    assert (stored.last_polled_at, stored.model, stored.progress) == (NOW, None, 100)
