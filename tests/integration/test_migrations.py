@@ -129,16 +129,3 @@ def test_alembic_from_the_repository_root_uses_tracker_database_url(tmp_path: Pa
 def test_the_head_constant_is_the_newest_migration() -> None:
     """migrations.HEAD_REVISION, which every command compares with, names the real head."""
     assert migrations.head_revision() == migrations.HEAD_REVISION
-
-
-def test_tasks_leave_room_on_their_pages_on_postgresql(postgres_url: str) -> None:
-    """A claim changes no indexed column: with room on its page it is a HOT update, which adds
-    no entry to any of the table's indexes (docs/performance.md)."""
-    engine = create_engine(postgres_url)
-    migrations.upgrade(engine)
-    with engine.connect() as connection:
-        options = connection.exec_driver_sql(
-            "SELECT reloptions FROM pg_class WHERE relname = 'tasks'"
-        ).scalar()
-    engine.dispose()
-    assert options == ["fillfactor=70"]
