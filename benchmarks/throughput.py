@@ -28,7 +28,11 @@ peers section, the daemon's rates are also given as a share of raw aiohttp's. Se
 - history:    the same daemon, twice, on databases holding 0, 0.5 and 5 million snapshots, and
               `history`.
 
-`tracker add --file`, `list` and `history` at a million tasks are measured by million.py.
+Raw aiohttp's run and each saturated daemon's window also give the share of the machine's CPU
+time its host took meanwhile (`steal` in /proc/stat, on a virtual machine): the rates of a run
+with much of it were measured on a slower machine than the others'. The database's part of a
+poll alone, without HTTP, is measured by writes.py; `tracker add --file`, `list` and `history`
+at a million tasks by million.py.
 
 --smoke runs every section at tiny sizes with windows of a second or less and checks that each
 gave its figures, not what they are; the postgres section runs only with --postgres.
@@ -245,8 +249,11 @@ def peers(url: str, tasks: int, seconds: float) -> float | None:
 
                 return await rate(one, 64, seconds)
 
+        stolen, began = stolen_seconds(), time.monotonic()
         raw = asyncio.run(raw_aiohttp())
         report("peers", "raw aiohttp, 64 in flight", f"{raw:,.0f}/s")
+        taken = stolen_share(stolen, time.monotonic() - began)
+        report("peers", "  CPU taken by the machine's host meanwhile (steal)", f"{taken:.0%}")
     report(
         "peers",
         "tracker's client (httpx over tracker.http.transport, uvloop), 32",
@@ -389,6 +396,19 @@ def server_cpu_seconds(postmaster: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def stolen_seconds() -> float:
+    """CPU time the machine's host has taken from it so far, on a virtual machine: the
+    ``steal`` column of /proc/stat, summed over its CPUs."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+
+
+def stolen_share(since: float, seconds: float) -> float:
+    """The share of the machine's CPU time its host took over the last ``seconds``, since
+    ``stolen_seconds()`` gave ``since``: what neither the daemon nor anything else here had."""
+    return (stolen_seconds() - since) / (seconds * (os.cpu_count() or 1))
+
+
 @contextmanager
 def running(command: Sequence[str], **options: Any) -> Iterator[subprocess.Popen[bytes]]:
     """``command`` in a process of its own for the block, then stopped as a user stops it
@@ -438,9 +458,11 @@ def run_daemon(
         start_rows, start_time = rows(database), time.monotonic()
         start_cpu = cpu_seconds(daemon.pid)
         start_server = server_cpu_seconds(postmaster) if postmaster else 0.0
+        start_stolen = stolen_seconds()
         time.sleep(window)
         end_rows, end_time, end_cpu = rows(database), time.monotonic(), cpu_seconds(daemon.pid)
         end_server = server_cpu_seconds(postmaster) if postmaster else 0.0
+        stolen = stolen_share(start_stolen, end_time - start_time)
         rss = peak_rss_mb(daemon.pid)
     written = rows(database) - rows_before
     answered = served(url) - served_before
@@ -450,6 +472,7 @@ def run_daemon(
         server["server_cpu_ms_per_poll"] = (end_server - start_server) * 1000 / polls
     return {
         "rate": (end_rows - start_rows) / (end_time - start_time),
+        "stolen": stolen,
         # CPU per poll moves less than polls/s with what else the machine runs.
         "cpu_ms_per_poll": (end_cpu - start_cpu) * 1000 / polls,
         **server,
@@ -561,9 +584,20 @@ def history_latency_ms(database: Path, task_id: str) -> tuple[float, float, int]
 # The sections
 
 
-def cpu(result: dict[str, float]) -> str:
-    """CPU time a poll moves less with what else the machine runs than polls/s do."""
-    return f"{result['cpu_ms_per_poll'] * 1000:.0f} µs"
+def daemon_costs(section: str, result: dict[str, float]) -> None:
+    """What the daemon's window cost it (CPU time a poll moves less with what else the
+    machine runs than polls/s do), and what the machine's host took meanwhile."""
+    cpu = f"{result['cpu_ms_per_poll'] * 1000:.0f} µs"
+    report(section, "  CPU time a poll (the daemon's threads)", cpu)
+    if "server_cpu_ms_per_poll" in result:
+        report(
+            section,
+            "  the server's CPU time a poll (its processes)",
+            f"{result['server_cpu_ms_per_poll'] * 1000:.0f} µs",
+        )
+    report(
+        section, "  CPU taken by the machine's host meanwhile (steal)", f"{result['stolen']:.0%}"
+    )
 
 
 def of_raw(section: str, rate: float, raw: float | None) -> None:
@@ -676,7 +710,7 @@ def main() -> None:
             capacity = result["rate"]
             report("throughput", "polls/s sustained, every poll a snapshot", f"{capacity:,.0f}/s")
             of_raw("throughput", capacity, raw)
-            report("throughput", "  CPU time a poll (the daemon's threads)", cpu(result))
+            daemon_costs("throughput", result)
             report(
                 "throughput",
                 "requests answered / snapshots written",
@@ -694,7 +728,7 @@ def main() -> None:
                 f"polls/s sustained, {PROVIDERS} providers of {32 // PROVIDERS} in flight each",
                 f"{result['rate']:,.0f}/s",
             )
-            report("providers", "  CPU time a poll (the daemon's threads)", cpu(result))
+            daemon_costs("providers", result)
             report(
                 "providers",
                 "requests answered / snapshots written",
@@ -710,13 +744,7 @@ def main() -> None:
                     f"{result['rate']:,.0f}/s",
                 )
                 of_raw("postgres", result["rate"], raw)
-                report("postgres", "  CPU time a poll (the daemon's threads)", cpu(result))
-                if "server_cpu_ms_per_poll" in result:
-                    report(
-                        "postgres",
-                        "  the server's CPU time a poll (its processes)",
-                        f"{result['server_cpu_ms_per_poll'] * 1000:.0f} µs",
-                    )
+                daemon_costs("postgres", result)
                 report(
                     "postgres",
                     "requests answered / snapshots written",
