@@ -455,14 +455,14 @@ def run_daemon(
                 raise ended(daemon)
             time.sleep(0.1)
         time.sleep(warmup)
-        start_rows, start_time = rows(database), time.monotonic()
+        start_rows, start_time, start_stolen = rows(database), time.monotonic(), stolen_seconds()
         start_cpu = cpu_seconds(daemon.pid)
         start_server = server_cpu_seconds(postmaster) if postmaster else 0.0
-        start_stolen = stolen_seconds()
         time.sleep(window)
-        end_rows, end_time, end_cpu = rows(database), time.monotonic(), cpu_seconds(daemon.pid)
-        end_server = server_cpu_seconds(postmaster) if postmaster else 0.0
+        end_rows, end_time = rows(database), time.monotonic()
         stolen = stolen_share(start_stolen, end_time - start_time)
+        end_cpu = cpu_seconds(daemon.pid)
+        end_server = server_cpu_seconds(postmaster) if postmaster else 0.0
         rss = peak_rss_mb(daemon.pid)
     written = rows(database) - rows_before
     answered = served(url) - served_before

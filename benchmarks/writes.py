@@ -10,9 +10,10 @@ are written. Each claim and each write is timed by the CPU time of the thread th
 (``time.thread_time``): the interpreter's and the driver's work a poll, which the
 throughput benchmark's whole daemon mixes with HTTP and the machine's load. Given by the
 batch's median and its lowest, which a machine shared with other work moves least. On a
-PostgreSQL server on this machine, its CPU time a poll too (its processes, as throughput.py
-reads them). --smoke writes a few hundred polls and checks that each part gave its figures.
-The figures are in docs/performance.md (Where the time goes).
+PostgreSQL server on this machine, its CPU time a poll too (all its processes, as
+throughput.py reads them: run nothing else on it meanwhile). --smoke writes a few hundred
+polls and checks that each part gave its figures. The figures are in docs/performance.md
+(Where the time goes).
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def measure(where: str, database_url: str, tasks: int, batch: int, polls: int) -
         records = [decide(task, answer(task.progress), now, POLICY, rng) for task in claimed]
         began = time.thread_time()
         count = database.polls.record_polls(OWNER, records)
+        if not count:
+            raise SystemExit(f"{where}: a write kept none of its {len(records)} polls")
         writes.append((time.thread_time() - began) / count)
         claims.append(claimed_in / len(claimed))
         written += count

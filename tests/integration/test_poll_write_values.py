@@ -77,3 +77,54 @@ def test_times_and_flags_come_back_as_they_went_in(database: Database) -> None:
         NOW,
     )
     assert (stored.last_polled_at, stored.model, stored.progress) == (NOW, None, 100)
+
+
+def test_awkward_task_ids_owners_and_nulls_side_by_side_in_one_write(database: Database) -> None:
+    """Task IDs and a lease owner that arrays must quote, several tasks in each statement,
+    text beside NULL in one array: every task is written, each with its own values (a quoting
+    slip here would match no row, and the poll would be dropped without an error)."""
+    ids = ['say"hi"', "{a,b}", "NULL", "null", "plain"]
+    owner = 'daemon "one", {x}'
+    database.tasks.add_tasks(ids, None, NOW)
+    claimed = database.polls.claim_due(owner, NOW, NOW + timedelta(seconds=60), 10)
+    models = {task_id: (None if n % 2 else f"model of {task_id}") for n, task_id in enumerate(ids)}
+    records = [
+        decide(
+            task,
+            FetchResult(200, 1, "{}", Video("in_progress", 7, model=models[task.task_id]), None),
+            NOW,
+            POLICY,
+            random.Random(1),
+        )
+        for task in claimed
+    ]
+    assert database.polls.record_polls(owner, records) == len(ids)
+    stored = {task.task_id: task for task in database.reads.tasks()}
+    assert {task_id: task.model for task_id, task in stored.items()} == models
+    assert {(task.poll_count, task.lease_owner) for task in stored.values()} == {(1, None)}
+    assert sorted(s.task_id for t in ids for s in database.reads.history(t)) == sorted(ids)
+
+
+def test_a_value_of_the_wrong_type_is_refused_as_its_record_alone(postgres_url: str) -> None:
+    """A value the array text cannot carry (a number where text goes) is an error like a value
+    the database refuses: its record is stored as an error poll, the others as they came,
+    rather than the whole write failing again and again."""
+    database = Database.open(postgres_url)
+    try:
+        database.tasks.add_tasks(["odd", "fine"], None, NOW)
+        claimed = {t.task_id: t for t in database.polls.claim_due("d", NOW, NOW, 10)}
+        odd = Video("in_progress", 5, model=5)  # type: ignore[arg-type]
+        records = [
+            decide(claimed[task_id], FetchResult(200, 1, "{}", video, None), NOW, POLICY, rng)
+            for task_id, video, rng in (
+                ("odd", odd, random.Random(1)),
+                ("fine", Video("in_progress", 5, model="sora-2"), random.Random(2)),
+            )
+        ]
+        assert database.polls.record_polls("d", records) == 2
+        [odd_snapshot] = database.reads.history("odd")
+        stored = {task.task_id: task for task in database.reads.tasks()}
+    finally:
+        database.close()
+    assert odd_snapshot.error["type"] == "unstorable"
+    assert (stored["fine"].model, stored["odd"].model) == ("sora-2", None)

@@ -5,9 +5,10 @@ polls (docs/performance.md).
 ``BatchStatement`` runs a statement once per row with the driver's executemany (an INSERT on
 PostgreSQL by COPY); ``SetUpdate`` runs a PostgreSQL UPDATE once for all the rows, each
 parameter an array written as PostgreSQL's text for it. Each parameter is converted by one
-plain function chosen from its column's type when the statement is compiled: timestamps and
-booleans for SQLite, JSON as text, an array's elements for PostgreSQL. A parameter whose type
-is not known refuses to compile, so a new column cannot slip through unconverted.
+plain function chosen from its column's type when the statement is compiled: for
+``BatchStatement`` timestamps and booleans on SQLite and JSON as text, for ``SetUpdate`` an
+array's elements (it takes no JSON). A parameter whose type is not known refuses to compile, so
+a new column cannot slip through unconverted.
 """
 
 from __future__ import annotations
@@ -122,9 +123,9 @@ class SetUpdate:
 
     def returned(self, connection: Connection, rows: list[dict[str, Any]]) -> list[Any]:
         """Run the statement for ``rows``; the first column of each row it returned."""
-        # Each array as the text PostgreSQL reads it, made here: the driver's own dumping of a
-        # list runs a loop of Python for every element and took a third of the writing
-        # thread's time (docs/performance.md).
+        # Each array as the text PostgreSQL reads it, made here: the driver's dumping of a list
+        # looks up a dumper for every element and encodes each one apart, which took a third
+        # of the writing thread's time (docs/performance.md).
         params = []
         for name in self._order:
             element = self._elements[name]
@@ -184,29 +185,46 @@ def _json_text(value: Any) -> str | None:
 
 
 def _array_element(name: str, type_: TypeEngine[Any]) -> Callable[[Any], str]:
-    """How a value of ``type_`` is written as an element of a PostgreSQL array's text."""
+    """How a value of ``type_`` is written as an element of a PostgreSQL array's text. A value
+    of another type raises ValueError, which the write's fallback takes as a record the
+    database refuses (``PollStore.record_polls``), as it took the driver's error before."""
+    if isinstance(type_, NullType):
+        raise ValueError(f"parameter {name!r} has no type: give its bindparam one")
     if isinstance(type_, UTCDateTime):
         return _timestamp_element
     if isinstance(type_, Boolean):
         return _boolean_element
     if isinstance(type_, Integer):
-        return str
+        return _integer_element
     if isinstance(type_, String):
         return _text_element
     raise ValueError(f"parameter {name!r} of type {type_!r} has no array element text")
 
 
 def _text_element(value: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"not text: {type(value).__name__}")
     # Quoted, a value is taken as it is (spaces, commas, braces, the word NULL) but for a
     # backslash or a double quote, which are escaped by a backslash.
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _timestamp_element(value: datetime) -> str:
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r}: tracker stores UTC only")
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise ValueError(f"not an aware datetime: {value!r} (tracker stores UTC only)")
     return value.isoformat()
 
 
 def _boolean_element(value: bool) -> str:
-    return "t" if value else "f"
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    raise ValueError(f"not a boolean: {type(value).__name__}")
+
+
+def _integer_element(value: int) -> str:
+    if not isinstance(value, int):
+        raise ValueError(f"not an integer: {type(value).__name__}")
+    # int's own text, not an int subclass's (True, an IntEnum member).
+    return int.__repr__(value)
