@@ -474,3 +474,26 @@ def test_the_receiver_refuses_huge_bodies_unread(api: API, sqlite_url: str) -> N
             at_path = send_webhook(f"{url}/webhooks", secret, "video.failed", video)
     assert (huge.status_code, declared, at_root, at_path) == (413, 413, 200, 200)
     assert huge.headers["content-type"] == "application/problem+json"
+
+
+def test_download_on_demand_whose_leases_cannot_be_given_back_still_returns(
+    api: API, database_url: str, videos: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database that refuses to take the download's leases back once the file is saved
+    (a full disk, say) costs nothing but a logged error: the leases end by themselves, and
+    the command answers with the saved file instead of failing on the way out."""
+    from sqlalchemy.exc import OperationalError
+
+    video = api.simulator.add_video("video_leases_kept", steps=1)
+    with make_tracker(api, database_url, download_dir=str(videos)) as tracker:
+        tracker.add([video])
+        with make_tracker(api, database_url) as plain:  # finishes it, downloads nothing
+            run_until_done(plain)
+
+        def refuse(owners: object) -> None:
+            raise OperationalError("UPDATE downloads", {}, Exception("disk full"))
+
+        tracker.database.leases.release_owners = refuse  # type: ignore[method-assign]
+        rows = tracker.download(video, directory=str(videos))
+    assert [(row.task_id, row.state) for row in rows] == [(video, "done")]
+    assert "giving the claimed tasks back failed" in caplog.text

@@ -266,7 +266,7 @@ class Daemon:
                         await asyncio.sleep(0.2)
                 finally:
                     await downloader.drain(DRAIN_SECONDS)
-                    await crew.database.run(self._database.leases.release_owners, [crew.owner])
+                    await self._give_back(crew)
         finally:
             crew.close()
 
