@@ -38,7 +38,7 @@ def polled(database: Database, answers: dict[str, FetchResult], later: float = 0
     """One poll of each task, ``later`` seconds from now, answered ``answers[task_id]``,
     recorded as the daemon records it."""
     now = datetime.now(UTC) + timedelta(seconds=later)
-    claimed = database.polls.claim_due("w", now, now + timedelta(60), len(answers))
+    claimed = database.polls.claim_due("w", now, now + timedelta(seconds=60), len(answers))
     rng = random.Random(1)
     records = [decide(task, answers[task.task_id], now, POLICY, rng) for task in claimed]
     database.polls.record_polls("w", records)
@@ -207,6 +207,6 @@ def write_failed_polls(database: Database, count: int) -> None:
     policy = Policy(interval=10, give_up_after=3600, request_timeout=5)
     message = "The upstream relay answered with an error page instead of the video object " * 2
     failed = FetchResult.failed(Failure.HTTP_STATUS, message, 12.0, http_status=502)
-    claimed = database.polls.claim_due("w", now, now + timedelta(60), count)
+    claimed = database.polls.claim_due("w", now, now + timedelta(seconds=60), count)
     records = [decide(task, failed, now, policy, random.Random(1)) for task in claimed]
     database.polls.record_polls("w", records)

@@ -20,7 +20,9 @@ POLICY = Policy(interval=10, give_up_after=3600, request_timeout=5)
 
 def poll(database: Database, task_id: str, fetch: FetchResult, at: datetime) -> None:
     """One poll of ``task_id`` answered ``fetch``, written as the daemon writes it."""
-    claimed = database.polls.claim_due("d", at, at + timedelta(60), 100, include_not_due=True)
+    claimed = database.polls.claim_due(
+        "d", at, at + timedelta(seconds=60), 100, include_not_due=True
+    )
     [task] = [one for one in claimed if one.task_id == task_id]
     database.polls.record_polls("d", [decide(task, fetch, at, POLICY, random.Random(1))])
     database.polls.release("d", [one.task_id for one in claimed if one is not task])

@@ -87,7 +87,9 @@ def test_a_claim_is_exclusive_until_its_lease_ends(database: Database) -> None:
     assert len(first) == 3 and len(second) == 2
     assert not {t.task_id for t in first} & {t.task_id for t in second}
     assert database.polls.claim_due("daemon-c", NOW, lease_end, 10) == []
-    taken_over = database.polls.claim_due("daemon-c", lease_end, lease_end + timedelta(60), 10)
+    taken_over = database.polls.claim_due(
+        "daemon-c", lease_end, lease_end + timedelta(seconds=60), 10
+    )
     assert len(taken_over) == 5
 
 
@@ -99,7 +101,7 @@ def test_a_write_keeps_only_the_results_of_tasks_still_held(database: Database) 
     database.tasks.add_tasks(["held", "held-error", "removed"], None, NOW)
     lease_end = NOW + timedelta(seconds=60)
     claimed = database.polls.claim_due("a", NOW, lease_end, 10)
-    taken = database.polls.claim_due("b", lease_end, lease_end + timedelta(60), 2)
+    taken = database.polls.claim_due("b", lease_end, lease_end + timedelta(seconds=60), 2)
     assert {task.task_id for task in taken} == {"lost", "lost-error"}  # due first
     database.tasks.remove_tasks(["removed"], NOW, channels=())
     answer = FetchResult(200, 1, "{}", Video("in_progress", 5), None)
@@ -279,7 +281,7 @@ def test_claims_come_earliest_due_first_and_skip_tasks_not_due(database: Databas
     database.tasks.add_tasks(["late"], None, NOW + timedelta(seconds=30))
     database.tasks.add_tasks(["early"], None, NOW - timedelta(seconds=30))
     database.tasks.add_tasks(["middle"], None, NOW)
-    claimed = database.polls.claim_due("d", NOW, NOW + timedelta(60), 10)
+    claimed = database.polls.claim_due("d", NOW, NOW + timedelta(seconds=60), 10)
     assert [task.task_id for task in claimed] == ["early", "middle"]
 
 
@@ -316,11 +318,11 @@ def test_sqlite_times_written_by_the_batch_writer_match_sqlalchemys_and_read_bac
 def test_an_error_poll_keeps_what_was_known_and_stores_the_error(database: Database) -> None:
     """A failed poll records its error but does not erase the last good status."""
     database.tasks.add_tasks(["t"], None, NOW)
-    [task] = database.polls.claim_due("d", NOW, NOW + timedelta(60), 1)
+    [task] = database.polls.claim_due("d", NOW, NOW + timedelta(seconds=60), 1)
     good = FetchResult(200, 1, '{"status":"queued"}', Video("queued", 0, model="sora-2"), None)
     database.polls.record_polls("d", [decide(task, good, NOW, POLICY, random.Random(1))])
     later = NOW + timedelta(seconds=11)
-    [task] = database.polls.claim_due("d", later, later + timedelta(60), 1)
+    [task] = database.polls.claim_due("d", later, later + timedelta(seconds=60), 1)
     bad = FetchResult(503, 2, None, None, {"type": "http_error", "message": "HTTP 503"})
     database.polls.record_polls("d", [decide(task, bad, later, POLICY, random.Random(1))])
     [stored] = database.reads.tasks()
@@ -348,7 +350,7 @@ def test_a_poll_that_keeps_the_status_writes_neither_it_nor_the_finish(
     event.listen(database.engine, "before_cursor_execute", seen)
 
     def poll(at: datetime, video: Video) -> None:
-        [task] = database.polls.claim_due("d", at, at + timedelta(60), 1)
+        [task] = database.polls.claim_due("d", at, at + timedelta(seconds=60), 1)
         answer = FetchResult(200, 1, "{}", video, None)
         database.polls.record_polls("d", [decide(task, answer, at, POLICY, random.Random(1))])
 
@@ -385,7 +387,7 @@ def test_timed_out_sweep_finishes_only_old_unheld_unfinished_tasks(
     database.tasks.add_tasks(["old", "old-held"], None, NOW - timedelta(hours=25))
     database.tasks.add_tasks(["young"], None, NOW)
     database.polls.claim_due(
-        "d", NOW, NOW + timedelta(60), 10, include_not_due=True, polled_before=None
+        "d", NOW, NOW + timedelta(seconds=60), 10, include_not_due=True, polled_before=None
     )
     database.polls.release("d", ["old"])
     assert database.polls.finish_timed_out(NOW, NOW - timedelta(hours=24), channels=()) == ["old"]
@@ -417,7 +419,7 @@ def test_a_finished_task_has_no_poll_to_come(database: Database) -> None:
     }
     assert database.polls.next_due(swept_at) == swept_at
     later = swept_at + timedelta(seconds=1)
-    claimed = database.polls.claim_due("d", later, later + timedelta(60), 10)
+    claimed = database.polls.claim_due("d", later, later + timedelta(seconds=60), 10)
     assert [task.task_id for task in claimed] == ["watched"]
 
 
@@ -447,7 +449,7 @@ def test_the_due_claim_uses_the_partial_index(database: Database) -> None:
 def test_a_poll_is_written_as_a_snapshot_with_sql_nulls(database: Database) -> None:
     """The body is stored as received; error is SQL NULL (not JSON null) when all went well."""
     database.tasks.add_tasks(["t"], "lbl", NOW)
-    [task] = database.polls.claim_due("d", NOW, NOW + timedelta(60), 1)
+    [task] = database.polls.claim_due("d", NOW, NOW + timedelta(seconds=60), 1)
     body = '{"id": "t",   "status": "in_progress", "progress": "45%", "model": "sora-2"}'
     fetch = FetchResult(200, 12.5, body, Video("in_progress", 45, model="sora-2"), None)
     record = decide(task, fetch, NOW, POLICY, random.Random(1))
@@ -472,7 +474,9 @@ def test_a_poll_is_written_as_a_snapshot_with_sql_nulls(database: Database) -> N
 def written_beside_a_good_one(database: Database, bad: FetchResult) -> tuple[Any, Any]:
     """The snapshots of a poll answered ``bad`` and of one answered well, written together."""
     database.tasks.add_tasks(["bad", "good"], None, NOW)
-    claimed = {t.task_id: t for t in database.polls.claim_due("d", NOW, NOW + timedelta(60), 10)}
+    claimed = {
+        t.task_id: t for t in database.polls.claim_due("d", NOW, NOW + timedelta(seconds=60), 10)
+    }
     good = FetchResult(200, 1, '{"status": "queued"}', Video("queued", 0), None)
     records = [
         decide(claimed["bad"], bad, NOW, POLICY, random.Random(1)),
@@ -589,7 +593,9 @@ def test_a_history_streams_its_first_or_last_snapshots(database: Database) -> No
     rng = random.Random(1)
     for step in range(6):
         now = NOW + timedelta(seconds=step)
-        [task] = database.polls.claim_due("d", now, now + timedelta(60), 1, include_not_due=True)
+        [task] = database.polls.claim_due(
+            "d", now, now + timedelta(seconds=60), 1, include_not_due=True
+        )
         fetch = FetchResult(200, 1.0, '{"status": "queued"}', Video("queued", step), None)
         database.polls.record_polls("d", [decide(task, fetch, now, POLICY, rng)])
     first = [s.progress for s in database.reads.stream_history("t", first=2)]
