@@ -33,9 +33,8 @@ time its host took meanwhile (`steal` in /proc/stat, on a virtual machine): the 
 with much of it were measured on a slower machine than the others'. With the peers section, the
 throughput and postgres sections measure raw aiohttp again right after their daemon and give
 the daemon's rate as a share of that too: raw aiohttp's rate moves more between runs than the
-daemon's does. The database's part of a
-poll alone, without HTTP, is measured by writes.py; `tracker add --file`, `list` and `history`
-at a million tasks by million.py.
+daemon's does. The database's part of a poll alone, without HTTP, is measured by writes.py;
+`tracker add --file`, `list` and `history` at a million tasks by million.py.
 
 --smoke runs every section at tiny sizes with windows of a second or less and checks that each
 gave its figures, not what they are; the postgres section runs only with --postgres.
@@ -242,11 +241,7 @@ def peers(url: str, tasks: int, seconds: float) -> float | None:
             f"{asyncio.run(httpx_over_aiohttp()):,.0f}/s",
         )
 
-        stolen, began = stolen_seconds(), time.monotonic()
-        raw = raw_aiohttp_rate(url, tasks, seconds)
-        report("peers", "raw aiohttp, 64 in flight", f"{raw:,.0f}/s")
-        taken = stolen_share(stolen, time.monotonic() - began)
-        report("peers", "  CPU taken by the machine's host meanwhile (steal)", f"{taken:.0%}")
+        raw = raw_aiohttp_rate("peers", "raw aiohttp, 64 in flight", url, tasks, seconds)
     report(
         "peers",
         "tracker's client (httpx over tracker.http.transport, uvloop), 32",
@@ -255,9 +250,10 @@ def peers(url: str, tasks: int, seconds: float) -> float | None:
     return raw
 
 
-def raw_aiohttp_rate(url: str, tasks: int, seconds: float) -> float:
+def raw_aiohttp_rate(section: str, what: str, url: str, tasks: int, seconds: float) -> float:
     """Raw aiohttp's rate with 64 in flight, no database: the wire's cost, which the goals
-    hold the daemon's rate against."""
+    hold the daemon's rate against; reported as ``what``, with the share of the machine its
+    host took meanwhile."""
     import aiohttp
 
     async def raw_aiohttp() -> float:
@@ -271,7 +267,12 @@ def raw_aiohttp_rate(url: str, tasks: int, seconds: float) -> float:
 
             return await rate(one, 64, seconds)
 
-    return asyncio.run(raw_aiohttp())
+    stolen, began = stolen_seconds(), time.monotonic()
+    raw = asyncio.run(raw_aiohttp())
+    taken = stolen_share(stolen, time.monotonic() - began)
+    report(section, what, f"{raw:,.0f}/s")
+    report(section, "  CPU taken by the machine's host meanwhile (steal)", f"{taken:.0%}")
+    return raw
 
 
 def tracker_client_rate(url: str, tasks: int, seconds: float, in_flight: int = 32) -> float:
@@ -618,8 +619,7 @@ def of_raw(section: str, rate: float, raw: float | None, url: str, seconds: floa
     after the daemon, whose own rate moves less from run to run than raw aiohttp's does."""
     if raw:
         report(section, "  the same, of raw aiohttp's rate in this run", f"{rate / raw:.0%}")
-        after = raw_aiohttp_rate(url, 4_000, seconds)
-        report(section, "  raw aiohttp right after it", f"{after:,.0f}/s")
+        after = raw_aiohttp_rate(section, "  raw aiohttp right after it", url, 4_000, seconds)
         report(section, "  the same, of raw aiohttp's rate right after it", f"{rate / after:.0%}")
 
 

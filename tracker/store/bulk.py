@@ -129,8 +129,7 @@ class SetUpdate:
         params = []
         for name in self._order:
             element = self._elements[name]
-            values = [row[name] for row in rows]
-            texts = ["NULL" if value is None else element(value) for value in values]
+            texts = ["NULL" if (value := row[name]) is None else element(value) for row in rows]
             params.append("{" + ",".join(texts) + "}")
         return list(connection.exec_driver_sql(self._sql, tuple(params)).scalars())
 
