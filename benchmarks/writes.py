@@ -23,7 +23,7 @@ import random
 import statistics
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from results import finish, options, parse, report
@@ -37,13 +37,21 @@ from tracker.store import Database
 
 POLICY = Policy(interval=10, give_up_after=365 * 86400, request_timeout=5)
 OWNER = "writes-benchmark"
+CREATED = 1_796_500_000
+TASKS_A_DAY = 10_000
 
 
-def answer(progress: int | None) -> FetchResult:
-    """An answer moving the task's progress on by one, as a task being made shows."""
+def answer(task_id: str, progress: int | None) -> FetchResult:
+    """An answer moving the task's progress on by one, as a task being made shows, with the
+    second the task was created in: tasks made over a day, each its own."""
     moved = min((progress or 0) + 1, 99)
-    body = json.dumps({"object": "video", "status": "in_progress", "progress": moved})
-    return FetchResult(200, 10.0, body, Video("in_progress", moved, model="sora-2"), None)
+    created = CREATED + int(task_id.removeprefix("video_")) * 86400 // TASKS_A_DAY
+    document = {"object": "video", "status": "in_progress", "progress": moved}
+    body = json.dumps({**document, "created_at": created})
+    video = Video(
+        "in_progress", moved, model="sora-2", created_at=datetime.fromtimestamp(created, UTC)
+    )
+    return FetchResult(200, 10.0, body, video, None)
 
 
 def measure(where: str, database_url: str, tasks: int, batch: int, polls: int) -> None:
@@ -63,7 +71,17 @@ def measure(where: str, database_url: str, tasks: int, batch: int, polls: int) -
         claimed_in = time.thread_time() - began
         if not claimed:
             raise SystemExit(f"{where}: no unfinished task to claim")
-        records = [decide(task, answer(task.progress), now, POLICY, rng) for task in claimed]
+        # Each poll at its own moment, as the daemon's clock gives them.
+        records = [
+            decide(
+                task,
+                answer(task.task_id, task.progress),
+                now + timedelta(microseconds=n),
+                POLICY,
+                rng,
+            )
+            for n, task in enumerate(claimed)
+        ]
         began = time.thread_time()
         count = database.polls.record_polls(OWNER, records)
         if not count:

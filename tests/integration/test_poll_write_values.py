@@ -1,16 +1,18 @@
-"""What a poll's write carries reaches the task row exactly, on both databases. On PostgreSQL
-the tasks of a write are updated by one statement, its values sent as the text of arrays that
-tracker writes itself: text that such arrays quote, escape or read as NULL must come back as
-it went in."""
+"""What a poll's write carries reaches the task row exactly, and a claim gives back the row as
+stored, on both databases. The tasks of a write are updated by one statement, its values sent
+as the text of arrays that tracker writes itself on PostgreSQL and as one JSON array on SQLite,
+which is also how SQLite's claims read their rows: text that either quotes, escapes or reads as
+NULL must come back as it went in."""
 
 from __future__ import annotations
 
 import random
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from tracker.core.models import Failure, FetchResult
+from tracker.core.models import ClaimedTask, Failure, FetchResult
 from tracker.core.video import Video
 from tracker.daemon.poller import Policy, decide
 from tracker.store import Database
@@ -128,3 +130,35 @@ def test_a_value_of_the_wrong_type_is_refused_as_its_record_alone(postgres_url: 
         database.close()
     assert odd_snapshot.error["type"] == "unstorable"
     assert (stored["fine"].model, stored["odd"].model) == ("sora-2", None)
+
+
+def test_a_claim_gives_back_each_task_as_stored(database: Database) -> None:
+    """Every field a claim reads, after a poll of each kind: text that JSON or arrays escape,
+    a label and metadata with nested JSON, times to the microsecond, counts and NULLs; earliest
+    due first."""
+    metadata = {"prompt": 'say "hi"\n', "tags": ["視頻", None, 1.5], "nested": {"a": {}}}
+    database.tasks.add_tasks(AWKWARD[4:7], "ünï \\ label", NOW, metadata, provider="relay")
+    database.tasks.add_tasks(["bare"], None, NOW)
+    first = database.polls.claim_due("d", NOW, NOW + timedelta(seconds=60), 10)
+    answers = [
+        FetchResult(200, 1, "{}", Video("in_progress", 40, model="m"), None),
+        FetchResult.failed(Failure.CONNECTION, 'refused "\\"', 1),
+    ]
+    records = [
+        decide(task, answers[n % 2], NOW, POLICY, random.Random(n)) for n, task in enumerate(first)
+    ]
+    assert database.polls.record_polls("d", records) == 4
+    later = NOW + timedelta(hours=1)
+    claimed = database.polls.claim_due("d", later, later + timedelta(seconds=60), 10)
+    stored = {task.task_id: task for task in database.reads.tasks()}
+    names = [field.name for field in fields(ClaimedTask)]
+    assert [[getattr(task, name) for name in names] for task in claimed] == [
+        [getattr(stored[task.task_id], name) for name in names]
+        for task in sorted(claimed, key=lambda task: task.next_poll_at)
+    ]
+    assert {task.task_id for task in claimed} == {*AWKWARD[4:7], "bare"}
+    assert {(t.label, t.provider) for t in claimed if t.metadata == metadata} == {
+        ("ünï \\ label", "relay")
+    }
+    assert {t.status for t in claimed} == {"in_progress", None}
+    assert {t.lease_owner for t in database.reads.tasks()} == {"d"}

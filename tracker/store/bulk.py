@@ -14,13 +14,28 @@ a new column cannot slip through unconverted.
 from __future__ import annotations
 
 import copy
+import json
 import operator
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import JSON, Boolean, Dialect, Integer, String, Text, Update, bindparam, func
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Dialect,
+    Insert,
+    Integer,
+    Select,
+    String,
+    Text,
+    Update,
+    bindparam,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
@@ -73,13 +88,7 @@ class BatchStatement:
         connection.exec_driver_sql(self._sql, params)
 
     def _params(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        params = []
-        for row in rows:
-            values = list(self._values(row))
-            for index, conversion in self._conversions:
-                values[index] = conversion(values[index])
-            params.append(tuple(values))
-        return params
+        return _converted(rows, self._values, self._conversions)
 
 
 class SetUpdate:
@@ -93,12 +102,7 @@ class SetUpdate:
         """``statement``: an UPDATE whose parameters are ``keys``, with a RETURNING. Every
         condition on the table's columns is better one on the rows' (a parameter a row): the
         planner takes a parameter's test for a cheap filter to read the table by."""
-        types: dict[str, TypeEngine[Any]] = {}
-
-        def typed(parameter: BindParameter[Any]) -> None:
-            types[parameter.key] = parameter.type
-
-        visitors.traverse(statement, {}, {"bindparam": typed})
+        types = _parameter_types(statement)
         # Arrays of unsized text: a cast to VARCHAR(n) would cut a longer value short, where
         # the column refuses it.
         arrayed = {
@@ -132,6 +136,99 @@ class SetUpdate:
             texts = ["NULL" if (value := row[name]) is None else element(value) for row in rows]
             params.append("{" + ",".join(texts) + "}")
         return list(connection.exec_driver_sql(self._sql, tuple(params)).scalars())
+
+
+class JSONRows:
+    """A SQLite INSERT or UPDATE run once for many rows, given as one JSON array of arrays that
+    the statement reads with ``json_each``. The driver runs a statement in steps and lets the
+    interpreter's lock go for each; executemany took a step a row, and under a busy event loop
+    each step waited to take the lock back, so the writing thread's work went on while the
+    event loop stood still instead of beside it (docs/performance.md). Here the whole
+    statement is one step."""
+
+    def __init__(self, statement: Any, dialect: Dialect, keys: Sequence[str]) -> None:
+        """``statement``: an INSERT of exactly ``keys`` (a table's insert()), or an UPDATE whose
+        parameters are ``keys``."""
+        elements = func.json_each(bindparam("rows", type_=Text())).table_valued("value")
+        rows = select(
+            *(
+                func.json_extract(elements.c.value, literal_column(f"'$[{index}]'")).label(name)
+                for index, name in enumerate(keys)
+            )
+        ).subquery("polled")
+        if isinstance(statement, Insert):
+            statement = statement.from_select(list(keys), select(rows))
+            types = {name: statement.table.c[name].type for name in keys}
+        else:
+            types = _parameter_types(statement)
+
+            def from_rows(element: Any, **_: Any) -> Any:
+                if isinstance(element, BindParameter) and element.key in types:
+                    return rows.c[element.key]
+                return None
+
+            statement = visitors.replacement_traverse(statement, {}, from_rows)
+        self._sql = statement.compile(dialect=_positional(dialect)).string
+        self._values = operator.itemgetter(*keys)
+        self._conversions = [
+            (index, conversion)
+            for index, name in enumerate(keys)
+            if (conversion := _conversion(name, types[name], dialect)) is not None
+        ]
+
+    def execute(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        params = _converted(rows, self._values, self._conversions)
+        try:
+            text = json.dumps(params, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        except TypeError as exc:  # a value of a type JSON has not: refused, as the driver did
+            raise ValueError(str(exc)) from exc
+        connection.exec_driver_sql(self._sql, (text,))
+
+
+def one_of_json_list(column: Any, name: str) -> Any:
+    """``column`` is one of the JSON array given as parameter ``name`` (SQLite)."""
+    return column.in_(select(func.json_each(bindparam(name, type_=Text())).table_valued("value")))
+
+
+def rows_in_one_step(connection: Connection, query: Select[Any]) -> list[tuple[Any, ...]]:
+    """The rows of ``query`` on SQLite, read as one JSON array instead of a step a row (see
+    ``JSONRows``), each value turned into Python by its column's type as a row's would be."""
+    columns = query.subquery("picked").columns
+    text = connection.execute(select(func.json_group_array(func.json_array(*columns)))).scalar_one()
+    processors = [
+        column.type.result_processor(connection.dialect, None) for column in query.selected_columns
+    ]
+    return [
+        tuple(
+            value if processor is None or value is None else processor(value)
+            for processor, value in zip(processors, row, strict=True)
+        )
+        for row in json.loads(text)
+    ]
+
+
+def _parameter_types(statement: Any) -> dict[str, TypeEngine[Any]]:
+    types: dict[str, TypeEngine[Any]] = {}
+
+    def typed(parameter: BindParameter[Any]) -> None:
+        types[parameter.key] = parameter.type
+
+    visitors.traverse(statement, {}, {"bindparam": typed})
+    return types
+
+
+def _converted(
+    rows: list[dict[str, Any]],
+    values: Callable[[dict[str, Any]], Any],
+    conversions: list[tuple[int, Callable[[Any], Any]]],
+) -> list[tuple[Any, ...]]:
+    params = []
+    for row in rows:
+        converted = list(values(row))
+        for index, conversion in conversions:
+            converted[index] = conversion(converted[index])
+        params.append(tuple(converted))
+    return params
 
 
 def _positional(dialect: Dialect) -> Dialect:

@@ -3,6 +3,7 @@ saw, giving tasks back, finishing those past give-up-after, pausing a provider's
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import fields
@@ -18,6 +19,7 @@ from tracker.core.owed import owed_without_poll
 from tracker.core.pauses import Pause, PauseReason
 from tracker.store.base import SQLStore, chunks, lease_free
 from tracker.store.batch import PollWrites, without_answer
+from tracker.store.bulk import one_of_json_list, rows_in_one_step
 from tracker.store.feed import will_write_snapshots
 from tracker.store.follow_ups import owe
 from tracker.store.schema import pauses, snapshots, tasks
@@ -72,23 +74,34 @@ class PollStore(SQLStore):
             conditions.append(
                 tasks.c.last_polled_at.is_(None) | (tasks.c.last_polled_at < polled_before)
             )
-        candidates = (
-            select(tasks.c.task_id)
-            .where(*conditions)
-            .order_by(tasks.c.next_poll_at)
-            .limit(limit)
-            # PostgreSQL: daemons sharing the table skip each other's rows instead of waiting.
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
+        due = (
+            select(*_CLAIMED_COLUMNS).where(*conditions).order_by(tasks.c.next_poll_at).limit(limit)
         )
-        claim = (
-            update(tasks)
-            .where(tasks.c.task_id.in_(candidates))
-            .values(lease_owner=owner, lease_expires_at=lease_until)
-            .returning(*_CLAIMED_COLUMNS)
-        )
+        lease = {"lease_owner": owner, "lease_expires_at": lease_until}
         with self._writing() as connection:
-            claimed = [ClaimedTask(*row) for row in connection.execute(claim)]
+            if connection.dialect.name == "sqlite":
+                # Read, then leased by their IDs, in the transaction that holds the file's
+                # write lock: the claimed rows in one step (bulk.rows_in_one_step).
+                claimed = [ClaimedTask(*row) for row in rows_in_one_step(connection, due)]
+                if claimed:
+                    ids = json.dumps([task.task_id for task in claimed], ensure_ascii=False)
+                    connection.execute(
+                        update(tasks).where(one_of_json_list(tasks.c.task_id, "ids")).values(lease),
+                        {"ids": ids},
+                    )
+            else:
+                # PostgreSQL: daemons sharing the table skip each other's rows instead of
+                # waiting.
+                candidates = due.with_only_columns(tasks.c.task_id).with_for_update(
+                    skip_locked=True
+                )
+                claim = (
+                    update(tasks)
+                    .where(tasks.c.task_id.in_(candidates.scalar_subquery()))
+                    .values(lease)
+                    .returning(*_CLAIMED_COLUMNS)
+                )
+                claimed = [ClaimedTask(*row) for row in connection.execute(claim)]
         claimed.sort(key=lambda task: task.next_poll_at)
         return claimed
 

@@ -34,6 +34,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 from tracker.core.ids import DEFAULT_PROVIDER
+from tracker.store.timetext import sqlite_text
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -60,25 +61,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    @staticmethod
-    def sqlite_text(value: datetime | None) -> str | None:
-        """The text SQLite stores for ``value``: what SQLAlchemy writes for the naive UTC value
-        ``process_bind_param`` gives, so that values written by the batch writer compare
-        correctly with the rest."""
-        if value is None:
-            return None
-        # A tick's polls repeat their times (a poll's own time is its snapshot's, its task's
-        # last poll's and perhaps its first running time; tasks share creation times), and
-        # formatting one costs more than looking it up.
-        text = _SQLITE_TEXTS.get(value)
-        if text is None:
-            if value.tzinfo is None:
-                raise ValueError(f"naive datetime {value!r}: tracker stores UTC only")
-            text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-            if len(_SQLITE_TEXTS) >= _SQLITE_TEXTS_KEPT:
-                _SQLITE_TEXTS.clear()
-            _SQLITE_TEXTS[value] = text
-        return text
+    sqlite_text = staticmethod(sqlite_text)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -109,10 +92,6 @@ class UTCDateTime(TypeDecorator[datetime]):
             return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
         return sqlite_time
-
-
-_SQLITE_TEXTS: dict[datetime, str] = {}
-_SQLITE_TEXTS_KEPT = 4096
 
 
 # SQL NULL, not a JSON null, when there is nothing to store.
