@@ -1,7 +1,8 @@
-"""Writing a tick's polls, by statements compiled once (``bulk``). On SQLite each task's UPDATE
-runs with the driver's executemany. On PostgreSQL the snapshots go in by COPY, which took a
-tenth off its polls' cost, and the tasks of a tick are updated by one statement for each kind
-of poll (answered or not), which checks each lease itself and returns the tasks that held
+"""Writing a tick's polls, by statements compiled once (``bulk``): the tasks of a tick are
+updated by one statement for each kind of poll (answered or not, and on SQLite those that keep
+their status). On SQLite the statements take their rows as one JSON array, which the driver
+runs in one step. On PostgreSQL the snapshots go in by COPY, which took a tenth off its polls'
+cost, and each task's UPDATE checks its lease itself and returns the tasks that held
 (docs/performance.md).
 """
 
@@ -18,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from tracker.core.models import FetchResult, PollRecord
 from tracker.core.video import is_running
-from tracker.store.bulk import BatchStatement, JSONRows, SetUpdate, one_of_json_list
+from tracker.store.bulk import CopyRows, JSONRows, SetUpdate, one_of_json_list
 from tracker.store.schema import RawJSON, snapshots, tasks
 
 
@@ -130,17 +131,17 @@ class PollWrites:
     """The statements that write a batch of polls, compiled for one dialect."""
 
     def __init__(self, dialect: Dialect) -> None:
-        self._insert_snapshots: BatchStatement | JSONRows = BatchStatement(
-            snapshots.insert().inline(), dialect, _SNAPSHOT_KEYS, insert=True, by_copy=True
-        )
+        self._insert_snapshots: CopyRows | JSONRows
         # PostgreSQL: one UPDATE for all the tasks of a kind, which checks each lease itself
         # (locking the row, as a SELECT … FOR UPDATE before it did at a cost of its own) and
-        # returns the tasks that held. SQLite locks the whole file for the transaction and
-        # runs a statement a task, a narrower one for a poll that keeps the status.
+        # returns the tasks that held. SQLite locks the whole file for the transaction, and
+        # reads the held tasks' statuses first, to give polls that keep theirs a narrower
+        # statement.
         self._set_updates: dict[_Kind, SetUpdate] = {}
         self._later_turn_updates: dict[_Kind, SetUpdate] = {}
         self._row_updates: dict[_Kind, JSONRows] = {}
         if dialect.name == "postgresql":
+            self._insert_snapshots = CopyRows(snapshots, dialect, _SNAPSHOT_KEYS)
             self._set_updates = {
                 "answered": SetUpdate(
                     _if_held(_UPDATE_ANSWERED), dialect, (*_ANSWERED_KEYS, "b_owner")

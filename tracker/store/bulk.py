@@ -2,13 +2,14 @@
 parameter processing, which cost more than the database's own work for the rows of a tick's
 polls (docs/performance.md).
 
-``BatchStatement`` runs a statement once per row with the driver's executemany (an INSERT on
-PostgreSQL by COPY); ``SetUpdate`` runs a PostgreSQL UPDATE once for all the rows, each
-parameter an array written as PostgreSQL's text for it. Each parameter is converted by one
-plain function chosen from its column's type when the statement is compiled: for
-``BatchStatement`` timestamps and booleans on SQLite and JSON as text, for ``SetUpdate`` an
-array's elements (it takes no JSON). A parameter whose type is not known refuses to compile, so
-a new column cannot slip through unconverted.
+On PostgreSQL ``CopyRows`` inserts rows by COPY, and ``SetUpdate`` runs an UPDATE once for all
+the rows, each parameter an array written as PostgreSQL's text for it. On SQLite ``JSONRows``
+runs an INSERT or UPDATE once for all the rows, given as one JSON array, and
+``rows_in_one_step`` reads a query's rows as one. Each parameter is converted by one plain
+function chosen from its column's type when the statement is compiled: timestamps and booleans
+on SQLite and JSON as text, for ``SetUpdate`` an array's elements (it takes no JSON). A
+parameter whose type is not known refuses to compile, so a new column cannot slip through
+unconverted.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import operator
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, cast
@@ -29,6 +30,7 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    Table,
     Text,
     Update,
     bindparam,
@@ -46,49 +48,20 @@ from sqlalchemy.types import NullType, TypeEngine
 from tracker.store.schema import UTCDateTime, serialize_json
 
 
-class BatchStatement:
-    """A statement compiled once for a dialect; rows are dicts keyed by parameter name."""
+class CopyRows:
+    """A PostgreSQL INSERT of many rows by one COPY, which takes columns and values only (no SQL
+    expressions, no RETURNING or ON CONFLICT); rows are dicts keyed by column."""
 
-    def __init__(
-        self,
-        statement: Any,
-        dialect: Dialect,
-        keys: Sequence[str],
-        insert: bool = False,
-        by_copy: bool = False,
-    ) -> None:
-        """``insert``: an INSERT of exactly ``keys``; ``by_copy`` as well: on PostgreSQL its
-        rows go in by COPY, which takes columns and values only (no SQL expressions, no
-        RETURNING or ON CONFLICT)."""
-        # An INSERT is compiled for exactly the columns given; an UPDATE names its parameters.
-        compiled = statement.compile(
-            dialect=_positional(dialect), column_keys=list(keys) if insert else None
-        )
-        order = _parameters(compiled, keys)
-        self._sql = compiled.string
-        self._copy = None
-        if insert and by_copy and dialect.name == "postgresql":
-            quoting = dialect.identifier_preparer
-            columns = ", ".join(quoting.quote(name) for name in order)
-            self._copy = f"COPY {quoting.format_table(statement.table)} ({columns}) FROM STDIN"
-        self._values = operator.itemgetter(*order)
-        self._conversions = [
-            (index, conversion)
-            for index, name in enumerate(order)
-            if (conversion := _conversion(name, compiled.binds[name].type, dialect)) is not None
-        ]
+    def __init__(self, table: Table, dialect: Dialect, keys: Sequence[str]) -> None:
+        quoting = dialect.identifier_preparer
+        columns = ", ".join(quoting.quote(name) for name in keys)
+        self._copy = f"COPY {quoting.format_table(table)} ({columns}) FROM STDIN"
+        self._values = _RowValues(keys, {name: table.c[name].type for name in keys}, dialect)
 
     def execute(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
-        params = self._params(rows)
-        if self._copy is not None:
-            with _driver_cursor(connection, self._copy) as cursor, cursor.copy(self._copy) as copy:
-                for values in params:
-                    copy.write_row(values)
-            return
-        connection.exec_driver_sql(self._sql, params)
-
-    def _params(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        return _converted(rows, self._values, self._conversions)
+        with _driver_cursor(connection, self._copy) as cursor, cursor.copy(self._copy) as copy:
+            for values in self._values(rows):
+                copy.write_row(values)
 
 
 class SetUpdate:
@@ -168,16 +141,13 @@ class JSONRows:
                 return None
 
             statement = visitors.replacement_traverse(statement, {}, from_rows)
+        if set(types) != set(keys):
+            raise ValueError(f"statement parameters {sorted(types)} are not the row keys {keys}")
         self._sql = statement.compile(dialect=_positional(dialect)).string
-        self._values = operator.itemgetter(*keys)
-        self._conversions = [
-            (index, conversion)
-            for index, name in enumerate(keys)
-            if (conversion := _conversion(name, types[name], dialect)) is not None
-        ]
+        self._values = _RowValues(keys, types, dialect)
 
     def execute(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
-        params = _converted(rows, self._values, self._conversions)
+        params = self._values(rows)
         try:
             text = json.dumps(params, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         except TypeError as exc:  # a value of a type JSON has not: refused, as the driver did
@@ -217,18 +187,28 @@ def _parameter_types(statement: Any) -> dict[str, TypeEngine[Any]]:
     return types
 
 
-def _converted(
-    rows: list[dict[str, Any]],
-    values: Callable[[dict[str, Any]], Any],
-    conversions: list[tuple[int, Callable[[Any], Any]]],
-) -> list[tuple[Any, ...]]:
-    params = []
-    for row in rows:
-        converted = list(values(row))
-        for index, conversion in conversions:
-            converted[index] = conversion(converted[index])
-        params.append(tuple(converted))
-    return params
+class _RowValues:
+    """The values of row dicts in ``keys``' order, each converted by one plain function chosen
+    from its type when the statement is compiled (``_conversion``)."""
+
+    def __init__(
+        self, keys: Sequence[str], types: Mapping[str, TypeEngine[Any]], dialect: Dialect
+    ) -> None:
+        self._values = operator.itemgetter(*keys)
+        self._conversions = [
+            (index, conversion)
+            for index, name in enumerate(keys)
+            if (conversion := _conversion(name, types[name], dialect)) is not None
+        ]
+
+    def __call__(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        params = []
+        for row in rows:
+            values = list(self._values(row))
+            for index, conversion in self._conversions:
+                values[index] = conversion(values[index])
+            params.append(tuple(values))
+        return params
 
 
 def _positional(dialect: Dialect) -> Dialect:
