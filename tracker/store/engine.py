@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -17,6 +17,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tracker.errors import DatabaseError
 from tracker.store.schema import serialize_json
+
+# tracker's statements on SQLite need RETURNING (3.35) and the JSON functions (built in from
+# 3.38, in most builds before): a daemon without them would fail every write and retry for ever.
+OLDEST_SQLITE = (3, 35, 0)
 
 # Set on a connection whose next transaction writes: on SQLite it then starts with
 # BEGIN IMMEDIATE, taking the write lock up front instead of failing to upgrade a read lock.
@@ -41,6 +45,7 @@ def create_engine(url: str, *, busy_timeout: float = 5.0, read_only: bool = Fals
             options["connect_args"]["options"] = "-c default_transaction_read_only=on"
     engine = sa.create_engine(url, **options)
     if engine.dialect.name == "sqlite":
+        _check_sqlite()
         _configure_sqlite(engine, busy_timeout, read_only)
     return engine
 
@@ -66,6 +71,18 @@ def cannot_write_here(exc: BaseException | None) -> bool:
     original = getattr(exc, "orig", None)
     code = getattr(original, "sqlite_errorcode", None)
     return code is not None and code & 0xFF in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN)
+
+
+def _check_sqlite() -> None:
+    oldest = ".".join(map(str, OLDEST_SQLITE))
+    needs = f"tracker needs SQLite {oldest} or newer, with its JSON functions"
+    if sqlite3.sqlite_version_info < OLDEST_SQLITE:
+        raise DatabaseError(f"{needs}; Python's sqlite3 has SQLite {sqlite3.sqlite_version}")
+    try:
+        with closing(sqlite3.connect(":memory:")) as probe:
+            probe.execute("SELECT value FROM json_each('[1]')").fetchall()
+    except sqlite3.DatabaseError as exc:  # "no such table: json_each"
+        raise DatabaseError(f"{needs}; this one has none ({exc})") from exc
 
 
 def _configure_sqlite(engine: Engine, busy_timeout: float, read_only: bool) -> None:
