@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import event, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 
 from tests.doubles import FakeClock
 from tracker import Tracker, python_api
@@ -17,7 +18,7 @@ from tracker.core.models import Failure, FetchResult, Position, TaskFilter
 from tracker.core.video import Video
 from tracker.daemon.poller import Policy, decide
 from tracker.errors import UnknownTaskError
-from tracker.store import Database, migrations
+from tracker.store import Database, bulk, migrations
 from tracker.store import tasks as task_store
 from tracker.store.engine import create_engine
 from tracker.store.schema import UTCDateTime, snapshots, tasks
@@ -284,19 +285,42 @@ def test_claims_come_earliest_due_first_and_skip_tasks_not_due(database: Databas
     assert [task.task_id for task in claimed] == ["early", "middle"]
 
 
+def test_a_naive_time_is_refused_on_every_way_to_the_database() -> None:
+    """SQLAlchemy's parameters, the SQLite batch writer's text and PostgreSQL's array elements
+    all refuse a time without a zone rather than guess one."""
+    naive = datetime(2026, 3, 1, 9, 30)
+    ways = [
+        lambda value: UTCDateTime().process_bind_param(value, postgresql.dialect()),
+        UTCDateTime.sqlite_text,
+        bulk._array_element("at", UTCDateTime()),
+    ]
+    for way in ways:
+        with pytest.raises(ValueError, match=r"naive datetime .* UTC only"):
+            way(naive)
+        assert way(NOW) is not None
+
+
 def test_sqlite_times_written_by_the_batch_writer_match_sqlalchemys_and_read_back_aware(
     sqlite_url: str,
 ) -> None:
-    """The batch writer's text (formatted once, then looked up) is SQLAlchemy's for the same
-    instant in any zone; read back, stored text becomes aware UTC, and text carrying an offset
-    of its own, or a bare date, still reads as the instant it names."""
+    """The batch writer's text (put together from its parts) is SQLAlchemy's for the same
+    instant in any zone, from the first year to the last; read back, stored text becomes aware
+    UTC, and text carrying an offset of its own, or a bare date, still reads as the instant it
+    names."""
     engine = create_engine(sqlite_url)
     migrations.upgrade(engine)
     paris = ZoneInfo("Europe/Paris")
-    instants = [datetime(2026, 3, 1, 9, 30, 0, 5, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC)]
+    instants = [
+        datetime(2026, 3, 1, 9, 30, 0, 5, tzinfo=UTC),
+        datetime(2026, 7, 1, tzinfo=UTC),
+        datetime(1, 1, 2, 0, 0, 0, 999999, tzinfo=UTC),
+        datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC),
+    ]
+    sqlalchemys = sqlite.DATETIME().bind_processor(sqlite.dialect())
     for instant in instants:
         for same in (instant, instant.astimezone(paris), instant):
-            assert UTCDateTime.sqlite_text(same) == instant.strftime("%Y-%m-%d %H:%M:%S.%f")
+            expected = sqlalchemys(instant.replace(tzinfo=None))
+            assert UTCDateTime.sqlite_text(same) == expected
     with pytest.raises(ValueError, match="naive"):
         UTCDateTime.sqlite_text(datetime(2026, 3, 1, 9, 30))
     with engine.begin() as connection:

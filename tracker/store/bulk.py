@@ -46,6 +46,7 @@ from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import NullType, TypeEngine
 
 from tracker.store.schema import UTCDateTime, serialize_json
+from tracker.store.timetext import in_utc
 
 
 class CopyRows:
@@ -286,9 +287,9 @@ def _text_element(value: str) -> str:
 
 
 def _timestamp_element(value: datetime) -> str:
-    if not isinstance(value, datetime) or value.utcoffset() is None:
-        raise ValueError(f"not an aware datetime: {value!r} (tracker stores UTC only)")
-    return value.isoformat()
+    if not isinstance(value, datetime):
+        raise ValueError(f"not a datetime: {type(value).__name__}")
+    return in_utc(value).isoformat()
 
 
 def _boolean_element(value: bool) -> str:

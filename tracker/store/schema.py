@@ -34,7 +34,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 from tracker.core.ids import DEFAULT_PROVIDER
-from tracker.store.timetext import sqlite_text
+from tracker.store.timetext import in_utc, sqlite_text
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -56,9 +56,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: tracker stores UTC only")
-        value = value.astimezone(UTC)
+        value = in_utc(value)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     sqlite_text = staticmethod(sqlite_text)

@@ -1,9 +1,18 @@
-"""Times as the text SQLite stores them (``schema.UTCDateTime``), made fast: the batch writer
-formats several a poll (docs/performance.md)."""
+"""Times as tracker stores them (``schema.UTCDateTime``): aware ones only, in UTC, and on SQLite
+as text made fast, since the batch writer formats several a poll (docs/performance.md)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+
+
+def in_utc(value: datetime) -> datetime:
+    """``value`` in UTC; a naive one is refused with ValueError, since its zone is a guess."""
+    if value.tzinfo is UTC:
+        return value
+    if value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value!r}: tracker stores UTC only")
+    return value.astimezone(UTC)
 
 
 def sqlite_text(value: datetime | None) -> str | None:
@@ -12,10 +21,7 @@ def sqlite_text(value: datetime | None) -> str | None:
     compare correctly with the rest."""
     if value is None:
         return None
-    if value.tzinfo is not UTC:
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: tracker stores UTC only")
-        value = value.astimezone(UTC)
+    value = in_utc(value)
     # Put together from parts instead of by isoformat, which took three times as long and was
     # a fifth of the writing thread's time: a poll writes two new times at least (its own and
     # its next), so a table of the texts already made missed as often as it found.
