@@ -11,11 +11,13 @@ from dataclasses import fields
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import event, select
 
 from tracker.core.models import ClaimedTask, Failure, FetchResult
 from tracker.core.video import Video
 from tracker.daemon.poller import Policy, decide
-from tracker.store import Database
+from tracker.store import Database, bulk
+from tracker.store.schema import snapshots
 
 NOW = datetime(2026, 3, 1, 8, 30, 0, 123456, tzinfo=UTC)
 POLICY = Policy(interval=10, give_up_after=3600, request_timeout=5)
@@ -107,29 +109,82 @@ def test_awkward_task_ids_owners_and_nulls_side_by_side_in_one_write(database: D
     assert sorted(s.task_id for t in ids for s in database.reads.history(t)) == sorted(ids)
 
 
-def test_a_value_of_the_wrong_type_is_refused_as_its_record_alone(postgres_url: str) -> None:
-    """A value the array text cannot carry (a number where text goes) is an error like a value
-    the database refuses: its record is stored as an error poll, the others as they came,
-    rather than the whole write failing again and again."""
-    database = Database.open(postgres_url)
-    try:
-        database.tasks.add_tasks(["odd", "fine"], None, NOW)
-        claimed = {t.task_id: t for t in database.polls.claim_due("d", NOW, NOW, 10)}
-        odd = Video("in_progress", 5, model=5)  # type: ignore[arg-type]
-        records = [
-            decide(claimed[task_id], FetchResult(200, 1, "{}", video, None), NOW, POLICY, rng)
-            for task_id, video, rng in (
-                ("odd", odd, random.Random(1)),
-                ("fine", Video("in_progress", 5, model="sora-2"), random.Random(2)),
-            )
-        ]
-        assert database.polls.record_polls("d", records) == 2
-        [odd_snapshot] = database.reads.history("odd")
-        stored = {task.task_id: task for task in database.reads.tasks()}
-    finally:
-        database.close()
+@pytest.mark.parametrize(
+    "odd",
+    [
+        Video("in_progress", 5, model=5),  # type: ignore[arg-type]
+        Video("in_progress", 5, model=["sora-2"]),  # type: ignore[arg-type]
+        Video("in_progress", 5, model="sora\x00two"),
+        Video("in\x00progress", 5),
+    ],
+    ids=["number", "list", "nul-in-model", "nul-in-status"],
+)
+def test_a_value_the_database_cannot_keep_is_refused_as_its_record_alone(
+    database: Database, odd: Video
+) -> None:
+    """A value the write cannot carry as it is (a number or a list where text goes, or text
+    with a NUL, which PostgreSQL refuses and SQLite's JSON functions would cut short) is an
+    error like a value the database refuses: its record is stored as an error poll, the others
+    as they came, rather than the value stored changed or the whole write failing again and
+    again."""
+    database.tasks.add_tasks(["odd", "fine"], None, NOW)
+    claimed = {t.task_id: t for t in database.polls.claim_due("d", NOW, NOW, 10)}
+    records = [
+        decide(claimed[task_id], FetchResult(200, 1, "{}", video, None), NOW, POLICY, rng)
+        for task_id, video, rng in (
+            ("odd", odd, random.Random(1)),
+            ("fine", Video("in_progress", 5, model="sora-2"), random.Random(2)),
+        )
+    ]
+    assert database.polls.record_polls("d", records) == 2
+    [odd_snapshot] = database.reads.history("odd")
+    stored = {task.task_id: task for task in database.reads.tasks()}
     assert odd_snapshot.error["type"] == "unstorable"
     assert (stored["fine"].model, stored["odd"].model) == ("sora-2", None)
+    assert (stored["fine"].status, stored["odd"].status) == ("in_progress", None)
+
+
+def test_a_write_too_large_for_one_statement_goes_in_parts(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite takes no value over a gigabyte: the JSON of a write's rows past the limit is
+    split, each part one statement, and every poll is written."""
+    monkeypatch.setattr(bulk, "_MOST_JSON_CHARACTERS", 600)
+    database = Database.open(sqlite_url)
+    try:
+        ids = [f"video_{n}" for n in range(9)]
+        database.tasks.add_tasks(ids, None, NOW)
+        claimed = database.polls.claim_due("d", NOW, NOW + timedelta(seconds=60), 10)
+        body = '{"object": "video", "status": "in_progress", "progress": 5}'
+        records = [
+            decide(task, FetchResult(200, 1, body, Video("in_progress", 5), None), NOW, POLICY, rng)
+            for task, rng in zip(claimed, map(random.Random, range(9)), strict=True)
+        ]
+        statements: list[str] = []
+        event.listen(
+            database.engine,
+            "before_cursor_execute",
+            lambda _c, _cu, statement, *_: statements.append(statement),
+        )
+        assert database.polls.record_polls("d", records) == 9
+        inserts = [s for s in statements if s.startswith("INSERT INTO snapshots")]
+        assert len(inserts) > 2
+        assert sorted(s.task_id for t in ids for s in database.reads.history(t)) == sorted(ids)
+        assert {task.poll_count for task in database.reads.tasks()} == {1}
+    finally:
+        database.close()
+
+
+def test_a_read_in_one_step_refuses_columns_json_would_not_carry_exactly(
+    sqlite_url: str,
+) -> None:
+    """Through JSON a float keeps 15 digits and bytes do not go at all."""
+    database = Database.open(sqlite_url)
+    try:
+        with database.engine.connect() as connection, pytest.raises(ValueError, match="exactly"):
+            bulk.rows_in_one_step(connection, select(snapshots.c.latency_ms))
+    finally:
+        database.close()
 
 
 def test_a_claim_gives_back_each_task_as_stored(database: Database) -> None:

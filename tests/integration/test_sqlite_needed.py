@@ -49,5 +49,8 @@ def test_an_sqlite_without_json_functions_is_refused(
     assert sqlite3.sqlite_version_info >= engine.OLDEST_SQLITE
 
 
-def test_the_sqlite_here_is_taken(tmp_path: Path) -> None:
-    create_engine(f"sqlite:///{tmp_path / 'fine.db'}").dispose()
+def test_the_sqlite_here_is_taken_and_reads_json(tmp_path: Path) -> None:
+    fine = create_engine(f"sqlite:///{tmp_path / 'fine.db'}")
+    with fine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT value FROM json_each('[7]')").scalar() == 7
+    fine.dispose()

@@ -26,8 +26,10 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Dialect,
+    Float,
     Insert,
     Integer,
+    LargeBinary,
     Select,
     String,
     Table,
@@ -120,10 +122,10 @@ class JSONRows:
     event loop stood still instead of beside it (docs/performance.md). Here the whole
     statement is one step."""
 
-    def __init__(self, statement: Any, dialect: Dialect, keys: Sequence[str]) -> None:
+    def __init__(self, statement: Insert | Update, dialect: Dialect, keys: Sequence[str]) -> None:
         """``statement``: an INSERT of exactly ``keys`` (a table's insert()), or an UPDATE whose
         parameters are ``keys``."""
-        elements = func.json_each(bindparam("rows", type_=Text())).table_valued("value")
+        elements = json_elements("rows")
         rows = select(
             *(
                 func.json_extract(elements.c.value, literal_column(f"'$[{index}]'")).label(name)
@@ -131,7 +133,8 @@ class JSONRows:
             )
         ).subquery("polled")
         if isinstance(statement, Insert):
-            statement = statement.from_select(list(keys), select(rows))
+            # Without the table's Python-side defaults, which would be parameters of their own.
+            one_step: Any = statement.from_select(list(keys), select(rows), include_defaults=False)
             types = {name: statement.table.c[name].type for name in keys}
         else:
             types = _parameter_types(statement)
@@ -141,34 +144,56 @@ class JSONRows:
                     return rows.c[element.key]
                 return None
 
-            statement = visitors.replacement_traverse(statement, {}, from_rows)
+            one_step = visitors.replacement_traverse(statement, {}, from_rows)
         if set(types) != set(keys):
             raise ValueError(f"statement parameters {sorted(types)} are not the row keys {keys}")
-        self._sql = statement.compile(dialect=_positional(dialect)).string
+        compiled = one_step.compile(dialect=_positional(dialect))
+        _parameters(compiled, ["rows"])
+        self._sql = compiled.string
         self._values = _RowValues(keys, types, dialect)
 
     def execute(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
-        params = self._values(rows)
         try:
-            text = json.dumps(params, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+            text = json.dumps(
+                self._values(rows), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+            )
         except TypeError as exc:  # a value of a type JSON has not: refused, as the driver did
             raise ValueError(str(exc)) from exc
+        if len(text) > _MOST_JSON_CHARACTERS and len(rows) > 1:
+            # SQLite takes no value over a gigabyte; a write of many large answers goes in parts.
+            half = len(rows) // 2
+            self.execute(connection, rows[:half])
+            self.execute(connection, rows[half:])
+            return
         connection.exec_driver_sql(self._sql, (text,))
+
+
+# At most four bytes a character in UTF-8: well under SQLite's limit on a value's length.
+_MOST_JSON_CHARACTERS = 100_000_000
+
+
+def json_elements(name: str) -> Any:
+    """The elements of the JSON array given as parameter ``name``, as a table (SQLite)."""
+    return func.json_each(bindparam(name, type_=Text())).table_valued("value")
 
 
 def one_of_json_list(column: Any, name: str) -> Any:
     """``column`` is one of the JSON array given as parameter ``name`` (SQLite)."""
-    return column.in_(select(func.json_each(bindparam(name, type_=Text())).table_valued("value")))
+    return column.in_(select(json_elements(name)))
 
 
 def rows_in_one_step(connection: Connection, query: Select[Any]) -> list[tuple[Any, ...]]:
     """The rows of ``query`` on SQLite, read as one JSON array instead of a step a row (see
-    ``JSONRows``), each value turned into Python by its column's type as a row's would be."""
+    ``JSONRows``), each value turned into Python by its column's type as a row's would be.
+    JSON would carry a float to 15 digits only, and no bytes: columns of those are refused."""
+    dialect = connection.dialect
+    processors = []
+    for selected in query.selected_columns:
+        if isinstance(selected.type, Float | LargeBinary):
+            raise ValueError(f"{selected} is not read back exactly through JSON")
+        processors.append(selected.type.dialect_impl(dialect).result_processor(dialect, None))
     columns = query.subquery("picked").columns
     text = connection.execute(select(func.json_group_array(func.json_array(*columns)))).scalar_one()
-    processors = [
-        column.type.result_processor(connection.dialect, None) for column in query.selected_columns
-    ]
     return [
         tuple(
             value if processor is None or value is None else processor(value)
@@ -195,7 +220,9 @@ class _RowValues:
     def __init__(
         self, keys: Sequence[str], types: Mapping[str, TypeEngine[Any]], dialect: Dialect
     ) -> None:
-        self._values = operator.itemgetter(*keys)
+        values = operator.itemgetter(*keys)
+        # One key's getter gives the value itself, not a tuple of one.
+        self._values = values if len(keys) > 1 else lambda row: (values(row),)
         self._conversions = [
             (index, conversion)
             for index, name in enumerate(keys)
@@ -246,19 +273,38 @@ def _conversion(name: str, type_: TypeEngine[Any], dialect: Dialect) -> Callable
     """How a value of ``type_`` reaches the driver, or None when the driver takes it as is."""
     if isinstance(type_, NullType):
         raise ValueError(f"parameter {name!r} has no type: give its bindparam one")
-    if isinstance(type_, JSON):
-        return _json_text
     if dialect.name != "sqlite":
-        return None
+        return _json_text if isinstance(type_, JSON) else None
+    # SQLite's values go through JSON (JSONRows).
+    if isinstance(type_, JSON):
+        return _sqlite_json_text
     if isinstance(type_, UTCDateTime):
         return UTCDateTime.sqlite_text
     if isinstance(type_, Boolean):
         return int
+    if isinstance(type_, String):
+        return _sqlite_text
     return None
 
 
 def _json_text(value: Any) -> str | None:
     return None if value is None else serialize_json(value)
+
+
+def _sqlite_json_text(value: Any) -> str | None:
+    return None if value is None else _sqlite_text(serialize_json(value))
+
+
+def _sqlite_text(value: str | None) -> str | None:
+    """Text as SQLite's JSON functions read it back whole; other values refused with
+    ValueError, as the driver refused them, instead of stored as their JSON."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"not text: {type(value).__name__}")
+    if "\x00" in value:
+        raise ValueError("text with a NUL character, where SQLite's JSON functions end it")
+    return value
 
 
 def _array_element(name: str, type_: TypeEngine[Any]) -> Callable[[Any], str]:

@@ -80,8 +80,10 @@ class PollStore(SQLStore):
         lease = {"lease_owner": owner, "lease_expires_at": lease_until}
         with self._writing() as connection:
             if connection.dialect.name == "sqlite":
-                # Read, then leased by their IDs, in the transaction that holds the file's
-                # write lock: the claimed rows in one step (bulk.rows_in_one_step).
+                # Not UPDATE … RETURNING, whose rows the driver steps to one at a time, each
+                # step waiting for the interpreter's lock beside a busy event loop: read in one
+                # step (bulk.rows_in_one_step), then leased by their IDs, in the transaction
+                # that holds the file's write lock.
                 claimed = [ClaimedTask(*row) for row in rows_in_one_step(connection, due)]
                 if claimed:
                     ids = json.dumps([task.task_id for task in claimed], ensure_ascii=False)

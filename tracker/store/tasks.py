@@ -25,6 +25,7 @@ from tracker.core.models import (
 from tracker.core.owed import owed_without_poll
 from tracker.errors import UnknownTaskError
 from tracker.store.base import SQLStore, chunks
+from tracker.store.bulk import json_elements
 from tracker.store.feed import will_write_snapshots
 from tracker.store.follow_ups import owe
 from tracker.store.polls import TASK_COLUMNS, finishing, mark_finished
@@ -126,10 +127,10 @@ class TaskStore(SQLStore):
 
     @cached_property
     def _insert_statement(self) -> Any:
-        ids = bindparam("ids", type_=Text())
         if self._dialect == "sqlite":
-            unpacked = func.json_each(ids).table_valued("value")
+            unpacked = json_elements("ids")
         else:
+            ids = bindparam("ids", type_=Text())
             unpacked = func.json_array_elements_text(cast(ids, JSON)).table_valued("value")
         # PostgreSQL needs the parameters' types in a SELECT list; SQLite's CAST would change
         # how a value is stored, so there the type only says how to convert it.
