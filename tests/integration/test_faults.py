@@ -48,6 +48,7 @@ def gaps(history: list[Snapshot]) -> list[float]:
         (Reply(status=502, raw=b"<html><body>502 Bad Gateway</body></html>"), 502, "http_error"),
         (Reply(status=503, raw=b"upstream overloaded"), 503, "http_error"),
         (Reply(raw=b"<!doctype html><p>maintenance</p>"), 200, "invalid_json"),
+        (Reply(raw=b"\x00\x01 bytes\x00"), 200, "invalid_json"),
         (Reply(raw=b'{"code": 0, "msg": "ok", "data": null}'), 200, "not_a_video"),
         (
             Reply(raw=b'{"status": "in_progress", "pad": "' + b"x" * (1024 * 1024) + b'"}'),
@@ -56,7 +57,7 @@ def gaps(history: list[Snapshot]) -> list[float]:
         ),
         (Reply(drop=True), None, "connection_error"),
     ],
-    ids=["500", "502", "503", "not-json", "not-a-video", "over-1MiB", "dropped"],
+    ids=["500", "502", "503", "not-json", "binary", "not-a-video", "over-1MiB", "dropped"],
 )
 def test_a_failed_poll_is_an_error_snapshot_and_the_task_goes_on(
     api: API, database_url: str, fault: Reply, http_status: int | None, error_type: str

@@ -31,5 +31,6 @@ def describe(exc: httpx.HTTPError) -> str:
 
 
 def excerpt(content: bytes) -> str:
-    text = content[:_EXCERPT].decode("utf-8", errors="replace")
+    # NUL replaced as in what is read from JSON: no database keeps it in text.
+    text = content[:_EXCERPT].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
     return text + ("…" if len(content) > _EXCERPT else "")

@@ -6,10 +6,11 @@ On PostgreSQL ``CopyRows`` inserts rows by COPY, and ``SetUpdate`` runs an UPDAT
 the rows, each parameter an array written as PostgreSQL's text for it. On SQLite ``JSONRows``
 runs an INSERT or UPDATE once for all the rows, given as one JSON array, and
 ``rows_in_one_step`` reads a query's rows as one. Each parameter is converted by one plain
-function chosen from its column's type when the statement is compiled: timestamps and booleans
-on SQLite and JSON as text, for ``SetUpdate`` an array's elements (it takes no JSON). A
-parameter whose type is not known refuses to compile, so a new column cannot slip through
-unconverted.
+function chosen from its column's type when the statement is compiled: JSON as text, and on
+SQLite timestamps and booleans too, and text checked for what JSON would not carry back whole;
+for ``SetUpdate`` an array's elements (it takes no JSON). A parameter whose type is not known
+refuses to compile, so a new column cannot slip through unconverted. Rows are read by their keys
+as a tuple: every statement here has several.
 """
 
 from __future__ import annotations
@@ -220,9 +221,7 @@ class _RowValues:
     def __init__(
         self, keys: Sequence[str], types: Mapping[str, TypeEngine[Any]], dialect: Dialect
     ) -> None:
-        values = operator.itemgetter(*keys)
-        # One key's getter gives the value itself, not a tuple of one.
-        self._values = values if len(keys) > 1 else lambda row: (values(row),)
+        self._values = operator.itemgetter(*keys)
         self._conversions = [
             (index, conversion)
             for index, name in enumerate(keys)
@@ -296,8 +295,9 @@ def _sqlite_json_text(value: Any) -> str | None:
 
 
 def _sqlite_text(value: str | None) -> str | None:
-    """Text as SQLite's JSON functions read it back whole; other values refused with
-    ValueError, as the driver refused them, instead of stored as their JSON."""
+    """Text as SQLite's JSON functions read it back whole (they end text at a NUL); other
+    values refused with ValueError, as PostgreSQL's array text refuses them, instead of stored
+    as their JSON."""
     if value is None:
         return None
     if not isinstance(value, str):
