@@ -182,7 +182,7 @@ def test_a_read_in_one_step_refuses_columns_json_would_not_carry_exactly(
     database = Database.open(sqlite_url)
     try:
         with database.engine.connect() as connection, pytest.raises(ValueError, match="exactly"):
-            bulk.rows_in_one_step(connection, select(snapshots.c.latency_ms))
+            bulk.OneStepRead(select(snapshots.c.latency_ms), connection.dialect)
     finally:
         database.close()
 

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from tracker.core.models import FetchResult, PollRecord
 from tracker.core.video import is_running
-from tracker.store.bulk import CopyRows, JSONRows, SetUpdate, one_of_json_list
+from tracker.store.bulk import CopyRows, JSONRows, OneStepRead, SetUpdate, one_of_json_list
 from tracker.store.schema import RawJSON, snapshots, tasks
 
 
@@ -132,6 +132,7 @@ class PollWrites:
 
     def __init__(self, dialect: Dialect) -> None:
         self._insert_snapshots: CopyRows | JSONRows
+        self._held_statuses: OneStepRead  # SQLite's
         # PostgreSQL: one UPDATE for all the tasks of a kind, which checks each lease itself
         # (locking the row, as a SELECT … FOR UPDATE before it did at a cost of its own) and
         # returns the tasks that held. SQLite locks the whole file for the transaction, and
@@ -163,6 +164,14 @@ class PollWrites:
                 "unanswered": JSONRows(_UPDATE_UNANSWERED, dialect, _UNANSWERED_KEYS),
             }
             self._insert_snapshots = JSONRows(snapshots.insert(), dialect, _SNAPSHOT_KEYS)
+            # The stored status of each task that the owner holds, read in one step.
+            self._held_statuses = OneStepRead(
+                select(tasks.c.task_id, tasks.c.status).where(
+                    one_of_json_list(tasks.c.task_id, "ids"),
+                    tasks.c.lease_owner == bindparam("owner", type_=Text()),
+                ),
+                dialect,
+            )
 
     def write_held(
         self, connection: Connection, owner: str, records: Sequence[PollRecord]
@@ -182,7 +191,8 @@ class PollWrites:
                     # Every row matches: the first turn locked each of these tasks.
                     self._later_turn_updates[kind].returned(connection, rows)
         else:
-            statuses = _held_statuses(connection, owner, records)
+            ids = json.dumps([record.task_id for record in records], ensure_ascii=False)
+            statuses = dict(self._held_statuses.rows(connection, {"ids": ids, "owner": owner}))
             held = set(statuses)
             for turn in turns:
                 written = [record for record in turn if record.task_id in held]
@@ -245,25 +255,6 @@ def _task_rows(
             row["b_owner"] = owner
         rows.setdefault(kind, []).append(row)
     return rows
-
-
-def _held_statuses(
-    connection: Connection, owner: str, records: Sequence[PollRecord]
-) -> dict[str, str | None]:
-    """The stored status of each task of ``records`` that ``owner`` holds (SQLite), read as
-    one JSON array: the driver gives up the interpreter's lock for each row it steps to, and
-    under a busy event loop each row waited to take it back (docs/performance.md)."""
-    ids = json.dumps([record.task_id for record in records], ensure_ascii=False)
-    held = connection.scalar(_HELD_STATUSES, {"ids": ids, "owner": owner})
-    return dict(json.loads(held)) if held else {}
-
-
-_HELD_STATUSES = select(
-    func.json_group_array(func.json_array(tasks.c.task_id, tasks.c.status))
-).where(
-    one_of_json_list(tasks.c.task_id, "ids"),
-    tasks.c.lease_owner == bindparam("owner", type_=Text()),
-)
 
 
 def without_answer(record: PollRecord, exc: Exception) -> PollRecord:

@@ -5,7 +5,7 @@ polls (docs/performance.md).
 On PostgreSQL ``CopyRows`` inserts rows by COPY, and ``SetUpdate`` runs an UPDATE once for all
 the rows, each parameter an array written as PostgreSQL's text for it. On SQLite ``JSONRows``
 runs an INSERT or UPDATE once for all the rows, given as one JSON array, and
-``rows_in_one_step`` reads a query's rows as one. Each parameter is converted by one plain
+``OneStepRead`` reads a query's rows as one. Each parameter is converted by one plain
 function chosen from its column's type when the statement is compiled: JSON as text, and on
 SQLite timestamps and booleans too, and text checked for what JSON would not carry back whole;
 for ``SetUpdate`` an array's elements (it takes no JSON). A parameter whose type is not known
@@ -183,25 +183,31 @@ def one_of_json_list(column: Any, name: str) -> Any:
     return column.in_(select(json_elements(name)))
 
 
-def rows_in_one_step(connection: Connection, query: Select[Any]) -> list[tuple[Any, ...]]:
-    """The rows of ``query`` on SQLite, read as one JSON array instead of a step a row (see
+class OneStepRead:
+    """A SQLite query whose rows are read as one JSON array instead of a step a row (see
     ``JSONRows``), each value turned into Python by its column's type as a row's would be.
     JSON would carry a float to 15 digits only, and no bytes: columns of those are refused."""
-    dialect = connection.dialect
-    processors = []
-    for selected in query.selected_columns:
-        if isinstance(selected.type, Float | LargeBinary):
-            raise ValueError(f"{selected} is not read back exactly through JSON")
-        processors.append(selected.type.dialect_impl(dialect).result_processor(dialect, None))
-    columns = query.subquery("picked").columns
-    text = connection.execute(select(func.json_group_array(func.json_array(*columns)))).scalar_one()
-    return [
-        tuple(
-            value if processor is None or value is None else processor(value)
-            for processor, value in zip(processors, row, strict=True)
-        )
-        for row in json.loads(text)
-    ]
+
+    def __init__(self, query: Select[Any], dialect: Dialect) -> None:
+        self._conversions = []
+        for index, selected in enumerate(query.selected_columns):
+            if isinstance(selected.type, Float | LargeBinary):
+                raise ValueError(f"{selected} is not read back exactly through JSON")
+            processor = selected.type.dialect_impl(dialect).result_processor(dialect, None)
+            if processor is not None:
+                self._conversions.append((index, processor))
+        columns = query.subquery("picked").columns
+        self._statement = select(func.json_group_array(func.json_array(*columns)))
+
+    def rows(
+        self, connection: Connection, parameters: Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        rows = json.loads(connection.execute(self._statement, parameters).scalar_one())
+        for row in rows:
+            for index, processor in self._conversions:
+                if (value := row[index]) is not None:
+                    row[index] = processor(value)
+        return [tuple(row) for row in rows]
 
 
 def _parameter_types(statement: Any) -> dict[str, TypeEngine[Any]]:

@@ -19,7 +19,7 @@ from tracker.core.owed import owed_without_poll
 from tracker.core.pauses import Pause, PauseReason
 from tracker.store.base import SQLStore, chunks, lease_free
 from tracker.store.batch import PollWrites, without_answer
-from tracker.store.bulk import one_of_json_list, rows_in_one_step
+from tracker.store.bulk import OneStepRead, one_of_json_list
 from tracker.store.feed import will_write_snapshots
 from tracker.store.follow_ups import owe
 from tracker.store.schema import pauses, snapshots, tasks
@@ -82,9 +82,12 @@ class PollStore(SQLStore):
             if connection.dialect.name == "sqlite":
                 # Not UPDATE … RETURNING, whose rows the driver steps to one at a time, each
                 # step waiting for the interpreter's lock beside a busy event loop: read in one
-                # step (bulk.rows_in_one_step), then leased by their IDs, in the transaction
+                # step (bulk.OneStepRead), then leased by their IDs, in the transaction
                 # that holds the file's write lock.
-                claimed = [ClaimedTask(*row) for row in rows_in_one_step(connection, due)]
+                claimed = [
+                    ClaimedTask(*row)
+                    for row in OneStepRead(due, connection.dialect).rows(connection)
+                ]
                 if claimed:
                     ids = json.dumps([task.task_id for task in claimed], ensure_ascii=False)
                     connection.execute(
